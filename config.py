@@ -1,0 +1,54 @@
+"""The demo app: a small social network. Replace this file, rules/ and migrations/ with your own app.
+
+Rules are filter expressions over the record and @user (docs/protocol.md):
+    None -> admin only      "" -> everyone past the guest stage      "expr" -> only where expr holds
+"""
+from hapta.config import App, Collection, Limit
+
+SIGNED_IN = "@user.id != null"
+OWN = "author = @user.id"
+POST_VISIBLE = "public = true || author = @user.id"
+
+app = App(
+    collections=[
+        Collection(
+            "users",
+            list=SIGNED_IN, view=SIGNED_IN,
+            create=None,                      # accounts come from auth.register
+            update="id = @user.id", delete="id = @user.id",
+            hidden=("password_hash",),
+            guarded={"email": "id = @user.id"},  # a user's email reaches that user alone
+            readonly=("email",),
+        ),
+        Collection(
+            "posts",
+            list=POST_VISIBLE, view=POST_VISIBLE,
+            create=f"{SIGNED_IN} && {OWN}", update=OWN, delete=OWN,
+            readonly=("likes", "media"),      # likes is kept by a rules hook; media by files.* ops
+        ),
+        Collection(
+            "comments",
+            list=f"post.public = true || post.author = @user.id || {OWN}",
+            view=f"post.public = true || post.author = @user.id || {OWN}",
+            create=f"{SIGNED_IN} && {OWN} && (post.public = true || post.author = @user.id)",
+            update=OWN, delete=OWN,
+        ),
+        Collection(
+            "likes",
+            list=SIGNED_IN, view=SIGNED_IN,
+            create=f"{SIGNED_IN} && user = @user.id && (post.public = true || post.author = @user.id)",
+            update=None, delete="user = @user.id",
+        ),
+        Collection(
+            "messages",
+            list="sender = @user.id || recipient = @user.id",
+            view="sender = @user.id || recipient = @user.id",
+            create=f"{SIGNED_IN} && sender = @user.id",
+            update=None, delete="sender = @user.id",
+        ),
+    ],
+    limits={
+        "auth.login": Limit(5, per=60),                  # per client address
+        "records.create": Limit(10, per=1, burst=20),    # per user
+    },
+)

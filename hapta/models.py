@@ -1,0 +1,105 @@
+"""A collection as the gateway serves it: the app's declaration joined with what the catalog says, and its rules
+parsed and bound once at start. Mistakes in config.py stop the start with a message that names them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .config import SYSTEM_FIELDS, App, Collection
+from .query import FilterError, bind, parse
+from .query.ast import Node
+from .query.schema import Field, Schema, Table
+from .store.postgres import TableInfo
+
+RULE_OPS = ("list", "view", "create", "update", "delete")
+
+
+class ConfigError(Exception):
+    pass
+
+
+class Everyone:
+    """The rule "": no condition beyond being past the guest stage."""
+
+
+EVERYONE = Everyone()
+Rule = Node | Everyone | None   # None: admin only
+
+
+@dataclass(frozen=True)
+class Model:
+    collection: Collection
+    table: Table
+    info: TableInfo
+    rules: dict[str, Rule]
+    visible: tuple[str, ...]        # fields a reader may receive, in column order
+    writable: frozenset[str]        # fields a client may set
+
+    @property
+    def name(self) -> str:
+        return self.collection.name
+
+    def required(self) -> list[str]:
+        """Writable fields a create must give: NOT NULL and no default."""
+        return [n for n in self.writable
+                if not self.info.columns[n].nullable and not self.info.columns[n].has_default]
+
+
+def _compile(text: str, what: str, table: Table, schema: Schema) -> Node:
+    try:
+        return bind(parse(text), table, schema)
+    except FilterError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[str, Model]]:
+    declared = {c.name for c in app.collections}
+    plain: dict[str, Table] = {}
+    for c in app.collections:
+        info = infos.get(c.name)
+        if info is None:
+            raise ConfigError(f"collection {c.name!r} has no table; add it in migrations/")
+        missing = [f for f in SYSTEM_FIELDS if f not in info.columns]
+        if missing:
+            raise ConfigError(f"table {c.name!r} lacks the system column(s) {', '.join(missing)}")
+        for attr in ("hidden", "readonly"):
+            for name in getattr(c, attr):
+                if name not in info.columns:
+                    raise ConfigError(f"{c.name}.{attr} names {name!r}, which is not a column")
+        for name in c.guarded:
+            if name not in info.columns or name in c.hidden:
+                raise ConfigError(f"{c.name}.guarded names {name!r}, which is not a visible column")
+        fields = {
+            name: Field(name, col.kind, col.nullable,
+                        relation=info.relations.get(name) if info.relations.get(name) in declared else None)
+            for name, col in info.columns.items() if name not in c.hidden
+        }
+        plain[c.name] = Table(c.name, fields)
+
+    # Guards are rules over the record itself; bind them against the unguarded tables, then attach them.
+    plain_schema = Schema(plain)
+    tables: dict[str, Table] = {}
+    for c in app.collections:
+        table = plain[c.name]
+        fields = dict(table.fields)
+        for name, text in c.guarded.items():
+            fields[name] = replace(fields[name], guard=_compile(text, f"{c.name}.guarded[{name}]", table, plain_schema))
+        tables[c.name] = Table(c.name, fields)
+    schema = Schema(tables)
+
+    models: dict[str, Model] = {}
+    for c in app.collections:
+        table = tables[c.name]
+        rules: dict[str, Rule] = {}
+        for rule_op in RULE_OPS:
+            text = c.rule(rule_op)
+            if text is None:
+                rules[rule_op] = None
+            elif text.strip() == "":
+                rules[rule_op] = EVERYONE
+            else:
+                rules[rule_op] = _compile(text, f"{c.name}.{rule_op} rule", table, schema)
+        visible = tuple(table.fields)
+        writable = frozenset(n for n in visible if n not in SYSTEM_FIELDS and n not in c.readonly)
+        models[c.name] = Model(c, table, infos[c.name], rules, visible, writable)
+    return schema, models

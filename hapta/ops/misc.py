@@ -1,0 +1,11 @@
+"""ping: a cheap round trip for liveness and latency."""
+from __future__ import annotations
+
+import time
+
+from .base import Call, op
+
+
+@op("ping", guest=True)
+async def ping(call: Call, args: None) -> dict[str, int]:
+    return {"time": int(time.time() * 1000)}

@@ -1,0 +1,116 @@
+"""Evaluates a bound filter on a record in Python, with the same answers PostgreSQL gives.
+
+Truth values are True, False or None (SQL's "unknown"): a comparison with a NULL operand is
+unknown (except `= null` / `!= null`), `!unknown` stays unknown, `&&`/`||` follow SQL, and a record
+matches only when the result is True.
+
+Known difference: `~` lower-cases with Python's str.lower(); PostgreSQL's lower() depends on the
+database locale and can differ outside ASCII (e.g. a final 'Σ' becomes 'ς' in Python, 'σ' in PostgreSQL).
+"""
+from __future__ import annotations
+
+import operator
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .ast import Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null
+from .values import comparable, var_value
+
+_NO_RELATED: Mapping[str, Mapping | None] = MappingProxyType({})
+_ORDER = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+def evaluate(
+    node: Node,
+    record: Mapping[str, Any],
+    vars: Mapping[str, Any],
+    related: Mapping[str, Mapping[str, Any] | None] = _NO_RELATED,
+) -> bool:
+    """True when `record` matches. `related[rel]` is the record `rel` points to, or None if there is none.
+
+    Every field the filter reads must be present in `record` (and in the related records), and
+    `related` must have an entry for every name in `relations_used(node)`; a missing one raises
+    KeyError rather than silently reading as null.
+    """
+    return _Evaluator(record, vars, related).truth(node) is True
+
+
+class _Evaluator:
+    def __init__(self, record: Mapping, variables: Mapping, related: Mapping) -> None:
+        self.record = record
+        self.variables = variables
+        self.related = related
+
+    def truth(self, node: Node) -> bool | None:
+        if isinstance(node, Compare):
+            return self.compare(node)
+        if isinstance(node, Not):
+            value = self.truth(node.item)
+            return None if value is None else not value
+        # AND: any False wins, else any unknown makes it unknown. OR is the mirror image.
+        decisive = isinstance(node, Or)
+        result: bool | None = not decisive
+        for item in node.items:
+            value = self.truth(item)
+            if value is decisive:
+                return decisive
+            if value is None:
+                result = None
+        return result
+
+    def compare(self, node: Compare) -> bool | None:
+        kind, op = node.kind, node.op
+        if kind is None:
+            raise ValueError("bind() the filter before evaluating it")
+        if is_null(node.left) or is_null(node.right):
+            other = node.right if is_null(node.left) else node.left
+            is_missing = self.operand(other, kind) is None
+            return is_missing if op == "=" else not is_missing
+        left = self.operand(node.left, kind)
+        if op == "in":
+            return _any_equal(left, [comparable(item, kind) for item in node.right.value])
+        right = self.operand(node.right, kind)
+        if left is None or right is None:
+            return None
+        if op == "~":
+            return right.lower() in left.lower()
+        if op == "!~":
+            return right.lower() not in left.lower()
+        return _ORDER[op](left, right)
+
+    def operand(self, operand: Operand, kind: str) -> Any:
+        if isinstance(operand, Literal):
+            value = operand.value
+        elif isinstance(operand, Var):
+            value = var_value(self.variables, operand.name)
+        else:
+            value = self.field(operand)
+        return comparable(value, kind)
+
+    def field(self, node: Field) -> Any:
+        """A field's value, or None when it is null, the related record is missing, or its guard is not true."""
+        if len(node.path) == 1:
+            owner, owner_related = self.record, self.related
+        else:
+            if node.path[0] not in self.related:
+                raise KeyError(f"related record for {node.path[0]!r} was not provided")
+            owner, owner_related = self.related[node.path[0]], _NO_RELATED
+            if owner is None:
+                return None
+        name = node.path[-1]
+        if name not in owner:
+            raise KeyError(f"record has no field {name!r}")
+        if node.guard is not None and _Evaluator(owner, self.variables, owner_related).truth(node.guard) is not True:
+            return None
+        return owner[name]
+
+
+def _any_equal(value: Any, items: list) -> bool | None:
+    """SQL `value = ANY(items)`: true if any item equals, else unknown if a null was involved."""
+    if not items:
+        return False
+    if value is None:
+        return None
+    if any(item == value for item in items if item is not None):
+        return True
+    return None if None in items else False

@@ -1,0 +1,35 @@
+"""What the filter language may refer to: the collections the app exposes, their client-visible fields.
+
+Built by the store from the introspected database and the app's config; the query package only reads it.
+Hidden fields are simply absent, so no filter, sort or `fields` list can name them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as _field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ast import Node
+
+# The value kinds a column can hold, as the filter language sees them.
+TEXT, INT, FLOAT, BOOL, TIMESTAMP, JSON, UUID = "text", "int", "float", "bool", "timestamp", "json", "uuid"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str                    # one of the kinds above
+    nullable: bool = True
+    relation: str | None = None  # name of the related collection when this column holds its id
+    guard: Node | None = None    # the field reads as null unless this rule holds for the record (e.g. email)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str                    # the collection name; also the SQL table name
+    fields: dict[str, Field] = _field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, Table] = _field(default_factory=dict)

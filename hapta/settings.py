@@ -1,0 +1,98 @@
+"""Deployment settings: where the upstreams are and which secrets to use.
+
+They come from the environment, with a `.env` beside the app's config.py filling the gaps (the real environment
+wins). The app's *shape* (collections, rules, limits) lives in config.py instead; see hapta.config.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# The secrets that ship in the demo .env. Production refuses to start with any of them.
+DEVELOPMENT_SECRETS = frozenset({
+    "dev-jwt-secret-change-me-0123456789abcdef",
+    "dev-anon-key",
+    "dev-admin-key-change-me",
+})
+
+
+class SettingsError(Exception):
+    """The settings cannot work; the message says which one and why."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; `#` comments, blank lines and optional quotes around the value."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    redis_url: str | None
+    data_dir: Path
+    jwt_secret: str
+    anon_key: str
+    admin_key: str
+    env: str
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str | None = None
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def load(cls, app_dir: Path, environ: dict[str, str] | None = None) -> "Settings":
+        env = {**read_dotenv(app_dir / ".env"), **(os.environ if environ is None else environ)}
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else default
+
+        data_dir = Path(get("HAPTA_DATA_DIR", "data"))
+        if not data_dir.is_absolute():
+            data_dir = app_dir / data_dir
+        settings = cls(
+            database_url=get("DATABASE_URL"),
+            redis_url=get("REDIS_URL"),
+            data_dir=data_dir,
+            jwt_secret=get("HAPTA_JWT_SECRET", "") or "",
+            anon_key=get("HAPTA_ANON_KEY", "") or "",
+            admin_key=get("HAPTA_ADMIN_KEY", "") or "",
+            env=get("HAPTA_ENV", "development") or "development",
+            s3_endpoint=get("S3_ENDPOINT"),
+            s3_access_key=get("S3_ACCESS_KEY"),
+            s3_secret_key=get("S3_SECRET_KEY"),
+            s3_bucket=get("S3_BUCKET"),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if len(self.jwt_secret) < 32:
+            raise SettingsError("HAPTA_JWT_SECRET must be at least 32 characters")
+        if not self.anon_key or not self.admin_key:
+            raise SettingsError("HAPTA_ANON_KEY and HAPTA_ADMIN_KEY must be set")
+        if self.production:
+            weak = [name for name, value in (("HAPTA_JWT_SECRET", self.jwt_secret),
+                                             ("HAPTA_ANON_KEY", self.anon_key),
+                                             ("HAPTA_ADMIN_KEY", self.admin_key))
+                    if value in DEVELOPMENT_SECRETS]
+            if weak:
+                raise SettingsError(f"HAPTA_ENV=production refuses the development value of {', '.join(weak)}")

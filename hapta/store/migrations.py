@@ -1,0 +1,59 @@
+"""Schema migrations: the gateway's own (hapta/store/sql) first, then the app's migrations/ folder.
+
+Each file runs once, in name order, in its own transaction, and is recorded with its checksum; a file changed
+after it was applied stops the start (editing history silently is how databases drift). An advisory lock lets
+many workers or nodes start at once: one migrates, the others wait and find nothing left to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger("hapta.migrate")
+
+CORE_DIR = Path(__file__).parent / "sql"
+LOCK_KEY = 0x6861707461  # "hapta"
+
+
+class MigrationError(Exception):
+    pass
+
+
+def _files(folder: Path, prefix: str) -> list[tuple[str, str]]:
+    if not folder.is_dir():
+        return []
+    return [(f"{prefix}/{path.name}", path.read_text()) for path in sorted(folder.glob("*.sql"))]
+
+
+async def migrate(conn: asyncpg.Connection, app_dir: Path | None) -> list[str]:
+    """Apply what is new; return the names applied."""
+    files = _files(CORE_DIR, "hapta") + (_files(app_dir, "app") if app_dir else [])
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+    try:
+        await conn.execute("""
+            CREATE SCHEMA IF NOT EXISTS hapta;
+            CREATE TABLE IF NOT EXISTS hapta.migrations (
+              name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+        """)
+        done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM hapta.migrations")}
+        for name, sql in files:
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if name in done:
+                if done[name] != checksum:
+                    raise MigrationError(f"migration {name} changed after it was applied; add a new file instead")
+                continue
+            async with conn.transaction():
+                try:
+                    await conn.execute(sql)
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(f"migration {name} failed: {exc}") from None
+                await conn.execute("INSERT INTO hapta.migrations (name, checksum) VALUES ($1, $2)", name, checksum)
+            log.info("applied migration %s", name)
+            applied_now.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+    return applied_now

@@ -1,0 +1,103 @@
+"""The PostgreSQL side: the connection pool and what the gateway learns from the catalog at start.
+
+The catalog is the only source of identifiers that reach SQL text: a collection's columns, their kinds, their
+relations and unique constraints come from here, never from a client.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+import msgspec
+
+from ..query import schema as k
+
+# information_schema data types -> the filter language's value kinds. Columns of other types are not exposed.
+KINDS = {
+    "text": k.TEXT, "character varying": k.TEXT, "character": k.TEXT,
+    "smallint": k.INT, "integer": k.INT, "bigint": k.INT,
+    "real": k.FLOAT, "double precision": k.FLOAT, "numeric": k.FLOAT,
+    "boolean": k.BOOL,
+    "timestamp with time zone": k.TIMESTAMP,
+    "jsonb": k.JSON, "json": k.JSON,
+    "uuid": k.UUID,
+}
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, schema="pg_catalog", format="text",
+                                  encoder=lambda v: _json_encode(v).decode(), decoder=msgspec.json.decode)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     command_timeout=30)
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str
+    nullable: bool
+    has_default: bool
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: dict[str, Column] = field(default_factory=dict)
+    relations: dict[str, str] = field(default_factory=dict)         # column -> referenced table
+    uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint/index name -> columns
+    foreign_keys: dict[str, str] = field(default_factory=dict)       # constraint name -> column
+    checks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint name -> columns
+
+
+async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, TableInfo]:
+    """Describe the tables named (in the current schema) that exist."""
+    tables: dict[str, TableInfo] = {}
+    for r in await conn.fetch("""
+            SELECT table_name, column_name, data_type, is_nullable = 'YES' AS nullable,
+                   column_default IS NOT NULL OR is_identity = 'YES' AS has_default
+            FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = ANY($1::text[])
+            ORDER BY table_name, ordinal_position""", names):
+        kind = KINDS.get(r["data_type"])
+        if kind is None:
+            continue
+        info = tables.setdefault(r["table_name"], TableInfo(r["table_name"]))
+        info.columns[r["column_name"]] = Column(r["column_name"], kind, r["nullable"], r["has_default"])
+    for r in await conn.fetch("""
+            SELECT rel.relname AS tbl, con.conname, con.contype::text AS contype,
+                   array_agg(att.attname ORDER BY att.attnum) AS cols, frel.relname AS target
+            FROM pg_constraint con
+            JOIN pg_class rel ON rel.oid = con.conrelid
+            LEFT JOIN pg_class frel ON frel.oid = con.confrelid
+            JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = ANY(con.conkey)
+            WHERE rel.relnamespace = current_schema()::regnamespace AND rel.relname = ANY($1::text[])
+              AND con.contype IN ('f', 'c')
+            GROUP BY rel.relname, con.conname, con.contype, frel.relname""", names):
+        info = tables.get(r["tbl"])
+        if info is None:
+            continue
+        cols = tuple(r["cols"])
+        if r["contype"] == "f" and len(cols) == 1:
+            info.foreign_keys[r["conname"]] = cols[0]
+            info.relations[cols[0]] = r["target"]
+        elif r["contype"] == "c":
+            info.checks[r["conname"]] = cols
+    for r in await conn.fetch("""
+            SELECT t.relname AS tbl, i.relname AS idx, array_agg(a.attname ORDER BY a.attnum) AS cols
+            FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_class t ON t.oid = x.indrelid
+            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey)
+            WHERE x.indisunique AND t.relnamespace = current_schema()::regnamespace
+              AND t.relname = ANY($1::text[])
+            GROUP BY t.relname, i.relname""", names):
+        info = tables.get(r["tbl"])
+        if info is not None:
+            info.uniques[r["idx"]] = tuple(r["cols"])
+    return tables

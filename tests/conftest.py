@@ -1,0 +1,80 @@
+"""Fixtures: a real PostgreSQL database per test session and the demo app served by a real `hapta serve`."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+import pytest_asyncio
+
+from hapta.client import Client
+from tests.services import GatewayProcess, admin_dsn, create_database, drop_database
+
+ANON_KEY = "test-anon-key"
+ADMIN_KEY = "test-admin-key"
+PASSWORD = "correct horse battery"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pg_admin() -> str:
+    return await admin_dsn()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database(pg_admin):
+    dsn = await create_database(pg_admin)
+    yield dsn
+    await drop_database(pg_admin, dsn)
+
+
+def gateway_env(dsn: str, **extra: str) -> dict[str, str]:
+    return {"DATABASE_URL": dsn, "HAPTA_ANON_KEY": ANON_KEY, "HAPTA_ADMIN_KEY": ADMIN_KEY,
+            "HAPTA_JWT_SECRET": "test-secret-" + "x" * 40, "HAPTA_ENV": "test", **extra}
+
+
+@pytest.fixture(scope="session")
+def gateway(database):
+    process = GatewayProcess(gateway_env(database)).start()
+    yield process
+    process.stop()
+    log = process.log_text()
+    assert "Traceback" not in log, log
+
+
+@pytest_asyncio.fixture
+async def connect(gateway):
+    """connect(**options) -> a Client to the session's gateway; all are closed after the test."""
+    clients: list[Client] = []
+
+    async def make(**options) -> Client:
+        client = await Client.connect(gateway.url, **options)
+        clients.append(client)
+        return client
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest_asyncio.fixture
+async def user(connect):
+    """user() -> (client, session) for a freshly registered user, signed in on that client."""
+    async def make(**options):
+        client = await connect(**options)
+        name = "u" + secrets.token_hex(5)
+        session = await client.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD,
+                                                      "username": name})
+        return client, session
+    return make
+
+
+@pytest_asyncio.fixture
+async def anon(connect) -> Client:
+    client = await connect()
+    await client.call("auth.anon", {"apikey": ANON_KEY})
+    return client
+
+
+@pytest_asyncio.fixture
+async def admin(connect) -> Client:
+    client = await connect()
+    await client.call("auth.admin", {"key": ADMIN_KEY})
+    return client

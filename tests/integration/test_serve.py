@@ -1,0 +1,90 @@
+"""`hapta serve` as users start it: embedded defaults, the Origin allowlist, and settings that must stop it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from hapta.client import Client
+from tests.conftest import gateway_env
+from tests.services import ROOT, GatewayProcess
+
+
+async def test_bin_hapta_serve_on_embedded_defaults(tmp_path):
+    """The README's first command: no DATABASE_URL, so an embedded PostgreSQL; anon reads public posts."""
+    process = GatewayProcess({"HAPTA_DATA_DIR": str(tmp_path / "data")}, command=[str(ROOT / "bin" / "hapta")],
+                             drop=("DATABASE_URL",))
+    process.start(timeout=90)
+    try:
+        assert "anon key: dev-anon-key" in process.log_text()
+        async with await Client.connect(process.url) as client:
+            assert await client.call("auth.anon", {"apikey": "dev-anon-key"}) == {"role": "anon"}
+            page = await client.call("records.list", {"collection": "posts", "filter": "public = true"})
+            assert page["items"] == [] and page["page"] == 1
+    finally:
+        assert process.stop() == 0, process.log_text()
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert "Traceback" not in process.log_text()
+
+
+def write_app(folder, body: str):
+    """An app folder that reuses the demo's migrations and rules with its own config.py."""
+    folder.mkdir(exist_ok=True)
+    (folder / "migrations").symlink_to(ROOT / "migrations")
+    (folder / "rules").symlink_to(ROOT / "rules")
+    (folder / "config.py").write_text(textwrap.dedent(body).replace("ROOT", repr(str(ROOT))))
+    return folder / "config.py"
+
+
+@pytest.fixture
+def origin_gateway(tmp_path, database):
+    config = write_app(tmp_path / "app", """
+        import dataclasses, runpy
+        app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], origins=("https://app.example",))
+    """)
+    process = GatewayProcess(gateway_env(database), config=config).start()
+    yield process
+    process.stop()
+
+
+async def test_origin_allowlist(origin_gateway):
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(origin_gateway.url, origin="https://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+    for origin in ("https://app.example", None):   # the app's own pages, and native clients that send none
+        async with connect(origin_gateway.url, origin=origin) as ws:
+            await ws.send('{"id": 1, "op": "ping"}')
+            assert '"ok":true' in await ws.recv()
+
+
+def run_serve(config, env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hapta", "serve", "--config", str(config), "--port", "0"],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_production_refuses_development_secrets(database):
+    import os
+    env = {**os.environ, "DATABASE_URL": database, "HAPTA_ENV": "production"}
+    for key in ("HAPTA_JWT_SECRET", "HAPTA_ANON_KEY", "HAPTA_ADMIN_KEY"):
+        env.pop(key, None)   # so the shipped .env's development values apply
+    result = run_serve(ROOT / "config.py", env)
+    assert result.returncode != 0
+    assert "production refuses the development value" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_mistakes_stop_the_start_with_a_message(tmp_path, database):
+    import os
+    config = write_app(tmp_path / "bad", """
+        from hapta.config import App, Collection
+        app = App(collections=[Collection("posts", list="public = tru || author = @user.id")])
+    """)
+    result = run_serve(config, {**os.environ, **gateway_env(database)})
+    assert result.returncode != 0 and "posts.list rule" in result.stderr and "Traceback" not in result.stderr
+    config.write_text("from hapta.config import App, Collection\napp = App(collections=[Collection('nosuch')])\n")
+    result = run_serve(config, {**os.environ, **gateway_env(database)})
+    assert result.returncode != 0 and "'nosuch' has no table" in result.stderr
