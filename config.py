@@ -3,7 +3,7 @@
 Rules are filter expressions over the record and @user (docs/protocol.md):
     None -> admin only      "" -> everyone past the guest stage      "expr" -> only where expr holds
 """
-from hapta.config import App, Collection, Limit
+from hapta.config import App, Collection, FileField, Limit
 
 SIGNED_IN = "@user.id != null"
 OWN = "author = @user.id"
@@ -24,7 +24,10 @@ app = App(
             "posts",
             list=POST_VISIBLE, view=POST_VISIBLE,
             create=f"{SIGNED_IN} && {OWN}", update=OWN, delete=OWN,
-            readonly=("likes", "media"),      # likes is kept by a rules hook; media by files.* ops
+            readonly=("likes",),              # kept by a rules hook
+            # Up to 4 pictures or short videos per post, recognised by their content; files.* ops keep the list.
+            files={"media": FileField(max_size=25 * 1024 * 1024, max_count=4,
+                                      types=("image/png", "image/jpeg", "image/gif", "image/webp", "video/mp4"))},
         ),
         Collection(
             "comments",
@@ -49,6 +52,14 @@ app = App(
     ],
     limits={
         "auth.login": Limit(5, per=60),                  # per client address
+        "auth.login:identity": Limit(10, per=600),       # per account, from any address: bounds guessing
+        "auth.register": Limit(10, per=3600),            # per client address (and per email)
         "records.create": Limit(10, per=1, burst=20),    # per user
+    },
+    # Who may join which channel (channels.join): a rule over the channel's `name` and what each `*` matched
+    # (`part1`, `part2`, ...). Typing indicators in rooms for anyone signed in; a private channel per user.
+    channels={
+        "room:*": SIGNED_IN,
+        "user:*": "part1 = @user.id",
     },
 )

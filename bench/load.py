@@ -73,7 +73,8 @@ async def worker(client: Client, make: Callable, window: tuple[float, float], st
 
 
 class CpuMeter:
-    """CPU seconds used by this process, the server process and the bench database's PostgreSQL backends."""
+    """CPU seconds used by this process, the server process, its children (rule workers) and the bench
+    database's PostgreSQL backends."""
 
     def __init__(self, server_pid: int | None, database: str | None):
         self.server = psutil.Process(server_pid) if server_pid else None
@@ -93,20 +94,35 @@ class CpuMeter:
                 continue
         return found
 
-    def snapshot(self) -> tuple[float, float, float, dict[int, float]]:
+    def _children(self) -> dict[int, float]:
+        # A gateway's rule workers do part of its work, in processes of their own.
+        found: dict[int, float] = {}
+        if self.server is None:
+            return found
+        for proc in self.server.children(recursive=True):
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            found[proc.pid] = times.user + times.system
+        return found
+
+    def snapshot(self) -> tuple[float, float, float, dict[int, float], dict[int, float]]:
         server = 0.0
         if self.server is not None:
             times = self.server.cpu_times()
             server = times.user + times.system
-        return time.perf_counter(), time.process_time(), server, self._postgres()
+        return time.perf_counter(), time.process_time(), server, self._children(), self._postgres()
 
     @staticmethod
     def percent(first, last) -> dict[str, float]:
         """Percent of one core between two snapshots (200 = both cores of this machine)."""
         wall = last[0] - first[0]
-        postgres = sum(last[3][pid] - first[3][pid] for pid in last[3] if pid in first[3])
+        children = sum(last[3][pid] - first[3][pid] for pid in last[3] if pid in first[3])
+        postgres = sum(last[4][pid] - first[4][pid] for pid in last[4] if pid in first[4])
         return {"load": round(100 * (last[1] - first[1]) / wall, 1),
                 "server": round(100 * (last[2] - first[2]) / wall, 1),
+                "children": round(100 * children / wall, 1),
                 "postgres": round(100 * postgres / wall, 1)}
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import hooks as hook_apps
 from hapta.client import Client
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database
@@ -28,7 +30,9 @@ CONNECTIONS = (1, 100)
 POSTS = 200
 # (case, server): echo is the yardstick; ping is the gateway without PostgreSQL; the rest go through rules and SQL.
 CASES = [("echo", "echo"), ("ping", "gateway"), ("records.get", "gateway"), ("records.list", "gateway"),
-         ("records.create", "gateway")]
+         ("records.create", "gateway"),
+         # the same create without and with a before_create hook, limits off in both (bench/hooks.py)
+         ("records.create", "no-hook"), ("records.create", "hook")]
 
 
 async def seed(url: str, users: int, posts: int) -> dict[str, Any]:
@@ -38,7 +42,8 @@ async def seed(url: str, users: int, posts: int) -> dict[str, Any]:
     gate = asyncio.Semaphore(8)   # registration hashes a password (~20 ms of CPU): a few at a time is enough
 
     async def one(i: int) -> dict[str, Any]:
-        async with gate, await Client.connect(url) as client:
+        # Each user from its own loopback address, as devices are: per-address limits (auth.register) apply.
+        async with gate, await Client.connect(url, local_addr=(f"127.1.{i // 250}.{i % 250 + 1}", 0)) as client:
             name = f"bench_{tag}_{i}"
             session = await client.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD,
                                                           "username": name})
@@ -87,7 +92,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         ratio = f"{r['ops_per_s'] / base:.2f}" if base else "-"
         name = r["case"] + (" **(errors!)**" if r["errors"] else "")
         cpu = r.get("cpu")
-        cpu_text = f"{cpu['load']:.0f} / {cpu['server']:.0f} / {cpu['postgres']:.0f}" if cpu else "-"
+        server = f"{cpu['server']:.0f}" + (f"+{cpu['children']:.0f}" if cpu and cpu.get("children", 0) >= 1 else "") \
+            if cpu else ""
+        cpu_text = f"{cpu['load']:.0f} / {server} / {cpu['postgres']:.0f}" if cpu else "-"
         lines.append(f"| {name} | {r['connections']} | {r['ops_per_s']:.0f} | {fmt(r['p50_ms'])} | "
                      f"{fmt(r['p99_ms'])} | {ratio} | {r['errors']} | {cpu_text} |")
         for sample in r.get("error_samples") or ():
@@ -96,7 +103,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             notes.append(f"- {r['case']} × {r['connections']}: the load process used {cpu['load']:.0f}% of a "
                          "core; it may be the bottleneck rather than the server.")
     lines += ["", "CPU % is of one core, over the measured window: the load process, the server process "
-              "(gateway or echo), and the bench database's PostgreSQL backends."]
+              "(gateway or echo; +N: its rule workers), and the bench database's PostgreSQL backends."]
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
@@ -106,16 +113,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="benchmark the gateway against a bare echo server")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per case (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first (default 1)")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this (e.g. hook)")
     args = parser.parse_args()
 
     admin = asyncio.run(admin_dsn())
     database_url = asyncio.run(create_database(admin))
     database = database_url.split("?")[0].rsplit("/", 1)[1]
     servers: dict[str, GatewayProcess] = {}
-    seed_file = None
+    seed_file = apps_dir = None
     try:
         servers["gateway"] = GatewayProcess(gateway_env(database_url)).start()
         servers["echo"] = GatewayProcess({}, command=[sys.executable, "-m", "bench.echo_server"]).start()
+        apps_dir = tempfile.mkdtemp(prefix="hapta-bench-apps-")
+        servers.update(hook_apps.start(database_url, Path(apps_dir)))
         print(f"gateway {servers['gateway'].url}, echo {servers['echo'].url}, database {database}", flush=True)
 
         seeded = asyncio.run(seed(servers["gateway"].url, max(CONNECTIONS), POSTS))
@@ -126,13 +136,16 @@ def main() -> None:
 
         results = []
         for case, server in CASES:
+            label = hook_apps.SERVERS.get(server, case)
+            if args.only not in label:
+                continue
             for connections in CONNECTIONS:
-                result = run_case(case, servers[server], connections, seed_file, database, args)
-                print(f"  {case:15} x{connections:<4} {result['ops_per_s']:>9.0f} ops/s"
+                result = {**run_case(case, servers[server], connections, seed_file, database, args), "case": label}
+                print(f"  {label:15} x{connections:<4} {result['ops_per_s']:>9.0f} ops/s"
                       f"  errors {result['errors']}", flush=True)
                 results.append(result)
 
-        table = render(results, args)
+        table = render(results, args) + hook_apps.cost_table(results)
         print("\n" + table)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(table)
@@ -144,6 +157,8 @@ def main() -> None:
                 print(f"\n{name} log had a traceback:\n{process.log_text()[-3000:]}", file=sys.stderr)
         if seed_file:
             os.unlink(seed_file)
+        if apps_dir:
+            shutil.rmtree(apps_dir)
         asyncio.run(drop_database(admin, database_url))
 
 

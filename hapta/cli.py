@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
 import signal
 import sys
 from pathlib import Path
@@ -21,6 +22,18 @@ def _quiet_pool_retries(record: logging.LogRecord) -> bool:
     return True
 
 
+def _version_text() -> str:
+    """The version, and for a built binary what it was built from (bin/build-binary writes build_info.json)."""
+    import json
+    import platform
+    info_file = Path(__file__).parent / "build_info.json"
+    if info_file.is_file():
+        info = json.loads(info_file.read_text())
+        return (f"hapta {__version__} (binary: commit {info['commit']}, built {info['built']}, "
+                f"Python {info['python']}, {info['platform']})")
+    return f"hapta {__version__} (Python {platform.python_version()}, {sys.platform})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hapta", description="A WebSocket gateway in front of PostgreSQL and S3.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,10 +42,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # started by the supervisor
+    serve.add_argument("--reload", action="store_true", help="restart the rule workers when a rules/ file changes")
     migrate = sub.add_parser("migrate", help="apply the app's migrations/ and exit")
     migrate.add_argument("--config", default="config.py")
     sub.add_parser("version", help="print the version")
     return parser
+
+
+def _raise_open_files_limit() -> None:
+    """Each connection is a file descriptor; the usual soft limit (1024) would cap a gateway far below
+    App.max_connections. Raise it to the hard limit, which only the operator can lift."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _database_url(settings) -> str:
@@ -57,19 +81,26 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
     from .gateway.gateway import Gateway
     from .gateway.server import Server
 
-    gateway = await Gateway.start(app, settings, dsn, app_dir)
+    gateway = await Gateway.start(app, settings, dsn, app_dir, reload=args.reload)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    hapta_server = Server(gateway)
     try:
-        async with Server(gateway).serve(args.host, args.port, reuse_port=args.workers > 1) as server:
+        async with hapta_server.serve(args.host, args.port, reuse_port=args.worker) as server:
             port = server.sockets[0].getsockname()[1]
+            if gateway.public_url is None:   # HAPTA_PUBLIC_URL unset: browsers reach us where we listen
+                gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
             print(f"hapta {__version__} listening on ws://{args.host}:{port}/ws", flush=True)
             print(f"anon key: {settings.anon_key}", flush=True)
             await stop
             log.info("shutting down")
+            await hapta_server.shutdown(server)
     finally:
-        await gateway.close()
+        try:   # bounded: the whole shutdown must fit in the 10 s between SIGTERM and SIGKILL
+            await asyncio.wait_for(gateway.close(), 1.5)
+        except asyncio.TimeoutError:
+            log.warning("upstream connections did not close in time")
 
 
 async def _migrate(app_dir: Path, dsn: str) -> None:
@@ -93,20 +124,32 @@ def _run(coro) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A frozen binary starts its rule workers by running itself: this turns such a run into the worker.
+    multiprocessing.freeze_support()
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncpg.pool").addFilter(_quiet_pool_retries)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)   # it logs every command line it runs
     if args.command == "version":
-        print(f"hapta {__version__}")
+        print(_version_text())
         return
     from .models import ConfigError
     from .settings import SettingsError
     from .store.migrations import MigrationError
     try:
         app, settings, app_dir = _load(args.config)
+        if args.command == "serve":
+            _raise_open_files_limit()
+            if args.worker:
+                from .gateway.supervisor import follow_parent
+                follow_parent()
         dsn = _database_url(settings)
         if args.command == "migrate":
             _run(_migrate(app_dir, dsn))
+        elif args.workers > 1 and not args.worker:
+            from .gateway.supervisor import supervise
+            sys.exit(supervise(Path(args.config).resolve(), app_dir, args.host, args.port, args.workers, dsn,
+                               settings.anon_key, ("--reload",) if args.reload else ()))
         else:
             _run(_serve(args, app, settings, app_dir, dsn))
     except (ConfigError, SettingsError, MigrationError) as exc:

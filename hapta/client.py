@@ -8,12 +8,20 @@
 
 `call` may be used from many tasks at once (requests are pipelined, replies matched by id); a failed call
 raises HaptaError carrying the protocol's error code.
+
+Files stream over the same socket:
+
+        await hapta.upload("posts", post_id, "media", "cat.png", open("cat.png", "rb"))   # keeps to the window
+        async for chunk in hapta.download("posts", post_id, "media", "cat.png"):          # paced by the reader
+            ...
 """
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
-from typing import Any, AsyncIterator
+import os
+from typing import Any, AsyncIterable, AsyncIterator, BinaryIO, Callable
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,6 +31,50 @@ from .protocol.codec import JSON, MSGPACK
 from .protocol.errors import HaptaError
 
 __all__ = ["Client", "HaptaError", "JSON", "MSGPACK"]
+
+# Download chunks a helper may hold before the client stops reading its socket (the gateway then waits too).
+DOWNLOAD_QUEUE = 16
+_END = object()
+FILE_EVENTS = ("files.ack", "files.error", "files.end")
+
+
+class _Stream:
+    """One file stream driven by the helpers: its acknowledged bytes, its failure, its incoming chunks."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.error: HaptaError | None = None
+        self.changed = asyncio.Event()
+        self.chunks: asyncio.Queue[Any] = asyncio.Queue(DOWNLOAD_QUEUE)
+
+
+def _error(wire: dict[str, Any] | None) -> HaptaError:
+    wire = wire or {}
+    return HaptaError(wire.get("code", "INTERNAL"), wire.get("message", ""), details=wire.get("details"),
+                      retry_after=wire.get("retry_after"))
+
+
+async def _pieces(data: bytes | BinaryIO | AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
+    """`data` cut into pieces of at most `size` bytes, without holding more than one piece of it."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data)
+        for start in range(0, len(view), size):
+            yield bytes(view[start:start + size])
+    elif hasattr(data, "read"):
+        while piece := await asyncio.to_thread(data.read, size):
+            yield piece
+    else:
+        pending = b""
+        async for part in data:
+            if not pending and len(part) == size:
+                yield part   # already the right size: no copy
+                continue
+            pending += part
+            while len(pending) >= size:
+                yield pending[:size]
+                pending = pending[size:]
+        if pending:
+            yield pending
 
 
 class Client:
@@ -37,6 +89,8 @@ class Client:
         self._pending: dict[Any, asyncio.Future] = {}
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._closed: BaseException | None = None
+        self._streams: dict[int, _Stream] = {}
+        self._on_reply: dict[Any, Callable[[Any], None]] = {}
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -86,6 +140,105 @@ class Client:
             raise ConnectionError("connection closed")
         return await asyncio.wait_for(first(), timeout)
 
+    # ---- files ----
+
+    async def upload(self, collection: str, record_id: str, field: str, name: str,
+                     data: bytes | BinaryIO | AsyncIterable[bytes], *, size: int | None = None,
+                     type: str = "application/octet-stream") -> dict[str, Any]:
+        """Stream a file into a record's file field; return files.finish's data (`{file, record}`).
+
+        `data` is bytes, a binary file (read in chunks, from its current position) or an async iterable of bytes
+        (then give `size`). At most the gateway's window is ever unacknowledged; a failure the gateway reports
+        while the bytes flow (files.error) stops the sending and is raised as HaptaError."""
+        if size is None:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                size = len(data)
+            elif hasattr(data, "fileno"):
+                size = os.fstat(data.fileno()).st_size - data.tell()
+            elif isinstance(data, io.BytesIO):
+                size = len(data.getbuffer()) - data.tell()
+            else:
+                raise ValueError("give the size of a streamed upload")
+        opened = await self.call("files.upload", {"collection": collection, "id": record_id, "field": field,
+                                                  "name": name, "size": size, "type": type})
+        number, chunk_size, window = opened["stream"], opened["chunk_size"], opened["window"]
+        stream = self._streams[number] = _Stream()   # before any chunk: its acks must find it
+        finished = False
+        try:
+            sent = 0
+            async for piece in _pieces(data, chunk_size):
+                while sent + len(piece) - stream.acked > window and stream.error is None:
+                    stream.changed.clear()
+                    await stream.changed.wait()
+                if stream.error is not None:
+                    break   # files.finish answers with the error
+                await self.ws.send(self._chunk(number, piece), text=False)
+                sent += len(piece)
+            finished = True
+            return await self.call("files.finish", {"stream": number})
+        finally:
+            self._streams.pop(number, None)
+            if not finished and self._closed is None:
+                await asyncio.shield(self.batch([("files.abort", {"stream": number})]))
+
+    async def download(self, collection: str, record_id: str, field: str, name: str, *, offset: int = 0,
+                       length: int | None = None) -> AsyncIterator[bytes]:
+        """A file's bytes (from `offset`, `length` of them, or to the end) as they arrive. While the caller does
+        not take them, the client stops reading and the gateway stops sending."""
+        stream = _Stream()
+        args: dict[str, Any] = {"collection": collection, "id": record_id, "field": field, "name": name,
+                                "offset": offset}
+        if length is not None:
+            args["length"] = length
+        future = self._request("files.download", args)
+        # Register the stream as the reply is read, before the chunks that follow it on the socket.
+        self._on_reply[self._message(future)["id"]] = lambda data: self._streams.__setitem__(data["stream"], stream)
+        await self._send(self._message(future))
+        number = (await future)["stream"]
+        ended = False
+        try:
+            while True:
+                item = await stream.chunks.get()
+                if item is _END:
+                    ended = True
+                    return
+                if isinstance(item, BaseException):
+                    ended = True
+                    raise item
+                yield item
+        finally:
+            self._streams.pop(number, None)
+            if not ended and self._closed is None:
+                await asyncio.shield(self.batch([("files.abort", {"stream": number})]))
+
+    async def download_bytes(self, collection: str, record_id: str, field: str, name: str, **range_: Any) -> bytes:
+        """The whole file (or range) in memory: for small files."""
+        return b"".join([chunk async for chunk in self.download(collection, record_id, field, name, **range_)])
+
+    def _chunk(self, stream: int, data: bytes) -> bytes:
+        if self.binary:
+            return self._encode({"op": "files.chunk", "stream": stream, "data": data})
+        return stream.to_bytes(4, "big") + data
+
+    async def _file_message(self, stream_number: Any, item: dict[str, Any] | None, data: bytes | None) -> bool:
+        """A chunk or a files.* event for a stream a helper drives; False when no helper drives it."""
+        stream = self._streams.get(stream_number) if isinstance(stream_number, int) else None
+        if stream is None:
+            return False
+        if data is not None:
+            await stream.chunks.put(data)   # a full queue pauses the socket: the download's backpressure
+            return True
+        assert item is not None
+        event, payload = item["event"], item.get("data") or {}
+        if event == "files.ack":
+            stream.acked = max(stream.acked, int(payload.get("received", 0)))
+        elif event == "files.error":
+            stream.error = _error(payload.get("error"))
+        elif event == "files.end":
+            await stream.chunks.put(_error(payload["error"]) if payload.get("error") else _END)
+        stream.changed.set()
+        return True
+
     # ---- plumbing ----
 
     def _request(self, op: str, args: dict[str, Any] | None) -> asyncio.Future:
@@ -107,9 +260,18 @@ class Client:
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
+                if isinstance(frame, bytes) and not self.binary:   # JSON mode: a binary frame is a file chunk
+                    await self._file_message(int.from_bytes(frame[:4], "big"), None, frame[4:])
+                    continue
                 message = self._decode(frame)
                 for item in message if isinstance(message, list) else [message]:
-                    self._dispatch(item)
+                    if self.binary and item.get("op") == "files.chunk":
+                        await self._file_message(item.get("stream"), None, item.get("data"))
+                    elif item.get("event") in FILE_EVENTS and \
+                            await self._file_message((item.get("data") or {}).get("stream"), item, None):
+                        pass
+                    else:
+                        self._dispatch(item)
         except ConnectionClosed as exc:
             self._closed = exc
         except BaseException as exc:   # a decoding bug must not leave callers waiting forever
@@ -122,6 +284,12 @@ class Client:
                 if not future.done():
                     future.set_exception(ConnectionError("connection closed before the reply"))
             self._pending.clear()
+            for stream in self._streams.values():   # nobody waits forever on a stream of a dead socket
+                stream.error = stream.error or HaptaError("UNAVAILABLE", "connection closed")
+                stream.changed.set()
+                if stream.chunks.full():
+                    stream.chunks.get_nowait()
+                stream.chunks.put_nowait(ConnectionError("connection closed during the download"))
             self._events.put_nowait({"event": "__closed__"})
 
     def _dispatch(self, item: dict[str, Any]) -> None:
@@ -129,9 +297,12 @@ class Client:
             self._events.put_nowait(item)
             return
         future = self._pending.pop(item.get("id"), None)
+        on_reply = self._on_reply.pop(item.get("id"), None)
         if future is None or future.done():
             return
         if item.get("ok"):
+            if on_reply is not None:
+                on_reply(item.get("data"))
             future.set_result(item.get("data"))
         else:
             error = item.get("error") or {}

@@ -27,29 +27,97 @@ class Collection:
     hidden: tuple[str, ...] = ()                       # never leave the gateway, cannot be filtered on
     guarded: dict[str, str] = field(default_factory=dict)  # field -> rule under which a reader sees it
     readonly: tuple[str, ...] = ()                     # clients may not write these (beyond SYSTEM_FIELDS)
+    files: dict[str, "FileField"] = field(default_factory=dict)  # jsonb field -> its files (only files.* write it)
 
     def rule(self, op: str) -> str | None:
         return getattr(self, op)
 
 
 @dataclass(frozen=True)
+class FileField:
+    """A jsonb column holding a list of files, written by files.* ops only (docs/files.md). `types` are checked
+    against the content (its first bytes, hapta/files/types.py), never the client's word; None takes any content.
+    Uploads and deletes need the collection's update rule, downloads and URLs its view rule."""
+    max_size: int = 10 * 1024 * 1024            # bytes in one file; a bigger upload is refused before any byte
+    types: tuple[str, ...] | None = ("image/png", "image/jpeg", "image/gif", "image/webp")
+    max_count: int = 1                          # files in the field; uploading under an existing name replaces it
+
+
+@dataclass(frozen=True)
 class Limit:
-    """`rate` events per `per` seconds, with up to `burst` at once."""
+    """`rate` events per `per` seconds, with up to `burst` at once (default `rate`). See docs/limits.md."""
     rate: int
     per: float = 1.0
     burst: int | None = None
 
 
 @dataclass(frozen=True)
+class OAuth2Provider:
+    """An OAuth2 authorization-code provider (PKCE S256). `subject_field` names the stable user id in the
+    userinfo answer. An account with the same email is linked only when `trust_email` is set and the provider
+    says the email is verified (a `verified_field` of true); otherwise sign-in refuses rather than take it over."""
+    authorize_url: str
+    token_url: str
+    userinfo_url: str
+    client_id: str
+    client_secret: str
+    scope: str = ""
+    subject_field: str = "sub"
+    email_field: str = "email"
+    verified_field: str | None = "email_verified"
+    trust_email: bool = False
+
+
+def github(client_id: str, client_secret: str) -> OAuth2Provider:
+    """GitHub's OAuth app endpoints. Its /user email is not marked verified, so emails are never linked."""
+    return OAuth2Provider("https://github.com/login/oauth/authorize", "https://github.com/login/oauth/access_token",
+                          "https://api.github.com/user", client_id, client_secret, scope="read:user user:email",
+                          subject_field="id", verified_field=None)
+
+
+def google(client_id: str, client_secret: str) -> OAuth2Provider:
+    """Google's OpenID Connect endpoints; its userinfo says whether the email is verified."""
+    return OAuth2Provider("https://accounts.google.com/o/oauth2/v2/auth", "https://oauth2.googleapis.com/token",
+                          "https://openidconnect.googleapis.com/v1/userinfo", client_id, client_secret,
+                          scope="openid email profile", trust_email=True)
+
+
+@dataclass(frozen=True)
 class App:
     collections: tuple[Collection, ...] | list[Collection]
-    limits: dict[str, Limit] = field(default_factory=dict)
+    limits: dict[str, Limit] = field(default_factory=dict)   # "default", "op", "op:collection" (docs/limits.md)
+    limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
     max_message: int = 64 * 1024                # bytes in one frame
     max_in_flight: int = 64                     # requests a connection may have unanswered at once
+    # Rule hooks (docs/rules.md): worker processes per gateway process, a call's deadline, calls that may wait.
+    rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
+    hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
+    rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
+    # Connection guards, per worker process (docs/operations.md has each with its close code).
+    max_connections: int = 10_000               # open WebSockets; over: close 1013
+    max_connections_per_address: int = 256      # from one client address; over: close 1013
+    message_rate: Limit | None = Limit(500, per=1, burst=1000)   # per connection; over: RATE_LIMITED, a flood: 1008
+    max_subscriptions: int = 100                # realtime subscriptions a connection may hold
+    max_channels: int = 32                      # channels a connection may have joined at once
+    # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py)
+    channels: dict[str, str | None] = field(default_factory=dict)
+    max_outgoing: int = 1024 * 1024             # bytes waiting for a client that does not read; over: dropped
+    ping_interval: float | None = 20            # keepalive ping every N seconds (None: off) ...
+    ping_timeout: float | None = 20             # ... and no pong within N seconds: the peer is gone (1011)
+    connection_idle_timeout: float | None = None   # no message for N seconds: close 1000 (None: never)
+    auth_deadline: float | None = None          # a guest that has not signed in after N seconds: close 1008
     access_token_ttl: int = 15 * 60             # seconds
     session_ttl: int = 30 * 24 * 3600           # absolute lifetime of a session, seconds
+    session_idle_timeout: int = 14 * 24 * 3600  # a session neither refreshed nor resumed this long ends, seconds
+    refresh_reuse_interval: float = 10.0        # a spent refresh token shown again this soon: a racing tab, seconds
     min_password_length: int = 8
+    oauth2: dict[str, "OAuth2Provider"] = field(default_factory=dict)   # provider name -> how to reach it
+    # Files (docs/files.md): chunks either way, the uploader's window, patience, the orphan sweeper's period.
+    file_chunk: int = 256 * 1024                # bytes in one file chunk (frames may be this much over max_message)
+    file_window: int = 4 * 1024 * 1024          # bytes an uploader may have sent but not had acknowledged
+    file_idle_timeout: float = 60.0             # seconds an upload may wait for its next chunk or files.finish
+    file_sweep_interval: float = 30.0           # seconds between sweeps of orphaned objects (also woken by NOTIFY)
 
     def collection(self, name: str) -> Collection | None:
         return self.by_name.get(name)

@@ -100,6 +100,7 @@ def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[st
             else:
                 rules[rule_op] = _compile(text, f"{c.name}.{rule_op} rule", table, schema)
         visible = tuple(table.fields)
-        writable = frozenset(n for n in visible if n not in SYSTEM_FIELDS and n not in c.readonly)
+        writable = frozenset(n for n in visible if n not in SYSTEM_FIELDS and n not in c.readonly
+                             and n not in c.files)   # file fields change only through files.* ops
         models[c.name] = Model(c, table, infos[c.name], rules, visible, writable)
     return schema, models

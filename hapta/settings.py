@@ -5,6 +5,7 @@ wins). The app's *shape* (collections, rules, limits) lives in config.py instead
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,13 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -52,6 +60,11 @@ class Settings:
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_bucket: str | None = None
+    jwt_retired_secrets: tuple[str, ...] = ()   # still accepted for verification while their tokens live
+    trusted_proxies: tuple[str, ...] = ()       # addresses/networks whose X-Forwarded-For is believed
+    public_url: str | None = None               # how browsers reach this gateway (OAuth2 redirects)
+    redis_prefix: str = "hapta:"                # starts every Redis key (the names: hapta/limits/keys.py)
+    metrics_networks: tuple[str, ...] = LOOPBACK   # may read /metrics without the admin key ("none": nobody)
 
     @property
     def production(self) -> bool:
@@ -80,11 +93,27 @@ class Settings:
             s3_access_key=get("S3_ACCESS_KEY"),
             s3_secret_key=get("S3_SECRET_KEY"),
             s3_bucket=get("S3_BUCKET"),
+            jwt_retired_secrets=_split(get("HAPTA_JWT_RETIRED_SECRETS")),
+            trusted_proxies=_split(get("HAPTA_TRUSTED_PROXIES")),
+            public_url=(get("HAPTA_PUBLIC_URL") or "").rstrip("/") or None,
+            redis_prefix=get("HAPTA_REDIS_PREFIX", "hapta:") or "hapta:",
+            metrics_networks=() if get("HAPTA_METRICS_NETWORKS") == "none"
+            else _split(get("HAPTA_METRICS_NETWORKS")) or LOOPBACK,
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(f"HAPTA_TRUSTED_PROXIES: {network!r} is not an address or network") from None
+        for network in self.metrics_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
         if len(self.jwt_secret) < 32:
             raise SettingsError("HAPTA_JWT_SECRET must be at least 32 characters")
         if not self.anon_key or not self.admin_key:

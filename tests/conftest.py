@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from hapta.client import Client
-from tests.services import GatewayProcess, admin_dsn, create_database, drop_database
+from tests.services import GatewayProcess, admin_dsn, create_database, drop_database, next_loopback
 
 ANON_KEY = "test-anon-key"
 ADMIN_KEY = "test-admin-key"
@@ -46,6 +46,7 @@ async def connect(gateway):
     clients: list[Client] = []
 
     async def make(**options) -> Client:
+        options.setdefault("local_addr", (next_loopback(), 0))   # each client its own address, as devices are
         client = await Client.connect(gateway.url, **options)
         clients.append(client)
         return client

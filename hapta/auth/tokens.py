@@ -2,10 +2,14 @@
 
 Access tokens are HS256 JWTs with the algorithm pinned on verification (no `alg: none`, no RS/HS confusion),
 `exp`, `iat` and `sub` required, and a `kid` naming the signing secret so that a secret can be rotated later.
-Refresh tokens are 256 random bits; only their SHA-256 is stored.
+Refresh tokens are 256 random bits; only their SHA-256 is stored. So that two tabs racing with the same refresh
+token both end up in one family, each spent token keeps its successor *sealed under itself* (a one-time pad derived
+from the spent token): whoever presents the spent token again within the reuse interval can be handed the current
+token, and nobody else, the database included, can read it.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import time
@@ -31,9 +35,14 @@ class AccessClaims:
 
 
 class TokenSigner:
-    def __init__(self, secret: str, ttl: int):
+    """Signs with the current secret; verifies with it and with retired secrets (named by `kid`), so a secret can
+    be rotated without logging everyone out: keep the old one in `retired` until its tokens have expired."""
+
+    def __init__(self, secret: str, ttl: int, retired: tuple[str, ...] = ()):
         self._secret = secret
         self._kid = key_id(secret)
+        self._keys = {key_id(old): old for old in retired if old}
+        self._keys[self._kid] = secret
         self.ttl = ttl
 
     def issue(self, user_id: str, session_id: str, now: float | None = None) -> tuple[str, int]:
@@ -48,9 +57,10 @@ class TokenSigner:
             raise HaptaError(TOKEN_INVALID, "token is not valid")
         try:
             header = jwt.get_unverified_header(token)
-            if header.get("kid") != self._kid:
+            secret = self._keys.get(header.get("kid"))   # type: ignore[arg-type]
+            if secret is None:
                 raise HaptaError(TOKEN_INVALID, "token is not valid")
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], leeway=LEEWAY,
+            claims = jwt.decode(token, secret, algorithms=[ALGORITHM], leeway=LEEWAY,
                                 options={"require": ["exp", "iat", "sub", "sid"]})
         except jwt.ExpiredSignatureError:
             raise HaptaError(TOKEN_EXPIRED, "token has expired") from None
@@ -63,6 +73,22 @@ class TokenSigner:
 
 def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def _pad(spent: str) -> bytes:
+    return hashlib.sha256(b"hapta refresh seal\0" + spent.encode()).digest()
+
+
+def seal_successor(spent: str, successor: str) -> bytes:
+    """The successor of a spent refresh token, readable only by a holder of the spent one. Each pad is used once
+    (a token is spent once), and both tokens are 32 random bytes, so XOR with the pad is a true one-time pad."""
+    raw = base64.urlsafe_b64decode(successor + "=")
+    return bytes(a ^ b for a, b in zip(raw, _pad(spent)))
+
+
+def unseal_successor(spent: str, sealed: bytes) -> str:
+    raw = bytes(a ^ b for a, b in zip(sealed, _pad(spent)))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def hash_secret(value: str) -> str:

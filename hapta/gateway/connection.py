@@ -2,20 +2,28 @@
 
 Reading stops while `max_in_flight` requests are unanswered, so a client that pipelines too much is slowed by TCP
 rather than growing our memory. Replies that become ready in the same loop turn leave in one frame (an array).
+Replies and events wait in a byte-counted outbox; a client that lets more than `max_outgoing` bytes wait is dropped
+(guards.py has the guards, docs/operations.md their defaults and close codes).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
-from ..ops.base import Peer
+from .. import metrics
+from ..files.transfers import Transfers
+from ..ops.base import GUEST, Peer
 from ..protocol.codec import Codec, Request, error_reply
-from ..protocol.errors import BAD_REQUEST, CLOSE_POLICY, HaptaError
+from ..protocol.errors import BAD_REQUEST, CLOSE_POLICY, CLOSE_TOO_BIG, RATE_LIMITED, UNAVAILABLE, HaptaError
 from .gateway import Gateway
+from .guards import CLOSE_NORMAL, IdleTimer, MessageRate, Outbox
+from .proxies import client_address
 
 log = logging.getLogger("hapta.connection")
 
@@ -28,62 +36,224 @@ class Connection:
         self.gateway = gateway
         self.ws = ws
         self.codec = codec
-        address = ws.remote_address
-        self.peer = Peer(address=address[0] if address else None)
+        remote = ws.remote_address
+        address = client_address(remote[0] if remote else None, ws.request.headers.get("X-Forwarded-For"),
+                                 gateway.settings.trusted_proxies)
+        self.peer = Peer(address=address, push=self.push, close=self.close_soon, deliver=self.deliver)
+        self.files = self.peer.files = Transfers(gateway.files, self)   # upload and download streams
         self.slots = asyncio.Semaphore(gateway.app.max_in_flight)
-        self.outbox: list[dict[str, Any]] = []
+        self.outbox = Outbox(gateway.app.max_outgoing)
         self.flushing = False
         self.garbage = 0
         self.tasks: set[asyncio.Task] = set()
+        self.rate = MessageRate(gateway.app.message_rate)
+        self.closing = False    # a close is on its way: what the client still sends is not read
+        self.draining = False   # the server shuts down: requests in flight finish, new ones get UNAVAILABLE
+        self.dropped = False
+        self.idle: IdleTimer | None = None
+        self.auth_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
+        self.start_timers()
         try:
             async for frame in self.ws:
                 await self.receive(frame)
         except ConnectionClosed:
             pass
+        finally:
+            for timer in (self.idle, self.auth_timer):
+                if timer is not None:
+                    timer.cancel()
+            self.gateway.hub.closed(self.peer)
+            self.gateway.live.disconnect(self.peer)   # its subscriptions and channels
+            await self.files.close()   # an unfinished upload leaves nothing behind
         if self.tasks:   # let writes in progress finish; their replies have nowhere to go
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from a callback (a revoked session), after the requests in flight have their replies and what is
+        queued has left (its last event); within a second or so, whatever the client does."""
+        async def close() -> None:
+            in_flight = {task for task in self.tasks if task is not asyncio.current_task()}
+            if in_flight:   # every request gets its reply, even the one that revoked this very session
+                await asyncio.wait(in_flight, timeout=1.0)
+            for _ in range(100):   # at most a second: a client that does not read gets no more courtesy
+                if not self.outbox and not self.flushing:
+                    break
+                await asyncio.sleep(0.01)
+            await self.ws.close(code, reason)
+        task = asyncio.ensure_future(close())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def start_timers(self) -> None:
+        """The clocks App may set on a connection: idleness, and a guest's deadline to sign in."""
+        app, loop = self.gateway.app, asyncio.get_running_loop()
+        if app.connection_idle_timeout:
+            self.idle = IdleTimer(loop, app.connection_idle_timeout,
+                                  lambda: self.guard_close("idle", CLOSE_NORMAL, "idle"))
+        if app.auth_deadline:
+            self.auth_timer = loop.call_later(app.auth_deadline, self.auth_deadline_passed)
+
+    def auth_deadline_passed(self) -> None:
+        if self.peer.principal.role == GUEST and not self.closing:
+            self.guard_close("auth_deadline", CLOSE_POLICY, "authentication deadline passed")
+
+    def guard_close(self, guard: str, code: int, reason: str) -> None:
+        """A guard ends this connection: counted (metrics.GUARD_CLOSES), then closed once what is queued has left;
+        what the client sends meanwhile is not read."""
+        self.closing = True
+        metrics.GUARD_CLOSES.labels(guard).inc()
+        self.close_soon(code, reason)
+
     async def receive(self, frame: str | bytes) -> None:
+        if self.closing:
+            return
+        if self.idle is not None:
+            self.idle.touch()
+        if isinstance(frame, str) and self.too_big(frame):
+            return
         requests, chunks, errors = self.codec.decode(frame)
-        for chunk in chunks:
-            errors.append(error_reply(None, HaptaError(BAD_REQUEST, f"no upload stream {chunk.stream}")))
+        if isinstance(frame, bytes) and (requests or errors) and self.too_big(frame):
+            return
+        now = time.monotonic()
+        for _ in errors:   # garbage counts against the message rate too; its replies still go out
+            self.rate.admit(now)
+        for chunk in chunks:   # into its upload stream; an unknown stream is the client's mistake
+            refused = await self.files.receive(chunk.stream, chunk.data)
+            if refused is not None:
+                errors.append(error_reply(None, refused))
         if requests:
             self.garbage = 0
         elif errors:
             self.garbage += 1
         for reply in errors:
-            await self.send(reply)
+            self.enqueue(reply)
         if self.garbage >= MAX_GARBAGE:
-            await self.ws.close(CLOSE_POLICY, "too many malformed messages")
+            self.guard_close("garbage", CLOSE_POLICY, "too many malformed messages")   # after its BAD_REQUESTs
             return
         for request in requests:
+            refusal = self.refusal(now)
+            if refusal is not None:
+                self.enqueue(error_reply(request.id, refusal))
+                continue
             await self.slots.acquire()
             task = asyncio.ensure_future(self.serve(request))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+        if self.rate.flooding:
+            self.guard_close("flood", CLOSE_POLICY, "too many messages")   # after its RATE_LIMITED replies
+
+    def too_big(self, frame: str | bytes) -> bool:
+        """Frames may be as large as a file chunk (server.py sets websockets' max_size so); anything but a chunk
+        is held to max_message, as websockets would: close 1009."""
+        limit = self.gateway.app.max_message
+        if len(frame) <= limit // 4 or len(frame.encode() if isinstance(frame, str) else frame) <= limit:
+            return False
+        self.closing = True
+        self.close_soon(CLOSE_TOO_BIG, f"a message is at most {limit} bytes")
+        return True
+
+    def refusal(self, now: float) -> HaptaError | None:
+        """What a request meets before it is served: the shutdown drain, then the connection's message rate."""
+        if self.draining:
+            return HaptaError(UNAVAILABLE, "the server is shutting down; reconnect", retry_after=1.0)
+        wait = self.rate.admit(now)
+        if wait is not None:
+            metrics.RATE_LIMITED.labels("connection.message_rate").inc()
+            return HaptaError(RATE_LIMITED, "too many messages on this connection", retry_after=wait)
+        return None
 
     async def serve(self, request: Request) -> None:
         try:
             reply = await self.gateway.dispatch(self.peer, request)
         finally:
             self.slots.release()
-        await self.send(reply)
+        self.enqueue(reply)
+        self.files.replied(reply)   # a download's chunks may follow its reply now
+
+    def push(self, event: str, data: Any = None, **extra: Any) -> None:
+        """Send an unrequested event (auth.expiring, records.change, ...); it leaves with the next batch."""
+        message: dict[str, Any] = {"event": event, **extra}
+        if data is not None:
+            message["data"] = data
+        self.enqueue(message)
 
     async def send(self, message: dict[str, Any]) -> None:
-        self.outbox.append(message)
-        if self.flushing:
-            return   # the task already flushing will take it along
-        self.flushing = True
+        self.enqueue(message)
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        """Queue a reply or an event; it leaves with the next batch. Never waits for the client: one that lets
+        more than App.max_outgoing bytes wait (queued here or in the transport) is dropped instead."""
+        self.enqueue_encoded(self.codec.encode(message))
+
+    def enqueue_encoded(self, data: bytes) -> None:
+        """`enqueue` for one message already encoded with this connection's codec (an event encoded once for
+        many connections): every byte that leaves passes here, under the same cap."""
+        if self.dropped or self.ws.state is State.CLOSED:
+            return   # nowhere to go
+        if self.outbox.full(self.ws.transport.get_write_buffer_size()):
+            self.drop()
+            return
+        self.outbox.put(data)
+        if not self.flushing:
+            self.flushing = True
+            task = asyncio.ensure_future(self.flush())   # runs next turn: replies ready in this one join the frame
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def deliver(self, event: Any) -> None:
+        """Send a realtime event encoded once for many connections (hapta.live.events.Event). With nothing queued
+        its frame's bytes, the same for every connection, are written at once, without a task (a change to 10,000
+        subscribers is a loop of buffer writes, as in websockets.broadcast); else the message queues behind what
+        waits. The max_outgoing cap applies as to every message."""
+        ws = self.ws
+        if self.dropped or ws.state is not State.OPEN:
+            return
+        transport = ws.transport
+        if self.outbox.full(transport.get_write_buffer_size()):
+            self.drop()
+            return
+        if self.outbox or ws.send_in_progress is not None:
+            self.outbox.put(event.frame(self.codec))   # the flush under way takes it along, in order
+            if not self.flushing:
+                self.flushing = True
+                task = asyncio.ensure_future(self.flush())
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        else:
+            transport.write(event.wire(self.codec))
+
+    async def send_chunk(self, stream: int, data: bytes) -> None:
+        """A download chunk, in its own frame, after every reply and event queued before it (the download's
+        reply among them). ws.send waits while the transport is over its high-water mark, so a download goes only
+        as fast as the client reads and never fills the outbox. Raises ConnectionClosed when the socket is gone."""
+        if self.dropped:
+            raise ConnectionClosed(None, None)
+        if self.outbox:
+            await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
+        await self.ws.send(self.codec.encode_chunk(stream, data), text=False)
+
+    async def flush(self) -> None:
         try:
-            await asyncio.sleep(0)   # let replies finishing in this same turn join the frame
-            while self.outbox:
-                batch, self.outbox = self.outbox, []
-                data = self.codec.encode(batch[0] if len(batch) == 1 else batch)
-                try:
-                    await self.ws.send(data, text=not self.codec.binary)
-                except ConnectionClosed:
-                    self.outbox.clear()
+            while self.outbox and not self.dropped:
+                await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
+        except ConnectionClosed:
+            self.outbox.clear()
         finally:
             self.flushing = False
+
+    async def drained(self) -> None:
+        """Until no request is in flight and nothing waits to be sent (the shutdown's drain)."""
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+
+    def drop(self) -> None:
+        """Cut a client that does not read: free what waits for it now and reset the TCP connection (it sees
+        1006); a close frame would only queue behind the bytes it is not reading."""
+        self.dropped = self.closing = True
+        metrics.GUARD_CLOSES.labels("slow_reader").inc()
+        log.warning("dropped a client that does not read (%s): over %d bytes waiting", self.peer.address,
+                    self.outbox.cap)
+        self.outbox.clear()
+        self.ws.transport.abort()

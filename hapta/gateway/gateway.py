@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,18 +12,26 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from .. import ops  # noqa: F401  (registers every op)
+from .. import metrics, ops  # noqa: F401  (ops: registers every op)
+from ..auth import oauth2
+from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
 from ..config import App
+from ..files.service import FileService
+from ..limits import Limiter, principal_key
 from ..models import Model, build_models
-from ..ops.base import GUEST, OPS, Call, Peer, Principal
+from ..ops.base import GUEST, OPS, Call, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
 from ..protocol.errors import (BAD_REQUEST, INTERNAL, TIMEOUT, TOKEN_EXPIRED, UNAUTHENTICATED, UNAVAILABLE,
                                UNKNOWN_OP, HaptaError)
+from ..query.check import without_guards
 from ..query.schema import Schema
 from ..rules.hooks import Hooks
 from ..settings import Settings
 from ..store import migrations
+from ..live import Live, install_triggers
+from ..store.listener import Listener
+from .session_hub import SessionHub
 from ..store.postgres import create_pool, introspect
 
 log = logging.getLogger("hapta.gateway")
@@ -40,9 +50,22 @@ class Gateway:
     models: dict[str, Model]
     hooks: Hooks
     signer: TokenSigner
+    listener: Listener
+    public_url: str | None = None   # where browsers reach us (OAuth2 redirects); the server fills in a default
+    files: FileService | None = None   # storage, file fields and the orphan sweeper (set at start)
+
+    def __post_init__(self) -> None:
+        self.limiter = Limiter(self.app.limits, self.settings.redis_url, prefix=self.settings.redis_prefix,
+                               fallback=self.app.limits_fallback)
+        policy = Policy(self.app.session_ttl, self.app.session_idle_timeout, self.app.refresh_reuse_interval)
+        self.hub = SessionHub(Sessions(self.pool, policy), self.signer, self.listener)
+        self.admin_schema = without_guards(self.schema)
+        self.live = Live(self)   # change feed, realtime, channels, read cache
+        self.public_url = self.settings.public_url
 
     @classmethod
-    async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path) -> "Gateway":
+    async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
+                    reload: bool = False) -> "Gateway":
         pool = await create_pool(dsn)
         try:
             async with pool.acquire() as conn:
@@ -50,25 +73,77 @@ class Gateway:
                 await _install_triggers(conn, [c.name for c in app.collections])
                 infos = await introspect(conn, [c.name for c in app.collections])
             schema, models = build_models(app, infos)
-            hooks = Hooks.load(app_dir / "rules", set(models))
+            async with pool.acquire() as conn:
+                await install_triggers(conn, models)   # the change feed's, with the columns the rules read
+            # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
+            hooks = await Hooks.start(app, app_dir / "rules", set(models), pool.fetch, reload=reload)
         except BaseException:
             await pool.close()
             raise
-        return cls(app, settings, pool, schema, models, hooks, TokenSigner(settings.jwt_secret, app.access_token_ttl))
+        gateway = cls(app, settings, pool, schema, models, hooks,
+                      TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets), Listener(dsn))
+        try:
+            await gateway._start_services()
+        except BaseException:
+            await gateway.close()
+            raise
+        return gateway
+
+    async def _start_services(self) -> None:
+        """Register what listens on the bus, then start listening (channels must be known before start)."""
+        self.files = FileService(self)
+        await self.listener.start()
+        await self.files.start()
+        self.hub.start()
+        await self.live.start()
 
     async def close(self) -> None:
+        await self.hooks.close()   # first: after_* hooks under way may still need the database
+        await self.hub.close()
+        await self.live.close()
+        if self.files is not None:
+            await self.files.close()
+        await self.listener.close()
         await self.pool.close()
+        await self.limiter.close()
+
+    @property
+    def oauth2_redirect_uri(self) -> str:
+        return f"{self.public_url}/oauth2/callback"
+
+    async def oauth2_callback(self, query: str) -> tuple[int, str]:
+        """The browser's return from an OAuth2 provider: (HTTP status, page). The waiting socket, wherever it is
+        held, learns the outcome through the bus."""
+        params = dict(urllib.parse.parse_qsl(query, max_num_fields=20))
+        try:
+            outcome, line = await oauth2.complete(self.pool, self.app.oauth2, self.oauth2_redirect_uri, params)
+            if outcome is not None:
+                await self.listener.notify(self.pool, oauth2.CHANNEL, msgspec.json.encode(outcome).decode())
+        except UPSTREAM_DOWN:
+            return 503, oauth2.page("Sign-in is unavailable right now; try again.")
+        except ValueError:
+            return 400, oauth2.page("This sign-in link is not valid.")
+        return (200 if outcome is not None and outcome.user_id else 400), oauth2.page(line)
 
     async def dispatch(self, peer: Peer, request: Request) -> dict[str, Any]:
         """Serve one request; always return exactly one reply and never let an exception escape."""
+        started = time.perf_counter()
+        reply = await self._reply(peer, request)
+        metrics.observe_request(request.op if request.op in OPS else "unknown",
+                                "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
+        return reply
+
+    async def _reply(self, peer: Peer, request: Request) -> dict[str, Any]:
         try:
             return ok_reply(request.id, await self._run(peer, request))
         except HaptaError as error:
             return error_reply(request.id, error)
         except asyncio.TimeoutError:
+            metrics.UPSTREAM_ERRORS.labels("postgres").inc()
             return error_reply(request.id, HaptaError(TIMEOUT, "the database did not answer in time"))
         except UPSTREAM_DOWN:
             log.warning("upstream unavailable during %s", request.op)
+            metrics.UPSTREAM_ERRORS.labels("postgres").inc()
             return error_reply(request.id, HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=1.0))
         except Exception:
             # The traceback is for the operator; the client learns only that it was our fault. Never log args.
@@ -80,11 +155,9 @@ class Gateway:
         if spec is None:
             raise HaptaError(UNKNOWN_OP, f"unknown op {request.op[:64]!r}")
         principal = peer.principal
-        if principal.expired():
-            peer.principal = Principal(GUEST)
-            if not spec.guest:
-                raise HaptaError(TOKEN_EXPIRED, "the access token has expired; refresh or resume")
-        elif principal.role == GUEST and not spec.guest:
+        if not spec.guest and principal.expired():   # until auth.refresh or auth.resume on this socket
+            raise HaptaError(TOKEN_EXPIRED, "the access token has expired; refresh or resume")
+        if principal.role == GUEST and not spec.guest:
             raise HaptaError(UNAUTHENTICATED, f"{request.op} needs auth.login, auth.resume or auth.anon first")
         if spec.args is None:
             args = None
@@ -93,6 +166,9 @@ class Gateway:
                 args = msgspec.convert(request.args, spec.args)
             except msgspec.ValidationError as exc:
                 raise HaptaError(BAD_REQUEST, f"invalid args: {exc}") from None
+        if not peer.principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
+            await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
+                                       collection=getattr(args, "collection", None))
         return await spec.handler(Call(self, peer, request.op), args)
 
 

@@ -1,21 +1,46 @@
-"""The listening socket: the WebSocket handshake on /ws and the plain HTTP routes on the same port."""
+"""The listening socket: the WebSocket handshake on /ws and the plain HTTP routes on the same port.
+
+It admits connections under the caps of guards.Admission (over: close 1013) and, on shutdown, drains them:
+no new connections, requests in flight finish and their replies leave, then every socket closes with 1001.
+"""
 from __future__ import annotations
 
 import asyncio
 import http
+import json
 import logging
+import os
+import resource
 from typing import Sequence
 
+from websockets.asyncio.server import Server as WebSocketServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
 
+from .. import metrics
 from ..protocol.codec import JSON, SUBPROTOCOLS, Codec
+from ..protocol.errors import CLOSE_GOING_AWAY, CLOSE_TRY_LATER
+from ..files.http import serve_file
 from .connection import Connection
 from .gateway import Gateway
+from .guards import Admission, connection_cap
 
 log = logging.getLogger("hapta.server")
+
+# Shutdown, within the 10 s an orchestrator usually waits between SIGTERM and SIGKILL: requests in flight get
+# DRAIN_SECONDS to finish and send their replies; then each socket gets CLOSE_TIMEOUT for the closing handshake.
+DRAIN_SECONDS = 5.0
+CLOSE_TIMEOUT = 2.0
+# Connections waiting to be accepted: after a deploy or a network blip, thousands of clients reconnect at once, and
+# a full queue drops their SYNs (each retried only after 1, 3, 7... s). The kernel caps it at net.core.somaxconn.
+BACKLOG = 4096
+
+# websockets logs each connection's open and close at INFO: at tens of thousands of sockets that is noise (and a
+# third of the CPU a handshake costs). Its warnings and errors still come through.
+_websockets_log = logging.getLogger("hapta.websockets")
+_websockets_log.setLevel(logging.WARNING)
 
 
 def _select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
@@ -39,17 +64,83 @@ class Server:
     def __init__(self, gateway: Gateway):
         self.gateway = gateway
         self.codecs = {name: Codec(name) for name in SUBPROTOCOLS}
+        app = gateway.app
+        total = connection_cap(app.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        if total < app.max_connections:
+            log.warning("max_connections %d is more than the open files limit allows; %d it is (raise ulimit -n)",
+                        app.max_connections, total)
+        self.admission = Admission(total, app.max_connections_per_address)
+        self.connections: set[Connection] = set()
+        self.draining = False
 
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return None   # on with the WebSocket handshake
         if path == "/health":
-            return _plain(http.HTTPStatus.OK, '{"status":"ok"}', "application/json")
+            health = {"status": "ok", "pid": os.getpid(), "connections": self.admission.count}
+            return _plain(http.HTTPStatus.OK, json.dumps(health), "application/json")
+        if path == "/oauth2/callback":
+            status, page = await self.gateway.oauth2_callback(request.path.partition("?")[2])
+            return _plain(http.HTTPStatus(status), page, "text/html; charset=utf-8")
+        if path == "/metrics":
+            return self._metrics(connection, request)
+        if path.startswith("/files/") and self.gateway.files is not None:
+            return await serve_file(self.gateway.files, request)   # signed URLs of files.url (local backend)
         return _plain(http.HTTPStatus.NOT_FOUND, "not found\n")
 
+    def _metrics(self, connection: ServerConnection, request: Request) -> Response:
+        """Prometheus text, for the admin key or a local scraper (see metrics.scrape_allowed)."""
+        settings = self.gateway.settings
+        address = connection.remote_address[0] if connection.remote_address else None
+        if not metrics.scrape_allowed(address, request.headers, settings.admin_key, settings.metrics_networks):
+            response = _plain(http.HTTPStatus.UNAUTHORIZED, "send Authorization: Bearer <admin key>\n")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="hapta metrics"'
+            return response
+        body, content_type = metrics.exposition(request.headers.get("Accept"))
+        return _plain(http.HTTPStatus.OK, body.decode(), content_type)
+
     async def _handle(self, ws: ServerConnection) -> None:
-        await Connection(self.gateway, ws, self.codecs[ws.subprotocol or JSON]).run()
+        connection = Connection(self.gateway, ws, self.codecs[ws.subprotocol or JSON])
+        address = connection.peer.address
+        if self.draining:   # its handshake finished just as the shutdown began
+            await ws.close(CLOSE_GOING_AWAY, "the server is shutting down")
+            return
+        refused = self.admission.enter(address)
+        if refused is not None:
+            # After the handshake rather than in it: a browser sees only the close code, never an HTTP status.
+            metrics.GUARD_CLOSES.labels(refused).inc()
+            await ws.close(CLOSE_TRY_LATER, Admission.REFUSALS[refused])
+            return
+        self.connections.add(connection)
+        try:
+            with metrics.CONNECTIONS.track_inprogress():
+                await connection.run()
+        finally:
+            self.connections.discard(connection)
+            self.admission.leave(address)
+
+    async def shutdown(self, server: WebSocketServer) -> None:
+        """Stop accepting, let requests in flight finish and their replies leave (at most DRAIN_SECONDS), then
+        close every socket with 1001; a client that does not answer the close is cut after CLOSE_TIMEOUT."""
+        self.draining = True
+        server.server.close()   # the listening socket: new connections are refused (other workers take them)
+        for connection in self.connections:
+            connection.draining = True   # from now on new requests are answered UNAVAILABLE
+        drained = [asyncio.ensure_future(c.drained()) for c in self.connections]
+        if drained:
+            await asyncio.wait(drained, timeout=DRAIN_SECONDS)
+            for waiter in drained:
+                waiter.cancel()
+        server.close(close_connections=True)   # 1001 to each; handlers then return
+        try:
+            await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT + 0.5)
+        except asyncio.TimeoutError:
+            # Requests still running past the drain (a query that will not end): their replies have nowhere to go.
+            for connection in self.connections:
+                for task in connection.tasks:
+                    task.cancel()
+            await asyncio.wait([asyncio.ensure_future(server.wait_closed())], timeout=0.5)
 
     def serve(self, host: str, port: int, *, reuse_port: bool = False):
         app = self.gateway.app
@@ -60,10 +151,12 @@ class Server:
             select_subprotocol=_select_subprotocol,
             subprotocols=list(SUBPROTOCOLS),
             origins=origins,
-            max_size=app.max_message,
+            max_size=max(app.max_message, app.file_chunk + 64),   # connection.py holds non-chunks to max_message
             compression=None,
-            ping_interval=20, ping_timeout=20,
-            close_timeout=5,
+            ping_interval=app.ping_interval, ping_timeout=app.ping_timeout,
+            close_timeout=CLOSE_TIMEOUT,
             server_header="hapta",
+            logger=_websockets_log,
             reuse_port=reuse_port,
+            backlog=BACKLOG,
         )

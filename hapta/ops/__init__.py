@@ -1,2 +1,2 @@
 """One module per op family; importing this package registers them all in base.OPS."""
-from . import auth, misc, records  # noqa: F401
+from . import auth, files, limits, live, misc, records, rules  # noqa: F401

@@ -1,7 +1,9 @@
-"""auth.*: how a connection becomes anon, a user or admin.
+"""auth.*: how a connection becomes anon, a user or admin, and how its session rolls and ends.
 
 A login creates a session (one device's login) with its first refresh token, and authenticates the connection
 that asked. Unknown identity and wrong password answer alike, in the same time (a dummy hash is verified).
+Every change of a connection's identity goes through the gateway's SessionHub (hapta/gateway/session_hub.py), which
+also carries revocations to the session's other connections, in this process and all others.
 """
 from __future__ import annotations
 
@@ -12,17 +14,20 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 
-from ..auth.passwords import hash_password, verify_password
-from ..auth.tokens import hash_secret, new_refresh_token
-from ..protocol.errors import (ALREADY_EXISTS, INVALID_CREDENTIALS, TOKEN_INVALID, VALIDATION_FAILED,
-                               HaptaError)
-from .base import ADMIN, ANON, USER, Args, Call, Principal, op
+from ..auth import oauth2
+from ..auth.passwords import hash_password, verify_password, weakness
+from ..auth.sessions import USER_COLUMNS, TokenReused
+from ..auth.tokens import hash_secret
+from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_CREDENTIALS, NOT_FOUND, TOKEN_INVALID,
+                               VALIDATION_FAILED, HaptaError)
+from .base import ADMIN, ANON, GUEST, USER, Args, Call, Principal, op
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 USERNAME = re.compile(r"^[a-z0-9_.]{2,32}$")
-USER_COLUMNS = "id, email, username, created, updated, version"
+SELECT_USER = ", ".join(USER_COLUMNS)
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
+Token = Annotated[str, msgspec.Meta(max_length=4096)]
 
 
 class RegisterArgs(Args):
@@ -37,7 +42,25 @@ class LoginArgs(Args):
 
 
 class ResumeArgs(Args):
-    token: Annotated[str, msgspec.Meta(max_length=4096)]
+    token: Token
+
+
+class RefreshArgs(Args):
+    refresh_token: Token
+
+
+class PasswordArgs(Args):
+    old: Text
+    new: Text
+
+
+class RevokeArgs(Args):
+    session: Text | None = None
+    user: Text | None = None     # admins: every session of this user
+
+
+class OAuth2Args(Args):
+    provider: Text
 
 
 class AnonArgs(Args):
@@ -52,18 +75,17 @@ def _invalid(field: str, message: str) -> HaptaError:
     return HaptaError(VALIDATION_FAILED, message, details={"field": field})
 
 
-async def _start_session(call: Call, user: asyncpg.Record) -> dict[str, Any]:
-    """Create a session with its first refresh token; authenticate the calling connection; return a Session."""
-    gateway = call.gateway
-    refresh = new_refresh_token()
-    session_id = await gateway.pool.fetchval("""
-        WITH s AS (INSERT INTO hapta.sessions (user_id, expires_at)
-                   VALUES ($1, now() + make_interval(secs => $2)) RETURNING id)
-        INSERT INTO hapta.refresh_tokens (hash, session_id) SELECT $3, id FROM s RETURNING session_id""",
-        user["id"], float(gateway.app.session_ttl), hash_secret(refresh))
-    token, expires_at = gateway.signer.issue(user["id"], session_id)
-    call.peer.principal = Principal(USER, user["id"], session_id, expires_at)
-    return {"user": dict(user), "token": token, "expires_at": expires_at, "refresh_token": refresh}
+async def _limit_identity(call: Call, identity: str) -> None:
+    """Guesses against one account are limited wherever they come from (the dispatcher already limits each
+    client address): the bucket `<op>:identity` of App.limits, else the op's own limit. The identity is hashed
+    so that no email address lands in Redis."""
+    await call.gateway.limiter.enforce(call.op, "identity:" + hash_secret(identity)[:32], collection="identity")
+
+
+def _check_password(call: Call, password: str, *identities: str | None) -> None:
+    problem = weakness(password, min_length=call.gateway.app.min_password_length, identities=identities)
+    if problem:
+        raise _invalid("password", problem)
 
 
 @op("auth.register", RegisterArgs, guest=True)
@@ -74,42 +96,49 @@ async def register(call: Call, args: RegisterArgs) -> dict[str, Any]:
     username = args.username.strip().lower() if args.username is not None else None
     if username is not None and not USERNAME.match(username):
         raise _invalid("username", "username must be 2-32 of a-z, 0-9, '_' and '.'")
-    if len(args.password) < call.gateway.app.min_password_length:
-        raise _invalid("password", f"password must be at least {call.gateway.app.min_password_length} characters")
+    await _limit_identity(call, email)
+    _check_password(call, args.password, email, username)
     password_hash = await hash_password(args.password)
     try:
         user = await call.gateway.pool.fetchrow(
-            f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}",
+            f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {SELECT_USER}",
             email, username, password_hash)
     except asyncpg.UniqueViolationError as exc:
         field = "username" if "username" in (exc.constraint_name or "") else "email"
         raise HaptaError(ALREADY_EXISTS, f"that {field} is taken", details={"field": field}) from None
-    return await _start_session(call, user)
+    return await call.gateway.hub.sign_in(call.peer, user)
 
 
 @op("auth.login", LoginArgs, guest=True)
 async def login(call: Call, args: LoginArgs) -> dict[str, Any]:
     identity = args.identity.strip().lower()
+    await _limit_identity(call, identity)
     row = await call.gateway.pool.fetchrow(
-        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 OR username = $1 LIMIT 1", identity)
+        f"SELECT {SELECT_USER}, password_hash FROM users WHERE email = $1 OR username = $1 LIMIT 1", identity)
     if not await verify_password(row["password_hash"] if row else None, args.password) or row is None:
         raise HaptaError(INVALID_CREDENTIALS, "identity or password is wrong")
-    user = {key: row[key] for key in row.keys() if key != "password_hash"}
-    return await _start_session(call, user)
+    return await call.gateway.hub.sign_in(call.peer, row)
+
+
+@op("auth.refresh", RefreshArgs, guest=True)
+async def refresh(call: Call, args: RefreshArgs) -> dict[str, Any]:
+    hub = call.gateway.hub
+    try:
+        rolled = await hub.sessions.refresh(args.refresh_token)
+    except TokenReused as reused:
+        await hub.announce([reused.session_id], "refresh token reused")
+        raise
+    return hub.rolled(call.peer, rolled.user, rolled.session_id, rolled.refresh_token)
 
 
 @op("auth.resume", ResumeArgs, guest=True)
 async def resume(call: Call, args: ResumeArgs) -> dict[str, Any]:
     claims = call.gateway.signer.verify(args.token)
-    user = await call.gateway.pool.fetchrow(f"""
-        SELECT {', '.join('u.' + c for c in USER_COLUMNS.split(', '))}
-        FROM hapta.sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()""",
-        claims.session_id, claims.user_id)
+    user = await call.gateway.hub.sessions.alive(claims.session_id, claims.user_id)
     if user is None:   # deleted user, revoked or expired session: the token no longer speaks for anyone
         raise HaptaError(TOKEN_INVALID, "token is not valid")
-    call.peer.principal = Principal(USER, claims.user_id, claims.session_id, claims.expires_at)
-    return {"user": dict(user), "expires_at": claims.expires_at}
+    call.gateway.hub.bind(call.peer, Principal(USER, claims.user_id, claims.session_id, claims.expires_at))
+    return {"user": user, "expires_at": claims.expires_at}
 
 
 def _key_matches(given: str, expected: str) -> bool:
@@ -120,7 +149,7 @@ def _key_matches(given: str, expected: str) -> bool:
 async def anon(call: Call, args: AnonArgs) -> dict[str, Any]:
     if not _key_matches(args.apikey, call.gateway.settings.anon_key):
         raise HaptaError(INVALID_CREDENTIALS, "that key is not valid")
-    call.peer.principal = Principal(ANON)
+    call.gateway.hub.bind(call.peer, Principal(ANON))
     return {"role": ANON}
 
 
@@ -128,16 +157,92 @@ async def anon(call: Call, args: AnonArgs) -> dict[str, Any]:
 async def admin(call: Call, args: AdminArgs) -> dict[str, Any]:
     if not _key_matches(args.key, call.gateway.settings.admin_key):
         raise HaptaError(INVALID_CREDENTIALS, "that key is not valid")
-    call.peer.principal = Principal(ADMIN)
+    call.gateway.hub.bind(call.peer, Principal(ADMIN))
     return {"role": ADMIN}
 
 
-@op("auth.me")
+@op("auth.logout", guest=True)
+async def logout(call: Call, args: None) -> dict[str, Any]:
+    """Revoke this connection's session everywhere; this connection stays open as a guest."""
+    session_id = call.principal.session_id
+    call.gateway.hub.bind(call.peer, Principal(GUEST))
+    if session_id is not None:
+        await call.gateway.hub.revoke([session_id], "logout")
+    return {}
+
+
+@op("auth.password", PasswordArgs)
+async def password(call: Call, args: PasswordArgs) -> dict[str, Any]:
+    """Change the password; every other session of the user ends (this one goes on)."""
+    principal = call.principal
+    if principal.role != USER:
+        raise HaptaError(FORBIDDEN, "only a signed-in user has a password")
+    row = await call.gateway.pool.fetchrow(
+        "SELECT email, username, password_hash FROM users WHERE id = $1", principal.user_id)
+    if row is None:
+        raise HaptaError(TOKEN_INVALID, "this user no longer exists")
+    if not await verify_password(row["password_hash"], args.old):
+        raise HaptaError(INVALID_CREDENTIALS, "the current password is wrong")
+    _check_password(call, args.new, row["email"], row["username"])
+    await call.gateway.pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1",
+                                    principal.user_id, await hash_password(args.new))
+    hub = call.gateway.hub
+    others = await hub.sessions.revoke_user(principal.user_id, "password changed", keep=principal.session_id)
+    await hub.announce(others, "password changed")
+    return {}
+
+
+@op("auth.sessions")
+async def sessions(call: Call, args: None) -> dict[str, Any]:
+    """The signed-in user's live sessions (devices), most recently used first."""
+    principal = call.principal
+    if principal.role != USER:
+        raise HaptaError(FORBIDDEN, "only a signed-in user has sessions")
+    items = await call.gateway.hub.sessions.list(principal.user_id)
+    for item in items:
+        item["current"] = item["id"] == principal.session_id
+    return {"items": items}
+
+
+@op("auth.revoke", RevokeArgs)
+async def revoke(call: Call, args: RevokeArgs) -> dict[str, Any]:
+    """End a session (a user: one of their own; an admin: any session, or every session of `user`)."""
+    principal, hub = call.principal, call.gateway.hub
+    if (args.session is None) == (args.user is None):
+        raise HaptaError(BAD_REQUEST, "give either session or user")
+    if args.user is not None:
+        if not principal.is_admin:
+            raise HaptaError(FORBIDDEN, "only an admin revokes every session of a user")
+        revoked = await hub.sessions.revoke_user(args.user, "revoked by an admin")
+        await hub.announce(revoked, "revoked by an admin")
+        return {"revoked": len(revoked)}
+    if not principal.is_admin:
+        owner = await call.gateway.pool.fetchval("SELECT user_id FROM hapta.sessions WHERE id = $1", args.session)
+        if principal.role != USER or owner != principal.user_id:
+            raise HaptaError(NOT_FOUND, "no such session")
+    reason = "revoked by an admin" if principal.is_admin else "revoked by the user"
+    revoked = await hub.sessions.revoke([args.session], reason)
+    await hub.announce(revoked, reason)
+    return {"revoked": len(revoked)}
+
+
+@op("auth.oauth2", OAuth2Args, guest=True)
+async def oauth2_begin(call: Call, args: OAuth2Args) -> dict[str, str]:
+    gateway = call.gateway
+    provider = gateway.app.oauth2.get(args.provider)
+    if provider is None:
+        raise HaptaError(BAD_REQUEST, f"no OAuth2 provider {args.provider[:64]!r}",
+                         details={"providers": sorted(gateway.app.oauth2)})
+    waiter = gateway.hub.await_oauth2(call.peer)
+    return await oauth2.begin(gateway.pool, args.provider, provider, gateway.oauth2_redirect_uri, waiter)
+
+
+@op("auth.me", guest=True)
 async def me(call: Call, args: None) -> dict[str, Any]:
     principal = call.principal
     if principal.role != USER:
         return {"role": principal.role}
-    user = await call.gateway.pool.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", principal.user_id)
+    user = await call.gateway.pool.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", principal.user_id)
     if user is None:
         raise HaptaError(TOKEN_INVALID, "this user no longer exists")
     return {"user": dict(user)}

@@ -38,11 +38,20 @@ class Principal:
         return {"user.id": self.user_id, "user.role": self.role, "now": datetime.now(timezone.utc)}
 
 
-@dataclass
+def _nowhere(*_args: Any, **_kwargs: Any) -> None:
+    """A peer without a socket (tests of pure logic) drops its events."""
+
+
+@dataclass(eq=False)
 class Peer:
-    """The connection an op runs for: its principal can change (auth ops set it)."""
+    """The connection an op runs for. Its principal changes only through the gateway's SessionHub (auth ops),
+    which also keeps the index of live connections per session used for expiry and revocation."""
     principal: Principal = field(default_factory=Principal)
     address: str | None = None
+    push: Callable[..., None] = _nowhere      # push(event, data=None, **extra): an unrequested event
+    close: Callable[[int, str], None] = _nowhere   # close(code, reason): close the socket soon
+    deliver: Callable[[Any], None] = _nowhere  # deliver(live.events.Event): an event encoded once for many sockets
+    files: Any = None                          # the socket's file streams (hapta.files.transfers.Transfers)
 
 
 @dataclass

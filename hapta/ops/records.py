@@ -18,6 +18,7 @@ from typing import Annotated, Any, Iterator
 import asyncpg
 import msgspec
 
+from ..cache import query_key
 from ..models import EVERYONE, Model, Rule
 from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, VALIDATION_FAILED, HaptaError)
 from ..query import FilterError, bind, parse, to_sql
@@ -90,7 +91,9 @@ class Sql:
     def __init__(self, call: Call, model: Model):
         self.model = model
         self.admin = call.principal.is_admin
-        self.schema = call.gateway.schema
+        # Admins filter on guarded columns as they are; everyone else through the guards.
+        self.schema = call.gateway.admin_schema if self.admin else call.gateway.schema
+        self.table = self.schema.tables[model.name]
         self.vars = call.principal.rule_vars()
         self.params: list[Any] = []
 
@@ -128,10 +131,10 @@ def _filter(sql: Sql, text: str | None) -> str:
     if text is None or not text.strip():
         return "true"
     try:
-        node = bind(parse(text), sql.model.table, sql.schema)
+        node = bind(parse(text), sql.table, sql.schema)
     except FilterError as exc:
         raise HaptaError(BAD_REQUEST, f"filter: {exc}") from None
-    return f"({to_sql(node, sql.model.table, sql.schema, sql.vars, sql.params)})"
+    return f"({to_sql(node, sql.table, sql.schema, sql.vars, sql.params)})"
 
 
 def _sort_terms(model: Model, text: str | None) -> list[tuple[str, bool]]:
@@ -223,8 +226,9 @@ def _coerce(model: Model, name: str, value: Any) -> Any:
             raise _invalid(name, f"{name} must be true or false")
         return value
     if kind == kinds.TIMESTAMP:
-        try:
-            moment = msgspec.convert(value, datetime) if isinstance(value, str) else None
+        try:   # a datetime: a MessagePack timestamp, or a value a rule hook passed back
+            moment = value if isinstance(value, datetime) else \
+                msgspec.convert(value, datetime) if isinstance(value, str) else None
         except msgspec.ValidationError:
             moment = None
         if moment is None:
@@ -288,10 +292,11 @@ def _database_refusals(model: Model, deleting: bool = False) -> Iterator[None]:
         raise _invalid(field, "a value does not fit its column") from None
 
 
-def _hook_context(call: Call, model: Model) -> Context:
+def _hook_context(call: Call, model: Model, conn: asyncpg.Connection | None = None) -> Context:
+    """What hooks learn of the call. Their ctx.sql runs on `conn` (the write's transaction) when given."""
     principal = call.principal
     return Context(principal.user_id, principal.role, call.op, model.name, call.peer.address,
-                   _sql=call.gateway.pool.execute)
+                   _sql=(conn or call.gateway.pool).fetch)
 
 
 def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -302,6 +307,17 @@ def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
 
 @op("records.list", ListArgs)
 async def list_records(call: Call, args: ListArgs) -> dict[str, Any]:
+    """Through the read cache (hapta/cache.py): keyed by the query and what the rules read of the principal."""
+    model = _model(call, args.collection)
+    fields = _fields(model, args.fields)
+    sorted_fields = [part.strip().lstrip("+-") for part in (args.sort or "").split(",")]
+    key, tables = query_key(model, call.gateway.schema, "list", call.principal, args.filter,
+                            [*fields, *sorted_fields],
+                            (fields, args.sort, args.page, args.per_page, args.after, args.count))
+    return await call.gateway.live.read(key, tables, lambda: _list_from_db(call, args))
+
+
+async def _list_from_db(call: Call, args: ListArgs) -> dict[str, Any]:
     model = _model(call, args.collection)
     sql = Sql(call, model)
     fields = _fields(model, args.fields)
@@ -340,6 +356,15 @@ async def list_records(call: Call, args: ListArgs) -> dict[str, Any]:
 
 @op("records.get", GetArgs)
 async def get_record(call: Call, args: GetArgs) -> dict[str, Any]:
+    """Through the read cache, like records.list."""
+    model = _model(call, args.collection)
+    fields = _fields(model, args.fields)
+    key, tables = query_key(model, call.gateway.schema, "view", call.principal, None, fields,
+                            ("get", str(_key(model, args.id)), fields))
+    return await call.gateway.live.read(key, tables, lambda: _get_from_db(call, args))
+
+
+async def _get_from_db(call: Call, args: GetArgs) -> dict[str, Any]:
     model = _model(call, args.collection)
     sql = Sql(call, model)
     fields = _fields(model, args.fields)
@@ -410,9 +435,9 @@ async def update_record(call: Call, args: UpdateArgs) -> dict[str, Any]:
     record_id = _key(model, args.id)
     changes = _writable_data(model, args.data)
     hooks = call.gateway.hooks
-    ctx = _hook_context(call, model)
     with _database_refusals(model):
         async with call.gateway.pool.acquire() as conn, conn.transaction():
+            ctx = _hook_context(call, model, conn)
             current = await _lock_for_write(conn, call, model, record_id, "update")
             if args.version is not None and current["version"] != args.version:
                 raise HaptaError(CONFLICT, f"{model.name} {args.id} is at version {current['version']}",
@@ -444,11 +469,16 @@ async def delete_record(call: Call, args: DeleteArgs) -> dict[str, Any]:
     _rule(call, model, "delete")
     record_id = _key(model, args.id)
     hooks = call.gateway.hooks
-    ctx = _hook_context(call, model)
     with _database_refusals(model, deleting=True):
         async with call.gateway.pool.acquire() as conn, conn.transaction():
+            ctx = _hook_context(call, model, conn)
             current = await _lock_for_write(conn, call, model, record_id, "delete")
             await hooks.before(model.name, "before_delete", ctx, dict(current))
+            # A deleted user's sessions go with the row (ON DELETE CASCADE); their sockets must hear of it.
+            ended = await conn.fetch("SELECT id FROM hapta.sessions WHERE user_id = $1 AND revoked_at IS NULL",
+                                     record_id) if model.name == "users" else []
             await conn.execute(f'DELETE FROM "{model.name}" WHERE "id" = $1', record_id)
+    if ended:
+        await call.gateway.hub.announce([row["id"] for row in ended], "user deleted")
     hooks.after(model.name, "after_delete", ctx, current)
     return {"id": args.id}

@@ -32,7 +32,7 @@ class Request(msgspec.Struct):
 class Chunk(msgspec.Struct):
     """A file chunk: a binary frame in JSON mode, a `files.chunk` message in MessagePack mode."""
     stream: int
-    data: bytes
+    data: bytes   # in JSON mode a memoryview into the frame: the bytes are not copied
 
 
 def error_reply(request_id: Any, error: HaptaError) -> dict[str, Any]:
@@ -67,6 +67,13 @@ class Codec:
 
     def encode(self, message: Any) -> bytes:
         return self._encoder.encode(message)
+
+    def encode_chunk(self, stream: int, data: bytes) -> bytes:
+        """A file chunk, the same shape both ways: JSON mode sends it as a binary frame (4-byte big-endian stream
+        number, then the bytes), MessagePack mode as the message {"op": "files.chunk", "stream", "data"}."""
+        if self.binary:
+            return self._encoder.encode({"op": "files.chunk", "stream": stream, "data": data})
+        return stream.to_bytes(4, "big") + data
 
     def decode(self, frame: bytes | str) -> tuple[list[Request], list[Chunk], list[dict[str, Any]]]:
         """Return (requests, chunks, error replies) for one incoming frame."""
@@ -114,7 +121,7 @@ class Codec:
     def _chunk_from_binary(frame: bytes) -> Chunk:
         if len(frame) < 4:
             return Chunk(stream=-1, data=b"")   # no stream number: refused as an unknown stream
-        return Chunk(stream=int.from_bytes(frame[:4], "big"), data=frame[4:])
+        return Chunk(stream=int.from_bytes(frame[:4], "big"), data=memoryview(frame)[4:])   # no copy of the bytes
 
 
 def _usable_id(item: Any) -> Any:

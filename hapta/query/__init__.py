@@ -9,14 +9,14 @@ from __future__ import annotations
 from .ast import Node, fields_used, relations_used, vars_used
 from .check import bind, bind_guards
 from .errors import FilterError
-from .evaluate import evaluate
+from .evaluate import evaluate, evaluate_for_anyone
 from .lexer import WHITESPACE
 from .parser import parse
 from .schema import Schema, Table
 from .sql import to_sql
 
 __all__ = [
-    "FilterError", "Node", "bind", "bind_guards", "compile_rule", "evaluate", "fields_used",
+    "FilterError", "Node", "bind", "bind_guards", "compile_rule", "evaluate", "evaluate_for_anyone", "fields_used",
     "parse", "relations_used", "to_sql", "vars_used",
 ]
 

@@ -35,26 +35,60 @@ def evaluate(
     return _Evaluator(record, vars, related).truth(node) is True
 
 
+class _DependsOnVars(Exception):
+    """A comparison's outcome depends on who asks (it reads a variable)."""
+
+
+def evaluate_for_anyone(
+    node: Node,
+    record: Mapping[str, Any],
+    related: Mapping[str, Mapping[str, Any] | None] = _NO_RELATED,
+) -> bool | None:
+    """True or False when `evaluate` gives that answer whatever the variables hold, None when it depends on them.
+
+    Realtime fan-out asks this once per change, then evaluates per principal only where the answer is None.
+    Sound because SQL's three-valued logic is monotone: a comparison that reads a variable is taken as
+    "unknown", and an AND/OR/NOT whose result is decided despite an unknown part is decided for every value
+    that part could take (a NULL's own "unknown" stays a third, separate answer: it never matches).
+    """
+    truth = _Evaluator(record, {}, related, symbolic=True).truth(node)
+    if truth is _VARIES:
+        return None
+    return truth is True
+
+
+_VARIES = object()   # in symbolic mode: "depends on the variables" (distinct from SQL's unknown, None)
+
+
 class _Evaluator:
-    def __init__(self, record: Mapping, variables: Mapping, related: Mapping) -> None:
+    def __init__(self, record: Mapping, variables: Mapping, related: Mapping, symbolic: bool = False) -> None:
         self.record = record
         self.variables = variables
         self.related = related
+        self.symbolic = symbolic
 
-    def truth(self, node: Node) -> bool | None:
+    def truth(self, node: Node) -> Any:
         if isinstance(node, Compare):
+            if self.symbolic:
+                try:
+                    return self.compare(node)
+                except _DependsOnVars:
+                    return _VARIES
             return self.compare(node)
         if isinstance(node, Not):
             value = self.truth(node.item)
-            return None if value is None else not value
+            return value if value is None or value is _VARIES else not value
         # AND: any False wins, else any unknown makes it unknown. OR is the mirror image.
+        # (Symbolic mode: a part that varies makes the whole vary unless another part decides it.)
         decisive = isinstance(node, Or)
-        result: bool | None = not decisive
+        result: Any = not decisive
         for item in node.items:
             value = self.truth(item)
             if value is decisive:
                 return decisive
-            if value is None:
+            if value is _VARIES:
+                result = _VARIES
+            elif value is None and result is not _VARIES:
                 result = None
         return result
 
@@ -82,6 +116,8 @@ class _Evaluator:
         if isinstance(operand, Literal):
             value = operand.value
         elif isinstance(operand, Var):
+            if self.symbolic:
+                raise _DependsOnVars
             value = var_value(self.variables, operand.name)
         else:
             value = self.field(operand)
@@ -100,8 +136,12 @@ class _Evaluator:
         name = node.path[-1]
         if name not in owner:
             raise KeyError(f"record has no field {name!r}")
-        if node.guard is not None and _Evaluator(owner, self.variables, owner_related).truth(node.guard) is not True:
-            return None
+        if node.guard is not None:
+            allowed = _Evaluator(owner, self.variables, owner_related, self.symbolic).truth(node.guard)
+            if allowed is _VARIES:
+                raise _DependsOnVars
+            if allowed is not True:
+                return None
         return owner[name]
 
 

@@ -1,78 +1,145 @@
-"""Finding and calling the app's hooks.
+"""The gateway's side of the app's hooks: which hooks exist, and calls to them, run by the rule workers.
 
-The modules in the app's rules/ folder are imported once at start; a collection without hooks costs nothing.
+`has` answers from the table the workers reported when they imported rules/, so a collection without a hook costs
+a dict lookup and no round trip. `before` waits for the hook and turns its outcome into the op's (changed data,
+RULE_DENIED, INTERNAL, TIMEOUT, UNAVAILABLE); `after` starts the hook and returns at once.
 """
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import inspect
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
-from ..protocol.errors import RULE_DENIED, HaptaError
-from . import Context, Deny
+from ..config import App
+from ..models import ConfigError
+from ..protocol.errors import INTERNAL, RULE_DENIED, HaptaError
+from . import Context
+from .loader import RulesError
+from .messages import Denied, Raised, Who
+from .workers import WorkerPool, default_size
 
 log = logging.getLogger("hapta.rules")
 
-HOOK_NAMES = ("before_create", "before_update", "before_delete", "after_create", "after_update", "after_delete")
+RELOAD_POLL = 0.5      # seconds between looks at rules/ under --reload
+SHUTDOWN_GRACE = 0.5   # seconds after_* hooks under way may still take when the gateway stops
 
 
 class Hooks:
-    def __init__(self, by_collection: dict[str, dict[str, Callable[..., Any]]] | None = None):
-        self._hooks = by_collection or {}
+    def __init__(self, pool: WorkerPool | None, database: Callable[..., Awaitable[Any]]):
+        self.pool = pool                  # None: the app has no rules/ modules at all
+        self._database = database         # runs after_* hooks' ctx.sql: they come after the write's transaction
         self._background: set[asyncio.Task] = set()
+        self._watcher: asyncio.Task | None = None
 
     @classmethod
-    def load(cls, folder: Path | None, collections: set[str]) -> "Hooks":
-        found: dict[str, dict[str, Callable[..., Any]]] = {}
-        if folder is None or not folder.is_dir():
-            return cls(found)
-        for path in sorted(folder.glob("*.py")):
-            if path.stem.startswith("_"):
-                continue
-            if path.stem not in collections:
-                raise ValueError(f"rules/{path.name} names no collection of config.py")
-            spec = importlib.util.spec_from_file_location(f"hapta_app_rules.{path.stem}", path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            hooks = {name: getattr(module, name) for name in HOOK_NAMES if callable(getattr(module, name, None))}
-            if hooks:
-                found[path.stem] = hooks
-        return cls(found)
+    async def start(cls, app: App, folder: Path, collections: set[str], database: Callable[..., Awaitable[Any]],
+                    *, reload: bool = False) -> "Hooks":
+        """Start the rule workers for rules/ (none when it holds no module and nothing is to be reloaded)."""
+        if not reload and not any(folder.glob("*.py")):
+            return cls(None, database)
+        try:
+            pool = WorkerPool(folder, collections, size=app.rule_workers or default_size(),
+                              timeout=app.hook_timeout, queue_limit=app.rule_queue)
+            await pool.start()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        except RulesError as exc:
+            raise ConfigError(f"rules/ does not load: {exc}") from None
+        hooks = cls(pool, database)
+        found = sorted(f"{c}.{h}" for c, names in pool.table.items() for h in names)
+        log.info("%d rule workers ready; hooks: %s", pool.size, ", ".join(found) or "none")
+        if reload:
+            hooks._watcher = asyncio.ensure_future(hooks._reload_on_change(folder))
+        return hooks
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self._background:   # after_* hooks under way get a moment to finish (shutdown has seconds in all)
+            await asyncio.wait(list(self._background), timeout=SHUTDOWN_GRACE)
+        if self.pool is not None:
+            await self.pool.close()
 
     def has(self, collection: str, name: str) -> bool:
-        return name in self._hooks.get(collection, ())
+        return self.pool is not None and name in self.pool.table.get(collection, ())
 
     async def before(self, collection: str, name: str, ctx: Context, *args: Any) -> Any:
         """Run a before_* hook; return what it returned (None: keep the input). Deny -> RULE_DENIED."""
-        hook = self._hooks.get(collection, {}).get(name)
-        if hook is None:
+        if not self.has(collection, name):
             return None
-        try:
-            result = hook(ctx, *args)
-            if inspect.isawaitable(result):
-                result = await result
-        except Deny as deny:
-            raise HaptaError(RULE_DENIED, str(deny.message)[:500]) from None
-        return result
+        assert self.pool is not None
+        outcome = await self.pool.call(collection, name, _who(ctx), list(args), ctx._sql or self._database)
+        if isinstance(outcome, Denied):
+            raise HaptaError(RULE_DENIED, outcome.message[:500] or "refused by a rule")
+        if isinstance(outcome, Raised):
+            log.error("hook %s.%s failed:\n%s", collection, name, outcome.traceback.rstrip())
+            raise HaptaError(INTERNAL, "internal error")
+        if name == "before_delete":
+            return None
+        if outcome.value is not None and not isinstance(outcome.value, dict):
+            log.error("hook %s.%s returned %s; a before hook returns the fields as a dict, or None",
+                      collection, name, type(outcome.value).__name__)
+            raise HaptaError(INTERNAL, "internal error")
+        return outcome.value
 
     def after(self, collection: str, name: str, ctx: Context, record: dict[str, Any]) -> None:
         """Start an after_* hook without waiting for it: the reply never waits on side effects."""
-        hook = self._hooks.get(collection, {}).get(name)
-        if hook is None:
+        if not self.has(collection, name):
             return
-
-        async def run() -> None:
-            try:
-                result = hook(ctx, dict(record))
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("hook %s.%s failed", collection, name)
-
-        task = asyncio.ensure_future(run())
+        task = asyncio.ensure_future(self._after(collection, name, _who(ctx), record))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _after(self, collection: str, name: str, who: Who, record: dict[str, Any]) -> None:
+        assert self.pool is not None
+        try:
+            outcome = await self.pool.call(collection, name, who, [record], self._database)
+        except HaptaError as error:   # busy, timed out, or its worker died: the side effect is lost; say so
+            log.warning("hook %s.%s did not run to the end: %s", collection, name, error.message)
+            return
+        if isinstance(outcome, Raised):
+            log.error("hook %s.%s failed:\n%s", collection, name, outcome.traceback.rstrip())
+        elif isinstance(outcome, Denied):
+            log.warning("hook %s.%s denied after the fact (the write is done): %s", collection, name,
+                        outcome.message[:200])
+
+    def status(self) -> dict[str, Any]:
+        """What the admin op rules.status shows: the pool's live size against its target, and its counters."""
+        if self.pool is None:
+            return {"size": 0, "live": 0, "busy": 0, "queued": 0, "hooks": {}}
+        return {**self.pool.status(), "hooks": {c: sorted(names) for c, names in sorted(self.pool.table.items())}}
+
+    async def _reload_on_change(self, folder: Path) -> None:
+        assert self.pool is not None
+        seen = snapshot(folder)
+        while True:
+            await asyncio.sleep(RELOAD_POLL)
+            now = snapshot(folder)
+            if now == seen:
+                continue
+            seen = now
+            log.info("rules/ changed: starting new rule workers")
+            try:
+                await self.pool.restart()
+            except RulesError as exc:
+                log.error("rules/ does not load, the running workers stay: %s\n%s", exc, exc.traceback.rstrip())
+            else:
+                log.info("rule workers restarted")
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """What --reload compares between two looks: each .py file under rules/ with its mtime and size."""
+    found = {}
+    for path in folder.rglob("*.py"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:   # removed while we looked: the next look sees that
+            continue
+        found[str(path)] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def _who(ctx: Context) -> Who:
+    return Who(ctx.user_id, ctx.role, ctx.op, ctx.collection, ctx.address)

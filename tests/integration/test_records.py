@@ -193,6 +193,9 @@ async def test_admin_sees_everything_and_hidden_fields_stay_hidden(user, admin):
     assert (await admin.call("records.get", {"collection": "posts", "id": secret["id"]}))["id"] == secret["id"]
     someone = await admin.call("records.get", {"collection": "users", "id": a["user"]["id"]})
     assert someone["email"] == a["user"]["email"] and "password_hash" not in someone
+    # Guards do not hide a column from admins, in filters either.
+    found = await admin.call("records.list", {"collection": "users", "filter": f'email = "{a["user"]["email"]}"'})
+    assert [item["id"] for item in found["items"]] == [a["user"]["id"]]
 
 
 async def test_unreachable_collections(admin):

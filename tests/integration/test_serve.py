@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from hapta.client import Client
 from tests.conftest import gateway_env
-from tests.services import ROOT, GatewayProcess
+from tests.services import ROOT, GatewayProcess, write_app
 
 
 async def test_bin_hapta_serve_on_embedded_defaults(tmp_path):
@@ -20,6 +20,9 @@ async def test_bin_hapta_serve_on_embedded_defaults(tmp_path):
                              drop=("DATABASE_URL",))
     process.start(timeout=90)
     try:
+        deadline = time.monotonic() + 10   # printed just after the listening line
+        while "anon key:" not in process.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "anon key: dev-anon-key" in process.log_text()
         async with await Client.connect(process.url) as client:
             assert await client.call("auth.anon", {"apikey": "dev-anon-key"}) == {"role": "anon"}
@@ -29,15 +32,6 @@ async def test_bin_hapta_serve_on_embedded_defaults(tmp_path):
         assert process.stop() == 0, process.log_text()
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     assert "Traceback" not in process.log_text()
-
-
-def write_app(folder, body: str):
-    """An app folder that reuses the demo's migrations and rules with its own config.py."""
-    folder.mkdir(exist_ok=True)
-    (folder / "migrations").symlink_to(ROOT / "migrations")
-    (folder / "rules").symlink_to(ROOT / "rules")
-    (folder / "config.py").write_text(textwrap.dedent(body).replace("ROOT", repr(str(ROOT))))
-    return folder / "config.py"
 
 
 @pytest.fixture

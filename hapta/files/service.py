@@ -1,0 +1,228 @@
+"""The process-wide side of files: the storage backend, the declared file fields, and the sweeper.
+
+Atomicity with the record rests on one table, hapta.unclaimed_files (store/sql/0004_files.sql): a row names an
+object that may exist in storage while no record refers to it.
+
+    begin    insert the row (a lease that this process renews while the upload lives), then open the writer
+    store    in the transaction that writes the file into the record: delete the row (the record owns it now)
+    abandon  remove the object, then the row; if storage is down, the row stays with its lease run out
+    release  the trigger hapta.release_files adds a row for every file a record lets go of (replaced, removed,
+             the record deleted, by any writer), in the writer's own transaction, and NOTIFYs hapta_files
+
+The sweeper removes the objects of rows whose lease ran out, then the rows: at start, every `sweep_interval`
+seconds, and when NOTIFY hapta_files says a record let files go. Removal is idempotent, so two processes sweeping
+the same row do no harm, and a crash between removing an object and deleting its row only repeats the removal.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from ..config import FileField
+from ..models import ConfigError
+from ..query import schema as kinds
+from ..store.files import Storage, StorageUnavailable, Writer, check_key, open_storage
+from .signing import UrlSigner
+from .types import KNOWN_TYPES
+
+if TYPE_CHECKING:
+    from ..gateway.gateway import Gateway
+
+log = logging.getLogger("hapta.files")
+
+CHANNEL = "hapta_files"
+SWEEP_BATCH = 100
+TRIGGER_LOCK = 0x6861707466   # "haptf": one process installs the triggers at a time
+DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+@dataclass(frozen=True)
+class Limits:
+    chunk: int           # bytes in one chunk, either way
+    window: int          # bytes an uploader may have unacknowledged
+    idle_timeout: float  # seconds an upload may wait for its next chunk or its files.finish
+
+
+def declared_fields(app, models) -> dict[str, dict[str, FileField]]:
+    """collection -> field -> FileField, checked against the catalog; mistakes stop the start."""
+    found: dict[str, dict[str, FileField]] = {}
+    for collection in app.collections:
+        for name, spec in getattr(collection, "files", {}).items():
+            model = models[collection.name]
+            column = model.info.columns.get(name)
+            where = f"{collection.name}.files[{name!r}]"
+            if column is None or name in collection.hidden or column.kind != kinds.JSON:
+                raise ConfigError(f"{where} must name a visible jsonb column (a list of files)")
+            if not (name.isidentifier() and name.isascii() and collection.name.isidentifier()
+                    and collection.name.isascii()):
+                raise ConfigError(f"{where}: file fields need plain ASCII identifiers as collection and field names")
+            unknown = sorted(set(spec.types or ()) - KNOWN_TYPES)
+            if unknown:
+                raise ConfigError(f"{where}: cannot recognise {', '.join(unknown)} by content; "
+                                  f"known: {', '.join(sorted(KNOWN_TYPES))}")
+            if spec.max_size < 0 or spec.max_count < 1:
+                raise ConfigError(f"{where}: max_size must be >= 0 and max_count >= 1")
+            found.setdefault(collection.name, {})[name] = spec
+    return found
+
+
+class FileService:
+    def __init__(self, gateway: "Gateway", storage: Storage | None = None):
+        app, settings = gateway.app, gateway.settings
+        self.pool = gateway.pool
+        self.models = gateway.models
+        self.fields = declared_fields(app, gateway.models)
+        self.storage = storage or open_storage(settings)
+        self.signer = UrlSigner(settings.jwt_secret)
+        self.limits = Limits(app.file_chunk, app.file_window, app.file_idle_timeout)
+        self.interval = app.file_sweep_interval
+        self.lease = max(4 * self.interval, 2.0)   # renewed every interval: three renewals may fail in a row
+        self.live: set[str] = set()                # keys of uploads in progress in this process
+        self.ready = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        gateway.listener.add(CHANNEL, lambda _payload: self.wake())
+        gateway.listener.on_reset(self.wake)   # a NOTIFY may have been missed: look now
+
+    def field(self, collection: str, name: str) -> FileField | None:
+        return self.fields.get(collection, {}).get(name)
+
+    # ---- life cycle ----
+
+    async def start(self) -> None:
+        await self._install_triggers()
+        try:
+            await self.storage.start()
+            self.ready = True
+        except StorageUnavailable:
+            log.warning("file storage (%s) is unavailable at start; file ops answer UNAVAILABLE until it is back",
+                        self.storage.name)
+        self._task = asyncio.ensure_future(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.storage.close()
+
+    async def _install_triggers(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", TRIGGER_LOCK)
+            for name in self.models:
+                if not name.isidentifier():
+                    continue
+                fields = self.fields.get(name)
+                if fields:
+                    columns = ", ".join(f'"{f}"' for f in fields)
+                    arguments = ", ".join(f"'{f}'" for f in fields)
+                    await conn.execute(
+                        f'CREATE OR REPLACE TRIGGER hapta_release_files AFTER UPDATE OF {columns} OR DELETE '
+                        f'ON "{name}" FOR EACH ROW EXECUTE FUNCTION hapta.release_files({arguments})')
+                else:
+                    await conn.execute(f'DROP TRIGGER IF EXISTS hapta_release_files ON "{name}"')
+
+    # ---- uploads ----
+
+    async def begin(self, key: str, content_type: str) -> Writer:
+        """Claim `key` for an upload in progress (so a crash leaves a row for the sweeper), then open a writer."""
+        await self.pool.execute(
+            "INSERT INTO hapta.unclaimed_files (key, lease_until) VALUES ($1, now() + make_interval(secs => $2))",
+            key, self.lease)
+        self.live.add(key)
+        try:
+            return await self.storage.writer(key, content_type)
+        except BaseException:
+            await self.abandon(key)
+            raise
+
+    async def adopt(self, conn: asyncpg.Connection, key: str) -> bool:
+        """In the record's transaction: the record owns `key` now. False if the claim is gone (swept)."""
+        return await conn.fetchval("DELETE FROM hapta.unclaimed_files WHERE key = $1 RETURNING true", key) is True
+
+    def adopted(self, key: str) -> None:
+        self.live.discard(key)
+
+    async def abandon(self, key: str, writer: Writer | None = None) -> None:
+        """Leave nothing of `key`: drop the writer, remove the object, then the row. If storage or the database is
+        down, what is left has a row whose lease has run out, and the sweeper finishes the job when it can."""
+        self.live.discard(key)
+        try:
+            if writer is not None:
+                await writer.discard()
+            await self.storage.remove(key)
+        except StorageUnavailable:
+            await self._expire(key)
+            return
+        try:
+            await self.pool.execute("DELETE FROM hapta.unclaimed_files WHERE key = $1", key)
+        except DATABASE_DOWN:
+            log.warning("could not delete the unclaimed row of a removed file; the sweeper will")
+
+    async def _expire(self, key: str) -> None:
+        try:
+            await self.pool.execute("UPDATE hapta.unclaimed_files SET lease_until = now() WHERE key = $1", key)
+        except DATABASE_DOWN:
+            log.warning("could not mark an abandoned upload for the sweeper; its lease will run out")
+        self.wake()
+
+    # ---- the sweeper ----
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if not self.ready:
+                    await self.storage.start()
+                    self.ready = True
+                    log.info("file storage (%s) is available", self.storage.name)
+                await self._renew()
+                await self.sweep()
+            except StorageUnavailable:
+                pass   # the backend logged it; try again next round
+            except DATABASE_DOWN:
+                log.warning("file sweeper: the database is unavailable")
+            except Exception:
+                log.exception("file sweeper failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _renew(self) -> None:
+        if self.live:
+            await self.pool.execute(
+                "UPDATE hapta.unclaimed_files SET lease_until = now() + make_interval(secs => $2) "
+                "WHERE key = ANY($1::text[])", list(self.live), self.lease)
+
+    async def sweep(self) -> int:
+        """Remove the objects of unclaimed rows whose lease ran out; return how many rows were cleared."""
+        cleared = 0
+        while True:
+            rows = await self.pool.fetch(
+                "SELECT key FROM hapta.unclaimed_files WHERE lease_until <= now() ORDER BY lease_until LIMIT $1",
+                SWEEP_BATCH)
+            done = []
+            for row in rows:
+                key = row["key"]
+                if key in self.live:
+                    continue
+                try:
+                    check_key(key)
+                except ValueError:
+                    log.warning("an unclaimed file key was not made by the gateway; its row is dropped untouched")
+                else:
+                    await self.storage.remove(key)
+                done.append(key)
+            if done:
+                await self.pool.execute(
+                    "DELETE FROM hapta.unclaimed_files WHERE key = ANY($1::text[]) AND lease_until <= now()", done)
+            cleared += len(done)
+            if len(rows) < SWEEP_BATCH or not done:
+                return cleared

@@ -1,0 +1,347 @@
+"""One connection's file streams: uploads with a window and acks, downloads paced by the socket.
+
+Upload: the client sends chunks for its stream and keeps at most `window` bytes unacknowledged. Chunks go into the
+stream's queue as the connection reads them (never blocking the socket for other requests); a pump task hashes,
+checks the type on the first bytes, writes to storage and acks what it stored (`files.ack {stream, received}`).
+A client that overruns its window is not read until the pump catches up, so one upload holds at most about a
+window in memory, plus what the storage writer buffers (S3: two parts).
+
+A failure (wrong type, more bytes than declared, storage down, idle too long) fails the stream at once: its
+storage is dropped, the client hears `files.error {stream, error}`, chunks still in flight are swallowed, and
+`files.finish` answers with that error. Abort and a closed socket drop everything the same way.
+
+Download: its reply leaves first, then chunks of at most `chunk` bytes, each written only when the socket has
+drained (websockets' write buffer), so the gateway never reads ahead of the client; then `files.end`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from websockets.exceptions import ConnectionClosed
+
+from ..protocol.errors import (BAD_REQUEST, NOT_FOUND, TIMEOUT, TOO_LARGE, UNAVAILABLE, VALIDATION_FAILED,
+                               HaptaError)
+from ..store.files import Reader, StorageUnavailable, Writer
+from .types import HEAD_SIZE, detect
+
+if TYPE_CHECKING:
+    from ..config import FileField
+    from ..gateway.connection import Connection
+    from .service import FileService
+
+log = logging.getLogger("hapta.files")
+
+# Streams (uploads and downloads) one connection may have open at once.
+MAX_STREAMS = 8
+
+
+def unavailable() -> HaptaError:
+    return HaptaError(UNAVAILABLE, "file storage is unavailable; try again", retry_after=2.0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an upload goes: a record's file field, under a name."""
+    collection: str
+    record_id: str
+    field: str
+    name: str
+    size: int
+    spec: "FileField"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    name: str
+    size: int
+    type: str
+    sha256: str
+
+    def entry(self) -> dict[str, Any]:
+        """As kept in the record's field (and shown to readers)."""
+        return {"name": self.name, "size": self.size, "type": self.type, "sha256": self.sha256, "key": self.key}
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "type": self.type, "sha256": self.sha256}
+
+
+class Upload:
+    def __init__(self, transfers: "Transfers", stream: int, target: Target, key: str, writer: Writer):
+        self.transfers = transfers
+        self.stream = stream
+        self.target = target
+        self.key = key
+        self.writer = writer
+        self.queue: deque[bytes] = deque()
+        self.queued = 0        # bytes waiting in the queue
+        self.received = 0      # bytes taken from the client so far
+        self.stored = 0        # bytes written to storage (what acks report)
+        self.acked = 0
+        self.head = b""
+        self.type: str | None = None
+        self.error: HaptaError | None = None
+        self.more = asyncio.Event()       # the queue has something, or the client finished
+        self.room = asyncio.Event()       # the queue is within the window again
+        self.finishing = asyncio.Event()
+        self.dropped = False
+        self.pump = asyncio.ensure_future(self._pump())
+
+    # ---- from the connection's read loop ----
+
+    async def put(self, data: bytes) -> None:
+        if self.error is not None or self.finishing.is_set():
+            return   # chunks that were in flight when the stream failed or finished: swallowed
+        settings = self.transfers.service.limits
+        if len(data) > settings.chunk:
+            self.fail(HaptaError(BAD_REQUEST, f"a chunk is at most {settings.chunk} bytes"))
+            return
+        if self.received + len(data) > self.target.size:
+            self.fail(HaptaError(BAD_REQUEST, f"more bytes than the declared size {self.target.size}",
+                                 details={"size": self.target.size}))
+            return
+        self.queue.append(data)
+        self.queued += len(data)
+        self.received += len(data)
+        self.more.set()
+        while self.queued > settings.window and self.error is None:
+            self.room.clear()   # the client ignores its window: stop reading its socket until we catch up
+            await self.room.wait()
+
+    # ---- the pump: queue -> type check -> storage -> ack ----
+
+    async def _pump(self) -> None:
+        limits = self.transfers.service.limits
+        try:
+            while self.stored < self.target.size:
+                if not self.queue:
+                    self.more.clear()
+                    try:
+                        await asyncio.wait_for(self.more.wait(), limits.idle_timeout)
+                    except asyncio.TimeoutError:
+                        raise HaptaError(TIMEOUT, f"no chunk for {limits.idle_timeout:g} s; the upload was dropped") \
+                            from None
+                    continue
+                parts, taken = [], 0   # all that waits, up to a quarter window: one trip to the disk thread
+                while self.queue and taken < limits.window // 4:
+                    parts.append(self.queue.popleft())
+                    taken += len(parts[-1])
+                self.queued -= taken
+                self.room.set()
+                if self.type is None:
+                    for data in parts:
+                        self.head += data[:HEAD_SIZE - len(self.head)]
+                    if len(self.head) >= HEAD_SIZE or self.stored + taken >= self.target.size:
+                        self._check_type()
+                await self.writer.write(parts)
+                self.stored += taken
+                if not self.queue or self.stored - self.acked >= limits.window // 4:
+                    self.acked = self.stored
+                    self.transfers.push("files.ack", {"stream": self.stream, "received": self.stored})
+            if self.type is None:
+                self._check_type()   # an empty file
+            # All bytes are in; the client owes files.finish, within the idle timeout.
+            try:
+                await asyncio.wait_for(self.finishing.wait(), limits.idle_timeout)
+            except asyncio.TimeoutError:
+                raise HaptaError(TIMEOUT, f"no files.finish for {limits.idle_timeout:g} s; the upload was dropped") \
+                    from None
+        except HaptaError as error:
+            self.fail(error)
+        except StorageUnavailable:
+            self.fail(unavailable())
+
+    def _check_type(self) -> None:
+        kind = detect(self.head)
+        allowed = self.target.spec.types
+        if allowed is not None and kind not in allowed:
+            raise HaptaError(VALIDATION_FAILED, f"the content is {kind}, which {self.target.collection}."
+                             f"{self.target.field} does not accept", details={"field": self.target.field,
+                                                                               "type": kind})
+        self.type = self.writer.content_type = kind
+
+    # ---- ending ----
+
+    def fail(self, error: HaptaError) -> None:
+        """Fail the stream now: drop its storage, tell the client; files.finish will answer `error`."""
+        if self.error is not None:
+            return
+        self.error = error
+        self.room.set()
+        self.more.set()
+        if asyncio.current_task() is not self.pump:
+            self.pump.cancel()
+        self.transfers.push("files.error", {"stream": self.stream, "error": error.to_wire()})
+        self.transfers.spawn(self.drop())
+
+    async def drop(self) -> None:
+        """Leave nothing behind: the partial object, and its unclaimed row once the object is gone."""
+        if self.dropped:
+            return
+        self.dropped = True
+        if not self.pump.done():
+            self.pump.cancel()
+            await asyncio.gather(self.pump, return_exceptions=True)
+        await self.transfers.service.abandon(self.key, self.writer)
+
+    async def finish(self) -> StoredFile:
+        """Wait for the last bytes to be stored and commit the object. The record is the op's business."""
+        if self.error is None and self.received < self.target.size:
+            self.fail(HaptaError(BAD_REQUEST, f"received {self.received} of {self.target.size} bytes",
+                                 details={"received": self.received, "size": self.target.size}))
+        if self.error is None:
+            self.finishing.set()
+            await asyncio.gather(self.pump, return_exceptions=True)
+        if self.error is not None:
+            raise self.error
+        try:
+            await self.writer.commit()
+        except StorageUnavailable:
+            self.fail(unavailable())
+            raise self.error from None
+        assert self.type is not None
+        return StoredFile(self.key, self.target.name, self.stored, self.type, self.writer.sha256.hexdigest())
+
+
+class Download:
+    def __init__(self, transfers: "Transfers", stream: int, reader: Reader, length: int):
+        self.transfers = transfers
+        self.stream = stream
+        self.reader = reader
+        self.length = length
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = self.transfers.spawn(self._run())
+
+    async def _run(self) -> None:
+        connection, chunk = self.transfers.connection, self.transfers.service.limits.chunk
+        sent, error = 0, None
+        try:
+            async for data in self.reader.chunks(chunk):
+                await connection.send_chunk(self.stream, data)
+                sent += len(data)
+        except StorageUnavailable:
+            error = unavailable()
+        except ConnectionClosed:
+            return
+        finally:
+            await self.reader.close()
+            self.transfers.downloads.pop(self.stream, None)
+        end: dict[str, Any] = {"stream": self.stream, "sent": sent}
+        if error is not None:
+            end["error"] = error.to_wire()
+        self.transfers.push("files.end", end)
+
+    async def stop(self) -> None:
+        if self.task is None:
+            await self.reader.close()
+        else:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+class Transfers:
+    """The streams of one connection. The connection routes chunks here and closes it when the socket ends."""
+
+    def __init__(self, service: "FileService | None", connection: "Connection"):
+        self.service = service
+        self.connection = connection
+        self.uploads: dict[int, Upload] = {}
+        self.downloads: dict[int, Download] = {}
+        self.waiting: dict[int, Download] = {}   # downloads whose reply is not queued yet
+        self.tasks: set[asyncio.Task] = set()
+        self.ended: deque[int] = deque(maxlen=MAX_STREAMS * 4)   # finished or aborted: stray chunks are swallowed
+        self.next_stream = 1
+        self.closed = False
+
+    def push(self, event: str, data: dict[str, Any]) -> None:
+        self.connection.push(event, data)
+
+    def spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def _stream_number(self) -> int:
+        if self.closed:
+            raise HaptaError(BAD_REQUEST, "the connection is closing")
+        if len(self.uploads) + len(self.downloads) + len(self.waiting) >= MAX_STREAMS:
+            raise HaptaError(TOO_LARGE, f"at most {MAX_STREAMS} file streams may be open on a connection")
+        number = self.next_stream
+        self.next_stream = number % 0xFFFF_FFFF + 1   # stream numbers fit the 4-byte chunk header
+        return number
+
+    def check_room(self) -> None:
+        """Refuse a new stream early, before the op does any work for it."""
+        self._stream_number()
+
+    def add_upload(self, target: Target, key: str, writer: Writer) -> Upload:
+        upload = Upload(self, self._stream_number(), target, key, writer)
+        self.uploads[upload.stream] = upload
+        return upload
+
+    def add_download(self, reader: Reader, length: int) -> Download:
+        download = Download(self, self._stream_number(), reader, length)
+        self.waiting[download.stream] = download
+        return download
+
+    # ---- hooks for the connection ----
+
+    async def receive(self, stream: int, data: bytes) -> HaptaError | None:
+        """A chunk from the client: into its upload, or an error reply when there is no such stream."""
+        upload = self.uploads.get(stream)
+        if upload is None:
+            if stream in self.ended:
+                return None   # sent before the client learned its stream had ended
+            return HaptaError(BAD_REQUEST, f"no upload stream {stream}")
+        await upload.put(data)
+        return None
+
+    def replied(self, reply: dict[str, Any]) -> None:
+        """A reply was queued: if it opened a download, its chunks may follow it now."""
+        if not self.waiting or not reply.get("ok"):
+            return
+        data = reply.get("data")
+        stream = data.get("stream") if isinstance(data, dict) else None
+        download = self.waiting.pop(stream, None) if isinstance(stream, int) else None
+        if download is not None:
+            self.downloads[download.stream] = download
+            download.start()
+
+    async def close(self) -> None:
+        """The socket is gone: drop every upload (nothing kept), stop every download."""
+        self.closed = True
+        uploads, self.uploads = list(self.uploads.values()), {}
+        downloads = [*self.downloads.values(), *self.waiting.values()]
+        self.downloads, self.waiting = {}, {}
+        await asyncio.gather(*(u.drop() for u in uploads), *(d.stop() for d in downloads),
+                             return_exceptions=True)
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # ---- for the ops ----
+
+    def take_upload(self, stream: int) -> Upload:
+        upload = self.uploads.pop(stream, None)
+        if upload is None:
+            raise HaptaError(NOT_FOUND, f"no upload stream {stream}")
+        self.ended.append(stream)
+        return upload
+
+    async def abort(self, stream: int) -> None:
+        upload = self.uploads.pop(stream, None)
+        if upload is not None:
+            self.ended.append(stream)
+            upload.error = upload.error or HaptaError(BAD_REQUEST, "aborted")
+            await upload.drop()
+            return
+        download = self.downloads.pop(stream, None) or self.waiting.pop(stream, None)
+        if download is None:
+            raise HaptaError(NOT_FOUND, f"no file stream {stream}")
+        await download.stop()

@@ -1,0 +1,108 @@
+"""How channel notices (joins, leaves, messages) travel between gateway processes and nodes.
+
+PostgresBus: NOTIFY on the database every process already LISTENs to (the default; payloads under 8000 bytes).
+RedisBus: Redis pub/sub when REDIS_URL is set: chatty channel traffic (typing indicators) stays off the database's
+notification queue, and a message may be as large as a client message. Membership itself stays in PostgreSQL
+(hapta.presence) either way; only the notices move.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import asyncpg
+
+log = logging.getLogger("hapta.channels")
+
+CHANNEL = "hapta_channels"
+
+
+class BusDown(Exception):
+    """The bus cannot take a notice right now."""
+
+
+class PostgresBus:
+    limit = 7900   # bytes: PostgreSQL refuses NOTIFY payloads of 8000 or more
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def start(self, on_message: Callable[[str], None], on_missed: Callable[[], None]) -> None:
+        """Nothing to do: the process's Listener delivers `hapta_channels` (and resets after an outage)."""
+
+    async def send(self, payloads: list[str]) -> None:
+        if payloads:
+            await self.pool.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) "
+                                    "ORDER BY n", CHANNEL, payloads)
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisBus:
+    limit = 1 << 20
+
+    def __init__(self, url: str, prefix: str):
+        import redis.asyncio
+        import redis.exceptions
+        self.errors = (OSError, asyncio.TimeoutError, redis.exceptions.RedisError)
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        # one fresh connection after a stale one (Redis restarted), no more; short timeouts: a publish waits on it
+        self.client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0,
+                                                   retry=Retry(NoBackoff(), 1))
+        self.channel = f"{prefix}channels"
+        self.task: asyncio.Task | None = None
+
+    async def start(self, on_message: Callable[[str], None], on_missed: Callable[[], None]) -> None:
+        subscribed = asyncio.get_running_loop().create_future()
+        self.task = asyncio.ensure_future(self._listen(on_message, on_missed, subscribed))
+        try:   # joins right after start must be heard; a Redis that is down is waited for in the background
+            await asyncio.wait_for(asyncio.shield(subscribed), 2.0)
+        except asyncio.TimeoutError:
+            log.warning("channels: Redis does not answer yet; messages wait until it does")
+
+    async def _listen(self, on_message: Callable[[str], None], on_missed: Callable[[], None],
+                      subscribed: asyncio.Future) -> None:
+        delay, lost = 0.1, False
+        while True:
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                if not subscribed.done():
+                    subscribed.set_result(None)
+                if lost:   # notices sent while we were away are gone
+                    log.info("channels: Redis is back")
+                    lost = False
+                    on_missed()
+                delay = 0.1
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        on_message(message["data"].decode())
+            except self.errors as exc:
+                if not lost:
+                    log.warning("channels: lost Redis (%r); reconnecting", exc)
+                lost = True
+            finally:
+                try:
+                    await pubsub.aclose()
+                except self.errors:
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def send(self, payloads: list[str]) -> None:
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for payload in payloads:
+                    pipe.publish(self.channel, payload)
+                await pipe.execute()
+        except self.errors as exc:
+            raise BusDown(repr(exc)) from None
+
+    async def close(self) -> None:
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.client.aclose()

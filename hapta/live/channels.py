@@ -1,0 +1,300 @@
+"""Channels with presence: typing indicators, online status, rooms, things that are not records.
+
+Who may join a channel is decided by a rule in config.py, `App(channels={"room:*": "@user.id != null"})`: the
+first pattern that matches the channel's name applies (`*` matches one `:`-separated part; none matching: only
+admins). The rule is a filter expression over the channel, with the fields `name` and `part1`..`part3` (what the
+`*`s matched), so `"user:*": "part1 = @user.id"` makes a private channel per user.
+
+Every process keeps its own members (connections) and shares the rest: membership in PostgreSQL's UNLOGGED table
+hapta.presence (so a joiner learns who is there, on any process or node), and joins, leaves and messages as
+notices on a bus (bus.py: NOTIFY `hapta_channels`, or Redis pub/sub with REDIS_URL), so that every process tells
+its own members. A process heartbeats in
+hapta.live_processes; one that stops (killed, cut off) is reaped by the others after PROCESS_TIMEOUT, with leave
+events for its members.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import asyncpg
+import msgspec
+
+from .. import metrics
+from ..models import EVERYONE, ConfigError
+from ..ops.base import ADMIN, Peer, Principal
+from ..query import FilterError, bind, evaluate, parse
+from ..query import schema as kinds
+from .bus import BusDown, PostgresBus, RedisBus
+from .events import event
+
+log = logging.getLogger("hapta.channels")
+
+NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,128}")
+MAX_PARTS = 3
+HEARTBEAT = 5.0            # seconds between a process's "still here"
+PROCESS_TIMEOUT = 20.0     # seconds of silence after which a process's members are gone
+
+RULE_TABLE = kinds.Table("channel", {
+    name: kinds.Field(name, kinds.TEXT) for name in ("name", *(f"part{i}" for i in range(1, MAX_PARTS + 1)))})
+RULE_SCHEMA = kinds.Schema({"channel": RULE_TABLE})
+
+
+@dataclass(frozen=True)
+class ChannelRule:
+    pattern: re.Pattern
+    rule: Any           # Node, EVERYONE, or None (admins only)
+
+
+def compile_rules(rules: dict[str, str | None]) -> list[ChannelRule]:
+    compiled = []
+    for pattern, text in rules.items():
+        parts = pattern.split(":")
+        if sum(p == "*" for p in parts) > MAX_PARTS or not all(p == "*" or NAME.fullmatch(p) for p in parts):
+            raise ConfigError(f"channels: pattern {pattern!r} must be `:`-separated names or `*` (at most "
+                              f"{MAX_PARTS} of them)")
+        regex = re.compile(":".join("([^:]+)" if p == "*" else re.escape(p) for p in parts))
+        if text is None:
+            rule: Any = None
+        elif not text.strip():
+            rule = EVERYONE
+        else:
+            try:
+                rule = bind(parse(text), RULE_TABLE, RULE_SCHEMA)
+            except FilterError as exc:
+                raise ConfigError(f"channels[{pattern!r}]: {exc}") from None
+        compiled.append(ChannelRule(regex, rule))
+    return compiled
+
+
+def may_join(rules: list[ChannelRule], channel: str, principal: Principal) -> bool:
+    for entry in rules:
+        found = entry.pattern.fullmatch(channel)
+        if found is None:
+            continue
+        if principal.role == ADMIN:
+            return True
+        if entry.rule is None:
+            return False
+        if entry.rule is EVERYONE:
+            return True
+        record = {"name": channel, **{f"part{i}": None for i in range(1, MAX_PARTS + 1)}}
+        record.update({f"part{i}": value for i, value in enumerate(found.groups(), 1)})
+        return evaluate(entry.rule, record, principal.rule_vars())
+    return principal.role == ADMIN
+
+
+class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
+    k: str                      # "join" | "leave" | "msg"
+    c: str                      # channel
+    m: str                      # member id
+    u: str | None = None        # user id
+    r: str | None = None        # role
+    d: Any = None               # message data
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(Notice).decode
+
+
+def _member(member: str, user: str | None, role: str | None) -> dict[str, Any]:
+    return {"id": member, "user": user, "role": role}
+
+
+class Channels:
+    def __init__(self, rules: dict[str, str | None], pool: asyncpg.Pool, bus: PostgresBus | RedisBus,
+                 on_missed: Callable[[], None] = lambda: None):
+        self.rules = compile_rules(rules)
+        self.pool = pool
+        self.bus = bus
+        self.on_missed = on_missed
+        self.process = secrets.token_hex(6)
+        self.local: dict[str, dict[str, Peer]] = {}        # channel -> member -> connection
+        self.by_peer: dict[Peer, dict[str, str]] = {}      # connection -> channel -> its member id
+        self.numbers: dict[Peer, int] = {}
+        self.counter = 0
+        self.heartbeat: asyncio.Task | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        await self.bus.start(self.notified, self.on_missed)
+        await self._beat()
+        self.heartbeat = asyncio.ensure_future(self._heartbeat())
+
+    async def close(self) -> None:
+        if self.heartbeat:
+            self.heartbeat.cancel()
+            await asyncio.gather(self.heartbeat, return_exceptions=True)
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        try:   # tell the others now rather than after PROCESS_TIMEOUT
+            async with self.pool.acquire(timeout=2) as conn:
+                gone = await conn.fetch("DELETE FROM hapta.presence WHERE process = $1 RETURNING *", self.process)
+                await conn.execute("DELETE FROM hapta.live_processes WHERE id = $1", self.process)
+            await self._send_leaves(gone)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, BusDown) as exc:
+            log.warning("could not withdraw this process's channel members: %r", exc)
+        await self.bus.close()
+
+    async def _beat(self) -> None:
+        await self.pool.execute("INSERT INTO hapta.live_processes (id) VALUES ($1) "
+                                "ON CONFLICT (id) DO UPDATE SET seen = now()", self.process)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await self._beat()
+                await self._reap()
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, BusDown) as exc:
+                log.warning("channel heartbeat failed: %r", exc)
+
+    async def _reap(self) -> None:
+        """Remove the members of processes that stopped heartbeating, with leave events."""
+        gone: list = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            dead = await conn.fetch("DELETE FROM hapta.live_processes WHERE seen < now() - make_interval(secs => $1) "
+                                    "RETURNING id", PROCESS_TIMEOUT)
+            if dead:
+                gone = await conn.fetch("DELETE FROM hapta.presence WHERE process = ANY($1::text[]) RETURNING *",
+                                        [r["id"] for r in dead])
+        await self._send_leaves(gone)
+
+    async def _send_leaves(self, rows: list) -> None:
+        await self._send([Notice("leave", r["channel"], r["member"], r["user_id"], r["role"]) for r in rows])
+
+    async def _send(self, notices: list[Notice]) -> None:
+        """After the membership change committed: tell every process (this one too)."""
+        await self.bus.send([_encode(notice).decode() for notice in notices])
+
+    async def restore(self) -> None:
+        """After the database came back: put our members back where they may have been reaped."""
+        await self._beat()
+        for peer, channels in list(self.by_peer.items()):
+            for channel, member in channels.items():
+                principal = peer.principal
+                added = await self.pool.fetchval(
+                    "INSERT INTO hapta.presence (channel, member, process, user_id, role) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING member",
+                    channel, member, self.process, principal.user_id, principal.role)
+                if added:
+                    await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
+
+    # ---- ops ----
+
+    def joined(self, peer: Peer) -> int:
+        return len(self.by_peer.get(peer, ()))
+
+    def member_of(self, peer: Peer, channel: str) -> str | None:
+        return self.by_peer.get(peer, {}).get(channel)
+
+    async def join(self, peer: Peer, channel: str) -> dict[str, Any]:
+        member = self.member_of(peer, channel)
+        principal = peer.principal
+        if member is None:
+            number = self.numbers.get(peer)
+            if number is None:
+                self.counter += 1
+                number = self.numbers[peer] = self.counter
+            member = f"{self.process}:{number}"
+            self.by_peer.setdefault(peer, {})[channel] = member
+            self.local.setdefault(channel, {})[member] = peer
+            metrics.CHANNEL_MEMBERS.inc()
+            try:
+                await self.pool.execute(
+                    "INSERT INTO hapta.presence (channel, member, process, user_id, role) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    channel, member, self.process, principal.user_id, principal.role)
+            except BaseException:
+                self._forget(peer, channel)
+                raise
+            try:
+                await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
+            except BusDown as exc:   # joined all the same: the others see it in the member list
+                log.warning("could not announce a join: %s", exc)
+        rows = await self.pool.fetch(
+            "SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 AND process IN "
+            "(SELECT id FROM hapta.live_processes WHERE seen > now() - make_interval(secs => $2)) ORDER BY joined",
+            channel, PROCESS_TIMEOUT)
+        return {"channel": channel, "member": member,
+                "members": [_member(r["member"], r["user_id"], r["role"]) for r in rows]}
+
+    async def leave(self, peer: Peer, channel: str) -> bool:
+        member = self._forget(peer, channel)
+        if member is None:
+            return False
+        row = await self.pool.fetchrow("DELETE FROM hapta.presence WHERE channel = $1 AND member = $2 RETURNING *",
+                                       channel, member)
+        if row is not None:
+            try:
+                await self._send_leaves([row])
+            except BusDown as exc:   # left all the same: the others see it in the member list
+                log.warning("could not announce a leave: %s", exc)
+        return True
+
+    async def publish(self, peer: Peer, channel: str, data: Any) -> bool:
+        """Send `data` to the channel's other members; False when it is too big to travel (BusDown when the
+        bus is down)."""
+        member = self.member_of(peer, channel)
+        principal = peer.principal
+        payload = _encode(Notice("msg", channel, member, principal.user_id, principal.role, data))
+        if len(payload) > self.bus.limit:
+            return False
+        await self.bus.send([payload.decode()])
+        return True
+
+    def disconnect(self, peer: Peer) -> None:
+        """The connection closed: leave its channels (in the background; the socket is gone already)."""
+        self.numbers.pop(peer, None)
+        for channel in list(self.by_peer.get(peer, {})):
+            task = asyncio.ensure_future(self._leave_quietly(peer, channel))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _leave_quietly(self, peer: Peer, channel: str) -> None:
+        try:
+            await self.leave(peer, channel)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, BusDown) as exc:
+            log.warning("leaving a channel on disconnect failed (reaped later): %r", exc)
+
+    def _forget(self, peer: Peer, channel: str) -> str | None:
+        channels = self.by_peer.get(peer, {})
+        member = channels.pop(channel, None)
+        if not channels:
+            self.by_peer.pop(peer, None)
+        members = self.local.get(channel)
+        if member is not None:
+            metrics.CHANNEL_MEMBERS.dec()
+        if members is not None and member is not None:
+            members.pop(member, None)
+            if not members:
+                del self.local[channel]
+        return member
+
+    # ---- from the bus ----
+
+    def notified(self, payload: str) -> None:
+        try:
+            notice = _decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignored a malformed channel notification")
+            return
+        members = self.local.get(notice.c)
+        if not members:
+            return
+        if notice.k == "msg":
+            message = event("channels.message", {"channel": notice.c, "from": _member(notice.m, notice.u, notice.r),
+                                                 "data": notice.d})
+        else:
+            message = event("channels.presence", {"channel": notice.c, "action": notice.k,
+                                                  "member": _member(notice.m, notice.u, notice.r)})
+        for member, peer in list(members.items()):
+            if member != notice.m:   # nobody hears their own join, leave or message
+                peer.deliver(message)
+

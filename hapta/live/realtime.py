@@ -1,0 +1,464 @@
+"""Realtime subscriptions: which connection hears about which change, decided when the change is delivered.
+
+Subscriptions with the same collection (or record), filter and fields form a Topic; inside it, those whose
+principals look the same to the rules (the same values for the variables the rules read) form a Group. For each
+change a Topic first asks the rule and filter "is the answer the same for anyone?" (evaluate_for_anyone: a public
+post is visible to all, whoever asks); only where the answer depends on the asker is it evaluated once per Group.
+Each distinct event is encoded once (events.Event) and written to every connection without a task per
+connection, so a change to 10,000 subscribers is a tight loop of buffer writes. A connection that cannot keep up is
+skipped (Connection.deliver), never waited for.
+
+Rules are checked against the record as it stands when delivered, with the principal as it is then: an expired
+token or a signed-out connection hears nothing; a record that stops being viewable reaches those who could see
+it as a `delete` carrying only its id; one that becomes viewable reaches them as an `update`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import asyncpg
+
+from .. import metrics
+from ..models import EVERYONE, Model
+from ..ops.base import ADMIN, GUEST, Peer, Principal
+from ..query import evaluate, evaluate_for_anyone, relations_used, vars_used
+from ..query.ast import Node
+from .events import Event, Payload, event
+from .feed import Change, id_param, typed
+
+CHANGE_EVENT = "records.change"
+RESET_EVENT = "realtime.reset"
+
+
+@dataclass(eq=False)
+class Subscription:
+    id: str
+    peer: Peer
+    topic: "Topic"
+    principal: Principal          # the principal its group was chosen for
+    group: "Group | None" = None
+
+
+@dataclass(eq=False)
+class Group:
+    key: tuple
+    vars: dict[str, Any]          # the rule variables shared by its members ("now" is set at delivery)
+    admin: bool
+    subs: set[Subscription] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class Topic:
+    model: Model
+    record_id: str | None
+    filter: Node | None
+    fields: tuple[str, ...]
+    var_names: frozenset[str]     # what the rule, filter and guards of `fields` read about the principal
+    relations: frozenset[str]     # relation fields they follow
+    guarded: tuple[str, ...]      # fields among `fields` that a guard may blank
+    groups: dict[tuple, Group] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple:
+        return (self.record_id, self.filter, self.fields)
+
+    def group_key(self, principal: Principal) -> tuple:
+        if principal.role == ADMIN:
+            return (ADMIN,)
+        values = principal.rule_vars()
+        return tuple((name, values.get(name)) for name in sorted(self.var_names))
+
+    def add(self, sub: Subscription) -> None:
+        principal = sub.principal
+        key = self.group_key(principal)
+        group = self.groups.get(key)
+        if group is None:
+            variables = {name: value for name, value in principal.rule_vars().items() if name != "now"}
+            group = self.groups[key] = Group(key, variables, principal.role == ADMIN)
+        group.subs.add(sub)
+        sub.group = group
+
+    def remove(self, sub: Subscription) -> None:
+        group = sub.group
+        if group is not None:
+            group.subs.discard(sub)
+            if not group.subs:
+                self.groups.pop(group.key, None)
+        sub.group = None
+
+    def __len__(self) -> int:
+        return sum(len(g.subs) for g in self.groups.values())
+
+
+def _nodes_of(model: Model, rule: Any, filter_node: Node | None, fields: tuple[str, ...]) -> list[Node]:
+    nodes = [n for n in (rule, filter_node) if n is not None and n is not EVERYONE]
+    nodes += [model.table.fields[f].guard for f in fields if model.table.fields[f].guard is not None]
+    return nodes
+
+
+@dataclass
+class _Outcome:
+    """What one change looks like: the record now (None if gone) and before (None if not known or not needed)."""
+    change: Change
+    now: dict[str, Any] | None
+    before: dict[str, Any] | None
+    partial_before: bool = False   # `before` lacks fields (a big deleted row): rules that need them fail closed
+
+
+class Realtime:
+    def __init__(self, models: dict[str, Model], pool: asyncpg.Pool):
+        self.models = models
+        self.pool = pool
+        # collection -> record id (None: the whole collection) -> topic key -> Topic
+        self.topics: dict[str, dict[str | None, dict[tuple, Topic]]] = {}
+        self.by_peer: dict[Peer, dict[str, Subscription]] = {}
+        self.numbers: dict[Peer, int] = {}
+        self.delivered = 0
+
+    # ---- subscriptions ----------------------------------------------------------------------------------
+
+    def count(self, peer: Peer) -> int:
+        return len(self.by_peer.get(peer, ()))
+
+    def subscribe(self, peer: Peer, model: Model, record_id: str | None, filter_node: Node | None,
+                  fields: tuple[str, ...]) -> str:
+        number = self.numbers.get(peer, 0) + 1
+        self.numbers[peer] = number
+        sub_id = f"s{number}"
+        by_id = self.topics.setdefault(model.name, {}).setdefault(record_id, {})
+        key = (record_id, filter_node, fields)
+        topic = by_id.get(key)
+        if topic is None:
+            nodes = _nodes_of(model, model.rules["view"], filter_node, fields)
+            var_names = frozenset(v for n in nodes for v in vars_used(n) if v != "now")
+            relations = frozenset(r for n in nodes for r in relations_used(n))
+            guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
+            topic = by_id[key] = Topic(model, record_id, filter_node, fields, var_names, relations, guarded)
+        sub = Subscription(sub_id, peer, topic, peer.principal)
+        topic.add(sub)
+        self.by_peer.setdefault(peer, {})[sub_id] = sub
+        metrics.SUBSCRIPTIONS.inc()
+        return sub_id
+
+    def unsubscribe(self, peer: Peer, sub_id: str) -> bool:
+        sub = self.by_peer.get(peer, {}).pop(sub_id, None)
+        if sub is None:
+            return False
+        self._drop(sub)
+        return True
+
+    def leave(self, peer: Peer) -> None:
+        """The connection closed: forget everything it had."""
+        for sub in self.by_peer.pop(peer, {}).values():
+            self._drop(sub)
+        self.numbers.pop(peer, None)
+
+    def _drop(self, sub: Subscription) -> None:
+        metrics.SUBSCRIPTIONS.dec()
+        topic = sub.topic
+        topic.remove(sub)
+        if not topic.groups:
+            by_id = self.topics.get(topic.model.name, {})
+            topics = by_id.get(topic.record_id, {})
+            topics.pop(topic.key, None)
+            if not topics:
+                by_id.pop(topic.record_id, None)
+            if not by_id:
+                self.topics.pop(topic.model.name, None)
+
+    def subscriptions(self) -> int:
+        return sum(len(subs) for subs in self.by_peer.values())
+
+    # ---- delivery ---------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Events may have been missed: every subscriber should fetch again what it shows."""
+        for peer, subs in self.by_peer.items():
+            if subs:
+                peer.deliver(event(RESET_EVENT, {"subs": sorted(subs)}))
+
+    async def deliver(self, batch: list[Change]) -> None:
+        changes = _coalesce([c for c in batch if c.t in self.topics])
+        if not changes:
+            return
+        rows = await self._fetch_rows(changes)
+        outcomes = []
+        for change in changes:
+            model = self.models[change.t]
+            key = str(change.id)
+            if change.a == "delete":
+                old = typed(model, change.o) if change.o else {"id": change.id}
+                partial = not change.o or not all(name in old for name in model.visible)
+                outcomes.append(_Outcome(change, None, old, partial))
+                continue
+            now = rows.get((change.t, key))
+            if now is None:
+                continue   # deleted since: its delete notification follows
+            before = {**now, **typed(model, change.o)} if change.a == "update" and change.o else None
+            outcomes.append(_Outcome(change, now, before))
+        if not outcomes:
+            return
+        related = await self._fetch_related(outcomes)
+        self._regroup(outcomes)
+        moment = datetime.now(timezone.utc)
+        wall = time.time()
+        sent = self.delivered
+        for outcome in outcomes:
+            self._deliver_one(outcome, related, moment, wall)
+        metrics.EVENTS.inc(self.delivered - sent)
+
+    async def _fetch_rows(self, changes: list[Change]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The current rows of created/updated records: one query per table."""
+        wanted: dict[str, list[Any]] = {}
+        for change in changes:
+            if change.a != "delete":
+                wanted.setdefault(change.t, []).append(change.id)
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for table, ids in wanted.items():
+            for record in await self._fetch(self.models[table], ids):
+                rows[(table, str(record["id"]))] = record
+        return rows
+
+    async def _fetch(self, model: Model, ids: Iterable[Any]) -> list[dict[str, Any]]:
+        params = []
+        for value in ids:
+            try:
+                params.append(id_param(model, value))
+            except (ValueError, TypeError):
+                continue
+        if not params:
+            return []
+        columns = ", ".join(f'"{n}"' for n in model.visible)
+        id_type = {"int": "int8", "uuid": "uuid"}.get(model.info.columns["id"].kind, "text")
+        found = await self.pool.fetch(f'SELECT {columns} FROM "{model.name}" WHERE "id" = ANY($1::{id_type}[])',
+                                      list(dict.fromkeys(params)))
+        return [dict(r) for r in found]
+
+    async def _fetch_related(self, outcomes: list[_Outcome]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Records that rules, filters and guards reach through relations (`post.public`), in one query per
+        target table. Keyed by (target table, id)."""
+        wanted: dict[str, set[Any]] = {}
+        for outcome in outcomes:
+            model = self.models[outcome.change.t]
+            relations: set[str] = set()
+            for topics in self.topics.get(model.name, {}).values():
+                for topic in topics.values():
+                    relations |= topic.relations
+            for name in relations:
+                target = model.table.fields[name].relation
+                for record in (outcome.now, outcome.before):
+                    if record is not None and record.get(name) is not None:
+                        wanted.setdefault(target, set()).add(record[name])
+        related: dict[tuple[str, str], dict[str, Any]] = {}
+        for table, ids in wanted.items():
+            for record in await self._fetch(self.models[table], ids):
+                related[(table, str(record["id"]))] = record
+        return related
+
+    def _regroup(self, outcomes: list[_Outcome]) -> None:
+        """Move subscriptions whose connection signed in as someone else since they subscribed."""
+        for collection in {o.change.t for o in outcomes}:
+            for topics in self.topics.get(collection, {}).values():
+                for topic in topics.values():
+                    moved = [sub for group in topic.groups.values() for sub in group.subs
+                             if sub.peer.principal is not sub.principal]
+                    for sub in moved:
+                        topic.remove(sub)
+                        sub.principal = sub.peer.principal
+                        topic.add(sub)
+
+    def _deliver_one(self, outcome: _Outcome, related_rows: dict, moment: datetime, wall: float) -> None:
+        change = outcome.change
+        model = self.models[change.t]
+        by_id = self.topics.get(change.t)
+        if not by_id:
+            return
+        topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
+        if not topics:
+            return
+        rule = model.rules["view"]
+        frames: dict[tuple, Event] = {}
+        payloads: dict[tuple, Payload] = {}
+        for topic in topics:
+            now_related = _related(model, topic.relations, outcome.now, related_rows)
+            before_related = _related(model, topic.relations, outcome.before, related_rows)
+            checks = _Checks(rule, topic.filter, outcome, now_related, before_related)
+            # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
+            shared = checks.decide_for_anyone() if not topic.guarded else None
+            for group in topic.groups.values():
+                action, record = shared if shared is not None and not group.admin else checks.decide(group, moment)
+                if action is None:
+                    continue
+                if record is checks.left:   # only its id: the subscriber may no longer see the rest
+                    guards, payload_key = (), ("left",)
+                else:
+                    guards = _guard_outcomes(model, topic.guarded, record, group, moment,
+                                             now_related if outcome.now is not None else before_related)
+                    payload_key = (action, topic.fields, guards)
+                payload = payloads.get(payload_key)
+                if payload is None:
+                    shown = record if record is checks.left else _project(record, topic.fields, guards)
+                    payload = payloads[payload_key] = Payload({
+                        "action": action, "collection": model.name, "record": shown})
+                for sub in group.subs:
+                    principal = sub.peer.principal
+                    if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
+                        continue   # signed out or expired since it subscribed: it hears nothing
+                    frame_key = (sub.id, id(payload))
+                    frame = frames.get(frame_key)
+                    if frame is None:
+                        frame = frames[frame_key] = Event(CHANGE_EVENT, payload, sub.id)
+                    sub.peer.deliver(frame)
+                    self.delivered += 1
+
+
+def _coalesce(changes: list[Change]) -> list[Change]:
+    """Several changes of one record in a batch become one: its first action (a create stays a create), its
+    oldest known old values, and the record as it now stands. Deletes are kept as they come."""
+    merged: dict[tuple[str, str], Change] = {}
+    out: list[Change | tuple[str, str]] = []
+    for change in changes:
+        if change.a == "delete":
+            out.append(change)
+            continue
+        key = (change.t, str(change.id))
+        first = merged.get(key)
+        if first is None:
+            merged[key] = change
+            out.append(key)
+        elif change.o:
+            merged[key] = Change(first.t, first.a, first.id, change.v, {**change.o, **(first.o or {})})
+    return [merged[item] if isinstance(item, tuple) else item for item in out]
+
+
+def _related(model: Model, relations: frozenset[str], record: dict[str, Any] | None,
+             rows: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    if record is None or not relations:
+        return {}
+    out = {}
+    for name in relations:
+        value = record.get(name)
+        out[name] = None if value is None else rows.get((model.table.fields[name].relation, str(value)))
+    return out
+
+
+class _Checks:
+    """Rule and filter answers for one change in one topic: computed for anyone once, per group only if needed."""
+
+    def __init__(self, rule: Any, filter_node: Node | None, outcome: _Outcome, now_related: dict,
+                 before_related: dict):
+        self.rule = rule
+        self.filter = filter_node
+        self.outcome = outcome
+        self.now_related = now_related
+        self.before_related = before_related
+        self.shared: dict[tuple[bool, bool], bool | None] = {}
+        self.left = {"id": outcome.now["id"]} if outcome.now is not None else None
+
+    def decide(self, group: Group, moment: datetime) -> tuple[str | None, dict[str, Any] | None]:
+        outcome = self.outcome
+        action = outcome.change.a
+        if outcome.now is not None:
+            if self.shows(group, moment, now=True):
+                return action, outcome.now
+            if outcome.before is not None and self.shows(group, moment, now=False):
+                return "delete", self.left   # it left this subscriber's view: only its id
+            return None, None
+        if outcome.before is not None and self.shows(group, moment, now=False):
+            return "delete", outcome.before
+        return None, None
+
+    def decide_for_anyone(self) -> tuple[str | None, dict[str, Any] | None] | None:
+        """decide() for every non-admin group at once, or None when the answer depends on who asks."""
+        outcome = self.outcome
+        if outcome.now is not None:
+            shown = self._shows_for_anyone(now=True)
+            if shown is None:
+                return None
+            if shown:
+                return outcome.change.a, outcome.now
+            if outcome.before is None:
+                return None, None
+            was_shown = self._shows_for_anyone(now=False)
+            if was_shown is None:
+                return None
+            return ("delete", self.left) if was_shown else (None, None)
+        if outcome.before is None:
+            return None, None
+        was_shown = self._shows_for_anyone(now=False)
+        if was_shown is None:
+            return None
+        return ("delete", outcome.before) if was_shown else (None, None)
+
+    def _shows_for_anyone(self, now: bool) -> bool | None:
+        if self.rule is None:
+            return False
+        answers = []
+        for node, is_filter in ((None if self.rule is EVERYONE else self.rule, False), (self.filter, True)):
+            if node is None:
+                continue
+            key = (now, is_filter)
+            try:
+                if key not in self.shared:
+                    record = self.outcome.now if now else self.outcome.before
+                    self.shared[key] = evaluate_for_anyone(node, record, self.now_related if now
+                                                           else self.before_related)
+            except KeyError:
+                return None   # a field is missing: let each group decide (and fail closed)
+            answers.append(self.shared[key])
+        if False in answers:
+            return False
+        return None if None in answers else True
+
+    def shows(self, group: Group, moment: datetime, now: bool) -> bool:
+        """Would this group see the record (now, or before the change) through rule and filter?"""
+        if group.admin:
+            return self._truth(self.filter, group, moment, now, is_filter=True)
+        if self.rule is None:
+            return False
+        return ((self.rule is EVERYONE or self._truth(self.rule, group, moment, now, is_filter=False))
+                and self._truth(self.filter, group, moment, now, is_filter=True))
+
+    def _truth(self, node: Node | None, group: Group, moment: datetime, now: bool, is_filter: bool) -> bool:
+        if node is None:
+            return True
+        record = self.outcome.now if now else self.outcome.before
+        related = self.now_related if now else self.before_related
+        key = (now, is_filter)
+        try:
+            if key not in self.shared:
+                self.shared[key] = evaluate_for_anyone(node, record, related)
+            shared = self.shared[key]
+            if shared is not None:
+                return shared
+            return evaluate(node, record, {**group.vars, "now": moment}, related)
+        except KeyError:
+            # A field the check needs is missing (a deleted row too big for its notification). A filter that
+            # cannot be checked lets the event through (the rule still decides); a rule fails closed.
+            return is_filter
+
+
+def _guard_outcomes(model: Model, guarded: tuple[str, ...], record: dict[str, Any] | None, group: Group,
+                    moment: datetime, related: dict) -> tuple:
+    """For each guarded field: may this group read it? (Admins may.)"""
+    if record is None or not guarded:
+        return ()
+    outcomes = []
+    for name in guarded:
+        guard = model.table.fields[name].guard
+        if name not in record:
+            continue
+        try:
+            allowed = group.admin or evaluate(guard, record, {**group.vars, "now": moment}, related)
+        except KeyError:
+            allowed = False
+        outcomes.append((name, allowed))
+    return tuple(outcomes)
+
+
+def _project(record: dict[str, Any], fields: tuple[str, ...], guards: tuple) -> dict[str, Any]:
+    hidden = {name for name, allowed in guards if not allowed}
+    return {name: (None if name in hidden else record[name]) for name in fields if name in record}

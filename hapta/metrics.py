@@ -1,0 +1,104 @@
+"""Prometheus metrics: the objects the gateway updates, and the text that GET /metrics serves.
+
+One process: prometheus-client's default registry. Several worker processes: the supervisor sets
+PROMETHEUS_MULTIPROC_DIR (an empty directory) for them before they start; prometheus-client then keeps each
+process's values in files there, and /metrics, whichever worker serves it, adds them up. The variable must be
+set before this module is first imported, and the supervisor calls mark_process_dead(pid) for a worker that
+exits so that its live gauges stop counting.
+
+Label values are bounded on purpose (op names, error codes, config keys): never put user data in a label.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+from typing import Iterable, Mapping
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.exposition import choose_encoder
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+# A WebSocket op is often well under a millisecond; the default buckets start at 5 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+CONNECTIONS = Gauge("hapta_connections", "Open WebSocket connections.", multiprocess_mode="livesum")
+REQUESTS = Counter("hapta_requests", "Requests answered, by op and result code (OK or the error code).",
+                   ["op", "code"])
+LATENCY = Histogram("hapta_request_duration_seconds", "Time from a request's dispatch to its reply, by op.",
+                    ["op"], buckets=LATENCY_BUCKETS)
+RATE_LIMITED = Counter("hapta_rate_limited", "Requests refused by the rate limiter, by limit key.", ["key"])
+UPSTREAM_ERRORS = Counter("hapta_upstream_errors", "Failed calls to an upstream (postgres, redis, s3, rules).",
+                          ["upstream"])
+REDIS_DOWN = Gauge("hapta_limiter_redis_down", "Processes whose rate limits fall back to local state because "
+                   "Redis does not answer (0: all shared, or no REDIS_URL).", multiprocess_mode="livesum")
+RULE_WORKERS = Gauge("hapta_rule_workers", "Rule worker processes alive (set by the rule worker pool).",
+                     multiprocess_mode="livesum")
+RULE_WORKER_RESTARTS = Counter("hapta_rule_worker_restarts", "Rule workers replaced after dying or hanging.")
+
+for _upstream in ("postgres", "redis", "s3", "rules"):   # a zero is an answer; a missing series is a question
+    UPSTREAM_ERRORS.labels(_upstream)
+# The change feed and what it drives (hapta/live, hapta/cache.py).
+FEED_CHANGES = Counter("hapta_feed_changes", "Row changes received from the PostgreSQL change feed.")
+FEED_RESETS = Counter("hapta_feed_resets", "Times the change feed may have missed changes (listener reconnected).")
+SUBSCRIPTIONS = Gauge("hapta_realtime_subscriptions", "Realtime subscriptions held.", multiprocess_mode="livesum")
+EVENTS = Counter("hapta_realtime_events", "records.change events written to connections.")
+CHANNEL_MEMBERS = Gauge("hapta_channel_members", "Channel memberships of this process's connections.",
+                        multiprocess_mode="livesum")
+FEED_BARRIERS = Counter("hapta_feed_barriers", "Round trips of the change feed's barrier (a SELECT 1 on the "
+                        "listening connection that reads served from memory wait for).")
+CACHE_READS = Counter("hapta_cache_reads", "records.get/list reads, by how they were answered: hit (memory or a "
+                      "query already running) or load (PostgreSQL).", ["result"])
+# The connection guards (hapta/gateway/guards.py, docs/operations.md).
+GUARD_CLOSES = Counter("hapta_guard_closes", "Connections refused or closed by a connection guard, by guard: "
+                       "capacity, address (1013), flood, garbage, auth_deadline (1008), idle (1000), slow_reader "
+                       "(dropped: it did not read).", ["guard"])
+
+
+_series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}   # bounded: ops x codes
+
+
+def observe_request(op: str, code: str, seconds: float) -> None:
+    """Count one answered request. Once per request: the labelled children are looked up once per (op, code)."""
+    series = _series.get((op, code))
+    if series is None:
+        series = _series[op, code] = (REQUESTS.labels(op, code), LATENCY.labels(op))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+def exposition(accept: str | None = None) -> tuple[bytes, str]:
+    """The metrics and their content type: Prometheus text (0.0.4) unless the scraper's Accept header asks for
+    OpenMetrics, as prometheus-client's own HTTP server negotiates it."""
+    encode, content_type = choose_encoder(accept or "")
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return encode(registry), content_type
+    return encode(REGISTRY), content_type
+
+
+def mark_process_dead(pid: int) -> None:
+    """For the supervisor: a worker exited; drop its live gauges (connections, rule workers)."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(pid)
+
+
+def scrape_allowed(address: str | None, headers: Mapping[str, str], admin_key: str,
+                   networks: Iterable[str] = ("127.0.0.0/8", "::1/128")) -> bool:
+    """May this HTTP request read /metrics? With `Authorization: Bearer <admin key>` always; without it only
+    from an address in `networks` (loopback by default) and only when no proxy relayed it: a reverse proxy on
+    the same host makes every client look local, and it says so with X-Forwarded-For or Forwarded."""
+    authorization = headers.get("Authorization") or ""
+    scheme, _, token = authorization.partition(" ")
+    if admin_key and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), admin_key.encode()):
+        return True
+    if "X-Forwarded-For" in headers or "Forwarded" in headers or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)

@@ -1,0 +1,16 @@
+"""rules.status: the rule workers as an operator sees them (admins only)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.errors import FORBIDDEN, HaptaError
+from .base import Call, op
+
+
+@op("rules.status")
+async def rules_status(call: Call, args: None) -> dict[str, Any]:
+    """{size, live, busy, queued, calls, timeouts, deaths, rejected, generation, hooks}: `live` below `size`
+    means workers are being replaced (see docs/rules.md)."""
+    if not call.principal.is_admin:
+        raise HaptaError(FORBIDDEN, "rules.status is for admins only")
+    return call.gateway.hooks.status()

@@ -1,0 +1,56 @@
+"""Importing the app's rules/ folder: one module per collection, each defining some of HOOK_NAMES.
+
+This runs in the rule workers only: the gateway never executes an app's hook code, not even its imports.
+"""
+from __future__ import annotations
+
+import importlib.util
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+HOOK_NAMES = ("before_create", "before_update", "before_delete", "after_create", "after_update", "after_delete",
+              "before_upload")
+
+HookTable = dict[str, dict[str, Callable[..., Any]]]
+
+
+class RulesError(Exception):
+    """The rules/ folder cannot be used as it is; the message names the file and the reason, `traceback` has
+    the whole story for the operator (empty when the message says it all)."""
+
+    def __init__(self, message: str, traceback: str = ""):
+        super().__init__(message)
+        self.traceback = traceback
+
+
+def load(folder: Path, collections: set[str]) -> HookTable:
+    """Import every rules/<collection>.py (files starting with _ are helpers, not hook modules)."""
+    found: HookTable = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        if path.stem not in collections:
+            raise RulesError(f"rules/{path.name} names no collection of config.py")
+        spec = importlib.util.spec_from_file_location(f"hapta_app_rules.{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        hooks = {name: getattr(module, name) for name in HOOK_NAMES if callable(getattr(module, name, None))}
+        if hooks:
+            found[path.stem] = hooks
+    return found
+
+
+def describe(exc: BaseException, folder: Path) -> str:
+    """One line for the operator: where in rules/ it went wrong, and what."""
+    if isinstance(exc, RulesError):
+        return str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"rules/{Path(exc.filename).name}:{exc.lineno}: SyntaxError: {exc.msg}"
+    inside = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if Path(frame.filename).resolve().is_relative_to(folder.resolve())]
+    where = f"rules/{Path(inside[-1].filename).name}:{inside[-1].lineno}: " if inside else ""
+    return f"{where}{type(exc).__name__}: {exc}"

@@ -1,0 +1,127 @@
+"""What the gateway and a rule worker say to each other: msgspec Structs as MessagePack over a socket pair.
+
+    gateway -> worker   Invoke (run one hook) · SqlResult (the answer to the worker's Sql)
+    worker -> gateway   Ready | LoadFailed (once, at start) · Sql · Returned | Denied | Raised (the outcome)
+
+Everything after Ready carries the id of the call it belongs to: the gateway drops a worker whose answer names
+another call, so an answer can never reach the wrong request. A frame is a 4-byte big-endian length and the
+bytes, which is multiprocessing.Connection's own framing: the worker uses a plain blocking Connection while the
+gateway reads the same socket with an asyncio protocol (FrameReader).
+"""
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+# Far above any record a hook sees; a worker that announces more is broken, not busy.
+MAX_FRAME = 16 * 1024 * 1024
+
+
+class Who(msgspec.Struct, array_like=True):
+    """The Context fields a hook may see (hapta.rules.Context without its database)."""
+    user_id: str | None
+    role: str
+    op: str
+    collection: str
+    address: str | None
+
+
+class Invoke(msgspec.Struct, tag="invoke", array_like=True):
+    call: int
+    collection: str
+    hook: str
+    who: Who
+    args: list[Any]
+
+
+class SqlResult(msgspec.Struct, tag="sql_result", array_like=True):
+    call: int
+    rows: list[dict[str, Any]] | None = None
+    error: str | None = None
+    sqlstate: str | None = None
+
+
+class Ready(msgspec.Struct, tag="ready", array_like=True):
+    hooks: dict[str, list[str]]   # collection -> the hook names its module defines
+
+
+class LoadFailed(msgspec.Struct, tag="load_failed", array_like=True):
+    message: str     # one line: file, line and error
+    traceback: str
+
+
+class Sql(msgspec.Struct, tag="sql", array_like=True):
+    call: int
+    query: str
+    params: list[Any]
+
+
+class Returned(msgspec.Struct, tag="returned", array_like=True):
+    call: int
+    value: Any
+
+
+class Denied(msgspec.Struct, tag="denied", array_like=True):
+    call: int
+    message: str
+
+
+class Raised(msgspec.Struct, tag="raised", array_like=True):
+    call: int
+    traceback: str
+
+
+ToWorker = Union[Invoke, SqlResult]
+FromWorker = Union[Ready, LoadFailed, Sql, Returned, Denied, Raised]
+Outcome = Union[Returned, Denied, Raised]
+
+
+def _lenient(value: Any) -> Any:
+    """Database values msgpack has no type for (ranges, network addresses, ...) reach hooks as text."""
+    return str(value)
+
+
+# The gateway sends what the database and clients gave it, so it is lenient; a worker sends what a hook returned,
+# and a value that cannot travel is the hook's bug, reported as such (Raised).
+encode_for_worker = msgspec.msgpack.Encoder(enc_hook=_lenient).encode
+encode_for_gateway = msgspec.msgpack.Encoder().encode
+decode_in_worker = msgspec.msgpack.Decoder(ToWorker).decode
+decode_in_gateway = msgspec.msgpack.Decoder(FromWorker).decode
+
+
+def frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+class FrameError(Exception):
+    """The peer broke the framing: the only fix is to drop it."""
+
+
+class FrameReader:
+    """Splits a byte stream into frames (sans-I/O: feed bytes, get payloads)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer
+        if not buffer and len(data) >= 4:   # the usual case: exactly one whole answer, nothing to keep
+            size = int.from_bytes(data[:4], "big", signed=True)
+            if len(data) == 4 + size:
+                return [data[4:]]
+        buffer += data
+        frames = []
+        start = 0
+        while len(buffer) - start >= 4:
+            size = int.from_bytes(buffer[start:start + 4], "big", signed=True)
+            if not 0 <= size <= MAX_FRAME:
+                raise FrameError(f"bad frame length {size}")
+            end = start + 4 + size
+            if len(buffer) < end:
+                break
+            frames.append(bytes(buffer[start + 4:end]))
+            start = end
+        if start:
+            del buffer[:start]
+        return frames

@@ -1,0 +1,98 @@
+"""A rule worker: the child process that imports the app's rules/ and runs hook calls, one at a time.
+
+It starts from a fresh interpreter (multiprocessing 'spawn') with an environment scrubbed of the gateway's secrets,
+holds no database connection (ctx.sql goes back to the gateway over the same socket) and exits as soon as the
+gateway closes its end, so a worker never outlives its gateway. One call at a time keeps deadlines exact: when a
+call overruns, the gateway kills this process and loses nothing else.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from . import Context, Deny, SqlError
+from .loader import HookTable, describe, load
+from .messages import (Denied, Invoke, LoadFailed, Raised, Ready, Returned, Sql, SqlResult, decode_in_worker,
+                       encode_for_gateway)
+
+
+def main(conn: Connection, folder: str, collections: list[str]) -> None:
+    """The process target (it must be importable by name, for 'spawn')."""
+    # Ctrl-C in a terminal reaches the whole process group; the gateway decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        try:
+            hooks = load(Path(folder), set(collections))
+        except Exception as exc:
+            conn.send_bytes(encode_for_gateway(LoadFailed(describe(exc, Path(folder)), traceback.format_exc())))
+            return
+        conn.send_bytes(encode_for_gateway(Ready({name: sorted(table) for name, table in hooks.items()})))
+        Runner(conn, hooks).serve()
+    except (EOFError, OSError):
+        pass   # the gateway closed our socket (it retired us, or it is gone): nothing left to do
+
+
+class Runner:
+    def __init__(self, conn: Connection, hooks: HookTable):
+        self.conn = conn
+        self.hooks = hooks
+        self._loop = None   # made on the first async hook; most hooks are plain functions
+
+    def serve(self) -> None:
+        while True:
+            message = decode_in_worker(self.conn.recv_bytes())
+            if isinstance(message, Invoke):
+                self.conn.send_bytes(self.run(message))
+            # A SqlResult arriving here answers a call that is already over: nobody is waiting for it.
+
+    def run(self, invoke: Invoke) -> bytes:
+        who = invoke.who
+        ctx = Context(who.user_id, who.role, who.op, who.collection, who.address,
+                      _sql=lambda query, *params: self.sql(invoke.call, query, params))
+        try:
+            hook = self.hooks[invoke.collection][invoke.hook]
+            result = hook(ctx, *invoke.args)
+            if inspect.isawaitable(result):
+                result = self.loop().run_until_complete(result)
+        except Deny as deny:
+            return encode_for_gateway(Denied(invoke.call, str(deny.message)))
+        except Exception as exc:
+            return encode_for_gateway(Raised(invoke.call, hook_traceback(exc)))
+        try:
+            return encode_for_gateway(Returned(invoke.call, result))
+        except (TypeError, ValueError, OverflowError) as exc:
+            return encode_for_gateway(Raised(invoke.call, f"it returned a value that cannot be sent back: {exc}"))
+
+    async def sql(self, call: int, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        # Blocking on the socket is fine here: this worker serves one call, and this call waits for these rows.
+        self.conn.send_bytes(encode_for_gateway(Sql(call, query, list(params))))
+        while True:
+            reply = decode_in_worker(self.conn.recv_bytes())
+            if isinstance(reply, SqlResult) and reply.call == call:
+                break
+        if reply.error is not None:
+            raise SqlError(reply.error, reply.sqlstate)
+        return reply.rows or []
+
+    def loop(self):
+        if self._loop is None:
+            import asyncio
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+
+def hook_traceback(exc: BaseException) -> str:
+    """The traceback as the app's author wants it: their frames, not this module's or asyncio's."""
+    summary = traceback.TracebackException.from_exception(exc)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not frame.filename.startswith(_PLUMBING)])
+    return "".join(summary.format())
+
+
+_PLUMBING = (__file__, str(Path(inspect.getfile(inspect)).parent / "asyncio"))

@@ -1,0 +1,460 @@
+"""The pool of rule workers as the gateway sees it: start them, hand out calls, keep deadlines, replace the dead.
+
+    call ─▶ an idle worker ─▶ Invoke ─▶ (Sql ⇄ SqlResult)* ─▶ Returned | Denied | Raised
+        └─▶ else the queue (at most `queue_limit` calls, each waiting at most `timeout`) ─▶ else UNAVAILABLE
+
+The rules it keeps:
+- A worker runs one call at a time, and the call has `timeout` seconds from the moment the worker gets it. Past
+  that the worker is killed (SIGKILL) and replaced, and the call answers TIMEOUT.
+- A worker whose socket closes mid-call has died (os._exit, a segfault, the OOM killer): the call answers
+  UNAVAILABLE and the worker is replaced. A worker that answers for a call it was not given is killed as well,
+  so an answer never reaches the wrong request.
+- A full queue, or a call that waited `timeout` for a worker, answers UNAVAILABLE with retry_after: the queue
+  never grows past its bound and a caller never waits on it without limit.
+- Nothing here blocks the event loop: sockets are read by an asyncio protocol, a death shows as end-of-file,
+  the dead are reaped by polling.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+from collections import deque
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator
+
+import msgspec
+
+from .. import metrics
+from ..protocol.errors import TIMEOUT, UNAVAILABLE, HaptaError
+from .loader import RulesError
+from .messages import (MAX_FRAME, FrameError, FrameReader, Invoke, LoadFailed, Outcome, Ready, Sql, SqlResult,
+                       Who, decode_in_gateway, encode_for_worker, frame)
+from .worker import main as worker_main
+
+log = logging.getLogger("hapta.rules")
+
+# 'spawn' starts each worker from a fresh interpreter: nothing of the gateway's memory (its secrets, its sockets,
+# its event loop) is copied into the process that runs the app's code. It is also what a frozen binary supports.
+SPAWN = multiprocessing.get_context("spawn")
+
+START_TIMEOUT = 60.0              # seconds for a new worker to import the rules and say Ready
+RETIRE_GRACE = 2.0                # seconds a retired worker has to exit on its own before it is killed
+RESPAWN_DELAYS = (0.5, 1, 2, 5, 10, 30)   # back-off while a replacement cannot start (e.g. a broken rules/ file)
+
+# What a worker's environment never holds: the gateway's settings (its keys, secrets and upstreams), the
+# credentials of libpq (PG*), S3 and AWS, and whatever is named like a secret (an OAuth2 client secret that
+# config.py reads, say). Fail closed: a name that looks secret is dropped even if a hook wanted it.
+SECRET_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
+SECRET_PREFIXES = ("HAPTA_", "S3_", "PG", "AWS_")
+SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE")
+HARMLESS = frozenset({"HAPTA_ENV"})   # hooks may want to know whether they run in production
+
+
+def is_secret(name: str) -> bool:
+    if name in HARMLESS:
+        return False
+    upper = name.upper()
+    return name in SECRET_NAMES or upper.startswith(SECRET_PREFIXES) or any(w in upper for w in SECRET_WORDS)
+
+
+_environ_lock = threading.Lock()
+
+
+@contextmanager
+def scrubbed_environ() -> Iterator[None]:
+    """os.environ without the gateway's secrets, for the moment a worker is started.
+
+    'spawn' execs the child with the parent's environment and has no way to pass another one, so the secrets leave
+    os.environ for the few milliseconds of Process.start() (a fork and an exec) and come back right after. The
+    child never held them: not in os.environ, not in /proc/<pid>/environ."""
+    with _environ_lock:
+        removed = {name: os.environ.pop(name) for name in list(os.environ) if is_secret(name)}
+        try:
+            yield
+        finally:
+            os.environ.update(removed)
+
+
+def default_size() -> int:
+    """One worker per core this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+class WorkerLost(Exception):
+    """A worker went away before it was ready."""
+
+
+class Pending:
+    """One call, from submission to its outcome."""
+    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries")
+
+    def __init__(self, call_id: int, label: str, sql: Callable[..., Awaitable[Any]], future: asyncio.Future):
+        self.id = call_id
+        self.label = label                  # "posts.before_create", for logs and messages
+        self.payload = b""
+        self.sql = sql                      # runs the hook's ctx.sql statements (a pool's or a transaction's fetch)
+        self.future = future
+        self.timer: asyncio.TimerHandle | None = None
+        self.queries: set[asyncio.Task] = set()
+
+    def fail(self, error: HaptaError) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class Worker(asyncio.Protocol):
+    """One child process and the gateway's end of its socket."""
+
+    def __init__(self, pool: "WorkerPool", process: Any, generation: int):
+        self.pool = pool
+        self.process = process
+        self.pid = process.pid
+        self.generation = generation
+        self.frames = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future = pool.loop.create_future()   # Ready or LoadFailed
+        self.pending: Pending | None = None
+        self.gone = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport   # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for payload in self.frames.feed(data):
+                if self.gone:
+                    return
+                self.pool.received(self, decode_in_gateway(payload))
+        except (FrameError, msgspec.DecodeError) as exc:
+            self.pool.lost(self, f"sent garbage ({exc})")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.lost(self, "died")
+
+    def send(self, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(frame(payload))
+
+
+class WorkerPool:
+    def __init__(self, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int):
+        if size < 1 or timeout <= 0 or queue_limit < 0:
+            raise ValueError("rule_workers must be >= 1, hook_timeout > 0 and rule_queue >= 0")
+        self.folder = folder
+        self.collections = sorted(collections)
+        self.size = size
+        self.timeout = timeout
+        self.queue_limit = queue_limit
+        self.loop = asyncio.get_running_loop()
+        self.table: dict[str, frozenset[str]] = {}   # collection -> hook names, as the workers reported them
+        self.generation = 0               # --reload starts a new one; older workers finish their call and leave
+        self.workers: set[Worker] = set()  # ready workers of the current generation, idle or busy
+        self.idle: list[Worker] = []
+        self.queue: deque[Pending] = deque()
+        self.everyone: set[Worker] = set()   # every worker not yet gone, of any generation, ready or not
+        self.respawns: set[asyncio.Task] = set()
+        self.burials: set[asyncio.Task] = set()
+        self.closing = False
+        self.ids = itertools.count(1)
+        self.counts = {"calls": 0, "timeouts": 0, "deaths": 0, "rejected": 0}
+
+    # ---- life cycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start `size` workers and wait until each has imported the rules (RulesError if they do not load)."""
+        fresh, ready = await self._start_workers(self.generation, self.size)
+        self.table = _table(ready)
+        for worker in fresh:
+            self._admit(worker)
+
+    async def restart(self) -> None:
+        """Start a new generation from rules/ as it is now; the old one finishes its calls, then stops. If the new
+        rules do not load (RulesError), the running generation stays."""
+        generation = self.generation + 1
+        fresh, ready = await self._start_workers(generation, self.size)
+        if self.closing:
+            for worker in fresh:
+                self._retire(worker)
+            return
+        self.generation = generation
+        self.table = _table(ready)
+        for worker in list(self.workers):
+            self.workers.discard(worker)
+            if worker.pending is None:
+                self._retire(worker)       # a busy one retires when its call is done (see _release)
+        for worker in fresh:
+            self._admit(worker)
+
+    async def close(self) -> None:
+        self.closing = True
+        for task in self.respawns:
+            task.cancel()
+        await asyncio.gather(*self.respawns, return_exceptions=True)
+        while self.queue:
+            self.queue.popleft().fail(HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0))
+        for worker in list(self.everyone):
+            if worker.pending is not None:
+                worker.pending.fail(HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0))
+                self._remove(worker, kill=True)
+            else:
+                self._retire(worker)
+        while self.burials:
+            await asyncio.gather(*self.burials, return_exceptions=True)
+
+    def status(self) -> dict[str, Any]:
+        return {"size": self.size, "live": len(self.workers),
+                "busy": sum(1 for worker in self.workers if worker.pending is not None),
+                "queued": len(self.queue), "generation": self.generation, **self.counts}
+
+    # ---- calls --------------------------------------------------------------------------------------------
+
+    async def call(self, collection: str, hook: str, who: Who, args: list[Any],
+                   sql: Callable[..., Awaitable[Any]]) -> Outcome:
+        """Run one hook; return its outcome (Returned, Denied or Raised) or raise HaptaError TIMEOUT/UNAVAILABLE."""
+        if self.closing:
+            raise HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0)
+        pending = Pending(next(self.ids), f"{collection}.{hook}", sql, self.loop.create_future())
+        pending.payload = encode_for_worker(Invoke(pending.id, collection, hook, who, args))
+        if self.idle:
+            self._run(self.idle.pop(), pending)
+        elif len(self.queue) >= self.queue_limit:
+            self._count("rejected")
+            raise self._busy()
+        else:
+            self.queue.append(pending)
+            pending.timer = self.loop.call_later(self.timeout, self._waited_too_long, pending)
+        try:
+            return await pending.future
+        finally:
+            if pending.queries:   # the call is over (answered, timed out, cancelled): so are its statements
+                for task in pending.queries:
+                    task.cancel()
+                await asyncio.gather(*pending.queries, return_exceptions=True)
+
+    def _count(self, what: str) -> None:
+        """A call that failed for the pool's sake (not the hook's own answer): an upstream error in /metrics."""
+        self.counts[what] += 1
+        metrics.UPSTREAM_ERRORS.labels("rules").inc()
+
+    def _busy(self) -> HaptaError:
+        return HaptaError(UNAVAILABLE, "the rule workers are busy; try again", retry_after=self.timeout)
+
+    def _run(self, worker: Worker, pending: Pending) -> None:
+        worker.pending = pending
+        self.counts["calls"] += 1
+        worker.send(pending.payload)
+        pending.timer = self.loop.call_later(self.timeout, self._overran, worker, pending)
+
+    def _waited_too_long(self, pending: Pending) -> None:
+        try:
+            self.queue.remove(pending)
+        except ValueError:
+            return
+        self._count("rejected")
+        pending.fail(self._busy())
+
+    def _overran(self, worker: Worker, pending: Pending) -> None:
+        if worker.pending is not pending:
+            return
+        self._count("timeouts")
+        log.warning("rule worker %d did not finish %s within %g s: killed, starting another",
+                    worker.pid, pending.label, self.timeout)
+        worker.pending = None
+        pending.fail(HaptaError(TIMEOUT, f"the {pending.label} hook did not finish within {self.timeout:g} s"))
+        self._remove(worker, kill=True)
+
+    def received(self, worker: Worker, message: Any) -> None:
+        if isinstance(message, (Ready, LoadFailed)):
+            if worker.ready.done():
+                return self.lost(worker, "said Ready twice")
+            worker.ready.set_result(message)
+            return
+        pending = worker.pending
+        if pending is None or message.call != pending.id:
+            return self.lost(worker, "answered a call it was not given")
+        if isinstance(message, Sql):
+            task = self.loop.create_task(self._query(worker, pending, message))
+            pending.queries.add(task)
+            task.add_done_callback(pending.queries.discard)
+            return
+        worker.pending = None
+        if pending.timer is not None:
+            pending.timer.cancel()
+        if not pending.future.done():
+            pending.future.set_result(message)
+        self._release(worker)
+
+    async def _query(self, worker: Worker, pending: Pending, message: Sql) -> None:
+        """ctx.sql, the gateway's half: run the statement, send the rows (or the error) back to the hook."""
+        try:
+            rows = [dict(row) for row in await pending.sql(message.query, *message.params)]
+            reply = SqlResult(message.call, rows=rows)
+        except Exception as exc:   # the hook's own statement failed: the hook decides what that means
+            reply = SqlResult(message.call, error=str(exc) or type(exc).__name__,
+                              sqlstate=getattr(exc, "sqlstate", None))
+        try:
+            payload = encode_for_worker(reply)
+        except (TypeError, ValueError, OverflowError) as exc:
+            payload = encode_for_worker(SqlResult(message.call, error=f"the result cannot be sent: {exc}"))
+        if len(payload) > MAX_FRAME:
+            payload = encode_for_worker(SqlResult(message.call, error=f"the result is too large ({len(payload)} "
+                                                                      "bytes); select fewer rows"))
+        if worker.pending is pending:   # else the call is over and nobody waits for these rows
+            worker.send(payload)
+
+    # ---- workers come and go ------------------------------------------------------------------------------
+
+    async def _spawn(self, generation: int) -> Worker:
+        ours, theirs = socket.socketpair()
+        child_end = Connection(theirs.detach())
+        process = SPAWN.Process(target=worker_main, args=(child_end, str(self.folder), self.collections),
+                                name="hapta-rules", daemon=True)
+        try:
+            with scrubbed_environ():
+                process.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            child_end.close()   # the child has its copy; ours would keep the socket open after the child died
+        worker = Worker(self, process, generation)
+        self.everyone.add(worker)
+        await self.loop.connect_accepted_socket(lambda: worker, ours)
+        return worker
+
+    async def _start_workers(self, generation: int, count: int) -> tuple[list[Worker], Ready]:
+        started: list[Worker] = []
+        try:
+            for _ in range(count):
+                started.append(await self._spawn(generation))
+            answers = await asyncio.wait_for(asyncio.gather(*(w.ready for w in started)), START_TIMEOUT)
+        except BaseException as exc:
+            for worker in started:
+                self._remove(worker, kill=True)
+            if isinstance(exc, WorkerLost):
+                raise RulesError("a rule worker exited while importing rules/") from None
+            if isinstance(exc, asyncio.TimeoutError):
+                raise RulesError(f"the rule workers did not import rules/ within {START_TIMEOUT:g} s") from None
+            raise
+        failed = next((a for a in answers if isinstance(a, LoadFailed)), None)
+        if failed is not None:
+            for worker in started:
+                self._remove(worker, kill=True)
+            raise RulesError(failed.message, failed.traceback)
+        return started, answers[0]
+
+    def _admit(self, worker: Worker) -> None:
+        if self.closing or worker.generation != self.generation:
+            return self._retire(worker)
+        self.workers.add(worker)
+        metrics.RULE_WORKERS.set(len(self.workers))
+        self._release(worker)
+        if len(self.workers) == self.size and self.counts["deaths"] + self.counts["timeouts"]:
+            log.info("rule workers back to %d", self.size)
+
+    def _release(self, worker: Worker) -> None:
+        """A worker is free: give it the oldest waiting call, or let it wait."""
+        if self.closing or worker.generation != self.generation:
+            return self._retire(worker)
+        while self.queue:
+            pending = self.queue.popleft()
+            if pending.future.done():
+                continue   # its caller gave up
+            if pending.timer is not None:
+                pending.timer.cancel()
+            return self._run(worker, pending)
+        self.idle.append(worker)
+
+    def lost(self, worker: Worker, why: str) -> None:
+        """The worker's socket closed, or it broke the protocol: fail its call, kill it, start another."""
+        if worker.gone:
+            return   # we removed it ourselves
+        if not worker.ready.done():
+            worker.ready.set_exception(WorkerLost(why))
+            worker.ready.exception()   # retrieved: whoever awaits it may be gone already
+        pending = worker.pending
+        if pending is not None:
+            worker.pending = None
+            self._count("deaths")
+            log.warning("rule worker %d %s during %s: starting another", worker.pid, why, pending.label)
+            pending.fail(HaptaError(UNAVAILABLE, f"the rule worker running the {pending.label} hook died; "
+                                                 "try again", retry_after=1.0))
+        elif worker in self.workers:
+            self.counts["deaths"] += 1   # it cost no call: no upstream error
+            log.warning("rule worker %d %s while idle: starting another", worker.pid, why)
+        self._remove(worker, kill=True)
+
+    def _remove(self, worker: Worker, *, kill: bool) -> None:
+        """Take a worker out of service; a killed one of the current generation is replaced."""
+        if worker.gone:
+            return
+        worker.gone = True
+        if not worker.ready.done():   # whoever waits for it to start must not wait in vain
+            worker.ready.set_exception(WorkerLost("taken out of service while starting"))
+            worker.ready.exception()
+        replace = worker in self.workers and not self.closing
+        self.workers.discard(worker)
+        metrics.RULE_WORKERS.set(len(self.workers))
+        self.everyone.discard(worker)
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if kill:
+            worker.process.kill()
+            if worker.transport is not None:
+                worker.transport.abort()
+        elif worker.transport is not None:
+            worker.transport.close()   # end-of-file tells the worker to exit
+        self._chore(self.burials, self._bury(worker.process, 0.0 if kill else RETIRE_GRACE))
+        if replace and kill:
+            metrics.RULE_WORKER_RESTARTS.inc()
+            self._chore(self.respawns, self._respawn(self.generation))
+
+    def _retire(self, worker: Worker) -> None:
+        self._remove(worker, kill=False)
+
+    async def _respawn(self, generation: int) -> None:
+        for attempt in itertools.count():
+            try:
+                (worker,), _ = await self._start_workers(generation, 1)
+            except Exception as exc:   # RulesError (rules/ broken meanwhile), OSError (out of processes), ...
+                log.error("a rule worker could not start: %s", exc)
+            else:
+                return self._admit(worker)
+            await asyncio.sleep(RESPAWN_DELAYS[min(attempt, len(RESPAWN_DELAYS) - 1)])
+            if self.closing or generation != self.generation:
+                return
+
+    async def _bury(self, process: Any, grace: float) -> None:
+        """Wait for a worker to exit (killing it after `grace`) and reap it, without blocking the loop."""
+        deadline = self.loop.time() + grace
+        killed = False
+        while process.exitcode is None:   # polls waitpid(WNOHANG), which reaps it once it has exited
+            if self.loop.time() >= deadline:
+                if killed:
+                    log.error("rule worker %d does not exit even when killed", process.pid)
+                    return
+                process.kill()
+                killed = True
+                deadline = self.loop.time() + 10
+            await asyncio.sleep(0.01)
+        process.close()
+
+    def _chore(self, tasks: set[asyncio.Task], coroutine: Any) -> None:
+        task = self.loop.create_task(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+def _table(ready: Ready) -> dict[str, frozenset[str]]:
+    return {collection: frozenset(names) for collection, names in ready.hooks.items()}

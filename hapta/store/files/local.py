@@ -1,0 +1,133 @@
+"""Files on the local disk (the embedded default): HAPTA_DATA_DIR/files/<key>.
+
+An upload is written to `.partial/` beside the objects (the same filesystem), fsynced, then renamed into place and
+the directory fsynced: a crash leaves either the whole object or a partial file the sweeper removes, never a
+torn object under a real key. Disk I/O runs in threads so that a slow disk never stalls the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import AsyncIterator, BinaryIO
+
+from . import ObjectMissing, Reader, Storage, StorageUnavailable, Writer, check_key
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage(Storage):
+    name = "local"
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.partial = root / ".partial"
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.partial.mkdir, parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def partial_path(self, key: str) -> Path:
+        return self.partial / (check_key(key).replace("/", "+") + ".part")
+
+    async def writer(self, key: str, content_type: str) -> Writer:
+        try:
+            file = await asyncio.to_thread(open, self.partial_path(key), "wb")
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
+        return LocalWriter(self, key, file)
+
+    async def reader(self, key: str, offset: int, length: int) -> Reader:
+        try:
+            file = await asyncio.to_thread(open, self.path(key), "rb")
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read files: {exc.strerror}") from None
+        file.seek(offset)
+        return LocalReader(file, length)
+
+    async def remove(self, key: str) -> None:
+        def unlink() -> None:
+            for path in (self.path(key), self.partial_path(key)):
+                path.unlink(missing_ok=True)
+        try:
+            await asyncio.to_thread(unlink)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot remove files: {exc.strerror}") from None
+
+    def read_range(self, key: str, offset: int, length: int) -> tuple[int, bytes]:
+        """(object size, bytes) for the gateway's HTTP route; blocking, run it in a thread."""
+        with open(self.path(key), "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            file.seek(offset)
+            return size, file.read(max(0, min(length, size - offset)))
+
+    def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
+
+
+class LocalWriter(Writer):
+    def __init__(self, storage: LocalStorage, key: str, file: BinaryIO):
+        super().__init__()
+        self.storage = storage
+        self.key = key
+        self.file = file
+
+    def _write(self, parts: list[bytes | memoryview]) -> None:
+        for data in parts:   # hashlib releases the GIL: this thread hashes while the loop reads the socket
+            self.sha256.update(data)
+            self.file.write(data)
+            self.size += len(data)
+
+    async def write(self, parts: list[bytes | memoryview]) -> None:
+        try:
+            await asyncio.to_thread(self._write, parts)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
+
+    def _commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        final = self.storage.path(self.key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.storage.partial_path(self.key), final)
+        _fsync_dir(final.parent)
+
+    async def commit(self) -> None:
+        try:
+            await asyncio.to_thread(self._commit)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
+
+    async def discard(self) -> None:
+        def drop() -> None:
+            self.file.close()
+            self.storage.partial_path(self.key).unlink(missing_ok=True)
+        await asyncio.to_thread(drop)
+
+
+class LocalReader(Reader):
+    def __init__(self, file: BinaryIO, length: int):
+        self.file = file
+        self.left = length
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        while self.left > 0:
+            data = await asyncio.to_thread(self.file.read, min(size, self.left))
+            if not data:
+                raise StorageUnavailable("the file is shorter than its record says")
+            self.left -= len(data)
+            yield data
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.file.close)

@@ -1,0 +1,21 @@
+"""The app the files tests serve: the demo app, plus an `attachments` field on posts that takes any content (the
+demo's `media` takes pictures and video only), and a quick sweeper. Its folder is assembled by tests/files/conftest.py
+with the demo's migrations and rules beside this folder's own; its config.py runs this file."""
+from dataclasses import replace
+from pathlib import Path
+
+from hapta.config import FileField, load_app
+
+ROOT = Path(__file__).resolve().parents[3]
+demo = load_app(ROOT / "config.py")
+MIB = 1024 * 1024
+
+
+def _posts(collection):
+    if collection.name != "posts":
+        return collection
+    return replace(collection, files={**collection.files,
+                                      "attachments": FileField(max_size=32 * MIB, types=None, max_count=3)})
+
+
+app = replace(demo, collections=[_posts(c) for c in demo.collections], file_sweep_interval=0.5)

@@ -1,0 +1,93 @@
+"""SIGTERM, for one process and for a supervisor with two workers: the gateway stops accepting, a request in
+flight still gets its reply, new requests on open sockets get UNAVAILABLE, then every socket closes with 1001 and
+everything has exited within 10 s."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+
+from hapta.client import Client, HaptaError
+from tests.conftest import ANON_KEY, gateway_env
+from tests.guards.conftest import alive, eventually, two_pids
+from tests.services import GatewayProcess, next_loopback
+
+
+@asynccontextmanager
+async def posts_locked(dsn: str):
+    """Hold an exclusive lock on posts, so that a records.list on it waits: a request kept in flight."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        yield
+        await transaction.rollback()
+    finally:
+        await conn.close()
+
+
+async def waiting_on_lock(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND wait_event_type = 'Lock'")
+    finally:
+        await conn.close()
+
+
+def refuses_connections(process: GatewayProcess) -> bool:
+    try:
+        process.health(timeout=1)
+    except OSError:
+        return True
+    return False
+
+
+async def sigterm_with_a_request_in_flight(process: GatewayProcess, database: str) -> None:
+    client = await Client.connect(process.url, local_addr=(next_loopback(), 0))
+    try:
+        await client.call("auth.anon", {"apikey": ANON_KEY})
+        async with posts_locked(database):
+            in_flight = asyncio.ensure_future(client.call("records.list", {"collection": "posts", "per_page": 1}))
+            await eventually(lambda: waiting_on_lock(database), what="the request waits on the lock")
+            signalled = time.monotonic()
+            process.proc.send_signal(signal.SIGTERM)
+            await eventually(lambda: refuses_connections(process), what="new connections are refused")
+            with pytest.raises(HaptaError) as refused:   # the socket is open, but the server is draining
+                await client.call("ping")
+            assert refused.value.code == "UNAVAILABLE" and refused.value.retry_after
+            assert not in_flight.done()
+        page = await asyncio.wait_for(in_flight, 10)   # the lock is gone: the reply arrives ...
+        assert page["page"] == 1
+        await asyncio.wait_for(client.ws.wait_closed(), 10)   # ... and only then the close
+        assert client.close_code == 1001
+        code = await asyncio.to_thread(process.proc.wait, 15)
+        assert time.monotonic() - signalled < 10
+        assert code == 0
+    finally:
+        await client.close()
+
+
+async def test_sigterm_drains_one_process(database):
+    process = GatewayProcess(gateway_env(database)).start()
+    try:
+        await sigterm_with_a_request_in_flight(process, database)
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log_text(), process.log_text()
+
+
+async def test_sigterm_drains_a_supervisor_and_its_workers(database):
+    process = GatewayProcess(gateway_env(database), workers=2).start()
+    try:
+        workers = await eventually(lambda: two_pids(process), what="both workers answer")
+        await sigterm_with_a_request_in_flight(process, database)
+        assert not any(alive(pid) for pid in workers)
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log_text(), process.log_text()

@@ -1,0 +1,60 @@
+"""The database goes away and comes back: subscribers are told they may have missed events, then events flow
+again, and the read cache serves nothing it could not have heard about."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from urllib.parse import urlparse
+
+import asyncpg
+import pytest
+
+from hapta.client import Client
+from tests.conftest import PASSWORD, gateway_env
+from tests.realtime.helpers import change_of, events_until
+from tests.services import CuttableProxy, GatewayProcess
+
+
+async def test_outage_yields_reset_then_events_flow_again(database):
+    parsed = urlparse(database)
+    if not parsed.hostname:
+        pytest.skip("the test database is on a Unix socket; the proxy needs TCP")
+    proxy = await CuttableProxy(parsed.hostname, parsed.port or 5432).start()
+    dsn = database.replace(f"{parsed.hostname}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}")
+    process = GatewayProcess(gateway_env(dsn))
+    await asyncio.to_thread(process.start)   # the proxy lives on this loop: do not block it
+    sql = await asyncpg.connect(database)    # the test's own way in, around the proxy
+    try:
+        async with await Client.connect(process.url) as client:
+            name = "o" + secrets.token_hex(5)
+            session = await client.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD})
+            me = session["user"]["id"]
+            room = f"room:{name}"
+            await client.call("channels.join", {"channel": room})
+            post = await client.call("records.create", {"collection": "posts",
+                                                        "data": {"author": me, "text": "before", "public": True}})
+            read = {"collection": "posts", "id": post["id"]}
+            assert (await client.call("records.get", read))["text"] == "before"   # now cached
+            sub = (await client.call("realtime.subscribe", {"collection": "posts"}))["sub"]
+
+            await proxy.cut()
+            # written while the gateway cannot hear: no event can come for it, and the cache must not hide it
+            await sql.execute("UPDATE posts SET text = 'during' WHERE id = $1", post["id"])
+            await proxy.start()
+
+            [reset] = await events_until(client, lambda e: e["event"] == "realtime.reset", timeout=30)
+            assert reset["data"] == {"subs": [sub], "channels": [room]}
+            assert (await client.call("records.get", read))["text"] == "during"
+
+            await sql.execute("UPDATE posts SET text = 'after' WHERE id = $1", post["id"])
+            [event] = await events_until(client, change_of(post["id"]))
+            assert event["data"]["record"]["text"] == "after"
+            assert (await client.call("records.get", read))["text"] == "after"
+            # presence is back too: a rejoin lists this connection
+            again = await client.call("channels.join", {"channel": room})
+            assert [m["user"] for m in again["members"]] == [me]
+    finally:
+        await sql.close()
+        await asyncio.to_thread(process.stop)   # the proxy must keep serving while the gateway shuts down
+        await proxy.cut()
+    assert "Traceback" not in process.log_text(), process.log_text()

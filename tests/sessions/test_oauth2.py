@@ -1,0 +1,137 @@
+"""OAuth2 through the socket: the socket asks, the browser signs in, the callback may land on another process,
+and the socket that asked receives its Session as an event."""
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+
+import pytest
+
+from hapta.auth.oauth2 import challenge_of
+from hapta.protocol.errors import HaptaError
+from tests.conftest import ADMIN_KEY
+from tests.sessions.conftest import PUBLIC_URL, browse_async
+
+
+def new_identity(provider, verified: bool = True) -> dict:
+    name = "o" + secrets.token_hex(5)
+    provider.user = {"sub": name, "email": f"{name}@example.com", "email_verified": verified}
+    return provider.user
+
+
+async def start(client, provider_name: str = "test") -> dict:
+    begun = await client.call("auth.oauth2", {"provider": provider_name})
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(begun["url"]).query))
+    assert query["state"] == begun["state"] and query["code_challenge_method"] == "S256"
+    assert query["redirect_uri"] == PUBLIC_URL + "/oauth2/callback"
+    return begun
+
+
+async def sign_in_at_provider(begun: dict) -> str:
+    """The browser at the provider: it redirects back with a code (or an error). Returns the callback URL."""
+    status, headers, _ = await browse_async(begun["url"])
+    assert status == 302
+    return headers["Location"]
+
+
+async def users_with_email(pair, open_client, email: str) -> int:
+    admin = await open_client(pair[0])
+    await admin.call("auth.admin", {"key": ADMIN_KEY})
+    page = await admin.call("records.list", {"collection": "users", "filter": f'email = "{email}"', "count": True})
+    return page["total"]
+
+
+def test_pkce_challenge_is_rfc_7636_s256():
+    assert challenge_of("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+async def test_sign_in_lands_on_another_process_and_reaches_the_socket(pair, provider, open_client):
+    identity = new_identity(provider)
+    socket = await open_client(pair[0])
+    callback = await sign_in_at_provider(await start(socket))
+    status, _, page = await browse_async(callback, pair[1])   # the load balancer picked the other process
+    assert status == 200 and "signed in" in page
+    event = await socket.next_event(timeout=10)
+    assert event["event"] == "auth.oauth2"
+    session = event["data"]
+    assert session["user"]["email"] == identity["email"] and session["refresh_token"] and session["token"]
+    assert (await socket.call("auth.me"))["user"]["id"] == session["user"]["id"]
+    # The same provider account signs in to the same user next time.
+    again = await open_client(pair[1])
+    status, _, _ = await browse_async(await sign_in_at_provider(await start(again)), pair[0])
+    assert status == 200
+    assert (await again.next_event(timeout=10))["data"]["user"]["id"] == session["user"]["id"]
+
+
+async def test_replayed_and_foreign_states_are_refused(pair, provider, open_client):
+    new_identity(provider)
+    socket = await open_client(pair[0])
+    callback = await sign_in_at_provider(await start(socket))
+    assert (await browse_async(callback, pair[0]))[0] == 200
+    first = await socket.next_event(timeout=10)
+    replay_status, _, replay_page = await browse_async(callback, pair[1])
+    assert replay_status == 400 and "already used" in replay_page
+    foreign = callback.replace(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["state"],
+                               secrets.token_urlsafe(32))
+    assert (await browse_async(foreign, pair[0]))[0] == 400
+    # The replay started nothing: the user still has exactly the one session of the first sign-in.
+    sessions = (await socket.call("auth.sessions"))["items"]
+    assert [item["id"] for item in sessions] == [item["id"] for item in sessions if item["current"]]
+    assert first["data"]["user"]["id"]
+
+
+async def test_a_failing_provider_gives_an_error_event_and_creates_nothing(pair, provider, open_client):
+    identity = new_identity(provider)
+    provider.mode = "token_error"
+    try:
+        socket = await open_client(pair[0])
+        status, _, _ = await browse_async(await sign_in_at_provider(await start(socket)), pair[1])
+    finally:
+        provider.mode = "ok"
+    assert status == 400
+    event = await socket.next_event(timeout=10)
+    assert event["event"] == "auth.oauth2" and event["data"]["error"]["code"] == "UNAVAILABLE"
+    assert await users_with_email(pair, open_client, identity["email"]) == 0
+    assert await socket.call("auth.me") == {"role": "guest"}
+
+
+async def test_a_user_who_refuses_at_the_provider(pair, provider, open_client):
+    identity = new_identity(provider)
+    provider.mode = "deny"
+    try:
+        socket = await open_client(pair[1])
+        callback = await sign_in_at_provider(await start(socket))
+    finally:
+        provider.mode = "ok"
+    assert (await browse_async(callback, pair[0]))[0] == 400
+    event = await socket.next_event(timeout=10)
+    assert event["data"]["error"]["code"] == "INVALID_CREDENTIALS"
+    assert await users_with_email(pair, open_client, identity["email"]) == 0
+
+
+async def test_an_existing_email_is_not_taken_over_by_an_untrusted_provider(pair, provider, account, open_client):
+    _, session, credentials = await account(pair[0])
+    provider.user = {"sub": "x" + secrets.token_hex(5), "email": credentials["email"], "email_verified": False}
+    socket = await open_client(pair[1])
+    callback = await sign_in_at_provider(await start(socket, "untrusting"))
+    assert (await browse_async(callback, pair[1]))[0] == 400
+    event = await socket.next_event(timeout=10)
+    assert event["data"]["error"]["code"] == "ALREADY_EXISTS"
+    assert await socket.call("auth.me") == {"role": "guest"}
+    assert await users_with_email(pair, open_client, credentials["email"]) == 1
+
+
+async def test_a_verified_email_from_a_trusted_provider_links_the_account(pair, provider, account, open_client):
+    _, session, credentials = await account(pair[0])
+    provider.user = {"sub": "v" + secrets.token_hex(5), "email": credentials["email"], "email_verified": True}
+    socket = await open_client(pair[1])
+    assert (await browse_async(await sign_in_at_provider(await start(socket)), pair[0]))[0] == 200
+    event = await socket.next_event(timeout=10)
+    assert event["data"]["user"]["id"] == session["user"]["id"]
+
+
+async def test_unknown_provider(pair, open_client):
+    socket = await open_client(pair[0])
+    with pytest.raises(HaptaError) as refused:
+        await socket.call("auth.oauth2", {"provider": "nosuch"})
+    assert refused.value.code == "BAD_REQUEST" and refused.value.details == {"providers": ["test", "untrusting"]}
