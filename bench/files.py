@@ -3,7 +3,7 @@
 For each backend (local disk, and S3 = a private SeaweedFS on this machine) it starts a fresh database and a
 gateway serving bench/files_app.py, uploads one file of --mib MiB with hapta.client (keeping to the window), then
 downloads it, and reports MB/s for each direction and the gateway process's peak RSS growth over its RSS before
-the transfer (sampled every 20 ms from /proc). The data is a 1 MiB random block repeated, generated as it is sent:
+each transfer (sampled every 20 ms from /proc), and the CPU time the gateway and this client used per GiB. The data is a 1 MiB random block repeated, generated as it is sent:
 the bench never holds the file. The upload's sha256 (computed by the gateway on the way) and the download's (computed
 here) are checked against the expected one. Writes a markdown table to bench/results/files.md.
 """
@@ -124,6 +124,7 @@ async def run_backend(backend: str, size: int, block: bytes, seaweed: SeaweedS3 
             client_upload_cpu = cpu_seconds(os.getpid()) - mine
             assert done["file"]["sha256"] == expected, "the gateway stored other bytes"
 
+            before_download = rss_bytes(pid)
             peak, cpu, mine = RssPeak(pid), cpu_seconds(pid), cpu_seconds(os.getpid())
             digest, received = hashlib.sha256(), 0
             started = time.perf_counter()
@@ -142,7 +143,7 @@ async def run_backend(backend: str, size: int, block: bytes, seaweed: SeaweedS3 
             "upload_cpu": upload_cpu / (size / 1024 ** 3), "download_cpu": download_cpu / (size / 1024 ** 3),
             "client_upload_cpu": client_upload_cpu / (size / 1024 ** 3),
             "client_download_cpu": client_download_cpu / (size / 1024 ** 3),
-            "upload_rss": (upload_peak - baseline) / MIB, "download_rss": (download_peak - baseline) / MIB,
+            "upload_rss": (upload_peak - baseline) / MIB, "download_rss": (download_peak - before_download) / MIB,
             "baseline": baseline / MIB}
 
 
@@ -160,7 +161,8 @@ def table(rows: list[dict], size: int) -> str:
         if r["ceiling"]:
             lines.append(f"| *{r['backend']} disk, plain write + sha256 + fsync* | *{r['ceiling']:.0f}* | | | | | |")
     baselines = ", ".join(f"{r['backend']}: {r['baseline']:.0f} MiB" for r in rows)
-    lines += ["", f"RSS growth is over the gateway process's RSS just before the transfer ({baselines})."]
+    lines += ["", f"RSS growth is over the gateway process's RSS just before each transfer (before the upload: "
+                  f"{baselines}). Load average at the end: {os.getloadavg()[0]:.1f}."]
     return "\n".join(lines) + "\n"
 
 

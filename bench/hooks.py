@@ -5,7 +5,7 @@
 Two gateways serve the demo app from a temporary folder: one with the demo's rules/ (posts.before_create trims
 the text and refuses more than 280 characters, run in a rule worker), one with an empty rules/. Both have rate
 limits off and commit without waiting for fsync (synchronous_commit=off), so that only the hook tells them apart,
-not the limiter or the disk; the same database, users and tokens serve both. bench.run has them as two rows.
+not the limiter or the disk. Here each has a database of its own (bench.run has them as two rows on its one).
 
 On a small shared machine a single row drifts with whatever else runs, so this runs the two side by side in
 rounds, alternating which goes first, at 1 and at 100 connections, and reports each figure's median over the
@@ -54,12 +54,14 @@ def write_app(folder: Path, with_rules: bool) -> Path:
     return folder / "config.py"
 
 
-def start(database_url: str, folder: Path) -> dict[str, GatewayProcess]:
-    # Commits that wait for the disk's fsync (milliseconds on a shared disk) would drown a cost of microseconds:
-    # these two gateways' sessions commit without waiting (asyncpg passes unknown DSN parameters as settings).
-    dsn = database_url + ("&" if "?" in database_url else "?") + "synchronous_commit=off"
+def start(databases: str | dict[str, str], folder: Path) -> dict[str, GatewayProcess]:
+    """The two gateways, on one database (bench.run's rows share its seeded users) or one each (name -> URL)."""
     servers = {}
     for name in SERVERS:
+        url = databases if isinstance(databases, str) else databases[name]
+        # Commits that wait for the disk's fsync (milliseconds on a shared disk) would drown a cost of
+        # microseconds: these sessions commit without waiting (asyncpg passes unknown DSN parameters as settings).
+        dsn = url + ("&" if "?" in url else "?") + "synchronous_commit=off"
         config = write_app(folder / name, with_rules=name == "hook")
         servers[name] = GatewayProcess(gateway_env(dsn), config=config).start()
     return servers
@@ -117,25 +119,27 @@ def main() -> None:
     args = parser.parse_args()
 
     admin = asyncio.run(admin_dsn())
-    database_url = asyncio.run(create_database(admin))
-    database = database_url.split("?")[0].rsplit("/", 1)[1]
+    # A database each: a gateway also follows the change feed of its database, and should not do the other's.
+    databases = {name: asyncio.run(create_database(admin)) for name in SERVERS}
+    names = {name: url.split("?")[0].rsplit("/", 1)[1] for name, url in databases.items()}
     apps_dir = Path(tempfile.mkdtemp(prefix="hapta-bench-hooks-"))
     servers: dict[str, GatewayProcess] = {}
-    seed_file = None
+    seed_files: dict[str, str] = {}
     try:
-        servers = start(database_url, apps_dir)
+        servers = start(databases, apps_dir)
         connections = [int(c) for c in args.connections.split(",")]
-        seeded = asyncio.run(seed(servers["no-hook"].url, max(connections), 10))
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="hapta-bench-", delete=False) as file:
-            json.dump(seeded, file)
-            seed_file = file.name
+        for name, server in servers.items():
+            seeded = asyncio.run(seed(server.url, max(connections), 10))
+            with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="hapta-bench-", delete=False) as file:
+                json.dump(seeded, file)
+                seed_files[name] = file.name
         results = []
         for count in connections:
             for round_ in range(args.rounds):
                 order = list(SERVERS) if round_ % 2 == 0 else list(reversed(SERVERS))
                 for name in order:
-                    result = {**run_case("records.create", servers[name], count, seed_file, database, args),
-                              "case": SERVERS[name]}
+                    result = {**run_case("records.create", servers[name], count, seed_files[name], names[name],
+                                         args), "case": SERVERS[name]}
                     print(f"  {SERVERS[name]:36} x{count:<4} round {round_ + 1}: {result['ops_per_s']:>7.0f} ops/s"
                           f"  p50 {result['p50_ms']} ms  errors {result['errors']}", flush=True)
                     results.append(result)
@@ -153,10 +157,11 @@ def main() -> None:
     finally:
         for process in servers.values():
             process.stop()
-        if seed_file:
-            os.unlink(seed_file)
+        for path in seed_files.values():
+            os.unlink(path)
         shutil.rmtree(apps_dir)
-        asyncio.run(drop_database(admin, database_url))
+        for url in databases.values():
+            asyncio.run(drop_database(admin, url))
 
 
 if __name__ == "__main__":

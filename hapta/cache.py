@@ -42,9 +42,10 @@ ADMIN_KEY = ("admin",)
 
 class ReadCache:
     def __init__(self, sync: Callable[[], Awaitable[bool]], shared: "SharedStore | None" = None,
-                 maxsize: int = 10_000, ttl: float = 300.0):
-        # The TTL is only a backstop for memory; freshness comes from invalidation.
-        self.entries: TTLCache = TTLCache(maxsize, ttl)
+                 max_bytes: int = 64 << 20, ttl: float = 300.0):
+        # Bounded by the answers' encoded size (a page may hold 500 records); the TTL is only a backstop for
+        # memory, freshness comes from invalidation.
+        self.entries: TTLCache = TTLCache(max_bytes, ttl, getsizeof=_size)
         self.sync = sync       # the feed's barrier (Listener.sync): False while it cannot hear changes
         self.shared = shared   # with REDIS_URL: answers shared by every worker and node
         self.ttl = ttl
@@ -124,7 +125,10 @@ class ReadCache:
         finally:
             self.loading.pop(full, None)
         if self._full_key(key, tables) == full:   # not invalidated while loading
-            self.entries[full] = value
+            try:
+                self.entries[full] = value
+            except ValueError:   # larger than the whole cache: serve it, keep nothing
+                pass
         future.set_result(value)
         return value
 
@@ -142,6 +146,13 @@ class ReadCache:
         value = await load()
         await self.shared.put(digest, value, self.ttl)
         return value
+
+
+_json_size = msgspec.json.Encoder().encode
+
+
+def _size(value: Any) -> int:
+    return len(_json_size(value)) + 200   # the key and the entry's own overhead, roughly
 
 
 def _token() -> str:
@@ -219,6 +230,17 @@ def implied(filter_node: Node | None, rule: Node) -> bool:
 _bound: LRUCache = LRUCache(4096)
 
 
+def _implied(model: Model, rule_op: str, canonical: str, filter_node: Node | None, rule: Node) -> bool:
+    key = (id(rule), model.name, rule_op, canonical)   # rules live as long as their gateway
+    found = _implications.get(key)
+    if found is None:
+        found = _implications[key] = implied(filter_node, rule)
+    return found
+
+
+_implications: LRUCache = LRUCache(4096)
+
+
 def bound_filter(model: Model, schema: Any, text: str | None) -> Node | None:
     """The filter as an AST (hashable), or None for no filter; FilterError when invalid."""
     return _bound_filter(model, schema, text)[0]
@@ -265,7 +287,7 @@ def query_key(model: Model, schema: Any, rule_op: str, principal: Any, filter_te
     if not principal.is_admin:
         if rule is None:
             return None, ()   # admin only: the query answers FORBIDDEN
-        if rule is not EVERYONE and not implied(filter_node, rule):
+        if rule is not EVERYONE and not _implied(model, rule_op, canonical, filter_node, rule):
             nodes.append(rule)
         nodes += [model.table.fields[f].guard for f in read_fields
                   if f in model.table.fields and model.table.fields[f].guard is not None]

@@ -113,13 +113,24 @@ class Client:
     async def call(self, op: str, args: dict[str, Any] | None = None) -> Any:
         """Send one request and wait for its reply; raise HaptaError on an error reply."""
         future = self._request(op, args)
-        await self._send(self._message(future))
+        try:
+            await self._send(self._message(future))
+        except BaseException:   # never sent: nobody will await its reply, so it must not linger as pending
+            self._pending.pop(self._message(future)["id"], None)
+            future.cancel()
+            raise
         return await future
 
     async def batch(self, calls: list[tuple[str, dict[str, Any] | None]]) -> list[Any]:
         """Send several requests in one frame; return each one's data, or its HaptaError, in order."""
         futures = [self._request(op, args) for op, args in calls]
-        await self._send([self._message(f) for f in futures])
+        try:
+            await self._send([self._message(f) for f in futures])
+        except BaseException:
+            for future in futures:
+                self._pending.pop(self._message(future)["id"], None)
+                future.cancel()
+            raise
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:

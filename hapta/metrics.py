@@ -49,7 +49,7 @@ CHANNEL_MEMBERS = Gauge("hapta_channel_members", "Channel memberships of this pr
 FEED_BARRIERS = Counter("hapta_feed_barriers", "Round trips of the change feed's barrier (a SELECT 1 on the "
                         "listening connection that reads served from memory wait for).")
 CACHE_READS = Counter("hapta_cache_reads", "records.get/list reads, by how they were answered: hit (memory or a "
-                      "query already running) or load (PostgreSQL).", ["result"])
+                      "query already running), shared (Redis) or load (PostgreSQL).", ["result"])
 # The connection guards (hapta/gateway/guards.py, docs/operations.md).
 GUARD_CLOSES = Counter("hapta_guard_closes", "Connections refused or closed by a connection guard, by guard: "
                        "capacity, address (1013), flood, garbage, auth_deadline (1008), idle (1000), slow_reader "

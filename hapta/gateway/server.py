@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import resource
+import threading
 from typing import Sequence
 
 from websockets.asyncio.server import Server as WebSocketServer
@@ -18,6 +19,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from .. import metrics
 from ..protocol.codec import JSON, SUBPROTOCOLS, Codec
@@ -33,6 +35,10 @@ log = logging.getLogger("hapta.server")
 # DRAIN_SECONDS to finish and send their replies; then each socket gets CLOSE_TIMEOUT for the closing handshake.
 DRAIN_SECONDS = 5.0
 CLOSE_TIMEOUT = 2.0
+# Past this, the process exits at once, whatever is left (the kernel closes its sockets): tearing down tens of
+# thousands of connections is CPU work that a busy machine may not finish in time. A thread keeps this deadline,
+# so a busy event loop cannot delay it. The supervisor waits a little longer.
+EXIT_DEADLINE = 9.0
 # Connections waiting to be accepted: after a deploy or a network blip, thousands of clients reconnect at once, and
 # a full queue drops their SYNs (each retried only after 1, 3, 7... s). The kernel caps it at net.core.somaxconn.
 BACKLOG = 4096
@@ -58,6 +64,25 @@ def _plain(status: http.HTTPStatus, body: str, content_type: str = "text/plain; 
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data))),
                        ("Cache-Control", "no-store")])
     return Response(status.value, status.phrase, headers, data)
+
+
+def _out_of_time() -> None:
+    log.warning("shutdown not finished after %g s; exiting now", EXIT_DEADLINE)
+    logging.shutdown()
+    os._exit(0)
+
+
+def _going_away(ws: ServerConnection) -> None:
+    """Send close 1001, then end the TCP connection once what is buffered for it has been written, without
+    waiting for the client's own close frame (RFC 6455 allows it): websockets' close() spends a task and a wait on
+    each socket, which with tens of thousands of them takes longer than a shutdown may."""
+    if ws.protocol.state is not State.OPEN:
+        return
+    ws.protocol.send_close(CLOSE_GOING_AWAY, "the server is shutting down")
+    for data in ws.protocol.data_to_send():
+        if data:
+            ws.transport.write(data)
+    ws.transport.close()
 
 
 class Server:
@@ -122,25 +147,33 @@ class Server:
 
     async def shutdown(self, server: WebSocketServer) -> None:
         """Stop accepting, let requests in flight finish and their replies leave (at most DRAIN_SECONDS), then
-        close every socket with 1001; a client that does not answer the close is cut after CLOSE_TIMEOUT."""
+        close every socket with 1001; one whose client does not take the close is cut after CLOSE_TIMEOUT."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        watchdog = threading.Timer(EXIT_DEADLINE, _out_of_time)
+        watchdog.daemon = True   # a process that exits in time does not wait for it
+        watchdog.start()
         self.draining = True
         server.server.close()   # the listening socket: new connections are refused (other workers take them)
         for connection in self.connections:
             connection.draining = True   # from now on new requests are answered UNAVAILABLE
-        drained = [asyncio.ensure_future(c.drained()) for c in self.connections]
-        if drained:
-            await asyncio.wait(drained, timeout=DRAIN_SECONDS)
-            for waiter in drained:
+        busy = [asyncio.ensure_future(c.drained()) for c in self.connections if c.tasks]
+        if busy:
+            await asyncio.wait(busy, timeout=DRAIN_SECONDS)
+            for waiter in busy:
                 waiter.cancel()
-        server.close(close_connections=True)   # 1001 to each; handlers then return
-        try:
-            await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT + 0.5)
-        except asyncio.TimeoutError:
-            # Requests still running past the drain (a query that will not end): their replies have nowhere to go.
-            for connection in self.connections:
-                for task in connection.tasks:
-                    task.cancel()
-            await asyncio.wait([asyncio.ensure_future(server.wait_closed())], timeout=0.5)
+        for n, connection in enumerate(list(self.connections)):
+            _going_away(connection.ws)
+            if n % 1000 == 999:
+                await asyncio.sleep(0)   # let the handlers of closed ones run meanwhile
+        deadline = loop.time() + CLOSE_TIMEOUT
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):   # still open: its client is not reading
+            connection.ws.transport.abort()
+            for task in connection.tasks:   # a request still running past the drain: its reply has nowhere to go
+                task.cancel()
+        log.info("sockets closed in %.1f s", loop.time() - started)
 
     def serve(self, host: str, port: int, *, reuse_port: bool = False):
         app = self.gateway.app

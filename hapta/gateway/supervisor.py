@@ -24,7 +24,7 @@ from pathlib import Path
 
 log = logging.getLogger("hapta.supervisor")
 
-SHUTDOWN_SECONDS = 9.0      # workers drain and close within ~8 s; the supervisor exits within 10
+SHUTDOWN_SECONDS = 9.5      # a worker exits within 9 s (server.EXIT_DEADLINE); the supervisor within 10
 START_SECONDS = 60.0        # for one worker to be listening
 RESTART_DELAY = (0.5, 10.0)  # after a worker dies: the first delay, doubled while workers die young, up to the last
 YOUNG_SECONDS = 10.0

@@ -6,7 +6,7 @@ change a Topic first asks the rule and filter "is the answer the same for anyone
 post is visible to all, whoever asks); only where the answer depends on the asker is it evaluated once per Group.
 Each distinct event is encoded once (events.Event) and written to every connection without a task per
 connection, so a change to 10,000 subscribers is a tight loop of buffer writes. A connection that cannot keep up is
-skipped (Connection.deliver), never waited for.
+never waited for: past App.max_outgoing unsent bytes it is dropped (Connection.deliver).
 
 Rules are checked against the record as it stands when delivered, with the principal as it is then: an expired
 token or a signed-out connection hears nothing; a record that stops being viewable reaches those who could see
@@ -26,7 +26,7 @@ from ..models import EVERYONE, Model
 from ..ops.base import ADMIN, GUEST, Peer, Principal
 from ..query import evaluate, evaluate_for_anyone, relations_used, vars_used
 from ..query.ast import Node
-from .events import Event, Payload, event
+from .events import Event, Payload
 from .feed import Change, id_param, typed
 
 CHANGE_EVENT = "records.change"
@@ -105,7 +105,6 @@ class _Outcome:
     change: Change
     now: dict[str, Any] | None
     before: dict[str, Any] | None
-    partial_before: bool = False   # `before` lacks fields (a big deleted row): rules that need them fail closed
 
 
 class Realtime:
@@ -174,12 +173,6 @@ class Realtime:
 
     # ---- delivery ---------------------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Events may have been missed: every subscriber should fetch again what it shows."""
-        for peer, subs in self.by_peer.items():
-            if subs:
-                peer.deliver(event(RESET_EVENT, {"subs": sorted(subs)}))
-
     async def deliver(self, batch: list[Change]) -> None:
         changes = _coalesce([c for c in batch if c.t in self.topics])
         if not changes:
@@ -190,9 +183,9 @@ class Realtime:
             model = self.models[change.t]
             key = str(change.id)
             if change.a == "delete":
+                # the old row as the trigger sent it; fields missing from a big row make rules fail closed
                 old = typed(model, change.o) if change.o else {"id": change.id}
-                partial = not change.o or not all(name in old for name in model.visible)
-                outcomes.append(_Outcome(change, None, old, partial))
+                outcomes.append(_Outcome(change, None, old))
                 continue
             now = rows.get((change.t, key))
             if now is None:

@@ -181,3 +181,22 @@ async def test_nothing_is_served_while_the_feed_is_down():
     connected = True
     cache.flush()   # what the feed's reset does
     assert await cache.read(("k",), ("t",), load) == "b"
+
+
+async def test_memory_is_bounded_by_the_answers_size():
+    cache = ReadCache(_always, max_bytes=10_000)
+    loads = 0
+
+    async def big():
+        nonlocal loads
+        loads += 1
+        return {"items": ["x" * 20_000]}
+    for _ in range(2):   # larger than the whole cache: served each time, never kept
+        assert len((await cache.read(("big",), ("t",), big))["items"][0]) == 20_000
+    assert loads == 2 and len(cache.entries) == 0
+
+    async def small():
+        return {"items": ["y" * 1_000]}
+    for n in range(30):
+        await cache.read(("small", n), ("t",), small)
+    assert cache.entries.currsize <= 10_000 and 0 < len(cache.entries) < 30

@@ -1,10 +1,16 @@
 """realtime.subscribe against a real gateway: who hears what, for writes through the gateway and straight in SQL."""
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+import urllib.request
+
 import asyncpg
 import pytest
 
-from hapta.client import HaptaError
+from hapta.client import Client, HaptaError
+from tests.conftest import ANON_KEY
 from tests.realtime.helpers import change_of, events_until, ids_in, post
 
 
@@ -183,3 +189,28 @@ async def test_msgpack_subscribers_get_the_same_events(user):
     created = await post(writer, alice["user"]["id"], "packed")
     [event] = await events_until(reader, change_of(created["id"]))
     assert event["data"]["record"]["text"] == "packed" and event["sub"] == "s1"
+
+
+def _gauge(process, name: str) -> float:
+    with urllib.request.urlopen(f"{process.http}/metrics", timeout=5) as response:
+        found = re.search(rf"^{name} (\S+)$", response.read().decode(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def _until(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_disconnect_drops_the_connections_subscriptions(second_gateway):
+    """What a closed connection held is released in the gateway (its gauge), not kept for a reader long gone."""
+    client = await Client.connect(second_gateway.url)
+    await client.call("auth.anon", {"apikey": ANON_KEY})
+    base = _gauge(second_gateway, "hapta_realtime_subscriptions")
+    for _ in range(3):
+        await client.call("realtime.subscribe", {"collection": "posts"})
+    await _until(lambda: _gauge(second_gateway, "hapta_realtime_subscriptions") == base + 3)
+    await client.close()
+    await _until(lambda: _gauge(second_gateway, "hapta_realtime_subscriptions") == base)
