@@ -41,18 +41,27 @@ def gateway(database):
 
 
 @pytest_asyncio.fixture
-async def connect(gateway):
-    """connect(**options) -> a Client to the session's gateway; all are closed after the test."""
+async def open_client():
+    """open_client(process, **options) -> a Client to that gateway process, from a loopback address of its own
+    (as devices have: per-address limits couple no two clients); all are closed after the test."""
     clients: list[Client] = []
 
-    async def make(**options) -> Client:
-        options.setdefault("local_addr", (next_loopback(), 0))   # each client its own address, as devices are
-        client = await Client.connect(gateway.url, **options)
+    async def make(process: GatewayProcess, **options) -> Client:
+        options.setdefault("local_addr", (next_loopback(), 0))
+        client = await Client.connect(process.url, **options)
         clients.append(client)
         return client
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest_asyncio.fixture
+async def connect(gateway, open_client):
+    """connect(**options) -> a Client to the session's gateway."""
+    async def make(**options) -> Client:
+        return await open_client(gateway, **options)
+    return make
 
 
 @pytest_asyncio.fixture

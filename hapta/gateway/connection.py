@@ -20,7 +20,7 @@ from .. import metrics
 from ..files.transfers import Transfers
 from ..ops.base import GUEST, Peer
 from ..protocol.codec import Codec, Request, error_reply
-from ..protocol.errors import BAD_REQUEST, CLOSE_POLICY, CLOSE_TOO_BIG, RATE_LIMITED, UNAVAILABLE, HaptaError
+from ..protocol.errors import CLOSE_POLICY, CLOSE_TOO_BIG, RATE_LIMITED, UNAVAILABLE, HaptaError
 from .gateway import Gateway
 from .guards import CLOSE_NORMAL, IdleTimer, MessageRate, Outbox
 from .proxies import client_address

@@ -18,7 +18,7 @@ import pytest_asyncio
 from hapta.client import Client
 from hapta.store.files.s3 import S3Storage
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import ROOT, GatewayProcess, SeaweedS3, create_database, drop_database, next_loopback
+from tests.services import ROOT, GatewayProcess, SeaweedS3, create_database, drop_database
 
 HERE = Path(__file__).parent
 MIB = 1024 * 1024
@@ -133,18 +133,11 @@ async def files_gateway(request, pg_admin, files_app, seaweed, tmp_path_factory)
 
 
 @pytest_asyncio.fixture
-async def connect_files(files_gateway):
+async def connect_files(files_gateway, open_client):
     """connect(**options) -> a Client of the files gateway, each from its own loopback address."""
-    clients: list[Client] = []
-
     async def make(**options: Any) -> Client:
-        options.setdefault("local_addr", (next_loopback(), 0))
-        client = await Client.connect(files_gateway.url, **options)
-        clients.append(client)
-        return client
-    yield make
-    for client in clients:
-        await client.close()
+        return await open_client(files_gateway, **options)
+    return make
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,6 @@ import urllib.parse
 import pytest
 import pytest_asyncio
 
-from hapta.client import Client
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import GatewayProcess, write_app
 from tests.sessions.provider import CLIENT_ID, CLIENT_SECRET, Provider
@@ -67,20 +66,6 @@ def short_lived(tmp_path_factory, database, provider):
     process = GatewayProcess(gateway_env(database), config=config).start()
     yield process
     _stop_all([process])
-
-
-@pytest_asyncio.fixture
-async def open_client():
-    """open_client(process, **options) -> a Client to that process; all are closed after the test."""
-    clients: list[Client] = []
-
-    async def make(process: GatewayProcess, **options) -> Client:
-        client = await Client.connect(process.url, **options)
-        clients.append(client)
-        return client
-    yield make
-    for client in clients:
-        await client.close()
 
 
 @pytest_asyncio.fixture
