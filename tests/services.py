@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import asyncpg
 
@@ -201,6 +202,17 @@ class CuttableProxy:
             finally:
                 sink.transport.abort()
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def cuttable_database(dsn: str) -> tuple[CuttableProxy, str]:
+    """A proxy in front of the test database and the DSN that goes through it (a database outage on demand).
+    Skips the test when the database is reached over a Unix socket, which the proxy cannot stand in for."""
+    import pytest
+    parsed = urlparse(dsn)
+    if not parsed.hostname:
+        pytest.skip("the test database is on a Unix socket; the proxy needs TCP")
+    proxy = await CuttableProxy(parsed.hostname, parsed.port or 5432).start()
+    return proxy, dsn.replace(f"{parsed.hostname}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}")
 
 
 def free_port() -> int:

@@ -3,21 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlparse
 
-import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import ANON_KEY, gateway_env
-from tests.services import CuttableProxy, GatewayProcess
+from tests.services import GatewayProcess, cuttable_database
 
 
 async def test_database_down_then_back(database):
-    parsed = urlparse(database)
-    if not parsed.hostname:
-        pytest.skip("the test database is on a Unix socket; the proxy needs TCP")
-    proxy = await CuttableProxy(parsed.hostname, parsed.port or 5432).start()
-    dsn = database.replace(f"{parsed.hostname}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}")
+    proxy, dsn = await cuttable_database(database)
     process = GatewayProcess(gateway_env(dsn))
     await asyncio.to_thread(process.start)   # the proxy lives on this loop: do not block it
     try:

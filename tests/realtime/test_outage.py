@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from urllib.parse import urlparse
 
 import asyncpg
-import pytest
 
 from hapta.client import Client
 from tests.conftest import PASSWORD, gateway_env
 from tests.realtime.helpers import change_of, events_until
-from tests.services import CuttableProxy, GatewayProcess
+from tests.services import GatewayProcess, cuttable_database
 
 
 async def test_outage_yields_reset_then_events_flow_again(database):
-    parsed = urlparse(database)
-    if not parsed.hostname:
-        pytest.skip("the test database is on a Unix socket; the proxy needs TCP")
-    proxy = await CuttableProxy(parsed.hostname, parsed.port or 5432).start()
-    dsn = database.replace(f"{parsed.hostname}:{parsed.port or 5432}", f"127.0.0.1:{proxy.port}")
+    proxy, dsn = await cuttable_database(database)
     process = GatewayProcess(gateway_env(dsn))
     await asyncio.to_thread(process.start)   # the proxy lives on this loop: do not block it
     sql = await asyncpg.connect(database)    # the test's own way in, around the proxy

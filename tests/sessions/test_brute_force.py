@@ -23,9 +23,7 @@ def guarded(database):
 
 
 @pytest.fixture
-async def clients(guarded):
-    opened: list[Client] = []
-
+async def clients(guarded, open_client):
     async def make(*, via_proxy_for: str | None = None, address: str | None = None,
                    claims: str | None = None) -> Client:
         """A client behind the trusted proxy (via_proxy_for), or at `address` claiming to forward for `claims`."""
@@ -34,12 +32,8 @@ async def clients(guarded):
         options = {"local_addr": (address or next_loopback(), 0)}
         if claims is not None:
             options["additional_headers"] = {"X-Forwarded-For": claims}
-        client = await Client.connect(guarded.url, **options)
-        opened.append(client)
-        return client
-    yield make
-    for client in opened:
-        await client.close()
+        return await open_client(guarded, **options)
+    return make
 
 
 async def attempt(client: Client, identity: str, password: str = "wrong password 1") -> str:
