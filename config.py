@@ -8,6 +8,7 @@ from hapta.config import App, Collection, FileField, Limit
 SIGNED_IN = "@user.id != null"
 OWN = "author = @user.id"
 POST_VISIBLE = "public = true || author = @user.id"
+ON_VISIBLE_POST = "(post.public = true || post.author = @user.id)"   # for records that belong to a post
 
 app = App(
     collections=[
@@ -31,15 +32,18 @@ app = App(
         ),
         Collection(
             "comments",
-            list=f"post.public = true || post.author = @user.id || {OWN}",
-            view=f"post.public = true || post.author = @user.id || {OWN}",
-            create=f"{SIGNED_IN} && {OWN} && (post.public = true || post.author = @user.id)",
+            list=f"{ON_VISIBLE_POST} || {OWN}",
+            view=f"{ON_VISIBLE_POST} || {OWN}",
+            # An update must pass the create rule too (Collection.update_checks_create, on by default): nobody
+            # moves a comment onto a post they could not comment on.
+            create=f"{SIGNED_IN} && {OWN} && {ON_VISIBLE_POST}",
             update=OWN, delete=OWN,
         ),
         Collection(
             "likes",
-            list=SIGNED_IN, view=SIGNED_IN,
-            create=f"{SIGNED_IN} && user = @user.id && (post.public = true || post.author = @user.id)",
+            # Who liked what is seen only where the post itself is.
+            list=f"{SIGNED_IN} && {ON_VISIBLE_POST}", view=f"{SIGNED_IN} && {ON_VISIBLE_POST}",
+            create=f"{SIGNED_IN} && user = @user.id && {ON_VISIBLE_POST}",
             update=None, delete="user = @user.id",
         ),
         Collection(

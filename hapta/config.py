@@ -28,6 +28,10 @@ class Collection:
     guarded: dict[str, str] = field(default_factory=dict)  # field -> rule under which a reader sees it
     readonly: tuple[str, ...] = ()                     # clients may not write these (beyond SYSTEM_FIELDS)
     files: dict[str, "FileField"] = field(default_factory=dict)  # jsonb field -> its files (only files.* write it)
+    # An update must leave the record in a state the create rule allows too, so that nobody moves a record where
+    # they could not have put it (a comment onto a post they may not comment on). False: updates may go where
+    # creates may not. A collection whose records only admins create (create=None) has nothing to check.
+    update_checks_create: bool = True
 
     def rule(self, op: str) -> str | None:
         return getattr(self, op)
@@ -94,6 +98,15 @@ class App:
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
     rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
+    # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
+    # at most a few of the pool's connections at once, so it cannot starve the others.
+    db_pool_size: int = 10                      # PostgreSQL connections per gateway process
+    db_acquire_timeout: float = 2.0             # seconds a request waits for a pool connection; then UNAVAILABLE
+    statement_timeout: float = 5.0              # seconds one statement may run (server-side); then TIMEOUT
+    lock_timeout: float = 2.0                   # seconds a statement may wait for a row lock; then TIMEOUT
+    db_per_principal: int = 4                   # pool connections one user (or one address's anon/guests) holds at once
+    db_per_address: int = 8                     # pool connections all the clients of one address hold at once
+    request_timeout: float = 10.0               # seconds from a request's arrival to its reply, whatever the upstreams do
     # Connection guards, per worker process (docs/operations.md has each with its close code).
     max_connections: int = 10_000               # open WebSockets; over: close 1013
     max_connections_per_address: int = 256      # from one client address; over: close 1013

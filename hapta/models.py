@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from .config import SYSTEM_FIELDS, App, Collection
 from .query import FilterError, bind, parse
-from .query.ast import Node
+from .query.ast import And, Node
 from .query.schema import Field, Schema, Table
 from .store.postgres import TableInfo
 
@@ -34,6 +34,7 @@ class Model:
     rules: dict[str, Rule]
     visible: tuple[str, ...]        # fields a reader may receive, in column order
     writable: frozenset[str]        # fields a client may set
+    update_result: Rule = None      # what the record must satisfy after an update (update rule, and create's)
 
     @property
     def name(self) -> str:
@@ -53,6 +54,7 @@ def _compile(text: str, what: str, table: Table, schema: Schema) -> Node:
 
 
 def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[str, Model]]:
+    """The models, and the schema clients' filters are bound against (reader_schema)."""
     declared = {c.name for c in app.collections}
     plain: dict[str, Table] = {}
     for c in app.collections:
@@ -102,5 +104,22 @@ def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[st
         visible = tuple(table.fields)
         writable = frozenset(n for n in visible if n not in SYSTEM_FIELDS and n not in c.readonly
                              and n not in c.files)   # file fields change only through files.* ops
-        models[c.name] = Model(c, table, infos[c.name], rules, visible, writable)
-    return schema, models
+        models[c.name] = Model(c, table, infos[c.name], rules, visible, writable, _update_result(c, rules))
+    return reader_schema(schema, models), models
+
+
+def _update_result(collection: Collection, rules: dict[str, Rule]) -> Rule:
+    """The update rule, joined with the create rule unless the collection says otherwise (Collection docs)."""
+    update, create = rules["update"], rules["create"]
+    if update is None or create is None or not collection.update_checks_create or create is EVERYONE:
+        return update
+    return create if update is EVERYONE else And((update, create))
+
+
+def reader_schema(schema: Schema, models: dict[str, Model]) -> Schema:
+    """The schema clients' filters are bound against: the same tables, and through a relation only what the
+    related collection's view rule lets a (non-admin) reader see. Rules, bound before, keep reading relations
+    as the app wrote them."""
+    views = {name: None if model.rules["view"] is EVERYONE else model.rules["view"]
+             for name, model in models.items() if model.rules["view"] is not None}
+    return Schema(schema.tables, views)

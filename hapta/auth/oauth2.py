@@ -25,11 +25,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from ..config import OAuth2Provider
 from ..protocol.errors import ALREADY_EXISTS, BAD_REQUEST, INVALID_CREDENTIALS, UNAVAILABLE, HaptaError
+from ..store.postgres import Database
 from .tokens import hash_secret
 
 log = logging.getLogger("hapta.oauth2")
@@ -120,25 +120,25 @@ class Waiting:
         return cls(process, int(connection))
 
 
-async def begin(pool: asyncpg.Pool, name: str, provider: OAuth2Provider, redirect_uri: str,
+async def begin(db: Database, name: str, provider: OAuth2Provider, redirect_uri: str,
                 waiter: Waiting) -> dict[str, str]:
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
-    await pool.execute("""
+    await db.execute("""
         INSERT INTO hapta.oauth_states (state_hash, provider, verifier, waiter, expires_at)
         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))""",
         hash_secret(state), name, verifier, str(waiter), float(STATE_TTL))
-    await pool.execute("DELETE FROM hapta.oauth_states WHERE expires_at < now() - interval '1 hour'")
+    await db.execute("DELETE FROM hapta.oauth_states WHERE expires_at < now() - interval '1 hour'")
     return {"url": authorize_url(provider, redirect_uri, state, challenge), "state": state}
 
 
-async def complete(pool: asyncpg.Pool, providers: dict[str, OAuth2Provider], redirect_uri: str,
+async def complete(db: Database, providers: dict[str, OAuth2Provider], redirect_uri: str,
                    params: dict[str, str]) -> tuple[Outcome | None, str]:
     """Handle the browser's return. Returns (what to tell the waiting socket or None, a line for the browser)."""
     state = params.get("state", "")
     if not state or len(state) > 200:
         return None, "This sign-in link is not valid."
-    row = await pool.fetchrow(   # spends the state: a replay finds nothing
+    row = await db.fetchrow(   # spends the state: a replay finds nothing
         "DELETE FROM hapta.oauth_states WHERE state_hash = $1 RETURNING provider, verifier, waiter, "
         "expires_at > now() AS fresh", hash_secret(state))
     if row is None:
@@ -154,7 +154,7 @@ async def complete(pool: asyncpg.Pool, providers: dict[str, OAuth2Provider], red
         return _failed(waiter, BAD_REQUEST, "the provider sent no code"), "Sign-in failed."
     try:
         info = await asyncio.to_thread(exchange_code, provider, code, row["verifier"], redirect_uri)
-        user_id = await _link_or_create(pool, row["provider"], provider, info)
+        user_id = await _link_or_create(db, row["provider"], provider, info)
     except ProviderError as exc:
         log.warning("oauth2 sign-in with %s failed: %s", row["provider"], exc)
         return _failed(waiter, UNAVAILABLE, str(exc)), "Sign-in failed at the provider."
@@ -167,7 +167,7 @@ def _failed(waiter: str, code: str, message: str) -> Outcome:
     return Outcome(waiter, error_code=code, error_message=message)
 
 
-async def _link_or_create(pool: asyncpg.Pool, name: str, provider: OAuth2Provider, info: dict[str, Any]) -> str:
+async def _link_or_create(db: Database, name: str, provider: OAuth2Provider, info: dict[str, Any]) -> str:
     subject = info.get(provider.subject_field)
     if not isinstance(subject, (str, int)) or isinstance(subject, bool) or str(subject) == "":
         raise ProviderError("the provider named no user")
@@ -175,7 +175,7 @@ async def _link_or_create(pool: asyncpg.Pool, name: str, provider: OAuth2Provide
     email = info.get(provider.email_field)
     email = email.strip().lower() if isinstance(email, str) and 3 <= len(email) <= 254 and "@" in email else None
     verified = provider.verified_field is not None and info.get(provider.verified_field) is True
-    async with pool.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         known = await conn.fetchval(
             "SELECT user_id FROM hapta.identities WHERE provider = $1 AND subject = $2", name, subject)
         if known is not None:

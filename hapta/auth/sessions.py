@@ -22,6 +22,7 @@ from datetime import timedelta
 import asyncpg
 
 from ..protocol.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REUSED, HaptaError
+from ..store.postgres import Database
 from .tokens import hash_secret, new_refresh_token, seal_successor, unseal_successor
 
 USER_COLUMNS = ("id", "email", "username", "created", "updated", "version")
@@ -54,14 +55,14 @@ class Rolled:
 
 
 class Sessions:
-    def __init__(self, pool: asyncpg.Pool, policy: Policy):
-        self.pool = pool
+    def __init__(self, db: Database, policy: Policy):
+        self.db = db
         self.policy = policy
 
     async def start(self, user_id: str) -> tuple[str, str]:
         """A new session with its first refresh token: (session id, refresh token)."""
         refresh = new_refresh_token()
-        session_id = await self.pool.fetchval("""
+        session_id = await self.db.fetchval("""
             WITH s AS (INSERT INTO hapta.sessions (user_id, expires_at)
                        VALUES ($1, now() + make_interval(secs => $2)) RETURNING id)
             INSERT INTO hapta.refresh_tokens (hash, session_id) SELECT $3, id FROM s RETURNING session_id""",
@@ -70,7 +71,7 @@ class Sessions:
 
     async def refresh(self, presented: str) -> Rolled:
         """Spend `presented` and return the family's next token (see the table above)."""
-        async with self.pool.acquire() as conn:
+        async with self.db.acquire() as conn:
             try:
                 async with conn.transaction():
                     return await self._refresh(conn, presented)
@@ -129,7 +130,7 @@ class Sessions:
 
     async def alive(self, session_id: str, user_id: str) -> dict | None:
         """The session's user when the session may still be used (auth.resume); counts as activity."""
-        row = await self.pool.fetchrow(f"""
+        row = await self.db.fetchrow(f"""
             UPDATE hapta.sessions s SET last_seen = now() FROM users u
             WHERE s.id = $1 AND s.user_id = $2 AND u.id = s.user_id AND s.revoked_at IS NULL
               AND s.expires_at > now() AND s.last_seen + make_interval(secs => $3) > now()
@@ -137,7 +138,7 @@ class Sessions:
         return dict(row) if row else None
 
     async def list(self, user_id: str) -> list[dict]:
-        rows = await self.pool.fetch("""
+        rows = await self.db.fetch("""
             SELECT id, created, last_seen, expires_at FROM hapta.sessions
             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
               AND last_seen + make_interval(secs => $2) > now()
@@ -145,13 +146,17 @@ class Sessions:
         return [dict(row) for row in rows]
 
     async def revoke(self, session_ids: list[str], reason: str) -> list[str]:
-        async with self.pool.acquire() as conn:
+        async with self.db.acquire() as conn:
             return await self._revoke(conn, "id = ANY($1::text[])", [session_ids], reason)
 
-    async def revoke_user(self, user_id: str, reason: str, *, keep: str | None = None) -> list[str]:
-        """Every live session of a user (but `keep`, the caller's own): after a password change, or by an admin."""
-        async with self.pool.acquire() as conn:
+    async def revoke_user(self, user_id: str, reason: str, *, keep: str | None = None,
+                          conn: asyncpg.Connection | None = None) -> list[str]:
+        """Every live session of a user (but `keep`, the caller's own): after a password change, or by an admin.
+        On `conn` when given: inside the transaction of the write that ends them (a password change)."""
+        if conn is not None:
             return await self._revoke(conn, "user_id = $1 AND id IS DISTINCT FROM $2", [user_id, keep], reason)
+        async with self.db.acquire() as own:
+            return await self._revoke(own, "user_id = $1 AND id IS DISTINCT FROM $2", [user_id, keep], reason)
 
     @staticmethod
     async def _revoke(conn: asyncpg.Connection, where: str, params: list, reason: str) -> list[str]:
@@ -162,7 +167,7 @@ class Sessions:
 
     async def sweep(self) -> int:
         """Forget sessions long dead (their tokens go with them, ON DELETE CASCADE)."""
-        status = await self.pool.execute("""
+        status = await self.db.execute("""
             DELETE FROM hapta.sessions
             WHERE expires_at < now() - interval '1 day'
                OR revoked_at < now() - interval '1 day'

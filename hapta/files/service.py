@@ -25,6 +25,7 @@ import asyncpg
 from ..config import FileField
 from ..models import ConfigError
 from ..query import schema as kinds
+from ..store.postgres import UPSTREAM_ERRORS
 from ..store.files import Storage, StorageUnavailable, Writer, check_key, open_storage
 from .signing import UrlSigner
 from .types import KNOWN_TYPES
@@ -37,7 +38,6 @@ log = logging.getLogger("hapta.files")
 CHANNEL = "hapta_files"
 SWEEP_BATCH = 100
 TRIGGER_LOCK = 0x6861707466   # "haptf": one process installs the triggers at a time
-DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def declared_fields(app, models) -> dict[str, dict[str, FileField]]:
 class FileService:
     def __init__(self, gateway: "Gateway", storage: Storage | None = None):
         app, settings = gateway.app, gateway.settings
-        self.pool = gateway.pool
+        self.db = gateway.db
         self.models = gateway.models
         self.fields = declared_fields(app, gateway.models)
         self.storage = storage or open_storage(settings)
@@ -110,7 +110,7 @@ class FileService:
         await self.storage.close()
 
     async def _install_triggers(self) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.db.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", TRIGGER_LOCK)
             for name in self.models:
                 if not name.isidentifier():
@@ -129,7 +129,7 @@ class FileService:
 
     async def begin(self, key: str, content_type: str) -> Writer:
         """Claim `key` for an upload in progress (so a crash leaves a row for the sweeper), then open a writer."""
-        await self.pool.execute(
+        await self.db.execute(
             "INSERT INTO hapta.unclaimed_files (key, lease_until) VALUES ($1, now() + make_interval(secs => $2))",
             key, self.lease)
         self.live.add(key)
@@ -158,14 +158,14 @@ class FileService:
             await self._expire(key)
             return
         try:
-            await self.pool.execute("DELETE FROM hapta.unclaimed_files WHERE key = $1", key)
-        except DATABASE_DOWN:
+            await self.db.execute("DELETE FROM hapta.unclaimed_files WHERE key = $1", key)
+        except UPSTREAM_ERRORS:
             log.warning("could not delete the unclaimed row of a removed file; the sweeper will")
 
     async def _expire(self, key: str) -> None:
         try:
-            await self.pool.execute("UPDATE hapta.unclaimed_files SET lease_until = now() WHERE key = $1", key)
-        except DATABASE_DOWN:
+            await self.db.execute("UPDATE hapta.unclaimed_files SET lease_until = now() WHERE key = $1", key)
+        except UPSTREAM_ERRORS:
             log.warning("could not mark an abandoned upload for the sweeper; its lease will run out")
         self.wake()
 
@@ -185,7 +185,7 @@ class FileService:
                 await self.sweep()
             except StorageUnavailable:
                 pass   # the backend logged it; try again next round
-            except DATABASE_DOWN:
+            except UPSTREAM_ERRORS:
                 log.warning("file sweeper: the database is unavailable")
             except Exception:
                 log.exception("file sweeper failed")
@@ -197,7 +197,7 @@ class FileService:
 
     async def _renew(self) -> None:
         if self.live:
-            await self.pool.execute(
+            await self.db.execute(
                 "UPDATE hapta.unclaimed_files SET lease_until = now() + make_interval(secs => $2) "
                 "WHERE key = ANY($1::text[])", list(self.live), self.lease)
 
@@ -205,7 +205,7 @@ class FileService:
         """Remove the objects of unclaimed rows whose lease ran out; return how many rows were cleared."""
         cleared = 0
         while True:
-            rows = await self.pool.fetch(
+            rows = await self.db.fetch(
                 "SELECT key FROM hapta.unclaimed_files WHERE lease_until <= now() ORDER BY lease_until LIMIT $1",
                 SWEEP_BATCH)
             done = []
@@ -221,7 +221,7 @@ class FileService:
                     await self.storage.remove(key)
                 done.append(key)
             if done:
-                await self.pool.execute(
+                await self.db.execute(
                     "DELETE FROM hapta.unclaimed_files WHERE key = ANY($1::text[]) AND lease_until <= now()", done)
             cleared += len(done)
             if len(rows) < SWEEP_BATCH or not done:

@@ -22,8 +22,7 @@ from ..limits import Limiter, principal_key
 from ..models import Model, build_models
 from ..ops.base import GUEST, OPS, Call, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
-from ..protocol.errors import (BAD_REQUEST, INTERNAL, TIMEOUT, TOKEN_EXPIRED, UNAUTHENTICATED, UNAVAILABLE,
-                               UNKNOWN_OP, HaptaError)
+from ..protocol.errors import (BAD_REQUEST, INTERNAL, TIMEOUT, TOKEN_EXPIRED, UNAUTHENTICATED, UNKNOWN_OP, HaptaError)
 from ..query.check import without_guards
 from ..query.schema import Schema
 from ..rules.hooks import Hooks
@@ -32,20 +31,16 @@ from ..store import migrations
 from ..live import Live, install_triggers
 from ..store.listener import Listener
 from .session_hub import SessionHub
-from ..store.postgres import create_pool, introspect
+from ..store.postgres import Database, Gate, Work, create_pool, failure, introspect, outcome_unknown
 
 log = logging.getLogger("hapta.gateway")
-
-# An upstream that does not answer is the client's cue to retry, not a bug of ours.
-UPSTREAM_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                 asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
 
 @dataclass
 class Gateway:
     app: App
     settings: Settings
-    pool: asyncpg.Pool
+    db: Database
     schema: Schema
     models: dict[str, Model]
     hooks: Hooks
@@ -58,7 +53,7 @@ class Gateway:
         self.limiter = Limiter(self.app.limits, self.settings.redis_url, prefix=self.settings.redis_prefix,
                                fallback=self.app.limits_fallback)
         policy = Policy(self.app.session_ttl, self.app.session_idle_timeout, self.app.refresh_reuse_interval)
-        self.hub = SessionHub(Sessions(self.pool, policy), self.signer, self.listener)
+        self.hub = SessionHub(Sessions(self.db, policy), self.signer, self.listener)
         self.admin_schema = without_guards(self.schema)
         self.live = Live(self)   # change feed, realtime, channels, read cache
         self.public_url = self.settings.public_url
@@ -66,9 +61,11 @@ class Gateway:
     @classmethod
     async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
                     reload: bool = False) -> "Gateway":
-        pool = await create_pool(dsn)
+        pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
+                                 lock_timeout=app.lock_timeout)
         try:
             async with pool.acquire() as conn:
+                await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
                 await migrations.migrate(conn, app_dir / "migrations")
                 await _install_triggers(conn, [c.name for c in app.collections])
                 infos = await introspect(conn, [c.name for c in app.collections])
@@ -76,11 +73,13 @@ class Gateway:
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
-            hooks = await Hooks.start(app, app_dir / "rules", set(models), pool.fetch, reload=reload)
+            db = Database(pool, acquire_timeout=app.db_acquire_timeout,
+                          gate=Gate({"user": app.db_per_principal, "addr": app.db_per_address}))
+            hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch, reload=reload)
         except BaseException:
             await pool.close()
             raise
-        gateway = cls(app, settings, pool, schema, models, hooks,
+        gateway = cls(app, settings, db, schema, models, hooks,
                       TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets), Listener(dsn))
         try:
             await gateway._start_services()
@@ -104,7 +103,7 @@ class Gateway:
         if self.files is not None:
             await self.files.close()
         await self.listener.close()
-        await self.pool.close()
+        await self.db.close()
         await self.limiter.close()
 
     @property
@@ -114,15 +113,18 @@ class Gateway:
     async def oauth2_callback(self, query: str) -> tuple[int, str]:
         """The browser's return from an OAuth2 provider: (HTTP status, page). The waiting socket, wherever it is
         held, learns the outcome through the bus."""
-        params = dict(urllib.parse.parse_qsl(query, max_num_fields=20))
         try:
-            outcome, line = await oauth2.complete(self.pool, self.app.oauth2, self.oauth2_redirect_uri, params)
-            if outcome is not None:
-                await self.listener.notify(self.pool, oauth2.CHANNEL, msgspec.json.encode(outcome).decode())
-        except UPSTREAM_DOWN:
-            return 503, oauth2.page("Sign-in is unavailable right now; try again.")
-        except ValueError:
+            params = dict(urllib.parse.parse_qsl(query, max_num_fields=20))
+        except ValueError:   # too many fields, or not a query string at all
             return 400, oauth2.page("This sign-in link is not valid.")
+        try:
+            outcome, line = await oauth2.complete(self.db, self.app.oauth2, self.oauth2_redirect_uri, params)
+            if outcome is not None:
+                await self.listener.notify(self.db, oauth2.CHANNEL, msgspec.json.encode(outcome).decode())
+        except Exception as exc:
+            if failure(exc) is None:
+                raise
+            return 503, oauth2.page("Sign-in is unavailable right now; try again.")
         return (200 if outcome is not None and outcome.user_id else 400), oauth2.page(line)
 
     async def dispatch(self, peer: Peer, request: Request) -> dict[str, Any]:
@@ -134,21 +136,34 @@ class Gateway:
         return reply
 
     async def _reply(self, peer: Peer, request: Request) -> dict[str, Any]:
-        try:
-            return ok_reply(request.id, await self._run(peer, request))
-        except HaptaError as error:
-            return error_reply(request.id, error)
-        except asyncio.TimeoutError:
-            metrics.UPSTREAM_ERRORS.labels("postgres").inc()
-            return error_reply(request.id, HaptaError(TIMEOUT, "the database did not answer in time"))
-        except UPSTREAM_DOWN:
-            log.warning("upstream unavailable during %s", request.op)
-            metrics.UPSTREAM_ERRORS.labels("postgres").inc()
-            return error_reply(request.id, HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=1.0))
-        except Exception:
-            # The traceback is for the operator; the client learns only that it was our fault. Never log args.
-            log.exception("op %s failed", request.op)
-            return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
+        """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
+        (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL)."""
+        deadline = asyncio.timeout(self.app.request_timeout)
+        async with self.db.working(_work_keys(peer)) as work:
+            try:
+                async with deadline:
+                    return ok_reply(request.id, await self._run(peer, request))
+            except HaptaError as error:
+                return error_reply(request.id, error)
+            except Exception as exc:
+                if deadline.expired():
+                    return error_reply(request.id, self._out_of_time(request, work))
+                mapped = failure(exc)
+                if mapped is not None:
+                    log.warning("upstream trouble during %s: %s", request.op, type(exc).__name__)
+                    metrics.UPSTREAM_ERRORS.labels("postgres").inc()
+                    return error_reply(request.id, mapped)
+                # The traceback is for the operator; the client learns only that it was our fault. Never log args.
+                log.exception("op %s failed", request.op)
+                return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
+
+    def _out_of_time(self, request: Request, work: Work) -> HaptaError:
+        log.warning("%s ran past its %g s deadline", request.op, self.app.request_timeout)
+        if work.commit == "sent":   # the deadline struck while COMMIT was under way
+            return HaptaError(TIMEOUT, "the request ran out of time while committing: the write may or may not "
+                              "have happened; read it back before retrying", details=outcome_unknown().details,
+                              retry_after=1.0)
+        return HaptaError(TIMEOUT, f"no answer within {self.app.request_timeout:g} s", retry_after=1.0)
 
     async def _run(self, peer: Peer, request: Request) -> Any:
         spec = OPS.get(request.op)
@@ -170,6 +185,15 @@ class Gateway:
             await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
                                        collection=getattr(args, "collection", None))
         return await spec.handler(Call(self, peer, request.op), args)
+
+
+def _work_keys(peer: Peer) -> tuple[str, ...]:
+    """Whose share of the database pool a request uses: its principal's, then its address's. Admins (trusted
+    servers) are not capped."""
+    if peer.principal.is_admin:
+        return ()
+    principal, address = principal_key(peer), principal_key(peer, by_address=True)
+    return (principal, address) if principal != address else (address,)
 
 
 async def _install_triggers(conn: asyncpg.Connection, tables: list[str]) -> None:

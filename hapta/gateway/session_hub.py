@@ -26,6 +26,7 @@ from ..auth.tokens import TokenSigner
 from ..ops.base import GUEST, USER, Peer, Principal
 from ..protocol.errors import CLOSE_POLICY
 from ..store.listener import Listener
+from ..store.postgres import UPSTREAM_ERRORS
 
 log = logging.getLogger("hapta.sessions")
 
@@ -133,8 +134,14 @@ class SessionHub:
         await self.announce(revoked, reason)
 
     async def announce(self, session_ids: list[str], reason: str) -> None:
-        for batch in _batches(session_ids, reason):
-            await self.listener.notify(self.sessions.pool, CHANNEL, batch)
+        """Tell every process to close the connections of sessions already revoked in the database. Always after
+        that write: a database gone meanwhile costs the notice, never the reply (the tokens of those sessions no
+        longer resume or refresh, whatever the sockets heard)."""
+        try:
+            for batch in _batches(session_ids, reason):
+                await self.listener.notify(self.sessions.db, CHANNEL, batch)
+        except UPSTREAM_ERRORS as exc:
+            log.warning("could not tell the sockets of %d ended sessions (%s)", len(session_ids), type(exc).__name__)
 
     def _on_revoked(self, payload: str) -> None:
         try:
@@ -176,7 +183,7 @@ class SessionHub:
             peer.push("auth.oauth2", {"error": {"code": outcome.error_code, "message": outcome.error_message}})
             return
         try:
-            user = await self.sessions.pool.fetchrow(
+            user = await self.sessions.db.fetchrow(
                 f"SELECT {', '.join(USER_COLUMNS)} FROM users WHERE id = $1", outcome.user_id)
             if user is None:
                 raise LookupError("user vanished")

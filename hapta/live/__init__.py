@@ -35,9 +35,9 @@ class Live:
         shared = SharedStore(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self.cache = ReadCache(self.listener.sync, shared)
         self.feed = ChangeFeed(gateway.models)
-        self.realtime = Realtime(gateway.models, gateway.pool)
-        bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(gateway.pool)
-        self.channels = Channels(app.channels, gateway.pool, bus, on_missed=self._channels_missed)
+        self.realtime = Realtime(gateway.models, gateway.db)
+        bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(gateway.db)
+        self.channels = Channels(app.channels, gateway.db, bus, on_missed=self._channels_missed)
         self.feed.on_change.append(lambda change: self.cache.changed(change.t, change.x))
         self.feed.consumer = self.realtime.deliver
         self.feed.on_reset.append(self._reset)

@@ -11,7 +11,8 @@ import asyncio
 import logging
 from typing import Callable
 
-import asyncpg
+
+from ..store.postgres import Database
 
 log = logging.getLogger("hapta.channels")
 
@@ -25,15 +26,15 @@ class BusDown(Exception):
 class PostgresBus:
     limit = 7900   # bytes: PostgreSQL refuses NOTIFY payloads of 8000 or more
 
-    def __init__(self, pool: asyncpg.Pool):
-        self.pool = pool
+    def __init__(self, db: Database):
+        self.db = db
 
     async def start(self, on_message: Callable[[str], None], on_missed: Callable[[], None]) -> None:
         """Nothing to do: the process's Listener delivers `hapta_channels` (and resets after an outage)."""
 
     async def send(self, payloads: list[str]) -> None:
         if payloads:
-            await self.pool.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) "
+            await self.db.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) "
                                     "ORDER BY n", CHANNEL, payloads)
 
     async def close(self) -> None:

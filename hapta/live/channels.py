@@ -21,12 +21,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import asyncpg
 import msgspec
 
 from .. import metrics
 from ..models import EVERYONE, ConfigError
 from ..ops.base import ADMIN, Peer, Principal
+from ..store.postgres import UPSTREAM_ERRORS, Database
 from ..query import FilterError, bind, evaluate, parse
 from ..query import schema as kinds
 from .bus import BusDown, PostgresBus, RedisBus
@@ -106,10 +106,10 @@ def _member(member: str, user: str | None, role: str | None) -> dict[str, Any]:
 
 
 class Channels:
-    def __init__(self, rules: dict[str, str | None], pool: asyncpg.Pool, bus: PostgresBus | RedisBus,
+    def __init__(self, rules: dict[str, str | None], db: Database, bus: PostgresBus | RedisBus,
                  on_missed: Callable[[], None] = lambda: None):
         self.rules = compile_rules(rules)
-        self.pool = pool
+        self.db = db
         self.bus = bus
         self.on_missed = on_missed
         self.process = secrets.token_hex(6)
@@ -134,16 +134,16 @@ class Channels:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         try:   # tell the others now rather than after PROCESS_TIMEOUT
-            async with self.pool.acquire(timeout=2) as conn:
+            async with self.db.acquire(timeout=2) as conn:
                 gone = await conn.fetch("DELETE FROM hapta.presence WHERE process = $1 RETURNING *", self.process)
                 await conn.execute("DELETE FROM hapta.live_processes WHERE id = $1", self.process)
             await self._send_leaves(gone)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, BusDown) as exc:
+        except (*UPSTREAM_ERRORS, BusDown) as exc:
             log.warning("could not withdraw this process's channel members: %r", exc)
         await self.bus.close()
 
     async def _beat(self) -> None:
-        await self.pool.execute("INSERT INTO hapta.live_processes (id) VALUES ($1) "
+        await self.db.execute("INSERT INTO hapta.live_processes (id) VALUES ($1) "
                                 "ON CONFLICT (id) DO UPDATE SET seen = now()", self.process)
 
     async def _heartbeat(self) -> None:
@@ -152,13 +152,13 @@ class Channels:
             try:
                 await self._beat()
                 await self._reap()
-            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, BusDown) as exc:
+            except (*UPSTREAM_ERRORS, BusDown) as exc:
                 log.warning("channel heartbeat failed: %r", exc)
 
     async def _reap(self) -> None:
         """Remove the members of processes that stopped heartbeating, with leave events."""
         gone: list = []
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.db.acquire() as conn, conn.transaction():
             dead = await conn.fetch("DELETE FROM hapta.live_processes WHERE seen < now() - make_interval(secs => $1) "
                                     "RETURNING id", PROCESS_TIMEOUT)
             if dead:
@@ -179,7 +179,7 @@ class Channels:
         for peer, channels in list(self.by_peer.items()):
             for channel, member in channels.items():
                 principal = peer.principal
-                added = await self.pool.fetchval(
+                added = await self.db.fetchval(
                     "INSERT INTO hapta.presence (channel, member, process, user_id, role) "
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING member",
                     channel, member, self.process, principal.user_id, principal.role)
@@ -207,7 +207,7 @@ class Channels:
             self.local.setdefault(channel, {})[member] = peer
             metrics.CHANNEL_MEMBERS.inc()
             try:
-                await self.pool.execute(
+                await self.db.execute(
                     "INSERT INTO hapta.presence (channel, member, process, user_id, role) "
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                     channel, member, self.process, principal.user_id, principal.role)
@@ -218,7 +218,7 @@ class Channels:
                 await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
             except BusDown as exc:   # joined all the same: the others see it in the member list
                 log.warning("could not announce a join: %s", exc)
-        rows = await self.pool.fetch(
+        rows = await self.db.fetch(
             "SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 AND process IN "
             "(SELECT id FROM hapta.live_processes WHERE seen > now() - make_interval(secs => $2)) ORDER BY joined",
             channel, PROCESS_TIMEOUT)
@@ -229,7 +229,7 @@ class Channels:
         member = self._forget(peer, channel)
         if member is None:
             return False
-        row = await self.pool.fetchrow("DELETE FROM hapta.presence WHERE channel = $1 AND member = $2 RETURNING *",
+        row = await self.db.fetchrow("DELETE FROM hapta.presence WHERE channel = $1 AND member = $2 RETURNING *",
                                        channel, member)
         if row is not None:
             try:
@@ -260,7 +260,7 @@ class Channels:
     async def _leave_quietly(self, peer: Peer, channel: str) -> None:
         try:
             await self.leave(peer, channel)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, BusDown) as exc:
+        except (*UPSTREAM_ERRORS, BusDown) as exc:
             log.warning("leaving a channel on disconnect failed (reaped later): %r", exc)
 
     def _forget(self, peer: Peer, channel: str) -> str | None:

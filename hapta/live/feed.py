@@ -22,6 +22,7 @@ from .. import metrics
 from ..models import RULE_OPS, Everyone, Model
 from ..query import fields_used
 from ..query import schema as kinds
+from ..store.postgres import failure
 
 log = logging.getLogger("hapta.feed")
 
@@ -29,8 +30,6 @@ CHANNEL = "hapta_changes"
 # Changes waiting for delivery. Past it (delivery far behind a flood of writes) they are dropped and subscribers
 # get `realtime.reset`: memory stays bounded, and nobody is told a stale story.
 MAX_PENDING = 50_000
-UPSTREAM_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                 asyncpg.CannotConnectNowError)
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -169,10 +168,10 @@ class ChangeFeed:
                 await self.consumer(batch)
             except asyncio.CancelledError:
                 raise
-            except UPSTREAM_DOWN as exc:
-                # The database went away while we fetched rows: these events are lost, never the feed.
-                log.warning("delivering %d changes failed: %r", len(batch), exc)
-                await self.reset()
-            except Exception:
-                log.exception("delivering %d changes failed", len(batch))
+            except Exception as exc:
+                if failure(exc) is not None:
+                    # The database went away while we fetched rows: these events are lost, never the feed.
+                    log.warning("delivering %d changes failed: %s", len(batch), type(exc).__name__)
+                else:
+                    log.exception("delivering %d changes failed", len(batch))
                 await self.reset()

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-import asyncpg
 
 from .. import metrics
 from ..models import EVERYONE, Model
 from ..ops.base import ADMIN, GUEST, Peer, Principal
+from ..store.postgres import Database
 from ..query import evaluate, evaluate_for_anyone, relations_used, vars_used
 from ..query.ast import Node
 from .events import Event, Payload
@@ -108,9 +108,9 @@ class _Outcome:
 
 
 class Realtime:
-    def __init__(self, models: dict[str, Model], pool: asyncpg.Pool):
+    def __init__(self, models: dict[str, Model], db: Database):
         self.models = models
-        self.pool = pool
+        self.db = db
         # collection -> record id (None: the whole collection) -> topic key -> Topic
         self.topics: dict[str, dict[str | None, dict[tuple, Topic]]] = {}
         self.by_peer: dict[Peer, dict[str, Subscription]] = {}
@@ -226,7 +226,7 @@ class Realtime:
             return []
         columns = ", ".join(f'"{n}"' for n in model.visible)
         id_type = {"int": "int8", "uuid": "uuid"}.get(model.info.columns["id"].kind, "text")
-        found = await self.pool.fetch(f'SELECT {columns} FROM "{model.name}" WHERE "id" = ANY($1::{id_type}[])',
+        found = await self.db.fetch(f'SELECT {columns} FROM "{model.name}" WHERE "id" = ANY($1::{id_type}[])',
                                       list(dict.fromkeys(params)))
         return [dict(r) for r in found]
 

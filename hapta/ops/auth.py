@@ -100,7 +100,7 @@ async def register(call: Call, args: RegisterArgs) -> dict[str, Any]:
     _check_password(call, args.password, email, username)
     password_hash = await hash_password(args.password)
     try:
-        user = await call.gateway.pool.fetchrow(
+        user = await call.gateway.db.fetchrow(
             f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {SELECT_USER}",
             email, username, password_hash)
     except asyncpg.UniqueViolationError as exc:
@@ -113,7 +113,7 @@ async def register(call: Call, args: RegisterArgs) -> dict[str, Any]:
 async def login(call: Call, args: LoginArgs) -> dict[str, Any]:
     identity = args.identity.strip().lower()
     await _limit_identity(call, identity)
-    row = await call.gateway.pool.fetchrow(
+    row = await call.gateway.db.fetchrow(
         f"SELECT {SELECT_USER}, password_hash FROM users WHERE email = $1 OR username = $1 LIMIT 1", identity)
     if not await verify_password(row["password_hash"] if row else None, args.password) or row is None:
         raise HaptaError(INVALID_CREDENTIALS, "identity or password is wrong")
@@ -177,17 +177,19 @@ async def password(call: Call, args: PasswordArgs) -> dict[str, Any]:
     principal = call.principal
     if principal.role != USER:
         raise HaptaError(FORBIDDEN, "only a signed-in user has a password")
-    row = await call.gateway.pool.fetchrow(
+    row = await call.gateway.db.fetchrow(
         "SELECT email, username, password_hash FROM users WHERE id = $1", principal.user_id)
     if row is None:
         raise HaptaError(TOKEN_INVALID, "this user no longer exists")
     if not await verify_password(row["password_hash"], args.old):
         raise HaptaError(INVALID_CREDENTIALS, "the current password is wrong")
     _check_password(call, args.new, row["email"], row["username"])
-    await call.gateway.pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1",
-                                    principal.user_id, await hash_password(args.new))
+    new_hash = await hash_password(args.new)
     hub = call.gateway.hub
-    others = await hub.sessions.revoke_user(principal.user_id, "password changed", keep=principal.session_id)
+    async with call.gateway.db.transaction() as conn:   # the new password and the end of the other sessions: both
+        await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", principal.user_id, new_hash)
+        others = await hub.sessions.revoke_user(principal.user_id, "password changed", keep=principal.session_id,
+                                                conn=conn)
     await hub.announce(others, "password changed")
     return {}
 
@@ -217,7 +219,7 @@ async def revoke(call: Call, args: RevokeArgs) -> dict[str, Any]:
         await hub.announce(revoked, "revoked by an admin")
         return {"revoked": len(revoked)}
     if not principal.is_admin:
-        owner = await call.gateway.pool.fetchval("SELECT user_id FROM hapta.sessions WHERE id = $1", args.session)
+        owner = await call.gateway.db.fetchval("SELECT user_id FROM hapta.sessions WHERE id = $1", args.session)
         if principal.role != USER or owner != principal.user_id:
             raise HaptaError(NOT_FOUND, "no such session")
     reason = "revoked by an admin" if principal.is_admin else "revoked by the user"
@@ -234,7 +236,7 @@ async def oauth2_begin(call: Call, args: OAuth2Args) -> dict[str, str]:
         raise HaptaError(BAD_REQUEST, f"no OAuth2 provider {args.provider[:64]!r}",
                          details={"providers": sorted(gateway.app.oauth2)})
     waiter = gateway.hub.await_oauth2(call.peer)
-    return await oauth2.begin(gateway.pool, args.provider, provider, gateway.oauth2_redirect_uri, waiter)
+    return await oauth2.begin(gateway.db, args.provider, provider, gateway.oauth2_redirect_uri, waiter)
 
 
 @op("auth.me", guest=True)
@@ -242,7 +244,7 @@ async def me(call: Call, args: None) -> dict[str, Any]:
     principal = call.principal
     if principal.role != USER:
         return {"role": principal.role}
-    user = await call.gateway.pool.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", principal.user_id)
+    user = await call.gateway.db.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", principal.user_id)
     if user is None:
         raise HaptaError(TOKEN_INVALID, "this user no longer exists")
     return {"user": dict(user)}

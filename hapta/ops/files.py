@@ -19,11 +19,11 @@ from ..config import FileField
 from ..files.service import FileService
 from ..files.transfers import Target, Transfers, unavailable
 from ..models import Model
-from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED, HaptaError)
+from ..protocol.errors import (BAD_REQUEST, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED, HaptaError)
 from ..store.files import ObjectMissing, StorageUnavailable, new_key
 from .base import Args, Call, op
 from .records import Name, RecordId, Sql, _database_refusals, _hook_context, _key, _lock_for_write, _model, \
-    _record, _rule
+    _record, _rule, checked_write
 
 FileName = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Size = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
@@ -109,7 +109,7 @@ async def _readable_file(call: Call, args: FileArgs) -> tuple[Model, dict[str, A
     sql = Sql(call, model)
     rule = sql.rule(_rule(call, model, "view"))
     record_id = sql.param(_key(model, args.id))
-    row = await call.gateway.pool.fetchrow(
+    row = await call.gateway.db.fetchrow(
         f'SELECT {sql.column(args.field)} AS "f" FROM "{model.name}" '
         f'WHERE "{model.name}"."id" = {record_id} AND {rule}', *sql.params)
     if row is None:
@@ -126,20 +126,16 @@ async def _write_field(call: Call, model: Model, record_id: Any, field: str, cha
     """Lock the record under its update rule, set `field` to change(current files) in one transaction (the
     version goes up, the release trigger frees what was dropped), check the rule on the result; return it.
     `change` may raise to refuse; it runs inside the transaction (with the lock held)."""
-    rule = _rule(call, model, "update")
+    rule = _rule(call, model, "update", result=True)
     with _database_refusals(model):
-        async with call.gateway.pool.acquire() as conn, conn.transaction():
+        async with call.gateway.db.transaction() as conn:
             current = await _lock_for_write(conn, call, model, record_id, "update")
             files = await change(conn, _files(current, field))
             sql = Sql(call, model)
             value, key = sql.param(files), sql.param(record_id)
-            row = await conn.fetchrow(
-                f'WITH "__w" AS (UPDATE "{model.name}" SET "{field}" = {value} '
-                f'WHERE "{model.name}"."id" = {key} RETURNING *) '
-                f'SELECT {sql.select_list(model.visible)}, {sql.rule(rule)} AS "__allowed" '
-                f'FROM "__w" AS "{model.name}"', *sql.params)
-            if row["__allowed"] is not True:
-                raise HaptaError(FORBIDDEN, f"the update rule of {model.name} does not allow the result")
+            row = await checked_write(conn, call, model, sql,
+                                      f'UPDATE "{model.name}" SET "{field}" = {value} WHERE "{model.name}"."id" = {key}',
+                                      rule, [field], "update")
     record = _record(row, model.visible)
     call.gateway.hooks.after(model.name, "after_update", _hook_context(call, model), record)
     _service(call).wake()   # a replaced or deleted file's object can go now
@@ -164,7 +160,7 @@ async def upload(call: Call, args: UploadArgs) -> dict[str, Any]:
     _rule(call, model, "update")
     record_id = _key(model, args.id)
     hooks = call.gateway.hooks
-    async with call.gateway.pool.acquire() as conn, conn.transaction():
+    async with call.gateway.db.transaction() as conn:
         current = await _lock_for_write(conn, call, model, record_id, "update")
         files = _files(current, args.field)
         if len(files) >= spec.max_count and all(f.get("name") != name for f in files):

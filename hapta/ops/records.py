@@ -22,6 +22,7 @@ from ..cache import query_key
 from ..models import EVERYONE, Model, Rule
 from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, VALIDATION_FAILED, HaptaError)
 from ..query import FilterError, bind, parse, to_sql
+from ..query.ast import Compare, Field, Literal
 from ..query import schema as kinds
 from ..rules import Context
 from .base import Args, Call, op
@@ -75,14 +76,15 @@ def _model(call: Call, name: str) -> Model:
     return model
 
 
-def _rule(call: Call, model: Model, rule_op: str) -> Rule:
-    """The condition this principal's `rule_op` must meet; EVERYONE when none. Admins bypass rules."""
+def _rule(call: Call, model: Model, rule_op: str, *, result: bool = False) -> Rule:
+    """The condition this principal's `rule_op` must meet; EVERYONE when none. Admins bypass rules. `result`: for
+    "update", what the record must satisfy once updated (Model.update_result)."""
     if call.principal.is_admin:
         return EVERYONE
     rule = model.rules[rule_op]
     if rule is None:
         raise HaptaError(FORBIDDEN, f"{rule_op} on {model.name} is for admins only")
-    return rule
+    return model.update_result if result and rule_op == "update" else rule
 
 
 class Sql:
@@ -279,8 +281,7 @@ def _database_refusals(model: Model, deleting: bool = False) -> Iterator[None]:
     except asyncpg.ForeignKeyViolationError as exc:
         if deleting:
             raise HaptaError(CONFLICT, "other records still refer to this one") from None
-        field = model.info.foreign_keys.get(exc.constraint_name or "", "")
-        raise _invalid(field, f"{field or 'a field'} refers to a record that does not exist") from None
+        raise _missing_related(model.info.foreign_keys.get(exc.constraint_name or "", "")) from None
     except asyncpg.NotNullViolationError as exc:
         raise _invalid(exc.column_name or "", f"{exc.column_name} may not be null") from None
     except asyncpg.CheckViolationError as exc:
@@ -296,7 +297,7 @@ def _hook_context(call: Call, model: Model, conn: asyncpg.Connection | None = No
     """What hooks learn of the call. Their ctx.sql runs on `conn` (the write's transaction) when given."""
     principal = call.principal
     return Context(principal.user_id, principal.role, call.op, model.name, call.peer.address,
-                   _sql=(conn or call.gateway.pool).fetch)
+                   _sql=(conn or call.gateway.db).fetch)
 
 
 def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -337,7 +338,7 @@ async def _list_from_db(call: Call, args: ListArgs) -> dict[str, Any]:
     offset = sql.param((args.page - 1) * args.per_page)
     statement = (f'SELECT {sql.select_list(fields)}, {sort_keys} FROM "{model.name}" '
                  f'WHERE {" AND ".join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}')
-    async with call.gateway.pool.acquire() as conn:
+    async with call.gateway.db.acquire() as conn:
         rows = await conn.fetch(statement, *sql.params)
         total = None
         if args.count:
@@ -370,7 +371,7 @@ async def _get_from_db(call: Call, args: GetArgs) -> dict[str, Any]:
     fields = _fields(model, args.fields)
     rule = sql.rule(_rule(call, model, "view"))
     record_id = sql.param(_key(model, args.id))
-    row = await call.gateway.pool.fetchrow(
+    row = await call.gateway.db.fetchrow(
         f'SELECT {sql.select_list(fields)} FROM "{model.name}" WHERE "{model.name}"."id" = {record_id} AND {rule}',
         *sql.params)
     if row is None:   # absent or not viewable: the same answer, so that existence does not leak
@@ -395,19 +396,50 @@ async def create_record(call: Call, args: CreateArgs) -> dict[str, Any]:
     sql = Sql(call, model)
     columns = ", ".join(f'"{n}"' for n in data)
     values = ", ".join(sql.param(v) for v in data.values())
-    insert = (f'INSERT INTO "{model.name}" ({columns}) VALUES ({values}) RETURNING *' if data
-              else f'INSERT INTO "{model.name}" DEFAULT VALUES RETURNING *')
-    # The rule is checked on the row as stored (defaults included); a refusal rolls the insert back.
-    statement = (f'WITH "__w" AS ({insert}) SELECT {sql.select_list(model.visible)}, {sql.rule(rule)} AS "__allowed" '
-                 f'FROM "__w" AS "{model.name}"')
+    insert = (f'INSERT INTO "{model.name}" ({columns}) VALUES ({values})' if data
+              else f'INSERT INTO "{model.name}" DEFAULT VALUES')
     with _database_refusals(model):
-        async with call.gateway.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(statement, *sql.params)
-            if row["__allowed"] is not True:
-                raise HaptaError(FORBIDDEN, f"the create rule of {model.name} does not allow this record")
+        async with call.gateway.db.transaction() as conn:
+            row = await checked_write(conn, call, model, sql, insert, rule, list(data), "create")
     record = _record(row, model.visible)
     hooks.after(model.name, "after_create", ctx, record)
     return record
+
+
+async def checked_write(conn: asyncpg.Connection, call: Call, model: Model, sql: Sql, write: str, rule: Rule,
+                        written: list[str], rule_op: str) -> asyncpg.Record:
+    """Run an INSERT or UPDATE (`write`, its parameters in `sql`) and check, on the row as stored (defaults and
+    triggers included), that the principal's `rule` holds and that every relation it wrote points at a record the
+    principal may view; a refusal raises, and the caller's transaction rolls the write back.
+
+    A relation to a record one may not view answers exactly as one to a record that does not exist, so that a
+    write is no oracle for what the rules hide (a comment on a private post, on a missing one)."""
+    relations = [] if call.principal.is_admin else \
+        [name for name in written if model.table.fields[name].relation is not None]
+    checks = "".join(f', {_relation_visible(sql, model, name)} AS "__rel{i}"' for i, name in enumerate(relations))
+    row = await conn.fetchrow(
+        f'WITH "__w" AS ({write} RETURNING *) SELECT {sql.select_list(model.visible)}, '
+        f'{sql.rule(rule)} AS "__allowed"{checks} FROM "__w" AS "{model.name}"', *sql.params)
+    for i, name in enumerate(relations):
+        if row[f"__rel{i}"] is not True:
+            raise _missing_related(name)
+    if row["__allowed"] is not True:
+        raise HaptaError(FORBIDDEN, f"the {rule_op} rule of {model.name} does not allow this record")
+    return row
+
+
+def _relation_visible(sql: Sql, model: Model, name: str) -> str:
+    """SQL that is true when relation `name` of the written row is null or points at a record the principal may
+    view: the reader's own relation step (`name.id != null`, through the related view rule)."""
+    try:
+        points = bind(Compare(Field((name, "id")), "!=", Literal(None)), model.table, sql.schema)
+    except FilterError:   # a collection this principal may not view at all: nothing there to point at
+        return f'("{model.name}"."{name}" IS NULL)'
+    return f'("{model.name}"."{name}" IS NULL OR {sql.rule(points)})'
+
+
+def _missing_related(field: str) -> HaptaError:
+    return _invalid(field, f"{field or 'a field'} refers to a record that does not exist")
 
 
 async def _lock_for_write(conn: asyncpg.Connection, call: Call, model: Model, record_id: Any,
@@ -431,12 +463,12 @@ async def _lock_for_write(conn: asyncpg.Connection, call: Call, model: Model, re
 @op("records.update", UpdateArgs)
 async def update_record(call: Call, args: UpdateArgs) -> dict[str, Any]:
     model = _model(call, args.collection)
-    rule = _rule(call, model, "update")
+    _rule(call, model, "update")
     record_id = _key(model, args.id)
     changes = _writable_data(model, args.data)
     hooks = call.gateway.hooks
     with _database_refusals(model):
-        async with call.gateway.pool.acquire() as conn, conn.transaction():
+        async with call.gateway.db.transaction() as conn:
             ctx = _hook_context(call, model, conn)
             current = await _lock_for_write(conn, call, model, record_id, "update")
             if args.version is not None and current["version"] != args.version:
@@ -450,14 +482,9 @@ async def update_record(call: Call, args: UpdateArgs) -> dict[str, Any]:
                 return current
             sql = Sql(call, model)
             assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
-            key = sql.param(record_id)
-            statement = (f'WITH "__w" AS (UPDATE "{model.name}" SET {assignments} '
-                         f'WHERE "{model.name}"."id" = {key} RETURNING *) '
-                         f'SELECT {sql.select_list(model.visible)}, {sql.rule(rule)} AS "__allowed" '
-                         f'FROM "__w" AS "{model.name}"')
-            row = await conn.fetchrow(statement, *sql.params)
-            if row["__allowed"] is not True:
-                raise HaptaError(FORBIDDEN, f"the update rule of {model.name} does not allow the result")
+            update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(record_id)}'
+            row = await checked_write(conn, call, model, sql, update, _rule(call, model, "update", result=True),
+                                      list(changes), "update")
     record = _record(row, model.visible)
     hooks.after(model.name, "after_update", ctx, record)
     return record
@@ -470,7 +497,7 @@ async def delete_record(call: Call, args: DeleteArgs) -> dict[str, Any]:
     record_id = _key(model, args.id)
     hooks = call.gateway.hooks
     with _database_refusals(model, deleting=True):
-        async with call.gateway.pool.acquire() as conn, conn.transaction():
+        async with call.gateway.db.transaction() as conn:
             ctx = _hook_context(call, model, conn)
             current = await _lock_for_write(conn, call, model, record_id, "delete")
             await hooks.before(model.name, "before_delete", ctx, dict(current))

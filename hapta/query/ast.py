@@ -20,6 +20,8 @@ class Field:
     path: tuple[str, ...]          # ("author",) or ("post", "author") through a relation
     kind: str | None = None        # set by bind: the schema kind of the referenced column
     guard: Node | None = None      # set by bind: rule (on the column's own table) that must hold to read it
+    view: Node | None = None       # set by bind for a relation path in a client's filter: the related record's view
+                                   # rule, which must hold for it to be read at all (else the field reads as null)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def comparisons(node: Node) -> Iterator[Compare]:
 
 
 def fields_used(node: Node) -> set[tuple[str, ...]]:
-    """Paths of every field the filter reads, including fields read by the guards of bound fields.
+    """Paths of every field the filter reads, including fields read by the guards (and view conditions) of bound
+    fields.
 
     Guard fields are reported in the filter's own terms (a guard of `post.secret` reading `author`
     is reported as ("post", "author")), so a caller that fetches these fields can evaluate the filter.
@@ -93,9 +96,10 @@ def fields_used(node: Node) -> set[tuple[str, ...]]:
         for operand in (compare.left, compare.right):
             if isinstance(operand, Field):
                 used.add(operand.path)
-                if operand.guard is not None:
-                    prefix = operand.path[:-1]
-                    used.update(prefix + path for path in fields_used(operand.guard))
+                prefix = operand.path[:-1]
+                for condition in (operand.guard, operand.view):
+                    if condition is not None:
+                        used.update(prefix + path for path in fields_used(condition))
     return used
 
 
@@ -105,12 +109,14 @@ def relations_used(node: Node) -> set[str]:
 
 
 def vars_used(node: Node) -> set[str]:
-    """Names of the variables (keys of VAR_KINDS) the filter or the guards it touches refer to."""
+    """Names of the variables (keys of VAR_KINDS) the filter, or the guards and views it touches, refer to."""
     used: set[str] = set()
     for compare in comparisons(node):
         for operand in (compare.left, compare.right):
             if isinstance(operand, Var):
                 used.add(operand.name)
-            elif isinstance(operand, Field) and operand.guard is not None:
-                used |= vars_used(operand.guard)
+            elif isinstance(operand, Field):
+                for condition in (operand.guard, operand.view):
+                    if condition is not None:
+                        used |= vars_used(condition)
     return used

@@ -89,10 +89,29 @@ def resolve(path: tuple[str, ...], table: s.Table, schema: s.Schema) -> s.Field:
     return field
 
 
+def view_through(path: tuple[str, ...], table: s.Table, schema: s.Schema) -> Node | None:
+    """For a relation path in a client's filter: the view condition the related record must meet (None: none).
+
+    A reader sees through a relation only what it could read of the related record itself, so that a filter can
+    never test what the rules hide (`post.text ~ "a"` on a private post's like). A collection the reader may not
+    view at all cannot be followed; nor can one whose view rule itself reads relations, which the Python side
+    (realtime, the cache) could not evaluate on the related record alone."""
+    if len(path) < 2 or schema.views is None:
+        return None
+    target = table.fields[path[0]].relation
+    if target not in schema.views:
+        raise FilterError(f"field '{'.'.join(path)}' cannot be used through a relation: "
+                          f"{target} is not readable here")
+    view = schema.views[target]
+    if view is not None and relations_used(view):
+        raise FilterError(f"field '{'.'.join(path)}' cannot be used through a relation")
+    return view
+
+
 def _bind_operand(operand: Operand, table: s.Table, schema: s.Schema) -> Operand:
     if isinstance(operand, Field):
         field = resolve(operand.path, table, schema)
-        return Field(operand.path, field.kind, field.guard)
+        return Field(operand.path, field.kind, field.guard, view_through(operand.path, table, schema))
     return operand
 
 

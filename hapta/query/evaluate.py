@@ -124,7 +124,8 @@ class _Evaluator:
         return comparable(value, kind)
 
     def field(self, node: Field) -> Any:
-        """A field's value, or None when it is null, the related record is missing, or its guard is not true."""
+        """A field's value, or None when it is null, the related record is missing or not viewable, or its guard is
+        not true."""
         if len(node.path) == 1:
             owner, owner_related = self.record, self.related
         else:
@@ -133,6 +134,12 @@ class _Evaluator:
             owner, owner_related = self.related[node.path[0]], _NO_RELATED
             if owner is None:
                 return None
+            if node.view is not None:   # a related record the reader may not view reads as missing
+                visible = _Evaluator(owner, self.variables, _NO_RELATED, self.symbolic).truth(node.view)
+                if visible is _VARIES:
+                    raise _DependsOnVars
+                if visible is not True:
+                    return None
         name = node.path[-1]
         if name not in owner:
             raise KeyError(f"record has no field {name!r}")

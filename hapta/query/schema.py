@@ -33,3 +33,7 @@ class Table:
 @dataclass(frozen=True)
 class Schema:
     tables: dict[str, Table] = _field(default_factory=dict)
+    # What a client's filter may read through a relation (`post.text`): for each collection it may follow, the
+    # condition the related record must meet to be read at all (its view rule, None for "no condition"); a
+    # collection missing here cannot be followed. None: no such limit (the app's own rules and guards, admins).
+    views: dict[str, Node | None] | None = None

@@ -105,9 +105,10 @@ class _Compiler:
             alias += "_"
         inner = _Scope(target, alias)
         value = self.guarded(_column(alias, target.fields[node.path[1]].name), node.guard, inner)
+        visible = "" if node.view is None else f" AND {self.node(node.view, inner)}"
         return (
             f"(SELECT {value} FROM {quote(target.name)} AS {quote(alias)}"
-            f" WHERE {_column(alias, 'id')} = {_column(scope.qualifier, first.name)})"
+            f" WHERE {_column(alias, 'id')} = {_column(scope.qualifier, first.name)}{visible})"
         )
 
     def guarded(self, column: str, guard: Node | None, scope: _Scope) -> str:

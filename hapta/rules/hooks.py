@@ -7,6 +7,7 @@ RULE_DENIED, INTERNAL, TIMEOUT, UNAVAILABLE); `after` starts the hook and return
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -88,7 +89,9 @@ class Hooks:
         """Start an after_* hook without waiting for it: the reply never waits on side effects."""
         if not self.has(collection, name):
             return
-        task = asyncio.ensure_future(self._after(collection, name, _who(ctx), record))
+        # In a context of its own: the request's share of the database (store.postgres.Work) ends with its reply.
+        task = asyncio.get_running_loop().create_task(self._after(collection, name, _who(ctx), record),
+                                                      context=contextvars.Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable
 import asyncpg
 
 from .. import metrics
+from .postgres import UPSTREAM_ERRORS, Database
 
 log = logging.getLogger("hapta.listener")
 
@@ -108,7 +109,7 @@ class Listener:
                 try:
                     await self._connect()
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+                except UPSTREAM_ERRORS:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, ceiling)
             log.info("database listener reconnected")
@@ -125,7 +126,7 @@ class Listener:
             async with self._busy:
                 await self._conn.execute("SELECT 1", timeout=HEALTH_PROBE)
             return True
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+        except Exception:
             return False
 
     async def sync(self) -> bool:
@@ -154,7 +155,7 @@ class Listener:
                         await self._conn.execute("SELECT 1", timeout=HEALTH_PROBE)
                     metrics.FEED_BARRIERS.inc()
                     round_.set_result(self.connected)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+                except Exception:   # whatever broke (asyncpg's own state too, mid-restart): not heard, not synced
                     round_.set_result(False)
         finally:   # closing: nobody waits forever
             for future in (round_, self._next_sync):
@@ -162,8 +163,8 @@ class Listener:
                     future.set_result(False)
             self._next_sync = self._syncing = None
 
-    async def notify(self, pool: asyncpg.Pool, channel: str, payload: str) -> None:
+    async def notify(self, db: Database, channel: str, payload: str) -> None:
         """Send one notification through the pool (not the listening connection, which may be reconnecting)."""
         if len(payload.encode()) > MAX_PAYLOAD:
             raise ValueError(f"notification payload over {MAX_PAYLOAD} bytes")
-        await pool.execute("SELECT pg_notify($1, $2)", channel, payload)
+        await db.execute("SELECT pg_notify($1, $2)", channel, payload)

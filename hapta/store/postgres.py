@@ -1,16 +1,32 @@
-"""The PostgreSQL side: the connection pool and what the gateway learns from the catalog at start.
+"""The PostgreSQL side: the connection pool every request goes through, and what the gateway learns from the catalog.
+
+    Database     the pool as requests use it. Every wait is bounded: acquiring a connection (acquire_timeout, then
+                 UNAVAILABLE), each statement (statement_timeout and lock_timeout on the server, command_timeout on
+                 the client for a server that stops answering), releasing it. One principal and one address hold at
+                 most a few connections at once (Work, set per request by the dispatcher), so one client cannot starve
+                 the pool. A transaction knows whether its COMMIT went out: an error after it succeeded is never the
+                 request's error, and a connection lost during it is reported as an unknown outcome.
+    failure()    what an exception from asyncpg means for the client: UNAVAILABLE or TIMEOUT, or None (not ours).
 
 The catalog is the only source of identifiers that reach SQL text: a collection's columns, their kinds, their
 relations and unique constraints come from here, never from a client.
 """
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
 
 import asyncpg
 import msgspec
 
+from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
 from ..query import schema as k
+
+log = logging.getLogger("hapta.postgres")
 
 # information_schema data types -> the filter language's value kinds. Columns of other types are not exposed.
 KINDS = {
@@ -25,6 +41,13 @@ KINDS = {
 
 _json_encode = msgspec.json.Encoder().encode
 
+# Seconds a connection may take to go back to the pool (its RESET ALL); past it, it is closed instead.
+RELEASE_TIMEOUT = 1.0
+# Seconds the client waits for a statement beyond the server's own statement_timeout: a server that stopped
+# answering (frozen, partitioned) cannot cancel anything, so the client gives up by itself.
+CLIENT_GRACE = 1.0
+RETRY_AFTER = 1.0   # what an UNAVAILABLE answer suggests, in seconds
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
@@ -32,9 +55,233 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   encoder=lambda v: _json_encode(v).decode(), decoder=msgspec.json.decode)
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statement_timeout: float = 5.0,
+                      lock_timeout: float = 2.0) -> asyncpg.Pool:
+    """Every connection starts with the server-side bounds as its session defaults (RESET ALL, which the pool runs
+    on release, goes back to them): no statement outlives statement_timeout, no lock wait lock_timeout, no
+    transaction idles open longer than a minute."""
+    settings = {"statement_timeout": str(int(statement_timeout * 1000)),
+                "lock_timeout": str(int(lock_timeout * 1000)),
+                "idle_in_transaction_session_timeout": "60000"}
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=30)
+                                     command_timeout=statement_timeout + CLIENT_GRACE, server_settings=settings,
+                                     timeout=10)
+
+
+# ---- whom the work is for ------------------------------------------------------------------------------------
+
+@dataclass
+class Work:
+    """The database work of one request: whom it counts against, and how far its transaction's COMMIT got.
+
+    The dispatcher sets one per request (`Database.working`); the Database reads it from a context variable, so
+    every statement a request causes (its op, its hooks' ctx.sql) is counted without being passed around."""
+    keys: tuple[str, ...] = ()     # buckets whose concurrent connections are capped, e.g. ("user:42", "addr:10.0.0.1")
+    commit: str = ""               # "" before any COMMIT, "sent" while one is under way, "done" once it returned
+
+
+_work: contextvars.ContextVar[Work | None] = contextvars.ContextVar("hapta_work", default=None)
+
+
+def current_work() -> Work | None:
+    return _work.get()
+
+
+class Gate:
+    """At most `limit` connections at once per key (a principal, an address). A key's count lives only while it
+    is above zero, so idle clients cost nothing."""
+
+    def __init__(self, limits: dict[str, int]):
+        self.limits = limits               # key prefix ("user", "addr") -> connections at once
+        self._held: dict[str, int] = {}
+        self._waiters: dict[str, list[asyncio.Future]] = {}
+
+    def _limit(self, key: str) -> int | None:
+        return self.limits.get(key.split(":", 1)[0])
+
+    async def enter(self, keys: tuple[str, ...], deadline: float) -> None:
+        entered: list[str] = []
+        try:
+            for key in keys:   # always in the order given (principal, then address): no two requests deadlock
+                limit = self._limit(key)
+                if limit is None:
+                    continue
+                while self._held.get(key, 0) >= limit:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.setdefault(key, []).append(waiter)
+                    try:
+                        await asyncio.wait_for(waiter, max(0.0, deadline - asyncio.get_running_loop().time()))
+                    except asyncio.TimeoutError:
+                        raise HaptaError(RATE_LIMITED, "too much database work at once from this client; "
+                                         "wait for your other requests", retry_after=RETRY_AFTER) from None
+                    finally:
+                        waiting = self._waiters.get(key)
+                        if waiting is not None and waiter in waiting:
+                            waiting.remove(waiter)
+                        if not waiting:
+                            self._waiters.pop(key, None)
+                self._held[key] = self._held.get(key, 0) + 1
+                entered.append(key)
+        except BaseException:
+            self.leave(tuple(entered))
+            raise
+
+    def leave(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            if self._limit(key) is None or key not in self._held:
+                continue
+            held = self._held[key] - 1
+            if held:
+                self._held[key] = held
+            else:
+                del self._held[key]
+            for waiter in self._waiters.get(key, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    def held(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+
+class Database:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 2.0, gate: Gate | None = None):
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+        self.gate = gate or Gate({})
+
+    @asynccontextmanager
+    async def working(self, keys: tuple[str, ...]) -> AsyncIterator[Work]:
+        """Count the database work done inside against `keys` (the dispatcher, around one request)."""
+        work = Work(keys)
+        token = _work.set(work)
+        try:
+            yield work
+        finally:
+            _work.reset(token)
+
+    @asynccontextmanager
+    async def acquire(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pool connection within `timeout` (default acquire_timeout), else UNAVAILABLE. Releasing it never fails
+        the caller: the work is done by then (a connection that cannot be reset is closed by the pool)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.acquire_timeout if timeout is None else timeout)
+        work = _work.get()
+        keys = work.keys if work is not None else ()
+        await self.gate.enter(keys, deadline)
+        try:
+            try:
+                conn = await self.pool.acquire(timeout=max(0.001, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise HaptaError(UNAVAILABLE, "the database is busy; try again",
+                                 retry_after=RETRY_AFTER) from None
+            try:
+                yield conn
+            finally:
+                try:
+                    await self.pool.release(conn, timeout=RELEASE_TIMEOUT)
+                except (Exception, asyncio.CancelledError) as exc:   # the pool has closed it: nothing to undo
+                    log.info("a database connection could not be reset and was closed (%s)", type(exc).__name__)
+        finally:
+            self.gate.leave(keys)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction, committed when the block ends without an exception. A COMMIT that went
+        out but got no answer (the connection was lost) raises UNAVAILABLE whose details say the outcome is unknown:
+        the client must not take it for a failure (and retry a create) nor for a success."""
+        async with self.acquire() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield conn
+            except BaseException:
+                if not conn.is_closed():
+                    try:
+                        await transaction.rollback()
+                    except (Exception, asyncio.CancelledError):
+                        pass   # the connection goes back broken; the pool closes it, the server rolls back
+                raise
+            work = _work.get()
+            if work is not None:
+                work.commit = "sent"
+            try:
+                await transaction.commit()
+            except asyncio.CancelledError:
+                raise   # the request's deadline: the dispatcher reads work.commit to say what is known
+            except BaseException as exc:
+                # An error the server sent in answer to COMMIT means nothing was written. No answer at all (the
+                # connection died, the client gave up waiting) leaves the outcome unknown.
+                answered = isinstance(exc, asyncpg.PostgresError) and not isinstance(
+                    exc, asyncpg.PostgresConnectionError)
+                if not answered and failure(exc) is not None:
+                    raise outcome_unknown() from None
+                if work is not None:
+                    work.commit = ""
+                raise
+            if work is not None:
+                work.commit = "done"
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.acquire() as conn:
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self.acquire() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.acquire() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self.acquire() as conn:
+            return await conn.execute(query, *args)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def outcome_unknown() -> HaptaError:
+    return HaptaError(UNAVAILABLE, "the database connection was lost while committing: the write may or may not "
+                      "have happened; read it back before retrying", retry_after=RETRY_AFTER,
+                      details={"outcome": "unknown"})
+
+
+# ---- what an upstream error means ----------------------------------------------------------------------------
+
+# What background work (sweepers, heartbeats, the listener) catches and logs in one line, then tries again later:
+# anything the database or the way to it can raise, including the Database's own refusals (a busy pool).
+UPSTREAM_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                   asyncpg.InternalClientError, HaptaError)
+
+# SQLSTATE classes of a database that is (for now) not there: connection exceptions, insufficient resources,
+# operator intervention (shutdown, crash, cannot connect now), system errors. 57014 is a cancelled statement.
+_DOWN_CLASSES = ("08", "53", "57", "58")
+_TRANSIENT = {"40001", "40P01", "25006"}   # serialization failure, deadlock, read-only (a failover under way)
+_TOO_SLOW = {"57014": "the query took too long and was cancelled",
+             "55P03": "a record it needs is busy (locked by another write); try again"}
+
+
+def failure(exc: BaseException) -> HaptaError | None:
+    """The answer for an exception that came from PostgreSQL or the way to it; None when it is not an upstream
+    fault (a bug of ours, or a constraint the caller maps itself)."""
+    if isinstance(exc, HaptaError):
+        return exc
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state in _TOO_SLOW:
+            return HaptaError(TIMEOUT, _TOO_SLOW[state], retry_after=RETRY_AFTER)
+        if state[:2] in _DOWN_CLASSES or state in _TRANSIENT or isinstance(exc, asyncpg.PostgresConnectionError):
+            return HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=RETRY_AFTER)
+        return None
+    if isinstance(exc, asyncio.TimeoutError):
+        return HaptaError(TIMEOUT, "the database did not answer in time", retry_after=RETRY_AFTER)
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
+        # InternalClientError: asyncpg's state machine after the server went away mid-statement ("cannot switch
+        # to state ..."); InterfaceError: the connection is closed or was released under us.
+        return HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=RETRY_AFTER)
+    return None
 
 
 @dataclass

@@ -47,8 +47,10 @@ async def test_writes_are_checked_against_the_rules(user, anon):
     # creating as someone else, or as anon
     assert (await refused(bob.call("records.create", {"collection": "posts", "data": {
         "author": a["user"]["id"], "text": "impostor"}}))).code == "FORBIDDEN"
-    assert (await refused(anon.call("records.create", {"collection": "posts", "data": {
-        "author": a["user"]["id"], "text": "anon"}}))).code == "FORBIDDEN"
+    # anon may not view users: to it, alice does not exist (the answer a missing record gets)
+    as_anon = await refused(anon.call("records.create", {"collection": "posts", "data": {
+        "author": a["user"]["id"], "text": "anon"}}))
+    assert as_anon.code == "VALIDATION_FAILED" and as_anon.details == {"field": "author"}
     # someone else's public post: visible, so FORBIDDEN rather than NOT_FOUND
     assert (await refused(bob.call("records.update", {"collection": "posts", "id": own["id"],
                                                       "data": {"text": "mine now"}}))).code == "FORBIDDEN"
@@ -136,9 +138,14 @@ async def test_comments_follow_their_post(user, anon):
     public, private = await post(alice, a, "open"), await post(alice, a, "closed", public=False)
     c1 = await bob.call("records.create", {"collection": "comments", "data": {
         "post": public["id"], "author": b["user"]["id"], "text": "nice"}})
-    # bob cannot see the private post, so he cannot comment on it
-    assert (await refused(bob.call("records.create", {"collection": "comments", "data": {
-        "post": private["id"], "author": b["user"]["id"], "text": "peek"}}))).code == "FORBIDDEN"
+    # bob cannot see the private post, so he cannot comment on it: to him it does not exist, and he is told so
+    # exactly as for a post that does not exist at all (no oracle for what the rules hide)
+    peek = await refused(bob.call("records.create", {"collection": "comments", "data": {
+        "post": private["id"], "author": b["user"]["id"], "text": "peek"}}))
+    missing = await refused(bob.call("records.create", {"collection": "comments", "data": {
+        "post": "nosuchpost00000", "author": b["user"]["id"], "text": "peek"}}))
+    assert (peek.code, peek.message, peek.details) == (missing.code, missing.message, missing.details) == (
+        "VALIDATION_FAILED", "post refers to a record that does not exist", {"field": "post"})
     c2 = await alice.call("records.create", {"collection": "comments", "data": {
         "post": private["id"], "author": a["user"]["id"], "text": "note to self"}})
     on_posts = f'post = "{public["id"]}" || post = "{private["id"]}"'
