@@ -34,8 +34,9 @@ app = App(
             "comments",
             list=f"{ON_VISIBLE_POST} || {OWN}",
             view=f"{ON_VISIBLE_POST} || {OWN}",
-            # An update must pass the create rule too (Collection.update_checks_create, on by default): nobody
-            # moves a comment onto a post they could not comment on.
+            # An update that changes what the create rule reads (its post) must pass the create rule too
+            # (Collection.update_checks_create, on by default): nobody moves a comment onto a post they could not
+            # comment on.
             create=f"{SIGNED_IN} && {OWN} && {ON_VISIBLE_POST}",
             update=OWN, delete=OWN,
         ),

@@ -28,9 +28,9 @@ class Collection:
     guarded: dict[str, str] = field(default_factory=dict)  # field -> rule under which a reader sees it
     readonly: tuple[str, ...] = ()                     # clients may not write these (beyond SYSTEM_FIELDS)
     files: dict[str, "FileField"] = field(default_factory=dict)  # jsonb field -> its files (only files.* write it)
-    # An update must leave the record in a state the create rule allows too, so that nobody moves a record where
-    # they could not have put it (a comment onto a post they may not comment on). False: updates may go where
-    # creates may not. A collection whose records only admins create (create=None) has nothing to check.
+    # An update that changes a field the create rule reads must leave the record where the create rule allows it
+    # too, so that nobody moves a record where they could not have put it (a comment onto a post they may not
+    # comment on). False: updates may go where creates may not. Collections only admins create have nothing to check.
     update_checks_create: bool = True
 
     def rule(self, op: str) -> str | None:

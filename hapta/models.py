@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .config import SYSTEM_FIELDS, App, Collection
-from .query import FilterError, bind, parse
+from .query import FilterError, bind, fields_used, parse
 from .query.ast import And, Node
 from .query.schema import Field, Schema, Table
 from .store.postgres import TableInfo
@@ -34,11 +34,17 @@ class Model:
     rules: dict[str, Rule]
     visible: tuple[str, ...]        # fields a reader may receive, in column order
     writable: frozenset[str]        # fields a client may set
-    update_result: Rule = None      # what the record must satisfy after an update (update rule, and create's)
+    moved: Rule = None              # what an update that moves the record must leave true (update and create)
+    create_reads: frozenset[str] = frozenset()   # the columns the create rule reads: changing one moves the record
 
     @property
     def name(self) -> str:
         return self.collection.name
+
+    def update_rule(self, changed: list[str]) -> Rule:
+        """What the record must satisfy once updated: the update rule, and the create rule too when the update
+        changes a column the create rule reads."""
+        return self.moved if self.create_reads.intersection(changed) else self.rules["update"]
 
     def required(self) -> list[str]:
         """Writable fields a create must give: NOT NULL and no default."""
@@ -104,16 +110,19 @@ def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[st
         visible = tuple(table.fields)
         writable = frozenset(n for n in visible if n not in SYSTEM_FIELDS and n not in c.readonly
                              and n not in c.files)   # file fields change only through files.* ops
-        models[c.name] = Model(c, table, infos[c.name], rules, visible, writable, _update_result(c, rules))
+        models[c.name] = Model(c, table, infos[c.name], rules, visible, writable, *_moved(c, rules))
     return reader_schema(schema, models), models
 
 
-def _update_result(collection: Collection, rules: dict[str, Rule]) -> Rule:
-    """The update rule, joined with the create rule unless the collection says otherwise (Collection docs)."""
+def _moved(collection: Collection, rules: dict[str, Rule]) -> tuple[Rule, frozenset[str]]:
+    """(rule, columns): an update that changes one of `columns` must satisfy `rule`, the update rule joined with
+    the create rule, so that nobody moves a record where they could not have created it (Collection docs). An
+    update that changes none of them leaves the record where the create rule last saw it."""
     update, create = rules["update"], rules["create"]
-    if update is None or create is None or not collection.update_checks_create or create is EVERYONE:
-        return update
-    return create if update is EVERYONE else And((update, create))
+    if update is None or not isinstance(create, Node) or not collection.update_checks_create:
+        return update, frozenset()
+    reads = frozenset(path[0] for path in fields_used(create))
+    return (create if update is EVERYONE else And((update, create))), reads
 
 
 def reader_schema(schema: Schema, models: dict[str, Model]) -> Schema:

@@ -126,7 +126,7 @@ async def _write_field(call: Call, model: Model, record_id: Any, field: str, cha
     """Lock the record under its update rule, set `field` to change(current files) in one transaction (the
     version goes up, the release trigger frees what was dropped), check the rule on the result; return it.
     `change` may raise to refuse; it runs inside the transaction (with the lock held)."""
-    rule = _rule(call, model, "update", result=True)
+    rule = _rule(call, model, "update", changed=[field])
     with _database_refusals(model):
         async with call.gateway.db.transaction() as conn:
             current = await _lock_for_write(conn, call, model, record_id, "update")

@@ -76,15 +76,15 @@ def _model(call: Call, name: str) -> Model:
     return model
 
 
-def _rule(call: Call, model: Model, rule_op: str, *, result: bool = False) -> Rule:
-    """The condition this principal's `rule_op` must meet; EVERYONE when none. Admins bypass rules. `result`: for
-    "update", what the record must satisfy once updated (Model.update_result)."""
+def _rule(call: Call, model: Model, rule_op: str, *, changed: list[str] | None = None) -> Rule:
+    """The condition this principal's `rule_op` must meet; EVERYONE when none. Admins bypass rules. `changed`: for
+    "update", the fields it writes, and the rule is what the record must satisfy once updated (Model.update_rule)."""
     if call.principal.is_admin:
         return EVERYONE
     rule = model.rules[rule_op]
     if rule is None:
         raise HaptaError(FORBIDDEN, f"{rule_op} on {model.name} is for admins only")
-    return model.update_result if result and rule_op == "update" else rule
+    return model.update_rule(changed) if changed is not None else rule
 
 
 class Sql:
@@ -483,7 +483,7 @@ async def update_record(call: Call, args: UpdateArgs) -> dict[str, Any]:
             sql = Sql(call, model)
             assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
             update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(record_id)}'
-            row = await checked_write(conn, call, model, sql, update, _rule(call, model, "update", result=True),
+            row = await checked_write(conn, call, model, sql, update, _rule(call, model, "update", changed=[*changes]),
                                       list(changes), "update")
     record = _record(row, model.visible)
     hooks.after(model.name, "after_update", ctx, record)

@@ -54,6 +54,15 @@ def test_principals_the_rule_tells_apart_get_different_keys(demo):
     assert _key(demo, "posts", ALICE)[0] != _key(demo, "posts", Principal(ANON))[0]
 
 
+def test_a_filter_through_a_relation_is_keyed_by_what_the_related_view_rule_reads(demo):
+    # comments' own rule reads nothing of the reader; the posts behind them are seen as their view rule says, so
+    # two readers of the same filter through `post` must never share an answer
+    assert _key(demo, "comments", ALICE)[0] == _key(demo, "comments", BOB)[0]
+    assert _key(demo, "comments", ALICE, 'post.author = "alice"')[0] != _key(demo, "comments", BOB,
+                                                                                'post.author = "alice"')[0]
+    assert _key(demo, "comments", ALICE, 'post.author = "alice"')[1] == ("comments", "posts")
+
+
 def test_a_filter_that_implies_the_rule_lets_everyone_share_one_entry(demo):
     keys = {_key(demo, "posts", p, "public = true")[0] for p in (ALICE, BOB, Principal(ANON))}
     assert len(keys) == 1

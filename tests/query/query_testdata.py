@@ -8,7 +8,7 @@ import math
 import uuid
 from datetime import datetime, timezone
 
-from hapta.query import bind_guards, parse
+from hapta.query import bind, bind_guards, parse
 from hapta.query.schema import Field, Schema, Table
 
 UUID1 = uuid.UUID("0a1b2c3d-4e5f-4a6b-8c7d-9e0fabcdef01")
@@ -100,3 +100,10 @@ COMMENT_ROWS = [
     ("c8", "p7", "alice", "Ünïcödé"),
     ("c9", "p6", "ghost", "author without a user row"),
 ]
+
+# The schema clients' filters are bound against (hapta.models.reader_schema): through a relation only what the
+# related record's view rule shows. Posts are public or their author's; users are seen by the signed-in.
+READER = Schema(SCHEMA.tables, views={
+    "posts": bind(parse("public = true || author = @user.id"), POSTS, SCHEMA),
+    "users": bind(parse("@user.id != null"), USERS, SCHEMA),
+})

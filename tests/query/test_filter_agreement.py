@@ -5,7 +5,7 @@ import pytest
 
 from hapta.query import compile_rule, evaluate, relations_used, to_sql
 
-from query_testdata import NOW, SCHEMA, UUID1
+from query_testdata import NOW, READER, SCHEMA, UUID1
 
 VARS = {
     "alice-admin": {"user.id": "alice", "user.role": "admin", "now": NOW},
@@ -116,6 +116,10 @@ COMMENT_FILTERS = [
 CASES = [("posts", text) for text in POST_FILTERS] + [("comments", text) for text in COMMENT_FILTERS]
 
 
+# Filters that follow a relation, as a client writes them: bound against the reader's schema.
+THROUGH = [("posts", text) for text in POST_FILTERS if "author." in text] + [("comments", text) for text in COMMENT_FILTERS]
+
+
 def related_records(db, table_name: str, row: dict, relations: set[str]) -> dict:
     """What the gateway would fetch for evaluate(): the row each used relation points to, or None."""
     table = SCHEMA.tables[table_name]
@@ -125,17 +129,17 @@ def related_records(db, table_name: str, row: dict, relations: set[str]) -> dict
     }
 
 
-async def select_ids(db, table_name: str, text: str, variables: dict) -> set[str]:
-    table = SCHEMA.tables[table_name]
-    node = compile_rule(text, table, SCHEMA)
+async def select_ids(db, table_name: str, text: str, variables: dict, schema=SCHEMA) -> set[str]:
+    table = schema.tables[table_name]
+    node = compile_rule(text, table, schema)
     params: list = []
-    where = to_sql(node, table, SCHEMA, variables, params)
+    where = to_sql(node, table, schema, variables, params)
     records = await db.conn.fetch(f'SELECT id FROM "{table_name}" WHERE {where}', *params)
     return {record["id"] for record in records}
 
 
-def evaluate_ids(db, table_name: str, text: str, variables: dict) -> set[str]:
-    node = compile_rule(text, SCHEMA.tables[table_name], SCHEMA)
+def evaluate_ids(db, table_name: str, text: str, variables: dict, schema=SCHEMA) -> set[str]:
+    node = compile_rule(text, schema.tables[table_name], schema)
     relations = relations_used(node)
     return {
         row["id"]
@@ -148,6 +152,33 @@ def evaluate_ids(db, table_name: str, text: str, variables: dict) -> set[str]:
 @pytest.mark.parametrize(("table_name", "text"), CASES, ids=[f"{t}:{f}" for t, f in CASES])
 async def test_sql_and_python_select_the_same_records(db, table_name, text, variables):
     assert await select_ids(db, table_name, text, variables) == evaluate_ids(db, table_name, text, variables)
+
+
+@pytest.mark.parametrize("variables", list(VARS.values()), ids=list(VARS))
+@pytest.mark.parametrize(("table_name", "text"), THROUGH, ids=[f"{t}:{f}" for t, f in THROUGH])
+async def test_through_the_readers_view_sql_and_python_agree(db, table_name, text, variables):
+    assert await select_ids(db, table_name, text, variables, READER) == evaluate_ids(db, table_name, text, variables,
+                                                                                     READER)
+
+
+@pytest.mark.parametrize(
+    ("text", "user", "as_rules", "as_reader"),
+    [
+        # bob's private post p2 (and p6): its comment's post reads as missing to everyone but bob
+        ('post.author = "bob"', "alice", {"c2", "c9"}, set()),
+        ('post.author = "bob"', "bob", {"c2", "c9"}, {"c2", "c9"}),
+        ("post.public = false", "alice", {"c2", "c9"}, set()),
+        ("post.id = null", "alice", {"c4", "c5"}, {"c2", "c4", "c5", "c7", "c9"}),
+        # users are seen by the signed-in only
+        ('author.name = "Bob"', None, {"c2", "c5"}, set()),
+        ('author.name = "Bob"', "carol", {"c2", "c5"}, {"c2", "c5"}),
+    ],
+)
+async def test_the_readers_view_hides_related_records(db, text, user, as_rules, as_reader):
+    variables = {"user.id": user, "user.role": None, "now": NOW}
+    assert await select_ids(db, "comments", text, variables) == evaluate_ids(db, "comments", text, variables) == as_rules
+    assert await select_ids(db, "comments", text, variables, READER) == as_reader
+    assert evaluate_ids(db, "comments", text, variables, READER) == as_reader
 
 
 @pytest.mark.parametrize(

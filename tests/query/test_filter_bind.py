@@ -79,6 +79,46 @@ def test_a_guarded_relation_cannot_be_followed():
         bind(parse('author.name = "x"'), schema.tables["posts"], schema)
 
 
+def _reader(views: dict) -> tuple[Table, Schema]:
+    users = Table("users", {"id": SchemaField("id", "text"), "name": SchemaField("name", "text"),
+                            "org": SchemaField("org", "text", relation="orgs")})
+    orgs = Table("orgs", {"id": SchemaField("id", "text"), "open": SchemaField("open", "bool")})
+    posts = Table("posts", {"author": SchemaField("author", "text", relation="users"),
+                            "org": SchemaField("org", "text", relation="orgs")})
+    plain = Schema({"users": users, "orgs": orgs, "posts": posts})
+    bound_views = {name: None if text is None else bind(parse(text), plain.tables[name], plain)
+                   for name, text in views.items()}
+    return posts, Schema(plain.tables, bound_views)
+
+
+def test_a_readers_relation_step_carries_the_related_view_rule():
+    posts, schema = _reader({"users": "id = @user.id", "orgs": None})
+    node = bind(parse('author.name = "x"'), posts, schema)
+    assert node.left.view == bind(parse("id = @user.id"), schema.tables["users"], Schema(schema.tables))
+    assert bind(parse("org.open = true"), posts, schema).left.view is None   # "" (anyone past the guest stage)
+    assert bind(parse('author = "x"'), posts, schema).left.view is None      # not a relation step
+    # the variables and fields the step reads are the filter's own, for cache keys and realtime groups
+    assert vars_used(node) == {"user.id"} and fields_used(node) == {("author", "name"), ("author", "id")}
+
+
+def test_a_collection_the_reader_may_not_view_cannot_be_followed():
+    posts, schema = _reader({"orgs": None})   # users: admins only
+    with pytest.raises(FilterError, match="^field 'author.name' cannot be used through a relation: users is not "
+                                          "readable here$"):
+        bind(parse('author.name = "x"'), posts, schema)
+
+
+def test_a_view_rule_that_reads_relations_cannot_be_followed():
+    posts, schema = _reader({"users": "org.open = true", "orgs": None})
+    with pytest.raises(FilterError, match="^field 'author.name' cannot be used through a relation$"):
+        bind(parse('author.name = "x"'), posts, schema)
+
+
+def test_without_views_relations_are_followed_as_written():
+    posts, schema = _reader({})
+    assert bind(parse('author.name = "x"'), posts, Schema(schema.tables)).left.view is None
+
+
 def literal_of(text: str, table: Table = POSTS):
     node = bound(text, table)
     return node.right
