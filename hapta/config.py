@@ -55,6 +55,31 @@ class Limit:
     burst: int | None = None
 
 
+# Limits every app has unless its App.limits says otherwise (its keys win; docs/limits.md): each op that checks a
+# secret, and each write, has one, so that no op is unbounded by default. Per client address for the ops a guest
+# may call, per user for the rest; "<op>:identity" counts guesses against one account from anywhere.
+DEFAULT_LIMITS: dict[str, Limit] = {
+    "auth.login": Limit(10, per=60),
+    "auth.login:identity": Limit(10, per=600),
+    "auth.register": Limit(10, per=3600),
+    "auth.register:identity": Limit(10, per=3600),
+    "auth.password": Limit(5, per=60),
+    "auth.admin": Limit(5, per=60),
+    "auth.anon": Limit(300, per=60),
+    "auth.refresh": Limit(120, per=60),
+    "auth.resume": Limit(120, per=60),
+    "auth.oauth2": Limit(30, per=60),
+    "records.create": Limit(20, per=1, burst=40),
+    "records.update": Limit(20, per=1, burst=40),
+    "records.delete": Limit(20, per=1, burst=40),
+    "files.upload": Limit(5, per=1, burst=10),
+    "files.delete": Limit(20, per=1, burst=40),
+    "realtime.subscribe": Limit(20, per=1, burst=200),    # a reconnect resubscribes everything at once
+    "channels.join": Limit(10, per=1, burst=32),
+    "channels.publish": Limit(20, per=1, burst=40),
+}
+
+
 @dataclass(frozen=True)
 class OAuth2Provider:
     """An OAuth2 authorization-code provider (PKCE S256). `subject_field` names the stable user id in the
@@ -89,7 +114,7 @@ def google(client_id: str, client_secret: str) -> OAuth2Provider:
 @dataclass(frozen=True)
 class App:
     collections: tuple[Collection, ...] | list[Collection]
-    limits: dict[str, Limit] = field(default_factory=dict)   # "default", "op", "op:collection" (docs/limits.md)
+    limits: dict[str, Limit] = field(default_factory=dict)   # "default", "op", "op:collection" over DEFAULT_LIMITS
     limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
     max_message: int = 64 * 1024                # bytes in one frame

@@ -13,6 +13,12 @@ from .store.postgres import TableInfo
 
 RULE_OPS = ("list", "view", "create", "update", "delete")
 
+# The auth collection's columns that belong to the gateway, whatever config.py says: the password hash never leaves
+# it, and the email and whether it is verified change only through auth ops.
+AUTH_COLLECTION = "users"
+AUTH_HIDDEN = ("password_hash",)
+AUTH_READONLY = ("email", "verified")
+
 
 class ConfigError(Exception):
     pass
@@ -59,9 +65,20 @@ def _compile(text: str, what: str, table: Table, schema: Schema) -> Node:
         raise ConfigError(f"{what}: {exc}") from None
 
 
+def _owned(collection: Collection, info: TableInfo) -> Collection:
+    """The auth collection as the gateway serves it: its own columns hidden or read-only (AUTH_*)."""
+    if collection.name != AUTH_COLLECTION:
+        return collection
+    hidden = (*collection.hidden, *(c for c in AUTH_HIDDEN if c in info.columns and c not in collection.hidden))
+    readonly = (*collection.readonly,
+                *(c for c in AUTH_READONLY if c in info.columns and c not in collection.readonly))
+    return replace(collection, hidden=hidden, readonly=readonly)
+
+
 def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[str, Model]]:
     """The models, and the schema clients' filters are bound against (reader_schema)."""
     declared = {c.name for c in app.collections}
+    app = replace(app, collections=[_owned(c, infos[c.name]) if c.name in infos else c for c in app.collections])
     plain: dict[str, Table] = {}
     for c in app.collections:
         info = infos.get(c.name)

@@ -125,3 +125,9 @@ class Settings:
                     if value in DEVELOPMENT_SECRETS]
             if weak:
                 raise SettingsError(f"HAPTA_ENV=production refuses the development value of {', '.join(weak)}")
+            # The admin key opens everything and is guessed over the network: as long as a JWT secret. The anon key
+            # ships in apps, so it is no secret, but a short one is a typo or a placeholder.
+            for name, value, least in (("HAPTA_ADMIN_KEY", self.admin_key, 32), ("HAPTA_ANON_KEY", self.anon_key, 16)):
+                if len(value) < least:
+                    raise SettingsError(f"HAPTA_ENV=production needs {name} of at least {least} characters "
+                                        f"(e.g. from `openssl rand -hex 32`)")

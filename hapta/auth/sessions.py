@@ -25,7 +25,7 @@ from ..protocol.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REUSED, HaptaE
 from ..store.postgres import Database
 from .tokens import hash_secret, new_refresh_token, seal_successor, unseal_successor
 
-USER_COLUMNS = ("id", "email", "username", "created", "updated", "version")
+USER_COLUMNS = ("id", "email", "username", "verified", "created", "updated", "version")
 USER_SELECT = ", ".join(f"u.{column}" for column in USER_COLUMNS)
 
 # How many racing refreshes in a row a late tab may walk through to find the current token.

@@ -48,7 +48,9 @@ class TokenSigner:
     def issue(self, user_id: str, session_id: str, now: float | None = None) -> tuple[str, int]:
         issued = int(now if now is not None else time.time())
         expires = issued + self.ttl
-        token = jwt.encode({"sub": user_id, "sid": session_id, "iat": issued, "exp": expires},
+        # jti: every token is distinct, even two minted for one session in the same second
+        token = jwt.encode({"sub": user_id, "sid": session_id, "iat": issued, "exp": expires,
+                            "jti": secrets.token_urlsafe(12)},
                            self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
         return token, expires
 

@@ -16,7 +16,7 @@ from .. import metrics, ops  # noqa: F401  (ops: registers every op)
 from ..auth import oauth2
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
-from ..config import App
+from ..config import DEFAULT_LIMITS, App
 from ..files.service import FileService
 from ..limits import Limiter, principal_key
 from ..models import Model, build_models
@@ -50,7 +50,8 @@ class Gateway:
     files: FileService | None = None   # storage, file fields and the orphan sweeper (set at start)
 
     def __post_init__(self) -> None:
-        self.limiter = Limiter(self.app.limits, self.settings.redis_url, prefix=self.settings.redis_prefix,
+        self.limiter = Limiter({**DEFAULT_LIMITS, **self.app.limits}, self.settings.redis_url,
+                               prefix=self.settings.redis_prefix,
                                fallback=self.app.limits_fallback)
         policy = Policy(self.app.session_ttl, self.app.session_idle_timeout, self.app.refresh_reuse_interval)
         self.hub = SessionHub(Sessions(self.db, policy), self.signer, self.listener)
@@ -118,7 +119,9 @@ class Gateway:
         except ValueError:   # too many fields, or not a query string at all
             return 400, oauth2.page("This sign-in link is not valid.")
         try:
-            outcome, line = await oauth2.complete(self.db, self.app.oauth2, self.oauth2_redirect_uri, params)
+            outcome, line, ended = await oauth2.complete(self.db, self.app.oauth2, self.oauth2_redirect_uri, params)
+            if ended:
+                await self.hub.announce(ended, "the account was taken over by the verified owner of its email")
             if outcome is not None:
                 await self.listener.notify(self.db, oauth2.CHANNEL, msgspec.json.encode(outcome).decode())
         except Exception as exc:

@@ -56,6 +56,7 @@ class SessionHub:
         self._timers: dict[Peer, asyncio.TimerHandle] = {}
         self._oauth2_waiting: dict[int, Peer] = {}
         self._sweeper: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
         listener.add(CHANNEL, self._on_revoked)
         listener.add(oauth2.CHANNEL, self._on_oauth2)
 
@@ -69,6 +70,8 @@ class SessionHub:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- the connections of each session ---------------------------------------------------------------
 
@@ -93,11 +96,21 @@ class SessionHub:
         return {"user": user, "token": token, "expires_at": expires_at, "refresh_token": refresh}
 
     def closed(self, peer: Peer) -> None:
-        """The connection is gone: forget it everywhere."""
+        """The connection is gone: forget it everywhere. A sign-in it started can no longer finish: its state is
+        dropped, so that a callback arriving later creates no account for a socket that is not there."""
         self.leave(peer)
         for number, waiting in list(self._oauth2_waiting.items()):
             if waiting is peer:
                 del self._oauth2_waiting[number]
+                task = asyncio.ensure_future(self._drop_oauth2_states(oauth2.Waiting(self.address, number)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _drop_oauth2_states(self, waiter: oauth2.Waiting) -> None:
+        try:
+            await self.sessions.db.execute("DELETE FROM hapta.oauth_states WHERE waiter = $1", str(waiter))
+        except UPSTREAM_ERRORS as exc:   # the state expires by itself within minutes
+            log.warning("could not drop the sign-in state of a closed socket (%s)", type(exc).__name__)
 
     def leave(self, peer: Peer) -> None:
         """The connection changed identity (or closed)."""

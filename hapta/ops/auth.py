@@ -8,22 +8,20 @@ also carries revocations to the session's other connections, in this process and
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 
 from ..auth import oauth2
-from ..auth.passwords import hash_password, verify_password, weakness
+from ..auth.accounts import InvalidIdentity, is_email, normalize_email, normalize_username, weakness
+from ..auth.passwords import hash_password, verify_password
 from ..auth.sessions import USER_COLUMNS, TokenReused
 from ..auth.tokens import hash_secret
 from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_CREDENTIALS, NOT_FOUND, TOKEN_INVALID,
                                VALIDATION_FAILED, HaptaError)
 from .base import ADMIN, ANON, GUEST, USER, Args, Call, Principal, op
 
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
-USERNAME = re.compile(r"^[a-z0-9_.]{2,32}$")
 SELECT_USER = ", ".join(USER_COLUMNS)
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -75,11 +73,12 @@ def _invalid(field: str, message: str) -> HaptaError:
     return HaptaError(VALIDATION_FAILED, message, details={"field": field})
 
 
-async def _limit_identity(call: Call, identity: str) -> None:
+async def _limit_account(call: Call, account: str) -> None:
     """Guesses against one account are limited wherever they come from (the dispatcher already limits each
-    client address): the bucket `<op>:identity` of App.limits, else the op's own limit. The identity is hashed
+    client address): the bucket `<op>:identity` of App.limits, else the op's own limit. `account` is the user's id
+    when there is one, so that its email and its username share one budget; else the identity given. It is hashed
     so that no email address lands in Redis."""
-    await call.gateway.limiter.enforce(call.op, "identity:" + hash_secret(identity)[:32], collection="identity")
+    await call.gateway.limiter.enforce(call.op, "identity:" + hash_secret(account)[:32], collection="identity")
 
 
 def _check_password(call: Call, password: str, *identities: str | None) -> None:
@@ -90,13 +89,17 @@ def _check_password(call: Call, password: str, *identities: str | None) -> None:
 
 @op("auth.register", RegisterArgs, guest=True)
 async def register(call: Call, args: RegisterArgs) -> dict[str, Any]:
-    email = args.email.strip().lower()
-    if not EMAIL.match(email) or len(email) > 254:
-        raise _invalid("email", "email is not a valid address")
-    username = args.username.strip().lower() if args.username is not None else None
-    if username is not None and not USERNAME.match(username):
-        raise _invalid("username", "username must be 2-32 of a-z, 0-9, '_' and '.'")
-    await _limit_identity(call, email)
+    """A new account, signed in on this connection. A taken email answers ALREADY_EXISTS: register signs in at
+    once, so it cannot answer as if it had worked; docs/security.md says what bounds that oracle."""
+    try:
+        email = normalize_email(args.email)
+    except InvalidIdentity as exc:
+        raise _invalid("email", str(exc)) from None
+    try:
+        username = normalize_username(args.username) if args.username is not None else None
+    except InvalidIdentity as exc:
+        raise _invalid("username", str(exc)) from None
+    await _limit_account(call, email)
     _check_password(call, args.password, email, username)
     password_hash = await hash_password(args.password)
     try:
@@ -111,10 +114,13 @@ async def register(call: Call, args: RegisterArgs) -> dict[str, Any]:
 
 @op("auth.login", LoginArgs, guest=True)
 async def login(call: Call, args: LoginArgs) -> dict[str, Any]:
+    """An identity with an '@' is an email, anything else a username: each names at most one account. Unknown
+    identity and wrong password answer alike, in the same time (a dummy hash is verified)."""
     identity = args.identity.strip().lower()
-    await _limit_identity(call, identity)
+    column = "email" if is_email(identity) else "username"
     row = await call.gateway.db.fetchrow(
-        f"SELECT {SELECT_USER}, password_hash FROM users WHERE email = $1 OR username = $1 LIMIT 1", identity)
+        f"SELECT {SELECT_USER}, password_hash FROM users WHERE {column} = $1", identity)
+    await _limit_account(call, row["id"] if row is not None else identity)
     if not await verify_password(row["password_hash"] if row else None, args.password) or row is None:
         raise HaptaError(INVALID_CREDENTIALS, "identity or password is wrong")
     return await call.gateway.hub.sign_in(call.peer, row)

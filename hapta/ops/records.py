@@ -19,7 +19,8 @@ import asyncpg
 import msgspec
 
 from ..cache import query_key
-from ..models import EVERYONE, Model, Rule
+from ..auth.accounts import InvalidIdentity, normalize_username
+from ..models import AUTH_COLLECTION, EVERYONE, Model, Rule
 from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, VALIDATION_FAILED, HaptaError)
 from ..query import FilterError, bind, parse, to_sql
 from ..query.ast import Compare, Field, Literal
@@ -265,6 +266,11 @@ def _writable_data(model: Model, data: dict[str, Any]) -> dict[str, Any]:
             reason = "is unknown" if name not in model.table.fields else "cannot be written"
             raise _invalid(str(name)[:63], f"{str(name)[:63]} {reason} in {model.name}")
         clean[name] = _coerce(model, name, value)
+    if model.name == AUTH_COLLECTION and clean.get("username") is not None:
+        try:   # held to the same rule as at auth.register
+            clean["username"] = normalize_username(clean["username"])
+        except InvalidIdentity as exc:
+            raise _invalid("username", str(exc)) from None
     return clean
 
 

@@ -76,3 +76,16 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(clients):
     spoofer = next_loopback()   # not the proxy: whatever address it claims, it is counted as itself
     codes = [await attempt(await clients(address=spoofer, claims=f"192.0.2.{i}"), name) for i in range(6)]
     assert codes == ["INVALID_CREDENTIALS"] * 5 + ["RATE_LIMITED"]
+
+
+async def test_an_accounts_email_and_username_share_one_budget(clients):
+    """Counted per account, not per identity string (issue 11, item 9): the email and the username of one account
+    do not give twice the guesses."""
+    name = await new_account(clients)
+    identities = [name, f"{name}@example.com"] * 5 + [name]
+    codes = [await attempt(await clients(via_proxy_for=f"203.0.114.{i}"), identity)
+             for i, identity in enumerate(identities)]
+    assert codes == ["INVALID_CREDENTIALS"] * 10 + ["RATE_LIMITED"]
+    # an unknown identity still has a budget of its own (it reveals nothing by being limited the same way)
+    ghost = [await attempt(await clients(via_proxy_for=f"203.0.115.{i}"), f"ghost{name}") for i in range(11)]
+    assert ghost == ["INVALID_CREDENTIALS"] * 10 + ["RATE_LIMITED"]

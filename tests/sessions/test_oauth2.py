@@ -5,12 +5,14 @@ from __future__ import annotations
 import secrets
 import urllib.parse
 
+import asyncpg
 import pytest
 
 from hapta.auth.oauth2 import challenge_of
+from hapta.auth.tokens import hash_secret
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY
-from tests.sessions.conftest import PUBLIC_URL, browse_async
+from tests.sessions.conftest import PUBLIC_URL, browse_async, until
 
 
 def new_identity(provider, verified: bool = True) -> dict:
@@ -135,3 +137,79 @@ async def test_unknown_provider(pair, open_client):
     with pytest.raises(HaptaError) as refused:
         await socket.call("auth.oauth2", {"provider": "nosuch"})
     assert refused.value.code == "BAD_REQUEST" and refused.value.details == {"providers": ["test", "untrusting"]}
+
+
+async def signed_in_through(provider, open_client, gateway, provider_name: str = "test") -> dict:
+    """A sign-in at `provider` for its current user, finished in the browser; the Session the socket receives."""
+    socket = await open_client(gateway)
+    status, _, _ = await browse_async(await sign_in_at_provider(await start(socket, provider_name)), gateway)
+    event = await socket.next_event(timeout=10)
+    assert event["event"] == "auth.oauth2", event
+    return {"status": status, "socket": socket, **event["data"]}
+
+
+async def test_a_pre_registered_address_is_taken_over_by_its_verified_owner(pair, provider, account, open_client):
+    """Account pre-hijacking (issue 11, item 2): someone registers the victim's address with a password of theirs
+    and waits. When the victim signs in through a provider that vouches for the address, the account becomes
+    theirs alone: the squatter's password no longer opens it and the squatter's sessions end."""
+    squatter, session, credentials = await account(pair[0])
+    provider.user = {"sub": "victim-" + secrets.token_hex(4), "email": credentials["email"], "email_verified": True}
+    victim = await signed_in_through(provider, open_client, pair[1])
+    assert victim["status"] == 200 and victim["user"]["id"] == session["user"]["id"]
+    assert victim["user"]["verified"] is True
+    revoked = await squatter.next_event(timeout=10)
+    assert revoked["event"] == "auth.revoked"
+    with pytest.raises(HaptaError) as stale:
+        await (await open_client(pair[0])).call("auth.refresh", {"refresh_token": session["refresh_token"]})
+    assert stale.value.code == "TOKEN_INVALID"
+    with pytest.raises(HaptaError) as login:
+        await (await open_client(pair[1])).call("auth.login", {"identity": credentials["email"],
+                                                               "password": credentials["password"]})
+    assert login.value.code == "INVALID_CREDENTIALS"
+    assert (await victim["socket"].call("auth.me"))["user"]["id"] == session["user"]["id"]
+
+
+async def test_an_address_pre_claimed_through_a_provider_that_does_not_vouch_is_taken_over(pair, provider,
+                                                                                         open_client):
+    email = f"claimed-{secrets.token_hex(4)}@example.com"
+    squatter_subject = "squatter-" + secrets.token_hex(4)
+    provider.user = {"sub": squatter_subject, "email": email, "email_verified": False}
+    squatter = await signed_in_through(provider, open_client, pair[0], "untrusting")
+    assert squatter["user"]["email"] == email and squatter["user"]["verified"] is False
+    provider.user = {"sub": "owner-" + secrets.token_hex(4), "email": email, "email_verified": True}
+    owner = await signed_in_through(provider, open_client, pair[1])
+    assert owner["user"]["id"] == squatter["user"]["id"] and owner["user"]["verified"] is True
+    assert (await squatter["socket"].next_event(timeout=10))["event"] == "auth.revoked"
+    # the squatter's provider account is no longer linked: signing in with it again finds a taken address
+    provider.user = {"sub": squatter_subject, "email": email, "email_verified": False}
+    again = await signed_in_through(provider, open_client, pair[0], "untrusting")
+    assert again["error"]["code"] == "ALREADY_EXISTS"
+
+
+async def test_a_verified_account_is_linked_without_ending_its_sessions(pair, provider, open_client):
+    email = f"owner-{secrets.token_hex(4)}@example.com"
+    provider.user = {"sub": "first-" + secrets.token_hex(4), "email": email, "email_verified": True}
+    first = await signed_in_through(provider, open_client, pair[0])
+    provider.user = {"sub": "second-" + secrets.token_hex(4), "email": email, "email_verified": True}
+    second = await signed_in_through(provider, open_client, pair[1])
+    assert second["user"]["id"] == first["user"]["id"]
+    # the first device's session lives on: it refreshes as before
+    refreshed = await first["socket"].call("auth.refresh", {"refresh_token": first["refresh_token"]})
+    assert refreshed["user"]["id"] == first["user"]["id"]
+
+
+async def test_a_sign_in_for_a_socket_that_closed_creates_no_account(pair, provider, open_client, database):
+    identity = new_identity(provider)
+    socket = await open_client(pair[0])
+    begun = await start(socket)
+    callback = await sign_in_at_provider(begun)
+    await socket.close()
+    conn = await asyncpg.connect(database)
+    try:
+        await until(lambda: conn.fetchval("SELECT count(*) = 0 FROM hapta.oauth_states WHERE state_hash = $1",
+                                          hash_secret(begun["state"])))
+    finally:
+        await conn.close()
+    status, _, page = await browse_async(callback, pair[1])
+    assert status == 400 and "not valid" in page
+    assert await users_with_email(pair, open_client, identity["email"]) == 0
