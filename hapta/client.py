@@ -143,6 +143,18 @@ class Client:
                 return
             yield event
 
+    def received_events(self) -> list[dict[str, Any]]:
+        """The events that have arrived and were not read yet, without waiting. After a reply, every event the
+        gateway sent before that reply is among them (one socket keeps its order)."""
+        found = []
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if event.get("event") == "__closed__":
+                self._events.put_nowait(event)
+                break
+            found.append(event)
+        return found
+
     async def next_event(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next event; ConnectionError when the connection closes, TimeoutError after `timeout` seconds."""
         async def first() -> dict[str, Any]:

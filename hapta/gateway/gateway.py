@@ -57,6 +57,7 @@ class Gateway:
         self.hub = SessionHub(Sessions(self.db, policy), self.signer, self.listener)
         self.admin_schema = without_guards(self.schema)
         self.live = Live(self)   # change feed, realtime, channels, read cache
+        self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
         self.public_url = self.settings.public_url
 
     @classmethod

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -53,7 +53,8 @@ class SessionHub:
         # This process's address on the bus: an OAuth2 callback landing elsewhere finds its socket by it.
         self.address = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._by_session: dict[str, set[Peer]] = {}
-        self._timers: dict[Peer, asyncio.TimerHandle] = {}
+        self._timers: dict[Peer, tuple[asyncio.TimerHandle, ...]] = {}
+        self._watchers: list[Callable[[Peer], None]] = []
         self._oauth2_waiting: dict[int, Peer] = {}
         self._sweeper: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -67,13 +68,19 @@ class SessionHub:
         if self._sweeper:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        for timer in self._timers.values():
-            timer.cancel()
+        for timers in self._timers.values():
+            for timer in timers:
+                timer.cancel()
         self._timers.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- the connections of each session ---------------------------------------------------------------
+
+    def watch(self, callback: Callable[[Peer], None]) -> None:
+        """Call `callback(peer)` whenever a connection's principal changes or its access token expires: what was
+        granted to the principal it had (channel memberships) is re-checked there."""
+        self._watchers.append(callback)
 
     def bind(self, peer: Peer, principal: Principal) -> None:
         self.leave(peer)
@@ -82,6 +89,14 @@ class SessionHub:
             self._by_session.setdefault(principal.session_id, set()).add(peer)
         if principal.expires_at is not None:
             self._schedule_notice(peer, principal.expires_at)
+        self._changed(peer)
+
+    def _changed(self, peer: Peer) -> None:
+        for callback in self._watchers:
+            try:
+                callback(peer)
+            except Exception:
+                log.exception("a principal watcher failed")
 
     async def sign_in(self, peer: Peer, user: Any) -> dict[str, Any]:
         """Start a session for `user` on this connection and return the Session the client keeps."""
@@ -114,8 +129,7 @@ class SessionHub:
 
     def leave(self, peer: Peer) -> None:
         """The connection changed identity (or closed)."""
-        timer = self._timers.pop(peer, None)
-        if timer is not None:
+        for timer in self._timers.pop(peer, ()):
             timer.cancel()
         session_id = peer.principal.session_id
         if session_id is not None:
@@ -129,15 +143,20 @@ class SessionHub:
         return len(self._by_session.get(session_id, ()))
 
     def _schedule_notice(self, peer: Peer, expires_at: int) -> None:
+        """Two timers: `auth.expiring` shortly before the token expires, and the expiry itself (watchers)."""
         loop = asyncio.get_running_loop()
         lead = min(EXPIRING_NOTICE, self.signer.ttl / 3)
-        delay = max(0.0, expires_at - lead - time.time())   # expiry is wall-clock time
-        self._timers[peer] = loop.call_later(delay, self._notify_expiring, peer, expires_at)
+        left = expires_at - time.time()   # expiry is wall-clock time
+        self._timers[peer] = (loop.call_later(max(0.0, left - lead), self._notify_expiring, peer, expires_at),
+                              loop.call_later(max(0.0, left) + 0.05, self._expired, peer, expires_at))
 
     def _notify_expiring(self, peer: Peer, expires_at: int) -> None:
-        self._timers.pop(peer, None)
         if peer.principal.expires_at == expires_at:
             peer.push("auth.expiring", {"expires_at": expires_at})
+
+    def _expired(self, peer: Peer, expires_at: int) -> None:
+        if peer.principal.expires_at == expires_at:
+            self._changed(peer)
 
     # -- revocation across processes -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import msgspec
 
 from .. import metrics
 from ..models import EVERYONE, ConfigError
-from ..ops.base import ADMIN, Peer, Principal
+from ..ops.base import ADMIN, GUEST, Peer, Principal
 from ..store.postgres import UPSTREAM_ERRORS, Database
 from ..query import FilterError, bind, evaluate, parse
 from ..query import schema as kinds
@@ -115,6 +115,7 @@ class Channels:
         self.process = secrets.token_hex(6)
         self.local: dict[str, dict[str, Peer]] = {}        # channel -> member -> connection
         self.by_peer: dict[Peer, dict[str, str]] = {}      # connection -> channel -> its member id
+        self.identities: dict[Peer, tuple[str | None, str]] = {}   # connection -> (user, role) it joined as
         self.numbers: dict[Peer, int] = {}
         self.counter = 0
         self.heartbeat: asyncio.Task | None = None
@@ -204,6 +205,7 @@ class Channels:
                 number = self.numbers[peer] = self.counter
             member = f"{self.process}:{number}"
             self.by_peer.setdefault(peer, {})[channel] = member
+            self.identities[peer] = (principal.user_id, principal.role)
             self.local.setdefault(channel, {})[member] = peer
             metrics.CHANNEL_MEMBERS.inc()
             try:
@@ -229,14 +231,44 @@ class Channels:
         member = self._forget(peer, channel)
         if member is None:
             return False
+        await self._withdraw(channel, member)
+        return True
+
+    async def _withdraw(self, channel: str, member: str) -> None:
+        """The member is gone from this process already: take it out of the shared member list, tell the others."""
         row = await self.db.fetchrow("DELETE FROM hapta.presence WHERE channel = $1 AND member = $2 RETURNING *",
-                                       channel, member)
+                                     channel, member)
         if row is not None:
             try:
                 await self._send_leaves([row])
             except BusDown as exc:   # left all the same: the others see it in the member list
                 log.warning("could not announce a leave: %s", exc)
-        return True
+
+    def recheck(self, peer: Peer) -> None:
+        """The connection's principal changed or lapsed (SessionHub calls this): a membership lives only as long as
+        the identity it was joined as (a token refresh keeps it; a sign-out, an expiry or another user ends it).
+        What ends, ends at once: no more messages in, the others see it leave, the connection hears
+        `channels.left {channel, reason}` and may join again as who it is now."""
+        channels = self.by_peer.get(peer)
+        if not channels:
+            return
+        principal = peer.principal
+        if self.identities.get(peer) == (principal.user_id, principal.role) and not principal.expired():
+            return
+        reason = "signed out" if principal.role == GUEST else "token expired" if principal.expired() \
+            else "signed in as someone else"
+        for channel in list(channels):
+            member = self._forget(peer, channel)
+            peer.push("channels.left", {"channel": channel, "reason": reason})
+            task = asyncio.ensure_future(self._withdraw_quietly(channel, member))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _withdraw_quietly(self, channel: str, member: str) -> None:
+        try:
+            await self._withdraw(channel, member)
+        except (*UPSTREAM_ERRORS, BusDown) as exc:
+            log.warning("withdrawing a channel member failed (reaped later): %r", exc)
 
     async def publish(self, peer: Peer, channel: str, data: Any) -> bool:
         """Send `data` to the channel's other members; False when it is too big to travel (BusDown when the
@@ -253,21 +285,17 @@ class Channels:
         """The connection closed: leave its channels (in the background; the socket is gone already)."""
         self.numbers.pop(peer, None)
         for channel in list(self.by_peer.get(peer, {})):
-            task = asyncio.ensure_future(self._leave_quietly(peer, channel))
+            member = self._forget(peer, channel)
+            task = asyncio.ensure_future(self._withdraw_quietly(channel, member))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-
-    async def _leave_quietly(self, peer: Peer, channel: str) -> None:
-        try:
-            await self.leave(peer, channel)
-        except (*UPSTREAM_ERRORS, BusDown) as exc:
-            log.warning("leaving a channel on disconnect failed (reaped later): %r", exc)
 
     def _forget(self, peer: Peer, channel: str) -> str | None:
         channels = self.by_peer.get(peer, {})
         member = channels.pop(channel, None)
         if not channels:
             self.by_peer.pop(peer, None)
+            self.identities.pop(peer, None)
         members = self.local.get(channel)
         if member is not None:
             metrics.CHANNEL_MEMBERS.dec()

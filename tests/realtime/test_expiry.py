@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hapta.client import Client, HaptaError
-from tests.conftest import ANON_KEY, PASSWORD, gateway_env
+from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
 from tests.realtime.helpers import change_of, events_until, ids_in, post
 from tests.services import ROOT, GatewayProcess
 
@@ -69,4 +69,27 @@ async def test_an_expired_subscriber_hears_nothing_until_it_refreshes(short_toke
         assert unheard["id"] not in ids_in(events) and ids_in(events)[-1] == heard["id"]
     finally:
         for client in (subscriber, witness, writer):
+            await client.close()
+
+
+async def test_an_expired_token_ends_channel_memberships(short_tokens):
+    """Issue 11, item 3: a membership does not outlive the access token it was joined with. The socket hears
+    `channels.left`, the others see it leave, and after a refresh it may join again."""
+    member_client, session = await _register(short_tokens.url)
+    watcher = await Client.connect(short_tokens.url)   # an admin: no token to expire
+    await watcher.call("auth.admin", {"key": ADMIN_KEY})
+    room = f"room:{secrets.token_hex(4)}"
+    try:
+        joined = await member_client.call("channels.join", {"channel": room})
+        await watcher.call("channels.join", {"channel": room})
+        left = await events_until(member_client, lambda e: e.get("event") == "channels.left",
+                                  timeout=TOKEN_TTL + 5)
+        assert left[-1]["data"] == {"channel": room, "reason": "token expired"}
+        await events_until(watcher, lambda e: e.get("event") == "channels.presence"
+                           and e["data"]["action"] == "leave" and e["data"]["member"]["id"] == joined["member"])
+        await member_client.call("auth.refresh", {"refresh_token": session["refresh_token"]})
+        again = await member_client.call("channels.join", {"channel": room})
+        assert again["member"] in [m["id"] for m in again["members"]]
+    finally:
+        for client in (member_client, watcher):
             await client.close()
