@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
@@ -32,8 +33,9 @@ from cachetools import LRUCache, TTLCache
 
 from . import metrics
 from .models import EVERYONE, Model
-from .query import FilterError, bind, parse, relations_used, vars_used
+from .query import bind, cost, parse, relations_used, vars_used
 from .query.ast import And, Node, Or
+from .query.memo import SizedMemo, filter_bytes
 
 log = logging.getLogger("hapta.cache")
 
@@ -43,9 +45,9 @@ ADMIN_KEY = ("admin",)
 class ReadCache:
     def __init__(self, sync: Callable[[], Awaitable[bool]], shared: "SharedStore | None" = None,
                  max_bytes: int = 64 << 20, ttl: float = 300.0):
-        # Bounded by the answers' encoded size (a page may hold 500 records); the TTL is only a backstop for
-        # memory, freshness comes from invalidation.
-        self.entries: TTLCache = TTLCache(max_bytes, ttl, getsizeof=_size)
+        # Bounded by the entries' size, keys included (a page may hold 500 records; a key, a 4 KB cursor); the TTL
+        # is only a backstop for memory, freshness comes from invalidation. An entry is (answer, its size).
+        self.entries: TTLCache = TTLCache(max_bytes, ttl, getsizeof=lambda entry: entry[1])
         self.sync = sync       # the feed's barrier (Listener.sync): False while it cannot hear changes
         self.shared = shared   # with REDIS_URL: answers shared by every worker and node
         self.ttl = ttl
@@ -96,7 +98,7 @@ class ReadCache:
                 return await load()
             full = self._full_key(key, tables)
         try:
-            value = self.entries[full]
+            value = self.entries[full][0]
         except KeyError:
             pass
         else:
@@ -126,7 +128,7 @@ class ReadCache:
             self.loading.pop(full, None)
         if self._full_key(key, tables) == full:   # not invalidated while loading
             try:
-                self.entries[full] = value
+                self.entries[full] = (value, _size(full, value))
             except ValueError:   # larger than the whole cache: serve it, keep nothing
                 pass
         future.set_result(value)
@@ -151,8 +153,9 @@ class ReadCache:
 _json_size = msgspec.json.Encoder().encode
 
 
-def _size(value: Any) -> int:
-    return len(_json_size(value)) + 200   # the key and the entry's own overhead, roughly
+def _size(key: tuple, value: Any) -> int:
+    """An entry's weight: the answer as encoded, its key as written out, and the entry's own overhead, roughly."""
+    return len(_json_size(value)) + len(repr(key)) + 200
 
 
 def _token() -> str:
@@ -226,40 +229,49 @@ def implied(filter_node: Node | None, rule: Node) -> bool:
     return any(c == d for c in _conjuncts(filter_node) for d in _disjuncts(rule))
 
 
-# Bound filters by (schema, collection, text): a hot page is bound once, not at every read.
-_bound: LRUCache = LRUCache(4096)
+@dataclass(frozen=True, slots=True)
+class BoundFilter:
+    """A client's filter bound to a collection, with what cache keys need of it, worked out once."""
+    node: Node
+    digest: str                   # stands for the filter in keys: cheaper to hash and to hold than the tree
+    names: frozenset[str]         # the variables it reads (through the guards and view rules it touches too)
+    relations: frozenset[str]     # the relation fields it follows
+    cost: int                     # what it asks of the database (hapta.query.cost)
 
 
-def _implied(model: Model, rule_op: str, canonical: str, filter_node: Node | None, rule: Node) -> bool:
-    key = (id(rule), model.name, rule_op, canonical)   # rules live as long as their gateway
-    found = _implications.get(key)
-    if found is None:
-        found = _implications[key] = implied(filter_node, rule)
-    return found
+# Bound filters by (schema, collection, text): a hot page is bound once, not at every read. Bounded by bytes.
+BOUND_CACHE_BYTES = 8 << 20
+_bound = SizedMemo(BOUND_CACHE_BYTES)
+
+
+def _implied(model: Model, rule_op: str, found: BoundFilter | None, rule: Node) -> bool:
+    key = (id(rule), model.name, rule_op, found.digest if found else "")   # rules live as long as their gateway
+    implication = _implications.get(key)
+    if implication is None:
+        implication = _implications[key] = implied(found.node if found else None, rule)
+    return implication
 
 
 _implications: LRUCache = LRUCache(4096)
 
 
-def bound_filter(model: Model, schema: Any, text: str | None) -> Node | None:
-    """The filter as an AST (hashable), or None for no filter; FilterError when invalid."""
-    return _bound_filter(model, schema, text)[0]
-
-
-def _bound_filter(model: Model, schema: Any, text: str | None) -> tuple[Node | None, str]:
-    """The bound filter and its canonical text (what cache keys hold: cheaper to hash than the tree)."""
+def bound_filter(model: Model, schema: Any, text: str | None) -> BoundFilter | None:
+    """A client's filter bound to `model` in `schema`, or None for no filter; FilterError when invalid. Parsed and
+    bound once per (schema, collection, text), for every read and subscription that uses it."""
     if text is None or not text.strip():
-        return None, ""
+        return None
     key = (id(schema), model.name, text)
     found = _bound.get(key)
     if found is None:
-        node = bind(parse(text), model.table, schema)
-        found = _bound[key] = (node, repr(node))
+        node = bind(parse(text), schema.tables[model.name], schema)
+        digest = hashlib.blake2b(repr(node).encode(), digest_size=16).hexdigest()
+        found = BoundFilter(node, digest, frozenset(vars_used(node)), frozenset(relations_used(node)), cost(node))
+        _bound.put(key, found, filter_bytes(text))
     return found
 
 
 def _analysis(nodes: tuple[Node, ...]) -> tuple[frozenset[str], frozenset[str]]:
-    """(variables, relations) the nodes read; remembered per set of nodes (they are few and hashable)."""
+    """(variables, relations) the app's own rules and guards read; remembered per set of them (few, static)."""
     found = _analysed.get(nodes)
     if found is None:
         names: set[str] = set()
@@ -274,24 +286,23 @@ def _analysis(nodes: tuple[Node, ...]) -> tuple[frozenset[str], frozenset[str]]:
 _analysed: LRUCache = LRUCache(4096)
 
 
-def query_key(model: Model, schema: Any, rule_op: str, principal: Any, filter_text: str | None,
-              read_fields: Iterable[str], rest: tuple) -> tuple[tuple | None, tuple[str, ...]]:
-    """(key, tables) for a read, or (None, ...) when it must not be cached. `read_fields` are the fields whose
-    guards shape the answer (returned and sorted fields); `rest` is the rest of the normalised query."""
-    try:
-        filter_node, canonical = _bound_filter(model, schema, filter_text)
-    except FilterError:
-        return None, ()   # the query itself answers BAD_REQUEST
+def query_key(model: Model, rule_op: str, principal: Any, found: BoundFilter | None, read_fields: Iterable[str],
+              rest: tuple) -> tuple[tuple | None, tuple[str, ...]]:
+    """(key, tables) for a read, or (None, ...) when it must not be cached. `found` is the client's filter (from
+    bound_filter); `read_fields` are the fields whose guards shape the answer (returned and sorted fields); `rest`
+    is the rest of the normalised query."""
     rule = model.rules[rule_op]
-    nodes: list[Node] = [] if filter_node is None else [filter_node]
+    nodes: list[Node] = []
     if not principal.is_admin:
         if rule is None:
             return None, ()   # admin only: the query answers FORBIDDEN
-        if rule is not EVERYONE and not _implied(model, rule_op, canonical, filter_node, rule):
+        if rule is not EVERYONE and not _implied(model, rule_op, found, rule):
             nodes.append(rule)
         nodes += [model.table.fields[f].guard for f in read_fields
                   if f in model.table.fields and model.table.fields[f].guard is not None]
     names, relations = _analysis(tuple(nodes))
+    if found is not None:
+        names, relations = names | found.names, relations | found.relations
     if "now" in names:
         return None, ()
     if principal.is_admin:
@@ -300,4 +311,4 @@ def query_key(model: Model, schema: Any, rule_op: str, principal: Any, filter_te
         values = principal.rule_vars()
         who = tuple((name, values.get(name)) for name in sorted(names))
     tables = (model.name, *sorted({model.table.fields[r].relation for r in relations} - {model.name}))
-    return (model.name, rule_op, canonical, who, rest), tables
+    return (model.name, rule_op, found.digest if found else "", who, rest), tables

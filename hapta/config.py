@@ -119,6 +119,7 @@ class App:
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
     max_message: int = 64 * 1024                # bytes in one frame
     max_in_flight: int = 64                     # requests a connection may have unanswered at once
+    max_filter_cost: int = 40                   # what one filter may ask per row (hapta.query.cost); over: TOO_LARGE
     # Rule hooks (docs/rules.md): worker processes per gateway process, a call's deadline, calls that may wait.
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
@@ -137,6 +138,9 @@ class App:
     max_connections_per_address: int = 256      # from one client address; over: close 1013
     message_rate: Limit | None = Limit(500, per=1, burst=1000)   # per connection; over: RATE_LIMITED, a flood: 1008
     max_subscriptions: int = 100                # realtime subscriptions a connection may hold
+    max_subscriptions_per_principal: int = 500  # ... one user across their connections (anon: per address)
+    max_subscriptions_per_address: int = 2000   # ... all the connections of one client address
+    max_filter_bytes_per_address: int = 512 * 1024   # filter text the subscriptions of one address hold
     max_channels: int = 32                      # channels a connection may have joined at once
     # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py)
     channels: dict[str, str | None] = field(default_factory=dict)

@@ -35,7 +35,9 @@ class Live:
         shared = SharedStore(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self.cache = ReadCache(self.listener.sync, shared)
         self.feed = ChangeFeed(gateway.models)
-        self.realtime = Realtime(gateway.models, gateway.db)
+        self.realtime = Realtime(gateway.models, gateway.db, per_principal=app.max_subscriptions_per_principal,
+                                 per_address=app.max_subscriptions_per_address,
+                                 filter_bytes_per_address=app.max_filter_bytes_per_address)
         bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(gateway.db)
         self.channels = Channels(app.channels, gateway.db, bus, on_missed=self._channels_missed)
         self.feed.on_change.append(lambda change: self.cache.changed(change.t, change.x))

@@ -14,6 +14,7 @@ it as a `delete` carrying only its id; one that becomes viewable reaches them as
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from typing import Any, Iterable
 
 
 from .. import metrics
+from ..limits.quota import Quota
 from ..models import EVERYONE, Model
 from ..ops.base import ADMIN, GUEST, Peer, Principal
 from ..store.postgres import Database
@@ -31,6 +33,8 @@ from .feed import Change, id_param, typed
 
 CHANGE_EVENT = "records.change"
 RESET_EVENT = "realtime.reset"
+# Seconds of delivery work after which it lets other tasks run (a ping's reply waits at most about this long).
+DELIVERY_SLICE = 0.005
 
 
 @dataclass(eq=False)
@@ -40,6 +44,8 @@ class Subscription:
     topic: "Topic"
     principal: Principal          # the principal its group was chosen for
     group: "Group | None" = None
+    holders: tuple[str, ...] = () # whose quotas it counts against (its principal's, its address's)
+    weight: int = 0               # the bytes of filter text it holds
 
 
 @dataclass(eq=False)
@@ -107,10 +113,24 @@ class _Outcome:
     before: dict[str, Any] | None
 
 
+class TooMany(Exception):
+    """A subscription would take its principal or address over a quota; `what` says which, for the client."""
+
+    def __init__(self, what: str, limit: int):
+        super().__init__(what)
+        self.what = what
+        self.limit = limit
+
+
 class Realtime:
-    def __init__(self, models: dict[str, Model], db: Database):
+    def __init__(self, models: dict[str, Model], db: Database, *, per_principal: int = 500,
+                 per_address: int = 2000, filter_bytes_per_address: int = 512 * 1024):
         self.models = models
         self.db = db
+        # What one client may hold, across its connections (each connection's own cap is App.max_subscriptions):
+        # distinct filters cost memory and a rule check per change each, so they are bounded by count and by bytes.
+        self.counts = Quota({"user": per_principal, "addr": per_address})
+        self.filter_bytes = Quota({"addr": filter_bytes_per_address})
         # collection -> record id (None: the whole collection) -> topic key -> Topic
         self.topics: dict[str, dict[str | None, dict[tuple, Topic]]] = {}
         self.by_peer: dict[Peer, dict[str, Subscription]] = {}
@@ -123,7 +143,16 @@ class Realtime:
         return len(self.by_peer.get(peer, ()))
 
     def subscribe(self, peer: Peer, model: Model, record_id: str | None, filter_node: Node | None,
-                  fields: tuple[str, ...]) -> str:
+                  fields: tuple[str, ...], *, holders: tuple[str, ...] = (), weight: int = 0) -> str:
+        """A new subscription counted against `holders` (its principal's and its address's quotas) with `weight`
+        bytes of filter text; TooMany when a quota has no room."""
+        refused = self.counts.take(holders)
+        if refused is not None:
+            raise TooMany(f"subscriptions per {'user' if refused == 'user' else 'client address'}",
+                          self.counts.cap(refused) or 0)
+        if self.filter_bytes.take(holders, weight) is not None:
+            self.counts.give(holders)
+            raise TooMany("bytes of subscription filters per client address", self.filter_bytes.cap("addr") or 0)
         number = self.numbers.get(peer, 0) + 1
         self.numbers[peer] = number
         sub_id = f"s{number}"
@@ -136,7 +165,7 @@ class Realtime:
             relations = frozenset(r for n in nodes for r in relations_used(n))
             guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
             topic = by_id[key] = Topic(model, record_id, filter_node, fields, var_names, relations, guarded)
-        sub = Subscription(sub_id, peer, topic, peer.principal)
+        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight)
         topic.add(sub)
         self.by_peer.setdefault(peer, {})[sub_id] = sub
         metrics.SUBSCRIPTIONS.inc()
@@ -157,6 +186,8 @@ class Realtime:
 
     def _drop(self, sub: Subscription) -> None:
         metrics.SUBSCRIPTIONS.dec()
+        self.counts.give(sub.holders)
+        self.filter_bytes.give(sub.holders, sub.weight)
         topic = sub.topic
         topic.remove(sub)
         if not topic.groups:
@@ -200,7 +231,7 @@ class Realtime:
         wall = time.time()
         sent = self.delivered
         for outcome in outcomes:
-            self._deliver_one(outcome, related, moment, wall)
+            await self._deliver_one(outcome, related, moment, wall)
         metrics.EVENTS.inc(self.delivered - sent)
 
     async def _fetch_rows(self, changes: list[Change]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -263,7 +294,7 @@ class Realtime:
                         sub.principal = sub.peer.principal
                         topic.add(sub)
 
-    def _deliver_one(self, outcome: _Outcome, related_rows: dict, moment: datetime, wall: float) -> None:
+    async def _deliver_one(self, outcome: _Outcome, related_rows: dict, moment: datetime, wall: float) -> None:
         change = outcome.change
         model = self.models[change.t]
         by_id = self.topics.get(change.t)
@@ -275,13 +306,19 @@ class Realtime:
         rule = model.rules["view"]
         frames: dict[tuple, Event] = {}
         payloads: dict[tuple, Payload] = {}
+        slice_began = time.perf_counter()
         for topic in topics:
             now_related = _related(model, topic.relations, outcome.now, related_rows)
             before_related = _related(model, topic.relations, outcome.before, related_rows)
             checks = _Checks(rule, topic.filter, outcome, now_related, before_related)
             # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
             shared = checks.decide_for_anyone() if not topic.guarded else None
-            for group in topic.groups.values():
+            for group in list(topic.groups.values()):
+                if time.perf_counter() - slice_began > DELIVERY_SLICE:
+                    # One change to thousands of distinct subscriptions is a lot of rule checks: let the other
+                    # sockets' requests run between slices. A member that left meanwhile is skipped below.
+                    await asyncio.sleep(0)
+                    slice_began = time.perf_counter()
                 action, record = shared if shared is not None and not group.admin else checks.decide(group, moment)
                 if action is None:
                     continue
@@ -296,8 +333,12 @@ class Realtime:
                     shown = record if record is checks.left else _project(record, topic.fields, guards)
                     payload = payloads[payload_key] = Payload({
                         "action": action, "collection": model.name, "record": shown})
-                for sub in group.subs:
+                for sub in list(group.subs):
+                    if sub.group is not group:
+                        continue   # unsubscribed (or moved) while delivery yielded
                     principal = sub.peer.principal
+                    if principal is not sub.principal:
+                        continue   # signed in as someone else while delivery yielded: decided for another
                     if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
                         continue   # signed out or expired since it subscribed: it hears nothing
                     frame_key = (sub.id, id(payload))

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ..cache import bound_filter
+from ..limits import principal_key
 from ..live import bus, channels as channel_rules   # modules, not names: hapta.live imports the ops in turn
+from ..live.realtime import TooMany
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAVAILABLE, HaptaError
-from ..query import FilterError
 from .base import Args, Call, op
-from .records import Name, RecordId, _fields, _key, _model
+from .records import Name, RecordId, _fields, _key, _model, client_filter
 
 ChannelName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
@@ -46,16 +46,20 @@ async def subscribe(call: Call, args: SubscribeArgs) -> dict[str, str]:
     if model.rules["view"] is None and not call.principal.is_admin:
         raise HaptaError(FORBIDDEN, f"view on {model.name} is for admins only")
     record_id = None if args.id is None else str(_key(model, args.id))
-    try:
-        filter_node = bound_filter(model, gateway.schema, args.filter)
-    except FilterError as exc:
-        raise HaptaError(BAD_REQUEST, f"filter: {exc}") from None
+    found = client_filter(call, model, args.filter)
+    filter_node = None if found is None else found.node
     fields = _fields(model, args.fields)
     limit = gateway.app.max_subscriptions
     if gateway.live.realtime.count(call.peer) >= limit:
         raise HaptaError(TOO_LARGE, f"a connection may hold at most {limit} subscriptions",
                          details={"limit": limit})
-    return {"sub": gateway.live.realtime.subscribe(call.peer, model, record_id, filter_node, fields)}
+    holders = tuple(dict.fromkeys((principal_key(call.peer), principal_key(call.peer, by_address=True))))
+    try:
+        sub = gateway.live.realtime.subscribe(call.peer, model, record_id, filter_node, fields, holders=holders,
+                                              weight=len(args.filter or ""))
+    except TooMany as exc:
+        raise HaptaError(TOO_LARGE, f"at most {exc.limit} {exc.what}", details={"limit": exc.limit}) from None
+    return {"sub": sub}
 
 
 @op("realtime.unsubscribe", UnsubscribeArgs)

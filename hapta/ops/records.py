@@ -18,12 +18,13 @@ from typing import Annotated, Any, Iterator
 import asyncpg
 import msgspec
 
-from ..cache import query_key
+from ..cache import BoundFilter, bound_filter, query_key
 from ..auth.accounts import InvalidIdentity, normalize_username
 from ..models import AUTH_COLLECTION, EVERYONE, Model, Rule
-from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, VALIDATION_FAILED, HaptaError)
-from ..query import FilterError, bind, parse, to_sql
-from ..query.ast import Compare, Field, Literal
+from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED,
+                               HaptaError)
+from ..query import FilterError, bind, to_sql
+from ..query.ast import CONTAINS_COST, RELATION_COST, Compare, Field, Literal
 from ..query import schema as kinds
 from ..rules import Context
 from .base import Args, Call, op
@@ -130,14 +131,26 @@ def _fields(model: Model, requested: list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(requested))
 
 
-def _filter(sql: Sql, text: str | None) -> str:
-    if text is None or not text.strip():
-        return "true"
+def client_filter(call: Call, model: Model, text: str | None) -> BoundFilter | None:
+    """A client's filter on `model`, bound once (for admins against the schema as they see it: no guards, every
+    relation open), and held to App.max_filter_cost before it can reach SQL."""
+    schema = call.gateway.admin_schema if call.principal.is_admin else call.gateway.schema
     try:
-        node = bind(parse(text), sql.table, sql.schema)
+        found = bound_filter(model, schema, text)
     except FilterError as exc:
         raise HaptaError(BAD_REQUEST, f"filter: {exc}") from None
-    return f"({to_sql(node, sql.table, sql.schema, sql.vars, sql.params)})"
+    limit = call.gateway.app.max_filter_cost
+    if found is not None and found.cost > limit:
+        raise HaptaError(TOO_LARGE, f"filter costs {found.cost} units, more than the {limit} allowed (a comparison "
+                         f"is 1, a relation step {RELATION_COST} more, '~' {CONTAINS_COST} more)",
+                         details={"cost": found.cost, "limit": limit})
+    return found
+
+
+def _filter(sql: Sql, found: BoundFilter | None) -> str:
+    if found is None:
+        return "true"
+    return f"({to_sql(found.node, sql.table, sql.schema, sql.vars, sql.params)})"
 
 
 def _sort_terms(model: Model, text: str | None) -> list[tuple[str, bool]]:
@@ -316,20 +329,19 @@ def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
 async def list_records(call: Call, args: ListArgs) -> dict[str, Any]:
     """Through the read cache (hapta/cache.py): keyed by the query and what the rules read of the principal."""
     model = _model(call, args.collection)
+    found = client_filter(call, model, args.filter)
     fields = _fields(model, args.fields)
     sorted_fields = [part.strip().lstrip("+-") for part in (args.sort or "").split(",")]
-    key, tables = query_key(model, call.gateway.schema, "list", call.principal, args.filter,
-                            [*fields, *sorted_fields],
+    key, tables = query_key(model, "list", call.principal, found, [*fields, *sorted_fields],
                             (fields, args.sort, args.page, args.per_page, args.after, args.count))
-    return await call.gateway.live.read(key, tables, lambda: _list_from_db(call, args))
+    return await call.gateway.live.read(key, tables, lambda: _list_from_db(call, args, model, found, fields))
 
 
-async def _list_from_db(call: Call, args: ListArgs) -> dict[str, Any]:
-    model = _model(call, args.collection)
+async def _list_from_db(call: Call, args: ListArgs, model: Model, found: BoundFilter | None,
+                        fields: tuple[str, ...]) -> dict[str, Any]:
     sql = Sql(call, model)
-    fields = _fields(model, args.fields)
     terms = _sort_terms(model, args.sort)
-    where = [sql.rule(_rule(call, model, "list")), _filter(sql, args.filter)]
+    where = [sql.rule(_rule(call, model, "list")), _filter(sql, found)]
     count_params = len(sql.params)
     count_where = " AND ".join(where)
     if args.after is not None:
@@ -366,22 +378,20 @@ async def get_record(call: Call, args: GetArgs) -> dict[str, Any]:
     """Through the read cache, like records.list."""
     model = _model(call, args.collection)
     fields = _fields(model, args.fields)
-    key, tables = query_key(model, call.gateway.schema, "view", call.principal, None, fields,
-                            ("get", str(_key(model, args.id)), fields))
-    return await call.gateway.live.read(key, tables, lambda: _get_from_db(call, args))
+    record_id = _key(model, args.id)
+    key, tables = query_key(model, "view", call.principal, None, fields, ("get", str(record_id), fields))
+    return await call.gateway.live.read(key, tables, lambda: _get_from_db(call, model, record_id, fields))
 
 
-async def _get_from_db(call: Call, args: GetArgs) -> dict[str, Any]:
-    model = _model(call, args.collection)
+async def _get_from_db(call: Call, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     sql = Sql(call, model)
-    fields = _fields(model, args.fields)
     rule = sql.rule(_rule(call, model, "view"))
-    record_id = sql.param(_key(model, args.id))
+    key = sql.param(record_id)
     row = await call.gateway.db.fetchrow(
-        f'SELECT {sql.select_list(fields)} FROM "{model.name}" WHERE "{model.name}"."id" = {record_id} AND {rule}',
+        f'SELECT {sql.select_list(fields)} FROM "{model.name}" WHERE "{model.name}"."id" = {key} AND {rule}',
         *sql.params)
     if row is None:   # absent or not viewable: the same answer, so that existence does not leak
-        raise HaptaError(NOT_FOUND, f"no record {args.id} in {model.name}")
+        raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
     return _record(row, fields)
 
 

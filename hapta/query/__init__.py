@@ -6,7 +6,7 @@ including SQL's three-valued logic.
 """
 from __future__ import annotations
 
-from .ast import Node, fields_used, relations_used, vars_used
+from .ast import Node, cost, fields_used, relations_used, vars_used
 from .check import bind, bind_guards
 from .errors import FilterError
 from .evaluate import evaluate, evaluate_for_anyone
@@ -16,7 +16,7 @@ from .schema import Schema, Table
 from .sql import to_sql
 
 __all__ = [
-    "FilterError", "Node", "bind", "bind_guards", "compile_rule", "evaluate", "evaluate_for_anyone", "fields_used",
+    "FilterError", "Node", "bind", "bind_guards", "compile_rule", "cost", "evaluate", "evaluate_for_anyone", "fields_used",
     "parse", "relations_used", "to_sql", "vars_used",
 ]
 

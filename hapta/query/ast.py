@@ -15,7 +15,7 @@ VAR_KINDS = {"user.id": "text", "user.role": "text", "now": "timestamp"}
 COMPARE_OPS = ("=", "!=", ">", ">=", "<", "<=", "~", "!~", "in")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Field:
     path: tuple[str, ...]          # ("author",) or ("post", "author") through a relation
     kind: str | None = None        # set by bind: the schema kind of the referenced column
@@ -24,18 +24,18 @@ class Field:
                                    # rule, which must hold for it to be read at all (else the field reads as null)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Literal:
     value: Any                     # str, int, float, bool, None, or a tuple of those for `in` lists
     kind: str | None = None        # set by bind: the kind the value was coerced to
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Var:
     name: str                      # a key of VAR_KINDS, e.g. "user.id" for `@user.id`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Compare:
     left: Operand
     op: str                        # one of COMPARE_OPS
@@ -43,17 +43,17 @@ class Compare:
     kind: str | None = None        # set by bind: the kind both sides are compared as
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class And:
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Or:
     items: tuple[Node, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Not:
     item: Node
 
@@ -120,3 +120,26 @@ def vars_used(node: Node) -> set[str]:
                     if condition is not None:
                         used |= vars_used(condition)
     return used
+
+
+# What a comparison costs the database, beyond the first unit: a relation step is a subquery per row (through the
+# related view rule), `~` a scan of the whole text, an `in` list a unit per LIST_ITEMS items.
+RELATION_COST = 3
+CONTAINS_COST = 1
+LIST_ITEMS = 32
+
+
+def cost(node: Node) -> int:
+    """A filter's cost in units (a plain comparison is 1): what a client may ask the database to do per row is
+    bounded by it before any SQL runs (App.max_filter_cost)."""
+    total = 0
+    for compare in comparisons(node):
+        total += 1
+        for operand in (compare.left, compare.right):
+            if isinstance(operand, Field) and len(operand.path) > 1:
+                total += RELATION_COST
+        if compare.op in ("~", "!~"):
+            total += CONTAINS_COST
+        elif compare.op == "in" and isinstance(compare.right, Literal):
+            total += len(compare.right.value) // LIST_ITEMS
+    return total

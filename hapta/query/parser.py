@@ -13,18 +13,22 @@ hostile input hits a FilterError long before Python's recursion limit.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 from .ast import And, Compare, Field, Literal, Node, Not, Operand, Or, Var
 from .errors import FilterError
 from .lexer import Token, tokenize
+from .memo import SizedMemo, filter_bytes
 
 MAX_DEPTH = 32
 MAX_TERMS = 256
 MAX_LIST = 500
 
 
-@lru_cache(maxsize=1024)
+# Parsed filters, bounded by what they weigh: the same filters and rules recur on every request, but clients may
+# also send thousands of distinct 4 KB ones.
+PARSE_CACHE_BYTES = 8 << 20
+_parsed = SizedMemo(PARSE_CACHE_BYTES)
+
+
 def parse(text: str) -> Node:
     """Parse filter text into an unbound AST, or raise FilterError.
 
@@ -34,7 +38,11 @@ def parse(text: str) -> Node:
     """
     if not isinstance(text, str):
         raise FilterError("filter must be a string")
-    return _Parser(tokenize(text)).parse_all()
+    node = _parsed.get(text)
+    if node is None:
+        node = _Parser(tokenize(text)).parse_all()
+        _parsed.put(text, node, filter_bytes(text))
+    return node
 
 
 def _describe(token: Token) -> str:
