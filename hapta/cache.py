@@ -36,6 +36,7 @@ from .models import EVERYONE, Model
 from .query import bind, cost, parse, relations_used, vars_used
 from .query.ast import And, Node, Or
 from .query.memo import SizedMemo, filter_bytes
+from .store.redis import ERRORS as REDIS_ERRORS, Breaker, client as redis_client, close as close_redis
 
 log = logging.getLogger("hapta.cache")
 
@@ -168,47 +169,48 @@ def _shareable(full: tuple) -> bool:
 
 
 class SharedStore:
-    """Cached answers in Redis, for every worker and node (REDIS_URL). Redis trouble costs a query, never a read."""
+    """Cached answers in Redis, for every worker and node (REDIS_URL). Redis trouble costs a query, never a read;
+    a Redis that hangs is skipped (store.redis.Breaker) rather than waited for on every read."""
 
     def __init__(self, url: str, prefix: str):
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-        # short timeouts (a read waits on them) and one fresh connection after a stale one (Redis restarted)
-        self.client = redis.asyncio.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                                                   retry=Retry(NoBackoff(), 1))
+        self.client = redis_client(url, timeout=0.5, max_connections=256)
         self.prefix = prefix
         self.encode = msgspec.msgpack.Encoder().encode
         self.decode = msgspec.msgpack.Decoder().decode
-        self.warned = False
+        self.breaker = Breaker()
 
     async def get(self, digest: str) -> Any:
+        if not self.breaker.allows():
+            return None
         try:
             data = await self.client.get(f"{self.prefix}cache:{digest}")
-        except (OSError, asyncio.TimeoutError, redis_errors()) as exc:
+        except REDIS_ERRORS as exc:
             self._trouble(exc)
             return None
+        self._fine()
         return None if data is None else self.decode(data)
 
     async def put(self, digest: str, value: Any, ttl: float) -> None:
+        if not self.breaker.allows():
+            return
         try:
             await self.client.set(f"{self.prefix}cache:{digest}", self.encode(value), px=int(ttl * 1000))
-        except (OSError, asyncio.TimeoutError, redis_errors()) as exc:
+        except REDIS_ERRORS as exc:
             self._trouble(exc)
+            return
+        self._fine()
 
     def _trouble(self, exc: BaseException) -> None:
         metrics.UPSTREAM_ERRORS.labels("redis").inc()
-        if not self.warned:
-            self.warned = True
-            log.warning("the shared read cache cannot reach Redis (%r); reading from PostgreSQL", exc)
+        if self.breaker.failed():   # the class name only: a Redis error can quote the URL, password and all
+            log.warning("the shared read cache cannot reach Redis (%s); reading from PostgreSQL", type(exc).__name__)
+
+    def _fine(self) -> None:
+        if self.breaker.succeeded():
+            log.warning("the shared read cache reaches Redis again")
 
     async def close(self) -> None:
-        await self.client.aclose()
-
-
-def redis_errors() -> type[BaseException]:
-    import redis.exceptions
-    return redis.exceptions.RedisError
+        await close_redis(self.client)
 
 
 # ---- keys --------------------------------------------------------------------------------------------------

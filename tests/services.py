@@ -170,6 +170,22 @@ class CuttableProxy:
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self.links: set[asyncio.StreamWriter] = set()
+        self.flowing = asyncio.Event()   # cleared: nothing moves either way (a partition; sockets stay open)
+        self.flowing.set()
+        self.trap: tuple[bytes, bool] | None = None
+        self.sprung = asyncio.Event()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    def cut_at(self, marker: bytes, *, deliver: bool) -> None:
+        """The next time the server sends bytes holding `marker`, cut that one connection: after they reach the
+        client (deliver=True), or instead (the client never hears them)."""
+        self.trap = (marker, deliver)
+        self.sprung.clear()
 
     async def start(self) -> "CuttableProxy":
         self.server = await asyncio.start_server(self._link, "127.0.0.1", self.port or 0)
@@ -192,16 +208,27 @@ class CuttableProxy:
             return
         self.links.update((writer, up_writer))
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, from_server: bool) -> None:
             try:
                 while data := await source.read(65536):
+                    await self.flowing.wait()
+                    if from_server and self.trap is not None and self.trap[0] in data:
+                        deliver = self.trap[1]
+                        self.trap = None
+                        if deliver:
+                            sink.write(data)
+                            await sink.drain()
+                        self.sprung.set()
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
                     sink.write(data)
                     await sink.drain()
             except (OSError, asyncio.CancelledError):
                 pass
             finally:
                 sink.transport.abort()
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
 
 
 async def cuttable_database(dsn: str) -> tuple[CuttableProxy, str]:
@@ -362,4 +389,70 @@ class SeaweedS3:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of a test's own on 127.0.0.1 (pgserver's binaries, trust auth), which the test may stop
+    (`pg_ctl -m fast`, as an operator restarting it would), start again on the same port, or freeze (SIGSTOP on
+    every one of its processes, as a hung or partitioned server looks to its clients)."""
+
+    def __init__(self) -> None:
+        from pgserver._commands import POSTGRES_BIN_PATH
+        self.bin = POSTGRES_BIN_PATH
+        self.folder = Path(tempfile.mkdtemp(prefix="hapta-pg-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.user: str | None = None
+        if os.geteuid() == 0:   # PostgreSQL refuses to run as root: as pgserver's own user, as pgserver does
+            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+            self.user = "pgserver"
+            ensure_user_exists(self.user)
+            ensure_prefix_permissions(self.folder)
+            self.folder.chmod(0o777)
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        subprocess.run([str(self.bin / args[0]), *args[1:]], check=True, user=self.user, timeout=timeout,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self) -> "PrivatePostgres":
+        if not (self.data / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "--encoding=utf8")
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.folder / "log"),
+                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.folder}", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", mode, "stop")
+
+    def _processes(self):
+        import psutil
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        return [postmaster, *postmaster.children(recursive=True)]
+
+    def _signal(self, number: int) -> None:
+        import psutil
+        for process in self._processes():
+            try:
+                process.send_signal(number)
+            except psutil.NoSuchProcess:   # a short-lived backend that ended meanwhile
+                pass
+
+    def freeze(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def remove(self) -> None:
+        try:
+            self.thaw()
+            self.stop("immediate")
+        except Exception:
+            pass
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 from functools import lru_cache
 from typing import Any, Mapping
-
-import redis.exceptions
 
 from .. import metrics
 from ..config import Limit
 from ..models import ConfigError
 from ..protocol.errors import RATE_LIMITED, UNAVAILABLE, HaptaError
+from ..store.redis import ERRORS as REDIS_ERRORS, Breaker
 from .gcra import Decision, Rate, decide
 from .keys import DEFAULT_PREFIX
 from .stores import LocalStore, RedisStore
@@ -40,7 +38,7 @@ DEFAULT = "default"
 FALLBACK_LOCAL, FALLBACK_REFUSE = "local", "refuse"
 # After Redis fails, the first retry comes this soon; each further failure doubles the wait up to the cap.
 RETRY_FIRST, RETRY_CAP = 0.5, 5.0
-REDIS_FAILURES = (redis.exceptions.RedisError, OSError, TimeoutError)
+REDIS_FAILURES = REDIS_ERRORS
 
 
 def principal_key(peer: Any, *, by_address: bool = False) -> str:
@@ -88,9 +86,7 @@ class Limiter:
         self.local = LocalStore()
         self.shared = RedisStore(redis_url, prefix) if redis_url else None
         self.fallback = fallback
-        self._down = False          # Redis failed and has not answered since
-        self._retry_at = 0.0        # monotonic time of the next try while down
-        self._backoff = RETRY_FIRST
+        self.breaker = Breaker(RETRY_FIRST, RETRY_CAP)   # while Redis fails: skip it, probe it now and then
 
     async def close(self) -> None:
         if self.shared is not None:
@@ -145,7 +141,7 @@ class Limiter:
         if not 0 <= cost <= rate.burst:
             raise ValueError(f"cost must be between 0 and the burst ({rate.burst}), not {cost}")
         if self.shared is not None:
-            if self._may_try_shared():
+            if self.breaker.allows():
                 try:
                     decision = await self.shared.decide(key, rate, cost)
                 except REDIS_FAILURES as exc:
@@ -155,35 +151,20 @@ class Limiter:
                     return decision
             if self.fallback == FALLBACK_REFUSE:
                 raise HaptaError(UNAVAILABLE, "the rate limiter's store is unavailable",
-                                 retry_after=round(max(self._retry_at - time.monotonic(), RETRY_FIRST), 3))
+                                 retry_after=round(max(self.breaker.wait(), RETRY_FIRST), 3))
         return self.local.decide(key, rate, cost)
 
     # ---- Redis health: one warning per outage, one probe at a time while down -----------------------------
 
-    def _may_try_shared(self) -> bool:
-        if not self._down:
-            return True
-        now = time.monotonic()
-        if now < self._retry_at:
-            return False
-        self._retry_at = now + self._backoff   # the others stay local while this request probes
-        return True
-
     def _shared_failed(self, exc: BaseException) -> None:
         metrics.UPSTREAM_ERRORS.labels("redis").inc()
-        if not self._down:
-            self._down = True
-            self._backoff = RETRY_FIRST
+        if self.breaker.failed():
             metrics.REDIS_DOWN.set(1)
             # The class name only: a Redis error can quote the URL, which may hold a password.
             log.warning("Redis is unavailable (%s): rate limits %s until it answers again", type(exc).__name__,
                         "refuse requests" if self.fallback == FALLBACK_REFUSE else "are kept in this process")
-        else:
-            self._backoff = min(self._backoff * 2, RETRY_CAP)
-        self._retry_at = time.monotonic() + self._backoff
 
     def _shared_answered(self) -> None:
-        if self._down:
-            self._down = False
+        if self.breaker.succeeded():
             metrics.REDIS_DOWN.set(0)
             log.warning("Redis answers again: rate limits are shared again")

@@ -8,11 +8,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-import redis.asyncio
 from cachetools import TLRUCache
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from ..store.redis import client as redis_client, close as close_redis
 from . import keys
 from .gcra import Decision, Rate, decide
 
@@ -71,11 +69,7 @@ class RedisStore:
 
     def __init__(self, url: str, prefix: str = keys.DEFAULT_PREFIX, *, timeout: float = 1.0,
                  max_connections: int = 64):
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1))   # one fresh connection after a stale one (Redis restarted), no more
-        self.client = redis.asyncio.Redis(connection_pool=pool)
+        self.client = redis_client(url, timeout=timeout, max_connections=max_connections)
         self.script = self.client.register_script(GCRA_LUA)
         self.prefix = prefix
 
@@ -86,5 +80,4 @@ class RedisStore:
         return Decision.from_micros(bool(allowed), rate.burst, remaining, reset, retry_after)
 
     async def close(self) -> None:
-        await self.client.aclose()
-        await self.client.connection_pool.disconnect()
+        await close_redis(self.client)

@@ -13,6 +13,7 @@ from typing import Callable
 
 
 from ..store.postgres import Database
+from ..store.redis import ERRORS as REDIS_ERRORS, Breaker, client as redis_client, close as close_redis
 
 log = logging.getLogger("hapta.channels")
 
@@ -45,14 +46,9 @@ class RedisBus:
     limit = 1 << 20
 
     def __init__(self, url: str, prefix: str):
-        import redis.asyncio
-        import redis.exceptions
-        self.errors = (OSError, asyncio.TimeoutError, redis.exceptions.RedisError)
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-        # one fresh connection after a stale one (Redis restarted), no more; short timeouts: a publish waits on it
-        self.client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0,
-                                                   retry=Retry(NoBackoff(), 1))
+        self.errors = REDIS_ERRORS
+        self.client = redis_client(url, timeout=1.0, max_connections=256)   # a publish waits on it: short
+        self.breaker = Breaker()   # a Redis that hangs fails publishes at once, not after a timeout each
         self.channel = f"{prefix}channels"
         self.task: asyncio.Task | None = None
 
@@ -76,6 +72,7 @@ class RedisBus:
                 if lost:   # notices sent while we were away are gone
                     log.info("channels: Redis is back")
                     lost = False
+                    self.breaker.succeeded()   # publishes need not wait for their next probe
                     on_missed()
                 delay = 0.1
                 async for message in pubsub.listen():
@@ -94,16 +91,20 @@ class RedisBus:
             delay = min(delay * 2, 2.0)
 
     async def send(self, payloads: list[str]) -> None:
+        if not self.breaker.allows():
+            raise BusDown("Redis did not answer a moment ago")
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for payload in payloads:
                     pipe.publish(self.channel, payload)
                 await pipe.execute()
         except self.errors as exc:
-            raise BusDown(repr(exc)) from None
+            self.breaker.failed()
+            raise BusDown(type(exc).__name__) from None
+        self.breaker.succeeded()
 
     async def close(self) -> None:
         if self.task:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
-        await self.client.aclose()
+        await close_redis(self.client)
