@@ -398,6 +398,8 @@ class PrivatePostgres:
     every one of its processes, as a hung or partitioned server looks to its clients)."""
 
     def __init__(self) -> None:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(Path(tempfile.gettempdir()) / f"hapta-runtime-{os.getuid()}"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
         from pgserver._commands import POSTGRES_BIN_PATH
         self.bin = POSTGRES_BIN_PATH
         self.folder = Path(tempfile.mkdtemp(prefix="hapta-pg-"))
