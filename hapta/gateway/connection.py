@@ -20,7 +20,7 @@ from .. import metrics
 from ..files.transfers import Transfers
 from ..ops.base import GUEST, Peer
 from ..protocol.codec import Codec, Request, error_reply
-from ..protocol.errors import CLOSE_POLICY, CLOSE_TOO_BIG, RATE_LIMITED, UNAVAILABLE, HaptaError
+from ..protocol.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, RATE_LIMITED, UNAVAILABLE, HaptaError
 from .gateway import Gateway
 from .guards import CLOSE_NORMAL, IdleTimer, MessageRate, Outbox
 from .proxies import client_address
@@ -242,6 +242,24 @@ class Connection:
             self.outbox.clear()
         finally:
             self.flushing = False
+
+    def going_away(self) -> None:
+        """The shutdown's last word: what waits in the outbox leaves first (the UNAVAILABLE of every request read
+        during the drain among it), then close 1001. The TCP connection then ends the way RFC 6455 wants: the
+        client answers with its close frame and we half-close; closing it ourselves while the client's last
+        requests are still arriving would reset it (the client sees 1006, not 1001). What the client sends after
+        this is not read: no request it sent after our close frame reached it was served."""
+        self.closing = True
+        protocol = self.ws.protocol
+        if protocol.state is not State.OPEN:
+            return
+        if self.outbox and not self.dropped:
+            frame = self.outbox.take_frame(self.codec.encode)
+            (protocol.send_binary if self.codec.binary else protocol.send_text)(frame)
+        protocol.send_close(CLOSE_GOING_AWAY, "the server is shutting down")
+        for data in protocol.data_to_send():
+            if data:
+                self.ws.transport.write(data)
 
     async def drained(self) -> None:
         """Until no request is in flight and nothing waits to be sent (the shutdown's drain)."""

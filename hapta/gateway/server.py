@@ -19,7 +19,6 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from .. import metrics
 from ..protocol.codec import JSON, SUBPROTOCOLS, Codec
@@ -70,19 +69,6 @@ def _out_of_time() -> None:
     log.warning("shutdown not finished after %g s; exiting now", EXIT_DEADLINE)
     logging.shutdown()
     os._exit(0)
-
-
-def _going_away(ws: ServerConnection) -> None:
-    """Send close 1001, then end the TCP connection once what is buffered for it has been written, without
-    waiting for the client's own close frame (RFC 6455 allows it): websockets' close() spends a task and a wait on
-    each socket, which with tens of thousands of them takes longer than a shutdown may."""
-    if ws.protocol.state is not State.OPEN:
-        return
-    ws.protocol.send_close(CLOSE_GOING_AWAY, "the server is shutting down")
-    for data in ws.protocol.data_to_send():
-        if data:
-            ws.transport.write(data)
-    ws.transport.close()
 
 
 class Server:
@@ -163,7 +149,7 @@ class Server:
             for waiter in busy:
                 waiter.cancel()
         for n, connection in enumerate(list(self.connections)):
-            _going_away(connection.ws)
+            connection.going_away()   # close 1001 after its last replies; the client's close frame ends TCP
             if n % 1000 == 999:
                 await asyncio.sleep(0)   # let the handlers of closed ones run meanwhile
         deadline = loop.time() + CLOSE_TIMEOUT

@@ -4,6 +4,7 @@ everything has exited within 10 s."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import time
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ import asyncpg
 import pytest
 
 from hapta.client import Client, HaptaError
-from tests.conftest import ANON_KEY, gateway_env
+from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
 from tests.guards.conftest import alive, eventually, two_pids
 from tests.services import GatewayProcess, next_loopback
 
@@ -89,5 +90,55 @@ async def test_sigterm_drains_a_supervisor_and_its_workers(database):
         await sigterm_with_a_request_in_flight(process, database)
         assert not any(alive(pid) for pid in workers)
     finally:
+        process.stop()
+    assert "Traceback" not in process.log_text(), process.log_text()
+
+
+async def test_sigterm_under_load_closes_every_socket_with_1001_and_serves_nothing_unanswered(database):
+    """280 sockets writing when SIGTERM comes (issue 11, item 13): every one closes with 1001 (none sees 1006), and
+    what the gateway did is exactly what it answered: every create with an OK reply is stored, and no other."""
+    process = GatewayProcess(gateway_env(database)).start()
+    clients = []
+    try:
+        author = await Client.connect(process.url, local_addr=(next_loopback(), 0))
+        session = await author.call("auth.register", {"email": f"drain-{secrets.token_hex(4)}@example.com",
+                                                      "password": PASSWORD})
+        tag = "drain-" + secrets.token_hex(4)
+        for _ in range(280):
+            client = await Client.connect(process.url, local_addr=(next_loopback(), 0))
+            await client.call("auth.admin", {"key": ADMIN_KEY})
+            clients.append(client)
+        ok: list[str] = []
+
+        async def write(client, n: int) -> None:
+            batch = 0
+            while True:
+                batch += 1
+                texts = [f"{tag} {n} {batch} {i}" for i in range(3)]
+                replies = await asyncio.gather(*(client.call("records.create", {"collection": "posts", "data": {
+                    "author": session["user"]["id"], "text": text}}) for text in texts), return_exceptions=True)
+                for text, reply in zip(texts, replies):
+                    if isinstance(reply, dict):
+                        ok.append(text)
+                    elif isinstance(reply, HaptaError):
+                        assert reply.code == "UNAVAILABLE" and reply.retry_after, reply
+                if any(isinstance(reply, ConnectionError) for reply in replies):
+                    return
+        writers = [asyncio.ensure_future(write(client, n)) for n, client in enumerate(clients)]
+        await eventually(lambda: len(ok) > 2000, what="the writers are under way")
+        process.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*writers), 20)
+        assert await asyncio.to_thread(process.proc.wait, 15) == 0
+        codes = {client.close_code for client in clients}
+        assert codes == {1001}, codes
+        conn = await asyncpg.connect(database)
+        try:
+            stored = {r["text"] for r in await conn.fetch("SELECT text FROM posts WHERE text LIKE $1", tag + " %")}
+        finally:
+            await conn.close()
+        assert stored == set(ok)
+    finally:
+        for client in clients:
+            await client.close()
         process.stop()
     assert "Traceback" not in process.log_text(), process.log_text()
