@@ -4,6 +4,7 @@ parsed and bound once at start. Mistakes in config.py stop the start with a mess
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .config import SYSTEM_FIELDS, App, Collection
 from .query import FilterError, bind, fields_used, parse
@@ -46,6 +47,23 @@ class Model:
     @property
     def name(self) -> str:
         return self.collection.name
+
+    @property
+    def file_fields(self) -> tuple[str, ...]:
+        return tuple(self.collection.files)
+
+    def public(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as it leaves the gateway: its files without their storage keys, which are the gateway's
+        (files.download and files.url reach a file by its name, through the rules)."""
+        if not self.collection.files:
+            return record
+        shown = dict(record)
+        for name in self.collection.files:
+            value = shown.get(name)
+            if isinstance(value, list):
+                shown[name] = [{k: v for k, v in entry.items() if k != "key"} if isinstance(entry, dict) else entry
+                               for entry in value]
+        return shown
 
     def update_rule(self, changed: list[str]) -> Rule:
         """What the record must satisfy once updated: the update rule, and the create rule too when the update

@@ -32,6 +32,14 @@ class Unsatisfiable(Exception):
     pass
 
 
+def _position(digits: str) -> int | None:
+    """A byte position as written, or None when absent. One longer than any file can be (and than int() reads:
+    Python refuses numbers of over 4,300 digits) stands for "past the end"."""
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= 18 else 1 << 62
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(first, last) byte of a single-range header, inclusive; None for the whole file. Pure."""
     if not header:
@@ -39,17 +47,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = _RANGE.fullmatch(header.strip())
     if match is None:
         return None   # several ranges, or another unit: serve the whole representation (RFC 9110 allows it)
-    first, last = match.groups()
-    if not first and not last:
+    first, last = (_position(part) for part in match.groups())
+    if first is None and last is None:
         return None
-    if not first:   # the last N bytes
-        if int(last) == 0 or size == 0:
+    if first is None:   # the last N bytes
+        if last == 0 or size == 0:
             raise Unsatisfiable
-        return max(0, size - int(last)), size - 1
-    start = int(first)
+        return max(0, size - last), size - 1
+    start = first
     if start >= size:
         raise Unsatisfiable
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(last, size - 1) if last is not None else size - 1
     if end < start:
         return None   # syntactically invalid: ignore the header
     return start, end

@@ -185,6 +185,8 @@ class Gateway:
                 args = msgspec.convert(request.args, spec.args)
             except msgspec.ValidationError as exc:
                 raise HaptaError(BAD_REQUEST, f"invalid args: {exc}") from None
+            except RecursionError:
+                raise HaptaError(BAD_REQUEST, "args are nested too deeply") from None
         if not peer.principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
             await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
                                        collection=getattr(args, "collection", None))

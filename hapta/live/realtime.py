@@ -330,7 +330,7 @@ class Realtime:
                     payload_key = (action, topic.fields, guards)
                 payload = payloads.get(payload_key)
                 if payload is None:
-                    shown = record if record is checks.left else _project(record, topic.fields, guards)
+                    shown = record if record is checks.left else model.public(_project(record, topic.fields, guards))
                     payload = payloads[payload_key] = Payload({
                         "action": action, "collection": model.name, "record": shown})
                 for sub in list(group.subs):

@@ -139,7 +139,7 @@ async def _write_field(call: Call, model: Model, record_id: Any, field: str, cha
     record = _record(row, model.visible)
     call.gateway.hooks.after(model.name, "after_update", _hook_context(call, model), record)
     _service(call).wake()   # a replaced or deleted file's object can go now
-    return record
+    return model.public(record)
 
 
 # ---- the ops ------------------------------------------------------------------------------------------------

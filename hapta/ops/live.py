@@ -12,6 +12,7 @@ import msgspec
 from ..limits import principal_key
 from ..live import bus, channels as channel_rules   # modules, not names: hapta.live imports the ops in turn
 from ..live.realtime import TooMany
+from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAVAILABLE, HaptaError
 from .base import Args, Call, op
 from .records import Name, RecordId, _fields, _key, _model, client_filter
@@ -101,6 +102,8 @@ async def publish(call: Call, args: PublishArgs) -> dict[str, Any]:
     name = _channel(args)
     if channels.member_of(call.peer, name) is None:
         raise HaptaError(FORBIDDEN, f"join {name} before publishing to it")
+    if nesting(args.data) > MAX_NESTING:
+        raise HaptaError(BAD_REQUEST, f"data is nested more than {MAX_NESTING} levels deep")
     try:
         sent = await channels.publish(call.peer, name, args.data)
     except bus.BusDown:

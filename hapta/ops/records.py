@@ -21,10 +21,12 @@ import msgspec
 from ..cache import BoundFilter, bound_filter, query_key
 from ..auth.accounts import InvalidIdentity, normalize_username
 from ..models import AUTH_COLLECTION, EVERYONE, Model, Rule
+from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED,
                                HaptaError)
 from ..query import FilterError, bind, to_sql
 from ..query.ast import CONTAINS_COST, RELATION_COST, Compare, Field, Literal
+from ..query.values import in_utc
 from ..query import schema as kinds
 from ..rules import Context
 from .base import Args, Call, op
@@ -249,13 +251,18 @@ def _coerce(model: Model, name: str, value: Any) -> Any:
             moment = None
         if moment is None:
             raise _invalid(name, f"{name} must be an ISO 8601 timestamp")
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        moment = in_utc(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+        if moment is None:
+            raise _invalid(name, f"{name} is out of range (years 1 to 9999, in UTC)")
+        return moment
     if kind == kinds.UUID:
         try:
             return uuid.UUID(value) if isinstance(value, str) else uuid.UUID(int=-1)
         except ValueError:
             raise _invalid(name, f"{name} must be a UUID") from None
     if kind == kinds.JSON:
+        if nesting(value) > MAX_NESTING:
+            raise _invalid(name, f"{name} is nested more than {MAX_NESTING} levels deep")
         try:
             msgspec.json.encode(value)
         except (TypeError, ValueError):
@@ -364,7 +371,7 @@ async def _list_from_db(call: Call, args: ListArgs, model: Model, found: BoundFi
                                         *sql.params[:count_params])
     more = len(rows) > args.per_page
     rows = rows[:args.per_page]
-    result: dict[str, Any] = {"items": [_record(r, fields) for r in rows], "page": args.page,
+    result: dict[str, Any] = {"items": [model.public(_record(r, fields)) for r in rows], "page": args.page,
                               "per_page": args.per_page}
     if more and _keyset_ready(model, terms):
         result["next"] = _encode_cursor([rows[-1][f"__k{i}"] for i in range(len(terms))])
@@ -392,7 +399,7 @@ async def _get_from_db(call: Call, model: Model, record_id: Any, fields: tuple[s
         *sql.params)
     if row is None:   # absent or not viewable: the same answer, so that existence does not leak
         raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
-    return _record(row, fields)
+    return model.public(_record(row, fields))
 
 
 @op("records.create", CreateArgs)
@@ -419,7 +426,7 @@ async def create_record(call: Call, args: CreateArgs) -> dict[str, Any]:
             row = await checked_write(conn, call, model, sql, insert, rule, list(data), "create")
     record = _record(row, model.visible)
     hooks.after(model.name, "after_create", ctx, record)
-    return record
+    return model.public(record)
 
 
 async def checked_write(conn: asyncpg.Connection, call: Call, model: Model, sql: Sql, write: str, rule: Rule,
@@ -495,7 +502,7 @@ async def update_record(call: Call, args: UpdateArgs) -> dict[str, Any]:
                 if changed is not None:
                     changes = _writable_data(model, changed)
             if not changes:
-                return current
+                return model.public(current)
             sql = Sql(call, model)
             assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
             update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(record_id)}'
@@ -503,7 +510,7 @@ async def update_record(call: Call, args: UpdateArgs) -> dict[str, Any]:
                                       list(changes), "update")
     record = _record(row, model.visible)
     hooks.after(model.name, "after_update", ctx, record)
-    return record
+    return model.public(record)
 
 
 @op("records.delete", DeleteArgs)

@@ -16,6 +16,9 @@ MSGPACK = "hapta.v1.msgpack"
 SUBPROTOCOLS = (JSON, MSGPACK)
 
 MAX_BATCH = 100
+# Levels of arrays and objects a value sent on (channel data, a JSON field) may nest; a frame nested deeper than
+# the decoder can follow at all is refused whole (BAD_REQUEST).
+MAX_NESTING = 64
 
 RequestId = Union[
     Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
@@ -43,6 +46,29 @@ def ok_reply(request_id: Any, data: Any) -> dict[str, Any]:
     return {"id": request_id, "ok": True, "data": data}
 
 
+def nesting(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            items = item.values()
+        elif isinstance(item, (list, tuple)):
+            items = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            return depth   # deep enough to refuse: no need to walk the rest
+        stack.extend((child, depth) for child in items)
+    return deepest
+
+
+def _refuse_extension(code: int, data: memoryview) -> Any:
+    raise ValueError("MessagePack extension types are not accepted")
+
+
 def _describe(exc: msgspec.ValidationError) -> str:
     # msgspec says e.g. "Expected `str`, got `int` - at `$.op`"; that is precise and safe to pass on.
     return f"invalid message: {exc}"
@@ -56,9 +82,9 @@ class Codec:
             raise ValueError(subprotocol)
         self.subprotocol = subprotocol
         self.binary = subprotocol == MSGPACK
-        if self.binary:
-            self._request = msgspec.msgpack.Decoder(Request)
-            self._any = msgspec.msgpack.Decoder()
+        if self.binary:   # extension types (but the timestamp, which msgspec reads as a datetime) mean nothing here
+            self._request = msgspec.msgpack.Decoder(Request, ext_hook=_refuse_extension)
+            self._any = msgspec.msgpack.Decoder(ext_hook=_refuse_extension)
             self._encoder = msgspec.msgpack.Encoder()
         else:
             self._request = msgspec.json.Decoder(Request)
@@ -85,13 +111,17 @@ class Codec:
             return [], [self._chunk_from_binary(frame)], []
         try:
             return [self._request.decode(frame)], [], []   # the common case: one well-formed request
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, ValueError):
             pass
         try:
             message = self._any.decode(frame)
         except msgspec.DecodeError:
             kind = "MessagePack" if self.binary else "JSON"
             return [], [], [error_reply(None, HaptaError(BAD_REQUEST, f"invalid {kind}"))]
+        except RecursionError:
+            return [], [], [error_reply(None, HaptaError(BAD_REQUEST, "message is nested too deeply"))]
+        except ValueError as exc:   # an extension type (_refuse_extension)
+            return [], [], [error_reply(None, HaptaError(BAD_REQUEST, str(exc)))]
         if isinstance(message, list):
             if not message:
                 return [], [], [error_reply(None, HaptaError(BAD_REQUEST, "empty batch"))]
@@ -116,6 +146,8 @@ class Codec:
             requests.append(msgspec.convert(item, Request))
         except msgspec.ValidationError as exc:
             errors.append(error_reply(_usable_id(item), HaptaError(BAD_REQUEST, _describe(exc))))
+        except RecursionError:
+            errors.append(error_reply(_usable_id(item), HaptaError(BAD_REQUEST, "message is nested too deeply")))
 
     @staticmethod
     def _chunk_from_binary(frame: bytes) -> Chunk:

@@ -12,12 +12,24 @@ from .errors import FilterError
 
 
 def parse_timestamp(text: str) -> datetime:
-    """An ISO-8601 string as an aware datetime; naive times are taken as UTC."""
+    """An ISO-8601 string as an aware datetime in UTC; naive times are taken as UTC."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise FilterError('invalid timestamp; use ISO-8601, e.g. "2024-05-01T12:00:00Z"') from None
-    return as_timestamp(value)
+    moment = in_utc(as_timestamp(value))
+    if moment is None:
+        raise FilterError("timestamp is out of range (years 1 to 9999, in UTC)")
+    return moment
+
+
+def in_utc(moment: datetime) -> datetime | None:
+    """The same instant in UTC, or None when that falls outside the years 1-9999 (`0001-01-01T00:00+14:00` is the
+    year 0 in UTC): the range both Python and the database driver can carry."""
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return None
 
 
 def as_timestamp(value: datetime | str) -> datetime:

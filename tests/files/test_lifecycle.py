@@ -10,6 +10,8 @@ import pytest
 from hapta.client import HaptaError
 from tests.files.conftest import CHUNK, MIB, png, sha256, start_files_gateway, stop_files_gateway
 from tests.files.test_refusals import acked, open_upload, send
+from tests.conftest import ANON_KEY
+from tests.realtime.helpers import events_until
 
 
 async def test_deleting_the_record_removes_its_files(files_gateway, author):
@@ -99,3 +101,20 @@ async def test_a_crash_mid_upload_is_swept_after_restart(backend, pg_admin, file
         await gateway.settled(post, 0)   # once the lease of the dead process runs out
     finally:
         await stop_files_gateway(gateway, pg_admin)
+
+
+async def test_readers_never_see_storage_keys(files_gateway, author, connect_files):
+    """Issue 11, item 15: a record's files show their name, size, type and hash, never the key the gateway keeps
+    them under, in replies, lists and realtime events alike."""
+    client, _, post = await author()
+    reader = await connect_files()
+    await reader.call("auth.anon", {"apikey": ANON_KEY})
+    await reader.call("realtime.subscribe", {"collection": "posts", "id": post})
+    finished = await client.upload("posts", post, "media", "k.png", png(500), type="image/png")
+    event = (await events_until(reader, lambda e: e.get("event") == "records.change"))[-1]
+    shown = [finished["record"]["media"],
+             (await reader.call("records.get", {"collection": "posts", "id": post}))["media"],
+             (await reader.call("records.list", {"collection": "posts", "filter": f'id = "{post}"'}))["items"][0]["media"],
+             event["data"]["record"]["media"]]
+    for media in shown:
+        assert [sorted(entry) for entry in media] == [["name", "sha256", "size", "type"]], media
