@@ -26,6 +26,7 @@ from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, TOO_
                                HaptaError)
 from ..query import FilterError, bind, to_sql
 from ..query.ast import CONTAINS_COST, RELATION_COST, Compare, Field, Literal
+from ..query.sql import PG_TYPES
 from ..query.values import in_utc
 from ..query import schema as kinds
 from ..rules import Context
@@ -421,12 +422,36 @@ async def create_record(call: Call, args: CreateArgs) -> dict[str, Any]:
     values = ", ".join(sql.param(v) for v in data.values())
     insert = (f'INSERT INTO "{model.name}" ({columns}) VALUES ({values})' if data
               else f'INSERT INTO "{model.name}" DEFAULT VALUES')
-    with _database_refusals(model):
-        async with call.gateway.db.transaction() as conn:
-            row = await checked_write(conn, call, model, sql, insert, rule, list(data), "create")
+    try:
+        with _database_refusals(model):
+            async with call.gateway.db.transaction() as conn:
+                row = await checked_write(conn, call, model, sql, insert, rule, list(data), "create")
+    except HaptaError as error:
+        if error.code == CONFLICT and not call.principal.is_admin:
+            await _refuse_rather_than_conflict(call, model, rule, data)
+        raise
     record = _record(row, model.visible)
     hooks.after(model.name, "after_create", ctx, record)
     return model.public(record)
+
+
+async def _refuse_rather_than_conflict(call: Call, model: Model, rule: Rule, data: dict[str, Any]) -> None:
+    """A unique value is "taken" only for someone who could have written the record: otherwise the conflict itself
+    is the oracle (a like by alice on a post bob may not see). The insert failed before its checks ran, so they
+    run here on the record as given (columns it leaves out read as null, which can only refuse more); the refusal
+    they make is raised, and if there is none the conflict stands."""
+    sql = Sql(call, model)
+    columns = ", ".join(f'{sql.param(data[n]) if n in data else "NULL"}::{PG_TYPES[model.info.columns[n].kind]} '
+                        f'AS "{n}"' for n in model.visible)
+    relations = [n for n in data if model.table.fields[n].relation is not None]
+    checks = "".join(f', {_relation_visible(sql, model, n)} AS "__rel{i}"' for i, n in enumerate(relations))
+    row = await call.gateway.db.fetchrow(
+        f'SELECT {sql.rule(rule)} AS "__allowed"{checks} FROM (SELECT {columns}) AS "{model.name}"', *sql.params)
+    for i, name in enumerate(relations):
+        if row[f"__rel{i}"] is not True:
+            raise _missing_related(name)
+    if row["__allowed"] is not True:
+        raise HaptaError(FORBIDDEN, f"the create rule of {model.name} does not allow this record")
 
 
 async def checked_write(conn: asyncpg.Connection, call: Call, model: Model, sql: Sql, write: str, rule: Rule,
