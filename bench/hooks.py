@@ -45,9 +45,10 @@ def write_app(folder: Path, with_rules: bool) -> Path:
         (folder / "rules").mkdir()
     (folder / "config.py").write_text(textwrap.dedent(f"""
         import dataclasses, runpy
+        import hapta.config
         app = runpy.run_path({str(ROOT / "config.py")!r})["app"]
         # Limits off (those that exist in this version): the comparison is about the hook, not the limiter.
-        off = {{"limits": {{}}, "message_rate": None}}
+        off = {{"limits": dict.fromkeys(getattr(hapta.config, "DEFAULT_LIMITS", {{}})), "message_rate": None}}
         fields = {{f.name for f in dataclasses.fields(app)}}
         app = dataclasses.replace(app, **{{k: v for k, v in off.items() if k in fields}})
     """))

@@ -132,8 +132,10 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
-async def open_client(url: str, case: str, user: dict[str, str]) -> Client:
-    client = await Client.connect(url)
+async def open_client(url: str, case: str, user: dict[str, str], number: int) -> Client:
+    # Each connection from a loopback address of its own, as devices are: what the gateway bounds per client address
+    # (its share of the database pool, rate limits of guests) then couples no two of them.
+    client = await Client.connect(url, local_addr=(f"127.3.{number // 250}.{number % 250 + 1}", 0))
     if case != "echo":   # the echo server knows no auth; on the gateway each connection is its own signed-in user
         await client.call("auth.resume", {"token": user["token"]})
     return client
@@ -147,7 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     meter = CpuMeter(args.server_pid, args.database)
 
     # Connect and sign in everyone before the clock starts: setup is not what we measure.
-    clients = await asyncio.gather(*(open_client(args.url, args.case, users[i % len(users)])
+    clients = await asyncio.gather(*(open_client(args.url, args.case, users[i % len(users)], i)
                                      for i in range(args.connections)))
     try:
         now = time.perf_counter()

@@ -46,10 +46,11 @@ OPEN_CONCURRENCY = 64      # handshakes in flight per holder
 
 SCALE_APP = """
     import dataclasses, runpy
+    from hapta.config import DEFAULT_LIMITS
     # The demo app, able to hold many connections: the caps raised, rate limits and the per-connection message
     # rate off. What is left in force is what every connection costs anyway (keepalive pings, session timers).
-    app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], limits={}, message_rate=None,
-                              max_connections=100_000, max_connections_per_address=100_000)
+    app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
+                              message_rate=None, max_connections=100_000, max_connections_per_address=100_000)
 """
 
 

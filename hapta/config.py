@@ -55,9 +55,10 @@ class Limit:
     burst: int | None = None
 
 
-# Limits every app has unless its App.limits says otherwise (its keys win; docs/limits.md): each op that checks a
-# secret, and each write, has one, so that no op is unbounded by default. Per client address for the ops a guest
-# may call, per user for the rest; "<op>:identity" counts guesses against one account from anywhere.
+# Limits every app has unless its App.limits says otherwise (its keys win, None turns one off; docs/limits.md): each
+# op that checks a secret, and each write, has one, so that no op is unbounded by default. Per client address for the
+# ops a guest may call, per user for the rest; "<op>:identity" counts guesses against one account from anywhere.
+# `App(limits=dict.fromkeys(DEFAULT_LIMITS))` runs without any (benchmarks).
 DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.login": Limit(10, per=60),
     "auth.login:identity": Limit(10, per=600),
@@ -66,8 +67,9 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.password": Limit(5, per=60),
     "auth.admin": Limit(5, per=60),
     "auth.anon": Limit(300, per=60),
-    "auth.refresh": Limit(120, per=60),
-    "auth.resume": Limit(120, per=60),
+    # a deploy sends every client of a NAT back at once: refreshing and resuming check 256-bit secrets, no guessing
+    "auth.refresh": Limit(600, per=60),
+    "auth.resume": Limit(600, per=60),
     "auth.oauth2": Limit(30, per=60),
     "records.create": Limit(20, per=1, burst=40),
     "records.update": Limit(20, per=1, burst=40),
@@ -114,7 +116,8 @@ def google(client_id: str, client_secret: str) -> OAuth2Provider:
 @dataclass(frozen=True)
 class App:
     collections: tuple[Collection, ...] | list[Collection]
-    limits: dict[str, Limit] = field(default_factory=dict)   # "default", "op", "op:collection" over DEFAULT_LIMITS
+    # "default", "op", "op:collection", laid over DEFAULT_LIMITS; None for a key: not limited (docs/limits.md)
+    limits: dict[str, Limit | None] = field(default_factory=dict)
     limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
     max_message: int = 64 * 1024                # bytes in one frame

@@ -30,8 +30,10 @@ from ..settings import Settings
 from ..store import migrations
 from ..live import Live, install_triggers
 from ..store.listener import Listener
+from .deadlines import Deadlines
 from .session_hub import SessionHub
-from ..store.postgres import Database, Gate, Work, create_pool, failure, introspect, outcome_unknown
+from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
+                              outcome_unknown, working)
 
 log = logging.getLogger("hapta.gateway")
 
@@ -50,7 +52,8 @@ class Gateway:
     files: FileService | None = None   # storage, file fields and the orphan sweeper (set at start)
 
     def __post_init__(self) -> None:
-        self.limiter = Limiter({**DEFAULT_LIMITS, **self.app.limits}, self.settings.redis_url,
+        limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **self.app.limits}.items() if limit is not None}
+        self.limiter = Limiter(limits, self.settings.redis_url,
                                prefix=self.settings.redis_prefix,
                                fallback=self.app.limits_fallback)
         policy = Policy(self.app.session_ttl, self.app.session_idle_timeout, self.app.refresh_reuse_interval)
@@ -58,6 +61,7 @@ class Gateway:
         self.admin_schema = without_guards(self.schema)
         self.live = Live(self)   # change feed, realtime, channels, read cache
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
+        self.deadlines = Deadlines(self.app.request_timeout)
         self.public_url = self.settings.public_url
 
     @classmethod
@@ -76,7 +80,7 @@ class Gateway:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             db = Database(pool, acquire_timeout=app.db_acquire_timeout,
-                          gate=Gate({"user": app.db_per_principal, "addr": app.db_per_address}))
+                          gate=Gate(app.db_per_principal, app.db_per_address))
             hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch, reload=reload)
         except BaseException:
             await pool.close()
@@ -96,10 +100,12 @@ class Gateway:
         await self.listener.start()
         await self.files.start()
         self.hub.start()
+        self.deadlines.start()
         await self.live.start()
 
     async def close(self) -> None:
         await self.hooks.close()   # first: after_* hooks under way may still need the database
+        await self.deadlines.close()
         await self.hub.close()
         await self.live.close()
         if self.files is not None:
@@ -142,24 +148,35 @@ class Gateway:
     async def _reply(self, peer: Peer, request: Request) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
         (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL)."""
-        deadline = asyncio.timeout(self.app.request_timeout)
-        async with self.db.working(_work_keys(peer)) as work:
-            try:
-                async with deadline:
-                    return ok_reply(request.id, await self._run(peer, request))
-            except HaptaError as error:
-                return error_reply(request.id, error)
-            except Exception as exc:
-                if deadline.expired():
-                    return error_reply(request.id, self._out_of_time(request, work))
-                mapped = failure(exc)
-                if mapped is not None:
-                    log.warning("upstream trouble during %s: %s", request.op, type(exc).__name__)
-                    metrics.UPSTREAM_ERRORS.labels("postgres").inc()
-                    return error_reply(request.id, mapped)
-                # The traceback is for the operator; the client learns only that it was our fault. Never log args.
-                log.exception("op %s failed", request.op)
-                return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
+        task = asyncio.current_task()
+        assert task is not None
+        self.deadlines.watch(task)
+        work = Work(lambda: _work_keys(peer))
+        token = working(work)
+        try:
+            return ok_reply(request.id, await self._run(peer, request))
+        except HaptaError as error:
+            if self.deadlines.expired(task):   # refused on the way out of a cancelled wait
+                return error_reply(request.id, self._out_of_time(request, work))
+            return error_reply(request.id, error)
+        except asyncio.CancelledError:
+            if not self.deadlines.expired(task):
+                raise   # not ours to answer: the connection or the server is going away
+            return error_reply(request.id, self._out_of_time(request, work))
+        except Exception as exc:
+            if self.deadlines.expired(task):
+                return error_reply(request.id, self._out_of_time(request, work))
+            mapped = failure(exc)
+            if mapped is not None:
+                log.warning("upstream trouble during %s: %s", request.op, type(exc).__name__)
+                metrics.UPSTREAM_ERRORS.labels("postgres").inc()
+                return error_reply(request.id, mapped)
+            # The traceback is for the operator; the client learns only that it was our fault. Never log args.
+            log.exception("op %s failed", request.op)
+            return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
+        finally:
+            self.deadlines.forget(task)
+            done_working(token)
 
     def _out_of_time(self, request: Request, work: Work) -> HaptaError:
         log.warning("%s ran past its %g s deadline", request.op, self.app.request_timeout)
@@ -194,12 +211,11 @@ class Gateway:
 
 
 def _work_keys(peer: Peer) -> tuple[str, ...]:
-    """Whose share of the database pool a request uses: its principal's, then its address's. Admins (trusted
+    """Whose share of the database pool a request uses: (its principal's, its address's). Admins (trusted
     servers) are not capped."""
     if peer.principal.is_admin:
         return ()
-    principal, address = principal_key(peer), principal_key(peer, by_address=True)
-    return (principal, address) if principal != address else (address,)
+    return principal_key(peer), principal_key(peer, by_address=True)
 
 
 async def _install_triggers(conn: asyncpg.Connection, tables: list[str]) -> None:

@@ -25,7 +25,7 @@ from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import (BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED,
                                HaptaError)
 from ..query import FilterError, bind, to_sql
-from ..query.ast import CONTAINS_COST, RELATION_COST, Compare, Field, Literal
+from ..query.ast import CONTAINS_COST, RELATION_COST, Compare, Field, Literal, Node
 from ..query.sql import PG_TYPES
 from ..query.values import in_utc
 from ..query import schema as kinds
@@ -479,11 +479,25 @@ async def checked_write(conn: asyncpg.Connection, call: Call, model: Model, sql:
 def _relation_visible(sql: Sql, model: Model, name: str) -> str:
     """SQL that is true when relation `name` of the written row is null or points at a record the principal may
     view: the reader's own relation step (`name.id != null`, through the related view rule)."""
-    try:
-        points = bind(Compare(Field((name, "id")), "!=", Literal(None)), model.table, sql.schema)
-    except FilterError:   # a collection this principal may not view at all: nothing there to point at
+    points = _points_at_visible(sql.schema, model, name)
+    if points is None:   # a collection this principal may not view at all: nothing there to point at
         return f'("{model.name}"."{name}" IS NULL)'
     return f'("{model.name}"."{name}" IS NULL OR {sql.rule(points)})'
+
+
+def _points_at_visible(schema: Any, model: Model, name: str) -> Node | None:
+    """The bound check `name.id != null` (None: the related collection is not viewable here), made once per schema,
+    collection and relation: a handful, for as long as the gateway lives."""
+    key = (id(schema), model.name, name)
+    if key not in _pointing:
+        try:
+            _pointing[key] = bind(Compare(Field((name, "id")), "!=", Literal(None)), model.table, schema)
+        except FilterError:
+            _pointing[key] = None
+    return _pointing[key]
+
+
+_pointing: dict[tuple[int, str, str], Node | None] = {}
 
 
 def _missing_related(field: str) -> HaptaError:

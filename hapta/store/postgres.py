@@ -18,7 +18,7 @@ import contextvars
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 import msgspec
@@ -70,42 +70,51 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statem
 
 # ---- whom the work is for ------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class Work:
     """The database work of one request: whom it counts against, and how far its transaction's COMMIT got.
 
-    The dispatcher sets one per request (`Database.working`); the Database reads it from a context variable, so
-    every statement a request causes (its op, its hooks' ctx.sql) is counted without being passed around."""
-    keys: tuple[str, ...] = ()     # buckets whose concurrent connections are capped, e.g. ("user:42", "addr:10.0.0.1")
+    The dispatcher sets one per request (`working`); the Database reads it from a context variable, so every
+    statement a request causes (its op, its hooks' ctx.sql) is counted without being passed around. Whom it counts
+    against is asked only when the work reaches the pool: a ping never does."""
+    holders: Callable[[], tuple[str, ...]] | None = None   # (principal, address), e.g. ("user:42", "addr:10.0.0.1")
     commit: str = ""               # "" before any COMMIT, "sent" while one is under way, "done" once it returned
+
+    def keys(self) -> tuple[str, ...]:
+        return self.holders() if self.holders is not None else ()
 
 
 _work: contextvars.ContextVar[Work | None] = contextvars.ContextVar("hapta_work", default=None)
 
 
-def current_work() -> Work | None:
-    return _work.get()
+def working(work: Work) -> contextvars.Token:
+    """Count what follows, in this task and the tasks it starts, as `work` (until `done_working`)."""
+    return _work.set(work)
+
+
+def done_working(token: contextvars.Token) -> None:
+    _work.reset(token)
 
 
 class Gate:
-    """At most `limit` connections at once per key (a principal, an address). A key's count lives only while it
-    is above zero, so idle clients cost nothing."""
+    """At most `per_principal` connections at once for one principal, and `per_address` for one client address
+    (whoever signed in there). A key's count lives only while it is above zero, so idle clients cost nothing.
+    Work names its holders as (principal, address): "user:42" and "addr:10.0.0.1"; anon and guests are their
+    address twice over, and then meet both caps."""
 
-    def __init__(self, limits: dict[str, int]):
-        self.limits = limits               # key prefix ("user", "addr") -> connections at once
+    def __init__(self, per_principal: int | None = None, per_address: int | None = None):
+        self.limits = (per_principal, per_address)
         self._held: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future]] = {}
 
-    def _limit(self, key: str) -> int | None:
-        return self.limits.get(key.split(":", 1)[0])
+    def _slots(self, holders: tuple[str, ...]) -> list[tuple[str, int]]:
+        return [(f"{kind}|{holder}", limit) for kind, holder, limit in zip("pa", holders, self.limits)
+                if limit is not None]
 
-    async def enter(self, keys: tuple[str, ...], deadline: float) -> None:
+    async def enter(self, holders: tuple[str, ...], deadline: float) -> None:
         entered: list[str] = []
         try:
-            for key in keys:   # always in the order given (principal, then address): no two requests deadlock
-                limit = self._limit(key)
-                if limit is None:
-                    continue
+            for key, limit in self._slots(holders):   # principal, then address: no two requests deadlock
                 while self._held.get(key, 0) >= limit:
                     waiter = asyncio.get_running_loop().create_future()
                     self._waiters.setdefault(key, []).append(waiter)
@@ -123,67 +132,40 @@ class Gate:
                 self._held[key] = self._held.get(key, 0) + 1
                 entered.append(key)
         except BaseException:
-            self.leave(tuple(entered))
+            self._leave(entered)
             raise
 
-    def leave(self, keys: tuple[str, ...]) -> None:
+    def leave(self, holders: tuple[str, ...]) -> None:
+        self._leave([key for key, _ in self._slots(holders)])
+
+    def _leave(self, keys: list[str]) -> None:
         for key in keys:
-            if self._limit(key) is None or key not in self._held:
-                continue
-            held = self._held[key] - 1
-            if held:
+            held = self._held.get(key, 0) - 1
+            if held > 0:
                 self._held[key] = held
             else:
-                del self._held[key]
+                self._held.pop(key, None)
             for waiter in self._waiters.get(key, ()):
                 if not waiter.done():
                     waiter.set_result(None)
                     break
 
-    def held(self, key: str) -> int:
-        return self._held.get(key, 0)
+    def held(self, kind: str, holder: str) -> int:
+        """Connections held now by a principal (kind "p") or an address ("a")."""
+        return self._held.get(f"{kind}|{holder}", 0)
 
 
 class Database:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 2.0, gate: Gate | None = None):
         self.pool = pool
         self.acquire_timeout = acquire_timeout
-        self.gate = gate or Gate({})
+        self.gate = gate or Gate()
 
-    @asynccontextmanager
-    async def working(self, keys: tuple[str, ...]) -> AsyncIterator[Work]:
-        """Count the database work done inside against `keys` (the dispatcher, around one request)."""
-        work = Work(keys)
-        token = _work.set(work)
-        try:
-            yield work
-        finally:
-            _work.reset(token)
-
-    @asynccontextmanager
-    async def acquire(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A pool connection within `timeout` (default acquire_timeout), else UNAVAILABLE. Releasing it never fails
-        the caller: the work is done by then (a connection that cannot be reset is closed by the pool)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.acquire_timeout if timeout is None else timeout)
-        work = _work.get()
-        keys = work.keys if work is not None else ()
-        await self.gate.enter(keys, deadline)
-        try:
-            try:
-                conn = await self.pool.acquire(timeout=max(0.001, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                raise HaptaError(UNAVAILABLE, "the database is busy; try again",
-                                 retry_after=RETRY_AFTER) from None
-            try:
-                yield conn
-            finally:
-                try:
-                    await self.pool.release(conn, timeout=RELEASE_TIMEOUT)
-                except (Exception, asyncio.CancelledError) as exc:   # the pool has closed it: nothing to undo
-                    log.info("a database connection could not be reset and was closed (%s)", type(exc).__name__)
-        finally:
-            self.gate.leave(keys)
+    def acquire(self, timeout: float | None = None) -> "_Acquired":
+        """A pool connection within `timeout` (default acquire_timeout), else UNAVAILABLE; for `async with`.
+        Releasing it never fails the caller: the work is done by then (a connection that cannot be reset is closed
+        by the pool)."""
+        return _Acquired(self, self.acquire_timeout if timeout is None else timeout)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -240,6 +222,37 @@ class Database:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+class _Acquired:
+    """Database.acquire's context (a class, not a generator: it runs for every statement of every request)."""
+    __slots__ = ("db", "timeout", "keys", "conn")
+
+    def __init__(self, db: Database, timeout: float):
+        self.db, self.timeout = db, timeout
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        work = _work.get()
+        self.keys = work.keys() if work is not None else ()
+        await self.db.gate.enter(self.keys, deadline)
+        try:
+            self.conn = await self.db.pool.acquire(timeout=max(0.001, deadline - loop.time()))
+        except BaseException as exc:
+            self.db.gate.leave(self.keys)
+            if isinstance(exc, asyncio.TimeoutError):
+                raise HaptaError(UNAVAILABLE, "the database is busy; try again", retry_after=RETRY_AFTER) from None
+            raise
+        return self.conn
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self.db.pool.release(self.conn, timeout=RELEASE_TIMEOUT)
+        except (Exception, asyncio.CancelledError) as exc:   # the pool has closed it: nothing to undo
+            log.info("a database connection could not be reset and was closed (%s)", type(exc).__name__)
+        finally:
+            self.db.gate.leave(self.keys)
 
 
 def outcome_unknown() -> HaptaError:

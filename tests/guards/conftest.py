@@ -13,13 +13,13 @@ import pytest
 from tests.conftest import gateway_env
 from tests.services import GatewayProcess, write_app
 
-# The demo app with limits small enough to reach in a test. The app's own rate limits are off (limits={}) so that
+# The demo app with limits small enough to reach in a test. Rate limits are off (every key None) so that
 # what a test meets is the connection guard it is about.
 CAPS_APP = """
     import dataclasses, runpy
-    from hapta.config import Limit
+    from hapta.config import DEFAULT_LIMITS, Limit
     app = dataclasses.replace(
-        runpy.run_path(ROOT + "/config.py")["app"], limits={},
+        runpy.run_path(ROOT + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
         max_connections=6, max_connections_per_address=3,
         message_rate=Limit(300, per=1, burst=300),
         max_message=8192, max_in_flight=8, max_outgoing=256 * 1024)
@@ -27,8 +27,9 @@ CAPS_APP = """
 
 TIMERS_APP = """
     import dataclasses, runpy
+    from hapta.config import DEFAULT_LIMITS
     app = dataclasses.replace(
-        runpy.run_path(ROOT + "/config.py")["app"], limits={},
+        runpy.run_path(ROOT + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
         auth_deadline=1.0, connection_idle_timeout=2.0, ping_interval=0.5, ping_timeout=0.5)
 """
 
