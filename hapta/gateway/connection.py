@@ -139,6 +139,7 @@ class Connection:
                 continue
             await self.slots.acquire()
             task = asyncio.ensure_future(self.serve(request))
+            self.gateway.deadlines.watch(task)   # answered TIMEOUT past App.request_timeout
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         if self.rate.flooding:

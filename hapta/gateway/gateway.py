@@ -148,23 +148,20 @@ class Gateway:
     async def _reply(self, peer: Peer, request: Request) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
         (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL)."""
-        task = asyncio.current_task()
-        assert task is not None
-        self.deadlines.watch(task)
         work = Work(lambda: _work_keys(peer))
         token = working(work)
         try:
             return ok_reply(request.id, await self._run(peer, request))
         except HaptaError as error:
-            if self.deadlines.expired(task):   # refused on the way out of a cancelled wait
+            if self.deadlines.expired():   # refused on the way out of a wait the deadline cut short
                 return error_reply(request.id, self._out_of_time(request, work))
             return error_reply(request.id, error)
         except asyncio.CancelledError:
-            if not self.deadlines.expired(task):
+            if not self.deadlines.expired():
                 raise   # not ours to answer: the connection or the server is going away
             return error_reply(request.id, self._out_of_time(request, work))
         except Exception as exc:
-            if self.deadlines.expired(task):
+            if self.deadlines.expired():
                 return error_reply(request.id, self._out_of_time(request, work))
             mapped = failure(exc)
             if mapped is not None:
@@ -175,7 +172,6 @@ class Gateway:
             log.exception("op %s failed", request.op)
             return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
         finally:
-            self.deadlines.forget(task)
             done_working(token)
 
     def _out_of_time(self, request: Request, work: Work) -> HaptaError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
@@ -79,9 +80,13 @@ class Work:
     against is asked only when the work reaches the pool: a ping never does."""
     holders: Callable[[], tuple[str, ...]] | None = None   # (principal, address), e.g. ("user:42", "addr:10.0.0.1")
     commit: str = ""               # "" before any COMMIT, "sent" while one is under way, "done" once it returned
+    named: tuple[str, ...] | None = None
 
     def keys(self) -> tuple[str, ...]:
-        return self.holders() if self.holders is not None else ()
+        """The Gate's keys for the holders, worked out on the first statement of the request."""
+        if self.named is None:
+            self.named = Gate.keys(self.holders()) if self.holders is not None else ()
+        return self.named
 
 
 _work: contextvars.ContextVar[Work | None] = contextvars.ContextVar("hapta_work", default=None)
@@ -100,21 +105,38 @@ class Gate:
     """At most `per_principal` connections at once for one principal, and `per_address` for one client address
     (whoever signed in there). A key's count lives only while it is above zero, so idle clients cost nothing.
     Work names its holders as (principal, address): "user:42" and "addr:10.0.0.1"; anon and guests are their
-    address twice over, and then meet both caps."""
+    address twice over, and then meet both caps. Entering when there is room is a few dict operations: it happens
+    for every statement."""
 
     def __init__(self, per_principal: int | None = None, per_address: int | None = None):
-        self.limits = (per_principal, per_address)
+        self.limits = (per_principal or math.inf, per_address or math.inf)
         self._held: dict[str, int] = {}
         self._waiters: dict[str, list[asyncio.Future]] = {}
 
-    def _slots(self, holders: tuple[str, ...]) -> list[tuple[str, int]]:
-        return [(f"{kind}|{holder}", limit) for kind, holder, limit in zip("pa", holders, self.limits)
-                if limit is not None]
+    @staticmethod
+    def keys(holders: tuple[str, ...]) -> tuple[str, ...]:
+        """The gate's own names for (principal, address): the two counts never mix, even when both are one address."""
+        return ("p|" + holders[0], "a|" + holders[1]) if holders else ()
 
-    async def enter(self, holders: tuple[str, ...], deadline: float) -> None:
+    def try_enter(self, keys: tuple[str, ...]) -> bool:
+        """Count the keys (Gate.keys of the holders) if both have room; False, counting nothing, if one has not."""
+        if not keys:
+            return True
+        held, (principal, address) = self._held, keys
+        if held.get(principal, 0) >= self.limits[0] or held.get(address, 0) >= self.limits[1]:
+            return False
+        held[principal] = held.get(principal, 0) + 1
+        held[address] = held.get(address, 0) + 1
+        return True
+
+    async def enter(self, keys: tuple[str, ...], deadline: float) -> None:
+        """Wait until both keys have room (principal first, then address: no two requests deadlock); past
+        `deadline`, RATE_LIMITED."""
+        if self.try_enter(keys):
+            return
         entered: list[str] = []
         try:
-            for key, limit in self._slots(holders):   # principal, then address: no two requests deadlock
+            for key, limit in zip(keys, self.limits):
                 while self._held.get(key, 0) >= limit:
                     waiter = asyncio.get_running_loop().create_future()
                     self._waiters.setdefault(key, []).append(waiter)
@@ -132,23 +154,23 @@ class Gate:
                 self._held[key] = self._held.get(key, 0) + 1
                 entered.append(key)
         except BaseException:
-            self._leave(entered)
+            self.leave(tuple(entered))
             raise
 
-    def leave(self, holders: tuple[str, ...]) -> None:
-        self._leave([key for key, _ in self._slots(holders)])
-
-    def _leave(self, keys: list[str]) -> None:
+    def leave(self, keys: tuple[str, ...]) -> None:
+        held = self._held
         for key in keys:
-            held = self._held.get(key, 0) - 1
-            if held > 0:
-                self._held[key] = held
+            count = held.get(key, 0) - 1
+            if count > 0:
+                held[key] = count
             else:
-                self._held.pop(key, None)
-            for waiter in self._waiters.get(key, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+                held.pop(key, None)
+            waiters = self._waiters.get(key)
+            if waiters:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                        break
 
     def held(self, kind: str, holder: str) -> int:
         """Connections held now by a principal (kind "p") or an address ("a")."""
@@ -236,11 +258,14 @@ class _Acquired:
         deadline = loop.time() + self.timeout
         work = _work.get()
         self.keys = work.keys() if work is not None else ()
-        await self.db.gate.enter(self.keys, deadline)
-        try:
-            self.conn = await self.db.pool.acquire(timeout=max(0.001, deadline - loop.time()))
+        gate = self.db.gate
+        if not gate.try_enter(self.keys):
+            await gate.enter(self.keys, deadline)
+        try:   # asyncio.timeout, not acquire(timeout=): before Python 3.12 that waits in a task of its own
+            async with asyncio.timeout_at(deadline):
+                self.conn = await self.db.pool.acquire()
         except BaseException as exc:
-            self.db.gate.leave(self.keys)
+            gate.leave(self.keys)
             if isinstance(exc, asyncio.TimeoutError):
                 raise HaptaError(UNAVAILABLE, "the database is busy; try again", retry_after=RETRY_AFTER) from None
             raise
