@@ -95,7 +95,7 @@ async def fanout_attack(url: str) -> tuple[str, float, float, str]:
     for n in range(100):
         socket = await _client(url, address, anon=True)
         replies = await socket.batch([("realtime.subscribe", {"collection": "posts", "filter":
-                                       f'text !~ "{salt}{n}x{i}" && public = true'}) for i in range(100)])
+                                       f'text ~ "{salt}{n}x{i}" && public = true'}) for i in range(100)])
         accepted += sum(isinstance(r, dict) for r in replies)
     writer = await _client(url)
     w = await register(writer)

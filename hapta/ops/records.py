@@ -443,15 +443,9 @@ async def _refuse_rather_than_conflict(call: Call, model: Model, rule: Rule, dat
     sql = Sql(call, model)
     columns = ", ".join(f'{sql.param(data[n]) if n in data else "NULL"}::{PG_TYPES[model.info.columns[n].kind]} '
                         f'AS "{n}"' for n in model.visible)
-    relations = [n for n in data if model.table.fields[n].relation is not None]
-    checks = "".join(f', {_relation_visible(sql, model, n)} AS "__rel{i}"' for i, n in enumerate(relations))
-    row = await call.gateway.db.fetchrow(
-        f'SELECT {sql.rule(rule)} AS "__allowed"{checks} FROM (SELECT {columns}) AS "{model.name}"', *sql.params)
-    for i, name in enumerate(relations):
-        if row[f"__rel{i}"] is not True:
-            raise _missing_related(name)
-    if row["__allowed"] is not True:
-        raise HaptaError(FORBIDDEN, f"the create rule of {model.name} does not allow this record")
+    checks, relations = _write_checks(sql, model, rule, list(data))
+    row = await call.gateway.db.fetchrow(f'SELECT {checks} FROM (SELECT {columns}) AS "{model.name}"', *sql.params)
+    _refuse_unless_allowed(row, model, relations, "create")
 
 
 async def checked_write(conn: asyncpg.Connection, call: Call, model: Model, sql: Sql, write: str, rule: Rule,
@@ -462,18 +456,27 @@ async def checked_write(conn: asyncpg.Connection, call: Call, model: Model, sql:
 
     A relation to a record one may not view answers exactly as one to a record that does not exist, so that a
     write is no oracle for what the rules hide (a comment on a private post, on a missing one)."""
-    relations = [] if call.principal.is_admin else \
-        [name for name in written if model.table.fields[name].relation is not None]
+    checks, relations = _write_checks(sql, model, rule, [] if call.principal.is_admin else written)
+    row = await conn.fetchrow(f'WITH "__w" AS ({write} RETURNING *) SELECT {sql.select_list(model.visible)}, '
+                              f'{checks} FROM "__w" AS "{model.name}"', *sql.params)
+    _refuse_unless_allowed(row, model, relations, rule_op)
+    return row
+
+
+def _write_checks(sql: Sql, model: Model, rule: Rule, written: list[str]) -> tuple[str, list[str]]:
+    """The columns that judge a written row: `__allowed` (the rule) and `__rel<i>` for each relation written (see
+    _relation_visible); and those relations, in order."""
+    relations = [name for name in written if model.table.fields[name].relation is not None]
     checks = "".join(f', {_relation_visible(sql, model, name)} AS "__rel{i}"' for i, name in enumerate(relations))
-    row = await conn.fetchrow(
-        f'WITH "__w" AS ({write} RETURNING *) SELECT {sql.select_list(model.visible)}, '
-        f'{sql.rule(rule)} AS "__allowed"{checks} FROM "__w" AS "{model.name}"', *sql.params)
-    for i, name in enumerate(relations):
+    return f'{sql.rule(rule)} AS "__allowed"{checks}', relations
+
+
+def _refuse_unless_allowed(row: asyncpg.Record, model: Model, relations: list[str], rule_op: str) -> None:
+    for i, name in enumerate(relations):   # first: a relation to what one may not see is not there at all
         if row[f"__rel{i}"] is not True:
             raise _missing_related(name)
     if row["__allowed"] is not True:
         raise HaptaError(FORBIDDEN, f"the {rule_op} rule of {model.name} does not allow this record")
-    return row
 
 
 def _relation_visible(sql: Sql, model: Model, name: str) -> str:

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from tests.conftest import PASSWORD, gateway_env
-from tests.services import GatewayProcess, create_database, drop_database, write_app
+from tests.conftest import PASSWORD
+from tests.guards.conftest import start_gateway, stop_gateway
+from tests.services import GatewayProcess, create_database, drop_database
 
 SEEDED_POSTS = 50_000
 
@@ -44,13 +45,10 @@ async def seed(dsn: str) -> str:
 
 def start(tmp_path_factory, dsn: str, body: str | None = None) -> GatewayProcess:
     """A gateway of the demo app (or of `body`, a config.py as tests.services.write_app takes it)."""
-    config = {} if body is None else {"config": write_app(tmp_path_factory.mktemp("app"), body)}
-    return GatewayProcess(gateway_env(dsn), **config).start()
+    return start_gateway(tmp_path_factory, dsn, body)
 
 
-def stop(process: GatewayProcess) -> None:
-    process.stop()
-    assert "Traceback" not in process.log_text(), process.log_text()
+stop = stop_gateway
 
 
 # The demo app with realtime.subscribe's rate limit out of the way: what a test meets is the quota it is about

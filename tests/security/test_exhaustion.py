@@ -166,7 +166,9 @@ async def test_subscriptions_are_bounded_per_address_and_per_user(attacked, open
 
 async def test_one_writes_fan_out_does_not_stall_other_traffic(tmp_path_factory, big_database, open_client):
     """100 anon sockets from one address each try 100 distinct-filter subscriptions (10,000; the address may hold
-    2,000), then a user writes a burst of 20 posts: a third client's pings are answered all along."""
+    2,000), then a user writes a burst of 20 posts: a third client's pings are answered all along. The filters
+    match none of the posts: every change is checked against every subscription, and no event reaches this test's
+    own process (whose decoding would be timed too)."""
     process = start(tmp_path_factory, big_database, OPEN_SUBSCRIBE)
     try:
         address = next_loopback()
@@ -175,7 +177,7 @@ async def test_one_writes_fan_out_does_not_stall_other_traffic(tmp_path_factory,
         for n in range(100):
             socket = await anon_client(open_client, process, address)
             replies = await socket.batch([("realtime.subscribe", {"collection": "posts",
-                                                                  "filter": f'text !~ "{salt}{n}x{i}" && public = true'})
+                                                                  "filter": f'text ~ "{salt}{n}x{i}" && public = true'})
                                           for i in range(100)])
             accepted += sum(isinstance(r, dict) for r in replies)
         assert accepted == 2000

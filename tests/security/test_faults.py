@@ -107,52 +107,44 @@ async def test_a_normal_postgres_restart_answers_unavailable_never_internal(priv
     clean(process)
 
 
-async def test_a_committed_write_answers_ok_when_its_connection_dies_right_after(database, tmp_path_factory,
-                                                                                 open_client):
+async def create_through_a_cut(database, tmp_path_factory, open_client, deliver: bool):
+    """A records.create whose connection is cut at its COMMIT's answer (after it reached the gateway, or instead
+    of it): (its outcome, the posts an admin finds with its text)."""
     proxy, dsn = await cuttable_database(database)
     process = quick_gateway(tmp_path_factory, dsn)
     await asyncio.to_thread(process.start)
     try:
         client = await open_client(process)
         session = await register(client)
-        text = "committed " + secrets.token_hex(4)
-        proxy.cut_at(COMMIT_DONE, deliver=True)   # the COMMIT's answer arrives, then the connection is gone
-        created = await client.call("records.create", {"collection": "posts", "data": {
-            "author": session["user"]["id"], "text": text}})
-        assert proxy.sprung.is_set() and created["text"] == text
+        text = "cut " + secrets.token_hex(4)
+        proxy.cut_at(COMMIT_DONE, deliver=deliver)
+        try:
+            outcome = await client.call("records.create", {"collection": "posts", "data": {
+                "author": session["user"]["id"], "text": text}})
+        except HaptaError as error:
+            outcome = error
+        assert proxy.sprung.is_set()
         admin = await open_client(process)
         await admin.call("auth.admin", {"key": ADMIN_KEY})
         found = await admin.call("records.list", {"collection": "posts", "filter": f'text = "{text}"'})
-        assert [p["id"] for p in found["items"]] == [created["id"]]
     finally:
         process.stop()
         await proxy.cut()
     clean(process)
+    return outcome, [p["id"] for p in found["items"]]
+
+
+async def test_a_committed_write_answers_ok_when_its_connection_dies_right_after(database, tmp_path_factory,
+                                                                                 open_client):
+    created, found = await create_through_a_cut(database, tmp_path_factory, open_client, deliver=True)
+    assert isinstance(created, dict) and found == [created["id"]]
 
 
 async def test_a_commit_without_an_answer_says_the_outcome_is_unknown(database, tmp_path_factory, open_client):
-    proxy, dsn = await cuttable_database(database)
-    process = quick_gateway(tmp_path_factory, dsn)
-    await asyncio.to_thread(process.start)
-    try:
-        client = await open_client(process)
-        session = await register(client)
-        text = "unknown " + secrets.token_hex(4)
-        proxy.cut_at(COMMIT_DONE, deliver=False)   # the server commits; its answer never comes back
-        with pytest.raises(HaptaError) as lost:
-            await client.call("records.create", {"collection": "posts", "data": {
-                "author": session["user"]["id"], "text": text}})
-        assert lost.value.code == "UNAVAILABLE" and lost.value.details == {"outcome": "unknown"}
-        assert lost.value.retry_after
-        # ... and indeed it happened: reading it back is what the client does next
-        admin = await open_client(process)
-        await admin.call("auth.admin", {"key": ADMIN_KEY})
-        found = await admin.call("records.list", {"collection": "posts", "filter": f'text = "{text}"'})
-        assert len(found["items"]) == 1
-    finally:
-        process.stop()
-        await proxy.cut()
-    clean(process)
+    lost, found = await create_through_a_cut(database, tmp_path_factory, open_client, deliver=False)
+    assert isinstance(lost, HaptaError), lost
+    assert lost.code == "UNAVAILABLE" and lost.details == {"outcome": "unknown"} and lost.retry_after
+    assert len(found) == 1   # ... and indeed it happened: reading it back is what the client does next
 
 
 async def timed_replies(client, calls: list[tuple[str, dict]]) -> list[tuple[str, float]]:
