@@ -80,7 +80,7 @@ class Work:
     against is asked only when the work reaches the pool: a ping never does."""
     holders: Callable[[], tuple[str, ...]] | None = None   # (principal, address), e.g. ("user:42", "addr:10.0.0.1")
     commit: str = ""               # "" before any COMMIT, "sent" while one is under way, "done" once it returned
-    named: tuple[str, ...] | None = None
+    named: tuple[str, ...] | None = None   # the Gate's keys for the holders, once worked out
 
     def keys(self) -> tuple[str, ...]:
         """The Gate's keys for the holders, worked out on the first statement of the request."""
@@ -171,10 +171,6 @@ class Gate:
                     if not waiter.done():
                         waiter.set_result(None)
                         break
-
-    def held(self, kind: str, holder: str) -> int:
-        """Connections held now by a principal (kind "p") or an address ("a")."""
-        return self._held.get(f"{kind}|{holder}", 0)
 
 
 class Database:

@@ -1,7 +1,6 @@
 """bind(): field resolution against the schema and coercion of literals to the compared kind."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
