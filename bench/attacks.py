@@ -18,7 +18,7 @@ from hapta.client import Client
 from tests.conftest import ANON_KEY
 from tests.security.conftest import OPEN_SUBSCRIBE, register, seed, worst_while
 from tests.security.test_exhaustion import cheap_enough, relation_filter
-from tests.services import GatewayProcess, admin_dsn, create_database, drop_database, next_loopback, rss_bytes, \
+from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database, next_loopback, rss_bytes, \
     write_app
 from tests.conftest import gateway_env
 
@@ -121,7 +121,7 @@ async def main() -> None:
     pg = await admin_dsn()
     dsn = await create_database(pg)
     folder = Path(__import__("tempfile").mkdtemp())
-    process = GatewayProcess(gateway_env(dsn), config=write_app(folder, OPEN_SUBSCRIBE))
+    process = GatewayProcess(gateway_env(dsn), config=write_app(folder, OPEN_SUBSCRIBE, app=ROOT))
     rows = []
     try:
         await asyncio.to_thread(process.start)

@@ -37,7 +37,7 @@ import psutil
 
 from hapta.auth.tokens import TokenSigner
 from tests.conftest import gateway_env
-from tests.services import GatewayProcess, admin_dsn, create_database, drop_database
+from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fanout.md"
 PER_ADDRESS = 200    # connections per loopback source address (the gateway bounds connections per address)
@@ -276,7 +276,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
     admin = await admin_dsn()
     dsn = await create_database(admin)
     env = gateway_env(dsn)
-    gateways = [GatewayProcess(env) for _ in range(args.workers)]
+    gateways = [GatewayProcess(env, config=ROOT / "config.py") for _ in range(args.workers)]
     tokens_file = Path(f"/tmp/hapta-fanout-{os.getpid()}.json")
     rows = []
     try:

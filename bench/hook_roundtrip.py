@@ -15,8 +15,8 @@ from pathlib import Path
 
 import uvloop
 
-from hapta.rules.messages import Who
-from hapta.rules.workers import WorkerPool
+from hapta.hooks.messages import Who
+from hapta.hooks.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 WHO = Who("u1", "user", "records.create", "posts", "127.0.0.1")

@@ -31,7 +31,7 @@ import asyncpg
 from bench.fanout import make_users, percentile, raise_file_limit
 from hapta.client import Client
 from tests.conftest import gateway_env
-from tests.services import GatewayProcess, admin_dsn, create_database, drop_database
+from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hotfeed.md"
 PAGE = {"collection": "posts", "filter": "public = true", "per_page": 20}
@@ -138,7 +138,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
     admin = await admin_dsn()
     dsn = await create_database(admin)
     env = gateway_env(dsn)
-    gateways = [GatewayProcess(env) for _ in range(2)]
+    gateways = [GatewayProcess(env, config=ROOT / "config.py") for _ in range(2)]
     tokens_file = Path(f"/tmp/hapta-hotfeed-{id(args)}.json")
     rows = []
     try:

@@ -127,8 +127,8 @@ def main() -> None:
         # (App.message_rate): that guard would be all the one-connection rows measure.
         demo = write_app(Path(apps_dir) / "demo", """
             import dataclasses, runpy
-            app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], message_rate=None)
-        """)
+            app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], message_rate=None)
+        """, app=ROOT)
         servers["gateway"] = GatewayProcess(gateway_env(database_url), config=demo).start()
         servers["echo"] = GatewayProcess({}, command=[sys.executable, "-m", "bench.echo_server"]).start()
         servers.update(hook_apps.start(database_url, Path(apps_dir)))

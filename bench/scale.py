@@ -49,7 +49,7 @@ SCALE_APP = """
     from hapta.config import DEFAULT_LIMITS
     # The demo app, able to hold many connections: the caps raised, rate limits and the per-connection message
     # rate off. What is left in force is what every connection costs anyway (keepalive pings, session timers).
-    app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
+    app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
                               message_rate=None, max_connections=100_000, max_connections_per_address=100_000)
 """
 
@@ -266,7 +266,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hapta-bench-scale-"))
     rows: list[dict[str, Any]] = []
     try:
-        config = write_app(folder / "app", SCALE_APP)
+        config = write_app(folder / "app", SCALE_APP, app=ROOT)
         tokens_file = str(folder / "tokens.json")
         tokens: list[str] = []
         for workers in (int(w) for w in args.setups.split(",")):

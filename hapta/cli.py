@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "version":
         print(_version_text())
         return
-    from .models import ConfigError
+    from .config import ConfigError
     from .settings import SettingsError
     from .store.migrations import MigrationError
     try:

@@ -12,6 +12,11 @@ from pathlib import Path
 ADMIN_ONLY = None
 EVERYONE = ""
 
+
+class ConfigError(Exception):
+    """config.py (or what it names: rules/, the tables) cannot work; the message says what and where."""
+
+
 # Columns every collection has, managed by the gateway: clients read them, never write them.
 SYSTEM_FIELDS = ("id", "created", "updated", "version")
 
@@ -40,8 +45,8 @@ class Collection:
 @dataclass(frozen=True)
 class FileField:
     """A jsonb column holding a list of files, written by files.* ops only (docs/files.md). `types` are checked
-    against the content (its first bytes, hapta/files/types.py), never the client's word; None takes any content.
-    Uploads and deletes need the collection's update rule, downloads and URLs its view rule."""
+    against the content (its first bytes, hapta/store/files/types.py), never the client's word; None takes any
+    content. Uploads and deletes need the collection's update rule, downloads and URLs its view rule."""
     max_size: int = 10 * 1024 * 1024            # bytes in one file; a bigger upload is refused before any byte
     types: tuple[str, ...] | None = ("image/png", "image/jpeg", "image/gif", "image/webp")
     max_count: int = 1                          # files in the field; uploading under an existing name replaces it

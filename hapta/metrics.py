@@ -39,7 +39,7 @@ RULE_WORKER_RESTARTS = Counter("hapta_rule_worker_restarts", "Rule workers repla
 
 for _upstream in ("postgres", "redis", "s3", "rules"):   # a zero is an answer; a missing series is a question
     UPSTREAM_ERRORS.labels(_upstream)
-# The change feed and what it drives (hapta/live, hapta/cache.py).
+# The change feed and what it drives (hapta/live).
 FEED_CHANGES = Counter("hapta_feed_changes", "Row changes received from the PostgreSQL change feed.")
 FEED_RESETS = Counter("hapta_feed_resets", "Times the change feed may have missed changes (listener reconnected).")
 SUBSCRIPTIONS = Gauge("hapta_realtime_subscriptions", "Realtime subscriptions held.", multiprocess_mode="livesum")
@@ -50,7 +50,7 @@ FEED_BARRIERS = Counter("hapta_feed_barriers", "Round trips of the change feed's
                         "listening connection that reads served from memory wait for).")
 CACHE_READS = Counter("hapta_cache_reads", "records.get/list reads, by how they were answered: hit (memory or a "
                       "query already running), shared (Redis) or load (PostgreSQL).", ["result"])
-# The connection guards (hapta/gateway/guards.py, docs/operations.md).
+# The connection guards (hapta/gateway/flow.py, docs/operations.md).
 GUARD_CLOSES = Counter("hapta_guard_closes", "Connections refused or closed by a connection guard, by guard: "
                        "capacity, address (1013), flood, garbage, auth_deadline (1008), idle (1000), slow_reader "
                        "(dropped: it did not read).", ["guard"])

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .config import SYSTEM_FIELDS, App, Collection
+from .catalog import TableInfo
+from .config import SYSTEM_FIELDS, App, Collection, ConfigError
 from .query import FilterError, bind, fields_used, parse
 from .query.ast import And, Node
 from .query.schema import Field, Schema, Table
-from .store.postgres import TableInfo
 
 RULE_OPS = ("list", "view", "create", "update", "delete")
 
@@ -19,10 +19,6 @@ RULE_OPS = ("list", "view", "create", "update", "delete")
 AUTH_COLLECTION = "users"
 AUTH_HIDDEN = ("password_hash",)
 AUTH_READONLY = ("email", "verified")
-
-
-class ConfigError(Exception):
-    pass
 
 
 class Everyone:

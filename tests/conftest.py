@@ -1,13 +1,16 @@
-"""Fixtures: a real PostgreSQL database per test session and the demo app served by a real `hapta serve`."""
+"""Fixtures: a real PostgreSQL database per test session, the test app (tests/app, a copy of the demo) served by a
+real `hapta serve`, and the same app in-process (tests/harness.py) for fast tests of the request path."""
 from __future__ import annotations
 
+import logging
 import secrets
 
 import pytest
 import pytest_asyncio
 
 from hapta.client import Client
-from tests.services import GatewayProcess, admin_dsn, create_database, drop_database, next_loopback
+from tests import harness as in_process
+from tests.services import APP, GatewayProcess, admin_dsn, create_database, drop_database, next_loopback
 
 ANON_KEY = "test-anon-key"
 ADMIN_KEY = "test-admin-key"
@@ -88,3 +91,29 @@ async def admin(connect) -> Client:
     client = await connect()
     await client.call("auth.admin", {"key": ADMIN_KEY})
     return client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def in_process_gateway(pg_admin, tmp_path_factory):
+    """The test app's Gateway in this process, on a database of its own."""
+    dsn = await create_database(pg_admin)
+    env = {**gateway_env(dsn), "HAPTA_DATA_DIR": str(tmp_path_factory.mktemp("in-process"))}
+    gateway = await in_process.start(APP, env, dsn)
+    yield gateway
+    await gateway.close()
+    await drop_database(pg_admin, dsn)
+
+
+@pytest_asyncio.fixture
+async def harness(in_process_gateway):
+    """Devices on the in-process gateway (tests/harness.py), disconnected after the test, which fails if the
+    gateway logged an error meanwhile that the test did not claim (harness.errors)."""
+    errors = in_process.Errors()
+    logging.getLogger("hapta").addHandler(errors)
+    found = in_process.Harness(in_process_gateway, errors)
+    try:
+        yield found
+    finally:
+        found.end()
+        logging.getLogger("hapta").removeHandler(errors)
+    assert not errors.records, [record.getMessage() for record in errors.records]

@@ -20,6 +20,10 @@ from urllib.parse import urlparse
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
+# The app the framework's tests serve: a copy of the demo app (config.py, rules/, migrations/, .env), so that the
+# tests stay the same when a user replaces the demo at the repository's root with their own app (tests/demo/ has
+# the few tests that are about whatever app is there).
+APP = ROOT / "tests" / "app"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -72,20 +76,20 @@ async def drop_database(admin: str, dsn: str) -> None:
         await conn.close()
 
 
-def write_app(folder: Path, body: str) -> Path:
-    """An app folder that reuses the demo's migrations and rules with its own config.py (ROOT in `body` becomes
-    the repository's path)."""
+def write_app(folder: Path, body: str, app: Path = APP) -> Path:
+    """An app folder that reuses the migrations and rules of `app` (the test app; the benchmarks pass the demo, ROOT)
+    with its own config.py, in which APP becomes the path of `app`."""
     folder.mkdir(exist_ok=True)
-    (folder / "migrations").symlink_to(ROOT / "migrations")
-    (folder / "rules").symlink_to(ROOT / "rules")
-    (folder / "config.py").write_text(textwrap.dedent(body).replace("ROOT", repr(str(ROOT))))
+    (folder / "migrations").symlink_to(app / "migrations")
+    (folder / "rules").symlink_to(app / "rules")
+    (folder / "config.py").write_text(textwrap.dedent(body).replace("APP", repr(str(app))))
     return folder / "config.py"
 
 
 class GatewayProcess:
     """`hapta serve` in a child process on a free port, with its own environment."""
 
-    def __init__(self, env: dict[str, str], config: Path = ROOT / "config.py", workers: int = 1,
+    def __init__(self, env: dict[str, str], config: Path = APP / "config.py", workers: int = 1,
                  command: list[str] | None = None, drop: tuple[str, ...] = ()):
         self.env = {key: value for key, value in {**os.environ, **env}.items() if key not in drop}
         self.command = command or [sys.executable, "-m", "hapta"]

@@ -20,9 +20,9 @@ from websockets.http11 import Request, Response
 
 from ..store.files import check_key
 from ..store.files.local import LocalStorage
+from ..store.files.types import inline
 from .service import FileService
 from .signing import UrlRefused
-from .types import inline
 
 MAX_BODY = 16 * 1024 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")

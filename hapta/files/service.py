@@ -18,20 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import asyncpg
 
-from ..config import FileField
-from ..models import ConfigError
+from ..config import App, ConfigError, FileField
+from ..models import Model
 from ..query import schema as kinds
-from ..store.postgres import UPSTREAM_ERRORS
+from ..settings import Settings
 from ..store.files import Storage, StorageUnavailable, Writer, check_key, open_storage
+from ..store.files.types import KNOWN_TYPES
+from ..store.listener import Listener
+from ..store.postgres import UPSTREAM_ERRORS, Database
 from .signing import UrlSigner
-from .types import KNOWN_TYPES
 
-if TYPE_CHECKING:
-    from ..gateway.gateway import Gateway
 
 log = logging.getLogger("hapta.files")
 
@@ -47,7 +46,7 @@ class Limits:
     idle_timeout: float  # seconds an upload may wait for its next chunk or its files.finish
 
 
-def declared_fields(app, models) -> dict[str, dict[str, FileField]]:
+def declared_fields(app: App, models: dict[str, Model]) -> dict[str, dict[str, FileField]]:
     """collection -> field -> FileField, checked against the catalog; mistakes stop the start."""
     found: dict[str, dict[str, FileField]] = {}
     for collection in app.collections:
@@ -71,13 +70,14 @@ def declared_fields(app, models) -> dict[str, dict[str, FileField]]:
 
 
 class FileService:
-    def __init__(self, gateway: "Gateway", storage: Storage | None = None):
-        app, settings = gateway.app, gateway.settings
-        self.db = gateway.db
-        self.models = gateway.models
-        self.fields = declared_fields(app, gateway.models)
+    def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener,
+                 storage: Storage | None = None):
+        self.db = db
+        self.models = models
+        self.fields = declared_fields(app, models)
         self.storage = storage or open_storage(settings)
         self.signer = UrlSigner(settings.jwt_secret)
+        self.public_url = settings.public_url   # how browsers reach the gateway: set at start if not configured
         self.limits = Limits(app.file_chunk, app.file_window, app.file_idle_timeout)
         self.interval = app.file_sweep_interval
         self.lease = max(4 * self.interval, 2.0)   # renewed every interval: three renewals may fail in a row
@@ -85,8 +85,8 @@ class FileService:
         self.ready = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        gateway.listener.add(CHANNEL, lambda _payload: self.wake())
-        gateway.listener.on_reset(self.wake)   # a NOTIFY may have been missed: look now
+        listener.add(CHANNEL, lambda _payload: self.wake())
+        listener.on_reset(self.wake)   # a NOTIFY may have been missed: look now
 
     def field(self, collection: str, name: str) -> FileField | None:
         return self.fields.get(collection, {}).get(name)

@@ -19,19 +19,16 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
+from ..config import FileField
 from ..protocol.errors import (BAD_REQUEST, NOT_FOUND, TIMEOUT, TOO_LARGE, UNAVAILABLE, VALIDATION_FAILED,
                                HaptaError)
 from ..store.files import Reader, StorageUnavailable, Writer
-from .types import HEAD_SIZE, detect
-
-if TYPE_CHECKING:
-    from ..config import FileField
-    from ..gateway.connection import Connection
-    from .service import FileService
+from ..store.files.types import HEAD_SIZE, detect
+from .service import FileService
 
 log = logging.getLogger("hapta.files")
 
@@ -51,7 +48,7 @@ class Target:
     field: str
     name: str
     size: int
-    spec: "FileField"
+    spec: FileField
 
 
 @dataclass(frozen=True)
@@ -245,10 +242,20 @@ class Download:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
+class Sender(Protocol):
+    """What the streams need of their connection (gateway/connection.py)."""
+
+    def push(self, event: str, data: Any = None, **extra: Any) -> None:
+        """An event for this connection alone (files.ack, files.error, files.end)."""
+
+    async def send_chunk(self, stream: int, data: bytes) -> None:
+        """A download chunk, after what is queued, at the pace the client reads; ConnectionClosed when gone."""
+
+
 class Transfers:
     """The streams of one connection. The connection routes chunks here and closes it when the socket ends."""
 
-    def __init__(self, service: "FileService | None", connection: "Connection"):
+    def __init__(self, service: FileService | None, connection: Sender):
         self.service = service
         self.connection = connection
         self.uploads: dict[int, Upload] = {}

@@ -3,11 +3,12 @@
 Reading stops while `max_in_flight` requests are unanswered, so a client that pipelines too much is slowed by TCP
 rather than growing our memory. Replies that become ready in the same loop turn leave in one frame (an array).
 Replies and events wait in a byte-counted outbox; a client that lets more than `max_outgoing` bytes wait is dropped
-(guards.py has the guards, docs/operations.md their defaults and close codes).
+(flow.py has the guards, docs/operations.md their defaults and close codes).
 """
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from typing import Any
@@ -15,20 +16,30 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
+from websockets.frames import CloseCode
 
 from .. import metrics
 from ..files.transfers import Transfers
-from ..ops.base import GUEST, Peer
+from ..principal import GUEST, SocketPeer
 from ..protocol.codec import Codec, Request, error_reply
-from ..protocol.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, RATE_LIMITED, UNAVAILABLE, HaptaError
+from ..protocol.errors import RATE_LIMITED, UNAVAILABLE, HaptaError
 from .gateway import Gateway
-from .guards import CLOSE_NORMAL, IdleTimer, MessageRate, Outbox
+from .flow import IdleTimer, MessageRate, Outbox
 from .proxies import client_address
 
 log = logging.getLogger("hapta.connection")
 
 # Frames in a row that carried nothing usable before we stop listening to the client.
 MAX_GARBAGE = 20
+
+
+class Phase(enum.IntEnum):
+    """Where a connection is in its life. It only ever moves forward (Connection.enter), so one comparison says
+    what it may still do."""
+    OPEN = 0       # requests are read and served
+    DRAINING = 1   # the server shuts down: requests in flight finish, new ones are answered UNAVAILABLE
+    CLOSING = 2    # a close is on its way: what the client still sends is not read
+    DROPPED = 3    # cut (a client that does not read): nothing more is sent either
 
 
 class Connection:
@@ -39,7 +50,7 @@ class Connection:
         remote = ws.remote_address
         address = client_address(remote[0] if remote else None, ws.request.headers.get("X-Forwarded-For"),
                                  gateway.settings.trusted_proxies)
-        self.peer = Peer(address=address, push=self.push, close=self.close_soon, deliver=self.deliver)
+        self.peer = SocketPeer(address=address, push=self.push, close=self.close_soon, deliver=self.deliver)
         self.files = self.peer.files = Transfers(gateway.files, self)   # upload and download streams
         self.slots = asyncio.Semaphore(gateway.app.max_in_flight)
         self.outbox = Outbox(gateway.app.max_outgoing)
@@ -47,9 +58,7 @@ class Connection:
         self.garbage = 0
         self.tasks: set[asyncio.Task] = set()
         self.rate = MessageRate(gateway.app.message_rate)
-        self.closing = False    # a close is on its way: what the client still sends is not read
-        self.draining = False   # the server shuts down: requests in flight finish, new ones get UNAVAILABLE
-        self.dropped = False
+        self.phase = Phase.OPEN
         self.idle: IdleTimer | None = None
         self.auth_timer: asyncio.TimerHandle | None = None
 
@@ -91,23 +100,26 @@ class Connection:
         app, loop = self.gateway.app, asyncio.get_running_loop()
         if app.connection_idle_timeout:
             self.idle = IdleTimer(loop, app.connection_idle_timeout,
-                                  lambda: self.guard_close("idle", CLOSE_NORMAL, "idle"))
+                                  lambda: self.guard_close("idle", CloseCode.NORMAL_CLOSURE, "idle"))
         if app.auth_deadline:
             self.auth_timer = loop.call_later(app.auth_deadline, self.auth_deadline_passed)
 
     def auth_deadline_passed(self) -> None:
-        if self.peer.principal.role == GUEST and not self.closing:
-            self.guard_close("auth_deadline", CLOSE_POLICY, "authentication deadline passed")
+        if self.peer.principal.role == GUEST and self.phase < Phase.CLOSING:
+            self.guard_close("auth_deadline", CloseCode.POLICY_VIOLATION, "authentication deadline passed")
 
     def guard_close(self, guard: str, code: int, reason: str) -> None:
         """A guard ends this connection: counted (metrics.GUARD_CLOSES), then closed once what is queued has left;
         what the client sends meanwhile is not read."""
-        self.closing = True
+        self.enter(Phase.CLOSING)
         metrics.GUARD_CLOSES.labels(guard).inc()
         self.close_soon(code, reason)
 
+    def enter(self, phase: Phase) -> None:
+        self.phase = max(self.phase, phase)
+
     async def receive(self, frame: str | bytes) -> None:
-        if self.closing:
+        if self.phase >= Phase.CLOSING:
             return
         if self.idle is not None:
             self.idle.touch()
@@ -130,7 +142,8 @@ class Connection:
         for reply in errors:
             self.enqueue(reply)
         if self.garbage >= MAX_GARBAGE:
-            self.guard_close("garbage", CLOSE_POLICY, "too many malformed messages")   # after its BAD_REQUESTs
+            # after its BAD_REQUESTs
+            self.guard_close("garbage", CloseCode.POLICY_VIOLATION, "too many malformed messages")
             return
         for request in requests:
             refusal = self.refusal(now)
@@ -143,7 +156,8 @@ class Connection:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         if self.rate.flooding:
-            self.guard_close("flood", CLOSE_POLICY, "too many messages")   # after its RATE_LIMITED replies
+            # after its RATE_LIMITED replies
+            self.guard_close("flood", CloseCode.POLICY_VIOLATION, "too many messages")
 
     def too_big(self, frame: str | bytes) -> bool:
         """Frames may be as large as a file chunk (server.py sets websockets' max_size so); anything but a chunk
@@ -151,13 +165,13 @@ class Connection:
         limit = self.gateway.app.max_message
         if len(frame) <= limit // 4 or len(frame.encode() if isinstance(frame, str) else frame) <= limit:
             return False
-        self.closing = True
-        self.close_soon(CLOSE_TOO_BIG, f"a message is at most {limit} bytes")
+        self.enter(Phase.CLOSING)
+        self.close_soon(CloseCode.MESSAGE_TOO_BIG, f"a message is at most {limit} bytes")
         return True
 
     def refusal(self, now: float) -> HaptaError | None:
         """What a request meets before it is served: the shutdown drain, then the connection's message rate."""
-        if self.draining:
+        if self.phase is Phase.DRAINING:
             return HaptaError(UNAVAILABLE, "the server is shutting down; reconnect", retry_after=1.0)
         wait = self.rate.admit(now)
         if wait is not None:
@@ -167,7 +181,7 @@ class Connection:
 
     async def serve(self, request: Request) -> None:
         try:
-            reply = await self.gateway.dispatch(self.peer, request)
+            reply = await self.gateway.dispatch(self.peer, request, self.codec.binary)
         finally:
             self.slots.release()
         self.enqueue(reply)
@@ -191,7 +205,7 @@ class Connection:
     def enqueue_encoded(self, data: bytes) -> None:
         """`enqueue` for one message already encoded with this connection's codec (an event encoded once for
         many connections): every byte that leaves passes here, under the same cap."""
-        if self.dropped or self.ws.state is State.CLOSED:
+        if self.phase is Phase.DROPPED or self.ws.state is State.CLOSED:
             return   # nowhere to go
         if self.outbox.full(self.ws.transport.get_write_buffer_size()):
             self.drop()
@@ -209,13 +223,13 @@ class Connection:
         subscribers is a loop of buffer writes, as in websockets.broadcast); else the message queues behind what
         waits. The max_outgoing cap applies as to every message."""
         ws = self.ws
-        if self.dropped or ws.state is not State.OPEN:
+        if self.phase is Phase.DROPPED or ws.state is not State.OPEN:
             return
         transport = ws.transport
         if self.outbox.full(transport.get_write_buffer_size()):
             self.drop()
             return
-        if self.outbox or ws.send_in_progress is not None:
+        if self.outbox:   # (nothing is ever half-sent between frames: we never send a fragmented message)
             self.outbox.put(event.frame(self.codec))   # the flush under way takes it along, in order
             if not self.flushing:
                 self.flushing = True
@@ -229,7 +243,7 @@ class Connection:
         """A download chunk, in its own frame, after every reply and event queued before it (the download's
         reply among them). ws.send waits while the transport is over its high-water mark, so a download goes only
         as fast as the client reads and never fills the outbox. Raises ConnectionClosed when the socket is gone."""
-        if self.dropped:
+        if self.phase is Phase.DROPPED:
             raise ConnectionClosed(None, None)
         if self.outbox:
             await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
@@ -237,7 +251,7 @@ class Connection:
 
     async def flush(self) -> None:
         try:
-            while self.outbox and not self.dropped:
+            while self.outbox and self.phase is not Phase.DROPPED:
                 await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
         except ConnectionClosed:
             self.outbox.clear()
@@ -250,14 +264,14 @@ class Connection:
         client answers with its close frame and we half-close; closing it ourselves while the client's last
         requests are still arriving would reset it (the client sees 1006, not 1001). What the client sends after
         this is not read: no request it sent after our close frame reached it was served."""
-        self.closing = True
+        self.enter(Phase.CLOSING)
         protocol = self.ws.protocol
         if protocol.state is not State.OPEN:
             return
-        if self.outbox and not self.dropped:
+        if self.outbox and self.phase is not Phase.DROPPED:
             frame = self.outbox.take_frame(self.codec.encode)
             (protocol.send_binary if self.codec.binary else protocol.send_text)(frame)
-        protocol.send_close(CLOSE_GOING_AWAY, "the server is shutting down")
+        protocol.send_close(CloseCode.GOING_AWAY, "the server is shutting down")
         for data in protocol.data_to_send():
             if data:
                 self.ws.transport.write(data)
@@ -270,7 +284,7 @@ class Connection:
     def drop(self) -> None:
         """Cut a client that does not read: free what waits for it now and reset the TCP connection (it sees
         1006); a close frame would only queue behind the bytes it is not reading."""
-        self.dropped = self.closing = True
+        self.enter(Phase.DROPPED)
         metrics.GUARD_CLOSES.labels("slow_reader").inc()
         log.warning("dropped a client that does not read (%s): over %d bytes waiting", self.peer.address,
                     self.outbox.cap)

@@ -1,74 +1,93 @@
-"""The running gateway: the app, its upstreams, and the one place where a request becomes a reply."""
+"""The composition root: the app, its upstreams and services wired together, and the one place where a request
+becomes a reply (dispatch). Everything below it is built here, from what it uses; nothing below imports it."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from .. import metrics, ops  # noqa: F401  (ops: registers every op)
+from .. import metrics
+from ..access import Schemas, check_caller
 from ..auth import oauth2
+from ..auth.hub import SessionHub
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
 from ..config import DEFAULT_LIMITS, App
 from ..files.service import FileService
+from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
+from ..live import Live, install_triggers
 from ..models import Model, build_models
-from ..ops.base import GUEST, OPS, Call, Peer
+from ..ops.auth import AuthOps
+from ..ops.base import Call, OpSpec, table
+from ..ops.files import FileOps
+from ..ops.limits import LimitOps
+from ..ops.live import LiveOps
+from ..ops.misc import MiscOps
+from ..ops.records import RecordOps
+from ..ops.rules import RuleOps
+from ..principal import Peer
 from ..protocol.codec import Request, error_reply, ok_reply
-from ..protocol.errors import (BAD_REQUEST, INTERNAL, TIMEOUT, TOKEN_EXPIRED, UNAUTHENTICATED, UNKNOWN_OP, HaptaError)
+from ..protocol.errors import BAD_REQUEST, INTERNAL, TIMEOUT, UNKNOWN_OP, HaptaError
 from ..query.check import without_guards
 from ..query.schema import Schema
-from ..rules.hooks import Hooks
+from ..records.service import Records
 from ..settings import Settings
 from ..store import migrations
-from ..live import Live, install_triggers
+from ..store.files import Storage
 from ..store.listener import Listener
-from .deadlines import Deadlines
-from .session_hub import SessionHub
 from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
                               outcome_unknown, working)
+from .deadlines import Deadlines
 
 log = logging.getLogger("hapta.gateway")
 
 
-@dataclass
 class Gateway:
-    app: App
-    settings: Settings
-    db: Database
-    schema: Schema
-    models: dict[str, Model]
-    hooks: Hooks
-    signer: TokenSigner
-    listener: Listener
-    public_url: str | None = None   # where browsers reach us (OAuth2 redirects); the server fills in a default
-    files: FileService | None = None   # storage, file fields and the orphan sweeper (set at start)
-
-    def __post_init__(self) -> None:
-        limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **self.app.limits}.items() if limit is not None}
-        self.limiter = Limiter(limits, self.settings.redis_url,
-                               prefix=self.settings.redis_prefix,
-                               fallback=self.app.limits_fallback)
-        policy = Policy(self.app.session_ttl, self.app.session_idle_timeout, self.app.refresh_reuse_interval)
-        self.hub = SessionHub(Sessions(self.db, policy), self.signer, self.listener)
-        self.admin_schema = without_guards(self.schema)
-        self.live = Live(self)   # change feed, realtime, channels, read cache
+    def __init__(self, app: App, settings: Settings, db: Database, schema: Schema, models: dict[str, Model],
+                 hooks: Hooks, listener: Listener, storage: Storage | None = None):
+        self.app = app
+        self.settings = settings
+        self.db = db
+        self.models = models
+        self.hooks = hooks
+        self.listener = listener
+        self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets)
+        limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **app.limits}.items() if limit is not None}
+        self.limiter = Limiter(limits, settings.redis_url, prefix=settings.redis_prefix,
+                               fallback=app.limits_fallback)
+        policy = Policy(app.session_ttl, app.session_idle_timeout, app.refresh_reuse_interval)
+        self.hub = SessionHub(Sessions(db, policy), self.signer, listener)
+        self.live = Live(app, settings, db, models, listener)   # change feed, realtime, channels, read cache
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
-        self.deadlines = Deadlines(self.app.request_timeout)
-        self.public_url = self.settings.public_url
+        self.files = FileService(app, settings, db, models, listener, storage)
+        self.records = Records(db, models, Schemas(schema, without_guards(schema)), hooks, read=self.live.read,
+                               announce=self.hub.announce, max_filter_cost=app.max_filter_cost)
+        self.deadlines = Deadlines(app.request_timeout)
+        self.ops: dict[str, OpSpec] = table(
+            AuthOps(db, self.hub, self.signer, self.limiter, anon_key=settings.anon_key,
+                    admin_key=settings.admin_key, min_password_length=app.min_password_length,
+                    providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
+            RecordOps(self.records),
+            FileOps(self.files, self.records),
+            LiveOps(self.live, self.records, max_subscriptions=app.max_subscriptions,
+                    max_channels=app.max_channels),
+            LimitOps(self.limiter, self._guest_op),
+            MiscOps(),
+            RuleOps(hooks))
 
     @classmethod
     async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
                     reload: bool = False) -> "Gateway":
         pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
                                  lock_timeout=app.lock_timeout)
+        hooks = None
         try:
             async with pool.acquire() as conn:
                 await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
@@ -78,15 +97,16 @@ class Gateway:
             schema, models = build_models(app, infos)
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
-            # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             db = Database(pool, acquire_timeout=app.db_acquire_timeout,
                           gate=Gate(app.db_per_principal, app.db_per_address))
+            # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch, reload=reload)
+            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn))
         except BaseException:
+            if hooks is not None:
+                await hooks.close()
             await pool.close()
             raise
-        gateway = cls(app, settings, db, schema, models, hooks,
-                      TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets), Listener(dsn))
         try:
             await gateway._start_services()
         except BaseException:
@@ -95,8 +115,7 @@ class Gateway:
         return gateway
 
     async def _start_services(self) -> None:
-        """Register what listens on the bus, then start listening (channels must be known before start)."""
-        self.files = FileService(self)
+        """Everything that listens registered itself when built; now the listener starts, then the rest."""
         await self.listener.start()
         await self.files.start()
         self.hub.start()
@@ -108,11 +127,23 @@ class Gateway:
         await self.deadlines.close()
         await self.hub.close()
         await self.live.close()
-        if self.files is not None:
-            await self.files.close()
+        await self.files.close()
         await self.listener.close()
         await self.db.close()
         await self.limiter.close()
+
+    @property
+    def public_url(self) -> str | None:
+        """Where browsers reach us (OAuth2 redirects, signed file URLs); the server fills in a default."""
+        return self.files.public_url
+
+    @public_url.setter
+    def public_url(self, url: str | None) -> None:
+        self.files.public_url = url
+
+    def _guest_op(self, name: str) -> bool | None:
+        spec = self.ops.get(name)
+        return None if spec is None else spec.guest
 
     @property
     def oauth2_redirect_uri(self) -> str:
@@ -137,21 +168,22 @@ class Gateway:
             return 503, oauth2.page("Sign-in is unavailable right now; try again.")
         return (200 if outcome is not None and outcome.user_id else 400), oauth2.page(line)
 
-    async def dispatch(self, peer: Peer, request: Request) -> dict[str, Any]:
-        """Serve one request; always return exactly one reply and never let an exception escape."""
+    async def dispatch(self, peer: Peer, request: Request, binary: bool = False) -> dict[str, Any]:
+        """Serve one request (its args in MessagePack when `binary`, else JSON); always return exactly one reply
+        and never let an exception escape."""
         started = time.perf_counter()
-        reply = await self._reply(peer, request)
-        metrics.observe_request(request.op if request.op in OPS else "unknown",
+        reply = await self._reply(peer, request, binary)
+        metrics.observe_request(request.op if request.op in self.ops else "unknown",
                                 "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
         return reply
 
-    async def _reply(self, peer: Peer, request: Request) -> dict[str, Any]:
+    async def _reply(self, peer: Peer, request: Request, binary: bool) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
         (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL)."""
         work = Work(lambda: _work_keys(peer))
         token = working(work)
         try:
-            return ok_reply(request.id, await self._run(peer, request))
+            return ok_reply(request.id, await self._run(peer, request, binary))
         except HaptaError as error:
             if self.deadlines.expired():   # refused on the way out of a wait the deadline cut short
                 return error_reply(request.id, self._out_of_time(request, work))
@@ -182,28 +214,25 @@ class Gateway:
                               retry_after=1.0)
         return HaptaError(TIMEOUT, f"no answer within {self.app.request_timeout:g} s", retry_after=1.0)
 
-    async def _run(self, peer: Peer, request: Request) -> Any:
-        spec = OPS.get(request.op)
+    async def _run(self, peer: Peer, request: Request, binary: bool) -> Any:
+        """The request path: the op, who may call it, its args, its limit, its handler (docs/architecture.md)."""
+        spec = self.ops.get(request.op)
         if spec is None:
             raise HaptaError(UNKNOWN_OP, f"unknown op {request.op[:64]!r}")
         principal = peer.principal
-        if not spec.guest and principal.expired():   # until auth.refresh or auth.resume on this socket
-            raise HaptaError(TOKEN_EXPIRED, "the access token has expired; refresh or resume")
-        if principal.role == GUEST and not spec.guest:
-            raise HaptaError(UNAUTHENTICATED, f"{request.op} needs auth.login, auth.resume or auth.anon first")
-        if spec.args is None:
-            args = None
-        else:
-            try:
-                args = msgspec.convert(request.args, spec.args)
-            except msgspec.ValidationError as exc:
-                raise HaptaError(BAD_REQUEST, f"invalid args: {exc}") from None
-            except RecursionError:
-                raise HaptaError(BAD_REQUEST, "args are nested too deeply") from None
-        if not peer.principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
+        check_caller(principal, request.op, spec.guest)
+        try:
+            args = spec.decode(request.args, binary)
+        except msgspec.ValidationError as exc:
+            raise HaptaError(BAD_REQUEST, f"invalid args: {exc}") from None
+        except RecursionError:
+            raise HaptaError(BAD_REQUEST, "args are nested too deeply") from None
+        except ValueError as exc:   # a MessagePack extension type (codec.refuse_extension)
+            raise HaptaError(BAD_REQUEST, str(exc)) from None
+        if not principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
             await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
                                        collection=getattr(args, "collection", None))
-        return await spec.handler(Call(self, peer, request.op), args)
+        return await spec.handler(Call(peer, request.op), args)
 
 
 def _work_keys(peer: Peer) -> tuple[str, ...]:
@@ -220,7 +249,7 @@ async def _install_triggers(conn: asyncpg.Connection, tables: list[str]) -> None
     existing = {r["relname"] for r in await conn.fetch(
         "SELECT relname FROM pg_class WHERE relname = ANY($1::text[]) AND relkind = 'r' "
         "AND relnamespace = current_schema()::regnamespace", tables)}
-    for table in tables:
-        if table in existing and table.isidentifier():
-            await conn.execute(f'CREATE OR REPLACE TRIGGER hapta_touch BEFORE UPDATE ON "{table}" '
+    for name in tables:
+        if name in existing and name.isidentifier():
+            await conn.execute(f'CREATE OR REPLACE TRIGGER hapta_touch BEFORE UPDATE ON "{name}" '
                                f'FOR EACH ROW EXECUTE FUNCTION hapta.touch()')

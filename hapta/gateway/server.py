@@ -19,14 +19,14 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
+from websockets.frames import CloseCode
 
 from .. import metrics
 from ..protocol.codec import JSON, SUBPROTOCOLS, Codec
-from ..protocol.errors import CLOSE_GOING_AWAY, CLOSE_TRY_LATER
 from ..files.http import serve_file
-from .connection import Connection
+from .connection import Connection, Phase
 from .gateway import Gateway
-from .guards import Admission, connection_cap
+from .flow import Admission, connection_cap
 
 log = logging.getLogger("hapta.server")
 
@@ -115,13 +115,13 @@ class Server:
         connection = Connection(self.gateway, ws, self.codecs[ws.subprotocol or JSON])
         address = connection.peer.address
         if self.draining:   # its handshake finished just as the shutdown began
-            await ws.close(CLOSE_GOING_AWAY, "the server is shutting down")
+            await ws.close(CloseCode.GOING_AWAY, "the server is shutting down")
             return
         refused = self.admission.enter(address)
         if refused is not None:
             # After the handshake rather than in it: a browser sees only the close code, never an HTTP status.
             metrics.GUARD_CLOSES.labels(refused).inc()
-            await ws.close(CLOSE_TRY_LATER, Admission.REFUSALS[refused])
+            await ws.close(CloseCode.TRY_AGAIN_LATER, Admission.REFUSALS[refused])
             return
         self.connections.add(connection)
         try:
@@ -142,7 +142,7 @@ class Server:
         self.draining = True
         server.server.close()   # the listening socket: new connections are refused (other workers take them)
         for connection in self.connections:
-            connection.draining = True   # from now on new requests are answered UNAVAILABLE
+            connection.enter(Phase.DRAINING)   # from now on new requests are answered UNAVAILABLE
         busy = [asyncio.ensure_future(c.drained()) for c in self.connections if c.tasks]
         if busy:
             await asyncio.wait(busy, timeout=DRAIN_SECONDS)

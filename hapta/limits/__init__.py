@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from .. import metrics
 from ..config import Limit
-from ..models import ConfigError
+from ..config import ConfigError
 from ..protocol.errors import RATE_LIMITED, UNAVAILABLE, HaptaError
 from ..store.redis import ERRORS as REDIS_ERRORS, Breaker
 from .gcra import Decision, Rate, decide

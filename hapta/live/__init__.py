@@ -10,18 +10,20 @@ Each worker process listens for itself (docs/realtime.md says why, with numbers)
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
-from ..cache import ReadCache, SharedStore
+from ..config import App
+from ..models import Model
+from ..principal import Peer
+from ..settings import Settings
+from ..store.listener import Listener
+from ..store.postgres import Database
 from .bus import CHANNEL as CHANNELS_CHANNEL, PostgresBus, RedisBus
+from .cache import ReadCache, SharedStore
 from .channels import Channels
 from .events import event
 from .feed import CHANNEL as CHANGES_CHANNEL, ChangeFeed, install_triggers
 from .realtime import RESET_EVENT, Realtime
-
-if TYPE_CHECKING:
-    from ..gateway.gateway import Gateway
-    from ..ops.base import Peer
 
 log = logging.getLogger("hapta.live")
 
@@ -29,17 +31,16 @@ __all__ = ["Live", "install_triggers"]
 
 
 class Live:
-    def __init__(self, gateway: "Gateway"):
-        app, settings = gateway.app, gateway.settings
-        self.listener = gateway.listener
+    def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener):
+        self.listener = listener
         shared = SharedStore(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self.cache = ReadCache(self.listener.sync, shared)
-        self.feed = ChangeFeed(gateway.models)
-        self.realtime = Realtime(gateway.models, gateway.db, per_principal=app.max_subscriptions_per_principal,
+        self.feed = ChangeFeed(models)
+        self.realtime = Realtime(models, db, per_principal=app.max_subscriptions_per_principal,
                                  per_address=app.max_subscriptions_per_address,
                                  filter_bytes_per_address=app.max_filter_bytes_per_address)
-        bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(gateway.db)
-        self.channels = Channels(app.channels, gateway.db, bus, on_missed=self._channels_missed)
+        bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(db)
+        self.channels = Channels(app.channels, db, bus, on_missed=self._channels_missed)
         self.feed.on_change.append(lambda change: self.cache.changed(change.t, change.x))
         self.feed.consumer = self.realtime.deliver
         self.feed.on_reset.append(self._reset)
@@ -61,7 +62,7 @@ class Live:
 
     async def _reset(self) -> None:
         self.cache.flush()
-        peers: dict["Peer", dict[str, list[str]]] = {}
+        peers: dict[Peer, dict[str, list[str]]] = {}
         for peer, subs in self.realtime.by_peer.items():
             if subs:
                 peers.setdefault(peer, {})["subs"] = sorted(subs)
@@ -81,7 +82,7 @@ class Live:
             if channels:
                 peer.deliver(event(RESET_EVENT, {"subs": [], "channels": sorted(channels)}))
 
-    def disconnect(self, peer: "Peer") -> None:
+    def disconnect(self, peer: Peer) -> None:
         self.realtime.leave(peer)
         self.channels.disconnect(peer)
 

@@ -22,11 +22,12 @@ from typing import Any, Iterable
 
 
 from .. import metrics
+from ..access.live import Checks, Outcome, guard_outcomes, project, topic_nodes
+from ..access.rules import reads, variable_key
 from ..limits.quota import Quota
-from ..models import EVERYONE, Model
-from ..ops.base import ADMIN, GUEST, Peer, Principal
+from ..models import Model
+from ..principal import ADMIN, GUEST, Peer, Principal
 from ..store.postgres import Database
-from ..query import evaluate, evaluate_for_anyone, relations_used, vars_used
 from ..query.ast import Node
 from .events import Event, Payload
 from .feed import Change, id_param, typed
@@ -67,15 +68,18 @@ class Topic:
     guarded: tuple[str, ...]      # fields among `fields` that a guard may blank
     groups: dict[tuple, Group] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, model: Model, record_id: str | None, filter_node: Node | None, fields: tuple[str, ...]) -> "Topic":
+        var_names, relations = reads(tuple(topic_nodes(model, filter_node, fields)))
+        guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
+        return cls(model, record_id, filter_node, fields, var_names, relations, guarded)
+
     @property
     def key(self) -> tuple:
         return (self.record_id, self.filter, self.fields)
 
     def group_key(self, principal: Principal) -> tuple:
-        if principal.role == ADMIN:
-            return (ADMIN,)
-        values = principal.rule_vars()
-        return tuple((name, values.get(name)) for name in sorted(self.var_names))
+        return variable_key(self.var_names, principal)
 
     def add(self, sub: Subscription) -> None:
         principal = sub.principal
@@ -97,20 +101,6 @@ class Topic:
 
     def __len__(self) -> int:
         return sum(len(g.subs) for g in self.groups.values())
-
-
-def _nodes_of(model: Model, rule: Any, filter_node: Node | None, fields: tuple[str, ...]) -> list[Node]:
-    nodes = [n for n in (rule, filter_node) if n is not None and n is not EVERYONE]
-    nodes += [model.table.fields[f].guard for f in fields if model.table.fields[f].guard is not None]
-    return nodes
-
-
-@dataclass
-class _Outcome:
-    """What one change looks like: the record now (None if gone) and before (None if not known or not needed)."""
-    change: Change
-    now: dict[str, Any] | None
-    before: dict[str, Any] | None
 
 
 class TooMany(Exception):
@@ -160,11 +150,7 @@ class Realtime:
         key = (record_id, filter_node, fields)
         topic = by_id.get(key)
         if topic is None:
-            nodes = _nodes_of(model, model.rules["view"], filter_node, fields)
-            var_names = frozenset(v for n in nodes for v in vars_used(n) if v != "now")
-            relations = frozenset(r for n in nodes for r in relations_used(n))
-            guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
-            topic = by_id[key] = Topic(model, record_id, filter_node, fields, var_names, relations, guarded)
+            topic = by_id[key] = Topic.of(model, record_id, filter_node, fields)
         sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight)
         topic.add(sub)
         self.by_peer.setdefault(peer, {})[sub_id] = sub
@@ -216,13 +202,13 @@ class Realtime:
             if change.a == "delete":
                 # the old row as the trigger sent it; fields missing from a big row make rules fail closed
                 old = typed(model, change.o) if change.o else {"id": change.id}
-                outcomes.append(_Outcome(change, None, old))
+                outcomes.append((change, Outcome(change.a, None, old)))
                 continue
             now = rows.get((change.t, key))
             if now is None:
                 continue   # deleted since: its delete notification follows
             before = {**now, **typed(model, change.o)} if change.a == "update" and change.o else None
-            outcomes.append(_Outcome(change, now, before))
+            outcomes.append((change, Outcome(change.a, now, before)))
         if not outcomes:
             return
         related = await self._fetch_related(outcomes)
@@ -230,8 +216,8 @@ class Realtime:
         moment = datetime.now(timezone.utc)
         wall = time.time()
         sent = self.delivered
-        for outcome in outcomes:
-            await self._deliver_one(outcome, related, moment, wall)
+        for change, outcome in outcomes:
+            await self._deliver_one(change, outcome, related, moment, wall)
         metrics.EVENTS.inc(self.delivered - sent)
 
     async def _fetch_rows(self, changes: list[Change]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -261,12 +247,12 @@ class Realtime:
                                       list(dict.fromkeys(params)))
         return [dict(r) for r in found]
 
-    async def _fetch_related(self, outcomes: list[_Outcome]) -> dict[tuple[str, str], dict[str, Any]]:
+    async def _fetch_related(self, outcomes: list[tuple[Change, Outcome]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Records that rules, filters and guards reach through relations (`post.public`), in one query per
         target table. Keyed by (target table, id)."""
         wanted: dict[str, set[Any]] = {}
-        for outcome in outcomes:
-            model = self.models[outcome.change.t]
+        for change, outcome in outcomes:
+            model = self.models[change.t]
             relations: set[str] = set()
             for topics in self.topics.get(model.name, {}).values():
                 for topic in topics.values():
@@ -282,9 +268,9 @@ class Realtime:
                 related[(table, str(record["id"]))] = record
         return related
 
-    def _regroup(self, outcomes: list[_Outcome]) -> None:
+    def _regroup(self, outcomes: list[tuple[Change, Outcome]]) -> None:
         """Move subscriptions whose connection signed in as someone else since they subscribed."""
-        for collection in {o.change.t for o in outcomes}:
+        for collection in {change.t for change, _ in outcomes}:
             for topics in self.topics.get(collection, {}).values():
                 for topic in topics.values():
                     moved = [sub for group in topic.groups.values() for sub in group.subs
@@ -294,8 +280,8 @@ class Realtime:
                         sub.principal = sub.peer.principal
                         topic.add(sub)
 
-    async def _deliver_one(self, outcome: _Outcome, related_rows: dict, moment: datetime, wall: float) -> None:
-        change = outcome.change
+    async def _deliver_one(self, change: Change, outcome: Outcome, related_rows: dict, moment: datetime,
+                           wall: float) -> None:
         model = self.models[change.t]
         by_id = self.topics.get(change.t)
         if not by_id:
@@ -310,7 +296,7 @@ class Realtime:
         for topic in topics:
             now_related = _related(model, topic.relations, outcome.now, related_rows)
             before_related = _related(model, topic.relations, outcome.before, related_rows)
-            checks = _Checks(rule, topic.filter, outcome, now_related, before_related)
+            checks = Checks(rule, topic.filter, outcome, now_related, before_related)
             # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
             shared = checks.decide_for_anyone() if not topic.guarded else None
             for group in list(topic.groups.values()):
@@ -325,12 +311,12 @@ class Realtime:
                 if record is checks.left:   # only its id: the subscriber may no longer see the rest
                     guards, payload_key = (), ("left",)
                 else:
-                    guards = _guard_outcomes(model, topic.guarded, record, group, moment,
+                    guards = guard_outcomes(model, topic.guarded, record, group, moment,
                                              now_related if outcome.now is not None else before_related)
                     payload_key = (action, topic.fields, guards)
                 payload = payloads.get(payload_key)
                 if payload is None:
-                    shown = record if record is checks.left else model.public(_project(record, topic.fields, guards))
+                    shown = record if record is checks.left else model.public(project(record, topic.fields, guards))
                     payload = payloads[payload_key] = Payload({
                         "action": action, "collection": model.name, "record": shown})
                 for sub in list(group.subs):
@@ -377,122 +363,3 @@ def _related(model: Model, relations: frozenset[str], record: dict[str, Any] | N
         value = record.get(name)
         out[name] = None if value is None else rows.get((model.table.fields[name].relation, str(value)))
     return out
-
-
-class _Checks:
-    """Rule and filter answers for one change in one topic: computed for anyone once, per group only if needed."""
-
-    def __init__(self, rule: Any, filter_node: Node | None, outcome: _Outcome, now_related: dict,
-                 before_related: dict):
-        self.rule = rule
-        self.filter = filter_node
-        self.outcome = outcome
-        self.now_related = now_related
-        self.before_related = before_related
-        self.shared: dict[tuple[bool, bool], bool | None] = {}
-        self.left = {"id": outcome.now["id"]} if outcome.now is not None else None
-
-    def decide(self, group: Group, moment: datetime) -> tuple[str | None, dict[str, Any] | None]:
-        outcome = self.outcome
-        action = outcome.change.a
-        if outcome.now is not None:
-            if self.shows(group, moment, now=True):
-                return action, outcome.now
-            if outcome.before is not None and self.shows(group, moment, now=False):
-                return "delete", self.left   # it left this subscriber's view: only its id
-            return None, None
-        if outcome.before is not None and self.shows(group, moment, now=False):
-            return "delete", outcome.before
-        return None, None
-
-    def decide_for_anyone(self) -> tuple[str | None, dict[str, Any] | None] | None:
-        """decide() for every non-admin group at once, or None when the answer depends on who asks."""
-        outcome = self.outcome
-        if outcome.now is not None:
-            shown = self._shows_for_anyone(now=True)
-            if shown is None:
-                return None
-            if shown:
-                return outcome.change.a, outcome.now
-            if outcome.before is None:
-                return None, None
-            was_shown = self._shows_for_anyone(now=False)
-            if was_shown is None:
-                return None
-            return ("delete", self.left) if was_shown else (None, None)
-        if outcome.before is None:
-            return None, None
-        was_shown = self._shows_for_anyone(now=False)
-        if was_shown is None:
-            return None
-        return ("delete", outcome.before) if was_shown else (None, None)
-
-    def _shows_for_anyone(self, now: bool) -> bool | None:
-        if self.rule is None:
-            return False
-        answers = []
-        for node, is_filter in ((None if self.rule is EVERYONE else self.rule, False), (self.filter, True)):
-            if node is None:
-                continue
-            key = (now, is_filter)
-            try:
-                if key not in self.shared:
-                    record = self.outcome.now if now else self.outcome.before
-                    self.shared[key] = evaluate_for_anyone(node, record, self.now_related if now
-                                                           else self.before_related)
-            except KeyError:
-                return None   # a field is missing: let each group decide (and fail closed)
-            answers.append(self.shared[key])
-        if False in answers:
-            return False
-        return None if None in answers else True
-
-    def shows(self, group: Group, moment: datetime, now: bool) -> bool:
-        """Would this group see the record (now, or before the change) through rule and filter?"""
-        if group.admin:
-            return self._truth(self.filter, group, moment, now, is_filter=True)
-        if self.rule is None:
-            return False
-        return ((self.rule is EVERYONE or self._truth(self.rule, group, moment, now, is_filter=False))
-                and self._truth(self.filter, group, moment, now, is_filter=True))
-
-    def _truth(self, node: Node | None, group: Group, moment: datetime, now: bool, is_filter: bool) -> bool:
-        if node is None:
-            return True
-        record = self.outcome.now if now else self.outcome.before
-        related = self.now_related if now else self.before_related
-        key = (now, is_filter)
-        try:
-            if key not in self.shared:
-                self.shared[key] = evaluate_for_anyone(node, record, related)
-            shared = self.shared[key]
-            if shared is not None:
-                return shared
-            return evaluate(node, record, {**group.vars, "now": moment}, related)
-        except KeyError:
-            # A field the check needs is missing (a deleted row too big for its notification). A filter that
-            # cannot be checked lets the event through (the rule still decides); a rule fails closed.
-            return is_filter
-
-
-def _guard_outcomes(model: Model, guarded: tuple[str, ...], record: dict[str, Any] | None, group: Group,
-                    moment: datetime, related: dict) -> tuple:
-    """For each guarded field: may this group read it? (Admins may.)"""
-    if record is None or not guarded:
-        return ()
-    outcomes = []
-    for name in guarded:
-        guard = model.table.fields[name].guard
-        if name not in record:
-            continue
-        try:
-            allowed = group.admin or evaluate(guard, record, {**group.vars, "now": moment}, related)
-        except KeyError:
-            allowed = False
-        outcomes.append((name, allowed))
-    return tuple(outcomes)
-
-
-def _project(record: dict[str, Any], fields: tuple[str, ...], guards: tuple) -> dict[str, Any]:
-    hidden = {name for name, allowed in guards if not allowed}
-    return {name: (None if name in hidden else record[name]) for name in fields if name in record}

@@ -1,2 +1,2 @@
-"""One module per op family; importing this package registers them all in base.OPS."""
-from . import auth, files, limits, live, misc, records, rules  # noqa: F401
+"""The op handlers: one class per op family, each built on the services it uses (the gateway builds them and
+collects their ops with base.table). Nothing registers by being imported."""

@@ -2,25 +2,30 @@
 
 A login creates a session (one device's login) with its first refresh token, and authenticates the connection
 that asked. Unknown identity and wrong password answer alike, in the same time (a dummy hash is verified).
-Every change of a connection's identity goes through the gateway's SessionHub (hapta/gateway/session_hub.py), which
-also carries revocations to the session's other connections, in this process and all others.
+Every change of a connection's identity goes through the SessionHub (hapta/auth/hub.py), which also carries
+revocations to the session's other connections, in this process and all others.
 """
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 import asyncpg
 import msgspec
 
 from ..auth import oauth2
+from ..auth.hub import SessionHub
 from ..auth.accounts import InvalidIdentity, is_email, normalize_email, normalize_username, weakness
 from ..auth.passwords import hash_password, verify_password
 from ..auth.sessions import USER_COLUMNS, TokenReused
-from ..auth.tokens import hash_secret
+from ..auth.tokens import TokenSigner, hash_secret
+from ..config import OAuth2Provider
+from ..limits import Limiter
+from ..principal import ADMIN, ANON, GUEST, USER, Principal
 from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_CREDENTIALS, NOT_FOUND, TOKEN_INVALID,
                                VALIDATION_FAILED, HaptaError)
-from .base import ADMIN, ANON, GUEST, USER, Args, Call, Principal, op
+from ..store.postgres import Database
+from .base import Args, Call, op
 
 SELECT_USER = ", ".join(USER_COLUMNS)
 
@@ -73,184 +78,184 @@ def _invalid(field: str, message: str) -> HaptaError:
     return HaptaError(VALIDATION_FAILED, message, details={"field": field})
 
 
-async def _limit_account(call: Call, account: str) -> None:
-    """Guesses against one account are limited wherever they come from (the dispatcher already limits each
-    client address): the bucket `<op>:identity` of App.limits, else the op's own limit. `account` is the user's id
-    when there is one, so that its email and its username share one budget; else the identity given. It is hashed
-    so that no email address lands in Redis."""
-    await call.gateway.limiter.enforce(call.op, "identity:" + hash_secret(account)[:32], collection="identity")
-
-
-def _check_password(call: Call, password: str, *identities: str | None) -> None:
-    problem = weakness(password, min_length=call.gateway.app.min_password_length, identities=identities)
-    if problem:
-        raise _invalid("password", problem)
-
-
-@op("auth.register", RegisterArgs, guest=True)
-async def register(call: Call, args: RegisterArgs) -> dict[str, Any]:
-    """A new account, signed in on this connection. A taken email answers ALREADY_EXISTS: register signs in at
-    once, so it cannot answer as if it had worked; docs/security.md says what bounds that oracle."""
-    try:
-        email = normalize_email(args.email)
-    except InvalidIdentity as exc:
-        raise _invalid("email", str(exc)) from None
-    try:
-        username = normalize_username(args.username) if args.username is not None else None
-    except InvalidIdentity as exc:
-        raise _invalid("username", str(exc)) from None
-    await _limit_account(call, email)
-    _check_password(call, args.password, email, username)
-    password_hash = await hash_password(args.password)
-    try:
-        user = await call.gateway.db.fetchrow(
-            f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {SELECT_USER}",
-            email, username, password_hash)
-    except asyncpg.UniqueViolationError as exc:
-        field = "username" if "username" in (exc.constraint_name or "") else "email"
-        raise HaptaError(ALREADY_EXISTS, f"that {field} is taken", details={"field": field}) from None
-    return await call.gateway.hub.sign_in(call.peer, user)
-
-
-@op("auth.login", LoginArgs, guest=True)
-async def login(call: Call, args: LoginArgs) -> dict[str, Any]:
-    """An identity with an '@' is an email, anything else a username: each names at most one account. Unknown
-    identity and wrong password answer alike, in the same time (a dummy hash is verified)."""
-    identity = args.identity.strip().lower()
-    column = "email" if is_email(identity) else "username"
-    row = await call.gateway.db.fetchrow(
-        f"SELECT {SELECT_USER}, password_hash FROM users WHERE {column} = $1", identity)
-    await _limit_account(call, row["id"] if row is not None else identity)
-    if not await verify_password(row["password_hash"] if row else None, args.password) or row is None:
-        raise HaptaError(INVALID_CREDENTIALS, "identity or password is wrong")
-    return await call.gateway.hub.sign_in(call.peer, row)
-
-
-@op("auth.refresh", RefreshArgs, guest=True)
-async def refresh(call: Call, args: RefreshArgs) -> dict[str, Any]:
-    hub = call.gateway.hub
-    try:
-        rolled = await hub.sessions.refresh(args.refresh_token)
-    except TokenReused as reused:
-        await hub.announce([reused.session_id], "refresh token reused")
-        raise
-    return hub.rolled(call.peer, rolled.user, rolled.session_id, rolled.refresh_token)
-
-
-@op("auth.resume", ResumeArgs, guest=True)
-async def resume(call: Call, args: ResumeArgs) -> dict[str, Any]:
-    claims = call.gateway.signer.verify(args.token)
-    user = await call.gateway.hub.sessions.alive(claims.session_id, claims.user_id)
-    if user is None:   # deleted user, revoked or expired session: the token no longer speaks for anyone
-        raise HaptaError(TOKEN_INVALID, "token is not valid")
-    call.gateway.hub.bind(call.peer, Principal(USER, claims.user_id, claims.session_id, claims.expires_at))
-    return {"user": user, "expires_at": claims.expires_at}
-
-
 def _key_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-@op("auth.anon", AnonArgs, guest=True)
-async def anon(call: Call, args: AnonArgs) -> dict[str, Any]:
-    if not _key_matches(args.apikey, call.gateway.settings.anon_key):
-        raise HaptaError(INVALID_CREDENTIALS, "that key is not valid")
-    call.gateway.hub.bind(call.peer, Principal(ANON))
-    return {"role": ANON}
+class AuthOps:
+    def __init__(self, db: Database, hub: SessionHub, signer: TokenSigner, limiter: Limiter, *, anon_key: str,
+                 admin_key: str, min_password_length: int, providers: dict[str, OAuth2Provider],
+                 redirect_uri: Callable[[], str]):
+        self.db = db
+        self.hub = hub
+        self.signer = signer
+        self.limiter = limiter
+        self.anon_key = anon_key
+        self.admin_key = admin_key
+        self.min_password_length = min_password_length
+        self.providers = providers
+        self.redirect_uri = redirect_uri   # asked each time: the server settles public_url once it listens
 
+    async def _limit_account(self, call: Call, account: str) -> None:
+        """Guesses against one account are limited wherever they come from (the dispatcher already limits each
+        client address): the bucket `<op>:identity` of App.limits, else the op's own limit. `account` is the
+        user's id when there is one, so that its email and its username share one budget; else the identity
+        given. It is hashed so that no email address lands in Redis."""
+        await self.limiter.enforce(call.op, "identity:" + hash_secret(account)[:32], collection="identity")
 
-@op("auth.admin", AdminArgs, guest=True)
-async def admin(call: Call, args: AdminArgs) -> dict[str, Any]:
-    if not _key_matches(args.key, call.gateway.settings.admin_key):
-        raise HaptaError(INVALID_CREDENTIALS, "that key is not valid")
-    call.gateway.hub.bind(call.peer, Principal(ADMIN))
-    return {"role": ADMIN}
+    def _check_password(self, password: str, *identities: str | None) -> None:
+        problem = weakness(password, min_length=self.min_password_length, identities=identities)
+        if problem:
+            raise _invalid("password", problem)
 
+    @op("auth.register", RegisterArgs, guest=True)
+    async def register(self, call: Call, args: RegisterArgs) -> dict[str, Any]:
+        """A new account, signed in on this connection. A taken email answers ALREADY_EXISTS: register signs in at
+        once, so it cannot answer as if it had worked; docs/security.md says what bounds that oracle."""
+        try:
+            email = normalize_email(args.email)
+        except InvalidIdentity as exc:
+            raise _invalid("email", str(exc)) from None
+        try:
+            username = normalize_username(args.username) if args.username is not None else None
+        except InvalidIdentity as exc:
+            raise _invalid("username", str(exc)) from None
+        await self._limit_account(call, email)
+        self._check_password(args.password, email, username)
+        password_hash = await hash_password(args.password)
+        try:
+            user = await self.db.fetchrow(
+                f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {SELECT_USER}",
+                email, username, password_hash)
+        except asyncpg.UniqueViolationError as exc:
+            field = "username" if "username" in (exc.constraint_name or "") else "email"
+            raise HaptaError(ALREADY_EXISTS, f"that {field} is taken", details={"field": field}) from None
+        return await self.hub.sign_in(call.peer, user)
 
-@op("auth.logout", guest=True)
-async def logout(call: Call, args: None) -> dict[str, Any]:
-    """Revoke this connection's session everywhere; this connection stays open as a guest."""
-    session_id = call.principal.session_id
-    call.gateway.hub.bind(call.peer, Principal(GUEST))
-    if session_id is not None:
-        await call.gateway.hub.revoke([session_id], "logout")
-    return {}
+    @op("auth.login", LoginArgs, guest=True)
+    async def login(self, call: Call, args: LoginArgs) -> dict[str, Any]:
+        """An identity with an '@' is an email, anything else a username: each names at most one account. Unknown
+        identity and wrong password answer alike, in the same time (a dummy hash is verified)."""
+        identity = args.identity.strip().lower()
+        column = "email" if is_email(identity) else "username"
+        row = await self.db.fetchrow(
+            f"SELECT {SELECT_USER}, password_hash FROM users WHERE {column} = $1", identity)
+        await self._limit_account(call, row["id"] if row is not None else identity)
+        if not await verify_password(row["password_hash"] if row else None, args.password) or row is None:
+            raise HaptaError(INVALID_CREDENTIALS, "identity or password is wrong")
+        return await self.hub.sign_in(call.peer, row)
 
+    @op("auth.refresh", RefreshArgs, guest=True)
+    async def refresh(self, call: Call, args: RefreshArgs) -> dict[str, Any]:
+        hub = self.hub
+        try:
+            rolled = await hub.sessions.refresh(args.refresh_token)
+        except TokenReused as reused:
+            await hub.announce([reused.session_id], "refresh token reused")
+            raise
+        return hub.rolled(call.peer, rolled.user, rolled.session_id, rolled.refresh_token)
 
-@op("auth.password", PasswordArgs)
-async def password(call: Call, args: PasswordArgs) -> dict[str, Any]:
-    """Change the password; every other session of the user ends (this one goes on)."""
-    principal = call.principal
-    if principal.role != USER:
-        raise HaptaError(FORBIDDEN, "only a signed-in user has a password")
-    row = await call.gateway.db.fetchrow(
-        "SELECT email, username, password_hash FROM users WHERE id = $1", principal.user_id)
-    if row is None:
-        raise HaptaError(TOKEN_INVALID, "this user no longer exists")
-    if not await verify_password(row["password_hash"], args.old):
-        raise HaptaError(INVALID_CREDENTIALS, "the current password is wrong")
-    _check_password(call, args.new, row["email"], row["username"])
-    new_hash = await hash_password(args.new)
-    hub = call.gateway.hub
-    async with call.gateway.db.transaction() as conn:   # the new password and the end of the other sessions: both
-        await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", principal.user_id, new_hash)
-        others = await hub.sessions.revoke_user(principal.user_id, "password changed", keep=principal.session_id,
-                                                conn=conn)
-    await hub.announce(others, "password changed")
-    return {}
+    @op("auth.resume", ResumeArgs, guest=True)
+    async def resume(self, call: Call, args: ResumeArgs) -> dict[str, Any]:
+        claims = self.signer.verify(args.token)
+        user = await self.hub.sessions.alive(claims.session_id, claims.user_id)
+        if user is None:   # deleted user, revoked or expired session: the token no longer speaks for anyone
+            raise HaptaError(TOKEN_INVALID, "token is not valid")
+        self.hub.bind(call.peer, Principal(USER, claims.user_id, claims.session_id, claims.expires_at))
+        return {"user": user, "expires_at": claims.expires_at}
 
+    @op("auth.anon", AnonArgs, guest=True)
+    async def anon(self, call: Call, args: AnonArgs) -> dict[str, Any]:
+        if not _key_matches(args.apikey, self.anon_key):
+            raise HaptaError(INVALID_CREDENTIALS, "that key is not valid")
+        self.hub.bind(call.peer, Principal(ANON))
+        return {"role": ANON}
 
-@op("auth.sessions")
-async def sessions(call: Call, args: None) -> dict[str, Any]:
-    """The signed-in user's live sessions (devices), most recently used first."""
-    principal = call.principal
-    if principal.role != USER:
-        raise HaptaError(FORBIDDEN, "only a signed-in user has sessions")
-    items = await call.gateway.hub.sessions.list(principal.user_id)
-    for item in items:
-        item["current"] = item["id"] == principal.session_id
-    return {"items": items}
+    @op("auth.admin", AdminArgs, guest=True)
+    async def admin(self, call: Call, args: AdminArgs) -> dict[str, Any]:
+        if not _key_matches(args.key, self.admin_key):
+            raise HaptaError(INVALID_CREDENTIALS, "that key is not valid")
+        self.hub.bind(call.peer, Principal(ADMIN))
+        return {"role": ADMIN}
 
+    @op("auth.logout", guest=True)
+    async def logout(self, call: Call, args: None) -> dict[str, Any]:
+        """Revoke this connection's session everywhere; this connection stays open as a guest."""
+        session_id = call.principal.session_id
+        self.hub.bind(call.peer, Principal(GUEST))
+        if session_id is not None:
+            await self.hub.revoke([session_id], "logout")
+        return {}
 
-@op("auth.revoke", RevokeArgs)
-async def revoke(call: Call, args: RevokeArgs) -> dict[str, Any]:
-    """End a session (a user: one of their own; an admin: any session, or every session of `user`)."""
-    principal, hub = call.principal, call.gateway.hub
-    if (args.session is None) == (args.user is None):
-        raise HaptaError(BAD_REQUEST, "give either session or user")
-    if args.user is not None:
+    @op("auth.password", PasswordArgs)
+    async def password(self, call: Call, args: PasswordArgs) -> dict[str, Any]:
+        """Change the password; every other session of the user ends (this one goes on)."""
+        principal = call.principal
+        if principal.role != USER:
+            raise HaptaError(FORBIDDEN, "only a signed-in user has a password")
+        row = await self.db.fetchrow(
+            "SELECT email, username, password_hash FROM users WHERE id = $1", principal.user_id)
+        if row is None:
+            raise HaptaError(TOKEN_INVALID, "this user no longer exists")
+        if not await verify_password(row["password_hash"], args.old):
+            raise HaptaError(INVALID_CREDENTIALS, "the current password is wrong")
+        self._check_password(args.new, row["email"], row["username"])
+        new_hash = await hash_password(args.new)
+        hub = self.hub
+        async with self.db.transaction() as conn:   # the new password and the end of the other sessions: both
+            await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", principal.user_id, new_hash)
+            others = await hub.sessions.revoke_user(principal.user_id, "password changed", keep=principal.session_id,
+                                                    conn=conn)
+        await hub.announce(others, "password changed")
+        return {}
+
+    @op("auth.sessions")
+    async def sessions(self, call: Call, args: None) -> dict[str, Any]:
+        """The signed-in user's live sessions (devices), most recently used first."""
+        principal = call.principal
+        if principal.role != USER:
+            raise HaptaError(FORBIDDEN, "only a signed-in user has sessions")
+        items = await self.hub.sessions.list(principal.user_id)
+        for item in items:
+            item["current"] = item["id"] == principal.session_id
+        return {"items": items}
+
+    @op("auth.revoke", RevokeArgs)
+    async def revoke(self, call: Call, args: RevokeArgs) -> dict[str, Any]:
+        """End a session (a user: one of their own; an admin: any session, or every session of `user`)."""
+        principal, hub = call.principal, self.hub
+        if (args.session is None) == (args.user is None):
+            raise HaptaError(BAD_REQUEST, "give either session or user")
+        if args.user is not None:
+            if not principal.is_admin:
+                raise HaptaError(FORBIDDEN, "only an admin revokes every session of a user")
+            revoked = await hub.sessions.revoke_user(args.user, "revoked by an admin")
+            await hub.announce(revoked, "revoked by an admin")
+            return {"revoked": len(revoked)}
         if not principal.is_admin:
-            raise HaptaError(FORBIDDEN, "only an admin revokes every session of a user")
-        revoked = await hub.sessions.revoke_user(args.user, "revoked by an admin")
-        await hub.announce(revoked, "revoked by an admin")
+            owner = await self.db.fetchval("SELECT user_id FROM hapta.sessions WHERE id = $1", args.session)
+            if principal.role != USER or owner != principal.user_id:
+                raise HaptaError(NOT_FOUND, "no such session")
+        reason = "revoked by an admin" if principal.is_admin else "revoked by the user"
+        revoked = await hub.sessions.revoke([args.session], reason)
+        await hub.announce(revoked, reason)
         return {"revoked": len(revoked)}
-    if not principal.is_admin:
-        owner = await call.gateway.db.fetchval("SELECT user_id FROM hapta.sessions WHERE id = $1", args.session)
-        if principal.role != USER or owner != principal.user_id:
-            raise HaptaError(NOT_FOUND, "no such session")
-    reason = "revoked by an admin" if principal.is_admin else "revoked by the user"
-    revoked = await hub.sessions.revoke([args.session], reason)
-    await hub.announce(revoked, reason)
-    return {"revoked": len(revoked)}
 
+    @op("auth.oauth2", OAuth2Args, guest=True)
+    async def oauth2_begin(self, call: Call, args: OAuth2Args) -> dict[str, str]:
+        provider = self.providers.get(args.provider)
+        if provider is None:
+            raise HaptaError(BAD_REQUEST, f"no OAuth2 provider {args.provider[:64]!r}",
+                             details={"providers": sorted(self.providers)})
+        waiter = self.hub.await_oauth2(call.peer)
+        return await oauth2.begin(self.db, args.provider, provider, self.redirect_uri(), waiter)
 
-@op("auth.oauth2", OAuth2Args, guest=True)
-async def oauth2_begin(call: Call, args: OAuth2Args) -> dict[str, str]:
-    gateway = call.gateway
-    provider = gateway.app.oauth2.get(args.provider)
-    if provider is None:
-        raise HaptaError(BAD_REQUEST, f"no OAuth2 provider {args.provider[:64]!r}",
-                         details={"providers": sorted(gateway.app.oauth2)})
-    waiter = gateway.hub.await_oauth2(call.peer)
-    return await oauth2.begin(gateway.db, args.provider, provider, gateway.oauth2_redirect_uri, waiter)
-
-
-@op("auth.me", guest=True)
-async def me(call: Call, args: None) -> dict[str, Any]:
-    principal = call.principal
-    if principal.role != USER:
-        return {"role": principal.role}
-    user = await call.gateway.db.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", principal.user_id)
-    if user is None:
-        raise HaptaError(TOKEN_INVALID, "this user no longer exists")
-    return {"user": dict(user)}
+    @op("auth.me", guest=True)
+    async def me(self, call: Call, args: None) -> dict[str, Any]:
+        principal = call.principal
+        if principal.role != USER:
+            return {"role": principal.role}
+        user = await self.db.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", principal.user_id)
+        if user is None:
+            raise HaptaError(TOKEN_INVALID, "this user no longer exists")
+        return {"user": dict(user)}

@@ -1,62 +1,23 @@
-"""What every op shares: who is asking (Principal), the call it receives, and the registry of ops.
+"""What every op shares: the call it serves, how handlers declare their ops, and the table the dispatcher reads.
 
-An op is an async function `handler(call, args) -> data`, registered with the msgspec Struct its args must fit.
-Anything it raises as HaptaError becomes the error reply; the dispatcher maps the rest (see gateway.dispatch).
+An op is a method `handler(self, call, args) -> data` of a handler class, marked with `@op(name, Args)` and bound to
+the services its class was built with; the gateway builds the handler classes and `table(...)` collects their ops
+(no registration by import). Arguments are decoded once, from the request's raw bytes, into the op's msgspec
+Struct. Anything a handler raises as HaptaError becomes the error reply; the dispatcher maps the rest.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 import msgspec
 
-if TYPE_CHECKING:
-    from ..gateway.gateway import Gateway
-
-GUEST, ANON, USER, ADMIN = "guest", "anon", "user", "admin"
+from ..principal import Peer, Principal
+from ..protocol.codec import refuse_extension
 
 
-@dataclass
-class Principal:
-    """Who a connection speaks for. Guests may only call auth.* and ping."""
-    role: str = GUEST
-    user_id: str | None = None
-    session_id: str | None = None
-    expires_at: int | None = None   # when the access token behind it expires (unix seconds)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
-
-    def expired(self, now: float | None = None) -> bool:
-        return self.expires_at is not None and (now or time.time()) >= self.expires_at
-
-    def rule_vars(self) -> dict[str, Any]:
-        """The values `@user.*` and `@now` stand for in rules and filters."""
-        return {"user.id": self.user_id, "user.role": self.role, "now": datetime.now(timezone.utc)}
-
-
-def _nowhere(*_args: Any, **_kwargs: Any) -> None:
-    """A peer without a socket (tests of pure logic) drops its events."""
-
-
-@dataclass(eq=False)
-class Peer:
-    """The connection an op runs for. Its principal changes only through the gateway's SessionHub (auth ops),
-    which also keeps the index of live connections per session used for expiry and revocation."""
-    principal: Principal = field(default_factory=Principal)
-    address: str | None = None
-    push: Callable[..., None] = _nowhere      # push(event, data=None, **extra): an unrequested event
-    close: Callable[[int, str], None] = _nowhere   # close(code, reason): close the socket soon
-    deliver: Callable[[Any], None] = _nowhere  # deliver(live.events.Event): an event encoded once for many sockets
-    files: Any = None                          # the socket's file streams (hapta.files.transfers.Transfers)
-
-
-@dataclass
+@dataclass(slots=True)
 class Call:
-    gateway: "Gateway"
     peer: Peer
     op: str
 
@@ -68,6 +29,10 @@ class Call:
 Handler = Callable[[Call, Any], Awaitable[Any]]
 
 
+class Args(msgspec.Struct, forbid_unknown_fields=True):
+    """Base for op arguments: an unknown argument is a client bug worth naming (BAD_REQUEST)."""
+
+
 @dataclass(frozen=True)
 class OpSpec:
     name: str
@@ -75,16 +40,43 @@ class OpSpec:
     args: type | None
     guest: bool   # may a guest call it?
 
+    def decode(self, raw: msgspec.Raw, binary: bool) -> Any:
+        """The args as the op's Struct, straight from the request's bytes (empty: none sent); None for an op
+        without args. msgspec.ValidationError when they do not fit."""
+        if self.args is None:
+            return None
+        return _decoders(self.args)[binary].decode(raw if len(raw) else (b"\x80" if binary else b"{}"))
 
-OPS: dict[str, OpSpec] = {}
+
+_decoder_cache: dict[type, tuple[Any, Any]] = {}
+
+
+def _decoders(args: type) -> tuple[Any, Any]:
+    found = _decoder_cache.get(args)
+    if found is None:
+        found = _decoder_cache[args] = (msgspec.json.Decoder(args),
+                                        msgspec.msgpack.Decoder(args, ext_hook=refuse_extension))
+    return found
 
 
 def op(name: str, args: type | None = None, *, guest: bool = False) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        OPS[name] = OpSpec(name, handler, args, guest)
+    """Mark a handler method as the op `name`, whose arguments are `args` (a Struct), callable by guests or not."""
+    def mark(handler: Handler) -> Handler:
+        handler.__hapta_op__ = (name, args, guest)   # type: ignore[attr-defined]
         return handler
-    return register
+    return mark
 
 
-class Args(msgspec.Struct, forbid_unknown_fields=True):
-    """Base for op arguments: an unknown argument is a client bug worth naming (BAD_REQUEST)."""
+def table(*handlers: object) -> dict[str, OpSpec]:
+    """Every op the handler objects mark, bound to them: the dispatcher's table."""
+    ops: dict[str, OpSpec] = {}
+    for handler in handlers:
+        for attribute in dir(type(handler)):
+            marked = getattr(getattr(type(handler), attribute), "__hapta_op__", None)
+            if marked is None:
+                continue
+            name, args, guest = marked
+            if name in ops:
+                raise ValueError(f"op {name} is declared twice")
+            ops[name] = OpSpec(name, getattr(handler, attribute), args, guest)
+    return ops

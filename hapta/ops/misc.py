@@ -6,6 +6,7 @@ import time
 from .base import Call, op
 
 
-@op("ping", guest=True)
-async def ping(call: Call, args: None) -> dict[str, int]:
-    return {"time": int(time.time() * 1000)}
+class MiscOps:
+    @op("ping", guest=True)
+    async def ping(self, call: Call, args: None) -> dict[str, int]:
+        return {"time": int(time.time() * 1000)}

@@ -5,6 +5,7 @@ it carries plus an error reply for each part that was unusable, so that every re
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Union
 
 import msgspec
@@ -29,7 +30,9 @@ RequestId = Union[
 class Request(msgspec.Struct):
     id: RequestId
     op: Annotated[str, msgspec.Meta(max_length=64)]
-    args: dict[str, Any] = {}
+    # The args' own bytes, in this codec (empty when absent): the op decodes them once, into its own Struct
+    # (ops/base.OpSpec.decode).
+    args: msgspec.Raw = msgspec.Raw()
 
 
 class Chunk(msgspec.Struct):
@@ -65,8 +68,24 @@ def nesting(value: Any) -> int:
     return deepest
 
 
-def _refuse_extension(code: int, data: memoryview) -> Any:
+def refuse_extension(code: int, data: memoryview) -> Any:
     raise ValueError("MessagePack extension types are not accepted")
+
+
+# MessagePack args stay bytes until their op decodes them, so what the frame's decoder would refuse in them is looked
+# for first: an extension value, which starts with one of these bytes (ext 8/16/32, fixext 1-16; they also occur
+# inside numbers and strings), and nesting too deep to follow, which a frame this short cannot hold. Other frames
+# are decoded whole once to find out.
+_EXTENSION_MARKERS = re.compile(b"[\xc7-\xc9\xd4-\xd8]")
+_SHALLOW = 256
+_UNDECODED = object()
+
+
+def _has_chunk(message: Any) -> bool:
+    """A MessagePack files.chunk is sorted from its plain values, as is any batch holding one."""
+    items = message if isinstance(message, list) else [message]
+    return any(isinstance(item, dict) and item.get("op") == "files.chunk" for item in items)
+_OBJECT_STARTS = (frozenset(b"{"), frozenset([*range(0x80, 0x90), 0xde, 0xdf]))   # JSON, MessagePack
 
 
 def _describe(exc: msgspec.ValidationError) -> str:
@@ -83,11 +102,13 @@ class Codec:
         self.subprotocol = subprotocol
         self.binary = subprotocol == MSGPACK
         if self.binary:   # extension types (but the timestamp, which msgspec reads as a datetime) mean nothing here
-            self._request = msgspec.msgpack.Decoder(Request, ext_hook=_refuse_extension)
-            self._any = msgspec.msgpack.Decoder(ext_hook=_refuse_extension)
+            self._request = msgspec.msgpack.Decoder(Request, ext_hook=refuse_extension)
+            self._batch = msgspec.msgpack.Decoder(list[Request], ext_hook=refuse_extension)
+            self._any = msgspec.msgpack.Decoder(ext_hook=refuse_extension)
             self._encoder = msgspec.msgpack.Encoder()
         else:
             self._request = msgspec.json.Decoder(Request)
+            self._batch = msgspec.json.Decoder(list[Request])
             self._any = msgspec.json.Decoder()
             self._encoder = msgspec.json.Encoder()
 
@@ -109,19 +130,22 @@ class Codec:
             frame = frame.encode()
         elif not self.binary:
             return [], [self._chunk_from_binary(frame)], []
-        try:
-            return [self._request.decode(frame)], [], []   # the common case: one well-formed request
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, ValueError):
-            pass
-        try:
-            message = self._any.decode(frame)
-        except msgspec.DecodeError:
-            kind = "MessagePack" if self.binary else "JSON"
-            return [], [], [error_reply(None, HaptaError(BAD_REQUEST, f"invalid {kind}"))]
-        except RecursionError:
-            return [], [], [error_reply(None, HaptaError(BAD_REQUEST, "message is nested too deeply"))]
-        except ValueError as exc:   # an extension type (_refuse_extension)
-            return [], [], [error_reply(None, HaptaError(BAD_REQUEST, str(exc)))]
+        # The fast paths keep each request's args as bytes (the op decodes them once); they check here only what
+        # decoding them later would not: that args are an object and, in MessagePack, that nothing in them is what
+        # the frame's decoder refuses (_EXTENSION_MARKERS). A frame that may hold such a thing is decoded whole first.
+        message: Any = _UNDECODED
+        if self.binary and (len(frame) > _SHALLOW or _EXTENSION_MARKERS.search(frame)):
+            message = self._decode_any(frame)
+            if isinstance(message, HaptaError):
+                return [], [], [error_reply(None, message)]
+        if message is _UNDECODED or not _has_chunk(message):
+            requests = self._typed(frame)
+            if requests is not None:
+                return requests, [], []
+        if message is _UNDECODED:
+            message = self._decode_any(frame)
+            if isinstance(message, HaptaError):
+                return [], [], [error_reply(None, message)]
         if isinstance(message, list):
             if not message:
                 return [], [], [error_reply(None, HaptaError(BAD_REQUEST, "empty batch"))]
@@ -135,6 +159,38 @@ class Codec:
         self._sort_one(message, requests, chunks, errors)
         return requests, chunks, errors
 
+    def _typed(self, frame: bytes) -> list[Request] | None:
+        """The requests of a well-formed frame (one request, the common case, or a batch); None for any other."""
+        try:
+            request = self._request.decode(frame)
+            if self._args_are_object(request):
+                return [request]
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, ValueError):
+            pass
+        try:
+            batch = self._batch.decode(frame)
+            if 0 < len(batch) <= MAX_BATCH and all(map(self._args_are_object, batch)) and \
+                    not (self.binary and any(r.op == "files.chunk" for r in batch)):
+                return batch
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, ValueError):
+            pass
+        return None
+
+    def _decode_any(self, frame: bytes) -> Any:
+        """The frame as plain values, or the HaptaError that refuses it whole."""
+        try:
+            return self._any.decode(frame)
+        except msgspec.DecodeError:
+            return HaptaError(BAD_REQUEST, f"invalid {'MessagePack' if self.binary else 'JSON'}")
+        except RecursionError:
+            return HaptaError(BAD_REQUEST, "message is nested too deeply")
+        except ValueError as exc:   # an extension type (refuse_extension)
+            return HaptaError(BAD_REQUEST, str(exc))
+
+    def _args_are_object(self, request: Request) -> bool:
+        args = request.args
+        return not len(args) or memoryview(args)[0] in _OBJECT_STARTS[self.binary]
+
     def _sort_one(self, item: Any, requests: list, chunks: list, errors: list) -> None:
         if self.binary and isinstance(item, dict) and item.get("op") == "files.chunk":
             try:
@@ -143,7 +199,16 @@ class Codec:
                 errors.append(error_reply(None, HaptaError(BAD_REQUEST, f"invalid files.chunk: {exc}")))
             return
         try:
-            requests.append(msgspec.convert(item, Request))
+            request = msgspec.convert({k: v for k, v in item.items() if k != "args"} if isinstance(item, dict)
+                                      else item, Request)
+            if isinstance(item, dict) and "args" in item:
+                try:
+                    args = msgspec.convert(item["args"], dict[str, Any])   # BAD_REQUEST unless an object
+                except msgspec.ValidationError as exc:
+                    raise msgspec.ValidationError(f"{exc} - at `$.args`") from None
+                # decoded already: the args go back to bytes, which the op decodes (once more; a rare path)
+                request.args = msgspec.Raw(self._encoder.encode(args))
+            requests.append(request)
         except msgspec.ValidationError as exc:
             errors.append(error_reply(_usable_id(item), HaptaError(BAD_REQUEST, _describe(exc))))
         except RecursionError:

@@ -6,10 +6,8 @@ Hidden fields are simply absent, so no filter, sort or `fields` list can name th
 from __future__ import annotations
 
 from dataclasses import dataclass, field as _field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .ast import Node
+from .ast import Node
 
 # The value kinds a column can hold, as the filter language sees them.
 TEXT, INT, FLOAT, BOOL, TIMESTAMP, JSON, UUID = "text", "int", "float", "bool", "timestamp", "json", "uuid"

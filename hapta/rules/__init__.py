@@ -1,53 +1,5 @@
-"""The hook API an app's rules/ modules use (docs/rules.md has the whole story, with examples).
+"""What an app's rules/<collection>.py hooks import: `from hapta.rules import Deny`. The hook machinery lives in
+hapta.hooks; this name stays for the apps (docs/rules.md)."""
+from ..hooks.api import Context, Deny, SqlError
 
-A module rules/<collection>.py may define any of:
-    before_create(ctx, data) -> data | None          before_update(ctx, record, changes) -> changes | None
-    before_delete(ctx, record)                       after_create / after_update / after_delete(ctx, record)
-Plain or async functions. A `before_*` hook refuses with `raise Deny("message")` (the client gets RULE_DENIED
-with that message) and may return changed data. `after_*` hooks see the stored record and never delay the reply.
-
-Hooks run in worker processes (hapta.rules.workers), never in the gateway: a hook that hangs, crashes or leaks
-costs one request. A worker holds no secrets and no database credentials; `await ctx.sql(...)` is carried back to
-the gateway, which runs the statement and returns the rows.
-"""
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
-
-
-class Deny(Exception):
-    """Raised by a hook to refuse the write; the message is passed on to the client."""
-
-    def __init__(self, message: str = "refused by a rule"):
-        super().__init__(message)
-        self.message = message
-
-
-class SqlError(Exception):
-    """A statement of ctx.sql failed in PostgreSQL; `sqlstate` is its SQLSTATE code (e.g. "23505"), if any."""
-
-    def __init__(self, message: str, sqlstate: str | None = None):
-        super().__init__(message)
-        self.sqlstate = sqlstate
-
-
-@dataclass
-class Context:
-    """What a hook may know about the request: who, what, where from. Never secrets or tokens."""
-    user_id: str | None
-    role: str                  # "anon", "user" or "admin"
-    op: str                    # e.g. "records.create"
-    collection: str
-    address: str | None        # the client's IP address
-    _sql: Callable[..., Awaitable[Any]] | None = None
-
-    async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
-        """Run one parameterised statement ($1, $2, ...) as the gateway; return its rows as dicts ([] when it
-        returns none). In before_update and before_delete it runs inside the write's transaction."""
-        if self._sql is None:
-            raise RuntimeError("no database in this context")
-        return await self._sql(query, *params)
-
-
-__all__ = ["Deny", "SqlError", "Context"]
+__all__ = ["Context", "Deny", "SqlError"]

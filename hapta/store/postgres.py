@@ -18,12 +18,13 @@ import contextvars
 import logging
 import math
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 import msgspec
 
+from ..catalog import Column, TableInfo
 from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
 from ..query import schema as k
 
@@ -316,24 +317,6 @@ def failure(exc: BaseException) -> HaptaError | None:
         # to state ..."); InterfaceError: the connection is closed or was released under us.
         return HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=RETRY_AFTER)
     return None
-
-
-@dataclass
-class Column:
-    name: str
-    kind: str
-    nullable: bool
-    has_default: bool
-
-
-@dataclass
-class TableInfo:
-    name: str
-    columns: dict[str, Column] = field(default_factory=dict)
-    relations: dict[str, str] = field(default_factory=dict)         # column -> referenced table
-    uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint/index name -> columns
-    foreign_keys: dict[str, str] = field(default_factory=dict)       # constraint name -> column
-    checks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint name -> columns
 
 
 async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, TableInfo]:

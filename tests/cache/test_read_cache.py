@@ -5,12 +5,13 @@ import asyncio
 
 import pytest
 
-from hapta.cache import ReadCache, bound_filter, implied, query_key
+from hapta.access.filters import bound_filter, implied, query_key
+from hapta.catalog import Column, TableInfo
 from hapta.config import App, Collection
 from hapta.models import build_models
 from hapta.query import FilterError
-from hapta.ops.base import ADMIN, ANON, USER, Principal
-from hapta.store.postgres import Column, TableInfo
+from hapta.live.cache import ReadCache
+from hapta.principal import ADMIN, ANON, USER, Principal
 
 
 def _info(name: str, columns: dict[str, str], relations: dict[str, str] | None = None) -> TableInfo:
@@ -99,7 +100,6 @@ def test_bad_filters_are_refused_before_a_key_is_made(demo):
 
 def test_implied_is_absorption_only(demo):
     schema, models = demo
-    from hapta.cache import bound_filter
     rule = models["posts"].rules["list"]
     table = models["posts"]
     assert implied(bound_filter(table, schema, 'public = true && text = "x"').node, rule)

@@ -18,7 +18,7 @@ import pytest_asyncio
 from hapta.client import Client
 from hapta.store.files.s3 import S3Storage
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import ROOT, GatewayProcess, SeaweedS3, create_database, drop_database
+from tests.services import APP, GatewayProcess, SeaweedS3, create_database, drop_database
 
 HERE = Path(__file__).parent
 MIB = 1024 * 1024
@@ -41,7 +41,7 @@ def assemble_app(folder: Path, config: Path = HERE / "app" / "config.py") -> Pat
     for part in ("migrations", "rules"):
         (folder / part).mkdir(parents=True)
         own = {p.name: p for p in (HERE / "app" / part).iterdir() if p.suffix in (".py", ".sql")}
-        demo = {p.name: p for p in (ROOT / part).iterdir() if p.suffix in (".py", ".sql")}
+        demo = {p.name: p for p in (APP / part).iterdir() if p.suffix in (".py", ".sql")}
         for name, source in {**demo, **own}.items():
             (folder / part / name).symlink_to(source)
     # Not a link: the gateway takes the app folder from where config.py really is.

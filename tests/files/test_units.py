@@ -5,7 +5,7 @@ import pytest
 
 from hapta.files.http import Unsatisfiable, parse_range
 from hapta.files.signing import UrlRefused, UrlSigner
-from hapta.files.types import KNOWN_TYPES, OCTET_STREAM, detect
+from hapta.store.files.types import KNOWN_TYPES, OCTET_STREAM, detect
 from hapta.store.files import check_key, new_key
 
 

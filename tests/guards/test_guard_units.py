@@ -1,4 +1,4 @@
-"""The guards' arithmetic, without sockets (hapta/gateway/guards.py)."""
+"""The guards' arithmetic, without sockets (hapta/gateway/flow.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from hapta.config import Limit
-from hapta.gateway.guards import FD_RESERVE, FLOOD_STRIKES, Admission, IdleTimer, MessageRate, Outbox, connection_cap
+from hapta.gateway.flow import FD_RESERVE, FLOOD_STRIKES, Admission, IdleTimer, MessageRate, Outbox, connection_cap
 from hapta.protocol.codec import JSON, MSGPACK, Codec
 
 

@@ -1,44 +1,23 @@
-"""`hapta serve` as users start it: embedded defaults, the Origin allowlist, and settings that must stop it."""
+"""`hapta serve` as users start it: the Origin allowlist, and settings that must stop it (embedded defaults:
+tests/demo)."""
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from hapta.client import Client
 from tests.conftest import gateway_env
-from tests.services import ROOT, GatewayProcess, write_app
-
-
-async def test_bin_hapta_serve_on_embedded_defaults(tmp_path):
-    """The README's first command: no DATABASE_URL, so an embedded PostgreSQL; anon reads public posts."""
-    process = GatewayProcess({"HAPTA_DATA_DIR": str(tmp_path / "data")}, command=[str(ROOT / "bin" / "hapta")],
-                             drop=("DATABASE_URL",))
-    process.start(timeout=90)
-    try:
-        deadline = time.monotonic() + 10   # printed just after the listening line
-        while "anon key:" not in process.log_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "anon key: dev-anon-key" in process.log_text()
-        async with await Client.connect(process.url) as client:
-            assert await client.call("auth.anon", {"apikey": "dev-anon-key"}) == {"role": "anon"}
-            page = await client.call("records.list", {"collection": "posts", "filter": "public = true"})
-            assert page["items"] == [] and page["page"] == 1
-    finally:
-        assert process.stop() == 0, process.log_text()
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
-    assert "Traceback" not in process.log_text()
+from tests.services import APP, GatewayProcess, write_app
 
 
 @pytest.fixture
 def origin_gateway(tmp_path, database):
     config = write_app(tmp_path / "app", """
         import dataclasses, runpy
-        app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], origins=("https://app.example",))
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], origins=("https://app.example",))
     """)
     process = GatewayProcess(gateway_env(database), config=config).start()
     yield process
@@ -66,7 +45,7 @@ def test_production_refuses_development_secrets(database):
     env = {**os.environ, "DATABASE_URL": database, "HAPTA_ENV": "production"}
     for key in ("HAPTA_JWT_SECRET", "HAPTA_ANON_KEY", "HAPTA_ADMIN_KEY"):
         env.pop(key, None)   # so the shipped .env's development values apply
-    result = run_serve(ROOT / "config.py", env)
+    result = run_serve(APP / "config.py", env)
     assert result.returncode != 0
     assert "production refuses the development value" in result.stderr and "Traceback" not in result.stderr
 

@@ -10,8 +10,8 @@ from hapta.limits import Limiter, address_key, principal_key
 from hapta.limits.gcra import MICROS
 from hapta.limits.stores import LocalStore
 from hapta.metrics import scrape_allowed
-from hapta.models import ConfigError
-from hapta.ops.base import Peer, Principal
+from hapta.config import ConfigError
+from hapta.principal import Principal, SocketPeer
 from hapta.protocol.errors import HaptaError
 
 LIMITS = {
@@ -109,12 +109,12 @@ def test_bad_config_is_a_config_error():
 
 
 def test_principal_is_the_user_else_the_address():
-    user = Peer(Principal("user", user_id="u1"), address="10.0.0.7")
-    anon = Peer(Principal("anon"), address="10.0.0.7")
+    user = SocketPeer(Principal("user", user_id="u1"), address="10.0.0.7")
+    anon = SocketPeer(Principal("anon"), address="10.0.0.7")
     assert principal_key(user) == "user:u1"
     assert principal_key(user, by_address=True) == "addr:10.0.0.7"   # auth.* ops: signing in buys no budget
     assert principal_key(anon) == "addr:10.0.0.7"
-    assert principal_key(Peer(address=None)) == "addr:unknown"
+    assert principal_key(SocketPeer(address=None)) == "addr:unknown"
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("::ffff:192.0.2.1") == "192.0.2.1"

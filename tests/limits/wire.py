@@ -17,7 +17,7 @@ T = 3600 / N           # seconds per post at the sustained rate
 SCARCE_POSTS = f"""
     import dataclasses, runpy
     from hapta.config import Limit
-    demo = runpy.run_path(ROOT + "/config.py")["app"]
+    demo = runpy.run_path(APP + "/config.py")["app"]
     app = dataclasses.replace(demo, limits={{**demo.limits, "records.create:posts": Limit({N}, per=3600)}})
 """
 

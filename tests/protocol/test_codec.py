@@ -14,9 +14,15 @@ def frame(codec, message):
     return msgspec.msgpack.encode(message) if codec.binary else msgspec.json.encode(message).decode()
 
 
+def args_of(codec, request: Request):
+    """A request's args as values: the codec keeps them as bytes, for the op to decode into its own Struct."""
+    return (msgspec.msgpack if codec.binary else msgspec.json).decode(request.args) if len(request.args) else {}
+
+
 def test_single_request(codec):
     requests, chunks, errors = codec.decode(frame(codec, {"id": 1, "op": "ping", "args": {"a": 1}}))
-    assert requests == [Request(id=1, op="ping", args={"a": 1})] and not chunks and not errors
+    assert [(r.id, r.op, args_of(codec, r)) for r in requests] == [(1, "ping", {"a": 1})]
+    assert not chunks and not errors
 
 
 def test_batch_keeps_good_requests_and_answers_bad_ones(codec):

@@ -11,7 +11,7 @@ import pytest
 from hapta.client import Client, HaptaError
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
 from tests.realtime.helpers import change_of, events_until, ids_in, post
-from tests.services import ROOT, GatewayProcess
+from tests.services import APP, GatewayProcess
 
 TOKEN_TTL = 3
 
@@ -21,10 +21,10 @@ def short_tokens(tmp_path_factory, database):
     """The demo app with access tokens valid TOKEN_TTL seconds."""
     app_dir: Path = tmp_path_factory.mktemp("short-tokens")
     for name in ("migrations", "rules"):
-        (app_dir / name).symlink_to(ROOT / name)
+        (app_dir / name).symlink_to(APP / name)
     (app_dir / "config.py").write_text(
         "import dataclasses, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('demo_config', {str(ROOT / 'config.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('demo_config', {str(APP / 'config.py')!r})\n"
         "demo = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(demo)\n"
         f"app = dataclasses.replace(demo.app, access_token_ttl={TOKEN_TTL})\n")

@@ -27,7 +27,7 @@ CAP = 4 * 1024 * 1024   # App.max_outgoing here: the reader that keeps up gets s
 def gateway(tmp_path, database):
     config = write_app(tmp_path / "app", f"""
         import dataclasses, runpy
-        app = dataclasses.replace(runpy.run_path(ROOT + "/config.py")["app"], max_outgoing={CAP})
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], max_outgoing={CAP})
     """)
     process = GatewayProcess(gateway_env(database), config=config).start()
     yield process

@@ -10,7 +10,7 @@ import secrets
 import pytest
 
 from hapta.client import HaptaError
-from hapta.rules.workers import is_secret
+from hapta.hooks.workers import is_secret
 from tests.conftest import ADMIN_KEY, ANON_KEY, gateway_env
 from tests.rules.conftest import (announced_tracebacks_only, eventually, full_pool, hooks_app_copy, log_shows,
                                   serve_with_reload)

@@ -11,13 +11,13 @@ from multiprocessing.connection import Connection
 import msgspec
 import pytest
 
-from hapta.rules.hooks import snapshot
-from hapta.rules.loader import RulesError, describe, load
-from hapta.rules.messages import (MAX_FRAME, Denied, FrameError, FrameReader, Invoke, LoadFailed, Raised, Ready,
+from hapta.hooks.service import snapshot
+from hapta.hooks.loader import RulesError, describe, load
+from hapta.hooks.messages import (MAX_FRAME, Denied, FrameError, FrameReader, Invoke, LoadFailed, Raised, Ready,
                                   Returned, Sql, SqlResult, Who, decode_in_gateway, decode_in_worker,
                                   encode_for_gateway, encode_for_worker, frame)
-from hapta.rules.worker import Runner
-from hapta.rules.workers import is_secret, scrubbed_environ
+from hapta.hooks.worker import Runner
+from hapta.hooks.workers import is_secret, scrubbed_environ
 
 WHO = Who("u1", "user", "records.create", "posts", "127.0.0.1")
 

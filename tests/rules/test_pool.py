@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from hapta.protocol.errors import HaptaError
-from hapta.rules.loader import RulesError
-from hapta.rules.messages import Returned, Who
-from hapta.rules.workers import WorkerPool
+from hapta.hooks.loader import RulesError
+from hapta.hooks.messages import Returned, Who
+from hapta.hooks.workers import WorkerPool
 
 WHO = Who(None, "anon", "records.create", "things", "127.0.0.1")
 
@@ -55,7 +55,18 @@ async def start_pool(rules, **options) -> WorkerPool:
 
 
 def our_workers() -> list:
-    return [p for p in multiprocessing.active_children() if p.name == "hapta-rules"]
+    """Rule workers this process started and that are still alive, but those of pools that outlive the test (the
+    in-process gateway's, tests/harness.py): what a closed pool must not leave behind."""
+    return [p for p in multiprocessing.active_children() if p.name == "hapta-rules" and p.pid not in _SHARED]
+
+
+_SHARED: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _others_workers():
+    _SHARED.clear()
+    _SHARED.update(p.pid for p in multiprocessing.active_children() if p.name == "hapta-rules")
 
 
 async def test_answers_never_cross_between_calls(rules, database_pool):

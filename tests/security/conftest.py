@@ -56,7 +56,7 @@ stop = stop_gateway
 OPEN_SUBSCRIBE = """
     import dataclasses, runpy
     from hapta.config import Limit
-    demo = runpy.run_path(ROOT + "/config.py")["app"]
+    demo = runpy.run_path(APP + "/config.py")["app"]
     app = dataclasses.replace(demo, limits={**demo.limits, "realtime.subscribe": Limit(100_000, per=1)})
 """
 

@@ -26,7 +26,7 @@ DEADLINE = 3.0   # the test app's request_timeout
 QUICK = f"""
     import dataclasses, runpy
     from hapta.config import Limit
-    demo = runpy.run_path(ROOT + "/config.py")["app"]
+    demo = runpy.run_path(APP + "/config.py")["app"]
     app = dataclasses.replace(demo, request_timeout={DEADLINE}, statement_timeout=1.0, db_acquire_timeout=1.0,
                               lock_timeout=1.0, limits={{"records.create": Limit(1000, per=1)}})
 """

@@ -31,7 +31,7 @@ def _config(provider: Provider, **overrides: object) -> str:
     return f"""
         import dataclasses, runpy
         from hapta.config import Limit, OAuth2Provider
-        demo = runpy.run_path(ROOT + "/config.py")["app"]
+        demo = runpy.run_path(APP + "/config.py")["app"]
         # These tests sign in and register often from one address.
         limits = {{**demo.limits, "auth.login": Limit(1000, per=60), "auth.register": Limit(1000, per=60)}}
         test = OAuth2Provider("{provider.base}/authorize", "{provider.base}/token", "{provider.base}/userinfo",

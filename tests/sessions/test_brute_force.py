@@ -9,14 +9,14 @@ import pytest
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import ROOT, GatewayProcess, next_loopback
+from tests.services import APP, GatewayProcess, next_loopback
 
 PROXY = "127.0.0.1"   # the one trusted reverse proxy of this gateway
 
 
 @pytest.fixture(scope="module")
 def guarded(database):
-    process = GatewayProcess(gateway_env(database, HAPTA_TRUSTED_PROXIES=PROXY), config=ROOT / "config.py").start()
+    process = GatewayProcess(gateway_env(database, HAPTA_TRUSTED_PROXIES=PROXY), config=APP / "config.py").start()
     yield process
     process.stop()
     assert "Traceback" not in process.log_text()

@@ -8,7 +8,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import PASSWORD
-from tests.services import ROOT, GatewayProcess
+from tests.services import APP, ROOT, GatewayProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -31,9 +31,9 @@ async def test_a_session_against_the_binary(binary, tmp_path):
     app = tmp_path / "app"   # what a user ships beside the binary: the app's files and its .env
     app.mkdir()
     for name in ("config.py", ".env"):
-        shutil.copy(ROOT / name, app / name)
+        shutil.copy(APP / name, app / name)
     for name in ("rules", "migrations"):
-        shutil.copytree(ROOT / name, app / name)
+        shutil.copytree(APP / name, app / name)
     process = GatewayProcess({"HAPTA_DATA_DIR": str(app / "data")}, command=[str(binary)], config=app / "config.py",
                              drop=("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "HAPTA_JWT_SECRET", "HAPTA_ANON_KEY",
                                    "HAPTA_ADMIN_KEY", "HAPTA_ENV"))

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO
 
-from . import ObjectMissing, Reader, Storage, StorageUnavailable, Writer, check_key
+from .base import ObjectMissing, Reader, Storage, StorageUnavailable, Writer, check_key
 
 
 def _fsync_dir(path: Path) -> None:

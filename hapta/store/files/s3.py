@@ -22,7 +22,7 @@ from miniopy_async import Minio
 from miniopy_async.datatypes import Part
 from miniopy_async.error import MinioException, S3Error
 
-from . import ObjectMissing, Reader, Storage, StorageUnavailable, Writer, check_key
+from .base import ObjectMissing, Reader, Storage, StorageUnavailable, Writer, check_key
 
 log = logging.getLogger("hapta.files.s3")
 
@@ -113,7 +113,7 @@ class S3Storage(Storage):
                     raise
 
     async def presigned_url(self, key: str, name: str, content_type: str, expires: int) -> str | None:
-        from ...files.types import inline
+        from .types import inline
         disposition = "inline" if inline(content_type) else "attachment"
         with _unavailable("sign a URL"):
             return await self.s3.presigned_get_object(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from hapta.config import FileField, load_app
 
-ROOT = Path(__file__).resolve().parents[3]
-demo = load_app(ROOT / "config.py")
+TEST_APP = Path(__file__).resolve().parents[2] / "app"   # tests/app: the demo app
+demo = load_app(TEST_APP / "config.py")
 MIB = 1024 * 1024
 
 

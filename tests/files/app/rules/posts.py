@@ -4,8 +4,8 @@ from pathlib import Path
 
 from hapta.rules import Deny
 
-ROOT = Path(__file__).resolve().parents[4]   # this file is linked into the assembled app folder
-_spec = importlib.util.spec_from_file_location("demo_posts_rules", ROOT / "rules" / "posts.py")
+TEST_APP = Path(__file__).resolve().parents[3] / "app"   # resolved: this file is linked into the app folder
+_spec = importlib.util.spec_from_file_location("demo_posts_rules", TEST_APP / "rules" / "posts.py")
 _demo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_demo)
 globals().update({name: getattr(_demo, name) for name in dir(_demo) if name.startswith(("before_", "after_"))})

@@ -19,14 +19,14 @@ import time
 from typing import Any, Callable
 
 import msgspec
+from websockets.frames import CloseCode
 
-from ..auth import oauth2
-from ..auth.sessions import USER_COLUMNS, Sessions
-from ..auth.tokens import TokenSigner
-from ..ops.base import GUEST, USER, Peer, Principal
-from ..protocol.errors import CLOSE_POLICY
+from ..principal import GUEST, USER, Peer, Principal
 from ..store.listener import Listener
 from ..store.postgres import UPSTREAM_ERRORS
+from . import oauth2
+from .sessions import USER_COLUMNS, Sessions
+from .tokens import TokenSigner
 
 log = logging.getLogger("hapta.sessions")
 
@@ -185,7 +185,7 @@ class SessionHub:
             for peer in list(self._by_session.get(session_id, ())):
                 self.bind(peer, Principal(GUEST))
                 peer.push("auth.revoked", {"reason": message.reason})
-                peer.close(CLOSE_POLICY, "session revoked")
+                peer.close(CloseCode.POLICY_VIOLATION, "session revoked")
 
     # -- OAuth2 sign-ins that finish in another process --------------------------------------------------
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..config import App
-from ..models import ConfigError
+from ..config import ConfigError
 from ..protocol.errors import INTERNAL, RULE_DENIED, HaptaError
-from . import Context
+from .api import Context
 from .loader import RulesError
 from .messages import Denied, Raised, Who
 from .workers import WorkerPool, default_size

@@ -1,4 +1,5 @@
-"""Connection guards: what one client may cost a gateway process, as small state machines without sockets.
+"""Flow control: what one client may cost a gateway process, as small state machines without sockets (the
+connection guards of docs/operations.md; "guards" of fields are something else: access/).
 
     Admission    open connections, in total and per client address      over either cap: close 1013
     MessageRate  messages per second on one connection (GCRA)          over: RATE_LIMITED; still flooding: 1008
@@ -18,9 +19,6 @@ import msgspec
 
 from ..config import Limit
 from ..limits.gcra import MICROS, Rate, decide
-
-# Close codes the guards use besides those of protocol.errors: a connection idle too long ends normally.
-CLOSE_NORMAL = 1000
 
 # Refused messages in a row after which throttling turns into closing (1008): a client that honours retry_after
 # never gets near it, one that ignores RATE_LIMITED gets there within a frame or two.

@@ -1,11 +1,7 @@
 """The read cache for records.get and records.list: in-process (cachetools), invalidated by the change feed.
 
-A cached answer is keyed by the normalised query (the bound filter, not its text) and by exactly what the rules
-read about the principal: the values of the `@user.*` variables that the collection's rule, the filter and the
-guards of the returned or sorted fields refer to, and whether the principal is an admin. Two principals with the
-same key get the same SQL result, so no one is ever served what another's rules allowed. A rule that the filter
-already implies reads nothing (`public = true` implies `public = true || author = @user.id`), which lets every
-reader of a public feed share one entry. Queries that read `@now` are never cached.
+What a key holds, and why two principals with the same key may share an answer, is decided in access/filters.py
+(query_key); this module keeps the answers and knows when they are stale.
 
 Invalidation is by generation: each table's generation is the transaction id of the last change the feed
 reported for it (before any change, and after a reset, a token of this process alone). An entry's key holds the
@@ -25,22 +21,15 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
-from cachetools import LRUCache, TTLCache
+from cachetools import TTLCache
 
-from . import metrics
-from .models import EVERYONE, Model
-from .query import bind, cost, parse, relations_used, vars_used
-from .query.ast import And, Node, Or
-from .query.memo import SizedMemo, filter_bytes
-from .store.redis import ERRORS as REDIS_ERRORS, Breaker, client as redis_client, close as close_redis
+from .. import metrics
+from ..store.redis import ERRORS as REDIS_ERRORS, Breaker, client as redis_client, close as close_redis
 
 log = logging.getLogger("hapta.cache")
-
-ADMIN_KEY = ("admin",)
 
 
 class ReadCache:
@@ -211,106 +200,3 @@ class SharedStore:
 
     async def close(self) -> None:
         await close_redis(self.client)
-
-
-# ---- keys --------------------------------------------------------------------------------------------------
-
-def _conjuncts(node: Node) -> tuple[Node, ...]:
-    return node.items if isinstance(node, And) else (node,)
-
-
-def _disjuncts(node: Node) -> tuple[Node, ...]:
-    return node.items if isinstance(node, Or) else (node,)
-
-
-def implied(filter_node: Node | None, rule: Node) -> bool:
-    """True when every record the filter matches also satisfies the rule, by the plain shape
-    `A && ...` against `A || ...` (absorption, which holds in SQL's three-valued logic too)."""
-    if filter_node is None:
-        return False
-    return any(c == d for c in _conjuncts(filter_node) for d in _disjuncts(rule))
-
-
-@dataclass(frozen=True, slots=True)
-class BoundFilter:
-    """A client's filter bound to a collection, with what cache keys need of it, worked out once."""
-    node: Node
-    digest: str                   # stands for the filter in keys: cheaper to hash and to hold than the tree
-    names: frozenset[str]         # the variables it reads (through the guards and view rules it touches too)
-    relations: frozenset[str]     # the relation fields it follows
-    cost: int                     # what it asks of the database (hapta.query.cost)
-
-
-# Bound filters by (schema, collection, text): a hot page is bound once, not at every read. Bounded by bytes.
-BOUND_CACHE_BYTES = 8 << 20
-_bound = SizedMemo(BOUND_CACHE_BYTES)
-
-
-def _implied(model: Model, rule_op: str, found: BoundFilter | None, rule: Node) -> bool:
-    key = (id(rule), model.name, rule_op, found.digest if found else "")   # rules live as long as their gateway
-    implication = _implications.get(key)
-    if implication is None:
-        implication = _implications[key] = implied(found.node if found else None, rule)
-    return implication
-
-
-_implications: LRUCache = LRUCache(4096)
-
-
-def bound_filter(model: Model, schema: Any, text: str | None) -> BoundFilter | None:
-    """A client's filter bound to `model` in `schema`, or None for no filter; FilterError when invalid. Parsed and
-    bound once per (schema, collection, text), for every read and subscription that uses it."""
-    if text is None or not text.strip():
-        return None
-    key = (id(schema), model.name, text)
-    found = _bound.get(key)
-    if found is None:
-        node = bind(parse(text), schema.tables[model.name], schema)
-        digest = hashlib.blake2b(repr(node).encode(), digest_size=16).hexdigest()
-        found = BoundFilter(node, digest, frozenset(vars_used(node)), frozenset(relations_used(node)), cost(node))
-        _bound.put(key, found, filter_bytes(text))
-    return found
-
-
-def _analysis(nodes: tuple[Node, ...]) -> tuple[frozenset[str], frozenset[str]]:
-    """(variables, relations) the app's own rules and guards read; remembered per set of them (few, static)."""
-    found = _analysed.get(nodes)
-    if found is None:
-        names: set[str] = set()
-        relations: set[str] = set()
-        for node in nodes:
-            names |= vars_used(node)
-            relations |= relations_used(node)
-        found = _analysed[nodes] = (frozenset(names), frozenset(relations))
-    return found
-
-
-_analysed: LRUCache = LRUCache(4096)
-
-
-def query_key(model: Model, rule_op: str, principal: Any, found: BoundFilter | None, read_fields: Iterable[str],
-              rest: tuple) -> tuple[tuple | None, tuple[str, ...]]:
-    """(key, tables) for a read, or (None, ...) when it must not be cached. `found` is the client's filter (from
-    bound_filter); `read_fields` are the fields whose guards shape the answer (returned and sorted fields); `rest`
-    is the rest of the normalised query."""
-    rule = model.rules[rule_op]
-    nodes: list[Node] = []
-    if not principal.is_admin:
-        if rule is None:
-            return None, ()   # admin only: the query answers FORBIDDEN
-        if rule is not EVERYONE and not _implied(model, rule_op, found, rule):
-            nodes.append(rule)
-        nodes += [model.table.fields[f].guard for f in read_fields
-                  if f in model.table.fields and model.table.fields[f].guard is not None]
-    names, relations = _analysis(tuple(nodes))
-    if found is not None:
-        names, relations = names | found.names, relations | found.relations
-    if "now" in names:
-        return None, ()
-    if principal.is_admin:
-        who: tuple = ADMIN_KEY
-    else:
-        values = principal.rule_vars()
-        who = tuple((name, values.get(name)) for name in sorted(names))
-    tables = (model.name, *sorted({model.table.fields[r].relation for r in relations} - {model.name}))
-    return (model.name, rule_op, found.digest if found else "", who, rest), tables

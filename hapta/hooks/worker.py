@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from . import Context, Deny, SqlError
+from .api import Context, Deny, SqlError
 from .loader import HookTable, describe, load
 from .messages import (Denied, Invoke, LoadFailed, Raised, Ready, Returned, Sql, SqlResult, decode_in_worker,
                        encode_for_gateway)

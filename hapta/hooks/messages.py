@@ -19,7 +19,7 @@ MAX_FRAME = 16 * 1024 * 1024
 
 
 class Who(msgspec.Struct, array_like=True):
-    """The Context fields a hook may see (hapta.rules.Context without its database)."""
+    """The Context fields a hook may see (hapta.hooks.api.Context without its database)."""
     user_id: str | None
     role: str
     op: str

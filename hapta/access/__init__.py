@@ -1,0 +1,19 @@
+"""The one place that decides who may see and do what. Pure: it reads the models and the principal, never I/O.
+
+    rules.py     the rule for an op and a principal; who may call at all; what rules read of a principal
+                 (the variable key that cache entries and realtime groups share)
+    sql.py       the SQL form: rules in WHERE clauses, guards as CASE, the checks of a written row
+    live.py      the Python form: what a change shows each group of realtime subscribers
+    filters.py   clients' filters: bound once (through relations only what the reader may view), cost-checked,
+                 and the read cache's keys
+    channels.py  who may join a channel
+
+The records service, realtime, channels and the read cache call these; nothing else decides.
+"""
+from .channels import NAME, may_join
+from .filters import BoundFilter, bound_filter, client_filter, query_key
+from .rules import check_caller, reads, rule_for, variable_key
+from .sql import Schemas, Sql, missing_related, refuse_unless_allowed
+
+__all__ = ["NAME", "BoundFilter", "Schemas", "Sql", "bound_filter", "check_caller", "client_filter", "may_join",
+           "missing_related", "query_key", "reads", "refuse_unless_allowed", "rule_for", "variable_key"]

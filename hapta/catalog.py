@@ -1,0 +1,23 @@
+"""What the database catalog says about an exposed table (store/postgres.py reads it at start). Pure data: the
+only source of identifiers that reach SQL text."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str          # a value kind of the filter language (query/schema.py)
+    nullable: bool
+    has_default: bool
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: dict[str, Column] = field(default_factory=dict)
+    relations: dict[str, str] = field(default_factory=dict)         # column -> referenced table
+    uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint/index name -> columns
+    foreign_keys: dict[str, str] = field(default_factory=dict)       # constraint name -> column
+    checks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint name -> columns

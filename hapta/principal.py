@@ -1,0 +1,68 @@
+"""Who is asking, and the connection they ask through. Pure: no I/O.
+
+    Principal   the identity a connection speaks for: guest, anon, a user (with their session), or admin
+    Peer        what services see of a connection: its principal and address, and how to reach it
+                (push an event, deliver one encoded for many, close it); a Protocol, so that services, tests and
+                the in-process harness never depend on the socket layer
+    SocketPeer  the Peer a connection (gateway/connection.py) or a test hands out: the callbacks, bundled
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+GUEST, ANON, USER, ADMIN = "guest", "anon", "user", "admin"
+
+
+@dataclass
+class Principal:
+    """Who a connection speaks for. Guests may only call auth.* and ping."""
+    role: str = GUEST
+    user_id: str | None = None
+    session_id: str | None = None
+    expires_at: int | None = None   # when the access token behind it expires (unix seconds)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
+
+    def rule_vars(self) -> dict[str, Any]:
+        """The values `@user.*` and `@now` stand for in rules and filters."""
+        return {"user.id": self.user_id, "user.role": self.role, "now": datetime.now(timezone.utc)}
+
+
+class Peer(Protocol):
+    """The connection a request comes through, as services see it. Its principal changes only through the
+    SessionHub (auth/hub.py), which also keeps the index of live connections per session."""
+    principal: Principal
+    address: str | None
+    files: Any            # the connection's file streams (files/transfers.py), None without a socket
+
+    def push(self, event: str, data: Any = None, **extra: Any) -> None:
+        """Send an unrequested event (encoded for this connection alone)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection soon, after its pending replies."""
+
+    def deliver(self, event: Any) -> None:
+        """Send an event already encoded once for many connections (live/events.py)."""
+
+
+def _nowhere(*_args: Any, **_kwargs: Any) -> None:
+    """A peer without a socket (tests of pure logic) drops what it is sent."""
+
+
+@dataclass(eq=False)
+class SocketPeer:
+    """A Peer made of callbacks (eq=False: each is itself, as a dict key)."""
+    principal: Principal = field(default_factory=Principal)
+    address: str | None = None
+    push: Callable[..., None] = _nowhere
+    close: Callable[[int, str], None] = _nowhere
+    deliver: Callable[[Any], None] = _nowhere
+    files: Any = None

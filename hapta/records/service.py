@@ -1,0 +1,315 @@
+"""records.*: reads and writes on the app's collections, each authorized by the collection's rules (access/).
+
+Reads put the rule into the query's WHERE clause and go through the read cache. Writes happen in a transaction
+that checks the rule on the row as it stands before (update, delete) and as it is stored (create, update), with
+the rules' hooks around them, so that nobody can write a record into a state they could not have created. Every
+identifier in the SQL comes from the catalog (models), every value is a parameter.
+
+The file ops use the same pieces (lock_for_write, the checked write, readable_field): a file field is a field.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import asyncpg
+
+from ..access import BoundFilter, Schemas, Sql, client_filter, query_key, refuse_unless_allowed, rule_for
+from ..hooks.api import Context
+from ..hooks.service import Hooks
+from ..models import Model, Rule
+from ..principal import Peer, Principal
+from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
+from ..query.sql import PG_TYPES
+from ..store.postgres import Database
+from .cursors import after_condition, decode_cursor, encode_cursor, keyset_ready, sort_terms
+from .values import database_refusals, invalid, record_key, writable_data
+
+# read(key, tables, load): an answer through the read cache (live/cache.py), or load()'s
+ReadThrough = Callable[[tuple | None, tuple[str, ...], Callable[[], Awaitable[Any]]], Awaitable[Any]]
+# announce(session ids, reason): tell the sockets of sessions already revoked (auth/hub.py)
+Announce = Callable[[list[str], str], Awaitable[None]]
+
+
+def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: row[name] for name in fields}
+
+
+class Records:
+    def __init__(self, db: Database, models: dict[str, Model], schemas: Schemas, hooks: Hooks, read: ReadThrough,
+                 announce: Announce, max_filter_cost: int):
+        self.db = db
+        self.models = models
+        self.schemas = schemas
+        self.hooks = hooks
+        self.read = read
+        self.announce = announce
+        self.max_filter_cost = max_filter_cost
+
+    # ---- what a request names ----
+
+    def model(self, name: str) -> Model:
+        model = self.models.get(name)
+        if model is None:
+            raise HaptaError(NOT_FOUND, f"no collection {name}")
+        return model
+
+    @staticmethod
+    def fields(model: Model, requested: list[str] | None) -> tuple[str, ...]:
+        if requested is None:
+            return model.visible
+        unknown = [f for f in requested if f not in model.table.fields]
+        if unknown:
+            raise HaptaError(BAD_REQUEST, f"unknown field {unknown[0]!r} in fields")
+        return tuple(dict.fromkeys(requested))
+
+    def filter(self, principal: Principal, model: Model, text: str | None) -> BoundFilter | None:
+        """A client's filter, bound once against what this principal may read, cost-checked (access/filters.py)."""
+        return client_filter(model, self.schemas.of(principal), text, self.max_filter_cost)
+
+    def sql(self, principal: Principal, model: Model) -> Sql:
+        return Sql(model, principal, self.schemas)
+
+    def context(self, peer: Peer, op: str, model: Model, conn: asyncpg.Connection | None = None) -> Context:
+        """What hooks learn of the call. Their ctx.sql runs on `conn` (the write's transaction) when given."""
+        principal = peer.principal
+        return Context(principal.user_id, principal.role, op, model.name, peer.address,
+                       _sql=(conn or self.db).fetch)
+
+    # ---- reads ----
+
+    async def list(self, principal: Principal, collection: str, *, filter: str | None, sort: str | None, page: int,
+                   per_page: int, after: str | None, fields: list[str] | None, count: bool) -> dict[str, Any]:
+        """Through the read cache: keyed by the query and what the rules read of the principal."""
+        model = self.model(collection)
+        found = self.filter(principal, model, filter)
+        shown = self.fields(model, fields)
+        sorted_fields = [part.strip().lstrip("+-") for part in (sort or "").split(",")]
+        key, tables = query_key(model, "list", principal, found, [*shown, *sorted_fields],
+                                (shown, sort, page, per_page, after, count))
+        return await self.read(key, tables, lambda: self._list(principal, model, found, shown, sort, page,
+                                                                  per_page, after, count))
+
+    async def _list(self, principal: Principal, model: Model, found: BoundFilter | None, fields: tuple[str, ...],
+                    sort: str | None, page: int, per_page: int, after: str | None, count: bool) -> dict[str, Any]:
+        sql = self.sql(principal, model)
+        terms = sort_terms(model, sort)
+        where = [sql.rule(rule_for(model, "list", principal)), sql.filter(found.node if found else None)]
+        count_params = len(sql.params)
+        count_where = " AND ".join(where)
+        if after is not None:
+            if page != 1:
+                raise HaptaError(BAD_REQUEST, "use either page or after, not both")
+            if not keyset_ready(model, terms):
+                raise HaptaError(BAD_REQUEST, "after needs a sort over fields that are never null")
+            where.append(after_condition(sql, terms, decode_cursor(model, terms, after)))
+        order = ", ".join(f'{sql.column(n)} {"DESC" if d else "ASC"}' for n, d in terms)
+        sort_keys = ", ".join(f'"{model.name}"."{n}" AS "__k{i}"' for i, (n, _) in enumerate(terms))
+        limit = sql.param(per_page + 1)
+        offset = sql.param((page - 1) * per_page)
+        statement = (f'SELECT {sql.select_list(fields)}, {sort_keys} FROM "{model.name}" '
+                     f'WHERE {" AND ".join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}')
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(statement, *sql.params)
+            total = None
+            if count:
+                total = await conn.fetchval(f'SELECT count(*) FROM "{model.name}" WHERE {count_where}',
+                                            *sql.params[:count_params])
+        more = len(rows) > per_page
+        rows = rows[:per_page]
+        result: dict[str, Any] = {"items": [model.public(_record(r, fields)) for r in rows], "page": page,
+                                  "per_page": per_page}
+        if more and keyset_ready(model, terms):
+            result["next"] = encode_cursor([rows[-1][f"__k{i}"] for i in range(len(terms))])
+        if total is not None:
+            result["total"] = total
+        return result
+
+    async def get(self, principal: Principal, collection: str, record_id: str,
+                  fields: list[str] | None) -> dict[str, Any]:
+        """Through the read cache, like list."""
+        model = self.model(collection)
+        shown = self.fields(model, fields)
+        key_value = record_key(model, record_id)
+        key, tables = query_key(model, "view", principal, None, shown, ("get", str(key_value), shown))
+        return await self.read(key, tables, lambda: self._get(principal, model, key_value, shown))
+
+    async def _get(self, principal: Principal, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict:
+        sql = self.sql(principal, model)
+        rule = sql.rule(rule_for(model, "view", principal))
+        key = sql.param(record_id)
+        row = await self.db.fetchrow(
+            f'SELECT {sql.select_list(fields)} FROM "{model.name}" WHERE "{model.name}"."id" = {key} AND {rule}',
+            *sql.params)
+        if row is None:   # absent or not viewable: the same answer, so that existence does not leak
+            raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
+        return model.public(_record(row, fields))
+
+    async def readable_field(self, principal: Principal, model: Model, record_id: str, field: str) -> Any:
+        """One field of a record the principal may view (else NOT_FOUND, as get answers): a file field, for
+        downloads and URLs."""
+        sql = self.sql(principal, model)
+        rule = sql.rule(rule_for(model, "view", principal))
+        key = sql.param(record_key(model, record_id))
+        row = await self.db.fetchrow(
+            f'SELECT {sql.column(field)} AS "f" FROM "{model.name}" WHERE "{model.name}"."id" = {key} AND {rule}',
+            *sql.params)
+        if row is None:
+            raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
+        return row["f"]
+
+    # ---- writes ----
+
+    async def create(self, peer: Peer, collection: str, data: dict[str, Any]) -> dict[str, Any]:
+        principal = peer.principal
+        model = self.model(collection)
+        rule = rule_for(model, "create", principal)
+        values = writable_data(model, data)
+        ctx = self.context(peer, "records.create", model)
+        if self.hooks.has(model.name, "before_create"):
+            changed = await self.hooks.before(model.name, "before_create", ctx, dict(values))
+            if changed is not None:
+                values = writable_data(model, changed)
+        missing = [n for n in model.required() if n not in values]
+        if missing:
+            raise invalid(missing[0], f"{missing[0]} is required")
+        sql = self.sql(principal, model)
+        columns = ", ".join(f'"{n}"' for n in values)
+        params = ", ".join(sql.param(v) for v in values.values())
+        insert = (f'INSERT INTO "{model.name}" ({columns}) VALUES ({params})' if values
+                  else f'INSERT INTO "{model.name}" DEFAULT VALUES')
+        try:
+            with database_refusals(model):
+                async with self.db.transaction() as conn:
+                    row = await self.checked_write(conn, principal, model, sql, insert, rule, list(values), "create")
+        except HaptaError as error:
+            if error.code == CONFLICT and not principal.is_admin:
+                await self._refuse_rather_than_conflict(principal, model, rule, values)
+            raise
+        record = _record(row, model.visible)
+        self.hooks.after(model.name, "after_create", ctx, record)
+        return model.public(record)
+
+    async def _refuse_rather_than_conflict(self, principal: Principal, model: Model, rule: Rule,
+                                           data: dict[str, Any]) -> None:
+        """A unique value is "taken" only for someone who could have written the record: otherwise the conflict
+        itself is the oracle (a like by alice on a post bob may not see). The insert failed before its checks
+        ran, so they run here on the record as given (columns it leaves out read as null, which can only refuse
+        more); the refusal they make is raised, and if there is none the conflict stands."""
+        sql = self.sql(principal, model)
+        columns = ", ".join(f'{sql.param(data[n]) if n in data else "NULL"}::{PG_TYPES[model.info.columns[n].kind]} '
+                            f'AS "{n}"' for n in model.visible)
+        checks, relations = sql.write_checks(rule, list(data))
+        row = await self.db.fetchrow(f'SELECT {checks} FROM (SELECT {columns}) AS "{model.name}"', *sql.params)
+        refuse_unless_allowed(row, model, relations, "create")
+
+    @staticmethod
+    async def checked_write(conn: asyncpg.Connection, principal: Principal, model: Model, sql: Sql, write: str,
+                            rule: Rule, written: list[str], op: str) -> asyncpg.Record:
+        """Run an INSERT or UPDATE (`write`, its parameters in `sql`) and judge the row as stored (defaults and
+        triggers included) by access.Sql.write_checks: the rule, and every relation written pointing at a record
+        the principal may view. A refusal raises, and the caller's transaction rolls the write back."""
+        checks, relations = sql.write_checks(rule, written)
+        row = await conn.fetchrow(f'WITH "__w" AS ({write} RETURNING *) SELECT {sql.select_list(model.visible)}, '
+                                  f'{checks} FROM "__w" AS "{model.name}"', *sql.params)
+        refuse_unless_allowed(row, model, relations, op)
+        return row
+
+    async def lock_for_write(self, conn: asyncpg.Connection, principal: Principal, model: Model, record_id: Any,
+                             op: str) -> dict[str, Any]:
+        """Lock the row and check that the principal may see it and may `op` it; return the record."""
+        sql = self.sql(principal, model)
+        view = sql.rule(rule_for(model, "view", principal)) \
+            if model.rules["view"] is not None or principal.is_admin else "false"
+        may = sql.rule(rule_for(model, op, principal))
+        key = sql.param(record_id)
+        row = await conn.fetchrow(
+            f'SELECT {sql.select_list(model.visible)}, {view} AS "__view", {may} AS "__may" '
+            f'FROM "{model.name}" WHERE "{model.name}"."id" = {key} FOR UPDATE', *sql.params)
+        if row is None or (row["__view"] is not True and row["__may"] is not True):
+            raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
+        if row["__may"] is not True:
+            raise HaptaError(FORBIDDEN, f"the {op} rule of {model.name} does not allow this")
+        return _record(row, model.visible)
+
+    async def inspect_for_update(self, peer: Peer, op: str, model: Model, record_id: str,
+                                 inspect: Callable[[dict[str, Any], Context], Awaitable[None]]) -> None:
+        """Lock the record as an update would (the principal must see it and may update it) and run
+        inspect(record, ctx) in that transaction, its hooks' ctx.sql too: what a file upload checks before it
+        starts. `inspect` raises to refuse."""
+        rule_for(model, "update", peer.principal)
+        key_value = record_key(model, record_id)
+        async with self.db.transaction() as conn:
+            current = await self.lock_for_write(conn, peer.principal, model, key_value, "update")
+            await inspect(current, self.context(peer, op, model, conn))
+
+    async def update(self, peer: Peer, collection: str, record_id: str, data: dict[str, Any],
+                     version: int | None) -> dict[str, Any]:
+        principal = peer.principal
+        model = self.model(collection)
+        rule_for(model, "update", principal)
+        key_value = record_key(model, record_id)
+        changes = writable_data(model, data)
+        with database_refusals(model):
+            async with self.db.transaction() as conn:
+                ctx = self.context(peer, "records.update", model, conn)
+                current = await self.lock_for_write(conn, principal, model, key_value, "update")
+                if version is not None and current["version"] != version:
+                    raise HaptaError(CONFLICT, f"{model.name} {record_id} is at version {current['version']}",
+                                     details={"version": current["version"]})
+                if self.hooks.has(model.name, "before_update"):
+                    changed = await self.hooks.before(model.name, "before_update", ctx, dict(current), dict(changes))
+                    if changed is not None:
+                        changes = writable_data(model, changed)
+                if not changes:
+                    return model.public(current)
+                sql = self.sql(principal, model)
+                assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
+                update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(key_value)}'
+                row = await self.checked_write(conn, principal, model, sql, update,
+                                               rule_for(model, "update", principal, changed=[*changes]),
+                                               list(changes), "update")
+        record = _record(row, model.visible)
+        self.hooks.after(model.name, "after_update", ctx, record)
+        return model.public(record)
+
+    async def write_field(self, peer: Peer, op: str, model: Model, record_id: Any, field: str,
+                          change: Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[list]]) -> dict:
+        """Lock the record under its update rule, set `field` to change(conn, its files) in one transaction (the
+        version goes up, the release trigger frees what was dropped), judge the result; return it. `change` may
+        raise to refuse; it runs inside the transaction, with the lock held."""
+        principal = peer.principal
+        rule = rule_for(model, "update", principal, changed=[field])
+        with database_refusals(model):
+            async with self.db.transaction() as conn:
+                current = await self.lock_for_write(conn, principal, model, record_id, "update")
+                value = current.get(field)
+                files = await change(conn, [f for f in value if isinstance(f, dict)] if isinstance(value, list)
+                                     else [])
+                sql = self.sql(principal, model)
+                assignment, key = sql.param(files), sql.param(record_id)
+                row = await self.checked_write(
+                    conn, principal, model, sql,
+                    f'UPDATE "{model.name}" SET "{field}" = {assignment} WHERE "{model.name}"."id" = {key}',
+                    rule, [field], "update")
+        record = _record(row, model.visible)
+        self.hooks.after(model.name, "after_update", self.context(peer, op, model), record)
+        return model.public(record)
+
+    async def delete(self, peer: Peer, collection: str, record_id: str) -> dict[str, Any]:
+        principal = peer.principal
+        model = self.model(collection)
+        rule_for(model, "delete", principal)
+        key_value = record_key(model, record_id)
+        with database_refusals(model, deleting=True):
+            async with self.db.transaction() as conn:
+                ctx = self.context(peer, "records.delete", model, conn)
+                current = await self.lock_for_write(conn, principal, model, key_value, "delete")
+                await self.hooks.before(model.name, "before_delete", ctx, dict(current))
+                # A deleted user's sessions go with the row (ON DELETE CASCADE); their sockets must hear of it.
+                ended = await conn.fetch("SELECT id FROM hapta.sessions WHERE user_id = $1 AND revoked_at IS NULL",
+                                         key_value) if model.name == "users" else []
+                await conn.execute(f'DELETE FROM "{model.name}" WHERE "id" = $1', key_value)
+        if ended:
+            await self.announce([row["id"] for row in ended], "user deleted")
+        self.hooks.after(model.name, "after_delete", ctx, current)
+        return {"id": record_id}

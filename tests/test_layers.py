@@ -1,0 +1,94 @@
+"""The import graph of hapta/ (docs/architecture.md): no circle, and every module imports only its own layer or
+the ones below it, so that nothing below the gateway reaches for it."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hapta"
+
+# Bottom to top. A module's layer is that of its first part under hapta/.
+LAYERS = [
+    ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics"}),
+    ("adapters", {"store", "auth"}),
+    ("services", {"records", "live", "files", "hooks", "rules", "limits"}),
+    ("handlers", {"ops"}),
+    ("root", {"gateway", "cli", "__main__", "client", "__init__"}),
+]
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The hapta modules `name` imports (at run time and under TYPE_CHECKING alike)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                candidate = f"{target}.{alias.name}"
+                found.add(candidate if candidate in modules else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {target for target in found if target in modules and target != name}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def _layer(name: str) -> int:
+    first = name.split(".")[1] if "." in name else "__init__"
+    for number, (_, members) in enumerate(LAYERS):
+        if first in members:
+            return number
+    raise AssertionError(f"{name} belongs to no layer: add hapta/{first} to LAYERS (and docs/architecture.md)")
+
+
+def test_every_module_imports_only_its_layer_or_below():
+    upward = [f"{name} ({LAYERS[_layer(name)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
+              for name, targets in _graph().items() for target in targets if _layer(target) > _layer(name)]
+    assert not upward, "\n".join(sorted(upward))
+
+
+def test_nothing_below_the_gateway_imports_it():
+    offenders = [name for name, targets in _graph().items()
+                 if not name.startswith(("hapta.gateway", "hapta.cli")) and any(t.startswith("hapta.gateway")
+                                                                                for t in targets)]
+    assert not offenders
+
+
+def test_the_import_graph_has_no_circle():
+    graph = _graph()
+    state: dict[str, int] = {}   # 1: on the path being walked, 2: done
+
+    def walk(name: str, path: list[str]) -> list[str] | None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                return path + [name, target]
+            if target not in state:
+                found = walk(target, path + [name])
+                if found:
+                    return found
+        state[name] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            circle = walk(name, [])
+            assert circle is None, " -> ".join(circle[circle.index(circle[-1]):])
