@@ -130,7 +130,8 @@ def main() -> None:
             app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], message_rate=None)
         """, app=ROOT)
         servers["gateway"] = GatewayProcess(gateway_env(database_url), config=demo).start()
-        servers["echo"] = GatewayProcess({}, command=[sys.executable, "-m", "bench.echo_server"]).start()
+        servers["echo"] = GatewayProcess({}, config=ROOT / "config.py",   # cwd ROOT: bench/ importable
+                                         command=[sys.executable, "-m", "bench.echo_server"]).start()
         servers.update(hook_apps.start(database_url, Path(apps_dir)))
         print(f"gateway {servers['gateway'].url}, echo {servers['echo'].url}, database {database}", flush=True)
 
