@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from tests.conftest import gateway_env
 from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database
@@ -109,8 +110,49 @@ def cost_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n" if len(lines) > 5 else ""
 
 
+@contextlib.contextmanager
+def own_databases(names: list[str], app_for: Callable[[str, Path], Path], users: int,
+                  durable: bool = True) -> Iterator[dict[str, Any]]:
+    """A gateway per name, each on a database of its own (a gateway also follows its database's change feed, and
+    should not do another's), serving `app_for(name, folder)`, seeded with `users` users; not `durable`: its
+    sessions commit without waiting for the fsync (see start). Yields {"servers",
+    "databases" (name -> URL), "names" (name -> database name), "seeds" (name -> seed file)}; stops the gateways
+    and drops the databases after, also on failure."""
+    from bench.run import seed   # bench.run imports this module: import it late
+    admin = asyncio.run(admin_dsn())
+    databases = {name: asyncio.run(create_database(admin)) for name in names}
+    folder = Path(tempfile.mkdtemp(prefix="hapta-bench-"))
+    found: dict[str, Any] = {"servers": {}, "databases": databases, "seeds": {},
+                             "names": {name: url.split("?")[0].rsplit("/", 1)[1] for name, url in databases.items()}}
+    try:
+        for name, url in databases.items():
+            dsn = url if durable else url + ("&" if "?" in url else "?") + "synchronous_commit=off"
+            found["servers"][name] = GatewayProcess(gateway_env(dsn), config=app_for(name, folder / name)).start()
+        for name, server in found["servers"].items():
+            seeded = asyncio.run(seed(server.url, users, 10))
+            with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="hapta-bench-", delete=False) as file:
+                json.dump(seeded, file)
+                found["seeds"][name] = file.name
+        yield found
+    finally:
+        for process in found["servers"].values():
+            process.stop()
+        for path in found["seeds"].values():
+            os.unlink(path)
+        shutil.rmtree(folder)
+        for url in databases.values():
+            asyncio.run(drop_database(admin, url))
+
+
+def write_results(path: Path, table: str) -> None:
+    print("\n" + table)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(table)
+    print(f"written to {path.relative_to(ROOT)}")
+
+
 def main() -> None:
-    from bench.run import seed, run_case   # bench.run imports this module: import it late
+    from bench.run import run_case   # bench.run imports this module: import it late
 
     parser = argparse.ArgumentParser(description="records.create with and without a before_create hook")
     parser.add_argument("--rounds", type=int, default=5)
@@ -118,29 +160,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", default="1,100", help="comma-separated (default 1,100)")
     args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
 
-    admin = asyncio.run(admin_dsn())
-    # A database each: a gateway also follows the change feed of its database, and should not do the other's.
-    databases = {name: asyncio.run(create_database(admin)) for name in SERVERS}
-    names = {name: url.split("?")[0].rsplit("/", 1)[1] for name, url in databases.items()}
-    apps_dir = Path(tempfile.mkdtemp(prefix="hapta-bench-hooks-"))
-    servers: dict[str, GatewayProcess] = {}
-    seed_files: dict[str, str] = {}
-    try:
-        servers = start(databases, apps_dir)
-        connections = [int(c) for c in args.connections.split(",")]
-        for name, server in servers.items():
-            seeded = asyncio.run(seed(server.url, max(connections), 10))
-            with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="hapta-bench-", delete=False) as file:
-                json.dump(seeded, file)
-                seed_files[name] = file.name
+    def app_for(name: str, folder: Path) -> Path:
+        return write_app(folder, with_rules=name == "hook")
+
+    with own_databases(list(SERVERS), app_for, max(connections), durable=False) as run:
         results = []
         for count in connections:
             for round_ in range(args.rounds):
                 order = list(SERVERS) if round_ % 2 == 0 else list(reversed(SERVERS))
                 for name in order:
-                    result = {**run_case("records.create", servers[name], count, seed_files[name], names[name],
-                                         args), "case": SERVERS[name]}
+                    result = {**run_case("records.create", run["servers"][name], count, run["seeds"][name],
+                                         run["names"][name], args), "case": SERVERS[name]}
                     print(f"  {SERVERS[name]:36} x{count:<4} round {round_ + 1}: {result['ops_per_s']:>7.0f} ops/s"
                           f"  p50 {result['p50_ms']} ms  errors {result['errors']}", flush=True)
                     results.append(result)
@@ -151,18 +183,7 @@ def main() -> None:
         errors = sum(r["errors"] for r in results)
         if errors:
             table += f"\n{errors} errors: " + "; ".join({s for r in results for s in r.get("error_samples") or ()})
-        print("\n" + table)
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(table)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
-    finally:
-        for process in servers.values():
-            process.stop()
-        for path in seed_files.values():
-            os.unlink(path)
-        shutil.rmtree(apps_dir)
-        for url in databases.values():
-            asyncio.run(drop_database(admin, url))
+        write_results(RESULTS, table)
 
 
 if __name__ == "__main__":

@@ -110,9 +110,13 @@ class Client:
         await self.ws.close()
         await asyncio.gather(self._reader, return_exceptions=True)
 
-    async def call(self, op: str, args: dict[str, Any] | None = None) -> Any:
-        """Send one request and wait for its reply; raise HaptaError on an error reply."""
+    async def call(self, op: str, args: dict[str, Any] | None = None, *,
+                   on_reply: Callable[[Any], None] | None = None) -> Any:
+        """Send one request and wait for its reply; raise HaptaError on an error reply. `on_reply(data)` runs as
+        soon as a successful reply is read, before any message after it (a subscription's first events)."""
         future = self._request(op, args)
+        if on_reply is not None:
+            self._on_reply[self._message(future)["id"]] = on_reply
         try:
             await self._send(self._message(future))
         except BaseException:   # never sent: nobody will await its reply, so it must not linger as pending

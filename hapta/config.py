@@ -150,6 +150,9 @@ class App:
     max_subscriptions_per_address: int = 2000   # ... all the connections of one client address
     max_filter_bytes_per_address: int = 512 * 1024   # filter text the subscriptions of one address hold
     max_channels: int = 32                      # channels a connection may have joined at once
+    # The change log a resumed subscription replays from (realtime.subscribe `since`; docs/realtime.md)
+    change_log_retention: float = 15 * 60       # seconds a change is kept
+    change_log_max: int = 1_000_000             # changes kept at most (the oldest go first)
     # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py)
     channels: dict[str, str | None] = field(default_factory=dict)
     max_outgoing: int = 1024 * 1024             # bytes waiting for a client that does not read; over: dropped

@@ -40,8 +40,8 @@ RULE_WORKER_RESTARTS = Counter("hapta_rule_worker_restarts", "Rule workers repla
 for _upstream in ("postgres", "redis", "s3", "rules"):   # a zero is an answer; a missing series is a question
     UPSTREAM_ERRORS.labels(_upstream)
 # The change feed and what it drives (hapta/live).
-FEED_CHANGES = Counter("hapta_feed_changes", "Row changes received from the PostgreSQL change feed.")
-FEED_RESETS = Counter("hapta_feed_resets", "Times the change feed may have missed changes (listener reconnected).")
+FEED_CHANGES = Counter("hapta_feed_changes", "Row changes read from the change log.")
+FEED_RESETS = Counter("hapta_feed_resets", "Times the change feed fell behind the change log it reads (subscribers reset).")
 SUBSCRIPTIONS = Gauge("hapta_realtime_subscriptions", "Realtime subscriptions held.", multiprocess_mode="livesum")
 EVENTS = Counter("hapta_realtime_events", "records.change events written to connections.")
 CHANNEL_MEMBERS = Gauge("hapta_channel_members", "Channel memberships of this process's connections.",

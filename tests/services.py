@@ -169,8 +169,9 @@ class CuttableProxy:
     """A TCP proxy on 127.0.0.1 that a test can cut (drop every connection, refuse new ones) and restore:
     an upstream that dies and comes back, without touching the real server."""
 
-    def __init__(self, target_host: str, target_port: int):
+    def __init__(self, target_host: str, target_port: int, source: str | None = None):
         self.target = (target_host, target_port)
+        self.source = None if source is None else (source, 0)   # the address the target sees the links come from
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self.links: set[asyncio.StreamWriter] = set()
@@ -206,7 +207,7 @@ class CuttableProxy:
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await asyncio.open_connection(*self.target, local_addr=self.source)
         except OSError:
             writer.transport.abort()
             return

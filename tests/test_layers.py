@@ -13,7 +13,7 @@ LAYERS = [
     ("adapters", {"store", "auth"}),
     ("services", {"records", "live", "files", "hooks", "rules", "limits"}),
     ("handlers", {"ops"}),
-    ("root", {"gateway", "cli", "__main__", "client", "__init__"}),
+    ("root", {"gateway", "cli", "__main__", "client", "reconnect", "__init__"}),
 ]
 
 

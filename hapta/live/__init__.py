@@ -1,33 +1,42 @@
 """Everything the change feed drives: realtime subscriptions, channels with presence, and the read cache.
 
     Listener (one LISTENing connection per process)
-        hapta_changes  -> ChangeFeed -> ReadCache.changed (at once)  -> Realtime.deliver (batched)
-        hapta_channels -> Channels.notified
-        reconnected    -> cache flushed, `realtime.reset` to every subscriber and channel member
+        hapta_changes   -> ChangeFeed.rung -> ReadCache.changed (at once); number what committed
+        hapta_positions -> ChangeFeed.positioned -> read the log on -> Realtime.deliver (batched)
+        hapta_channels  -> Channels.notified
+        reconnected     -> cache flushed, the feed reads the log on from where it was, `realtime.reset` to channel
+                           members (their notices are not kept)
 
 Each worker process listens for itself (docs/realtime.md says why, with numbers).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from ..config import App
 from ..models import Model
 from ..principal import Peer
+from ..protocol.errors import UNAVAILABLE, HaptaError
 from ..settings import Settings
 from ..store.listener import Listener
 from ..store.postgres import Database
 from .bus import CHANNEL as CHANNELS_CHANNEL, PostgresBus, RedisBus
 from .cache import ReadCache, SharedStore
 from .channels import Channels
-from .events import event
-from .feed import CHANNEL as CHANGES_CHANNEL, ChangeFeed, install_triggers
-from .realtime import RESET_EVENT, Realtime
+from .feed import CHANNEL as CHANGES_CHANNEL, POSITIONS, ChangeFeed, changes_after, horizon, install_triggers
+from .realtime import Realtime, Subscription, reset_event
+
+# Changes a resume replays at most; a subscription that missed more is told to refetch (cheaper than replaying).
+MAX_REPLAY = 10_000
+# Changes waiting to be numbered that a snapshot may have to leave out of its live events.
+MAX_PENDING_IN_SNAPSHOT = 10_000
 
 log = logging.getLogger("hapta.live")
 
 __all__ = ["Live", "install_triggers"]
+
+T = TypeVar("T")
 
 
 class Live:
@@ -35,23 +44,25 @@ class Live:
         self.listener = listener
         shared = SharedStore(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         self.cache = ReadCache(self.listener.sync, shared)
-        self.feed = ChangeFeed(models)
+        self.db = db
+        self.feed = ChangeFeed(models, db, retention=app.change_log_retention, max_kept=app.change_log_max)
         self.realtime = Realtime(models, db, per_principal=app.max_subscriptions_per_principal,
                                  per_address=app.max_subscriptions_per_address,
                                  filter_bytes_per_address=app.max_filter_bytes_per_address)
         bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(db)
         self.channels = Channels(app.channels, db, bus, on_missed=self._channels_missed)
-        self.feed.on_change.append(lambda change: self.cache.changed(change.t, change.x))
+        self.feed.on_change.append(self.cache.changed)
         self.feed.consumer = self.realtime.deliver
-        self.feed.on_reset.append(self._reset)
-        self.listener.add(CHANGES_CHANNEL, self.feed.notified)
+        self.feed.on_reset.append(self._feed_reset)
+        self.listener.add(CHANGES_CHANNEL, self.feed.rung)
+        self.listener.add(POSITIONS, self.feed.positioned)
         if isinstance(bus, PostgresBus):
             self.listener.add(CHANNELS_CHANNEL, self.channels.notified)
-        self.listener.on_reset(self.feed.reset)
+        self.listener.on_reset(self._reconnected)
 
     async def start(self) -> None:
         """After the listener started."""
-        self.feed.start()
+        await self.feed.start()
         await self.channels.start()
 
     async def close(self) -> None:
@@ -60,27 +71,70 @@ class Live:
         if self.cache.shared is not None:
             await self.cache.shared.close()
 
-    async def _reset(self) -> None:
+    async def _reconnected(self) -> None:
+        """The listener was away. Changes wait in the log: the feed reads on from where it was, and subscribers
+        miss nothing. What the cache missed hearing it cannot know: it starts over. Channel notices are not
+        kept: members are told, and their membership is put back where it was reaped."""
         self.cache.flush()
-        peers: dict[Peer, dict[str, list[str]]] = {}
-        for peer, subs in self.realtime.by_peer.items():
-            if subs:
-                peers.setdefault(peer, {})["subs"] = sorted(subs)
-        for peer, channels in self.channels.by_peer.items():
-            if channels:
-                peers.setdefault(peer, {})["channels"] = sorted(channels)
-        for peer, data in peers.items():
-            peer.deliver(event(RESET_EVENT, {"subs": [], "channels": [], **data}))
+        self.feed.reconnected()
+        self._channels_missed()
         try:
             await self.channels.restore()
         except Exception as exc:   # the heartbeat will try again
             log.warning("restoring channel members failed: %r", exc)
 
+    def _feed_reset(self) -> None:
+        """The log no longer reaches back to what this process handed on: every subscriber may have missed some."""
+        self.cache.flush()
+        for peer, subs in self.realtime.by_peer.items():
+            if subs:
+                peer.deliver(reset_event(list(subs)))
+
     def _channels_missed(self) -> None:
-        """Channel notices were lost (Redis came back): members should ask again who is there."""
+        """Channel notices were lost (the listener or Redis came back): members should ask again who is there."""
         for peer, channels in self.channels.by_peer.items():
             if channels:
-                peer.deliver(event(RESET_EVENT, {"subs": [], "channels": sorted(channels)}))
+                peer.deliver(reset_event([], list(channels)))
+
+    # ---- starting a subscription (realtime.subscribe) ----
+
+    async def begin(self, sub: Subscription) -> tuple[int, Callable[[], None]]:
+        """The position after every change committed before now, for the held `sub`, and what starts it there:
+        a client that reads after this answer misses nothing between its read and its events."""
+        position = await self.feed.numbered()
+        return position, lambda: self.realtime.release(sub, position)
+
+    async def resume(self, sub: Subscription, since: int) -> tuple[int, Callable[[], None]]:
+        """Replay what the held `sub` missed after position `since`, as a live delivery would send it now; returns
+        where it starts (`since`) and what starts it (the replayed events, then the live ones held meanwhile), to
+        be called once the reply is on its way. A `since` the log no longer reaches back to, or never reached,
+        starts it at the newest position with `realtime.reset` (refetch) instead: never a silent gap."""
+        topic = sub.topic
+        async with self.db.acquire() as conn:
+            kept = await horizon(conn)
+            changes = None
+            if kept.pruned <= since <= kept.head:
+                changes = await changes_after(conn, topic.model.name, since, kept.head, MAX_REPLAY + 1,
+                                              record_id=topic.record_id)
+        if changes is None or len(changes) > MAX_REPLAY:
+            return kept.head, lambda: self.realtime.release(sub, kept.head, reset=True)
+        replayed = await self.realtime.replay(sub, changes)
+        return since, lambda: self.realtime.release(sub, kept.head, replayed)
+
+    async def snapshot(self, sub: Subscription, read: Callable[[Any], Awaitable[T]]) -> tuple[T, int, Callable[[], None]]:
+        """`read(conn)` (the first page) and the position it was read at, in one database snapshot, for the held
+        `sub`; and what starts it at that position. Changes committed but not yet numbered when the page was read
+        are in the page and will be numbered after it: they are left out of its events (by inbox place)."""
+        async with self.db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            answer = await read(conn)
+            kept = await horizon(conn)
+            pending = await conn.fetchval("SELECT array(SELECT seq FROM hapta.change_inbox ORDER BY seq LIMIT $1)",
+                                          MAX_PENDING_IN_SNAPSHOT + 1)
+        if len(pending) > MAX_PENDING_IN_SNAPSHOT:
+            raise HaptaError(UNAVAILABLE, "changes are waiting to be numbered; subscribe again shortly",
+                             retry_after=1.0)
+        skip = frozenset(pending)
+        return answer, kept.head, lambda: self.realtime.release(sub, kept.head, skip=skip)
 
     def disconnect(self, peer: Peer) -> None:
         self.realtime.leave(peer)

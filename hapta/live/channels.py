@@ -29,6 +29,8 @@ log = logging.getLogger("hapta.channels")
 
 HEARTBEAT = 5.0            # seconds between a process's "still here"
 PROCESS_TIMEOUT = 20.0     # seconds of silence after which a process's members are gone
+GONE_KEPT = 600.0          # seconds a leave is kept for rejoins that ask what changed since their version
+ALIVE = "process IN (SELECT id FROM hapta.live_processes WHERE seen > now() - make_interval(secs => $2))"
 
 class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
     k: str                      # "join" | "leave" | "msg"
@@ -45,6 +47,27 @@ _decode = msgspec.json.Decoder(Notice).decode
 
 def _member(member: str, user: str | None, role: str | None) -> dict[str, Any]:
     return {"id": member, "user": user, "role": role}
+
+
+def _usable(known: str | None, head: Any) -> int | None:
+    """The version number in `known` ("<epoch>.<n>", from an earlier answer) if the difference since it can be
+    told: the same epoch, not in the future, not older than the leaves still kept."""
+    if known is None or head is None:
+        return None
+    epoch, _, number = known.partition(".")
+    if epoch != head["epoch"] or not number.isdigit():
+        return None
+    since = int(number)
+    return since if head["pruned"] <= since <= head["version"] else None
+
+
+# Leaves older than $1 seconds are forgotten; their channel remembers how far (a rejoin from before gets everyone).
+PRUNE_GONE = """
+WITH gone AS (DELETE FROM hapta.presence_gone WHERE at < now() - make_interval(secs => $1) RETURNING channel, version)
+UPDATE hapta.channel_versions v SET pruned = greatest(v.pruned, g.version)
+  FROM (SELECT channel, max(version) AS version FROM gone GROUP BY channel) g
+ WHERE v.channel = g.channel
+"""
 
 
 class Channels:
@@ -78,7 +101,7 @@ class Channels:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         try:   # tell the others now rather than after PROCESS_TIMEOUT
             async with self.db.acquire(timeout=2) as conn:
-                gone = await conn.fetch("DELETE FROM hapta.presence WHERE process = $1 RETURNING *", self.process)
+                gone = await conn.fetch("SELECT * FROM hapta.presence_leave(NULL, NULL, $1)", [self.process])
                 await conn.execute("DELETE FROM hapta.live_processes WHERE id = $1", self.process)
             await self._send_leaves(gone)
         except (*UPSTREAM_ERRORS, BusDown) as exc:
@@ -95,6 +118,7 @@ class Channels:
             try:
                 await self._beat()
                 await self._reap()
+                await self.db.execute(PRUNE_GONE, GONE_KEPT)
             except (*UPSTREAM_ERRORS, BusDown) as exc:
                 log.warning("channel heartbeat failed: %r", exc)
 
@@ -105,7 +129,7 @@ class Channels:
             dead = await conn.fetch("DELETE FROM hapta.live_processes WHERE seen < now() - make_interval(secs => $1) "
                                     "RETURNING id", PROCESS_TIMEOUT)
             if dead:
-                gone = await conn.fetch("DELETE FROM hapta.presence WHERE process = ANY($1::text[]) RETURNING *",
+                gone = await conn.fetch("SELECT * FROM hapta.presence_leave(NULL, NULL, $1)",
                                         [r["id"] for r in dead])
         await self._send_leaves(gone)
 
@@ -122,10 +146,8 @@ class Channels:
         for peer, channels in list(self.by_peer.items()):
             for channel, member in channels.items():
                 principal = peer.principal
-                added = await self.db.fetchval(
-                    "INSERT INTO hapta.presence (channel, member, process, user_id, role) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING member",
-                    channel, member, self.process, principal.user_id, principal.role)
+                added = await self.db.fetchval("SELECT hapta.presence_join($1, $2, $3, $4, $5)",
+                                               channel, member, self.process, principal.user_id, principal.role)
                 if added:
                     await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
 
@@ -137,7 +159,9 @@ class Channels:
     def member_of(self, peer: Peer, channel: str) -> str | None:
         return self.by_peer.get(peer, {}).get(channel)
 
-    async def join(self, peer: Peer, channel: str) -> dict[str, Any]:
+    async def join(self, peer: Peer, channel: str, known: str | None = None) -> dict[str, Any]:
+        """Join (again: harmless) and say who is there: everyone, or, given the `version` of an earlier answer
+        that can still be answered, only who joined and who left since."""
         member = self.member_of(peer, channel)
         principal = peer.principal
         if member is None:
@@ -151,10 +175,8 @@ class Channels:
             self.local.setdefault(channel, {})[member] = peer
             metrics.CHANNEL_MEMBERS.inc()
             try:
-                await self.db.execute(
-                    "INSERT INTO hapta.presence (channel, member, process, user_id, role) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    channel, member, self.process, principal.user_id, principal.role)
+                await self.db.execute("SELECT hapta.presence_join($1, $2, $3, $4, $5)",
+                                      channel, member, self.process, principal.user_id, principal.role)
             except BaseException:
                 self._forget(peer, channel)
                 raise
@@ -162,12 +184,27 @@ class Channels:
                 await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
             except BusDown as exc:   # joined all the same: the others see it in the member list
                 log.warning("could not announce a join: %s", exc)
-        rows = await self.db.fetch(
-            "SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 AND process IN "
-            "(SELECT id FROM hapta.live_processes WHERE seen > now() - make_interval(secs => $2)) ORDER BY joined",
-            channel, PROCESS_TIMEOUT)
-        return {"channel": channel, "member": member,
-                "members": [_member(r["member"], r["user_id"], r["role"]) for r in rows]}
+        return {"channel": channel, "member": member, **await self._presence(channel, known)}
+
+    async def _presence(self, channel: str, known: str | None) -> dict[str, Any]:
+        """{version, members} or, from a usable `known` version, {version, since, joined, left}: read in one
+        snapshot, so that the version names exactly the joins and leaves the answer reflects."""
+        async with self.db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            head = await conn.fetchrow("SELECT epoch, version, pruned FROM hapta.channel_versions "
+                                       "WHERE channel = $1", channel)
+            version = f"{head['epoch']}.{head['version']}" if head else "0"
+            since = _usable(known, head)
+            if since is None:
+                rows = await conn.fetch(f"SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 "
+                                        f"AND {ALIVE} ORDER BY since", channel, PROCESS_TIMEOUT)
+                return {"version": version, "members": [_member(r["member"], r["user_id"], r["role"]) for r in rows]}
+            joined = await conn.fetch(f"SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 "
+                                      f"AND {ALIVE} AND since > $3 ORDER BY since", channel, PROCESS_TIMEOUT, since)
+            left = await conn.fetch("SELECT member, user_id, role FROM hapta.presence_gone WHERE channel = $1 "
+                                    "AND version > $2 AND since <= $2 ORDER BY version", channel, since)
+        return {"version": version, "since": known,
+                "joined": [_member(r["member"], r["user_id"], r["role"]) for r in joined],
+                "left": [_member(r["member"], r["user_id"], r["role"]) for r in left]}
 
     async def leave(self, peer: Peer, channel: str) -> bool:
         member = self._forget(peer, channel)
@@ -178,11 +215,10 @@ class Channels:
 
     async def _withdraw(self, channel: str, member: str) -> None:
         """The member is gone from this process already: take it out of the shared member list, tell the others."""
-        row = await self.db.fetchrow("DELETE FROM hapta.presence WHERE channel = $1 AND member = $2 RETURNING *",
-                                     channel, member)
-        if row is not None:
+        rows = await self.db.fetch("SELECT * FROM hapta.presence_leave($1, $2, '{}')", channel, member)
+        if rows:
             try:
-                await self._send_leaves([row])
+                await self._send_leaves(rows)
             except BusDown as exc:   # left all the same: the others see it in the member list
                 log.warning("could not announce a leave: %s", exc)
 

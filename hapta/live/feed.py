@@ -1,11 +1,18 @@
-"""The change feed: what PostgreSQL tells us about every write to an exposed table, whoever made it.
+"""The change feed: every write to an exposed table, whoever made it, numbered in commit order and kept a while.
 
-A trigger (hapta/store/sql/0003_live.sql) NOTIFYs `hapta_changes` with a small payload per row; each process's
-Listener hands it to `ChangeFeed.notified`, which at once (synchronously, before any request can run in between)
-moves the read cache's generation for that table, then queues it. A single task drains the queue in batches, so
-that a burst of changes costs one row fetch per table, and hands each batch on (realtime delivery). When the
-listening connection was lost, or the queue overflowed, events may have been missed: `reset` flushes the cache and
-tells subscribers.
+    writer's transaction   trigger -> hapta.change_inbox row + NOTIFY hapta_changes {t, x}   (the doorbell)
+    any gateway process    hears the doorbell -> ReadCache.changed at once; hapta.position_changes()
+                           numbers what has committed -> hapta.change_log, NOTIFY hapta_positions <head>
+    every gateway process  hears the head -> reads the log after the last position it handed on -> Realtime
+
+Positions are numbered after commit, one numbering at a time (hapta/store/sql/0006_change_log.sql says why that
+makes them commit-ordered, and docs/realtime.md why a resume from one is gap-free). Each process keeps `last`, the
+newest position it has handed on, and reads the log from there: a doorbell it missed (its listening connection was
+down, PostgreSQL restarted) costs nothing but the read after it reconnects. Only when the log no longer reaches
+back to `last` (pruned past it: the process fell behind by more than App.change_log_retention) were changes
+missed: then the cache is flushed and subscribers are told (`realtime.reset`).
+
+The log is pruned in the background to App.change_log_retention seconds and App.change_log_max changes.
 """
 from __future__ import annotations
 
@@ -22,14 +29,15 @@ from .. import metrics
 from ..models import RULE_OPS, Everyone, Model
 from ..query import fields_used
 from ..query import schema as kinds
-from ..store.postgres import failure
+from ..store.postgres import Database, failure
 
 log = logging.getLogger("hapta.feed")
 
-CHANNEL = "hapta_changes"
-# Changes waiting for delivery. Past it (delivery far behind a flood of writes) they are dropped and subscribers
-# get `realtime.reset`: memory stays bounded, and nobody is told a stale story.
-MAX_PENDING = 50_000
+CHANNEL = "hapta_changes"          # writers' doorbell: {t, x}
+POSITIONS = "hapta_positions"      # numbering's doorbell: the newest position
+NUMBER_BATCH = 5000                # changes one hapta.position_changes() call numbers
+READ_BATCH = 1000                  # changes read from the log (and handed to delivery) at once
+RETRY = 0.5                        # seconds before trying again after the database failed us
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -39,9 +47,20 @@ class Change(msgspec.Struct, frozen=True):
     v: int                                  # the row's version after the change (before it, for a delete)
     x: str = ""                             # the writing transaction's id: the same in every process
     o: dict[str, Any] | None = None         # old values: changed rule columns (update), the old row (delete)
+    p: int = 0                              # its position
+    s: int = 0                              # its place in the inbox (a snapshot read knows which it includes)
 
 
-_decode = msgspec.json.Decoder(Change).decode
+class Doorbell(msgspec.Struct, frozen=True):
+    t: str
+    x: str = ""
+
+
+_decode_change = msgspec.json.Decoder(Change).decode
+_decode_doorbell = msgspec.json.Decoder(Doorbell).decode
+
+# A change as the log holds it, with its position and inbox place folded in: decoded straight into a Change.
+LOG_ROW = "(change || jsonb_build_object('p', pos, 's', seq))::text"
 
 
 def rule_columns(model: Model) -> list[str]:
@@ -105,73 +124,188 @@ def id_param(model: Model, value: Any) -> Any:
     return str(value)
 
 
+def decode_rows(rows: list[asyncpg.Record]) -> list[Change]:
+    return [_decode_change(row[0]) for row in rows]
+
+
+class Horizon(msgspec.Struct, frozen=True):
+    """What the log holds right now: positions after `pruned`, up to `head`."""
+    pruned: int
+    head: int
+
+
+HORIZON = ("SELECT (SELECT pruned FROM hapta.change_horizon), "
+           "greatest((SELECT max(pos) FROM hapta.change_log), (SELECT pruned FROM hapta.change_horizon))")
+
+
+async def horizon(conn: asyncpg.Connection | Database) -> Horizon:
+    pruned, head = await conn.fetchrow(HORIZON)
+    return Horizon(pruned, head)
+
+
+async def changes_after(conn: asyncpg.Connection | Database, table: str, since: int, head: int, limit: int, *,
+                        record_id: str | None = None) -> list[Change]:
+    """The changes of `table` (of one record of it) at positions in (since, head], oldest first, at most `limit`."""
+    one = "" if record_id is None else "AND change->>'id' = $5 "
+    return decode_rows(await conn.fetch(
+        f"SELECT {LOG_ROW} FROM hapta.change_log WHERE t = $1 AND pos > $2 AND pos <= $3 {one}ORDER BY pos LIMIT $4",
+        table, since, head, limit, *(() if record_id is None else (record_id,))))
+
+
 Consumer = Callable[[list[Change]], Awaitable[None]]
 
 
 class ChangeFeed:
-    def __init__(self, models: dict[str, Model]):
+    def __init__(self, models: dict[str, Model], db: Database, *, retention: float = 900.0,
+                 max_kept: int = 1_000_000):
         self.models = models
-        self.pending: list[Change] = []
-        self.wake = asyncio.Event()
-        self.on_change: list[Callable[[Change], None]] = []     # synchronous: cache invalidation
+        self.db = db
+        self.retention = retention
+        self.max_kept = max_kept
+        self.last = 0                          # the newest position handed on
+        self.numbering = asyncio.Event()       # a doorbell rang (or a subscription waits): number what committed
+        self.waiters: list[asyncio.Future] = []
+        self.reading = asyncio.Event()         # the log grew past `last`: read it
+        self.on_change: list[Callable[[str, str], None]] = []   # (table, transaction), at once: the read cache
         self.on_reset: list[Callable[[], Any]] = []
         self.consumer: Consumer | None = None
-        self.task: asyncio.Task | None = None
-        self.overflowed = False
+        self.tasks: list[asyncio.Task] = []
 
-    def start(self) -> None:
-        self.task = asyncio.ensure_future(self._drain())
+    async def start(self) -> None:
+        """After the listener started: anything committed from now on is heard, and `last` is where we are."""
+        self.last = (await horizon(self.db)).head
+        self.numbering.set()   # changes written while no gateway ran are waiting in the inbox
+        self.tasks = [asyncio.ensure_future(job()) for job in (self._number, self._read, self._prune)]
 
     async def close(self) -> None:
-        if self.task:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    def notified(self, payload: str) -> None:
-        """The Listener's callback: runs in the event loop for each NOTIFY, in commit order."""
+    # ---- from the listener ----
+
+    def rung(self, payload: str) -> None:
+        """A writer's doorbell (runs in the event loop, in commit order, before any request can run after it)."""
         try:
-            change = _decode(payload)
+            bell = _decode_doorbell(payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("ignored a malformed change notification")
             return
-        if change.t not in self.models:
+        if bell.t not in self.models:
             return
-        metrics.FEED_CHANGES.inc()
         for callback in self.on_change:
-            callback(change)
-        if len(self.pending) >= MAX_PENDING:
-            self.pending.clear()
-            self.overflowed = True
-        self.pending.append(change)
-        self.wake.set()
+            callback(bell.t, bell.x)
+        self.numbering.set()
+
+    def positioned(self, payload: str) -> None:
+        try:
+            head = int(payload)
+        except ValueError:
+            log.warning("ignored a malformed position notification")
+            return
+        if head > self.last:
+            self.reading.set()
+
+    def reconnected(self) -> None:
+        """The listener was away: doorbells may have rung unheard. The inbox and the log still hold everything."""
+        self.numbering.set()
+        self.reading.set()
+
+    # ---- background work ----
+
+    async def numbered(self) -> int:
+        """A position at or after every change committed before this call (a numbering that began after it, shared
+        by those who ask meanwhile): where a subscription starts."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        self.numbering.set()
+        return await waiter
+
+    async def _number(self) -> None:
+        while True:
+            await self.numbering.wait()
+            self.numbering.clear()
+            waiters, self.waiters = self.waiters, []
+            try:
+                head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
+                while moved == NUMBER_BATCH:
+                    head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
+                self.reading.set()   # ours is heard too, but there is no need to wait for it
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(head)
+            except asyncio.CancelledError:
+                for waiter in waiters:
+                    waiter.cancel()
+                raise
+            except Exception as exc:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                self._trouble("numbering changes", exc)
+                await asyncio.sleep(RETRY)
+                self.numbering.set()
+
+    async def _read(self) -> None:
+        while True:
+            await self.reading.wait()
+            self.reading.clear()
+            try:
+                while await self._read_some() == READ_BATCH:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._trouble("reading the change log", exc)
+                await asyncio.sleep(RETRY)
+                self.reading.set()
+
+    async def _read_some(self) -> int:
+        """Hand on the next changes after `last`; how many there were."""
+        batch = decode_rows(await self.db.fetch(
+            f"SELECT {LOG_ROW} FROM hapta.change_log WHERE pos > $1 ORDER BY pos LIMIT $2", self.last, READ_BATCH))
+        if not batch:
+            return 0
+        if batch[0].p != self.last + 1:
+            # Pruned past what we handed on (we fell more than the retention behind): changes were missed.
+            log.warning("the change feed fell behind the change log's retention; subscribers are told to refetch")
+            await self.reset()
+        metrics.FEED_CHANGES.inc(len(batch))
+        wanted = [change for change in batch if change.t in self.models]
+        if wanted and self.consumer is not None:
+            try:
+                await self.consumer(wanted)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if failure(exc) is not None:
+                    raise   # nothing was sent yet (rows are fetched first): read these again
+                log.exception("delivering %d changes failed", len(wanted))
+                await self.reset()
+        self.last = batch[-1].p
+        return len(batch)
+
+    async def _prune(self) -> None:
+        every = max(0.05, min(30.0, self.retention / 4))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.db.execute("SELECT hapta.prune_changes($1, $2)", self.retention, self.max_kept)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._trouble("pruning the change log", exc)
+
+    def _trouble(self, doing: str, exc: Exception) -> None:
+        if failure(exc) is not None:
+            log.warning("%s failed: %s; trying again", doing, type(exc).__name__)
+        else:
+            log.exception("%s failed", doing)
 
     async def reset(self) -> None:
-        """Notifications may have been missed (the listener reconnected)."""
+        """Changes may have been missed: the cache and every subscriber must start over."""
         metrics.FEED_RESETS.inc()
         for callback in self.on_reset:
             result = callback()
             if asyncio.iscoroutine(result):
                 await result
-
-    async def _drain(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            batch, self.pending = self.pending, []
-            if self.overflowed:
-                self.overflowed = False
-                log.warning("the change feed fell %d changes behind; subscribers are told to refetch", MAX_PENDING)
-                await self.reset()
-            if not batch or self.consumer is None:
-                continue
-            try:
-                await self.consumer(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if failure(exc) is not None:
-                    # The database went away while we fetched rows: these events are lost, never the feed.
-                    log.warning("delivering %d changes failed: %s", len(batch), type(exc).__name__)
-                else:
-                    log.exception("delivering %d changes failed", len(batch))
-                await self.reset()

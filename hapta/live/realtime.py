@@ -11,6 +11,10 @@ never waited for: past App.max_outgoing unsent bytes it is dropped (Connection.d
 Rules are checked against the record as it stands when delivered, with the principal as it is then: an expired
 token or a signed-out connection hears nothing; a record that stops being viewable reaches those who could see
 it as a `delete` carrying only its id; one that becomes viewable reaches them as an `update`.
+
+Every event carries its change's position (`pos`, feed.py). A subscription hears only changes after its `floor`
+(where it started); one that is being resumed or snapshotted is `held` meanwhile: live events queue on it, and
+`release` sends the replayed ones first, then those queued that the replay did not cover (docs/realtime.md).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+import msgspec
 
 from .. import metrics
 from ..access.live import Checks, Outcome, guard_outcomes, project, topic_nodes
@@ -29,13 +34,15 @@ from ..models import Model
 from ..principal import ADMIN, GUEST, Peer, Principal
 from ..store.postgres import Database
 from ..query.ast import Node
-from .events import Event, Payload
+from .events import Event, Payload, event
 from .feed import Change, id_param, typed
 
 CHANGE_EVENT = "records.change"
 RESET_EVENT = "realtime.reset"
 # Seconds of delivery work after which it lets other tasks run (a ping's reply waits at most about this long).
 DELIVERY_SLICE = 0.005
+# Live events a subscription being started may hold; past it, it gets `realtime.reset` instead of them.
+MAX_HELD = 10_000
 
 
 @dataclass(eq=False)
@@ -47,6 +54,10 @@ class Subscription:
     group: "Group | None" = None
     holders: tuple[str, ...] = () # whose quotas it counts against (its principal's, its address's)
     weight: int = 0               # the bytes of filter text it holds
+    floor: int = 0                # it hears changes at positions after this
+    skip: frozenset[int] = frozenset()   # inbox places of changes its snapshot already showed
+    held: list[tuple[int, int, Event]] | None = None   # (position, inbox place, event) while being started
+    overflowed: bool = False      # more was held than MAX_HELD: it is reset when released
 
 
 @dataclass(eq=False)
@@ -133,9 +144,9 @@ class Realtime:
         return len(self.by_peer.get(peer, ()))
 
     def subscribe(self, peer: Peer, model: Model, record_id: str | None, filter_node: Node | None,
-                  fields: tuple[str, ...], *, holders: tuple[str, ...] = (), weight: int = 0) -> str:
+                  fields: tuple[str, ...], *, holders: tuple[str, ...] = (), weight: int = 0) -> Subscription:
         """A new subscription counted against `holders` (its principal's and its address's quotas) with `weight`
-        bytes of filter text; TooMany when a quota has no room."""
+        bytes of filter text; TooMany when a quota has no room. It is held until `release` says where it starts."""
         refused = self.counts.take(holders)
         if refused is not None:
             raise TooMany(f"subscriptions per {'user' if refused == 'user' else 'client address'}",
@@ -151,11 +162,30 @@ class Realtime:
         topic = by_id.get(key)
         if topic is None:
             topic = by_id[key] = Topic.of(model, record_id, filter_node, fields)
-        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight)
+        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight, held=[])
         topic.add(sub)
         self.by_peer.setdefault(peer, {})[sub_id] = sub
         metrics.SUBSCRIPTIONS.inc()
-        return sub_id
+        return sub
+
+    def release(self, sub: Subscription, floor: int, replayed: list[Event] = (), *, reset: bool = False,
+                skip: frozenset[int] = frozenset()) -> None:
+        """A held subscription starts: `replayed` first (or `realtime.reset` for it), then the held events after
+        `floor` (those at or before it the replay or snapshot covered, and those in `skip`), then live from `floor`
+        on. One that held more than MAX_HELD lost some: it gets `realtime.reset` instead of them."""
+        held, sub.held = sub.held or [], None
+        sub.floor, sub.skip = floor, skip
+        if self.by_peer.get(sub.peer, {}).get(sub.id) is not sub:
+            return   # unsubscribed (or the connection closed) meanwhile
+        if reset or sub.overflowed:
+            sub.overflowed = False
+            sub.peer.deliver(reset_event([sub.id], sub=sub.id))
+            replayed = ()
+        frames = [*replayed, *(frame for position, place, frame in held if position > floor and place not in skip)]
+        for frame in frames:
+            sub.peer.deliver(frame)
+        self.delivered += len(frames)
+        metrics.EVENTS.inc(len(frames))
 
     def unsubscribe(self, peer: Peer, sub_id: str) -> bool:
         sub = self.by_peer.get(peer, {}).pop(sub_id, None)
@@ -191,9 +221,33 @@ class Realtime:
     # ---- delivery ---------------------------------------------------------------------------------------
 
     async def deliver(self, batch: list[Change]) -> None:
+        """Live: `batch` (from the feed, in position order) to every subscription it concerns."""
         changes = _coalesce([c for c in batch if c.t in self.topics])
         if not changes:
             return
+        outcomes, related = await self._outcomes(changes)
+        moment = datetime.now(timezone.utc)
+        wall = time.time()
+        sent = self.delivered
+        for change, outcome in outcomes:
+            await self._deliver_one(change, outcome, related, moment, wall)
+        metrics.EVENTS.inc(self.delivered - sent)
+
+    async def replay(self, sub: Subscription, changes: list[Change]) -> list[Event]:
+        """The events `changes` (from the log, in position order) make for `sub` as the record and the subscriber
+        are now: what it missed, checked as a live delivery would be now."""
+        outcomes, related = await self._outcomes(_coalesce(changes))
+        moment = datetime.now(timezone.utc)
+        wall = time.time()
+        replayed: list[Event] = []
+        for change, outcome in outcomes:
+            if sub.group is None:
+                return []   # unsubscribed meanwhile
+            await self._deliver_one(change, outcome, related, moment, wall, only=sub, sink=replayed)
+        return replayed
+
+    async def _outcomes(self, changes: list[Change]) -> tuple[list[tuple[Change, Outcome]], dict]:
+        """Each change with the record now and before, and the related records the rules reach."""
         rows = await self._fetch_rows(changes)
         outcomes = []
         for change in changes:
@@ -206,19 +260,14 @@ class Realtime:
                 continue
             now = rows.get((change.t, key))
             if now is None:
-                continue   # deleted since: its delete notification follows
+                continue   # deleted since: its delete follows
             before = {**now, **typed(model, change.o)} if change.a == "update" and change.o else None
             outcomes.append((change, Outcome(change.a, now, before)))
         if not outcomes:
-            return
+            return [], {}
         related = await self._fetch_related(outcomes)
         self._regroup(outcomes)
-        moment = datetime.now(timezone.utc)
-        wall = time.time()
-        sent = self.delivered
-        for change, outcome in outcomes:
-            await self._deliver_one(change, outcome, related, moment, wall)
-        metrics.EVENTS.inc(self.delivered - sent)
+        return outcomes, related
 
     async def _fetch_rows(self, changes: list[Change]) -> dict[tuple[str, str], dict[str, Any]]:
         """The current rows of created/updated records: one query per table."""
@@ -281,12 +330,16 @@ class Realtime:
                         topic.add(sub)
 
     async def _deliver_one(self, change: Change, outcome: Outcome, related_rows: dict, moment: datetime,
-                           wall: float) -> None:
+                           wall: float, only: Subscription | None = None, sink: list[Event] | None = None) -> None:
+        """To every subscription the change concerns; or, replaying, to `only` into `sink`."""
         model = self.models[change.t]
-        by_id = self.topics.get(change.t)
-        if not by_id:
-            return
-        topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
+        if only is not None:
+            topics = [only.topic] if only.topic.record_id in (None, str(change.id)) else []
+        else:
+            by_id = self.topics.get(change.t)
+            if not by_id:
+                return
+            topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
         if not topics:
             return
         rule = model.rules["view"]
@@ -299,7 +352,7 @@ class Realtime:
             checks = Checks(rule, topic.filter, outcome, now_related, before_related)
             # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
             shared = checks.decide_for_anyone() if not topic.guarded else None
-            for group in list(topic.groups.values()):
+            for group in list(topic.groups.values()) if only is None else [only.group]:
                 if time.perf_counter() - slice_began > DELIVERY_SLICE:
                     # One change to thousands of distinct subscriptions is a lot of rule checks: let the other
                     # sockets' requests run between slices. A member that left meanwhile is skipped below.
@@ -318,8 +371,8 @@ class Realtime:
                 if payload is None:
                     shown = record if record is checks.left else model.public(project(record, topic.fields, guards))
                     payload = payloads[payload_key] = Payload({
-                        "action": action, "collection": model.name, "record": shown})
-                for sub in list(group.subs):
+                        "action": action, "collection": model.name, "record": shown, "pos": change.p})
+                for sub in list(group.subs) if only is None else [only]:
                     if sub.group is not group:
                         continue   # unsubscribed (or moved) while delivery yielded
                     principal = sub.peer.principal
@@ -327,31 +380,46 @@ class Realtime:
                         continue   # signed in as someone else while delivery yielded: decided for another
                     if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
                         continue   # signed out or expired since it subscribed: it hears nothing
+                    if sink is None and (change.p <= sub.floor or change.s in sub.skip):
+                        continue   # from before it started, or already in its snapshot
                     frame_key = (sub.id, id(payload))
                     frame = frames.get(frame_key)
                     if frame is None:
                         frame = frames[frame_key] = Event(CHANGE_EVENT, payload, sub.id)
-                    sub.peer.deliver(frame)
-                    self.delivered += 1
+                    if sink is not None:
+                        sink.append(frame)
+                    elif sub.held is not None:
+                        if len(sub.held) < MAX_HELD:
+                            sub.held.append((change.p, change.s, frame))
+                        else:
+                            sub.overflowed = True
+                    else:
+                        sub.peer.deliver(frame)
+                        self.delivered += 1
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:
-    """Several changes of one record in a batch become one: its first action (a create stays a create), its
-    oldest known old values, and the record as it now stands. Deletes are kept as they come."""
-    merged: dict[tuple[str, str], Change] = {}
-    out: list[Change | tuple[str, str]] = []
+    """Several changes of one record become one, in the place (and with the position) of its last: its first action
+    (a create stays a create), its oldest known old values, and the record as it now stands. Deletes are kept as
+    they come. So positions still rise from one event to the next."""
+    places: dict[tuple[str, str], int] = {}
+    out: list[Change | None] = []
     for change in changes:
-        if change.a == "delete":
-            out.append(change)
-            continue
-        key = (change.t, str(change.id))
-        first = merged.get(key)
-        if first is None:
-            merged[key] = change
-            out.append(key)
-        elif change.o:
-            merged[key] = Change(first.t, first.a, first.id, change.v, {**change.o, **(first.o or {})})
-    return [merged[item] if isinstance(item, tuple) else item for item in out]
+        if change.a != "delete":
+            key = (change.t, str(change.id))
+            place = places.get(key)
+            if place is not None:
+                first = out[place]
+                out[place] = None
+                change = msgspec.structs.replace(change, a=first.a, o={**(change.o or {}), **(first.o or {})} or None)
+            places[key] = len(out)
+        out.append(change)
+    return [change for change in out if change is not None]
+
+
+def reset_event(subs: list[str], channels: list[str] = (), sub: str | None = None) -> Event:
+    """`realtime.reset`: these subscriptions may have missed changes (refetch), these channels' notices."""
+    return event(RESET_EVENT, {"subs": sorted(subs), "channels": sorted(channels)}, sub)
 
 
 def _related(model: Model, relations: frozenset[str], record: dict[str, Any] | None,

@@ -7,6 +7,7 @@ Struct. Anything a handler raises as HaptaError becomes the error reply; the dis
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -27,6 +28,13 @@ class Call:
 
 
 Handler = Callable[[Call, Any], Awaitable[Any]]
+
+
+def after_reply(callback: Callable[[], None]) -> None:
+    """Run `callback` right after the reply of the op being served is queued, so that what it sends follows the
+    reply. A reply is queued in the same step its handler returns in (Connection.serve, the test harness): the
+    loop's next turn comes after it."""
+    asyncio.get_running_loop().call_soon(callback)
 
 
 class Args(msgspec.Struct, forbid_unknown_fields=True):

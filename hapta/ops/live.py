@@ -2,6 +2,9 @@
 
 Subscribing checks only that the collection exists and has a view rule for this principal: whether a change
 reaches the subscriber is decided for each change, by the view rule, when it is delivered (access/live.py).
+A subscription starts live at the newest position this process has handed on, or resumes after `since`, or starts
+with a snapshot (the first page of records.list and the position it was read at); the last two are held while
+they are prepared and start once their reply is on its way (docs/realtime.md).
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from ..live.realtime import TooMany
 from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAVAILABLE, HaptaError
 from ..records.service import Records
-from ..records.values import record_key
-from .base import Args, Call, op
+from ..records.values import INT64, record_key
+from .base import Args, Call, after_reply, op
 from .records import FieldNames, FilterText, Name, RecordId
 
 ChannelName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -29,6 +32,10 @@ class SubscribeArgs(Args):
     id: RecordId | None = None
     filter: FilterText | None = None
     fields: FieldNames | None = None
+    since: Annotated[int, msgspec.Meta(ge=0, le=INT64[1])] | None = None   # resume after this position
+    snapshot: bool = False                                                  # answer the first page too
+    sort: Annotated[str, msgspec.Meta(max_length=512)] | None = None      # of the snapshot's page
+    per_page: Annotated[int, msgspec.Meta(ge=1, le=500)] = 30
 
 
 class UnsubscribeArgs(Args):
@@ -39,12 +46,17 @@ class ChannelArgs(Args):
     channel: ChannelName
 
 
+class JoinArgs(Args):
+    channel: ChannelName
+    version: Annotated[str, msgspec.Meta(max_length=64)] | None = None   # of an earlier answer: send what changed
+
+
 class PublishArgs(Args):
     channel: ChannelName
     data: Any = None
 
 
-def _channel(args: ChannelArgs | PublishArgs) -> str:
+def _channel(args: ChannelArgs | JoinArgs | PublishArgs) -> str:
     if not CHANNEL_NAME.fullmatch(args.channel):
         raise HaptaError(BAD_REQUEST, "a channel name is 1-128 of A-Z a-z 0-9 _ . @ : -")
     return args.channel
@@ -52,6 +64,7 @@ def _channel(args: ChannelArgs | PublishArgs) -> str:
 
 class LiveOps:
     def __init__(self, live: Live, records: Records, *, max_subscriptions: int, max_channels: int):
+        self.live = live
         self.realtime = live.realtime
         self.channels = live.channels
         self.records = records
@@ -59,11 +72,13 @@ class LiveOps:
         self.max_channels = max_channels
 
     @op("realtime.subscribe", SubscribeArgs)
-    async def subscribe(self, call: Call, args: SubscribeArgs) -> dict[str, str]:
+    async def subscribe(self, call: Call, args: SubscribeArgs) -> dict[str, Any]:
         principal = call.principal
         model = self.records.model(args.collection)
         if model.rules["view"] is None and not principal.is_admin:
             raise HaptaError(FORBIDDEN, f"view on {model.name} is for admins only")
+        if args.snapshot and (args.since is not None or args.id is not None):
+            raise HaptaError(BAD_REQUEST, "snapshot is for a collection's subscription, without since or id")
         record_id = None if args.id is None else str(record_key(model, args.id))
         found = self.records.filter(principal, model, args.filter)
         fields = self.records.fields(model, args.fields)
@@ -77,7 +92,21 @@ class LiveOps:
                                           holders=holders, weight=len(args.filter or ""))
         except TooMany as exc:
             raise HaptaError(TOO_LARGE, f"at most {exc.limit} {exc.what}", details={"limit": exc.limit}) from None
-        return {"sub": sub}
+        try:   # held until its reply is on its way: then what it missed, and what came meanwhile, follow in order
+            if args.snapshot:
+                page, position, start = await self.live.snapshot(sub, lambda conn: self.records.page(
+                    conn, principal, model, found, fields, args.sort, args.per_page))
+                after_reply(start)
+                return {"sub": sub.id, "pos": position, **page}
+            if args.since is not None:
+                position, start = await self.live.resume(sub, args.since)
+            else:
+                position, start = await self.live.begin(sub)
+            after_reply(start)
+            return {"sub": sub.id, "pos": position}
+        except BaseException:
+            self.realtime.unsubscribe(call.peer, sub.id)
+            raise
 
     @op("realtime.unsubscribe", UnsubscribeArgs)
     async def unsubscribe(self, call: Call, args: UnsubscribeArgs) -> dict[str, Any]:
@@ -85,8 +114,8 @@ class LiveOps:
             raise HaptaError(NOT_FOUND, f"no subscription {args.sub!r} on this connection")
         return {}
 
-    @op("channels.join", ChannelArgs)
-    async def join(self, call: Call, args: ChannelArgs) -> dict[str, Any]:
+    @op("channels.join", JoinArgs)
+    async def join(self, call: Call, args: JoinArgs) -> dict[str, Any]:
         name = _channel(args)
         if self.channels.member_of(call.peer, name) is None:
             if not may_join(self.channels.rules, name, call.principal):
@@ -95,7 +124,7 @@ class LiveOps:
             if self.channels.joined(call.peer) >= limit:
                 raise HaptaError(TOO_LARGE, f"a connection may join at most {limit} channels",
                                  details={"limit": limit})
-        return await self.channels.join(call.peer, name)
+        return await self.channels.join(call.peer, name, args.version)
 
     @op("channels.leave", ChannelArgs)
     async def leave(self, call: Call, args: ChannelArgs) -> dict[str, Any]:

@@ -9,6 +9,7 @@ The file ops use the same pieces (lock_for_write, the checked write, readable_fi
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -89,8 +90,14 @@ class Records:
         return await self.read(key, tables, lambda: self._list(principal, model, found, shown, sort, page,
                                                                   per_page, after, count))
 
+    async def page(self, conn: asyncpg.Connection, principal: Principal, model: Model, found: BoundFilter | None,
+                   fields: tuple[str, ...], sort: str | None, per_page: int) -> dict[str, Any]:
+        """The first page records.list answers, read on `conn` (a subscription's snapshot), never from the cache."""
+        return await self._list(principal, model, found, fields, sort, 1, per_page, None, False, conn)
+
     async def _list(self, principal: Principal, model: Model, found: BoundFilter | None, fields: tuple[str, ...],
-                    sort: str | None, page: int, per_page: int, after: str | None, count: bool) -> dict[str, Any]:
+                    sort: str | None, page: int, per_page: int, after: str | None, count: bool,
+                    conn: asyncpg.Connection | None = None) -> dict[str, Any]:
         sql = self.sql(principal, model)
         terms = sort_terms(model, sort)
         where = [sql.rule(rule_for(model, "list", principal)), sql.filter(found.node if found else None)]
@@ -108,7 +115,7 @@ class Records:
         offset = sql.param((page - 1) * per_page)
         statement = (f'SELECT {sql.select_list(fields)}, {sort_keys} FROM "{model.name}" '
                      f'WHERE {" AND ".join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}')
-        async with self.db.acquire() as conn:
+        async with nullcontext(conn) if conn is not None else self.db.acquire() as conn:
             rows = await conn.fetch(statement, *sql.params)
             total = None
             if count:

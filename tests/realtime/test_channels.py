@@ -8,13 +8,19 @@ import pytest
 from hapta.client import Client, HaptaError
 from tests.conftest import PASSWORD
 from tests.realtime.helpers import change_of, events_until, post
+from tests.services import next_loopback
 
 
-async def _signed_in(url: str) -> tuple[Client, str]:
-    client = await Client.connect(url)
+async def _signed_in(url: str, name: str | None = None) -> tuple[Client, str]:
+    """A new user's client (or, given the name of one, that user signed in again on a new client)."""
+    client = await Client.connect(url, local_addr=(next_loopback(), 0))   # a device of its own: its own limits
+    if name is not None:
+        session = await client.call("auth.login", {"identity": f"{name}@example.com", "password": PASSWORD})
+        return client, session["user"]["id"]
     name = "c" + secrets.token_hex(5)
     session = await client.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD,
                                                   "username": name})
+    client.name = name   # type: ignore[attr-defined]
     return client, session["user"]["id"]
 
 
@@ -101,3 +107,39 @@ async def test_a_message_too_big_for_the_bus_is_refused(user):
     with pytest.raises(HaptaError) as refused:
         await alice.call("channels.publish", {"channel": room, "data": "x" * 8000})
     assert refused.value.code == "TOO_LARGE"
+
+
+async def test_a_rejoin_with_its_version_hears_only_what_changed(gateway, second_gateway):
+    """Carol is in a room, drops, and comes back: told the version of her last answer, the gateway says only who
+    joined and who left meanwhile, whichever process they were on. An unknown or forged version gets everyone."""
+    room = f"room:{secrets.token_hex(4)}"
+    carol, carol_id = await _signed_in(gateway.url)
+    stays, stays_id = await _signed_in(gateway.url)
+    goes, _ = await _signed_in(second_gateway.url)
+    comes, comes_id = await _signed_in(second_gateway.url)
+    try:
+        await stays.call("channels.join", {"channel": room})
+        gone = await goes.call("channels.join", {"channel": room})
+        first = await carol.call("channels.join", {"channel": room})
+        assert len(first["members"]) == 3 and first["version"]
+        await carol.close()   # her socket drops: a leave
+        await events_until(stays, _presence("leave", first["member"]))
+        await goes.close()    # another leaves while she is away ...
+        await events_until(stays, _presence("leave", gone["member"]))
+        came = await comes.call("channels.join", {"channel": room})   # ... and another joins
+        back, _ = await _signed_in(gateway.url, carol.name)
+        again = await back.call("channels.join", {"channel": room, "version": first["version"]})
+        assert "members" not in again and again["since"] == first["version"]
+        assert [m["id"] for m in again["left"]] == [first["member"], gone["member"]]   # hers: the dropped socket
+        assert [(m["id"], m["user"]) for m in again["joined"]] == [(came["member"], comes_id),
+                                                                   (again["member"], carol_id)]
+        assert again["version"] != first["version"]
+        nothing = await back.call("channels.join", {"channel": room, "version": again["version"]})
+        assert (nothing["joined"], nothing["left"], nothing["version"]) == ([], [], again["version"])
+        for unusable in ("forged.1", first["version"].split(".")[0] + ".999999", "garbage"):
+            full = await back.call("channels.join", {"channel": room, "version": unusable})
+            assert sorted(m["user"] for m in full["members"]) == sorted([stays_id, comes_id, carol_id])
+        await back.close()
+    finally:
+        for client in (carol, stays, goes, comes):
+            await client.close()

@@ -17,11 +17,13 @@ from tests.realtime.helpers import change_of, events_until, ids_in, post
 async def test_gateway_writes_reach_a_collection_subscriber(user):
     writer, alice = await user()
     reader, _ = await user()
-    assert await reader.call("realtime.subscribe", {"collection": "posts"}) == {"sub": "s1"}
+    started = await reader.call("realtime.subscribe", {"collection": "posts"})
+    assert started["sub"] == "s1" and isinstance(started["pos"], int)
     created = await post(writer, alice["user"]["id"], "first")
     [event] = await events_until(reader, change_of(created["id"]))
     assert event == {"event": "records.change", "sub": "s1",
-                     "data": {"action": "create", "collection": "posts", "record": created}}
+                     "data": {"action": "create", "collection": "posts", "record": created, "pos": event["data"]["pos"]}}
+    assert event["data"]["pos"] > started["pos"]
 
     updated = await writer.call("records.update", {"collection": "posts", "id": created["id"],
                                                    "data": {"text": "edited"}})
@@ -73,7 +75,8 @@ async def test_a_record_the_subscriber_may_not_view_never_reaches_it(user, anon)
     await writer.call("records.update", {"collection": "posts", "id": marker["id"], "data": {"public": False}})
     for client in (stranger, anon):
         [event] = await events_until(client, change_of(marker["id"]))
-        assert event["data"] == {"action": "delete", "collection": "posts", "record": {"id": marker["id"]}}
+        assert event["data"] == {"action": "delete", "collection": "posts", "record": {"id": marker["id"]},
+                                 "pos": event["data"]["pos"]}
     [event] = await events_until(writer, change_of(marker["id"]))
     assert event["data"]["action"] == "update" and event["data"]["record"]["public"] is False
 

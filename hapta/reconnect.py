@@ -1,0 +1,340 @@
+"""A Python client that survives a dropped socket: it reconnects by itself and the app notices only what it must.
+
+    hapta = await Hapta.connect("ws://127.0.0.1:8080/ws")
+    await hapta.login("ada@example.com", "correct horse battery")
+    posts = await hapta.subscribe("posts", filter='text ~ "cats"')
+    async for change in posts:          # {"action", "collection", "record", "pos"}
+        ...                             # raises Reset (then goes on) when the app must refetch
+
+When the socket drops it reconnects with exponential backoff and jitter, signs in again the way it was signed in
+(the session's access token while it is valid, else its refresh token; an anon or admin key again), resumes every
+subscription from the last position it delivered (the gateway replays what was missed, rule-checked, in commit
+order: docs/realtime.md) and joins its channels again (told only who joined and left meanwhile: `members(channel)`
+stays right). Calls made while it is away wait for the socket, up to
+`call_timeout`. It stops retrying only when the gateway said not to: the session was revoked (1008) or the
+credentials no longer work.
+
+`Client` (hapta/client.py) is one socket and nothing more; this wraps one Client at a time.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, AsyncIterator, Callable
+
+from .client import JSON, Client
+from .protocol.errors import HaptaError
+
+log = logging.getLogger("hapta.reconnect")
+
+__all__ = ["Hapta", "Reset", "Subscription"]
+
+# Close codes after which reconnecting would be refused again: a policy violation (a revoked session, garbage).
+FINAL_CLOSE_CODES = frozenset({1008})
+# Sign-in refusals that no retry can change.
+FINAL_ERRORS = frozenset({"TOKEN_INVALID", "TOKEN_REUSED", "INVALID_CREDENTIALS", "FORBIDDEN", "TOKEN_EXPIRED"})
+
+
+class Reset(Exception):
+    """The gateway could not replay what this subscription missed (it kept too little, or too much came): what
+    the app shows from it must be fetched again. The subscription itself goes on."""
+
+
+class Subscription:
+    """One realtime subscription, across reconnects. Iterate it for its changes."""
+
+    def __init__(self, owner: "Hapta", args: dict[str, Any]):
+        self.owner = owner
+        self.args = args
+        self.sub: str | None = None          # the gateway's id on the current socket
+        self.pos: int = 0                     # the last position delivered (or where it started)
+        self.snapshot: dict[str, Any] | None = None   # with snapshot=True: the first page, read at `pos`
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._changes()
+
+    async def _changes(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.next()
+
+    async def next(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next change; Reset when the app must refetch; ConnectionError once closed."""
+        item = await asyncio.wait_for(self.queue.get(), timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _deliver(self, data: dict[str, Any]) -> None:
+        position = data.get("pos")
+        if isinstance(position, int):
+            if position <= self.pos:
+                return   # already delivered (never happens with a gap-free resume; cheap to be sure)
+            self.pos = position
+        self.queue.put_nowait(data)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.owner.subscriptions.discard(self)
+        client, sub = self.owner.client, self.sub
+        self.sub = None
+        if client is not None and sub is not None:
+            try:
+                await client.call("realtime.unsubscribe", {"sub": sub})
+            except (HaptaError, ConnectionError):
+                pass   # gone with its socket anyway
+        self.queue.put_nowait(ConnectionError("subscription closed"))
+
+
+class Hapta:
+    def __init__(self, url: str, *, subprotocol: str = JSON, backoff: tuple[float, float] = (0.2, 10.0),
+                 call_timeout: float = 30.0, **options: Any):
+        self.url = url
+        self.subprotocol = subprotocol
+        self.backoff = backoff
+        self.call_timeout = call_timeout
+        self.options = options
+        self.client: Client | None = None
+        self.connected = asyncio.Event()
+        self.sign_in: tuple[str, dict[str, Any]] | None = None   # how to sign in again (op, args)
+        self.session: dict[str, Any] | None = None
+        self.subscriptions: set[Subscription] = set()
+        self.by_sub: dict[str, Subscription] = {}
+        self.channels: dict[str, dict[str, Any]] = {}   # channel -> {"version", "members": {id: member}}
+        self.on_event: list[Callable[[dict[str, Any]], None]] = []   # every other event (channels.*, auth.*)
+        self.on_state: list[Callable[[str], None]] = []              # "open", "reconnecting", "closed"
+        self.reconnects = 0
+        self.failure: BaseException | None = None
+        self._closing = False
+        self._task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> "Hapta":
+        hapta = cls(url, **options)
+        hapta.client = await hapta._open()
+        hapta._state("open")
+        hapta._task = asyncio.ensure_future(hapta._run(hapta.client))
+        return hapta
+
+    async def __aenter__(self) -> "Hapta":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+        self._end(ConnectionError("closed"))
+
+    # ---- calls ----
+
+    async def call(self, op: str, args: dict[str, Any] | None = None) -> Any:
+        """One request on the current socket, waiting for one if it is reconnecting. A request whose socket dropped
+        before its reply raises ConnectionError: whether a write happened is then unknown, and is for the app to
+        check (read it back) before it tries again."""
+        client = await self._socket()
+        data = await client.call(op, args)
+        if op in ("auth.login", "auth.register", "auth.refresh"):
+            self._signed_in(data)
+        elif op in ("auth.anon", "auth.admin"):
+            self.sign_in, self.session = (op, dict(args or {})), None
+        elif op == "auth.logout":
+            self.sign_in = self.session = None
+        return data
+
+    async def login(self, identity: str, password: str) -> dict[str, Any]:
+        return await self.call("auth.login", {"identity": identity, "password": password})
+
+    async def register(self, **fields: Any) -> dict[str, Any]:
+        return await self.call("auth.register", fields)
+
+    async def anon(self, apikey: str) -> dict[str, Any]:
+        return await self.call("auth.anon", {"apikey": apikey})
+
+    async def subscribe(self, collection: str, **args: Any) -> Subscription:
+        """A subscription that follows this client across reconnects (`id`, `filter`, `fields`, `snapshot`,
+        `sort`, `per_page` as realtime.subscribe takes them)."""
+        subscription = Subscription(self, {"collection": collection, **args})
+        client = await self._socket()
+        answer = await client.call("realtime.subscribe", subscription.args,
+                                   on_reply=lambda data: self._started(subscription, data))
+        if args.get("snapshot"):
+            subscription.snapshot = {k: v for k, v in answer.items() if k not in ("sub", "pos")}
+            subscription.args = {k: v for k, v in subscription.args.items()
+                                 if k not in ("snapshot", "sort", "per_page")}   # a resume wants no page
+        self.subscriptions.add(subscription)
+        return subscription
+
+    async def join(self, channel: str) -> dict[str, Any]:
+        """Join a channel and keep it across reconnects; `members(channel)` follows who is there."""
+        answer = await self.call("channels.join", {"channel": channel})
+        self._presence(channel, answer)
+        return answer
+
+    async def leave(self, channel: str) -> None:
+        self.channels.pop(channel, None)
+        await self.call("channels.leave", {"channel": channel})
+
+    def members(self, channel: str) -> list[dict[str, Any]]:
+        return list(self.channels.get(channel, {}).get("members", {}).values())
+
+    def _presence(self, channel: str, answer: dict[str, Any]) -> None:
+        """A join's answer: everyone, or (a rejoin with a version) who joined and left since."""
+        known = self.channels.setdefault(channel, {"version": None, "members": {}})
+        if "members" in answer:
+            known["members"] = {m["id"]: m for m in answer["members"]}
+        else:
+            for member in answer["left"]:
+                known["members"].pop(member["id"], None)
+            known["members"].update((m["id"], m) for m in answer["joined"])
+        known["version"] = answer.get("version")
+
+    # ---- the socket ----
+
+    async def _socket(self) -> Client:
+        if self.failure is not None:
+            raise ConnectionError("the client stopped reconnecting") from self.failure
+        try:
+            await asyncio.wait_for(self.connected.wait(), self.call_timeout)
+        except asyncio.TimeoutError:
+            raise ConnectionError(f"not connected within {self.call_timeout:g} s") from None
+        assert self.client is not None
+        return self.client
+
+    async def _open(self) -> Client:
+        return await Client.connect(self.url, subprotocol=self.subprotocol, **self.options)
+
+    def _state(self, state: str) -> None:
+        if state == "open":
+            self.connected.set()
+        else:
+            self.connected.clear()
+        for callback in self.on_state:
+            callback(state)
+
+    def _signed_in(self, session: dict[str, Any]) -> None:
+        self.session = {"token": session["token"], "refresh_token": session.get("refresh_token"),
+                        "expires_at": session.get("expires_at")}
+        self.sign_in = None
+
+    def _started(self, subscription: Subscription, answer: dict[str, Any]) -> None:
+        subscription.sub = answer["sub"]
+        subscription.pos = answer["pos"]   # where it starts: its own position when resumed, the head when reset
+        self.by_sub[subscription.sub] = subscription
+
+    async def _run(self, client: Client) -> None:
+        """Route the socket's events; when it drops, reconnect and restore; until closed or told not to."""
+        while True:
+            await self._pump(client)
+            if self._closing:
+                return
+            code = client.close_code
+            if code in FINAL_CLOSE_CODES:
+                self._end(ConnectionError(f"the gateway closed the connection ({code}) and it must not be retried"))
+                return
+            self._state("reconnecting")
+            try:
+                client = await self._reconnect()
+            except HaptaError as error:
+                self._end(error)
+                return
+
+    async def _pump(self, client: Client) -> None:
+        async for event in client.events():
+            name = event.get("event")
+            if name == "records.change":
+                subscription = self.by_sub.get(event.get("sub"))
+                if subscription is not None:
+                    subscription._deliver(event.get("data") or {})
+            elif name == "realtime.reset":
+                for sub in (event.get("data") or {}).get("subs", []):
+                    subscription = self.by_sub.get(sub)
+                    if subscription is not None:
+                        subscription.queue.put_nowait(Reset(f"subscription {sub} must refetch"))
+                self._tell(event)
+            elif name == "channels.presence":
+                data = event.get("data") or {}
+                members = self.channels.get(data.get("channel"), {}).get("members")
+                if members is not None:
+                    if data.get("action") == "join":
+                        members[data["member"]["id"]] = data["member"]
+                    else:
+                        members.pop(data["member"]["id"], None)
+                self._tell(event)
+            elif name == "auth.expiring" and self.session and self.session.get("refresh_token"):
+                task = asyncio.ensure_future(self._refresh(client))   # in-band, before the token lapses
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            else:
+                self._tell(event)
+
+    def _tell(self, event: dict[str, Any]) -> None:
+        for callback in self.on_event:
+            callback(event)
+
+    async def _refresh(self, client: Client) -> None:
+        try:
+            self._signed_in(await client.call("auth.refresh", {"refresh_token": self.session["refresh_token"]}))
+        except (HaptaError, ConnectionError) as exc:
+            log.info("refreshing the session failed: %s", exc)
+
+    async def _reconnect(self) -> Client:
+        attempt = 0
+        base, ceiling = self.backoff
+        while True:
+            delay = min(ceiling, base * 2 ** attempt) * random.uniform(0.5, 1.0)   # jitter: no thundering herd
+            attempt += 1
+            await asyncio.sleep(delay)
+            try:
+                client = await self._open()
+            except OSError:
+                continue
+            try:
+                await self._restore(client)
+            except HaptaError as error:
+                await client.close()
+                if error.code in FINAL_ERRORS:
+                    raise
+                await asyncio.sleep(error.retry_after or 0)
+                continue
+            except (ConnectionError, OSError):
+                continue
+            self.client = client
+            self.reconnects += 1
+            self._state("open")
+            return client
+
+    async def _restore(self, client: Client) -> None:
+        """Sign in again, resume every subscription from its position, join every channel again."""
+        if self.session is not None:
+            expires_at = self.session.get("expires_at")
+            if expires_at is not None and expires_at > time.time() + 5:
+                await client.call("auth.resume", {"token": self.session["token"]})
+            else:
+                self._signed_in(await client.call("auth.refresh",
+                                                  {"refresh_token": self.session["refresh_token"]}))
+        elif self.sign_in is not None:
+            await client.call(*self.sign_in)
+        self.by_sub.clear()   # ids of the old socket; each subscription gets one on this one
+        for subscription in list(self.subscriptions):
+            await client.call("realtime.subscribe", {**subscription.args, "since": subscription.pos},
+                              on_reply=lambda data, s=subscription: self._started(s, data))
+        for channel, known in sorted(self.channels.items()):   # only what changed since, where it can be told
+            answer = await client.call("channels.join", {"channel": channel, "version": known["version"]})
+            self._presence(channel, answer)
+            self._tell({"event": "channels.rejoined", "data": answer})
+
+    def _end(self, failure: BaseException) -> None:
+        self.failure = self.failure or failure
+        self._state("closed")
+        for subscription in list(self.subscriptions):
+            subscription.queue.put_nowait(ConnectionError("the client is closed"))
