@@ -1,4 +1,4 @@
-"""hapta serve | migrate | version: the command line that bin/hapta, the container and the binary run."""
+"""hapta serve | migrate | types | version: the command line that bin/hapta, the container and the binary run."""
 from __future__ import annotations
 
 import argparse
@@ -44,8 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # started by the supervisor
     serve.add_argument("--reload", action="store_true", help="restart the rule workers when a rules/ file changes")
+    serve.add_argument("--static", metavar="DIR", help="also serve the web pages in DIR at / (for development)")
     migrate = sub.add_parser("migrate", help="apply the app's migrations/ and exit")
     migrate.add_argument("--config", default="config.py")
+    types = sub.add_parser("types", help="write TypeScript interfaces of the app's collections (migrates first)")
+    types.add_argument("--config", default="config.py")
+    types.add_argument("--out", default="-", help="the file to write (default: standard output)")
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -97,7 +101,12 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    hapta_server = Server(gateway)
+    static = None
+    if args.static:
+        static = Path(args.static).resolve()
+        if not static.is_dir():
+            sys.exit(f"hapta: --static {args.static}: not a folder")
+    hapta_server = Server(gateway, static=static)
     try:
         async with hapta_server.serve(args.host, args.port, reuse_port=args.worker) as server:
             port = server.sockets[0].getsockname()[1]
@@ -105,6 +114,8 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
                 gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
             print(f"hapta {__version__} listening on ws://{args.host}:{port}/ws", flush=True)
             print(f"anon key: {settings.anon_key}", flush=True)
+            if static is not None:
+                print(f"pages of {static} on {gateway.public_url}/", flush=True)
             await stop
             log.info("shutting down")
             await hapta_server.shutdown(server)
@@ -124,6 +135,26 @@ async def _migrate(app_dir: Path, dsn: str) -> None:
     finally:
         await conn.close()
     print("applied: " + (", ".join(applied) if applied else "nothing new"))
+
+
+async def _types(app, app_dir: Path, dsn: str, out: str) -> None:
+    import asyncpg
+    from .models import build_models
+    from .store.migrations import migrate
+    from .store.postgres import introspect
+    from .typescript import interfaces
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn, app_dir / "migrations")
+        _, models = build_models(app, await introspect(conn, [c.name for c in app.collections]))
+    finally:
+        await conn.close()
+    text = interfaces(models)
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text)
+        print(f"wrote {out}: {len(models)} collections", file=sys.stderr)
 
 
 def _run(coro) -> None:
@@ -158,10 +189,14 @@ def main(argv: list[str] | None = None) -> None:
         dsn = _database_url(settings)
         if args.command == "migrate":
             _run(_migrate(app_dir, dsn))
+        elif args.command == "types":
+            _run(_types(app, app_dir, dsn, args.out))
         elif args.workers > 1 and not args.worker:
             from .gateway.supervisor import supervise
             sys.exit(supervise(Path(args.config).resolve(), app_dir, args.host, args.port, args.workers, dsn,
-                               settings.anon_key, ("--reload",) if args.reload else ()))
+                               settings.anon_key, (*(("--reload",) if args.reload else ()),
+                                                   *(("--static", str(Path(args.static).resolve())) if args.static
+                                                     else ()))))
         else:
             _run(_serve(args, app, settings, app_dir, dsn))
             _exit_after_serving()

@@ -53,7 +53,7 @@ CACHE_READS = Counter("hapta_cache_reads", "records.get/list reads, by how they 
 # The connection guards (hapta/gateway/flow.py, docs/operations.md).
 GUARD_CLOSES = Counter("hapta_guard_closes", "Connections refused or closed by a connection guard, by guard: "
                        "capacity, address (1013), flood, garbage, auth_deadline (1008), idle (1000), slow_reader "
-                       "(dropped: it did not read).", ["guard"])
+                       "(dropped: it did not read), origin (HTTP 403 at the handshake).", ["guard"])
 
 
 _series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}   # bounded: ops x codes

@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hapta"
 
 # Bottom to top. A module's layer is that of its first part under hapta/.
 LAYERS = [
-    ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics"}),
+    ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics",
+               "typescript"}),
     ("adapters", {"store", "auth"}),
     ("services", {"records", "live", "files", "hooks", "rules", "limits"}),
     ("handlers", {"ops"}),

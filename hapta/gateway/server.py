@@ -12,6 +12,7 @@ import logging
 import os
 import resource
 import threading
+from pathlib import Path
 from typing import Sequence
 
 from websockets.asyncio.server import Server as WebSocketServer
@@ -27,6 +28,7 @@ from ..files.http import serve_file
 from .connection import Connection, Phase
 from .gateway import Gateway
 from .flow import Admission, connection_cap
+from .static import serve_static
 
 log = logging.getLogger("hapta.server")
 
@@ -72,8 +74,9 @@ def _out_of_time() -> None:
 
 
 class Server:
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: Gateway, static: Path | None = None):
         self.gateway = gateway
+        self.static = static   # --static: web pages served at / (development)
         self.codecs = {name: Codec(name) for name in SUBPROTOCOLS}
         app = gateway.app
         total = connection_cap(app.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
@@ -83,10 +86,14 @@ class Server:
         self.admission = Admission(total, app.max_connections_per_address)
         self.connections: set[Connection] = set()
         self.draining = False
+        self.refused_origins: set[str] = set()
 
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
+        origin = request.headers.get("Origin")
         if path == "/ws":
+            if not self.origin_allowed(origin):
+                return self._refuse_origin(origin)
             return None   # on with the WebSocket handshake
         if path == "/health":
             health = {"status": "ok", "pid": os.getpid(), "connections": self.admission.count}
@@ -97,8 +104,31 @@ class Server:
         if path == "/metrics":
             return self._metrics(connection, request)
         if path.startswith("/files/") and self.gateway.files is not None:
-            return await serve_file(self.gateway.files, request)   # signed URLs of files.url (local backend)
+            response = await serve_file(self.gateway.files, request)   # signed URLs of files.url (local backend)
+            if origin is not None and self.origin_allowed(origin):   # a page of an allowed origin may fetch() it
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
+                response.headers["Vary"] = "Origin"
+            return response
+        if self.static is not None:
+            return serve_static(self.static, request.path)
         return _plain(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """App.origins, when set, lists the web pages that may connect; native clients send no Origin."""
+        allowed = self.gateway.app.origins
+        return allowed is None or origin is None or origin in allowed
+
+    def _refuse_origin(self, origin: str) -> Response:
+        """HTTP 403 (the contract). A browser cannot read it, so the client asks /health whether the gateway is up
+        at all: up but refusing is this. Logged once per origin (a misconfiguration, not an attack, is the usual
+        cause), at most for a bounded number of origins."""
+        metrics.GUARD_CLOSES.labels("origin").inc()
+        if origin not in self.refused_origins and len(self.refused_origins) < 100:
+            self.refused_origins.add(origin)
+            log.warning("refused a WebSocket from origin %r: not in App.origins %s", origin[:200],
+                        list(self.gateway.app.origins or ()))
+        return _plain(http.HTTPStatus.FORBIDDEN, "this origin may not connect (App.origins)\n")
 
     def _metrics(self, connection: ServerConnection, request: Request) -> Response:
         """Prometheus text, for the admin key or a local scraper (see metrics.scrape_allowed)."""
@@ -163,13 +193,11 @@ class Server:
 
     def serve(self, host: str, port: int, *, reuse_port: bool = False):
         app = self.gateway.app
-        origins = None if app.origins is None else [*app.origins, None]   # None: native clients send no Origin
         return serve(
             self._handle, host, port,
             process_request=self._route,
             select_subprotocol=_select_subprotocol,
-            subprotocols=list(SUBPROTOCOLS),
-            origins=origins,
+            subprotocols=list(SUBPROTOCOLS),   # Origin: checked in _route
             max_size=max(app.max_message, app.file_chunk + 64),   # connection.py holds non-chunks to max_message
             compression=None,
             ping_interval=app.ping_interval, ping_timeout=app.ping_timeout,

@@ -200,8 +200,9 @@ class Channels:
                 return {"version": version, "members": [_member(r["member"], r["user_id"], r["role"]) for r in rows]}
             joined = await conn.fetch(f"SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 "
                                       f"AND {ALIVE} AND since > $3 ORDER BY since", channel, PROCESS_TIMEOUT, since)
+            # Every leave since, also of members who joined after it: the client may have heard of those joins.
             left = await conn.fetch("SELECT member, user_id, role FROM hapta.presence_gone WHERE channel = $1 "
-                                    "AND version > $2 AND since <= $2 ORDER BY version", channel, since)
+                                    "AND version > $2 ORDER BY version", channel, since)
         return {"version": version, "since": known,
                 "joined": [_member(r["member"], r["user_id"], r["role"]) for r in joined],
                 "left": [_member(r["member"], r["user_id"], r["role"]) for r in left]}

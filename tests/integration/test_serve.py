@@ -25,10 +25,13 @@ def origin_gateway(tmp_path, database):
 
 
 async def test_origin_allowlist(origin_gateway):
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(origin_gateway.url, origin="https://evil.example"):
-            pass
-    assert refused.value.response.status_code == 403
+    for _ in range(3):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(origin_gateway.url, origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+    # a misconfiguration is said once, not once per attempt of every browser
+    assert origin_gateway.log_text().count("refused a WebSocket from origin 'https://evil.example'") == 1
     for origin in ("https://app.example", None):   # the app's own pages, and native clients that send none
         async with connect(origin_gateway.url, origin=origin) as ws:
             await ws.send('{"id": 1, "op": "ping"}')
@@ -61,3 +64,22 @@ def test_config_mistakes_stop_the_start_with_a_message(tmp_path, database):
     config.write_text("from hapta.config import App, Collection\napp = App(collections=[Collection('nosuch')])\n")
     result = run_serve(config, {**os.environ, **gateway_env(database)})
     assert result.returncode != 0 and "'nosuch' has no table" in result.stderr
+
+
+def test_file_links_answer_pages_of_allowed_origins(origin_gateway):
+    """A page of an allowed origin may fetch() a files.url link and read the answer (CORS); another may not."""
+    import urllib.error
+    import urllib.request
+
+    def headers(origin: str):
+        request = urllib.request.Request(origin_gateway.http + "/files/nothing/here.png?sig=x",
+                                         headers={"Origin": origin})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        return answer.value.code, answer.value.headers
+
+    code, allowed = headers("https://app.example")
+    assert code == 403 and allowed["Access-Control-Allow-Origin"] == "https://app.example"
+    assert allowed["Vary"] == "Origin"
+    code, refused = headers("https://evil.example")
+    assert code == 403 and refused["Access-Control-Allow-Origin"] is None

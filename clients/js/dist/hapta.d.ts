@@ -1,0 +1,252 @@
+export type Protocol = "json" | "msgpack";
+export type State = "connecting" | "open" | "reconnecting" | "closed";
+type Json = Record<string, unknown>;
+/** What the gateway answered instead of data: `code` is one of the protocol's error codes. */
+export declare class HaptaError extends Error {
+    readonly code: string;
+    readonly details?: Record<string, unknown>;
+    /** Seconds after which trying again makes sense (RATE_LIMITED, UNAVAILABLE, TIMEOUT). */
+    readonly retryAfter?: number;
+    constructor(code: string, message: string, details?: Record<string, unknown>, retryAfter?: number);
+}
+export interface StorageLike {
+    getItem(key: string): string | null;
+    setItem(key: string, value: string): void;
+    removeItem(key: string): void;
+}
+interface SocketLike {
+    binaryType: string;
+    readyState: number;
+    protocol: string;
+    send(data: string | ArrayBufferLike | Uint8Array): void;
+    close(code?: number, reason?: string): void;
+    onopen: ((event: unknown) => void) | null;
+    onclose: ((event: {
+        code: number;
+        reason: string;
+    }) => void) | null;
+    onerror: ((event: unknown) => void) | null;
+    onmessage: ((event: {
+        data: unknown;
+    }) => void) | null;
+}
+type SocketConstructor = new (url: string, protocols?: string | string[]) => SocketLike;
+export interface ConnectOptions {
+    /** Signs in as anon (auth.anon) whenever there is no session. */
+    apikey?: string;
+    /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. */
+    storage?: StorageLike;
+    storageKey?: string;
+    protocol?: Protocol;
+    /** A WebSocket implementation where there is no global one (Node 20 without --experimental-websocket). */
+    WebSocket?: SocketConstructor;
+    /** Milliseconds: the first reconnect delay and the longest (before jitter). */
+    backoff?: {
+        base?: number;
+        cap?: number;
+    };
+    /** Milliseconds a request may wait for the socket and its reply. */
+    requestTimeout?: number;
+}
+export interface Session {
+    token: string;
+    refresh_token: string;
+    expires_at: number;
+    user: Json;
+}
+export interface Page<T> {
+    items: T[];
+    page: number;
+    per_page: number;
+    next?: string;
+    total?: number;
+}
+export interface Change<T> {
+    action: "create" | "update" | "delete";
+    collection: string;
+    /** For a delete: the record as it was (only its id when it left the subscriber's view). */
+    record: T;
+    /** The change's position: ordered by commit, the same on every gateway process. */
+    pos: number;
+}
+export interface SubscribeOptions {
+    id?: string;
+    filter?: string;
+    fields?: string[];
+    /** Also answer the first page (`sort`, `per_page`), read at the position the subscription starts from. */
+    snapshot?: boolean;
+    sort?: string;
+    per_page?: number;
+    /** The gateway could not replay what this subscription missed: refetch what you show from it. */
+    onReset?: () => void;
+}
+/** Ends a subscription; `snapshot` is its first page when it was asked for. */
+export interface Unsubscribe<T> {
+    (): Promise<void>;
+    snapshot: Page<T> | null;
+}
+export interface Member {
+    id: string;
+    user: string | null;
+    role: string;
+}
+export interface UploadOptions {
+    name?: string;
+    type?: string;
+    onProgress?: (sent: number, size: number) => void;
+}
+type Handler = (data: any) => void;
+/** The delay before reconnect attempt `attempt` (0, 1, ...): doubling from `base` up to `cap`, then "equal
+ * jitter" (between half and all of it) so that thousands of clients cut off together do not come back together. */
+export declare function backoffDelay(attempt: number, base: number, cap: number, random?: () => number): number;
+/** Typed access to one collection: `hapta.records<Post>("posts")`. */
+export declare class Records<T = Json> {
+    private readonly hapta;
+    readonly collection: string;
+    constructor(hapta: Hapta, collection: string);
+    list(options?: {
+        filter?: string;
+        sort?: string;
+        page?: number;
+        per_page?: number;
+        after?: string;
+        fields?: string[];
+        count?: boolean;
+    }): Promise<Page<T>>;
+    get(id: string, options?: {
+        fields?: string[];
+    }): Promise<T>;
+    create(data: Partial<T>): Promise<T>;
+    update(id: string, data: Partial<T>, options?: {
+        version?: number;
+    }): Promise<T>;
+    delete(id: string): Promise<{
+        id: string;
+    }>;
+    /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
+     * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
+    subscribe(options: SubscribeOptions, onChange: (change: Change<T>) => void): Promise<Unsubscribe<T>>;
+}
+/** A channel: presence and messages for what is not a record (typing indicators, rooms). */
+export declare class Channel {
+    private readonly hapta;
+    readonly name: string;
+    /** Who is there, this connection included, kept right across reconnects. */
+    members: Member[];
+    version: string | null;
+    joined: boolean;
+    private handlers;
+    constructor(hapta: Hapta, name: string);
+    join(): Promise<Member[]>;
+    send(data: unknown): Promise<void>;
+    leave(): Promise<void>;
+    /** "message" (`{from, data}`), "presence" (`{action, member}`, after `members` changed) or "left"
+     * (`{reason}`: the membership ended with the identity it was joined as). Returns the unsubscriber. */
+    on(event: "message" | "presence" | "left", handler: Handler): () => void;
+    /** @internal a join's answer: everyone, or (a rejoin with a version) who joined and left since. */
+    apply(answer: Json): void;
+    /** @internal */
+    heard(event: string, data: Json): void;
+}
+export declare class Hapta {
+    readonly url: string;
+    private readonly options;
+    state: State;
+    session: Session | null;
+    /** Sockets opened after the first. */
+    reconnects: number;
+    readonly auth: {
+        register: (fields: {
+            email: string;
+            password: string;
+            username?: string;
+            [field: string]: unknown;
+        }) => Promise<Session>;
+        login: (identity: string, password: string) => Promise<Session>;
+        logout: () => Promise<void>;
+        refresh: () => Promise<Session>;
+        me: () => Promise<Json>;
+        anon: (apikey: string) => Promise<Json>;
+        /** Starts an OAuth2 sign-in: open `url` in a browser; `session` resolves when the provider sent it back. */
+        oauth2: (provider: string) => Promise<{
+            url: string;
+            state: string;
+            session: Promise<Session>;
+        }>;
+    };
+    readonly files: {
+        upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer, options?: UploadOptions) => Promise<{
+            file: Json;
+            record: Json;
+        }>;
+        download: (collection: string, id: string, field: string, name: string) => Promise<Uint8Array>;
+        url: (collection: string, id: string, field: string, name: string, expires?: number) => Promise<string>;
+    };
+    private socket;
+    private readonly protocol;
+    private readonly Socket;
+    private readonly storageKey;
+    private readonly base;
+    private readonly cap;
+    private readonly requestTimeout;
+    private apikey;
+    private ids;
+    private pending;
+    private waiting;
+    private live;
+    private bySub;
+    private channels;
+    private transfers;
+    private handlers;
+    private oauthWaiters;
+    private refreshing;
+    private closing;
+    private attempt;
+    private constructor();
+    /** Opens the socket and signs in again as the stored session (or the anon key). */
+    static connect(url: string, options?: ConnectOptions): Promise<Hapta>;
+    /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
+     * event by name ("auth.revoked", ...). Returns the unsubscriber. */
+    on(event: string, handler: Handler): () => void;
+    records<T = Json>(collection: string): Records<T>;
+    channel(name: string): Channel;
+    /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
+    call<T = any>(op: string, args?: Json, onReply?: (data: any) => void): Promise<T>;
+    close(): void;
+    /** @internal Records.subscribe */
+    subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
+    private started;
+    private open;
+    private lost;
+    /** A browser cannot read why a handshake failed (a refused Origin is HTTP 403): if the gateway answers
+     * /health, it is up and refusing; if not, it is down (retry). Where there is no fetch, assume down. */
+    private refusing;
+    /** Sign in again, resume every subscription from its position, join every channel again: before anything
+     * waiting is sent, so that it runs as the same principal as before. */
+    private restore;
+    /** A request on the socket being restored, not queued behind it. */
+    private direct;
+    private send;
+    private write;
+    private expire;
+    private failAll;
+    private received;
+    private dispatch;
+    private event;
+    private emit;
+    private setState;
+    private signIn;
+    private setSession;
+    private storedSession;
+    /** Roll the session's tokens, once at a time in this tab and, where Web Locks exist, across every tab of this
+     * origin: a tab that waited finds the tokens another tab just got (in shared storage) and takes them instead
+     * of spending a refresh token that is already spent. */
+    private refresh;
+    private upload;
+    private sendChunk;
+    private download;
+    private track;
+    private changed;
+    private chunk;
+}
+export {};

@@ -1,0 +1,204 @@
+// @hapta/client against a real `hapta serve` (test/support.ts): what an app does, through the real socket.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Hapta, HaptaError, type Change } from "../src/hapta";
+import { ADMIN_KEY, ANON_KEY, MemoryStorage, PASSWORD, startGateway, uniqueName, until, type Gateway } from "./support";
+
+interface Post {
+  id: string;
+  author: string;
+  text: string;
+  public: boolean;
+  created: string;
+  media: { name: string; size: number; type: string; sha256: string }[];
+  version: number;
+}
+
+let gateway: Gateway;
+const open: Hapta[] = [];
+
+async function connect(options: Parameters<typeof Hapta.connect>[1] = {}): Promise<Hapta> {
+  const hapta = await Hapta.connect(gateway.url, { backoff: { base: 50, cap: 500 }, ...options });
+  open.push(hapta);
+  return hapta;
+}
+
+async function signedUp(options: Parameters<typeof Hapta.connect>[1] = {}) {
+  const hapta = await connect(options);
+  const name = uniqueName("js");
+  const session = await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+  return { hapta, user: session.user as { id: string }, email: `${name}@example.com` };
+}
+
+beforeAll(async () => { gateway = await startGateway(); }, 180_000);
+afterAll(async () => {
+  open.forEach((hapta) => hapta.close());
+  await gateway?.stop();
+});
+
+describe("records", () => {
+  it("creates, reads, lists, updates and deletes, and errors are HaptaErrors with the protocol's code", async () => {
+    const { hapta, user } = await signedUp();
+    const posts = hapta.records<Post>("posts");
+    const created = await posts.create({ author: user.id, text: "hello from js", public: true });
+    expect(created.text).toBe("hello from js");
+    expect((await posts.get(created.id)).id).toBe(created.id);
+    const page = await posts.list({ filter: `id = "${created.id}"` });
+    expect(page.items.map((p) => p.id)).toEqual([created.id]);
+    const updated = await posts.update(created.id, { text: "edited" }, { version: created.version });
+    expect(updated.version).toBe(created.version + 1);
+    const stale = await posts.update(created.id, { text: "again" }, { version: created.version }).catch((e) => e);
+    expect(stale).toBeInstanceOf(HaptaError);
+    expect(stale.code).toBe("CONFLICT");
+    await posts.delete(created.id);
+    const gone = await posts.get(created.id).catch((e) => e);
+    expect([gone.code, gone.message]).toEqual(["NOT_FOUND", `no record ${created.id} in posts`]);
+    const bad = await posts.list({ filter: "text ~" }).catch((e) => e);
+    expect(bad.code).toBe("BAD_REQUEST");
+  });
+
+  it("speaks MessagePack too, with records that look the same as in JSON", async () => {
+    const { hapta, user, email } = await signedUp();
+    const binary = await connect({ protocol: "msgpack" });
+    await binary.auth.login(email, PASSWORD);
+    const created = await binary.records<Post>("posts").create({ author: user.id, text: "packed", public: true });
+    const same = await hapta.records<Post>("posts").get(created.id);
+    expect(created).toEqual(same);
+    expect(typeof created.created).toBe("string");
+  });
+});
+
+describe("realtime", () => {
+  it("a snapshot, then every change another client makes, once, in commit order", async () => {
+    const reader = await signedUp();
+    const writer = await signedUp();
+    const tag = uniqueName("feed");
+    const first = await writer.hapta.records<Post>("posts").create({ author: writer.user.id, text: `${tag} 0`,
+                                                                     public: true });
+    const heard: Change<Post>[] = [];
+    const stop = await reader.hapta.records<Post>("posts").subscribe(
+      { filter: `text ~ "${tag}"`, snapshot: true }, (change) => heard.push(change));
+    expect(stop.snapshot!.items.map((p) => p.id)).toEqual([first.id]);
+    const made = [];
+    for (let i = 1; i <= 3; i++) {
+      made.push(await writer.hapta.records<Post>("posts").create({ author: writer.user.id, text: `${tag} ${i}`,
+                                                                   public: true }));
+    }
+    await until(() => heard.length >= 3);
+    expect(heard.map((c) => [c.action, c.record.id])).toEqual(made.map((p) => ["create", p.id]));
+    expect(heard.every((c, i) => i === 0 || c.pos > heard[i - 1].pos)).toBe(true);
+    await stop();
+    const after = await writer.hapta.records<Post>("posts").create({ author: writer.user.id, text: `${tag} late`,
+                                                                    public: true });
+    const marker = await reader.hapta.records<Post>("posts").list({ filter: `id = "${after.id}"` });
+    expect(marker.items).toHaveLength(1);
+    expect(heard).toHaveLength(3);   // unsubscribed: nothing more came (the reply above came after it would have)
+  });
+
+  it("the gateway restarts; the client reconnects, signs in again and loses no change", async () => {
+    const reader = await signedUp();
+    const states: string[] = [];
+    reader.hapta.on("state", (state) => states.push(state));
+    const tag = uniqueName("restart");
+    const heard: Change<Post>[] = [];
+    await reader.hapta.records<Post>("posts").subscribe({ filter: `text ~ "${tag}"` }, (c) => heard.push(c));
+    await gateway.restart();
+    const writer = await signedUp();   // writes while the reader is still away or just back: both must arrive
+    const made = [];
+    for (let i = 0; i < 5; i++) {
+      made.push(await writer.hapta.records<Post>("posts").create({ author: writer.user.id, text: `${tag} ${i}`,
+                                                                   public: true }));
+    }
+    await until(() => heard.length >= 5, 30_000);
+    expect(heard.map((c) => c.record.id)).toEqual(made.map((p) => p.id));
+    expect(states).toEqual(["reconnecting", "open"]);
+    expect((await reader.hapta.auth.me()).user).toMatchObject({ id: reader.user.id });
+    expect(reader.hapta.reconnects).toBe(1);
+  }, 60_000);
+
+  it("a revoked session is not retried", async () => {
+    const { hapta, email } = await signedUp();
+    const states: string[] = [];
+    hapta.on("state", (state) => states.push(state));
+    const other = await connect();
+    await other.auth.login(email, PASSWORD);
+    const sessions = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
+    await other.call("auth.revoke", { session: sessions.find((s) => !s.current)!.id });
+    await until(() => hapta.state === "closed");
+    expect(states).toEqual(["closed"]);
+    expect((await hapta.call("ping").catch((e) => e)).code).toBe("UNAVAILABLE");
+  });
+});
+
+describe("sessions", () => {
+  it("a stored session is resumed by the next page load, and two tabs refreshing at once stay one session",
+    async () => {
+      const storage = new MemoryStorage();
+      const { hapta: first, user } = await signedUp({ storage });
+      const tabs = [await connect({ storage }), await connect({ storage })];
+      for (const tab of tabs) expect((await tab.auth.me()).user).toMatchObject({ id: user.id });
+      const [a, b] = await Promise.all(tabs.map((tab) => tab.auth.refresh()));
+      expect(a.refresh_token).toBe(b.refresh_token);   // one family: the gateway gives a racing tab the same pair
+      const sessions = (await first.call("auth.sessions")).items as unknown[];
+      expect(sessions).toHaveLength(1);
+      for (const tab of tabs) expect((await tab.auth.me()).user).toMatchObject({ id: user.id });
+    });
+
+  it("an anon key signs in as anon, and again after a reconnect", async () => {
+    const anon = await connect({ apikey: ANON_KEY });
+    expect((await anon.auth.me()).role).toBe("anon");
+    await gateway.restart();
+    await until(() => anon.state === "open" && anon.reconnects === 1, 30_000);
+    expect((await anon.auth.me()).role).toBe("anon");
+  }, 60_000);
+});
+
+describe("channels", () => {
+  it("presence and messages, and members kept right across a restart", async () => {
+    const room = `room:${uniqueName("r")}`;
+    const carol = await signedUp();
+    const dave = await signedUp();
+    const channel = carol.hapta.channel(room);
+    await channel.join();
+    const messages: unknown[] = [];
+    channel.on("message", (m) => messages.push(m.data));
+    await dave.hapta.channel(room).join();
+    await until(() => channel.members.length === 2);
+    await dave.hapta.channel(room).send({ typing: true });
+    await until(() => messages.length === 1);
+    expect(messages).toEqual([{ typing: true }]);
+    await gateway.restart();
+    await until(() => carol.hapta.state === "open" && dave.hapta.state === "open", 30_000);
+    await until(() => channel.members.length === 2 && channel.members.every((m) => m.id !== undefined));
+    expect(new Set(channel.members.map((m) => m.user))).toEqual(new Set([carol.user.id, dave.user.id]));
+  }, 60_000);
+});
+
+describe("files", () => {
+  it("uploads with progress, downloads the same bytes, and hands out a URL", async () => {
+    const { hapta, user } = await signedUp();
+    const post = await hapta.records<Post>("posts").create({ author: user.id, text: "with a picture", public: true });
+    const png = new Uint8Array(600_000);
+    png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);   // a PNG's signature: the type is judged by it
+    for (let i = 8; i < png.length; i++) png[i] = i % 251;
+    const progress: number[] = [];
+    const stored = await hapta.files.upload("posts", post.id, "media", new Blob([png], { type: "image/png" }),
+      { name: "cat.png", onProgress: (sent) => progress.push(sent) });
+    expect(stored.file).toMatchObject({ name: "cat.png", size: png.length, type: "image/png" });
+    expect(progress.at(-1)).toBe(png.length);
+    expect(progress.length).toBeGreaterThan(1);
+    const back = await hapta.files.download("posts", post.id, "media", "cat.png");
+    expect(Buffer.from(back).equals(Buffer.from(png))).toBe(true);
+    const url = await hapta.files.url("posts", post.id, "media", "cat.png");
+    const response = await fetch(url);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("image/png");
+  });
+});
+
+describe("admin", () => {
+  it("an admin key works through call()", async () => {
+    const admin = await connect();
+    await admin.call("auth.admin", { key: ADMIN_KEY });
+    expect((await admin.auth.me()).role).toBe("admin");
+  });
+});
