@@ -47,6 +47,13 @@ export interface ConnectOptions {
     };
     /** Milliseconds a request may wait for the socket and its reply. */
     requestTimeout?: number;
+    /** Requests the gateway refused for now (RATE_LIMITED, UNAVAILABLE, TIMEOUT with `retry_after`, and not
+     * `details.outcome: "unknown"`: nothing was done) are sent again after `retry_after`, up to `attempts` times
+     * while the wait is at most `maxWait` ms; then the error is the caller's. `{attempts: 0}`: never. */
+    retry?: {
+        attempts?: number;
+        maxWait?: number;
+    };
 }
 export interface Session {
     token: string;
@@ -189,6 +196,8 @@ export declare class Hapta {
     private readonly base;
     private readonly cap;
     private readonly requestTimeout;
+    private readonly attempts;
+    private readonly maxWait;
     private apikey;
     private ids;
     private pending;
@@ -228,6 +237,8 @@ export declare class Hapta {
     private direct;
     private send;
     private write;
+    /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
+    private mayRetry;
     private expire;
     private failAll;
     private received;

@@ -334,6 +334,7 @@ function backoffDelay(attempt, base, cap, random = Math.random) {
 var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([1002, 1003, 1008]);
 var SESSION_OVER = /* @__PURE__ */ new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
 var SUBPROTOCOLS = { json: "hapta.v1.json", msgpack: "hapta.v1.msgpack" };
+var TRY_AGAIN = /* @__PURE__ */ new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT"]);
 var Records = class {
   constructor(hapta, collection) {
     this.hapta = hapta;
@@ -434,6 +435,8 @@ var Hapta = class _Hapta {
     this.base = options.backoff?.base ?? 250;
     this.cap = options.backoff?.cap ?? 15e3;
     this.requestTimeout = options.requestTimeout ?? 3e4;
+    this.attempts = options.retry?.attempts ?? 3;
+    this.maxWait = options.retry?.maxWait ?? 1e4;
     this.apikey = options.apikey;
     this.session = this.storedSession();
   }
@@ -475,6 +478,8 @@ var Hapta = class _Hapta {
   base;
   cap;
   requestTimeout;
+  attempts;
+  maxWait;
   apikey;
   ids = 0;
   pending = /* @__PURE__ */ new Map();
@@ -530,6 +535,7 @@ var Hapta = class _Hapta {
         reject,
         onReply,
         sent: false,
+        retries: 0,
         timer: setTimeout(() => this.expire(request), this.requestTimeout)
       };
       if (this.state === "open") this.send(request);
@@ -701,6 +707,8 @@ var Hapta = class _Hapta {
         reject,
         onReply,
         sent: false,
+        retries: this.attempts,
+        // restoring: no retries
         timer: setTimeout(() => this.expire(request), this.requestTimeout)
       };
       this.send(request);
@@ -716,6 +724,10 @@ var Hapta = class _Hapta {
     const socket = this.socket;
     if (!socket) throw new HaptaError("UNAVAILABLE", "not connected");
     socket.send(this.protocol === "json" ? JSON.stringify(message) : encode(message));
+  }
+  /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
+  mayRetry(request, error) {
+    return TRY_AGAIN.has(error.code) && error.retryAfter !== void 0 && request.retries < this.attempts && error.retryAfter * 1e3 <= this.maxWait && error.details?.outcome !== "unknown";
   }
   expire(request) {
     this.waiting = this.waiting.filter((r) => r !== request);
@@ -757,19 +769,32 @@ var Hapta = class _Hapta {
     const request = this.pending.get(message.id);
     if (!request) return;
     this.pending.delete(message.id);
-    clearTimeout(request.timer);
     if (message.ok) {
+      clearTimeout(request.timer);
       request.onReply?.(message.data);
       request.resolve(message.data);
-    } else {
-      const error = message.error ?? {};
-      request.reject(new HaptaError(
-        String(error.code ?? "INTERNAL"),
-        String(error.message ?? ""),
-        error.details,
-        error.retry_after
-      ));
+      return;
     }
+    const error = message.error ?? {};
+    const refused = new HaptaError(
+      String(error.code ?? "INTERNAL"),
+      String(error.message ?? ""),
+      error.details,
+      error.retry_after
+    );
+    if (this.mayRetry(request, refused)) {
+      request.retries++;
+      request.sent = false;
+      this.waiting.push(request);
+      setTimeout(() => {
+        if (this.state !== "open" || !this.waiting.includes(request)) return;
+        this.waiting = this.waiting.filter((r) => r !== request);
+        this.send(request);
+      }, refused.retryAfter * 1e3);
+      return;
+    }
+    clearTimeout(request.timer);
+    request.reject(refused);
   }
   event(name, sub, data) {
     if (name === "records.change") {
@@ -877,10 +902,12 @@ var Hapta = class _Hapta {
   }
   // ---- files ----
   async upload(collection, id, field, data, options) {
-    const blob = data instanceof Blob ? data : new Blob([data]);
+    const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
+    const blob = bytes ? null : data;
+    const piece = async (start, end) => bytes ? bytes.subarray(start, end) : new Uint8Array(await blob.slice(start, end).arrayBuffer());
     const name = options.name ?? (data.name || "file");
-    const type = options.type ?? (blob.type || "application/octet-stream");
-    const size = blob.size;
+    const type = options.type ?? (blob?.type || "application/octet-stream");
+    const size = bytes ? bytes.length : blob.size;
     const started = await this.call("files.upload", { collection, id, field, name, size, type });
     const { stream, chunk_size: chunkSize, window } = started;
     const transfer = this.track(stream);
@@ -889,9 +916,9 @@ var Hapta = class _Hapta {
       while (sent < size) {
         while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        const piece = new Uint8Array(await blob.slice(sent, Math.min(size, sent + chunkSize)).arrayBuffer());
-        this.sendChunk(stream, piece);
-        sent += piece.length;
+        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
+        this.sendChunk(stream, chunk);
+        sent += chunk.length;
         options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
       }
       while (transfer.acked < size && !transfer.error) await this.changed(transfer);

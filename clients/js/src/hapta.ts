@@ -66,6 +66,10 @@ export interface ConnectOptions {
   backoff?: { base?: number; cap?: number };
   /** Milliseconds a request may wait for the socket and its reply. */
   requestTimeout?: number;
+  /** Requests the gateway refused for now (RATE_LIMITED, UNAVAILABLE, TIMEOUT with `retry_after`, and not
+   * `details.outcome: "unknown"`: nothing was done) are sent again after `retry_after`, up to `attempts` times
+   * while the wait is at most `maxWait` ms; then the error is the caller's. `{attempts: 0}`: never. */
+  retry?: { attempts?: number; maxWait?: number };
 }
 
 export interface Session {
@@ -137,10 +141,13 @@ const FINAL_CLOSE_CODES = new Set([1002, 1003, 1008]);
 // Sign-in refusals no retry changes: the session is over.
 const SESSION_OVER = new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
 const SUBPROTOCOLS: Record<Protocol, string> = { json: "hapta.v1.json", msgpack: "hapta.v1.msgpack" };
+// Refusals that say "not now": the request was not served, and retry_after says when to ask again.
+const TRY_AGAIN = new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT"]);
 
 interface Pending {
   op: string;
   args: Json;
+  retries: number;
   resolve: (data: any) => void;
   reject: (error: unknown) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -303,6 +310,8 @@ export class Hapta {
   private readonly base: number;
   private readonly cap: number;
   private readonly requestTimeout: number;
+  private readonly attempts: number;
+  private readonly maxWait: number;
   private apikey: string | undefined;
   private ids = 0;
   private pending = new Map<number, Pending>();
@@ -326,6 +335,8 @@ export class Hapta {
     this.base = options.backoff?.base ?? 250;
     this.cap = options.backoff?.cap ?? 15_000;
     this.requestTimeout = options.requestTimeout ?? 30_000;
+    this.attempts = options.retry?.attempts ?? 3;
+    this.maxWait = options.retry?.maxWait ?? 10_000;
     this.apikey = options.apikey;
     this.session = this.storedSession();
   }
@@ -369,7 +380,7 @@ export class Hapta {
     if (this.state === "closed") return Promise.reject(new HaptaError("UNAVAILABLE", "the client is closed"));
     return new Promise<T>((resolve, reject) => {
       const request: Pending = {
-        op, args, resolve, reject, onReply, sent: false,
+        op, args, resolve, reject, onReply, sent: false, retries: 0,
         timer: setTimeout(() => this.expire(request), this.requestTimeout),
       };
       if (this.state === "open") this.send(request);
@@ -542,7 +553,7 @@ export class Hapta {
   private direct(op: string, args: Json, onReply?: (data: any) => void): Promise<any> {
     return new Promise((resolve, reject) => {
       const request: Pending = {
-        op, args, resolve, reject, onReply, sent: false,
+        op, args, resolve, reject, onReply, sent: false, retries: this.attempts,   // restoring: no retries
         timer: setTimeout(() => this.expire(request), this.requestTimeout),
       };
       this.send(request);
@@ -560,6 +571,12 @@ export class Hapta {
     const socket = this.socket;
     if (!socket) throw new HaptaError("UNAVAILABLE", "not connected");
     socket.send(this.protocol === "json" ? JSON.stringify(message) : encodeMsgpack(message));
+  }
+
+  /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
+  private mayRetry(request: Pending, error: HaptaError): boolean {
+    return TRY_AGAIN.has(error.code) && error.retryAfter !== undefined && request.retries < this.attempts
+      && error.retryAfter * 1000 <= this.maxWait && error.details?.outcome !== "unknown";
   }
 
   private expire(request: Pending): void {
@@ -605,15 +622,28 @@ export class Hapta {
     const request = this.pending.get(message.id as number);
     if (!request) return;
     this.pending.delete(message.id as number);
-    clearTimeout(request.timer);
     if (message.ok) {
+      clearTimeout(request.timer);
       request.onReply?.(message.data);
       request.resolve(message.data);
-    } else {
-      const error = (message.error ?? {}) as Json;
-      request.reject(new HaptaError(String(error.code ?? "INTERNAL"), String(error.message ?? ""),
-        error.details as Json | undefined, error.retry_after as number | undefined));
+      return;
     }
+    const error = (message.error ?? {}) as Json;
+    const refused = new HaptaError(String(error.code ?? "INTERNAL"), String(error.message ?? ""),
+      error.details as Json | undefined, error.retry_after as number | undefined);
+    if (this.mayRetry(request, refused)) {   // within its own deadline: expire() still ends it
+      request.retries++;
+      request.sent = false;
+      this.waiting.push(request);
+      setTimeout(() => {
+        if (this.state !== "open" || !this.waiting.includes(request)) return;   // expired, or the reconnect sends it
+        this.waiting = this.waiting.filter((r) => r !== request);
+        this.send(request);
+      }, refused.retryAfter! * 1000);
+      return;
+    }
+    clearTimeout(request.timer);
+    request.reject(refused);
   }
 
   private event(name: string, sub: string | undefined, data: Json): void {
@@ -729,10 +759,14 @@ export class Hapta {
 
   private async upload(collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer,
                        options: UploadOptions): Promise<{ file: Json; record: Json }> {
-    const blob = data instanceof Blob ? data : new Blob([data as BlobPart]);
+    // Bytes are cut as they are; a Blob (a File from an <input>) is read a chunk at a time, never whole.
+    const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
+    const blob = bytes ? null : data as Blob;
+    const piece = async (start: number, end: number) =>
+      bytes ? bytes.subarray(start, end) : new Uint8Array(await blob!.slice(start, end).arrayBuffer());
     const name = options.name ?? ((data as File).name || "file");
-    const type = options.type ?? (blob.type || "application/octet-stream");
-    const size = blob.size;
+    const type = options.type ?? (blob?.type || "application/octet-stream");
+    const size = bytes ? bytes.length : blob!.size;
     const started = await this.call("files.upload", { collection, id, field, name, size, type });
     const { stream, chunk_size: chunkSize, window } = started as { stream: number; chunk_size: number;
                                                                    window: number };
@@ -742,9 +776,9 @@ export class Hapta {
       while (sent < size) {
         while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        const piece = new Uint8Array(await blob.slice(sent, Math.min(size, sent + chunkSize)).arrayBuffer());
-        this.sendChunk(stream, piece);
-        sent += piece.length;
+        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
+        this.sendChunk(stream, chunk);
+        sent += chunk.length;
         options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
       }
       while (transfer.acked < size && !transfer.error) await this.changed(transfer);

@@ -202,3 +202,36 @@ describe("admin", () => {
     expect((await admin.auth.me()).role).toBe("admin");
   });
 });
+
+describe("retry_after", () => {
+  it("a write refused for now is sent again after retry_after; with retries off the refusal is the caller's",
+    async () => {
+      const limited = await startGateway('limits={**app.limits, "records.create": Limit(2, per=1)}');
+      try {
+        const name = uniqueName("l");
+        const patient = await Hapta.connect(limited.url);
+        open.push(patient);
+        const session = await patient.auth.register({ email: `${name}@example.com`, password: PASSWORD,
+                                                      username: name });
+        const posts = patient.records<Post>("posts");
+        const write = (i: number) => posts.create({ author: session.user.id as string, text: `${name} ${i}` });
+        const made = await Promise.all([0, 1, 2, 3].map(write));   // 2 a second: two of them wait their turn
+        expect(new Set(made.map((p) => p.id)).size).toBe(4);
+
+        const hasty = await Hapta.connect(limited.url, { retry: { attempts: 0 } });
+        open.push(hasty);
+        await hasty.auth.login(`${name}@example.com`, PASSWORD);
+        const results = await Promise.allSettled([4, 5, 6, 7].map((i) => hasty.records<Post>("posts").create({
+          author: session.user.id as string, text: `${name} ${i}` })));
+        const refused = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason);
+        expect(refused.length).toBeGreaterThan(0);
+        for (const error of refused) {
+          expect(error).toBeInstanceOf(HaptaError);
+          expect(error.code).toBe("RATE_LIMITED");
+          expect(error.retryAfter).toBeGreaterThan(0);
+        }
+      } finally {
+        await limited.stop();
+      }
+    }, 60_000);
+});

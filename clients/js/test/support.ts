@@ -32,6 +32,7 @@ function appFolder(changes: string): string {
   symlinkSync(join(app, "rules"), join(folder, "rules"));
   writeFileSync(join(folder, "config.py"), [
     "import dataclasses, runpy",
+    "from hapta.config import Limit",
     `app = runpy.run_path(${JSON.stringify(join(app, "config.py"))})["app"]`,
     // a test client sends far more than a person would: the connection's message rate is not under test here
     `app = dataclasses.replace(app, message_rate=None${changes ? ", " + changes : ""})`,
