@@ -90,6 +90,7 @@ class Gateway:
         hooks = None
         try:
             async with pool.acquire() as conn:
+                conn.mark_touched()   # the session changes here: reset before the pool hands it out
                 await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
                 await migrations.migrate(conn, app_dir / "migrations")
                 await _install_triggers(conn, [c.name for c in app.collections])
@@ -100,7 +101,7 @@ class Gateway:
             db = Database(pool, acquire_timeout=app.db_acquire_timeout,
                           gate=Gate(app.db_per_principal, app.db_per_address))
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
-            hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch, reload=reload)
+            hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch_for_app, reload=reload)
             gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn))
         except BaseException:
             if hooks is not None:

@@ -24,7 +24,8 @@ from ..store.postgres import Database
 from .bus import CHANNEL as CHANNELS_CHANNEL, PostgresBus, RedisBus
 from .cache import ReadCache, SharedStore
 from .channels import Channels
-from .feed import CHANNEL as CHANGES_CHANNEL, POSITIONS, ChangeFeed, changes_after, horizon, install_triggers
+from .feed import (CHANNEL as CHANGES_CHANNEL, LEADER_KEY, POSITIONS, ChangeFeed, changes_after, horizon,
+                   install_triggers)
 from .realtime import Realtime, Subscription, reset_event
 
 # Changes a resume replays at most; a subscription that missed more is told to refetch (cheaper than replaying).
@@ -53,6 +54,8 @@ class Live:
         self.channels = Channels(app.channels, db, bus, on_missed=self._channels_missed)
         self.feed.on_change.append(self.cache.changed)
         self.feed.consumer = self.realtime.deliver
+        self.feed.listening = lambda: bool(self.realtime.topics)
+        self.feed.try_lead = lambda: listener.try_lock(LEADER_KEY)
         self.feed.on_reset.append(self._feed_reset)
         self.listener.add(CHANGES_CHANNEL, self.feed.rung)
         self.listener.add(POSITIONS, self.feed.positioned)

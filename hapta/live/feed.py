@@ -38,6 +38,8 @@ POSITIONS = "hapta_positions"      # numbering's doorbell: the newest position
 NUMBER_BATCH = 5000                # changes one hapta.position_changes() call numbers
 READ_BATCH = 1000                  # changes read from the log (and handed to delivery) at once
 RETRY = 0.5                        # seconds before trying again after the database failed us
+LEADER_KEY = 0x68617074614e        # the advisory lock whose holder numbers on doorbells ("haptaN")
+LEAD_EVERY = 1.0                   # seconds between a follower's tries to lead, and its checks on the leader
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -166,6 +168,17 @@ class ChangeFeed:
         self.numbering = asyncio.Event()       # a doorbell rang (or a subscription waits): number what committed
         self.waiters: list[asyncio.Future] = []
         self.reading = asyncio.Event()         # the log grew past `last`: read it
+        self.seen = 0                          # the newest position heard of (read or not)
+        # Whether anyone here listens (realtime subscriptions): a process with none reads no log, it only keeps
+        # `last` up with the positions it hears of, so that every change still costs one read per listening process.
+        self.listening: Callable[[], bool] = lambda: True
+        # One process numbers on doorbells, the holder of LEADER_KEY on its listening connection (every process
+        # numbering each burst costs P rounds, serialized on one lock, for one that does work). The others number
+        # for their own subscriptions (`numbered`), take over when the lease is free, and number themselves when a
+        # doorbell went unanswered for LEAD_EVERY (a leader that is alive but frozen).
+        self.try_lead: Callable[[], Awaitable[bool]] | None = None
+        self.leading = False
+        self.unanswered: float | None = None   # when a doorbell rang that no numbering has answered yet
         self.on_change: list[Callable[[str, str], None]] = []   # (table, transaction), at once: the read cache
         self.on_reset: list[Callable[[], Any]] = []
         self.consumer: Consumer | None = None
@@ -173,9 +186,10 @@ class ChangeFeed:
 
     async def start(self) -> None:
         """After the listener started: anything committed from now on is heard, and `last` is where we are."""
-        self.last = (await horizon(self.db)).head
+        self.last = self.seen = (await horizon(self.db)).head
+        self.leading = self.try_lead is None or await self.try_lead()
         self.numbering.set()   # changes written while no gateway ran are waiting in the inbox
-        self.tasks = [asyncio.ensure_future(job()) for job in (self._number, self._read, self._prune)]
+        self.tasks = [asyncio.ensure_future(job()) for job in (self._number, self._read, self._prune, self._lead)]
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -195,7 +209,10 @@ class ChangeFeed:
             return
         for callback in self.on_change:
             callback(bell.t, bell.x)
-        self.numbering.set()
+        if self.leading:
+            self.numbering.set()
+        elif self.unanswered is None:
+            self.unanswered = asyncio.get_running_loop().time()
 
     def positioned(self, payload: str) -> None:
         try:
@@ -203,11 +220,15 @@ class ChangeFeed:
         except ValueError:
             log.warning("ignored a malformed position notification")
             return
+        self.seen = max(self.seen, head)
+        self.unanswered = None
         if head > self.last:
             self.reading.set()
 
     def reconnected(self) -> None:
         """The listener was away: doorbells may have rung unheard. The inbox and the log still hold everything."""
+        self.seen = -1   # not known: ask the log
+        self.leading = self.try_lead is None   # the lease ended with the old connection
         self.numbering.set()
         self.reading.set()
 
@@ -230,6 +251,7 @@ class ChangeFeed:
                 head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
                 while moved == NUMBER_BATCH:
                     head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
+                self.seen = max(self.seen, head)   # the log's head now: every position up to it exists
                 self.reading.set()   # ours is heard too, but there is no need to wait for it
                 for waiter in waiters:
                     if not waiter.done():
@@ -246,11 +268,28 @@ class ChangeFeed:
                 await asyncio.sleep(RETRY)
                 self.numbering.set()
 
+    async def _lead(self) -> None:
+        if self.try_lead is None:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(LEAD_EVERY)
+            if not self.leading:
+                self.leading = await self.try_lead()
+            if self.unanswered is not None and (self.leading or loop.time() - self.unanswered >= LEAD_EVERY):
+                self.unanswered = None
+                self.numbering.set()   # the leader did not answer (or we just took over): number ourselves
+
     async def _read(self) -> None:
         while True:
             await self.reading.wait()
             self.reading.clear()
             try:
+                if not self.listening():   # nobody to deliver to: only keep up
+                    if self.seen < 0:
+                        self.seen = (await horizon(self.db)).head
+                    self.last = max(self.last, self.seen)
+                    continue
                 while await self._read_some() == READ_BATCH:
                     pass
             except asyncio.CancelledError:

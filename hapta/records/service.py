@@ -10,6 +10,7 @@ The file ops use the same pieces (lock_for_write, the checked write, readable_fi
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -74,7 +75,7 @@ class Records:
         """What hooks learn of the call. Their ctx.sql runs on `conn` (the write's transaction) when given."""
         principal = peer.principal
         return Context(principal.user_id, principal.role, op, model.name, peer.address,
-                       _sql=(conn or self.db).fetch)
+                       _sql=partial(self.db.fetch_for_app, conn=conn))
 
     # ---- reads ----
 

@@ -163,6 +163,18 @@ class Listener:
                     future.set_result(False)
             self._next_sync = self._syncing = None
 
+    async def try_lock(self, key: int) -> bool:
+        """Take a session advisory lock on the listening connection: held for as long as this process is heard
+        (a leader's lease: it ends when the connection does). False if another session holds it or we are not
+        connected."""
+        if not self.connected:
+            return False
+        try:
+            async with self._busy:
+                return bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", key, timeout=HEALTH_PROBE))
+        except Exception:
+            return False
+
     async def notify(self, db: Database, channel: str, payload: str) -> None:
         """Send one notification through the pool (not the listening connection, which may be reconnecting)."""
         if len(payload.encode()) > MAX_PAYLOAD:
