@@ -13,7 +13,8 @@ The records service, realtime, channels and the read cache call these; nothing e
 from .channels import NAME, may_join
 from .filters import BoundFilter, bound_filter, client_filter, query_key
 from .rules import check_caller, reads, rule_for, variable_key
-from .sql import Schemas, Sql, missing_related, refuse_unless_allowed
+from .sql import JUDGED, Schemas, Sql, missing_related, refuse_judged, refuse_unless_allowed
 
-__all__ = ["NAME", "BoundFilter", "Schemas", "Sql", "bound_filter", "check_caller", "client_filter", "may_join",
-           "missing_related", "query_key", "reads", "refuse_unless_allowed", "rule_for", "variable_key"]
+__all__ = ["JUDGED", "NAME", "BoundFilter", "Schemas", "Sql", "bound_filter", "check_caller", "client_filter", "may_join",
+           "missing_related", "query_key", "reads", "refuse_judged", "refuse_unless_allowed", "rule_for",
+           "variable_key"]

@@ -83,6 +83,29 @@ class Sql:
         return f'("{self.model.name}"."{name}" IS NULL OR {self.rule(points)})'
 
 
+    def judged(self, write: str, rule: Rule, written: list[str]) -> tuple[str, list[str]]:
+        """`write` (an INSERT, its parameters in this Sql) as one statement that judges the row it stored and, when
+        it may not stand, raises from within (hapta.judge, HA001/HA002: see refuse_judged), so that the statement
+        undoes itself: no transaction of our own, no BEGIN or COMMIT round trip. Returns the statement and the
+        relations it checks, in order."""
+        checks, relations = self.write_checks(rule, written)
+        marks = ", ".join(f'"__rel{i}"' for i in range(len(relations)))
+        marks = f"ARRAY[{marks}]::boolean[]" if relations else "'{}'::boolean[]"
+        return (f'WITH "__w" AS ({write} RETURNING *), '
+                f'"__j" AS (SELECT {self.select_list(self.model.visible)}, {checks} FROM "__w" AS "{self.model.name}") '
+                f'SELECT *, hapta.judge({marks}, "__allowed") AS "__judged" FROM "__j"'), relations
+
+
+JUDGED = ("HA001", "HA002")
+
+
+def refuse_judged(error: Any, model: Model, relations: list[str], op: str) -> HaptaError:
+    """What a statement made by Sql.judged raised, as the refusal refuse_unless_allowed would have made."""
+    if error.sqlstate == "HA001":
+        return missing_related(relations[int(error.message)])
+    return HaptaError(FORBIDDEN, f"the {op} rule of {model.name} does not allow this record")
+
+
 def refuse_unless_allowed(row: Any, model: Model, relations: list[str], op: str) -> None:
     """Raise what a row judged by Sql.write_checks earned. A relation to a record one may not view answers exactly
     as one to a record that does not exist, so that a write is no oracle for what the rules hide; it is judged

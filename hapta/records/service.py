@@ -1,8 +1,9 @@
 """records.*: reads and writes on the app's collections, each authorized by the collection's rules (access/).
 
-Reads put the rule into the query's WHERE clause and go through the read cache. Writes happen in a transaction
-that checks the rule on the row as it stands before (update, delete) and as it is stored (create, update), with
-the rules' hooks around them, so that nobody can write a record into a state they could not have created. Every
+Reads put the rule into the query's WHERE clause and go through the read cache. Writes check the rule on the row as
+it stands before (update, delete) and as it is stored (create, update), with the rules' hooks around them, so that
+nobody can write a record into a state they could not have created: a create in one statement that judges itself
+and undoes itself when refused (access.Sql.judged: one round trip), an update or delete in a transaction. Every
 identifier in the SQL comes from the catalog (models), every value is a parameter.
 
 The file ops use the same pieces (lock_for_write, the checked write, readable_field): a file field is a field.
@@ -15,7 +16,8 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
-from ..access import BoundFilter, Schemas, Sql, client_filter, query_key, refuse_unless_allowed, rule_for
+from ..access import (JUDGED, BoundFilter, Schemas, Sql, client_filter, query_key, refuse_judged,
+                      refuse_unless_allowed, rule_for)
 from ..hooks.api import Context
 from ..hooks.service import Hooks
 from ..models import Model, Rule
@@ -185,10 +187,15 @@ class Records:
         params = ", ".join(sql.param(v) for v in values.values())
         insert = (f'INSERT INTO "{model.name}" ({columns}) VALUES ({params})' if values
                   else f'INSERT INTO "{model.name}" DEFAULT VALUES')
+        statement, relations = sql.judged(insert, rule, list(values))
         try:
             with database_refusals(model):
-                async with self.db.transaction() as conn:
-                    row = await self.checked_write(conn, principal, model, sql, insert, rule, list(values), "create")
+                try:
+                    row = await self.db.write(statement, *sql.params)   # one round trip: it judges itself
+                except asyncpg.PostgresError as exc:
+                    if exc.sqlstate not in JUDGED:
+                        raise
+                    raise refuse_judged(exc, model, relations, "create") from None
         except HaptaError as error:
             if error.code == CONFLICT and not principal.is_admin:
                 await self._refuse_rather_than_conflict(principal, model, rule, values)

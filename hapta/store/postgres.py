@@ -248,6 +248,29 @@ class Database:
         async with self.acquire() as conn:
             return await conn.fetch(query, *args)
 
+    async def write(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """One statement that commits by itself (its own implicit transaction): one round trip where BEGIN, the
+        statement and COMMIT are three. Lost while it ran, its outcome is unknown, as a COMMIT's would be."""
+        async with self.acquire() as conn:
+            work = _work.get()
+            if work is not None:
+                work.commit = "sent"
+            try:
+                row = await conn.fetchrow(query, *args)
+            except asyncio.CancelledError:
+                raise   # the request's deadline: the dispatcher reads work.commit to say what is known
+            except BaseException as exc:
+                answered = isinstance(exc, asyncpg.PostgresError) and not isinstance(
+                    exc, asyncpg.PostgresConnectionError)
+                if not answered and failure(exc) is not None:
+                    raise outcome_unknown() from None
+                if work is not None:
+                    work.commit = ""
+                raise
+            if work is not None:
+                work.commit = "done"
+            return row
+
     async def fetch_for_app(self, query: str, *args: Any, conn: asyncpg.Connection | None = None
                             ) -> list[asyncpg.Record]:
         """The app's own SQL (hooks' ctx.sql), on `conn` (the write's transaction) or a pool connection: it may

@@ -19,8 +19,6 @@ from tests.conftest import ADMIN_KEY, gateway_env
 from tests.security.conftest import register
 from tests.services import GatewayProcess, PrivatePostgres, RedisServer, cuttable_database, write_app
 
-# PostgreSQL's CommandComplete for COMMIT: 'C', its length (4 + 7), "COMMIT\0".
-COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
 DEADLINE = 3.0   # the test app's request_timeout
 
 QUICK = f"""
@@ -108,8 +106,9 @@ async def test_a_normal_postgres_restart_answers_unavailable_never_internal(priv
 
 
 async def create_through_a_cut(database, tmp_path_factory, open_client, deliver: bool):
-    """A records.create whose connection is cut at its COMMIT's answer (after it reached the gateway, or instead
-    of it): (its outcome, the posts an admin finds with its text)."""
+    """A records.create whose connection is cut at the answer to its commit (after it reached the gateway, or
+    instead of it): (its outcome, the posts an admin finds with its text). A create is one statement in its own
+    implicit transaction; PostgreSQL sends its answer (the stored row, with the text) once it has committed."""
     proxy, dsn = await cuttable_database(database)
     process = quick_gateway(tmp_path_factory, dsn)
     await asyncio.to_thread(process.start)
@@ -117,7 +116,7 @@ async def create_through_a_cut(database, tmp_path_factory, open_client, deliver:
         client = await open_client(process)
         session = await register(client)
         text = "cut " + secrets.token_hex(4)
-        proxy.cut_at(COMMIT_DONE, deliver=deliver)
+        proxy.cut_at(text.encode(), deliver=deliver)
         try:
             outcome = await client.call("records.create", {"collection": "posts", "data": {
                 "author": session["user"]["id"], "text": text}})
