@@ -17,9 +17,9 @@ import asyncio
 import contextvars
 import logging
 import math
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import asyncpg
 import msgspec
@@ -195,6 +195,29 @@ class Gate:
                         break
 
 
+@contextmanager
+def _committing() -> Iterator[None]:
+    """Around what commits (a COMMIT, a statement in its own implicit transaction): the request's Work says how far
+    it got. An error the server sent in answer means nothing was written; no answer at all (the connection died,
+    the client gave up waiting) leaves the outcome unknown: UNAVAILABLE that says so."""
+    work = _work.get()
+    if work is not None:
+        work.commit = "sent"
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise   # the request's deadline: the dispatcher reads work.commit to say what is known
+    except BaseException as exc:
+        answered = isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, asyncpg.PostgresConnectionError)
+        if not answered and failure(exc) is not None:
+            raise outcome_unknown() from None
+        if work is not None:
+            work.commit = ""
+        raise
+    if work is not None:
+        work.commit = "done"
+
+
 class Database:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 2.0, gate: Gate | None = None):
         self.pool = pool
@@ -224,25 +247,8 @@ class Database:
                     except (Exception, asyncio.CancelledError):
                         pass   # the connection goes back broken; the pool closes it, the server rolls back
                 raise
-            work = _work.get()
-            if work is not None:
-                work.commit = "sent"
-            try:
+            with _committing():
                 await transaction.commit()
-            except asyncio.CancelledError:
-                raise   # the request's deadline: the dispatcher reads work.commit to say what is known
-            except BaseException as exc:
-                # An error the server sent in answer to COMMIT means nothing was written. No answer at all (the
-                # connection died, the client gave up waiting) leaves the outcome unknown.
-                answered = isinstance(exc, asyncpg.PostgresError) and not isinstance(
-                    exc, asyncpg.PostgresConnectionError)
-                if not answered and failure(exc) is not None:
-                    raise outcome_unknown() from None
-                if work is not None:
-                    work.commit = ""
-                raise
-            if work is not None:
-                work.commit = "done"
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self.acquire() as conn:
@@ -252,24 +258,8 @@ class Database:
         """One statement that commits by itself (its own implicit transaction): one round trip where BEGIN, the
         statement and COMMIT are three. Lost while it ran, its outcome is unknown, as a COMMIT's would be."""
         async with self.acquire() as conn:
-            work = _work.get()
-            if work is not None:
-                work.commit = "sent"
-            try:
-                row = await conn.fetchrow(query, *args)
-            except asyncio.CancelledError:
-                raise   # the request's deadline: the dispatcher reads work.commit to say what is known
-            except BaseException as exc:
-                answered = isinstance(exc, asyncpg.PostgresError) and not isinstance(
-                    exc, asyncpg.PostgresConnectionError)
-                if not answered and failure(exc) is not None:
-                    raise outcome_unknown() from None
-                if work is not None:
-                    work.commit = ""
-                raise
-            if work is not None:
-                work.commit = "done"
-            return row
+            with _committing():
+                return await conn.fetchrow(query, *args)
 
     async def fetch_for_app(self, query: str, *args: Any, conn: asyncpg.Connection | None = None
                             ) -> list[asyncpg.Record]:
