@@ -236,6 +236,59 @@ class CuttableProxy:
         await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
 
 
+class Balancer:
+    """A TCP load balancer on 127.0.0.1 with no sticky routing: each new connection goes to the next target in
+    turn, so a client that reconnects lands on another node. The upstream link leaves from the client's own
+    address (all of 127.0.0.0/8 is local), so each node sees and counts the real client address, as behind a
+    transparent proxy. `routed` lists the target index of every connection accepted, in order."""
+
+    def __init__(self, targets: list[tuple[str, int]]):
+        self.targets = targets
+        self.routed: list[int] = []
+        self.server: asyncio.base_events.Server | None = None
+        self.port: int | None = None
+        self.links: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def start(self) -> "Balancer":
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in list(self.links):
+                writer.transport.abort()
+            await self.server.wait_closed()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self.routed) % len(self.targets)
+        self.routed.append(index)
+        client_host = writer.get_extra_info("peername")[0]
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.targets[index], local_addr=(client_host, 0))
+        except OSError:
+            writer.transport.abort()
+            return
+        self.links.update((writer, up_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                sink.close()   # a close (FIN), not a reset: the other side reads what was sent before it
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.links.difference_update((writer, up_writer))
+
+
 async def cuttable_database(dsn: str) -> tuple[CuttableProxy, str]:
     """A proxy in front of the test database and the DSN that goes through it (a database outage on demand).
     Skips the test when the database is reached over a Unix socket, which the proxy cannot stand in for."""
