@@ -21,7 +21,7 @@ from websockets.frames import CloseCode
 from .. import metrics
 from ..files.transfers import Transfers
 from ..principal import GUEST, SocketPeer
-from ..protocol.codec import Codec, Request, error_reply
+from ..protocol.codec import Codec, Request, error_reply, frame_bytes
 from ..protocol.errors import RATE_LIMITED, UNAVAILABLE, HaptaError
 from .gateway import Gateway
 from .flow import IdleTimer, MessageRate, Outbox
@@ -211,11 +211,7 @@ class Connection:
             self.drop()
             return
         self.outbox.put(data)
-        if not self.flushing:
-            self.flushing = True
-            task = asyncio.ensure_future(self.flush())   # runs next turn: replies ready in this one join the frame
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        self.flush_soon()
 
     def deliver(self, event: Any) -> None:
         """Send a realtime event encoded once for many connections (hapta.live.events.Event). With nothing queued
@@ -230,12 +226,8 @@ class Connection:
             self.drop()
             return
         if self.outbox:   # (nothing is ever half-sent between frames: we never send a fragmented message)
-            self.outbox.put(event.frame(self.codec))   # the flush under way takes it along, in order
-            if not self.flushing:
-                self.flushing = True
-                task = asyncio.ensure_future(self.flush())
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            self.outbox.put(event.frame(self.codec))   # the flush to come takes it along, in order
+            self.flush_soon()
         else:
             transport.write(event.wire(self.codec))
 
@@ -249,14 +241,24 @@ class Connection:
             await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
         await self.ws.send(self.codec.encode_chunk(stream, data), text=False)
 
-    async def flush(self) -> None:
-        try:
-            while self.outbox and self.phase is not Phase.DROPPED:
-                await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
-        except ConnectionClosed:
+    def flush_soon(self) -> None:
+        """Write what is queued at the end of this loop turn: replies that become ready in the same turn leave in
+        one frame."""
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """What is queued, as one frame, written straight to the transport, as `deliver` writes an event: no task
+        and no send lock per reply. What the client has not read yet waits in the transport's buffer, which the
+        outbox cap counts (a client that does not read is dropped, never waited for)."""
+        self.flushing = False
+        if not self.outbox or self.phase is Phase.DROPPED:
+            return
+        if self.ws.state is not State.OPEN:   # our close frame may be out: no message may follow it
             self.outbox.clear()
-        finally:
-            self.flushing = False
+            return
+        self.ws.transport.write(frame_bytes(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary))
 
     def going_away(self) -> None:
         """The shutdown's last word: what waits in the outbox leaves first (the UNAVAILABLE of every request read

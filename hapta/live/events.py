@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ..protocol.codec import Codec
+from ..protocol.codec import Codec, frame_bytes
 
 
 class Payload:
@@ -63,16 +63,3 @@ class Event:
 
 def event(name: str, data: Any = None, sub: str | None = None) -> Event:
     return Event(name, None if data is None else Payload(data), sub)
-
-
-def frame_bytes(message: bytes, text: bool) -> bytes:
-    """An unmasked, unfragmented WebSocket frame (FIN set; opcode 1 text or 2 binary)."""
-    first = 0x81 if text else 0x82
-    size = len(message)
-    if size < 126:
-        header = bytes((first, size))
-    elif size < 1 << 16:
-        header = bytes((first, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((first, 127)) + size.to_bytes(8, "big")
-    return header + message

@@ -93,6 +93,19 @@ def _describe(exc: msgspec.ValidationError) -> str:
     return f"invalid message: {exc}"
 
 
+def frame_bytes(message: bytes, text: bool) -> bytes:
+    """An unmasked, unfragmented WebSocket frame (FIN set; opcode 1 text or 2 binary)."""
+    first = 0x81 if text else 0x82
+    size = len(message)
+    if size < 126:
+        header = bytes((first, size))
+    elif size < 1 << 16:
+        header = bytes((first, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((first, 127)) + size.to_bytes(8, "big")
+    return header + message
+
+
 class Codec:
     """One per subprotocol, shared by all connections (msgspec encoders/decoders are reusable and cheap)."""
 
