@@ -11,10 +11,10 @@
 The records service, realtime, channels and the read cache call these; nothing else decides.
 """
 from .channels import NAME, may_join
-from .filters import BoundFilter, bound_filter, client_filter, query_key
+from .filters import BoundFilter, anyone_key, anyone_sees, bound_filter, client_filter, query_key, rule_fields
 from .rules import check_caller, reads, rule_for, variable_key
 from .sql import JUDGED, Schemas, Sql, missing_related, refuse_judged, refuse_unless_allowed
 
-__all__ = ["JUDGED", "NAME", "BoundFilter", "Schemas", "Sql", "bound_filter", "check_caller", "client_filter", "may_join",
-           "missing_related", "query_key", "reads", "refuse_judged", "refuse_unless_allowed", "rule_for",
+__all__ = ["JUDGED", "NAME", "BoundFilter", "Schemas", "Sql", "anyone_key", "anyone_sees", "bound_filter", "check_caller", "client_filter", "may_join",
+           "missing_related", "query_key", "reads", "refuse_judged", "refuse_unless_allowed", "rule_for", "rule_fields",
            "variable_key"]

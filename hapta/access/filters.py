@@ -8,19 +8,24 @@ whether the principal is an admin. Two principals with the same key get the same
 served what another's rules allowed. A rule that the filter already implies reads nothing (`public = true`
 implies `public = true || author = @user.id`), which lets every reader of a public feed share one entry. Queries
 that read `@now` are never cached.
+
+A record read by id has a second key, `anyone_key`, where the rule alone tells readers apart: the record is loaded
+once without the rule and kept with what the rule says of it for anyone (`anyone_sees`: shown to every non-admin,
+to none, or it depends on who asks). The first two are answers every reader of a public post shares; only a record
+whose visibility depends on the reader (a private post: its author) falls back to the per-principal key.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from cachetools import LRUCache
 
 from ..models import EVERYONE, Model
 from ..principal import Principal
 from ..protocol.errors import BAD_REQUEST, TOO_LARGE, HaptaError
-from ..query import FilterError, bind, cost, parse, relations_used, vars_used
+from ..query import FilterError, bind, cost, evaluate_for_anyone, fields_used, parse, relations_used, vars_used
 from ..query.ast import CONTAINS_COST, RELATION_COST, And, Node, Or
 from ..query.memo import SizedMemo, filter_bytes
 from ..query.schema import Schema
@@ -105,6 +110,38 @@ def query_key(model: Model, rule_op: str, principal: Principal, found: BoundFilt
         return None, ()
     tables = (model.name, *sorted({model.table.fields[r].relation for r in relations} - {model.name}))
     return (model.name, rule_op, found.digest if found else "", variable_key(names, principal), rest), tables
+
+
+def anyone_key(model: Model, principal: Principal, read_fields: Iterable[str], rest: tuple) -> tuple | None:
+    """The key under which a record read by id (`rest`) is kept for every non-admin alike, with what the view rule
+    says of it for anyone; None where that cannot be decided from the record alone: for admins (their own key),
+    where the rule is admin-only or open to all (query_key already shares those), reads a relation or `@now`, or
+    where a read field is guarded (its value differs by reader)."""
+    rule = model.rules["view"]
+    if principal.is_admin or rule is None or rule is EVERYONE:
+        return None
+    names, relations = reads((rule,))
+    if relations or "now" in names:
+        return None
+    if any(model.table.fields[f].guard is not None for f in read_fields if f in model.table.fields):
+        return None
+    return (model.name, "view", "anyone", rest)
+
+
+def rule_fields(model: Model) -> frozenset[str]:
+    """The record's own fields its view rule reads (what anyone_sees needs loaded)."""
+    rule = model.rules["view"]
+    return frozenset(path[0] for path in fields_used(rule)) if rule is not None and rule is not EVERYONE \
+        else frozenset()
+
+
+def anyone_sees(model: Model, record: Mapping[str, Any] | None) -> bool | None:
+    """For a record loaded under anyone_key (None: there is none): True when the view rule shows it to every
+    non-admin, False when to none, None when it depends on who asks. The same evaluation realtime delivery uses
+    (hapta.query.evaluate agrees with the rule's SQL)."""
+    if record is None:
+        return False
+    return evaluate_for_anyone(model.rules["view"], record)
 
 
 def client_filter(model: Model, schema: Schema, text: str | None, max_cost: int) -> BoundFilter | None:

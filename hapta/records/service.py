@@ -16,8 +16,8 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
-from ..access import (JUDGED, BoundFilter, Schemas, Sql, client_filter, query_key, refuse_judged,
-                      refuse_unless_allowed, rule_for)
+from ..access import (JUDGED, BoundFilter, Schemas, Sql, anyone_key, anyone_sees, client_filter, query_key,
+                      refuse_judged, refuse_unless_allowed, rule_for, rule_fields)
 from ..hooks.api import Context
 from ..hooks.service import Hooks
 from ..models import Model, Rule
@@ -136,12 +136,32 @@ class Records:
 
     async def get(self, principal: Principal, collection: str, record_id: str,
                   fields: list[str] | None) -> dict[str, Any]:
-        """Through the read cache, like list."""
+        """Through the read cache, like list: first under the key every non-admin shares (a record the rule shows
+        to anyone, or to no one, is one entry for all readers), else under the reader's own."""
         model = self.model(collection)
         shown = self.fields(model, fields)
         key_value = record_key(model, record_id)
-        key, tables = query_key(model, "view", principal, None, shown, ("get", str(key_value), shown))
+        rest = ("get", str(key_value), shown)
+        shared = anyone_key(model, principal, shown, rest)
+        if shared is not None:
+            seen = await self.read(shared, (model.name,), lambda: self._get_for_anyone(model, key_value, shown))
+            if seen["anyone"] is True:
+                return seen["record"]
+            if seen["anyone"] is False:
+                raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
+        key, tables = query_key(model, "view", principal, None, shown, rest)
         return await self.read(key, tables, lambda: self._get(principal, model, key_value, shown))
+
+    async def _get_for_anyone(self, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+        """A record read without its rule, and what the rule says of it for anyone (access.anyone_sees). Only a
+        record every non-admin may see is kept with it: of the others nothing but the verdict."""
+        columns = ", ".join(f'"{name}"' for name in sorted(set(fields) | rule_fields(model)))
+        row = await self.db.fetchrow(f'SELECT {columns} FROM "{model.name}" WHERE "id" = $1', record_id)
+        record = None if row is None else dict(row)
+        anyone = anyone_sees(model, record)
+        if anyone is not True:
+            return {"anyone": anyone}
+        return {"anyone": True, "record": model.public({name: record[name] for name in fields})}
 
     async def _get(self, principal: Principal, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict:
         sql = self.sql(principal, model)

@@ -100,3 +100,19 @@ def test_channel_rules_first_match_decides_and_admins_join_anything():
     assert may_join(rules, "user:alice", ALICE) and not may_join(rules, "user:alice", BOB)
     assert not may_join(rules, "ops:deploy", ALICE) and may_join(rules, "ops:deploy", Principal(ADMIN))
     assert not may_join(rules, "elsewhere", ALICE) and may_join(rules, "elsewhere", Principal(ADMIN))
+
+
+def test_a_record_read_by_id_is_shared_where_the_rule_alone_tells_readers_apart(models):
+    from hapta.access import anyone_key, anyone_sees
+    _, found = models
+    posts, comments, notes = found["posts"], found["comments"], found["notes"]
+    rest = ("get", "p1", ("id", "text"))
+    assert anyone_key(posts, ALICE, ("text",), rest) == anyone_key(posts, BOB, ("text",), rest) is not None
+    assert anyone_key(posts, Principal(ANON), ("text",), rest) == anyone_key(posts, ALICE, ("text",), rest)
+    assert anyone_key(posts, Principal(ADMIN), ("text",), rest) is None      # admins have a key of their own
+    assert anyone_key(comments, ALICE, ("text",), rest) is None              # the rule reads a relation
+    public = {"id": "p1", "author": "alice", "public": True, "text": "hi"}
+    assert anyone_sees(posts, public) is True
+    assert anyone_sees(posts, {**public, "public": False}) is None            # its author's alone: per reader
+    assert anyone_sees(posts, None) is False                                 # no such record: for no one
+    assert anyone_sees(notes, {"id": "n1", "text": "x"}) is None             # decided by the role, per reader

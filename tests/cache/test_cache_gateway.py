@@ -54,6 +54,24 @@ async def test_readers_of_a_public_page_share_one_query(user, gateway):
     assert _cache_loads(gateway) == before
 
 
+async def test_readers_of_a_public_record_share_one_entry_until_it_turns_private(user, anon, gateway):
+    author, session = await user()
+    created = await post(author, session["user"]["id"], "for everyone")
+    read = {"collection": "posts", "id": created["id"]}
+    readers = [(await user())[0] for _ in range(3)] + [anon]
+    await readers[0].call("records.get", read)
+    before = _cache_loads(gateway)
+    assert {(await reader.call("records.get", read))["text"] for reader in readers} == {"for everyone"}
+    assert _cache_loads(gateway) == before   # one entry for every reader, whoever they are
+
+    await author.call("records.update", {**read, "data": {"public": False}})
+    for reader in readers:   # the shared entry said "anyone"; now it is the author's alone
+        with pytest.raises(HaptaError) as hidden:
+            await reader.call("records.get", read)
+        assert hidden.value.code == "NOT_FOUND"
+    assert (await author.call("records.get", read))["public"] is False
+
+
 async def test_an_acknowledged_write_is_never_hidden_by_the_cache(user):
     client, session = await user()
     created = await post(client, session["user"]["id"], "v0")
