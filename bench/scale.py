@@ -43,6 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "scale.md"
 USERS = 20
 SESSIONS_PER_USER = 5      # holders' connections spread over USERS * SESSIONS_PER_USER sessions
 OPEN_CONCURRENCY = 64      # handshakes in flight per holder
+KEEPALIVE = 20.0           # seconds between the server's pings of a connection (websockets' default)
 
 SCALE_APP = """
     import dataclasses, runpy
@@ -132,6 +133,19 @@ async def sign_in_sessions(url: str) -> list[str]:
     return [token for tokens in await asyncio.gather(*(user(i) for i in range(USERS))) for token in tokens]
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the server: the process and its children."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def server_rss(pid: int) -> int:
     """Resident memory of the server: the process and its children (workers, rule workers)."""
     root = psutil.Process(pid)
@@ -182,6 +196,11 @@ async def measure(server: GatewayProcess, workers: int, tokens_file: str, tokens
         await asyncio.sleep(2)   # let the server settle (handshake buffers freed, first timers armed)
         row["rss_mib"] = server_rss(server.proc.pid) / 2**20
         row["rss_before_mib"] = before / 2**20
+        # What holding them costs while they are silent: the server's CPU over one keepalive interval (each
+        # connection is pinged once in it), as a share of one core.
+        cpu_before, idle_started = server_cpu(server.proc.pid), time.monotonic()
+        await asyncio.sleep(KEEPALIVE)
+        row["idle_cpu_pct"] = (server_cpu(server.proc.pid) - cpu_before) / (time.monotonic() - idle_started) * 100
         loaded = await pings(probe, args.pings)
         row["p50_ms"], row["p99_ms"] = percentile(loaded, 0.5) * 1000, percentile(loaded, 0.99) * 1000
         held = 0
@@ -215,13 +234,15 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, open_files: int
              f"{platform.python_version()}; open files limit {open_files} per process (hard); {args.holders} holder "
              f"processes; ping latency over {args.pings} sequential pings from one probe connection.", "",
              "| setup | target | held | time to open s | server RSS MiB (before → with) | KiB per connection "
-             "| ping p50 / p99 ms, idle | ping p50 / p99 ms, all open | SIGTERM to exit s |",
-             "|---|---:|---:|---:|---|---:|---|---|---:|"]
+             "| CPU % of a core, all open and silent | ping p50 / p99 ms, idle | ping p50 / p99 ms, all open "
+             "| SIGTERM to exit s |",
+             "|---|---:|---:|---:|---|---:|---:|---|---|---:|"]
     notes = []
     for r in rows:
         lines.append(f"| {r['setup']} | {r['target']} | {r.get('held', 0)} | {fmt(r.get('open_seconds'), '.0f')} | "
                      f"{fmt(r.get('rss_before_mib'), '.0f')} → {fmt(r.get('rss_mib'), '.0f')} | "
-                     f"{fmt(r.get('kib_per_connection'), '.1f')} | {fmt(r.get('idle_p50_ms'))} / "
+                     f"{fmt(r.get('kib_per_connection'), '.1f')} | {fmt(r.get('idle_cpu_pct'), '.1f')} | "
+                     f"{fmt(r.get('idle_p50_ms'))} / "
                      f"{fmt(r.get('idle_p99_ms'))} | {fmt(r.get('p50_ms'))} / {fmt(r.get('p99_ms'))} | "
                      f"{fmt(r.get('shutdown_seconds'), '.1f')} |")
         if r.get("exit_code"):

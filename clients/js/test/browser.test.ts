@@ -318,7 +318,8 @@ describe.skipIf(!chromiumPath)(`in Chromium${chromiumPath ? "" : ` (skipped: ${w
       // ben's feed shows it live, with its picture (its files.url link, from the gateway's own origin)
       const post = ben.page.locator(".post", { hasText: words });
       await post.waitFor();
-      await post.locator("img").waitFor();
+      // (an img is drawn at once; its src is set when the files.url reply arrives)
+      await post.locator("img[src]").waitFor();
       expect(await post.locator("img").getAttribute("src")).toContain("/files/");
       await post.locator("img").evaluate((img: any) => img.decode());   // the picture, as uploaded, shown
       expect(await post.locator("img").evaluate((img: any) => img.naturalWidth)).toBe(240);
