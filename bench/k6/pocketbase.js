@@ -26,7 +26,8 @@ export default function () {
   while (Date.now() - started < warmup + duration) {
     n++;
     let answer;
-    if (__ENV.CASE === "get") answer = http.get(`${base}/${seed.posts[(vu * 7 + n) % seed.posts.length]}`, params);
+    if (__ENV.CASE === "ping") answer = http.get(`${__ENV.URL}/api/health`);
+    else if (__ENV.CASE === "get") answer = http.get(`${base}/${seed.posts[(vu * 7 + n) % seed.posts.length]}`, params);
     else if (__ENV.CASE === "list") answer = http.get(`${base}?filter=(public%3Dtrue)&perPage=20&skipTotal=1`, params);
     else answer = http.post(base, JSON.stringify({ author: user.id, text: `k6 ${n}`, public: true }), params);
     if (Date.now() - started >= warmup) {
