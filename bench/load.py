@@ -24,7 +24,7 @@ import uvloop
 
 from hapta.client import Client, HaptaError
 
-CASES = ("echo", "ping", "records.get", "records.list", "records.create")
+CASES = ("echo", "ping", "records.get", "records.list", "records.create", "functions.call")
 
 
 def request_maker(case: str, user: dict[str, str], posts: list[str]) -> Callable[[], tuple[str, dict[str, Any]]]:
@@ -42,6 +42,9 @@ def request_maker(case: str, user: dict[str, str], posts: list[str]) -> Callable
         # Private posts: the public feed that records.list reads stays the seeded one, whatever ran before.
         return lambda: ("records.create", {"collection": "posts",
                                            "data": {"author": user["id"], "text": "bench post", "public": False}})
+    if case == "functions.call":
+        # bench.functions' app: `echo` returns its args (a round trip to a function worker and back)
+        return lambda: ("functions.call", {"name": "echo", "args": {"n": 1}})
     raise ValueError(case)
 
 

@@ -132,6 +132,9 @@ class App:
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
     rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
+    function_workers: int | None = None         # processes running functions/; None: one per core
+    function_timeout: float = 10.0              # the longest a function may declare (at most request_timeout)
+    function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)
     # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
     # at most a few of the pool's connections at once, so it cannot starve the others.
     db_pool_size: int = 10                      # PostgreSQL connections per gateway process

@@ -12,7 +12,7 @@ LAYERS = [
     ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics",
                "typescript"}),
     ("adapters", {"store", "auth"}),
-    ("services", {"records", "live", "files", "hooks", "rules", "limits"}),
+    ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions"}),
     ("handlers", {"ops"}),
     ("root", {"gateway", "cli", "__main__", "client", "reconnect", "__init__"}),
 ]

@@ -20,6 +20,7 @@ from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
 from ..config import DEFAULT_LIMITS, App
 from ..files.service import FileService
+from ..functions.service import Functions
 from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
 from ..live import Live, install_triggers
@@ -27,6 +28,7 @@ from ..models import Model, build_models
 from ..ops.auth import AuthOps
 from ..ops.base import Call, OpSpec, table
 from ..ops.files import FileOps
+from ..ops.functions import FunctionOps
 from ..ops.limits import LimitOps
 from ..ops.live import LiveOps
 from ..ops.misc import MiscOps
@@ -51,12 +53,14 @@ log = logging.getLogger("hapta.gateway")
 
 class Gateway:
     def __init__(self, app: App, settings: Settings, db: Database, schema: Schema, models: dict[str, Model],
-                 hooks: Hooks, listener: Listener, storage: Storage | None = None):
+                 hooks: Hooks, listener: Listener, storage: Storage | None = None,
+                 functions: Functions | None = None):
         self.app = app
         self.settings = settings
         self.db = db
         self.models = models
         self.hooks = hooks
+        self.functions = functions or Functions(None, {}, db.fetch_for_app)
         self.listener = listener
         self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets)
         limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **app.limits}.items() if limit is not None}
@@ -80,14 +84,15 @@ class Gateway:
                     max_channels=app.max_channels),
             LimitOps(self.limiter, self._guest_op),
             MiscOps(),
-            RuleOps(hooks))
+            RuleOps(hooks),
+            FunctionOps(self.functions))
 
     @classmethod
     async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
                     reload: bool = False) -> "Gateway":
         pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
                                  lock_timeout=app.lock_timeout)
-        hooks = None
+        hooks = functions = None
         try:
             async with pool.acquire() as conn:
                 conn.mark_touched()   # the session changes here: reset before the pool hands it out
@@ -102,8 +107,11 @@ class Gateway:
                           gate=Gate(app.db_per_principal, app.db_per_address))
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch_for_app, reload=reload)
-            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn))
+            functions = await Functions.start(app, app_dir / "functions", db.fetch_for_app)
+            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions)
         except BaseException:
+            if functions is not None:
+                await functions.close()
             if hooks is not None:
                 await hooks.close()
             await pool.close()
@@ -125,6 +133,7 @@ class Gateway:
 
     async def close(self) -> None:
         await self.hooks.close()   # first: after_* hooks under way may still need the database
+        await self.functions.close()
         await self.deadlines.close()
         await self.hub.close()
         await self.live.close()

@@ -1,4 +1,5 @@
-"""The hook API an app's rules/ modules use (docs/rules.md has the whole story, with examples).
+"""The API an app's code uses in the workers: rules/ hooks (docs/rules.md) and functions/ (docs/functions.md, through
+hapta.functions).
 
 A module rules/<collection>.py may define any of:
     before_create(ctx, data) -> data | None          before_update(ctx, record, changes) -> changes | None
@@ -12,7 +13,7 @@ the gateway, which runs the statement and returns the rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 
@@ -50,4 +51,51 @@ class Context:
         return await self._sql(query, *params)
 
 
-__all__ = ["Deny", "SqlError", "Context"]
+
+# ---- functions (hapta.functions re-exports these for app code) ----
+
+DEFAULT_TIMEOUT = 10.0
+MARK = "__hapta_function__"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What @call attached to a function."""
+    name: str
+    allow: str | None
+    timeout: float
+    secrets: tuple[str, ...]
+
+
+def call(allow: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, secrets: tuple[str, ...] | list[str] = (),
+         name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a function callable over the socket (`functions.call`). Its name is the Python name unless given."""
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError("timeout must be a positive number of seconds")
+    if isinstance(secrets, str) or not all(isinstance(s, str) and s for s in secrets):
+        raise ValueError("secrets must be a tuple of environment variable names")
+
+    def mark(function: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(function, MARK, Declared(name or function.__name__, allow, float(timeout), tuple(secrets)))
+        return function
+    return mark
+
+
+@dataclass
+class FunctionContext:
+    """What a function may know and use: who called it, the secrets it declared, and the database through the
+    gateway. Never tokens or the gateway's own secrets."""
+    user_id: str | None
+    role: str                  # "anon", "user" or "admin"
+    address: str | None        # the caller's IP address
+    secrets: dict[str, str] = field(default_factory=dict)
+    _sql: Callable[..., Awaitable[Any]] | None = None
+
+    async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        """Run one parameterised statement ($1, $2, ...) as the gateway; return its rows as dicts."""
+        if self._sql is None:
+            raise RuntimeError("no database in this context")
+        return await self._sql(query, *params)
+
+
+__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "call"]

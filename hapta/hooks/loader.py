@@ -44,13 +44,39 @@ def load(folder: Path, collections: set[str]) -> HookTable:
     return found
 
 
+FunctionTable = dict[str, tuple[Callable[..., Any], Any]]   # name -> (the function, its Declared)
+
+
+def load_functions(folder: Path) -> FunctionTable:
+    """Import every functions/*.py (files starting with _ are helpers) and collect what @call marked."""
+    from .api import MARK
+    found: FunctionTable = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"hapta_app_functions.{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for value in vars(module).values():
+            declared = getattr(value, MARK, None)
+            if declared is None or not callable(value):
+                continue
+            if declared.name in found and found[declared.name][0] is not value:
+                raise RulesError(f"functions/{path.name}: a second function named {declared.name!r}")
+            found[declared.name] = (value, declared)
+    return found
+
+
 def describe(exc: BaseException, folder: Path) -> str:
     """One line for the operator: where in rules/ it went wrong, and what."""
     if isinstance(exc, RulesError):
         return str(exc)
     if isinstance(exc, SyntaxError) and exc.filename:
-        return f"rules/{Path(exc.filename).name}:{exc.lineno}: SyntaxError: {exc.msg}"
+        return f"{folder.name}/{Path(exc.filename).name}:{exc.lineno}: SyntaxError: {exc.msg}"
     inside = [frame for frame in traceback.extract_tb(exc.__traceback__)
               if Path(frame.filename).resolve().is_relative_to(folder.resolve())]
-    where = f"rules/{Path(inside[-1].filename).name}:{inside[-1].lineno}: " if inside else ""
+    where = f"{folder.name}/{Path(inside[-1].filename).name}:{inside[-1].lineno}: " if inside else ""
     return f"{where}{type(exc).__name__}: {exc}"

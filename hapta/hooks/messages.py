@@ -29,10 +29,11 @@ class Who(msgspec.Struct, array_like=True):
 
 class Invoke(msgspec.Struct, tag="invoke", array_like=True):
     call: int
-    collection: str
-    hook: str
+    collection: str                      # a function's call: "functions"
+    hook: str                            # ... and the function's name
     who: Who
     args: list[Any]
+    secrets: dict[str, str] | None = None   # a function's: the values of the names it declared, nothing else
 
 
 class SqlResult(msgspec.Struct, tag="sql_result", array_like=True):
@@ -42,8 +43,17 @@ class SqlResult(msgspec.Struct, tag="sql_result", array_like=True):
     sqlstate: str | None = None
 
 
+class FunctionInfo(msgspec.Struct, array_like=True):
+    """What a function declares (hapta.functions.call): who may call it, its deadline, the secrets it reads."""
+    allow: str | None
+    timeout: float
+    secrets: list[str]
+    file: str
+
+
 class Ready(msgspec.Struct, tag="ready", array_like=True):
     hooks: dict[str, list[str]]   # collection -> the hook names its module defines
+    functions: dict[str, FunctionInfo] = {}   # a functions/ worker's: name -> what it declares
 
 
 class LoadFailed(msgspec.Struct, tag="load_failed", array_like=True):

@@ -15,27 +15,50 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .api import Context, Deny, SqlError
-from .loader import HookTable, describe, load
-from .messages import (Denied, Invoke, LoadFailed, Raised, Ready, Returned, Sql, SqlResult, decode_in_worker,
-                       encode_for_gateway)
+from .api import Context, Deny, FunctionContext, SqlError
+from .loader import HookTable, describe, load, load_functions
+from .messages import (Denied, FunctionInfo, Invoke, LoadFailed, Raised, Ready, Returned, Sql, SqlResult,
+                       decode_in_worker, encode_for_gateway)
 
 
-def main(conn: Connection, folder: str, collections: list[str]) -> None:
-    """The process target (it must be importable by name, for 'spawn')."""
+def main(conn: Connection, folder: str, collections: list[str], kind: str = "rules",
+         memory_limit: int | None = None) -> None:
+    """The process target (it must be importable by name, for 'spawn'). `kind`: what to import, the hooks of
+    rules/ or the functions of functions/; `memory_limit`: bytes of address space this process may map (past it,
+    an allocation raises MemoryError: the call fails, the worker lives on)."""
     # Ctrl-C in a terminal reaches the whole process group; the gateway decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if memory_limit:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     try:
         try:
-            hooks = load(Path(folder), set(collections))
+            if kind == "functions":
+                functions = load_functions(Path(folder))
+                hooks: HookTable = {FUNCTIONS: {name: function for name, (function, _) in functions.items()}}
+                ready = Ready({}, {name: FunctionInfo(d.allow, d.timeout, list(d.secrets), _file(f))
+                                   for name, (f, d) in functions.items()})
+            else:
+                hooks = load(Path(folder), set(collections))
+                ready = Ready({name: sorted(table) for name, table in hooks.items()})
         except Exception as exc:
             conn.send_bytes(encode_for_gateway(LoadFailed(describe(exc, Path(folder)), traceback.format_exc())))
             return
-        conn.send_bytes(encode_for_gateway(Ready({name: sorted(table) for name, table in hooks.items()})))
+        conn.send_bytes(encode_for_gateway(ready))
         Runner(conn, hooks).serve()
     except (EOFError, OSError):
         pass   # the gateway closed our socket (it retired us, or it is gone): nothing left to do
+
+
+FUNCTIONS = "functions"   # the table's key (Invoke.collection) for a functions/ worker's functions
+
+
+def _file(function: Any) -> str:
+    try:
+        return Path(inspect.getfile(function)).name
+    except (TypeError, OSError):
+        return ""
 
 
 class Runner:
@@ -43,6 +66,13 @@ class Runner:
         self.conn = conn
         self.hooks = hooks
         self._loop = None   # made on the first async hook; most hooks are plain functions
+
+    def context(self, invoke: Invoke) -> Any:
+        who = invoke.who
+        sql = lambda query, *params: self.sql(invoke.call, query, params)  # noqa: E731
+        if invoke.collection == FUNCTIONS:
+            return FunctionContext(who.user_id, who.role, who.address, dict(invoke.secrets or {}), _sql=sql)
+        return Context(who.user_id, who.role, who.op, who.collection, who.address, _sql=sql)
 
     def serve(self) -> None:
         while True:
@@ -52,9 +82,7 @@ class Runner:
             # A SqlResult arriving here answers a call that is already over: nobody is waiting for it.
 
     def run(self, invoke: Invoke) -> bytes:
-        who = invoke.who
-        ctx = Context(who.user_id, who.role, who.op, who.collection, who.address,
-                      _sql=lambda query, *params: self.sql(invoke.call, query, params))
+        ctx = self.context(invoke)
         try:
             hook = self.hooks[invoke.collection][invoke.hook]
             result = hook(ctx, *invoke.args)

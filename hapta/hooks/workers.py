@@ -55,6 +55,15 @@ SECRET_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
 SECRET_PREFIXES = ("HAPTA_", "S3_", "PG", "AWS_")
 SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE")
 HARMLESS = frozenset({"HAPTA_ENV"})   # hooks may want to know whether they run in production
+# A function worker's environment is an allowlist: what Python and the locale need, nothing an app configured.
+# A function reads its own configuration through the secrets it declares (ctx.secrets).
+FUNCTION_ENVIRON = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
+                              "HAPTA_ENV"})
+
+
+def is_gateway_own(name: str) -> bool:
+    """The gateway's settings and the credentials of its upstreams: never a function's to read."""
+    return name in SECRET_NAMES or name.upper().startswith(SECRET_PREFIXES)
 
 
 def is_secret(name: str) -> bool:
@@ -67,15 +76,24 @@ def is_secret(name: str) -> bool:
 _environ_lock = threading.Lock()
 
 
+def environ_for(kind: str) -> Callable[[str], bool]:
+    """Which variables a worker of `kind` keeps: rules/ workers all but the secret-looking, function workers only
+    FUNCTION_ENVIRON (and the locale's LC_*)."""
+    if kind == "functions":
+        return lambda name: name in FUNCTION_ENVIRON or name.startswith("LC_")
+    return lambda name: not is_secret(name)
+
+
 @contextmanager
-def scrubbed_environ() -> Iterator[None]:
-    """os.environ without the gateway's secrets, for the moment a worker is started.
+def scrubbed_environ(keep: Callable[[str], bool] = environ_for("rules")) -> Iterator[None]:
+    """os.environ with only what `keep` allows (by default: without the gateway's secrets), for the moment a
+    worker is started.
 
     'spawn' execs the child with the parent's environment and has no way to pass another one, so the secrets leave
     os.environ for the few milliseconds of Process.start() (a fork and an exec) and come back right after. The
     child never held them: not in os.environ, not in /proc/<pid>/environ."""
     with _environ_lock:
-        removed = {name: os.environ.pop(name) for name in list(os.environ) if is_secret(name)}
+        removed = {name: os.environ.pop(name) for name in list(os.environ) if not keep(name)}
         try:
             yield
         finally:
@@ -95,11 +113,13 @@ class WorkerLost(Exception):
 
 class Pending:
     """One call, from submission to its outcome."""
-    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries")
+    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries", "timeout")
 
-    def __init__(self, call_id: int, label: str, sql: Callable[..., Awaitable[Any]], future: asyncio.Future):
+    def __init__(self, call_id: int, label: str, sql: Callable[..., Awaitable[Any]], future: asyncio.Future,
+                 timeout: float):
         self.id = call_id
-        self.label = label                  # "posts.before_create", for logs and messages
+        self.label = label                  # "the posts.before_create hook", for logs and messages
+        self.timeout = timeout              # seconds from the moment a worker has it
         self.payload = b""
         self.sql = sql                      # runs the hook's ctx.sql statements (a pool's or a transaction's fetch)
         self.future = future
@@ -148,11 +168,15 @@ class Worker(asyncio.Protocol):
 
 
 class WorkerPool:
-    def __init__(self, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int):
+    def __init__(self, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int,
+                 kind: str = "rules", memory_limit: int | None = None):
         if size < 1 or timeout <= 0 or queue_limit < 0:
-            raise ValueError("rule_workers must be >= 1, hook_timeout > 0 and rule_queue >= 0")
+            raise ValueError(f"{kind}: workers must be >= 1, the timeout > 0 and the queue >= 0")
         self.folder = folder
         self.collections = sorted(collections)
+        self.kind = kind                  # what the workers import: "rules" (hooks) or "functions"
+        self.memory_limit = memory_limit  # bytes of address space per worker (RLIMIT_AS); None: no limit
+        self.functions: dict[str, Any] = {}   # a functions/ pool's: name -> FunctionInfo, as the workers reported
         self.size = size
         self.timeout = timeout
         self.queue_limit = queue_limit
@@ -174,7 +198,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Start `size` workers and wait until each has imported the rules (RulesError if they do not load)."""
         fresh, ready = await self._start_workers(self.generation, self.size)
-        self.table = _table(ready)
+        self.table, self.functions = _table(ready), ready.functions
         for worker in fresh:
             self._admit(worker)
 
@@ -188,7 +212,7 @@ class WorkerPool:
                 self._retire(worker)
             return
         self.generation = generation
-        self.table = _table(ready)
+        self.table, self.functions = _table(ready), ready.functions
         for worker in list(self.workers):
             self.workers.discard(worker)
             if worker.pending is None:
@@ -220,12 +244,16 @@ class WorkerPool:
     # ---- calls --------------------------------------------------------------------------------------------
 
     async def call(self, collection: str, hook: str, who: Who, args: list[Any],
-                   sql: Callable[..., Awaitable[Any]]) -> Outcome:
-        """Run one hook; return its outcome (Returned, Denied or Raised) or raise HaptaError TIMEOUT/UNAVAILABLE."""
+                   sql: Callable[..., Awaitable[Any]], *, timeout: float | None = None,
+                   secrets: dict[str, str] | None = None) -> Outcome:
+        """Run one hook (or function); return its outcome (Returned, Denied or Raised) or raise HaptaError
+        TIMEOUT/UNAVAILABLE. `timeout`: this call's own deadline, if shorter than the pool's."""
         if self.closing:
             raise HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0)
-        pending = Pending(next(self.ids), f"{collection}.{hook}", sql, self.loop.create_future())
-        pending.payload = encode_for_worker(Invoke(pending.id, collection, hook, who, args))
+        label = f"function {hook}" if self.kind == "functions" else f"{collection}.{hook} hook"
+        pending = Pending(next(self.ids), label, sql, self.loop.create_future(),
+                          min(timeout or self.timeout, self.timeout))
+        pending.payload = encode_for_worker(Invoke(pending.id, collection, hook, who, args, secrets))
         if self.idle:
             self._run(self.idle.pop(), pending)
         elif len(self.queue) >= self.queue_limit:
@@ -248,13 +276,14 @@ class WorkerPool:
         metrics.UPSTREAM_ERRORS.labels("rules").inc()
 
     def _busy(self) -> HaptaError:
-        return HaptaError(UNAVAILABLE, "the rule workers are busy; try again", retry_after=self.timeout)
+        return HaptaError(UNAVAILABLE, f"the {'function' if self.kind == 'functions' else 'rule'} workers are busy; "
+                          "try again", retry_after=self.timeout)
 
     def _run(self, worker: Worker, pending: Pending) -> None:
         worker.pending = pending
         self.counts["calls"] += 1
         worker.send(pending.payload)
-        pending.timer = self.loop.call_later(self.timeout, self._overran, worker, pending)
+        pending.timer = self.loop.call_later(pending.timeout, self._overran, worker, pending)
 
     def _waited_too_long(self, pending: Pending) -> None:
         try:
@@ -268,10 +297,10 @@ class WorkerPool:
         if worker.pending is not pending:
             return
         self._count("timeouts")
-        log.warning("rule worker %d did not finish %s within %g s: killed, starting another",
-                    worker.pid, pending.label, self.timeout)
+        log.warning("%s worker %d did not finish the %s within %g s: killed, starting another",
+                    self.kind, worker.pid, pending.label, pending.timeout)
         worker.pending = None
-        pending.fail(HaptaError(TIMEOUT, f"the {pending.label} hook did not finish within {self.timeout:g} s"))
+        pending.fail(HaptaError(TIMEOUT, f"the {pending.label} did not finish within {pending.timeout:g} s"))
         self._remove(worker, kill=True)
 
     def received(self, worker: Worker, message: Any) -> None:
@@ -318,10 +347,11 @@ class WorkerPool:
     async def _spawn(self, generation: int) -> Worker:
         ours, theirs = socket.socketpair()
         child_end = Connection(theirs.detach())
-        process = SPAWN.Process(target=worker_main, args=(child_end, str(self.folder), self.collections),
-                                name="hapta-rules", daemon=True)
+        process = SPAWN.Process(target=worker_main, args=(child_end, str(self.folder), self.collections, self.kind,
+                                                          self.memory_limit),
+                                name=f"hapta-{self.kind}", daemon=True)
         try:
-            with scrubbed_environ():
+            with scrubbed_environ(environ_for(self.kind)):
                 process.start()
         except BaseException:
             ours.close()
@@ -343,9 +373,9 @@ class WorkerPool:
             for worker in started:
                 self._remove(worker, kill=True)
             if isinstance(exc, WorkerLost):
-                raise RulesError("a rule worker exited while importing rules/") from None
+                raise RulesError(f"a worker exited while importing {self.kind}/") from None
             if isinstance(exc, asyncio.TimeoutError):
-                raise RulesError(f"the rule workers did not import rules/ within {START_TIMEOUT:g} s") from None
+                raise RulesError(f"the workers did not import {self.kind}/ within {START_TIMEOUT:g} s") from None
             raise
         failed = next((a for a in answers if isinstance(a, LoadFailed)), None)
         if failed is not None:
@@ -361,7 +391,7 @@ class WorkerPool:
         metrics.RULE_WORKERS.set(len(self.workers))
         self._release(worker)
         if len(self.workers) == self.size and self.counts["deaths"] + self.counts["timeouts"]:
-            log.info("rule workers back to %d", self.size)
+            log.info("%s workers back to %d", self.kind, self.size)
 
     def _release(self, worker: Worker) -> None:
         """A worker is free: give it the oldest waiting call, or let it wait."""
@@ -388,7 +418,7 @@ class WorkerPool:
             worker.pending = None
             self._count("deaths")
             log.warning("rule worker %d %s during %s: starting another", worker.pid, why, pending.label)
-            pending.fail(HaptaError(UNAVAILABLE, f"the rule worker running the {pending.label} hook died; "
+            pending.fail(HaptaError(UNAVAILABLE, f"the worker running the {pending.label} died; "
                                                  "try again", retry_after=1.0))
         elif worker in self.workers:
             self.counts["deaths"] += 1   # it cost no call: no upstream error

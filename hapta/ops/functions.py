@@ -1,0 +1,33 @@
+"""functions.*: the app's server functions over the socket (hapta.functions; docs/functions.md)."""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..functions.service import Functions
+from ..protocol.errors import FORBIDDEN, HaptaError
+from .base import Call, op
+
+
+class CallArgs(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    args: Any = None
+
+
+class FunctionOps:
+    def __init__(self, functions: Functions):
+        self.functions = functions
+
+    @op("functions.call", CallArgs)
+    async def call(self, call: Call, args: CallArgs) -> Any:
+        """The function's return value; NOT_FOUND, FORBIDDEN (its allow rule), RULE_DENIED (it raised Deny),
+        TIMEOUT (past its timeout: its worker is killed), UNAVAILABLE (workers busy or one died), INTERNAL."""
+        return await self.functions.call(call.peer, args.name, args.args)
+
+    @op("functions.list")
+    async def list(self, call: Call, args: None) -> dict[str, Any]:
+        """{functions: [{name, triggers, allow, timeout, secrets, file}]} (admins only)."""
+        if not call.principal.is_admin:
+            raise HaptaError(FORBIDDEN, "functions.list is for admins only")
+        return {"functions": self.functions.describe()}

@@ -1,0 +1,182 @@
+"""Server functions over the socket (`functions.call`), end to end: a real gateway with a functions/ folder, its
+own worker processes, real clients. Who may call (the allow rule), what a function can read of the environment
+(only the secrets it declared, never the gateway's own), its deadline (the worker is killed, the next call
+works), its memory bound, and what the client learns when it fails (a code, never a traceback)."""
+from __future__ import annotations
+
+import secrets
+import textwrap
+
+import pytest
+import pytest_asyncio
+
+from hapta.client import Client
+from hapta.protocol.errors import HaptaError
+from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
+from tests.services import GatewayProcess, next_loopback, write_app
+
+FUNCTIONS = '''
+import os, time
+from hapta.functions import Deny, call
+
+@call(allow="@user.id != null")
+def whoami(ctx, args):
+    return {"user": ctx.user_id, "role": ctx.role, "args": args}
+
+@call(allow="")
+async def count_posts(ctx, args):
+    rows = await ctx.sql("SELECT count(*) AS n FROM posts WHERE author = $1", ctx.user_id)
+    return rows[0]["n"]
+
+@call(allow="", secrets=("PAYMENT_API_KEY",))
+def environment(ctx, args):
+    # what the process holds, and what the function was given
+    return {"secrets": ctx.secrets, "environ": sorted(k for k in os.environ if "KEY" in k or "SECRET" in k
+                                                          or k.startswith(("HAPTA_", "DATABASE", "PG")))}
+
+@call(allow='@user.role = "admin"')
+def admins_only(ctx, args):
+    return "ok"
+
+@call(allow="", timeout=0.5)
+def hangs(ctx, args):
+    time.sleep(60)
+
+@call(allow="")
+def refuses(ctx, args):
+    raise Deny("not today")
+
+@call(allow="")
+def breaks(ctx, args):
+    raise ValueError("a secret detail of the bug")
+
+@call(allow="")
+def hungry(ctx, args):
+    return len(bytearray(2 * 1024 ** 3))   # 2 GiB: past the worker's address-space limit
+'''
+
+
+@pytest.fixture(scope="module")
+def functions_gateway(database, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("functions-app") / "app"
+    config = write_app(folder, """
+        import dataclasses, runpy
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], function_workers=2)
+    """)
+    (folder / "functions").mkdir()
+    (folder / "functions" / "demo.py").write_text(textwrap.dedent(FUNCTIONS))
+    env = gateway_env(database, PAYMENT_API_KEY="pk-test-123", OTHER_API_KEY="not-declared")
+    process = GatewayProcess(env, config=config).start()
+    yield process
+    process.stop()
+    log = process.log_text()   # the functions' own failures are logged with their tracebacks, nothing else is
+    assert log.count("Traceback") == log.count(" failed:\nTraceback (most recent call last):\n  File \"/"), log
+
+
+@pytest_asyncio.fixture
+async def connect(functions_gateway):
+    clients: list[Client] = []
+
+    async def make() -> Client:
+        client = await Client.connect(functions_gateway.url, local_addr=(next_loopback(), 0))
+        clients.append(client)
+        return client
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def signed_in(connect) -> tuple[Client, dict]:
+    client = await connect()
+    name = "f" + secrets.token_hex(5)
+    session = await client.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD})
+    return client, session
+
+
+async def code_of(coroutine) -> str:
+    with pytest.raises(HaptaError) as refused:
+        await coroutine
+    assert "Traceback" not in refused.value.message
+    return refused.value.code
+
+
+async def test_a_function_answers_with_its_return_value_for_its_caller(connect):
+    client, session = await signed_in(connect)
+    assert await client.call("functions.call", {"name": "whoami", "args": {"n": [1, 2]}}) == \
+        {"user": session["user"]["id"], "role": "user", "args": {"n": [1, 2]}}
+    await client.call("records.create", {"collection": "posts", "data": {
+        "author": session["user"]["id"], "text": "one", "public": False}})
+    assert await client.call("functions.call", {"name": "count_posts"}) == 1   # ctx.sql, as the gateway
+
+
+async def test_the_allow_rule_decides_who_may_call(connect):
+    anon = await connect()
+    await anon.call("auth.anon", {"apikey": ANON_KEY})
+    assert await code_of(anon.call("functions.call", {"name": "whoami"})) == "FORBIDDEN"
+    user, _ = await signed_in(connect)
+    assert await code_of(user.call("functions.call", {"name": "admins_only"})) == "FORBIDDEN"
+    admin = await connect()
+    await admin.call("auth.admin", {"key": ADMIN_KEY})
+    assert await admin.call("functions.call", {"name": "admins_only"}) == "ok"
+    guest = await connect()
+    assert await code_of(guest.call("functions.call", {"name": "count_posts"})) == "UNAUTHENTICATED"
+    assert await code_of(user.call("functions.call", {"name": "no_such_function"})) == "NOT_FOUND"
+
+
+async def test_a_function_reads_the_secrets_it_declared_and_nothing_else(connect):
+    client, _ = await signed_in(connect)
+    seen = await client.call("functions.call", {"name": "environment"})
+    assert seen["secrets"] == {"PAYMENT_API_KEY": "pk-test-123"}
+    # the worker's own environment holds neither the gateway's settings nor the app's other secrets
+    assert seen["environ"] == ["HAPTA_ENV"]
+
+
+async def test_a_hanging_function_is_killed_at_its_deadline_and_the_next_call_works(connect):
+    client, session = await signed_in(connect)
+    assert await code_of(client.call("functions.call", {"name": "hangs"})) == "TIMEOUT"
+    for _ in range(3):   # two workers: whichever takes these, they answer
+        assert (await client.call("functions.call", {"name": "whoami"}))["user"] == session["user"]["id"]
+
+
+async def test_failures_reach_the_client_as_codes_without_details(connect):
+    client, _ = await signed_in(connect)
+    with pytest.raises(HaptaError) as denied:
+        await client.call("functions.call", {"name": "refuses"})
+    assert (denied.value.code, denied.value.message) == ("RULE_DENIED", "not today")
+    with pytest.raises(HaptaError) as broken:
+        await client.call("functions.call", {"name": "breaks"})
+    assert broken.value.code == "INTERNAL" and "secret detail" not in broken.value.message
+    assert await code_of(client.call("functions.call", {"name": "hungry"})) == "INTERNAL"   # MemoryError
+    assert (await client.call("functions.call", {"name": "whoami"}))["role"] == "user"
+    assert await code_of(client.call("functions.call", {"name": 7})) == "BAD_REQUEST"
+
+
+async def test_admins_list_the_functions(connect):
+    admin = await connect()
+    await admin.call("auth.admin", {"key": ADMIN_KEY})
+    listed = {f["name"]: f for f in (await admin.call("functions.list"))["functions"]}
+    assert listed["whoami"] == {"name": "whoami", "triggers": ["call"], "allow": "@user.id != null",
+                                "timeout": 10.0, "secrets": [], "file": "demo.py"}
+    assert listed["environment"]["secrets"] == ["PAYMENT_API_KEY"]
+    user, _ = await signed_in(connect)
+    assert await code_of(user.call("functions.list")) == "FORBIDDEN"
+
+
+def test_a_function_may_not_declare_the_gateways_own_secrets(database, tmp_path):
+    folder = tmp_path / "app"
+    config = write_app(folder, """
+        import runpy
+        app = runpy.run_path(APP + "/config.py")["app"]
+    """)
+    (folder / "functions").mkdir()
+    (folder / "functions" / "greedy.py").write_text(textwrap.dedent('''
+        from hapta.functions import call
+
+        @call(allow="", secrets=("HAPTA_JWT_SECRET",))
+        def greedy(ctx, args):
+            return ctx.secrets
+    '''))
+    process = GatewayProcess(gateway_env(database), config=config)
+    with pytest.raises(RuntimeError) as refused:
+        process.start()
+    assert "greedy may not read HAPTA_JWT_SECRET" in str(refused.value)
