@@ -86,6 +86,7 @@ class Gateway:
             MiscOps(),
             RuleOps(hooks),
             FunctionOps(self.functions))
+        self.functions.wire(self._run_as, self.live.channels.announce)
 
     @classmethod
     async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
@@ -186,6 +187,11 @@ class Gateway:
         metrics.observe_request(request.op if request.op in self.ops else "unknown",
                                 "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
         return reply
+
+    async def _run_as(self, peer: Peer, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One op for a function's ctx.records, as `peer` (the caller, or an admin): the same path as a
+        client's request, rules and limits included."""
+        return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True)
 
     async def _reply(self, peer: Peer, request: Request, binary: bool) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's

@@ -65,20 +65,57 @@ class Declared:
     allow: str | None
     timeout: float
     secrets: tuple[str, ...]
+    admin: bool = False
 
 
 def call(allow: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, secrets: tuple[str, ...] | list[str] = (),
-         name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Make a function callable over the socket (`functions.call`). Its name is the Python name unless given."""
+         name: str | None = None, admin: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a function callable over the socket (`functions.call`). Its name is the Python name unless given;
+    `admin=True` makes its ctx.records act as admin (past every rule) instead of as the caller."""
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError("timeout must be a positive number of seconds")
     if isinstance(secrets, str) or not all(isinstance(s, str) and s for s in secrets):
         raise ValueError("secrets must be a tuple of environment variable names")
 
     def mark(function: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(function, MARK, Declared(name or function.__name__, allow, float(timeout), tuple(secrets)))
+        setattr(function, MARK, Declared(name or function.__name__, allow, float(timeout), tuple(secrets),
+                                         bool(admin)))
         return function
     return mark
+
+
+class OpError(Exception):
+    """A ctx.records call the gateway refused: `code` is the protocol's (NOT_FOUND, FORBIDDEN, ...)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Records:
+    """ctx.records("posts"): the records.* ops on one collection, run by the gateway with the caller's rules
+    (or as admin, for a function declared with admin=True). Each returns the op's data or raises OpError."""
+
+    def __init__(self, run: Callable[[str, dict[str, Any]], Awaitable[Any]], collection: str):
+        self._run = run
+        self.collection = collection
+
+    async def get(self, record_id: str, **args: Any) -> dict[str, Any]:
+        return await self._run("records.get", {"collection": self.collection, "id": record_id, **args})
+
+    async def list(self, **args: Any) -> dict[str, Any]:
+        return await self._run("records.list", {"collection": self.collection, **args})
+
+    async def create(self, data: dict[str, Any]) -> dict[str, Any]:
+        return await self._run("records.create", {"collection": self.collection, "data": data})
+
+    async def update(self, record_id: str, data: dict[str, Any], **args: Any) -> dict[str, Any]:
+        return await self._run("records.update", {"collection": self.collection, "id": record_id, "data": data,
+                                                  **args})
+
+    async def delete(self, record_id: str) -> dict[str, Any]:
+        return await self._run("records.delete", {"collection": self.collection, "id": record_id})
 
 
 @dataclass
@@ -90,6 +127,8 @@ class FunctionContext:
     address: str | None        # the caller's IP address
     secrets: dict[str, str] = field(default_factory=dict)
     _sql: Callable[..., Awaitable[Any]] | None = None
+    _op: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
+    _publish: Callable[[str, Any], Awaitable[None]] | None = None
 
     async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
         """Run one parameterised statement ($1, $2, ...) as the gateway; return its rows as dicts."""
@@ -97,5 +136,17 @@ class FunctionContext:
             raise RuntimeError("no database in this context")
         return await self._sql(query, *params)
 
+    def records(self, collection: str) -> Records:
+        """A collection's records.* ops, under the caller's rules (or as admin: @call(admin=True))."""
+        if self._op is None:
+            raise RuntimeError("no gateway in this context")
+        return Records(self._op, collection)
 
-__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "call"]
+    async def publish(self, channel: str, data: Any) -> None:
+        """Send `data` to every member of `channel` (a channels.message from {id: "server", role: "server"})."""
+        if self._publish is None:
+            raise RuntimeError("no gateway in this context")
+        await self._publish(channel, data)
+
+
+__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call"]

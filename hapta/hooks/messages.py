@@ -1,7 +1,8 @@
 """What the gateway and a rule worker say to each other: msgspec Structs as MessagePack over a socket pair.
 
-    gateway -> worker   Invoke (run one hook) · SqlResult (the answer to the worker's Sql)
-    worker -> gateway   Ready | LoadFailed (once, at start) · Sql · Returned | Denied | Raised (the outcome)
+    gateway -> worker   Invoke (run one hook or function) · SqlResult (to the worker's Sql) · Answer (to the rest)
+    worker -> gateway   Ready | LoadFailed (once, at start) · Sql · Publish · RunOp (functions only)
+                        · Returned | Denied | Raised (the outcome)
 
 Everything after Ready carries the id of the call it belongs to: the gateway drops a worker whose answer names
 another call, so an answer can never reach the wrong request. A frame is a 4-byte big-endian length and the
@@ -44,11 +45,13 @@ class SqlResult(msgspec.Struct, tag="sql_result", array_like=True):
 
 
 class FunctionInfo(msgspec.Struct, array_like=True):
-    """What a function declares (hapta.functions.call): who may call it, its deadline, the secrets it reads."""
+    """What a function declares (hapta.functions.call): who may call it, its deadline, the secrets it reads,
+    whether its ctx.records act as admin."""
     allow: str | None
     timeout: float
     secrets: list[str]
     file: str
+    admin: bool = False
 
 
 class Ready(msgspec.Struct, tag="ready", array_like=True):
@@ -67,6 +70,28 @@ class Sql(msgspec.Struct, tag="sql", array_like=True):
     params: list[Any]
 
 
+class Publish(msgspec.Struct, tag="publish", array_like=True):
+    """A function's ctx.publish: a message to a channel's members, from the server."""
+    call: int
+    channel: str
+    data: Any
+
+
+class RunOp(msgspec.Struct, tag="op", array_like=True):
+    """A function's ctx.records: one records.* op, run by the gateway as the caller (or as admin)."""
+    call: int
+    op: str
+    args: dict[str, Any]
+
+
+class Answer(msgspec.Struct, tag="answer", array_like=True):
+    """The gateway's answer to a Publish or RunOp: the op's data, or its error code and message."""
+    call: int
+    value: Any = None
+    code: str | None = None
+    message: str | None = None
+
+
 class Returned(msgspec.Struct, tag="returned", array_like=True):
     call: int
     value: Any
@@ -82,8 +107,8 @@ class Raised(msgspec.Struct, tag="raised", array_like=True):
     traceback: str
 
 
-ToWorker = Union[Invoke, SqlResult]
-FromWorker = Union[Ready, LoadFailed, Sql, Returned, Denied, Raised]
+ToWorker = Union[Invoke, SqlResult, Answer]
+FromWorker = Union[Ready, LoadFailed, Sql, Publish, RunOp, Returned, Denied, Raised]
 Outcome = Union[Returned, Denied, Raised]
 
 

@@ -15,10 +15,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .api import Context, Deny, FunctionContext, SqlError
+from .api import Context, Deny, FunctionContext, OpError, SqlError
 from .loader import HookTable, describe, load, load_functions
-from .messages import (Denied, FunctionInfo, Invoke, LoadFailed, Raised, Ready, Returned, Sql, SqlResult,
-                       decode_in_worker, encode_for_gateway)
+from .messages import (Answer, Denied, FunctionInfo, Invoke, LoadFailed, Publish, Raised, Ready, Returned, RunOp,
+                       Sql, SqlResult, decode_in_worker, encode_for_gateway)
 
 
 def main(conn: Connection, folder: str, collections: list[str], kind: str = "rules",
@@ -37,7 +37,7 @@ def main(conn: Connection, folder: str, collections: list[str], kind: str = "rul
             if kind == "functions":
                 functions = load_functions(Path(folder))
                 hooks: HookTable = {FUNCTIONS: {name: function for name, (function, _) in functions.items()}}
-                ready = Ready({}, {name: FunctionInfo(d.allow, d.timeout, list(d.secrets), _file(f))
+                ready = Ready({}, {name: FunctionInfo(d.allow, d.timeout, list(d.secrets), _file(f), d.admin)
                                    for name, (f, d) in functions.items()})
             else:
                 hooks = load(Path(folder), set(collections))
@@ -68,10 +68,12 @@ class Runner:
         self._loop = None   # made on the first async hook; most hooks are plain functions
 
     def context(self, invoke: Invoke) -> Any:
-        who = invoke.who
-        sql = lambda query, *params: self.sql(invoke.call, query, params)  # noqa: E731
+        who, call = invoke.who, invoke.call
+        sql = lambda query, *params: self.sql(call, query, params)  # noqa: E731
         if invoke.collection == FUNCTIONS:
-            return FunctionContext(who.user_id, who.role, who.address, dict(invoke.secrets or {}), _sql=sql)
+            return FunctionContext(who.user_id, who.role, who.address, dict(invoke.secrets or {}), _sql=sql,
+                                   _op=lambda op, args: self.ask(RunOp(call, op, args)),
+                                   _publish=lambda channel, data: self.ask(Publish(call, channel, data)))
         return Context(who.user_id, who.role, who.op, who.collection, who.address, _sql=sql)
 
     def serve(self) -> None:
@@ -107,6 +109,17 @@ class Runner:
         if reply.error is not None:
             raise SqlError(reply.error, reply.sqlstate)
         return reply.rows or []
+
+    async def ask(self, message: RunOp | Publish) -> Any:
+        """A function's request to the gateway (an op, a publish): its data, or OpError with the gateway's code."""
+        self.conn.send_bytes(encode_for_gateway(message))
+        while True:
+            reply = decode_in_worker(self.conn.recv_bytes())
+            if isinstance(reply, Answer) and reply.call == message.call:
+                break
+        if reply.code is not None:
+            raise OpError(reply.code, reply.message or "")
+        return reply.value
 
     def loop(self):
         if self._loop is None:

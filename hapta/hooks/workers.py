@@ -34,8 +34,8 @@ import msgspec
 from .. import metrics
 from ..protocol.errors import TIMEOUT, UNAVAILABLE, HaptaError
 from .loader import RulesError
-from .messages import (MAX_FRAME, FrameError, FrameReader, Invoke, LoadFailed, Outcome, Ready, Sql, SqlResult,
-                       Who, decode_in_gateway, encode_for_worker, frame)
+from .messages import (MAX_FRAME, Answer, FrameError, FrameReader, Invoke, LoadFailed, Outcome, Publish, Ready,
+                       RunOp, Sql, SqlResult, Who, decode_in_gateway, encode_for_worker, frame)
 from .worker import main as worker_main
 
 log = logging.getLogger("hapta.rules")
@@ -113,13 +113,14 @@ class WorkerLost(Exception):
 
 class Pending:
     """One call, from submission to its outcome."""
-    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries", "timeout")
+    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries", "timeout", "serve")
 
     def __init__(self, call_id: int, label: str, sql: Callable[..., Awaitable[Any]], future: asyncio.Future,
-                 timeout: float):
+                 timeout: float, serve: Callable[[Any], Awaitable[Answer]] | None = None):
         self.id = call_id
         self.label = label                  # "the posts.before_create hook", for logs and messages
         self.timeout = timeout              # seconds from the moment a worker has it
+        self.serve = serve                  # answers a function's Publish and RunOp (None: hooks have neither)
         self.payload = b""
         self.sql = sql                      # runs the hook's ctx.sql statements (a pool's or a transaction's fetch)
         self.future = future
@@ -245,14 +246,15 @@ class WorkerPool:
 
     async def call(self, collection: str, hook: str, who: Who, args: list[Any],
                    sql: Callable[..., Awaitable[Any]], *, timeout: float | None = None,
-                   secrets: dict[str, str] | None = None) -> Outcome:
+                   secrets: dict[str, str] | None = None,
+                   serve: Callable[[Any], Awaitable[Answer]] | None = None) -> Outcome:
         """Run one hook (or function); return its outcome (Returned, Denied or Raised) or raise HaptaError
         TIMEOUT/UNAVAILABLE. `timeout`: this call's own deadline, if shorter than the pool's."""
         if self.closing:
             raise HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0)
         label = f"function {hook}" if self.kind == "functions" else f"{collection}.{hook} hook"
         pending = Pending(next(self.ids), label, sql, self.loop.create_future(),
-                          min(timeout or self.timeout, self.timeout))
+                          min(timeout or self.timeout, self.timeout), serve)
         pending.payload = encode_for_worker(Invoke(pending.id, collection, hook, who, args, secrets))
         if self.idle:
             self._run(self.idle.pop(), pending)
@@ -312,8 +314,10 @@ class WorkerPool:
         pending = worker.pending
         if pending is None or message.call != pending.id:
             return self.lost(worker, "answered a call it was not given")
-        if isinstance(message, Sql):
-            task = self.loop.create_task(self._query(worker, pending, message))
+        if isinstance(message, (Sql, Publish, RunOp)):
+            work = self._query(worker, pending, message) if isinstance(message, Sql) else \
+                self._serve(worker, pending, message)
+            task = self.loop.create_task(work)
             pending.queries.add(task)
             task.add_done_callback(pending.queries.discard)
             return
@@ -340,6 +344,22 @@ class WorkerPool:
             payload = encode_for_worker(SqlResult(message.call, error=f"the result is too large ({len(payload)} "
                                                                       "bytes); select fewer rows"))
         if worker.pending is pending:   # else the call is over and nobody waits for these rows
+            worker.send(payload)
+
+    async def _serve(self, worker: Worker, pending: Pending, message: Publish | RunOp) -> None:
+        """A function's ctx.publish or ctx.records, the gateway's half."""
+        if pending.serve is None:
+            answer = Answer(message.call, code="BAD_REQUEST", message="hooks cannot publish or call ops")
+        else:
+            try:
+                answer = await pending.serve(message)
+            except HaptaError as error:
+                answer = Answer(message.call, code=error.code, message=error.message)
+        try:
+            payload = encode_for_worker(answer)
+        except (TypeError, ValueError, OverflowError) as exc:
+            payload = encode_for_worker(Answer(message.call, code="INTERNAL", message=f"cannot be sent: {exc}"))
+        if worker.pending is pending:
             worker.send(payload)
 
     # ---- workers come and go ------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
     d: Any = None               # message data
 
 
+SERVER = "server"   # the member id and role of what the server itself publishes (no member has it: ids are random)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Notice).decode
 
@@ -255,6 +256,15 @@ class Channels:
         member = self.member_of(peer, channel)
         principal = peer.principal
         payload = _encode(Notice("msg", channel, member, principal.user_id, principal.role, data))
+        if len(payload) > self.bus.limit:
+            return False
+        await self.bus.send([payload.decode()])
+        return True
+
+    async def announce(self, channel: str, data: Any) -> bool:
+        """Send `data` to every member of the channel from the server (a function's ctx.publish): `from` is
+        {id: "server", user: null, role: "server"}. False when too big to travel (BusDown when the bus is down)."""
+        payload = _encode(Notice("msg", channel, SERVER, None, SERVER, data))
         if len(payload) > self.bus.limit:
             return False
         await self.bus.send([payload.decode()])

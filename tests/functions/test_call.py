@@ -51,6 +51,29 @@ def breaks(ctx, args):
     raise ValueError("a secret detail of the bug")
 
 @call(allow="")
+async def read_post(ctx, args):
+    """ctx.records under the caller's rules: a private post of someone else is NOT_FOUND to it."""
+    from hapta.functions import OpError
+    try:
+        return (await ctx.records("posts").get(args["id"]))["text"]
+    except OpError as error:
+        return error.code
+
+@call(allow="", admin=True)
+async def read_post_as_admin(ctx, args):
+    return (await ctx.records("posts").get(args["id"]))["text"]
+
+@call(allow="")
+async def post_for(ctx, args):
+    created = await ctx.records("posts").create({"author": ctx.user_id, "text": args["text"], "public": True})
+    return created["author"]
+
+@call(allow="")
+async def notify(ctx, args):
+    await ctx.publish(f"user:{args['to']}", {"from": ctx.user_id, "text": args["text"]})
+    return "sent"
+
+@call(allow="")
 def hungry(ctx, args):
     return len(bytearray(2 * 1024 ** 3))   # 2 GiB: past the worker's address-space limit
 '''
@@ -151,12 +174,40 @@ async def test_failures_reach_the_client_as_codes_without_details(connect):
     assert await code_of(client.call("functions.call", {"name": 7})) == "BAD_REQUEST"
 
 
+async def test_ctx_records_runs_under_the_callers_rules_unless_the_function_is_admin(connect):
+    alice, alice_session = await signed_in(connect)
+    bob, bob_session = await signed_in(connect)
+    secret = await alice.call("records.create", {"collection": "posts", "data": {
+        "author": alice_session["user"]["id"], "text": "alice's secret", "public": False}})
+    assert await alice.call("functions.call", {"name": "read_post", "args": {"id": secret["id"]}}) == "alice's secret"
+    assert await bob.call("functions.call", {"name": "read_post", "args": {"id": secret["id"]}}) == "NOT_FOUND"
+    assert await bob.call("functions.call", {"name": "read_post_as_admin", "args": {"id": secret["id"]}}) == \
+        "alice's secret"
+    # a write through ctx.records is the caller's, judged by the create rule (author = @user.id)
+    assert await bob.call("functions.call", {"name": "post_for", "args": {"text": "via a function"}}) == \
+        bob_session["user"]["id"]
+
+
+async def test_ctx_publish_reaches_a_channels_members(connect):
+    alice, alice_session = await signed_in(connect)
+    bob, _ = await signed_in(connect)
+    inbox = f"user:{alice_session['user']['id']}"
+    await alice.call("channels.join", {"channel": inbox})
+    assert await bob.call("functions.call", {"name": "notify", "args": {
+        "to": alice_session["user"]["id"], "text": "hi"}}) == "sent"
+    event = await alice.next_event(timeout=5)
+    assert event["event"] == "channels.message"
+    assert event["data"]["channel"] == inbox
+    assert event["data"]["from"] == {"id": "server", "user": None, "role": "server"}
+    assert event["data"]["data"]["text"] == "hi"
+
+
 async def test_admins_list_the_functions(connect):
     admin = await connect()
     await admin.call("auth.admin", {"key": ADMIN_KEY})
     listed = {f["name"]: f for f in (await admin.call("functions.list"))["functions"]}
     assert listed["whoami"] == {"name": "whoami", "triggers": ["call"], "allow": "@user.id != null",
-                                "timeout": 10.0, "secrets": [], "file": "demo.py"}
+                                "timeout": 10.0, "secrets": [], "admin": False, "file": "demo.py"}
     assert listed["environment"]["secrets"] == ["PAYMENT_API_KEY"]
     user, _ = await signed_in(connect)
     assert await code_of(user.call("functions.list")) == "FORBIDDEN"
