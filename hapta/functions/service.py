@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -23,6 +24,8 @@ from ..hooks.messages import Publish as Publish_
 from ..hooks.workers import WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
 from ..principal import ADMIN, Peer, Principal, SocketPeer
+from ..store.postgres import Database
+from .schedule import Entry, Schedule
 from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, RULE_DENIED, TOO_LARGE, UNAVAILABLE,
                                HaptaError)
 
@@ -49,16 +52,29 @@ class Function:
     secrets: tuple[str, ...]
     file: str
     admin: bool             # its ctx.records run as admin, not as the caller
+    triggers: tuple[tuple[str, str, str], ...]   # (kind, spec, option), as hapta.functions declares them
+
+    @property
+    def callable(self) -> bool:
+        return any(kind == "call" for kind, _, _ in self.triggers)
+
+    def trigger_names(self) -> list[str]:
+        return [kind if not spec else f"{kind} {spec}" for kind, spec, _ in self.triggers]
+
+
+KEEP_RUNS = 100   # rows of hapta.function_runs kept per function
 
 
 class Functions:
-    def __init__(self, pool: WorkerPool | None, functions: dict[str, Function],
-                 database: Callable[..., Awaitable[Any]]):
+    def __init__(self, pool: WorkerPool | None, functions: dict[str, Function], db: Database):
         self.pool = pool            # None: the app has no functions/
         self.functions = functions
-        self._database = database   # runs ctx.sql (db.fetch_for_app)
+        self.db = db
+        self._database = db.fetch_for_app   # runs ctx.sql
         self._run_op: RunOp | None = None
         self._publish: Publish | None = None
+        self.schedule = Schedule(db, [Entry(f.name, spec, option) for f in functions.values()
+                                      for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
 
     def wire(self, run_op: RunOp, publish: Publish) -> None:
         """What ctx.records and ctx.publish reach: the gateway's dispatch, the channels (the composition root
@@ -66,9 +82,9 @@ class Functions:
         self._run_op, self._publish = run_op, publish
 
     @classmethod
-    async def start(cls, app: App, folder: Path, database: Callable[..., Awaitable[Any]]) -> "Functions":
+    async def start(cls, app: App, folder: Path, db: Database) -> "Functions":
         if not any(folder.glob("*.py")):
-            return cls(None, {}, database)
+            return cls(None, {}, db)
         memory = app.function_memory * 2**20 if app.function_memory else None
         try:
             pool = WorkerPool(folder, set(), size=app.function_workers or default_size(),
@@ -86,15 +102,20 @@ class Functions:
             await pool.close()
             raise
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
-        return cls(pool, functions, database)
+        return cls(pool, functions, db)
+
+    def start_schedule(self) -> None:
+        """After the gateway is wired: the @every loop (each process runs it; claims keep each tick to one)."""
+        self.schedule.start()
 
     async def close(self) -> None:
+        await self.schedule.close()
         if self.pool is not None:
             await self.pool.close()
 
     async def call(self, peer: Peer, name: str, args: Any) -> Any:
         function = self.functions.get(name)
-        if function is None or self.pool is None:
+        if function is None or self.pool is None or not function.callable:
             raise HaptaError(NOT_FOUND, f"no function {name[:64]!r}")
         principal = peer.principal
         if not may_call(function.allow, principal):
@@ -113,6 +134,53 @@ class Functions:
             log.error("function %s failed:\n%s", name, outcome.traceback.rstrip())
             raise HaptaError(INTERNAL, "internal error")
         return outcome.value
+
+    async def _scheduled(self, name: str, tick: datetime) -> None:
+        """Run one claimed tick of an @every function, recorded in hapta.function_runs."""
+        function = self.functions[name]
+        trigger = next(f"every {spec}" for kind, spec, _ in function.triggers if kind == "every")
+        await self.background(function, trigger, {"at": tick.isoformat()})
+
+    async def background(self, function: Function, trigger: str, argument: Any) -> str:
+        """Run a function with no caller (a schedule's tick, a record change): as admin, recorded as a run.
+        Returns the outcome: ok | denied | failed | timeout | unavailable."""
+        assert self.pool is not None
+        run = await self.db.fetchval("INSERT INTO hapta.function_runs (name, trigger) VALUES ($1, $2) RETURNING id",
+                                     function.name, trigger)
+        acting = SocketPeer(Principal(ADMIN))
+        who = Who(None, ADMIN, f"functions.{trigger.split()[0]}", FUNCTIONS, None)
+
+        async def serve(message: Any) -> Answer:
+            return await self._serve(acting, message)
+        secrets = {key: os.environ[key] for key in function.secrets if key in os.environ}
+        try:
+            outcome = await self.pool.call(FUNCTIONS, function.name, who, [argument], self._database,
+                                           timeout=function.timeout, secrets=secrets, serve=serve)
+        except HaptaError as error:
+            result, message = error.code.lower(), error.message
+        else:
+            if isinstance(outcome, Denied):
+                result, message = "denied", outcome.message[:500]
+            elif isinstance(outcome, Raised):
+                log.error("function %s (%s) failed:\n%s", function.name, trigger, outcome.traceback.rstrip())
+                result, message = "failed", outcome.traceback.strip().splitlines()[-1][:500]
+            else:
+                result, message = "ok", None
+        await self.db.execute("UPDATE hapta.function_runs SET finished = now(), outcome = $2, message = $3 "
+                              "WHERE id = $1", run, result, message)
+        await self.db.execute("DELETE FROM hapta.function_runs WHERE name = $1 AND id < (SELECT min(id) FROM "
+                              "(SELECT id FROM hapta.function_runs WHERE name = $1 ORDER BY id DESC LIMIT $2) AS kept)",
+                              function.name, KEEP_RUNS)
+        return result
+
+    async def runs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest background runs of a function (functions.runs)."""
+        rows = await self.db.fetch("SELECT id, trigger, started, finished, outcome, message FROM hapta.function_runs "
+                                   "WHERE name = $1 ORDER BY id DESC LIMIT $2", name, limit)
+        return [{"id": r["id"], "trigger": r["trigger"], "started": r["started"], "finished": r["finished"],
+                 "duration_ms": None if r["finished"] is None else
+                 round((r["finished"] - r["started"]).total_seconds() * 1000, 1),
+                 "outcome": r["outcome"], "message": r["message"]} for r in rows]
 
     async def _serve(self, peer: Peer, message: Any) -> Answer:
         """ctx.records (an op through the gateway's dispatch, as `peer`) and ctx.publish."""
@@ -135,7 +203,7 @@ class Functions:
 
     def describe(self) -> list[dict[str, Any]]:
         """What functions.list shows an admin: each function, who may call it, its timeout and secret names."""
-        return [{"name": f.name, "triggers": ["call"], "allow": f.allow_text, "timeout": f.timeout,
+        return [{"name": f.name, "triggers": f.trigger_names(), "allow": f.allow_text, "timeout": f.timeout,
                  "secrets": list(f.secrets), "admin": f.admin, "file": f.file} for f in sorted(self.functions.values(),
                                                                            key=lambda f: f.name)]
 
@@ -148,5 +216,6 @@ def _function(name: str, info: Any, longest: float) -> Function:
     if info.timeout > longest:
         raise ConfigError(f"functions/{info.file}: {name} declares a timeout of {info.timeout:g} s, more than "
                           f"App.function_timeout and App.request_timeout allow ({longest:g} s)")
+    triggers = tuple(tuple(t) for t in info.triggers)
     return Function(name, compile_allow(name, info.allow), info.allow, info.timeout, tuple(info.secrets), info.file,
-                    info.admin)
+                    info.admin, triggers)

@@ -60,7 +60,7 @@ class Gateway:
         self.db = db
         self.models = models
         self.hooks = hooks
-        self.functions = functions or Functions(None, {}, db.fetch_for_app)
+        self.functions = functions or Functions(None, {}, db)
         self.listener = listener
         self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets)
         limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **app.limits}.items() if limit is not None}
@@ -108,7 +108,7 @@ class Gateway:
                           gate=Gate(app.db_per_principal, app.db_per_address))
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch_for_app, reload=reload)
-            functions = await Functions.start(app, app_dir / "functions", db.fetch_for_app)
+            functions = await Functions.start(app, app_dir / "functions", db)
             gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions)
         except BaseException:
             if functions is not None:
@@ -131,6 +131,7 @@ class Gateway:
         self.hub.start()
         self.deadlines.start()
         await self.live.start()
+        self.functions.start_schedule()
 
     async def close(self) -> None:
         await self.hooks.close()   # first: after_* hooks under way may still need the database

@@ -13,7 +13,7 @@ the gateway, which runs the statement and returns the rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
 
@@ -60,28 +60,61 @@ MARK = "__hapta_function__"
 
 @dataclass(frozen=True)
 class Declared:
-    """What @call attached to a function."""
+    """What @call and @every attached to a function: its settings and its triggers, as (kind, spec, option):
+    ("call", "", ""), ("every", "*/5 * * * *", "skip" | "once")."""
     name: str
-    allow: str | None
-    timeout: float
-    secrets: tuple[str, ...]
+    allow: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    secrets: tuple[str, ...] = ()
     admin: bool = False
+    triggers: tuple[tuple[str, str, str], ...] = ()
 
 
-def call(allow: str | None = None, *, timeout: float = DEFAULT_TIMEOUT, secrets: tuple[str, ...] | list[str] = (),
-         name: str | None = None, admin: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Make a function callable over the socket (`functions.call`). Its name is the Python name unless given;
-    `admin=True` makes its ctx.records act as admin (past every rule) instead of as the caller."""
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
+def _declare(trigger: tuple[str, str, str], name: str | None, settings: dict[str, Any]
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add a trigger to a function's declaration (decorators stack: @call and @every on one function)."""
+    timeout, secrets = settings.get("timeout"), settings.get("secrets")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError("timeout must be a positive number of seconds")
-    if isinstance(secrets, str) or not all(isinstance(s, str) and s for s in secrets):
+    if secrets is not None and (isinstance(secrets, str) or not all(isinstance(s, str) and s for s in secrets)):
         raise ValueError("secrets must be a tuple of environment variable names")
 
     def mark(function: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(function, MARK, Declared(name or function.__name__, allow, float(timeout), tuple(secrets),
-                                         bool(admin)))
+        found = getattr(function, MARK, None) or Declared(name or function.__name__)
+        changes = {key: value for key, value in settings.items() if value is not None}
+        if "timeout" in changes:
+            changes["timeout"] = float(changes["timeout"])
+        if "secrets" in changes:
+            changes["secrets"] = tuple(changes["secrets"])
+        setattr(function, MARK, replace(found, **changes, triggers=(*found.triggers, trigger)))
         return function
     return mark
+
+
+def call(allow: str | None = None, *, timeout: float | None = None, secrets: tuple[str, ...] | None = None,
+         name: str | None = None, admin: bool | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a function callable over the socket (`functions.call`), by whoever passes `allow` (None: admins
+    only). Its name is the Python name unless given; `admin=True` makes its ctx.records act as admin (past every
+    rule) instead of as the caller."""
+    return _declare(("call", "", ""), name, {"allow": allow, "timeout": timeout, "secrets": secrets,
+                                             "admin": admin})
+
+
+MISSED = ("skip", "once")
+
+
+def every(cron: str, *, missed: str = "skip", timeout: float | None = None, secrets: tuple[str, ...] | None = None,
+          name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run a function on a schedule: standard 5-field cron ("*/5 * * * *", UTC), or 6 fields with seconds last.
+    Once per tick across every worker and node. After downtime, `missed="skip"` runs nothing for the ticks that
+    passed meanwhile, `missed="once"` runs once for all of them. It is called as fn(ctx, {"at": tick}), with no
+    caller: ctx.user_id is None, ctx.role "admin" and ctx.records act as admin."""
+    if missed not in MISSED:
+        raise ValueError(f"missed must be one of {MISSED}")
+    from croniter import croniter
+    if not isinstance(cron, str) or len(cron.split()) not in (5, 6) or not croniter.is_valid(cron):
+        raise ValueError(f"not a cron expression: {cron!r} (5 fields, or 6 with seconds last)")
+    return _declare(("every", cron, missed), name, {"timeout": timeout, "secrets": secrets})
 
 
 class OpError(Exception):
@@ -149,4 +182,4 @@ class FunctionContext:
         await self._publish(channel, data)
 
 
-__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call"]
+__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call", "every"]

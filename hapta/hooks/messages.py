@@ -52,6 +52,7 @@ class FunctionInfo(msgspec.Struct, array_like=True):
     secrets: list[str]
     file: str
     admin: bool = False
+    triggers: list[tuple[str, str, str]] = []   # (kind, spec, option): hapta.hooks.api.Declared.triggers
 
 
 class Ready(msgspec.Struct, tag="ready", array_like=True):

@@ -37,7 +37,8 @@ def main(conn: Connection, folder: str, collections: list[str], kind: str = "rul
             if kind == "functions":
                 functions = load_functions(Path(folder))
                 hooks: HookTable = {FUNCTIONS: {name: function for name, (function, _) in functions.items()}}
-                ready = Ready({}, {name: FunctionInfo(d.allow, d.timeout, list(d.secrets), _file(f), d.admin)
+                ready = Ready({}, {name: FunctionInfo(d.allow, d.timeout, list(d.secrets), _file(f), d.admin,
+                                                                  [list(t) for t in d.triggers])
                                    for name, (f, d) in functions.items()})
             else:
                 hooks = load(Path(folder), set(collections))

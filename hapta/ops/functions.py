@@ -15,6 +15,11 @@ class CallArgs(msgspec.Struct, forbid_unknown_fields=True):
     args: Any = None
 
 
+class RunsArgs(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    limit: int = 50
+
+
 class FunctionOps:
     def __init__(self, functions: Functions):
         self.functions = functions
@@ -31,3 +36,11 @@ class FunctionOps:
         if not call.principal.is_admin:
             raise HaptaError(FORBIDDEN, "functions.list is for admins only")
         return {"functions": self.functions.describe()}
+
+    @op("functions.runs", RunsArgs)
+    async def runs(self, call: Call, args: RunsArgs) -> dict[str, Any]:
+        """{runs: [{id, trigger, started, finished, duration_ms, outcome, message}]}: a function's newest background
+        runs (schedule ticks), newest first (admins only)."""
+        if not call.principal.is_admin:
+            raise HaptaError(FORBIDDEN, "functions.runs is for admins only")
+        return {"runs": await self.functions.runs(args.name, max(1, min(args.limit, 100)))}
