@@ -135,6 +135,7 @@ class App:
     function_workers: int | None = None         # processes running functions/; None: one per core
     function_timeout: float = 10.0              # the longest a function may declare (at most request_timeout)
     function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)
+    function_retries: tuple[float, ...] = (1, 2, 4, 8)   # seconds before each retry of a failed @on change
     # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
     # at most a few of the pool's connections at once, so it cannot starve the others.
     db_pool_size: int = 10                      # PostgreSQL connections per gateway process

@@ -9,6 +9,7 @@ killed and replaced). The function's own failures reach the client as RULE_DENIE
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..hooks.workers import WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
 from ..principal import ADMIN, Peer, Principal, SocketPeer
 from ..store.postgres import Database
+from .changes import ChangeTriggers, Watch
 from .schedule import Entry, Schedule
 from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, RULE_DENIED, TOO_LARGE, UNAVAILABLE,
                                HaptaError)
@@ -59,14 +61,16 @@ class Function:
         return any(kind == "call" for kind, _, _ in self.triggers)
 
     def trigger_names(self) -> list[str]:
-        return [kind if not spec else f"{kind} {spec}" for kind, spec, _ in self.triggers]
+        return [kind if kind == "call" else f"{kind} {spec} {option}" if kind == "on" else f"{kind} {spec}"
+                for kind, spec, option in self.triggers]
 
 
 KEEP_RUNS = 100   # rows of hapta.function_runs kept per function
 
 
 class Functions:
-    def __init__(self, pool: WorkerPool | None, functions: dict[str, Function], db: Database):
+    def __init__(self, pool: WorkerPool | None, functions: dict[str, Function], db: Database,
+                 retries: tuple[float, ...] = (1, 2, 4, 8)):
         self.pool = pool            # None: the app has no functions/
         self.functions = functions
         self.db = db
@@ -75,6 +79,9 @@ class Functions:
         self._publish: Publish | None = None
         self.schedule = Schedule(db, [Entry(f.name, spec, option) for f in functions.values()
                                       for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
+        self.changes = ChangeTriggers(db, [Watch(f.name, spec, frozenset(option.split(","))) for f in
+                                           functions.values() for kind, spec, option in f.triggers if kind == "on"],
+                                      self._changed, retries)
 
     def wire(self, run_op: RunOp, publish: Publish) -> None:
         """What ctx.records and ctx.publish reach: the gateway's dispatch, the channels (the composition root
@@ -82,7 +89,7 @@ class Functions:
         self._run_op, self._publish = run_op, publish
 
     @classmethod
-    async def start(cls, app: App, folder: Path, db: Database) -> "Functions":
+    async def start(cls, app: App, folder: Path, db: Database, collections: set[str] = frozenset()) -> "Functions":
         if not any(folder.glob("*.py")):
             return cls(None, {}, db)
         memory = app.function_memory * 2**20 if app.function_memory else None
@@ -97,19 +104,22 @@ class Functions:
             raise ConfigError(f"functions/ does not load: {exc}") from None
         try:
             longest = min(app.function_timeout, app.request_timeout)   # a call's reply has request_timeout
-            functions = {name: _function(name, info, longest) for name, info in pool.functions.items()}
+            functions = {name: _function(name, info, longest, collections) for name, info in pool.functions.items()}
         except ConfigError:
             await pool.close()
             raise
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
-        return cls(pool, functions, db)
+        return cls(pool, functions, db, tuple(app.function_retries))
 
     def start_schedule(self) -> None:
-        """After the gateway is wired: the @every loop (each process runs it; claims keep each tick to one)."""
+        """After the gateway is wired: the @every loop and the @on consumers (each process runs them; claims and
+        leases keep each tick and each change to one process)."""
         self.schedule.start()
+        self.changes.start()
 
     async def close(self) -> None:
         await self.schedule.close()
+        await self.changes.close()
         if self.pool is not None:
             await self.pool.close()
 
@@ -140,6 +150,19 @@ class Functions:
         function = self.functions[name]
         trigger = next(f"every {spec}" for kind, spec, _ in function.triggers if kind == "every")
         await self.background(function, trigger, {"at": tick.isoformat()})
+
+    async def _changed(self, name: str, change: dict[str, Any]) -> str:
+        """Run an @on function for one change from the log, with the record as it is now (None once gone)."""
+        function = self.functions[name]
+        collection, record_id = change.get("t"), change.get("id")
+        record = None
+        if change.get("a") != "delete" and self._run_op is not None:
+            reply = await self._run_op(SocketPeer(Principal(ADMIN)), "records.get",
+                                       {"collection": collection, "id": str(record_id)})
+            record = reply["data"] if reply["ok"] else None
+        argument = {"collection": collection, "action": change.get("a"), "id": record_id,
+                    "position": change["position"], "record": record}
+        return await self.background(function, f"on {collection} {change.get('a')}", argument)
 
     async def background(self, function: Function, trigger: str, argument: Any) -> str:
         """Run a function with no caller (a schedule's tick, a record change): as admin, recorded as a run.
@@ -172,6 +195,26 @@ class Functions:
                               "(SELECT id FROM hapta.function_runs WHERE name = $1 ORDER BY id DESC LIMIT $2) AS kept)",
                               function.name, KEEP_RUNS)
         return result
+
+    async def dead(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The changes an @on function gave up on, oldest first (functions.dead)."""
+        rows = await self.db.fetch("SELECT id, pos, change, error, at FROM hapta.function_dead WHERE name = $1 "
+                                   "ORDER BY id LIMIT $2", name, limit)
+        return [{"id": r["id"], "position": r["pos"], "change": json.loads(r["change"]), "error": r["error"],
+                 "at": r["at"]} for r in rows]
+
+    async def retry(self, dead_id: int) -> str:
+        """Run a dead change again now (functions.retry); on success it leaves the dead letters."""
+        row = await self.db.fetchrow("SELECT name, pos, change FROM hapta.function_dead WHERE id = $1", dead_id)
+        if row is None or row["name"] not in self.functions or self.pool is None:
+            raise HaptaError(NOT_FOUND, f"no dead letter {dead_id}")
+        change = json.loads(row["change"])
+        if "t" not in change:   # a gap of pruned changes: nothing left to run
+            raise HaptaError(BAD_REQUEST, "these changes were pruned from the log: they cannot be run again")
+        outcome = await self._changed(row["name"], {"position": row["pos"], **change})
+        if outcome == "ok":
+            await self.db.execute("DELETE FROM hapta.function_dead WHERE id = $1", dead_id)
+        return outcome
 
     async def runs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest background runs of a function (functions.runs)."""
@@ -208,7 +251,11 @@ class Functions:
                                                                            key=lambda f: f.name)]
 
 
-def _function(name: str, info: Any, longest: float) -> Function:
+def _function(name: str, info: Any, longest: float, collections: set[str]) -> Function:
+    unknown = [spec for kind, spec, _ in info.triggers if kind == "on" and spec not in collections]
+    if unknown:
+        raise ConfigError(f"functions/{info.file}: {name} watches {unknown[0]!r}, which is no collection of "
+                          "config.py")
     own = [secret for secret in info.secrets if is_gateway_own(secret)]
     if own:
         raise ConfigError(f"functions/{info.file}: {name} may not read {own[0]}: the gateway's own settings and "

@@ -117,6 +117,21 @@ def every(cron: str, *, missed: str = "skip", timeout: float | None = None, secr
     return _declare(("every", cron, missed), name, {"timeout": timeout, "secrets": secrets})
 
 
+ACTIONS = ("create", "update", "delete")
+
+
+def on(collection: str, *actions: str, timeout: float | None = None, secrets: tuple[str, ...] | None = None,
+       name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run a function after each committed change of `collection` (all three actions unless named), through the
+    gateway or straight in SQL: at least once, in commit order. It is called as fn(ctx, change) with change
+    {collection, action, id, position, record} (`record`: the record as it is when the function runs, None once
+    deleted), with no caller: ctx.role "admin", ctx.records act as admin."""
+    chosen = actions or ACTIONS
+    if not isinstance(collection, str) or not collection or any(a not in ACTIONS for a in chosen):
+        raise ValueError(f"@on(collection, *actions): actions are {ACTIONS}")
+    return _declare(("on", collection, ",".join(chosen)), name, {"timeout": timeout, "secrets": secrets})
+
+
 class OpError(Exception):
     """A ctx.records call the gateway refused: `code` is the protocol's (NOT_FOUND, FORBIDDEN, ...)."""
 
@@ -182,4 +197,4 @@ class FunctionContext:
         await self._publish(channel, data)
 
 
-__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call", "every"]
+__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call", "every", "on"]

@@ -20,6 +20,10 @@ class RunsArgs(msgspec.Struct, forbid_unknown_fields=True):
     limit: int = 50
 
 
+class RetryArgs(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+
+
 class FunctionOps:
     def __init__(self, functions: Functions):
         self.functions = functions
@@ -44,3 +48,17 @@ class FunctionOps:
         if not call.principal.is_admin:
             raise HaptaError(FORBIDDEN, "functions.runs is for admins only")
         return {"runs": await self.functions.runs(args.name, max(1, min(args.limit, 100)))}
+
+    @op("functions.dead", RunsArgs)
+    async def dead(self, call: Call, args: RunsArgs) -> dict[str, Any]:
+        """{dead: [{id, position, change, error, at}]}: the changes an @on function gave up on (admins only)."""
+        if not call.principal.is_admin:
+            raise HaptaError(FORBIDDEN, "functions.dead is for admins only")
+        return {"dead": await self.functions.dead(args.name, max(1, min(args.limit, 100)))}
+
+    @op("functions.retry", RetryArgs)
+    async def retry(self, call: Call, args: RetryArgs) -> dict[str, Any]:
+        """{outcome}: run a dead letter again now; on `ok` it is gone from functions.dead (admins only)."""
+        if not call.principal.is_admin:
+            raise HaptaError(FORBIDDEN, "functions.retry is for admins only")
+        return {"outcome": await self.functions.retry(args.id)}
