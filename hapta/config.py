@@ -136,6 +136,7 @@ class App:
     function_timeout: float = 10.0              # the longest a function may declare (at most request_timeout)
     function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)
     function_retries: tuple[float, ...] = (1, 2, 4, 8)   # seconds before each retry of a failed @on change
+    function_http_max_body: int = 1024 * 1024   # bytes of an @http request's body; more: HTTP 413
     # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
     # at most a few of the pool's connections at once, so it cannot starve the others.
     db_pool_size: int = 10                      # PostgreSQL connections per gateway process

@@ -18,6 +18,8 @@ gateway's side is hapta.functions.service.
 """
 from __future__ import annotations
 
-from ..hooks.api import DEFAULT_TIMEOUT, Declared, Deny, FunctionContext, OpError, SqlError, call, every, on
+from ..hooks.api import (DEFAULT_TIMEOUT, Declared, Deny, FunctionContext, OpError, SqlError, call, every, hmac_valid,
+                         http, on)
 
-__all__ = ["DEFAULT_TIMEOUT", "Declared", "Deny", "FunctionContext", "OpError", "SqlError", "call", "every", "on"]
+__all__ = ["DEFAULT_TIMEOUT", "Declared", "Deny", "FunctionContext", "OpError", "SqlError", "call", "every",
+           "hmac_valid", "http", "on"]

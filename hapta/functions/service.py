@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+
+import msgspec
 
 from ..access import NAME, compile_allow, may_call
 from ..config import App, ConfigError
@@ -24,12 +27,12 @@ from ..hooks.messages import Answer, Denied, Raised, Who
 from ..hooks.messages import Publish as Publish_
 from ..hooks.workers import WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
-from ..principal import ADMIN, Peer, Principal, SocketPeer
+from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
 from ..store.postgres import Database
 from .changes import ChangeTriggers, Watch
 from .schedule import Entry, Schedule
-from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, RULE_DENIED, TOO_LARGE, UNAVAILABLE,
-                               HaptaError)
+from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, RULE_DENIED, TIMEOUT, TOO_LARGE,
+                               UNAVAILABLE, HaptaError)
 
 log = logging.getLogger("hapta.functions")
 
@@ -79,6 +82,12 @@ class Functions:
         self._publish: Publish | None = None
         self.schedule = Schedule(db, [Entry(f.name, spec, option) for f in functions.values()
                                       for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
+        self.routes: dict[str, dict[str, Function]] = {}   # path -> method -> the @http function there
+        for f in functions.values():
+            for kind, spec, _ in f.triggers:
+                if kind == "http":
+                    method, path = spec.split(" ", 1)
+                    self.routes.setdefault(path, {})[method] = f
         self.changes = ChangeTriggers(db, [Watch(f.name, spec, frozenset(option.split(","))) for f in
                                            functions.values() for kind, spec, option in f.triggers if kind == "on"],
                                       self._changed, retries)
@@ -151,6 +160,74 @@ class Functions:
         trigger = next(f"every {spec}" for kind, spec, _ in function.triggers if kind == "every")
         await self.background(function, trigger, {"at": tick.isoformat()})
 
+    def http_route(self, path: str) -> bool:
+        return path in self.routes
+
+    async def http(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                   address: str | None) -> tuple[int, dict[str, str], bytes]:
+        """Answer an HTTP request for an @http function: (status, headers, body). Always one answer: 404 or 405
+        when nothing is declared there, 403 when it raised Deny, 500 when it failed, 503 or 504 when its workers
+        were busy or it ran out of time."""
+        path, _, query = target.partition("?")
+        methods = self.routes.get(path, {})
+        function = methods.get(method)
+        if function is None or self.pool is None:
+            if methods:
+                return 405, {"Allow": ", ".join(sorted(methods)), **TEXT}, b"method not allowed\n"
+            return 404, TEXT, b"not found\n"
+        try:
+            fields = dict(urllib.parse.parse_qsl(query, max_num_fields=100))
+        except ValueError:
+            return 400, TEXT, b"bad query string\n"
+        request = {"method": method, "path": path, "query": fields, "headers": headers, "body": body}
+        principal = Principal(ADMIN if function.admin else ANON)
+        outcome, error = await self._invoke(function, SocketPeer(principal, address), f"http {method} {path}",
+                                            request)
+        if error is not None:
+            status = {TIMEOUT: 504, UNAVAILABLE: 503}.get(error.code, 500)
+            extra = {"Retry-After": str(max(1, round(error.retry_after or 1)))} if status == 503 else {}
+            return status, {**TEXT, **extra}, f"{error.message}\n".encode()
+        if isinstance(outcome, Denied):
+            return 403, TEXT, f"{outcome.message[:500] or 'refused'}\n".encode()
+        if isinstance(outcome, Raised):
+            return 500, TEXT, b"internal error\n"
+        return _http_answer(outcome.value)
+
+    async def _invoke(self, function: Function, acting: Peer, trigger: str,
+                      argument: Any) -> tuple[Any, HaptaError | None]:
+        """Run a function with no socket caller, recorded in hapta.function_runs: (its outcome, or the pool's
+        error: TIMEOUT, UNAVAILABLE)."""
+        assert self.pool is not None
+        run = await self.db.fetchval("INSERT INTO hapta.function_runs (name, trigger) VALUES ($1, $2) RETURNING id",
+                                     function.name, trigger)
+        principal = acting.principal
+        who = Who(principal.user_id, principal.role, f"functions.{trigger.split()[0]}", FUNCTIONS, acting.address)
+
+        async def serve(message: Any) -> Answer:
+            return await self._serve(acting, message)
+        secrets = {key: os.environ[key] for key in function.secrets if key in os.environ}
+        outcome, error = None, None
+        try:
+            outcome = await self.pool.call(FUNCTIONS, function.name, who, [argument], self._database,
+                                           timeout=function.timeout, secrets=secrets, serve=serve)
+        except HaptaError as failed:
+            error = failed
+        if error is not None:
+            result, message = error.code.lower(), error.message
+        elif isinstance(outcome, Denied):
+            result, message = "denied", outcome.message[:500]
+        elif isinstance(outcome, Raised):
+            log.error("function %s (%s) failed:\n%s", function.name, trigger, outcome.traceback.rstrip())
+            result, message = "failed", outcome.traceback.strip().splitlines()[-1][:500]
+        else:
+            result, message = "ok", None
+        await self.db.execute("UPDATE hapta.function_runs SET finished = now(), outcome = $2, message = $3 "
+                              "WHERE id = $1", run, result, message)
+        await self.db.execute("DELETE FROM hapta.function_runs WHERE name = $1 AND id < (SELECT min(id) FROM "
+                              "(SELECT id FROM hapta.function_runs WHERE name = $1 ORDER BY id DESC LIMIT $2) AS kept)",
+                              function.name, KEEP_RUNS)
+        return outcome, error
+
     async def _changed(self, name: str, change: dict[str, Any]) -> str:
         """Run an @on function for one change from the log, with the record as it is now (None once gone)."""
         function = self.functions[name]
@@ -165,36 +242,12 @@ class Functions:
         return await self.background(function, f"on {collection} {change.get('a')}", argument)
 
     async def background(self, function: Function, trigger: str, argument: Any) -> str:
-        """Run a function with no caller (a schedule's tick, a record change): as admin, recorded as a run.
+        """Run a function with no caller (a schedule's tick, a record change), as admin, recorded as a run.
         Returns the outcome: ok | denied | failed | timeout | unavailable."""
-        assert self.pool is not None
-        run = await self.db.fetchval("INSERT INTO hapta.function_runs (name, trigger) VALUES ($1, $2) RETURNING id",
-                                     function.name, trigger)
-        acting = SocketPeer(Principal(ADMIN))
-        who = Who(None, ADMIN, f"functions.{trigger.split()[0]}", FUNCTIONS, None)
-
-        async def serve(message: Any) -> Answer:
-            return await self._serve(acting, message)
-        secrets = {key: os.environ[key] for key in function.secrets if key in os.environ}
-        try:
-            outcome = await self.pool.call(FUNCTIONS, function.name, who, [argument], self._database,
-                                           timeout=function.timeout, secrets=secrets, serve=serve)
-        except HaptaError as error:
-            result, message = error.code.lower(), error.message
-        else:
-            if isinstance(outcome, Denied):
-                result, message = "denied", outcome.message[:500]
-            elif isinstance(outcome, Raised):
-                log.error("function %s (%s) failed:\n%s", function.name, trigger, outcome.traceback.rstrip())
-                result, message = "failed", outcome.traceback.strip().splitlines()[-1][:500]
-            else:
-                result, message = "ok", None
-        await self.db.execute("UPDATE hapta.function_runs SET finished = now(), outcome = $2, message = $3 "
-                              "WHERE id = $1", run, result, message)
-        await self.db.execute("DELETE FROM hapta.function_runs WHERE name = $1 AND id < (SELECT min(id) FROM "
-                              "(SELECT id FROM hapta.function_runs WHERE name = $1 ORDER BY id DESC LIMIT $2) AS kept)",
-                              function.name, KEEP_RUNS)
-        return result
+        outcome, error = await self._invoke(function, SocketPeer(Principal(ADMIN)), trigger, argument)
+        if error is not None:
+            return error.code.lower()
+        return "denied" if isinstance(outcome, Denied) else "failed" if isinstance(outcome, Raised) else "ok"
 
     async def dead(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         """The changes an @on function gave up on, oldest first (functions.dead)."""
@@ -251,7 +304,35 @@ class Functions:
                                                                            key=lambda f: f.name)]
 
 
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+RESERVED = ("/ws", "/health", "/metrics", "/oauth2/", "/files/")   # the gateway's own paths
+
+
+def _http_answer(value: Any) -> tuple[int, dict[str, str], bytes]:
+    """What an @http function returned, as the HTTP answer: {status, headers?, body?}, else the value as JSON."""
+    if isinstance(value, dict) and isinstance(value.get("status"), int) and set(value) <= {"status", "headers", "body"}:
+        status, headers, body = value["status"], value.get("headers") or {}, value.get("body")
+        if not 200 <= status <= 599 or not isinstance(headers, dict):
+            log.error("an @http function answered status %r, headers %r", status, type(headers).__name__)
+            return 500, TEXT, b"internal error\n"
+        headers = {str(k): str(v) for k, v in headers.items()}
+        if isinstance(body, (bytes, bytearray)):
+            return status, headers, bytes(body)
+        if isinstance(body, str):
+            return status, {"Content-Type": "text/plain; charset=utf-8", **headers}, body.encode()
+        if body is None:
+            return status, headers, b""
+        return status, {"Content-Type": "application/json", **headers}, msgspec.json.encode(body)
+    if value is None:
+        return 204, {}, b""
+    return 200, {"Content-Type": "application/json"}, msgspec.json.encode(value)
+
+
 def _function(name: str, info: Any, longest: float, collections: set[str]) -> Function:
+    for kind, spec, _ in info.triggers:
+        path = spec.split(" ", 1)[-1]
+        if kind == "http" and any(path == r or path.startswith(r.rstrip("/") + "/") for r in RESERVED):
+            raise ConfigError(f"functions/{info.file}: {name} declares {spec}, a path of the gateway's own")
     unknown = [spec for kind, spec, _ in info.triggers if kind == "on" and spec not in collections]
     if unknown:
         raise ConfigError(f"functions/{info.file}: {name} watches {unknown[0]!r}, which is no collection of "

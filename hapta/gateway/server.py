@@ -6,6 +6,7 @@ no new connections, requests in flight finish and their replies leave, then ever
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
 import json
 import logging
@@ -13,7 +14,7 @@ import os
 import resource
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from websockets.asyncio.server import Server as WebSocketServer
 from websockets.asyncio.server import ServerConnection, serve
@@ -28,7 +29,9 @@ from ..files.http import serve_file
 from .connection import Connection, Phase
 from .gateway import Gateway
 from .flow import Admission, connection_cap
+from .proxies import client_address
 from .static import serve_static
+from .webhooks import GatewayConnection
 
 log = logging.getLogger("hapta.server")
 
@@ -110,9 +113,24 @@ class Server:
                 response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
                 response.headers["Vary"] = "Origin"
             return response
+        if self.gateway.functions.http_route(path):   # an @http function answering GET
+            address = self._address(connection.remote_address, request.headers.get("X-Forwarded-For"))
+            status, headers, body = await self.gateway.functions.http(
+                "GET", request.path, {k.lower(): v for k, v in request.headers.raw_items()}, b"", address)
+            return Response(status, http.HTTPStatus(status).phrase,
+                            Headers([*headers.items(), ("Content-Length", str(len(body)))]), body)
         if self.static is not None:
             return serve_static(self.static, request.path)
         return _plain(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _address(self, remote: Any, forwarded: str | None) -> str | None:
+        return client_address(remote[0] if remote else None, forwarded, self.gateway.settings.trusted_proxies)
+
+    async def _webhook(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                       remote: str | None) -> tuple[int, dict[str, str], bytes]:
+        """A request with a body (webhooks.py read it): an @http function's, or 404/405."""
+        address = client_address(remote, headers.get("x-forwarded-for"), self.gateway.settings.trusted_proxies)
+        return await self.gateway.functions.http(method, target, headers, body, address)
 
     def origin_allowed(self, origin: str | None) -> bool:
         """App.origins, when set, lists the web pages that may connect; native clients send no Origin."""
@@ -203,6 +221,9 @@ class Server:
             ping_interval=app.ping_interval, ping_timeout=app.ping_timeout,
             close_timeout=CLOSE_TIMEOUT,
             server_header="hapta",
+            # requests with a body (webhooks of @http functions) are read by webhooks.GatewayConnection
+            create_connection=functools.partial(GatewayConnection, answer=self._webhook,
+                                                max_body=app.function_http_max_body),
             logger=_websockets_log,
             reuse_port=reuse_port,
             backlog=BACKLOG,

@@ -117,6 +117,36 @@ def every(cron: str, *, missed: str = "skip", timeout: float | None = None, secr
     return _declare(("every", cron, missed), name, {"timeout": timeout, "secrets": secrets})
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def http(method: str, path: str, *, timeout: float | None = None, secrets: tuple[str, ...] | None = None,
+         name: str | None = None, admin: bool | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Answer `method path` on the gateway's port (a webhook from another service). It is called as
+    fn(ctx, request) with request {method, path, query, headers (lower-case names), body (bytes)} and returns
+    {status, headers?, body?} (body: bytes, text, or anything JSON-encodable) or any value (200, as JSON; None:
+    204). There is no caller: check the request's signature yourself (hapta.functions.hmac_valid); ctx.records
+    act as an anon key's principal, or as admin with admin=True."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}")
+    if not isinstance(path, str) or not path.startswith("/") or "?" in path or " " in path:
+        raise ValueError("path must start with / and hold no query or spaces")
+    return _declare(("http", f"{method} {path}", ""), name, {"timeout": timeout, "secrets": secrets, "admin": admin})
+
+
+def hmac_valid(secret: str | bytes, body: bytes, signature: str, *, algorithm: str = "sha256",
+               prefix: str = "") -> bool:
+    """Whether `signature` (hex, after `prefix`, e.g. "sha256=" as GitHub sends it) is the HMAC of `body` under
+    `secret`; compared in constant time."""
+    import hashlib
+    import hmac
+    if not signature.startswith(prefix):
+        return False
+    key = secret.encode() if isinstance(secret, str) else secret
+    expected = hmac.new(key, body, getattr(hashlib, algorithm)).hexdigest()
+    return hmac.compare_digest(expected, signature[len(prefix):].strip().lower())
+
+
 ACTIONS = ("create", "update", "delete")
 
 
@@ -197,4 +227,5 @@ class FunctionContext:
         await self._publish(channel, data)
 
 
-__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call", "every", "on"]
+__all__ = ["Deny", "SqlError", "Context", "FunctionContext", "OpError", "Records", "call", "every", "hmac_valid", "http",
+           "on"]
