@@ -73,6 +73,8 @@ class Gateway:
         self.files = FileService(app, settings, db, models, listener, storage)
         self.records = Records(db, models, Schemas(schema, without_guards(schema)), hooks, read=self.live.read,
                                announce=self.hub.announce, max_filter_cost=app.max_filter_cost)
+        # realtime events pass the collections' before_send hooks too, per receiving principal
+        self.live.realtime.sends, self.live.realtime.sent = hooks.sends, self.records.sent
         self.deadlines = Deadlines(app.request_timeout)
         self.ops: dict[str, OpSpec] = table(
             AuthOps(db, self.hub, self.signer, self.limiter, anon_key=settings.anon_key,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 HOOK_NAMES = ("before_create", "before_update", "before_delete", "after_create", "after_update", "after_delete",
-              "before_upload")
+              "before_upload", "before_send")
 
 HookTable = dict[str, dict[str, Callable[..., Any]]]
 

@@ -85,6 +85,32 @@ class Hooks:
             raise HaptaError(INTERNAL, "internal error")
         return outcome.value
 
+    def sends(self, collection: str) -> bool:
+        """Does the collection have a before_send hook (every record read from it passes through it)?"""
+        return self.has(collection, "before_send")
+
+    async def before_send(self, collection: str, principal: Any, address: str | None,
+                          records: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """Each record as the collection's before_send hook lets `principal` see it, or None (left out). A hook that
+        fails, times out or cannot run leaves every record of the call out: nothing leaves unchecked."""
+        if not records or not self.sends(collection):
+            return list(records)
+        assert self.pool is not None
+        who = Who(principal.user_id, principal.role, "before_send", collection, address)
+        try:
+            outcome = await self.pool.call(collection, "before_send", who, [records], self._database)
+        except HaptaError as error:
+            log.warning("hook %s.before_send did not run (%s): %d records left out", collection, error.code,
+                        len(records))
+            return [None] * len(records)
+        if isinstance(outcome, Raised):
+            log.error("hook %s.before_send failed: %d records left out\n%s", collection, len(records),
+                      outcome.traceback.rstrip())
+            return [None] * len(records)
+        if isinstance(outcome, Denied) or not isinstance(outcome.value, list) or len(outcome.value) != len(records):
+            return [None] * len(records)
+        return outcome.value
+
     def after(self, collection: str, name: str, ctx: Context, record: dict[str, Any]) -> None:
         """Start an after_* hook without waiting for it: the reply never waits on side effects."""
         if not self.has(collection, name):

@@ -88,7 +88,10 @@ class Runner:
         ctx = self.context(invoke)
         try:
             hook = self.hooks[invoke.collection][invoke.hook]
-            result = hook(ctx, *invoke.args)
+            if invoke.hook == "before_send":   # one call for a whole page: each record, or None (left out)
+                result = [self.send_one(hook, ctx, record) for record in invoke.args[0]]
+            else:
+                result = hook(ctx, *invoke.args)
             if inspect.isawaitable(result):
                 result = self.loop().run_until_complete(result)
         except Deny as deny:
@@ -99,6 +102,26 @@ class Runner:
             return encode_for_gateway(Returned(invoke.call, result))
         except (TypeError, ValueError, OverflowError) as exc:
             return encode_for_gateway(Raised(invoke.call, f"it returned a value that cannot be sent back: {exc}"))
+
+    def send_one(self, hook: Any, ctx: Any, record: dict[str, Any]) -> dict[str, Any] | None:
+        """before_send for one record: what it returned (None: the record as it was), None when it raised Deny or
+        failed (a record the hook could not check does not leave; the failure is logged). Only the record's own
+        fields come back: a hook can mask and remove, not add."""
+        try:
+            result = hook(ctx, dict(record))
+            if inspect.isawaitable(result):
+                result = self.loop().run_until_complete(result)
+            if result is not None and not isinstance(result, dict):
+                raise TypeError(f"before_send returned {type(result).__name__}; return the record (a dict), or None")
+        except Deny:
+            return None
+        except Exception as exc:
+            logging.getLogger("hapta.rules").error("hook %s.before_send failed: the record is left out\n%s",
+                                                   ctx.collection, hook_traceback(exc).rstrip())
+            return None
+        if result is None:
+            return record
+        return {key: value for key, value in result.items() if key in record}
 
     async def sql(self, call: int, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         # Blocking on the socket is fine here: this worker serves one call, and this call waits for these rows.

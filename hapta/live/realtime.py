@@ -22,7 +22,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import msgspec
 
@@ -128,6 +128,10 @@ class Realtime:
                  per_address: int = 2000, filter_bytes_per_address: int = 512 * 1024):
         self.models = models
         self.db = db
+        # The collections' before_send hooks, per receiving principal (the composition root sets them):
+        # sends(collection) -> has one; sent(principal, model, records) -> as it lets them leave (records.Records)
+        self.sends: Callable[[str], bool] = lambda collection: False
+        self.sent: Callable[[Principal, Model, list], Awaitable[list]] | None = None
         # What one client may hold, across its connections (each connection's own cap is App.max_subscriptions):
         # distinct filters cost memory and a rule check per change each, so they are bounded by count and by bytes.
         self.counts = Quota({"user": per_principal, "addr": per_address})
@@ -232,6 +236,18 @@ class Realtime:
         for change, outcome in outcomes:
             await self._deliver_one(change, outcome, related, moment, wall)
         metrics.EVENTS.inc(self.delivered - sent)
+
+    async def _personal(self, model: Model, principal: Principal, payload: Payload,
+                        personal: dict[tuple, Payload | None]) -> Payload | None:
+        """The payload as the collection's before_send hook shows it to `principal` (one hook call per principal
+        and payload of a change), or None when the hook leaves the record out."""
+        key = (id(payload), principal.user_id, principal.role)
+        if key not in personal:
+            assert self.sent is not None
+            value = payload.value
+            shown = await self.sent(principal, model, [value["record"]])
+            personal[key] = Payload({**value, "record": shown[0]}) if shown else None
+        return personal[key]
 
     async def replay(self, sub: Subscription, changes: list[Change]) -> list[Event]:
         """The events `changes` (from the log, in position order) make for `sub` as the record and the subscriber
@@ -345,6 +361,8 @@ class Realtime:
         rule = model.rules["view"]
         frames: dict[tuple, Event] = {}
         payloads: dict[tuple, Payload] = {}
+        hooked = self.sent is not None and self.sends(model.name)
+        personal: dict[tuple, Payload | None] = {}   # (payload, user, role) -> as before_send shows it, or None
         slice_began = time.perf_counter()
         for topic in topics:
             now_related = _related(model, topic.relations, outcome.now, related_rows)
@@ -382,10 +400,15 @@ class Realtime:
                         continue   # signed out or expired since it subscribed: it hears nothing
                     if sink is None and (change.p <= sub.floor or change.s in sub.skip):
                         continue   # from before it started, or already in its snapshot
-                    frame_key = (sub.id, id(payload))
+                    sending = payload
+                    if hooked and record is not checks.left and not principal.is_admin:
+                        sending = await self._personal(model, principal, payload, personal)
+                        if sending is None or sub.group is not group or sub.peer.principal is not principal:
+                            continue   # left out by before_send (or the subscriber changed while it ran)
+                    frame_key = (sub.id, id(sending))
                     frame = frames.get(frame_key)
                     if frame is None:
-                        frame = frames[frame_key] = Event(CHANGE_EVENT, payload, sub.id)
+                        frame = frames[frame_key] = Event(CHANGE_EVENT, sending, sub.id)
                     if sink is not None:
                         sink.append(frame)
                     elif sub.held is not None:

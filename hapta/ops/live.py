@@ -96,6 +96,7 @@ class LiveOps:
             if args.snapshot:
                 page, position, start = await self.live.snapshot(sub, lambda conn: self.records.page(
                     conn, principal, model, found, fields, args.sort, args.per_page))
+                page = await self.records.sent_page(principal, model, page)   # through before_send, if any
                 after_reply(start)
                 return {"sub": sub.id, "pos": position, **page}
             if args.since is not None:

@@ -83,15 +83,29 @@ class Records:
 
     async def list(self, principal: Principal, collection: str, *, filter: str | None, sort: str | None, page: int,
                    per_page: int, after: str | None, fields: list[str] | None, count: bool) -> dict[str, Any]:
-        """Through the read cache: keyed by the query and what the rules read of the principal."""
+        """Through the read cache: keyed by the query and what the rules read of the principal; then through the
+        collection's before_send hook, for this principal (the cache keeps what the rules allow)."""
         model = self.model(collection)
         found = self.filter(principal, model, filter)
         shown = self.fields(model, fields)
         sorted_fields = [part.strip().lstrip("+-") for part in (sort or "").split(",")]
         key, tables = query_key(model, "list", principal, found, [*shown, *sorted_fields],
                                 (shown, sort, page, per_page, after, count))
-        return await self.read(key, tables, lambda: self._list(principal, model, found, shown, sort, page,
-                                                                  per_page, after, count))
+        result = await self.read(key, tables, lambda: self._list(principal, model, found, shown, sort, page,
+                                                                    per_page, after, count))
+        return await self.sent_page(principal, model, result)
+
+    async def sent_page(self, principal: Principal, model: Model, result: dict[str, Any]) -> dict[str, Any]:
+        """A page as the before_send hook lets `principal` see it (a new dict: the cached one is shared)."""
+        if not self.hooks.sends(model.name):
+            return result
+        return {**result, "items": await self.sent(principal, model, result["items"])}
+
+    async def sent(self, principal: Principal, model: Model, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records as the collection's before_send hook lets `principal` see them; those it leaves out, gone."""
+        if not self.hooks.sends(model.name) or principal.is_admin:
+            return records
+        return [r for r in await self.hooks.before_send(model.name, principal, None, records) if r is not None]
 
     async def page(self, conn: asyncpg.Connection, principal: Principal, model: Model, found: BoundFilter | None,
                    fields: tuple[str, ...], sort: str | None, per_page: int) -> dict[str, Any]:
@@ -143,14 +157,20 @@ class Records:
         key_value = record_key(model, record_id)
         rest = ("get", str(key_value), shown)
         shared = anyone_key(model, principal, shown, rest)
+        record = None
         if shared is not None:
             seen = await self.read(shared, (model.name,), lambda: self._get_for_anyone(model, key_value, shown))
-            if seen["anyone"] is True:
-                return seen["record"]
             if seen["anyone"] is False:
                 raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
-        key, tables = query_key(model, "view", principal, None, shown, rest)
-        return await self.read(key, tables, lambda: self._get(principal, model, key_value, shown))
+            record = seen.get("record")
+        if record is None:
+            key, tables = query_key(model, "view", principal, None, shown, rest)
+            record = await self.read(key, tables, lambda: self._get(principal, model, key_value, shown))
+        if self.hooks.sends(model.name):
+            [record] = await self.sent(principal, model, [record]) or [None]
+            if record is None:   # left out by before_send: as absent as a record the rules hide
+                raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
+        return record
 
     async def _get_for_anyone(self, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict[str, Any]:
         """A record read without its rule, and what the rule says of it for anyone (access.anyone_sees). Only a
