@@ -9,12 +9,13 @@ killed and replaced). The function's own failures reach the client as RULE_DENIE
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import urllib.parse
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -28,7 +29,7 @@ from ..hooks.messages import Publish as Publish_
 from ..hooks.workers import WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
-from ..store.postgres import Database
+from ..store.postgres import UPSTREAM_ERRORS, Database
 from .changes import ChangeTriggers, Watch
 from .schedule import Entry, Schedule
 from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, RULE_DENIED, TIMEOUT, TOO_LARGE,
@@ -80,6 +81,7 @@ class Functions:
         self._database = db.fetch_for_app   # runs ctx.sql
         self._run_op: RunOp | None = None
         self._publish: Publish | None = None
+        self._chores: set[asyncio.Task] = set()
         self.schedule = Schedule(db, [Entry(f.name, spec, option) for f in functions.values()
                                       for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
         self.routes: dict[str, dict[str, Function]] = {}   # path -> method -> the @http function there
@@ -127,6 +129,8 @@ class Functions:
         self.changes.start()
 
     async def close(self) -> None:
+        if self._chores:
+            await asyncio.wait(list(self._chores), timeout=1.0)
         await self.schedule.close()
         await self.changes.close()
         if self.pool is not None:
@@ -145,14 +149,30 @@ class Functions:
 
         async def serve(message: Any) -> Answer:
             return await self._serve(acting, message)
-        outcome = await self.pool.call(FUNCTIONS, name, who, [args], self._database, timeout=function.timeout,
-                                       secrets=secrets, serve=serve)
+        started = datetime.now(timezone.utc)
+        try:
+            outcome = await self.pool.call(FUNCTIONS, name, who, [args], self._database, timeout=function.timeout,
+                                           secrets=secrets, serve=serve)
+        except HaptaError as error:
+            self._later(self._record_call(function, started, error.code.lower(), error.message, []))
+            raise
         if isinstance(outcome, Denied):
+            self._later(self._record_call(function, started, "denied", outcome.message[:500], outcome.logs))
             raise HaptaError(RULE_DENIED, outcome.message[:500] or "refused by the function")
         if isinstance(outcome, Raised):
             log.error("function %s failed:\n%s", name, outcome.traceback.rstrip())
+            self._later(self._record_call(function, started, "failed",
+                                          outcome.traceback.strip().splitlines()[-1][:500], outcome.logs))
             raise HaptaError(INTERNAL, "internal error")
+        if outcome.logs:
+            self._later(self._record_call(function, started, "ok", None, outcome.logs))
         return outcome.value
+
+    def _later(self, work: Any) -> None:
+        """Bookkeeping that the reply does not wait for."""
+        task = asyncio.ensure_future(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     async def _scheduled(self, name: str, tick: datetime) -> None:
         """Run one claimed tick of an @every function, recorded in hapta.function_runs."""
@@ -221,12 +241,27 @@ class Functions:
             result, message = "failed", outcome.traceback.strip().splitlines()[-1][:500]
         else:
             result, message = "ok", None
-        await self.db.execute("UPDATE hapta.function_runs SET finished = now(), outcome = $2, message = $3 "
-                              "WHERE id = $1", run, result, message)
+        await self.db.execute("UPDATE hapta.function_runs SET finished = now(), outcome = $2, message = $3, "
+                              "logs = $4 WHERE id = $1", run, result, message, getattr(outcome, "logs", []))
+        await self._prune_runs(function.name)
+        return outcome, error
+
+    async def _prune_runs(self, name: str) -> None:
         await self.db.execute("DELETE FROM hapta.function_runs WHERE name = $1 AND id < (SELECT min(id) FROM "
                               "(SELECT id FROM hapta.function_runs WHERE name = $1 ORDER BY id DESC LIMIT $2) AS kept)",
-                              function.name, KEEP_RUNS)
-        return outcome, error
+                              name, KEEP_RUNS)
+
+    async def _record_call(self, function: Function, started: datetime, outcome: str, message: str | None,
+                           logs: list[str]) -> None:
+        """A functions.call worth seeing again (it failed, or logged): one row in functions.runs. Calls that
+        succeed silently cost no write."""
+        try:
+            await self.db.execute("INSERT INTO hapta.function_runs (name, trigger, started, finished, outcome, "
+                                  "message, logs) VALUES ($1, 'call', $2, now(), $3, $4, $5)",
+                                  function.name, started, outcome, message, logs)
+            await self._prune_runs(function.name)
+        except UPSTREAM_ERRORS as exc:   # the call's answer does not wait on its record
+            log.warning("could not record a run of %s: %s", function.name, type(exc).__name__)
 
     async def _changed(self, name: str, change: dict[str, Any]) -> str:
         """Run an @on function for one change from the log, with the record as it is now (None once gone)."""
@@ -271,12 +306,12 @@ class Functions:
 
     async def runs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest background runs of a function (functions.runs)."""
-        rows = await self.db.fetch("SELECT id, trigger, started, finished, outcome, message FROM hapta.function_runs "
-                                   "WHERE name = $1 ORDER BY id DESC LIMIT $2", name, limit)
+        rows = await self.db.fetch("SELECT id, trigger, started, finished, outcome, message, logs "
+                                   "FROM hapta.function_runs WHERE name = $1 ORDER BY id DESC LIMIT $2", name, limit)
         return [{"id": r["id"], "trigger": r["trigger"], "started": r["started"], "finished": r["finished"],
                  "duration_ms": None if r["finished"] is None else
                  round((r["finished"] - r["started"]).total_seconds() * 1000, 1),
-                 "outcome": r["outcome"], "message": r["message"]} for r in rows]
+                 "outcome": r["outcome"], "message": r["message"], "logs": list(r["logs"])} for r in rows]
 
     async def _serve(self, peer: Peer, message: Any) -> Answer:
         """ctx.records (an op through the gateway's dispatch, as `peer`) and ctx.publish."""

@@ -13,6 +13,7 @@ the gateway, which runs the statement and returns the rows.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
@@ -196,6 +197,21 @@ class Records:
         return await self._run("records.delete", {"collection": self.collection, "id": record_id})
 
 
+class RunLog(logging.Logger):
+    """ctx.log: a logger whose lines are kept with the run (functions.runs shows them): at most MAX_LINES lines of
+    at most MAX_LINE characters each."""
+    MAX_LINES, MAX_LINE = 100, 1000
+
+    def __init__(self, name: str):
+        super().__init__(f"functions.{name}", logging.DEBUG)
+        self.lines: list[str] = []
+        self.propagate = False
+
+    def handle(self, record: logging.LogRecord) -> None:
+        if len(self.lines) < self.MAX_LINES:
+            self.lines.append(f"{record.levelname} {record.getMessage()}"[:self.MAX_LINE])
+
+
 @dataclass
 class FunctionContext:
     """What a function may know and use: who called it, the secrets it declared, and the database through the
@@ -204,6 +220,7 @@ class FunctionContext:
     role: str                  # "anon", "user" or "admin"
     address: str | None        # the caller's IP address
     secrets: dict[str, str] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: RunLog("function"))
     _sql: Callable[..., Awaitable[Any]] | None = None
     _op: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
     _publish: Callable[[str, Any], Awaitable[None]] | None = None

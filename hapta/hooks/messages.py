@@ -96,16 +96,19 @@ class Answer(msgspec.Struct, tag="answer", array_like=True):
 class Returned(msgspec.Struct, tag="returned", array_like=True):
     call: int
     value: Any
+    logs: list[str] = []   # what a function logged through ctx.log during the call
 
 
 class Denied(msgspec.Struct, tag="denied", array_like=True):
     call: int
     message: str
+    logs: list[str] = []   # what a function logged through ctx.log during the call
 
 
 class Raised(msgspec.Struct, tag="raised", array_like=True):
     call: int
     traceback: str
+    logs: list[str] = []   # what a function logged through ctx.log during the call
 
 
 ToWorker = Union[Invoke, SqlResult, Answer]

@@ -15,7 +15,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .api import Context, Deny, FunctionContext, OpError, SqlError
+from .api import Context, Deny, FunctionContext, OpError, RunLog, SqlError
 from .loader import HookTable, describe, load, load_functions
 from .messages import (Answer, Denied, FunctionInfo, Invoke, LoadFailed, Publish, Raised, Ready, Returned, RunOp,
                        Sql, SqlResult, decode_in_worker, encode_for_gateway)
@@ -72,7 +72,8 @@ class Runner:
         who, call = invoke.who, invoke.call
         sql = lambda query, *params: self.sql(call, query, params)  # noqa: E731
         if invoke.collection == FUNCTIONS:
-            return FunctionContext(who.user_id, who.role, who.address, dict(invoke.secrets or {}), _sql=sql,
+            return FunctionContext(who.user_id, who.role, who.address, dict(invoke.secrets or {}),
+                                   log=RunLog(invoke.hook), _sql=sql,
                                    _op=lambda op, args: self.ask(RunOp(call, op, args)),
                                    _publish=lambda channel, data: self.ask(Publish(call, channel, data)))
         return Context(who.user_id, who.role, who.op, who.collection, who.address, _sql=sql)
@@ -86,6 +87,7 @@ class Runner:
 
     def run(self, invoke: Invoke) -> bytes:
         ctx = self.context(invoke)
+        logs = ctx.log.lines if isinstance(ctx, FunctionContext) else []
         try:
             hook = self.hooks[invoke.collection][invoke.hook]
             if invoke.hook == "before_send":   # one call for a whole page: each record, or None (left out)
@@ -95,13 +97,13 @@ class Runner:
             if inspect.isawaitable(result):
                 result = self.loop().run_until_complete(result)
         except Deny as deny:
-            return encode_for_gateway(Denied(invoke.call, str(deny.message)))
+            return encode_for_gateway(Denied(invoke.call, str(deny.message), logs))
         except Exception as exc:
-            return encode_for_gateway(Raised(invoke.call, hook_traceback(exc)))
+            return encode_for_gateway(Raised(invoke.call, hook_traceback(exc), logs))
         try:
-            return encode_for_gateway(Returned(invoke.call, result))
+            return encode_for_gateway(Returned(invoke.call, result, logs))
         except (TypeError, ValueError, OverflowError) as exc:
-            return encode_for_gateway(Raised(invoke.call, f"it returned a value that cannot be sent back: {exc}"))
+            return encode_for_gateway(Raised(invoke.call, f"it returned a value that cannot be sent back: {exc}", logs))
 
     def send_one(self, hook: Any, ctx: Any, record: dict[str, Any]) -> dict[str, Any] | None:
         """before_send for one record: what it returned (None: the record as it was), None when it raised Deny or

@@ -4,6 +4,7 @@ own worker processes, real clients. Who may call (the allow rule), what a functi
 works), its memory bound, and what the client learns when it fails (a code, never a traceback)."""
 from __future__ import annotations
 
+import asyncio
 import secrets
 import textwrap
 
@@ -72,6 +73,12 @@ async def post_for(ctx, args):
 async def notify(ctx, args):
     await ctx.publish(f"user:{args['to']}", {"from": ctx.user_id, "text": args["text"]})
     return "sent"
+
+@call(allow="")
+def chatty(ctx, args):
+    ctx.log.info("charging %s cents", args["amount"])
+    ctx.log.warning("the card expires soon")
+    return "charged"
 
 @call(allow="")
 def hungry(ctx, args):
@@ -200,6 +207,30 @@ async def test_ctx_publish_reaches_a_channels_members(connect):
     assert event["data"]["channel"] == inbox
     assert event["data"]["from"] == {"id": "server", "user": None, "role": "server"}
     assert event["data"]["data"]["text"] == "hi"
+
+
+async def test_a_calls_log_lines_and_failures_are_kept_for_functions_runs(connect):
+    client, _ = await signed_in(connect)
+    assert await client.call("functions.call", {"name": "chatty", "args": {"amount": 500}}) == "charged"
+    await code_of(client.call("functions.call", {"name": "breaks"}))
+    admin = await connect()
+    await admin.call("auth.admin", {"key": ADMIN_KEY})
+
+    async def newest(name: str) -> dict | None:
+        runs = (await admin.call("functions.runs", {"name": name}))["runs"]
+        return runs[0] if runs else None
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (await newest("chatty") and await newest("breaks")):   # recorded after the reply, off its path
+        assert asyncio.get_running_loop().time() < deadline, "the runs were never recorded"
+        await asyncio.sleep(0.05)
+    chatty = await newest("chatty")
+    assert (chatty["trigger"], chatty["outcome"]) == ("call", "ok")
+    assert chatty["logs"] == ["INFO charging 500 cents", "WARNING the card expires soon"]
+    broken = await newest("breaks")
+    assert (broken["outcome"], broken["message"]) == ("failed", "ValueError: a secret detail of the bug")
+    # a call that succeeds without logging costs no record
+    await client.call("functions.call", {"name": "whoami"})
+    assert await newest("whoami") is None
 
 
 async def test_admins_list_the_functions(connect):

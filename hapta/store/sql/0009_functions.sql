@@ -8,8 +8,8 @@ CREATE TABLE hapta.function_ticks (
   tick timestamptz NOT NULL
 );
 
--- function_runs: what functions.runs shows: each scheduled run (and, later, each change-triggered one) with its
--- outcome. Pruned to the newest rows per function by the gateway.
+-- function_runs: what functions.runs shows: each background run (a tick, a change, a webhook) with its outcome and
+-- log lines, and each functions.call that failed or logged. Pruned to the newest rows per function by the gateway.
 CREATE TABLE hapta.function_runs (
   id bigserial PRIMARY KEY,
   name text NOT NULL,
@@ -17,7 +17,8 @@ CREATE TABLE hapta.function_runs (
   started timestamptz NOT NULL DEFAULT now(),
   finished timestamptz,
   outcome text,            -- ok | denied | failed | timeout | unavailable; NULL while running
-  message text
+  message text,
+  logs    text[] NOT NULL DEFAULT '{}'   -- what the function logged through ctx.log
 );
 CREATE INDEX function_runs_by_name ON hapta.function_runs (name, id DESC);
 
