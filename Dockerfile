@@ -1,4 +1,4 @@
-# The gateway with the app beside it (config.py, rules/, migrations/). Production sets DATABASE_URL (and
+# The gateway with the app beside it (config.py, rules/, functions/, migrations/). Production sets DATABASE_URL (and
 # REDIS_URL, S3_*) and real secrets; without DATABASE_URL the embedded PostgreSQL lives in /data.
 # The development .env is not baked in (see .dockerignore): pass secrets as environment variables, or try it
 # locally with `docker run --env-file .env -p 8080:8080 hapta`. SIGTERM drains and exits within 10 s.
@@ -15,6 +15,7 @@ RUN useradd --create-home --uid 10001 hapta && mkdir -p /data /app && chown hapt
 WORKDIR /app
 COPY config.py ./
 COPY rules ./rules
+COPY functions ./functions
 COPY migrations ./migrations
 USER hapta
 EXPOSE 8080

@@ -24,6 +24,7 @@ import msgspec
 from ..access import NAME, compile_allow, may_call
 from ..config import App, ConfigError
 from ..hooks.loader import RulesError
+from ..hooks.service import RELOAD_POLL, snapshot
 from ..hooks.messages import Answer, Denied, Raised, Who
 from ..hooks.messages import Publish as Publish_
 from ..hooks.workers import WorkerPool, default_size, is_gateway_own
@@ -76,23 +77,29 @@ class Functions:
     def __init__(self, pool: WorkerPool | None, functions: dict[str, Function], db: Database,
                  retries: tuple[float, ...] = (1, 2, 4, 8)):
         self.pool = pool            # None: the app has no functions/
-        self.functions = functions
         self.db = db
+        self.retries = retries
         self._database = db.fetch_for_app   # runs ctx.sql
         self._run_op: RunOp | None = None
         self._publish: Publish | None = None
         self._chores: set[asyncio.Task] = set()
-        self.schedule = Schedule(db, [Entry(f.name, spec, option) for f in functions.values()
-                                      for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
+        self._watcher: asyncio.Task | None = None
+        self._use(functions)
+
+    def _use(self, functions: dict[str, Function]) -> None:
+        """The functions as declared now, and the triggers that follow from them."""
+        self.functions = functions
+        self.schedule = Schedule(self.db, [Entry(f.name, spec, option) for f in functions.values()
+                                           for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
         self.routes: dict[str, dict[str, Function]] = {}   # path -> method -> the @http function there
         for f in functions.values():
             for kind, spec, _ in f.triggers:
                 if kind == "http":
                     method, path = spec.split(" ", 1)
                     self.routes.setdefault(path, {})[method] = f
-        self.changes = ChangeTriggers(db, [Watch(f.name, spec, frozenset(option.split(","))) for f in
-                                           functions.values() for kind, spec, option in f.triggers if kind == "on"],
-                                      self._changed, retries)
+        self.changes = ChangeTriggers(self.db, [Watch(f.name, spec, frozenset(option.split(","))) for f in
+                                                functions.values() for kind, spec, option in f.triggers
+                                                if kind == "on"], self._changed, self.retries)
 
     def wire(self, run_op: RunOp, publish: Publish) -> None:
         """What ctx.records and ctx.publish reach: the gateway's dispatch, the channels (the composition root
@@ -100,8 +107,11 @@ class Functions:
         self._run_op, self._publish = run_op, publish
 
     @classmethod
-    async def start(cls, app: App, folder: Path, db: Database, collections: set[str] = frozenset()) -> "Functions":
-        if not any(folder.glob("*.py")):
+    async def start(cls, app: App, folder: Path, db: Database, collections: set[str] = frozenset(), *,
+                    reload: bool = False) -> "Functions":
+        """Start the function workers for functions/ (none when it holds no module and nothing is to be reloaded);
+        with `reload`, new workers and triggers whenever a file there changes."""
+        if not reload and not any(folder.glob("*.py")):
             return cls(None, {}, db)
         memory = app.function_memory * 2**20 if app.function_memory else None
         try:
@@ -120,7 +130,34 @@ class Functions:
             await pool.close()
             raise
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
-        return cls(pool, functions, db, tuple(app.function_retries))
+        service = cls(pool, functions, db, tuple(app.function_retries))
+        if reload:
+            service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections))
+        return service
+
+    async def _reload_on_change(self, folder: Path, longest: float, collections: set[str]) -> None:
+        """--reload: a changed functions/ file gets new workers and the triggers it declares now; a version that
+        does not load (or declares what it may not) leaves the running one in place."""
+        assert self.pool is not None
+        seen = snapshot(folder)
+        while True:
+            await asyncio.sleep(RELOAD_POLL)
+            now = snapshot(folder)
+            if now == seen:
+                continue
+            seen = now
+            try:
+                await self.pool.restart()
+                functions = {name: _function(name, info, longest, collections)
+                             for name, info in self.pool.functions.items()}
+            except (RulesError, ConfigError) as exc:
+                log.error("functions/ does not load, the running ones stay: %s", exc)
+                continue
+            await self.schedule.close()
+            await self.changes.close()
+            self._use(functions)
+            self.start_schedule()
+            log.info("functions reloaded: %s", ", ".join(sorted(functions)) or "none")
 
     def start_schedule(self) -> None:
         """After the gateway is wired: the @every loop and the @on consumers (each process runs them; claims and
@@ -129,6 +166,9 @@ class Functions:
         self.changes.start()
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if self._chores:
             await asyncio.wait(list(self._chores), timeout=1.0)
         await self.schedule.close()

@@ -110,7 +110,7 @@ class Gateway:
                           gate=Gate(app.db_per_principal, app.db_per_address))
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch_for_app, reload=reload)
-            functions = await Functions.start(app, app_dir / "functions", db, set(models))
+            functions = await Functions.start(app, app_dir / "functions", db, set(models), reload=reload)
             gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions)
         except BaseException:
             if functions is not None:

@@ -71,3 +71,45 @@ async def test_a_tick_runs_once_across_two_processes_and_is_recorded(database, t
             node.stop()
     for node in nodes:
         assert "Traceback" not in node.log_text(), node.log_text()
+
+
+async def test_reload_picks_up_a_changed_function(database, tmp_path):
+    from tests.rules.conftest import serve_with_reload
+    folder = tmp_path / "app"
+    config = write_app(folder, """
+        import dataclasses, runpy
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], function_workers=1)
+    """)
+    (folder / "functions").mkdir()
+    source = folder / "functions" / "greet.py"
+    version = '''
+from hapta.functions import call
+
+@call(allow="")
+def greet(ctx, args):
+    return "VERSION"
+'''
+    source.write_text(version.replace("VERSION", "hello"))
+    process = await asyncio.to_thread(serve_with_reload(config, gateway_env(database)).start)
+    try:
+        async with await Client.connect(process.url, local_addr=(next_loopback(), 0)) as client:
+            await client.call("auth.admin", {"key": ADMIN_KEY})
+            assert await client.call("functions.call", {"name": "greet"}) == "hello"
+            source.write_text(version.replace("VERSION", "hello again") + '''
+@call(allow="")
+def added(ctx, args):
+    return "new"
+''')
+            deadline = time.monotonic() + 30
+            while True:   # the gateway notices within its polling interval, then starts new workers
+                try:
+                    if await client.call("functions.call", {"name": "added"}) == "new":
+                        break
+                except Exception as error:
+                    assert getattr(error, "code", None) == "NOT_FOUND", error
+                assert time.monotonic() < deadline, "the changed functions/ was never picked up"
+                await asyncio.sleep(0.1)
+            assert await client.call("functions.call", {"name": "greet"}) == "hello again"
+    finally:
+        process.stop()
+    assert "functions reloaded: added, greet" in process.log_text()
