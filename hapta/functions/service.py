@@ -19,13 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import asyncpg
 import msgspec
 
 from ..access import NAME, compile_allow, may_call
 from ..config import App, ConfigError
 from ..hooks.loader import RulesError
 from ..hooks.service import RELOAD_POLL, snapshot
-from ..hooks.messages import Answer, Denied, Raised, Who
+from ..hooks.messages import SQL_FAILED, Answer, Denied, Raised, Transaction, Who
 from ..hooks.messages import Publish as Publish_
 from ..hooks.workers import WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
@@ -365,6 +366,12 @@ class Functions:
             except BusDown:
                 return Answer(message.call, code=UNAVAILABLE, message="channels are unavailable right now")
             return Answer(message.call) if sent else Answer(message.call, code=TOO_LARGE, message="too large")
+        if isinstance(message, Transaction):
+            try:
+                results = await self.db.transaction_for_app(message.statements)
+            except asyncpg.PostgresError as exc:   # the function's own SQL failed: it decides what that means
+                return Answer(message.call, exc.sqlstate, code=SQL_FAILED, message=str(exc) or type(exc).__name__)
+            return Answer(message.call, [[dict(row) for row in rows] for rows in results])
         if message.op not in RECORD_OPS:
             return Answer(message.call, code=BAD_REQUEST, message=f"ctx.records runs records.* ops, not {message.op[:64]}")
         reply = await self._run_op(peer, message.op, message.args)
@@ -372,11 +379,18 @@ class Functions:
             return Answer(message.call, reply["data"])
         return Answer(message.call, code=reply["error"]["code"], message=reply["error"]["message"])
 
-    def describe(self) -> list[dict[str, Any]]:
-        """What functions.list shows an admin: each function, who may call it, its timeout and secret names."""
+    async def describe(self) -> list[dict[str, Any]]:
+        """What functions.list shows an admin: each function, its triggers, who may call it, its timeout and secret
+        names, its newest run ({at, outcome} or None) and how many dead letters wait for it."""
+        last = {r["name"]: {"at": r["started"], "outcome": r["outcome"]} for r in await self.db.fetch(
+            "SELECT DISTINCT ON (name) name, started, outcome FROM hapta.function_runs WHERE name = ANY($1) "
+            "ORDER BY name, id DESC", list(self.functions))}
+        dead = {r["name"]: r["n"] for r in await self.db.fetch(
+            "SELECT name, count(*) AS n FROM hapta.function_dead WHERE name = ANY($1) GROUP BY name",
+            list(self.functions))}
         return [{"name": f.name, "triggers": f.trigger_names(), "allow": f.allow_text, "timeout": f.timeout,
-                 "secrets": list(f.secrets), "admin": f.admin, "file": f.file} for f in sorted(self.functions.values(),
-                                                                           key=lambda f: f.name)]
+                 "secrets": list(f.secrets), "admin": f.admin, "file": f.file, "last_run": last.get(f.name),
+                 "dead": dead.get(f.name, 0)} for f in sorted(self.functions.values(), key=lambda f: f.name)]
 
 
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}

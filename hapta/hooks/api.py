@@ -224,12 +224,20 @@ class FunctionContext:
     _sql: Callable[..., Awaitable[Any]] | None = None
     _op: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
     _publish: Callable[[str, Any], Awaitable[None]] | None = None
+    _transaction: Callable[[list[tuple[str, list[Any]]]], Awaitable[Any]] | None = None
 
     async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
         """Run one parameterised statement ($1, $2, ...) as the gateway; return its rows as dicts."""
         if self._sql is None:
             raise RuntimeError("no database in this context")
         return await self._sql(query, *params)
+
+    async def transaction(self, *statements: tuple[str, list[Any] | tuple[Any, ...]]) -> list[list[dict[str, Any]]]:
+        """Several statements in one transaction, all or nothing: `await ctx.transaction(("UPDATE ... $1", [a]),
+        ("UPDATE ... $1", [b]))` -> each one's rows. A failure raises SqlError and keeps none of them."""
+        if self._transaction is None:
+            raise RuntimeError("no database in this context")
+        return await self._transaction([(query, list(params)) for query, params in statements])
 
     def records(self, collection: str) -> Records:
         """A collection's records.* ops, under the caller's rules (or as admin: @call(admin=True))."""

@@ -1,7 +1,7 @@
 """What the gateway and a rule worker say to each other: msgspec Structs as MessagePack over a socket pair.
 
     gateway -> worker   Invoke (run one hook or function) · SqlResult (to the worker's Sql) · Answer (to the rest)
-    worker -> gateway   Ready | LoadFailed (once, at start) · Sql · Publish · RunOp (functions only)
+    worker -> gateway   Ready | LoadFailed (once, at start) · Sql · Publish · RunOp · Transaction (functions only)
                         · Returned | Denied | Raised (the outcome)
 
 Everything after Ready carries the id of the call it belongs to: the gateway drops a worker whose answer names
@@ -78,11 +78,20 @@ class Publish(msgspec.Struct, tag="publish", array_like=True):
     data: Any
 
 
+class Transaction(msgspec.Struct, tag="transaction", array_like=True):
+    """A function's ctx.transaction: statements run in one transaction by the gateway (Answer: each one's rows)."""
+    call: int
+    statements: list[tuple[str, list[Any]]]
+
+
 class RunOp(msgspec.Struct, tag="op", array_like=True):
     """A function's ctx.records: one records.* op, run by the gateway as the caller (or as admin)."""
     call: int
     op: str
     args: dict[str, Any]
+
+
+SQL_FAILED = "SQL_FAILED"   # Answer.code of a Transaction whose statement failed (value: its SQLSTATE)
 
 
 class Answer(msgspec.Struct, tag="answer", array_like=True):
@@ -112,7 +121,7 @@ class Raised(msgspec.Struct, tag="raised", array_like=True):
 
 
 ToWorker = Union[Invoke, SqlResult, Answer]
-FromWorker = Union[Ready, LoadFailed, Sql, Publish, RunOp, Returned, Denied, Raised]
+FromWorker = Union[Ready, LoadFailed, Sql, Publish, RunOp, Transaction, Returned, Denied, Raised]
 Outcome = Union[Returned, Denied, Raised]
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from .api import Context, Deny, FunctionContext, OpError, RunLog, SqlError
 from .loader import HookTable, describe, load, load_functions
-from .messages import (Answer, Denied, FunctionInfo, Invoke, LoadFailed, Publish, Raised, Ready, Returned, RunOp,
-                       Sql, SqlResult, decode_in_worker, encode_for_gateway)
+from .messages import (SQL_FAILED, Answer, Denied, FunctionInfo, Invoke, LoadFailed, Publish, Raised, Ready,
+                       Returned, RunOp, Sql, SqlResult, Transaction, decode_in_worker, encode_for_gateway)
 
 
 def main(conn: Connection, folder: str, collections: list[str], kind: str = "rules",
@@ -75,7 +75,8 @@ class Runner:
             return FunctionContext(who.user_id, who.role, who.address, dict(invoke.secrets or {}),
                                    log=RunLog(invoke.hook), _sql=sql,
                                    _op=lambda op, args: self.ask(RunOp(call, op, args)),
-                                   _publish=lambda channel, data: self.ask(Publish(call, channel, data)))
+                                   _publish=lambda channel, data: self.ask(Publish(call, channel, data)),
+                                   _transaction=lambda statements: self.ask(Transaction(call, statements)))
         return Context(who.user_id, who.role, who.op, who.collection, who.address, _sql=sql)
 
     def serve(self) -> None:
@@ -136,13 +137,15 @@ class Runner:
             raise SqlError(reply.error, reply.sqlstate)
         return reply.rows or []
 
-    async def ask(self, message: RunOp | Publish) -> Any:
+    async def ask(self, message: RunOp | Publish | Transaction) -> Any:
         """A function's request to the gateway (an op, a publish): its data, or OpError with the gateway's code."""
         self.conn.send_bytes(encode_for_gateway(message))
         while True:
             reply = decode_in_worker(self.conn.recv_bytes())
             if isinstance(reply, Answer) and reply.call == message.call:
                 break
+        if reply.code == SQL_FAILED:
+            raise SqlError(reply.message or "the statement failed", reply.value)
         if reply.code is not None:
             raise OpError(reply.code, reply.message or "")
         return reply.value

@@ -35,7 +35,7 @@ from .. import metrics
 from ..protocol.errors import TIMEOUT, UNAVAILABLE, HaptaError
 from .loader import RulesError
 from .messages import (MAX_FRAME, Answer, FrameError, FrameReader, Invoke, LoadFailed, Outcome, Publish, Ready,
-                       RunOp, Sql, SqlResult, Who, decode_in_gateway, encode_for_worker, frame)
+                       RunOp, Sql, SqlResult, Transaction, Who, decode_in_gateway, encode_for_worker, frame)
 from .worker import main as worker_main
 
 log = logging.getLogger("hapta.rules")
@@ -314,7 +314,7 @@ class WorkerPool:
         pending = worker.pending
         if pending is None or message.call != pending.id:
             return self.lost(worker, "answered a call it was not given")
-        if isinstance(message, (Sql, Publish, RunOp)):
+        if isinstance(message, (Sql, Publish, RunOp, Transaction)):
             work = self._query(worker, pending, message) if isinstance(message, Sql) else \
                 self._serve(worker, pending, message)
             task = self.loop.create_task(work)
@@ -346,8 +346,8 @@ class WorkerPool:
         if worker.pending is pending:   # else the call is over and nobody waits for these rows
             worker.send(payload)
 
-    async def _serve(self, worker: Worker, pending: Pending, message: Publish | RunOp) -> None:
-        """A function's ctx.publish or ctx.records, the gateway's half."""
+    async def _serve(self, worker: Worker, pending: Pending, message: Publish | RunOp | Transaction) -> None:
+        """A function's ctx.publish, ctx.records or ctx.transaction, the gateway's half."""
         if pending.serve is None:
             answer = Answer(message.call, code="BAD_REQUEST", message="hooks cannot publish or call ops")
         else:

@@ -36,10 +36,10 @@ class FunctionOps:
 
     @op("functions.list")
     async def list(self, call: Call, args: None) -> dict[str, Any]:
-        """{functions: [{name, triggers, allow, timeout, secrets, file}]} (admins only)."""
+        """{functions: [{name, triggers, allow, timeout, secrets, admin, file, last_run, dead}]} (admins only)."""
         if not call.principal.is_admin:
             raise HaptaError(FORBIDDEN, "functions.list is for admins only")
-        return {"functions": self.functions.describe()}
+        return {"functions": await self.functions.describe()}
 
     @op("functions.runs", RunsArgs)
     async def runs(self, call: Call, args: RunsArgs) -> dict[str, Any]:

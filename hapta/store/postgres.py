@@ -272,6 +272,14 @@ class Database:
             conn.mark_touched()
             return await conn.fetch(query, *args)
 
+    async def transaction_for_app(self, statements: list[tuple[str, list[Any]]]) -> list[list[asyncpg.Record]]:
+        """The app's own statements in one transaction (a function's ctx.transaction): each one's rows, or the
+        first failure's exception with nothing of them kept."""
+        async with self.acquire() as conn:
+            conn.mark_touched()
+            async with conn.transaction():
+                return [await conn.fetch(query, *params) for query, params in statements]
+
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         async with self.acquire() as conn:
             return await conn.fetchrow(query, *args)

@@ -75,6 +75,20 @@ async def notify(ctx, args):
     return "sent"
 
 @call(allow="")
+async def both_or_neither(ctx, args):
+    from hapta.functions import SqlError
+    await ctx.sql("CREATE TABLE IF NOT EXISTS pairs (k text PRIMARY KEY)")
+    outcome = {}
+    try:
+        rows = await ctx.transaction(("INSERT INTO pairs VALUES ($1) RETURNING k", [args["a"]]),
+                                     ("INSERT INTO pairs VALUES ($1) RETURNING k", (args["b"],)))
+        outcome["rows"] = rows
+    except SqlError as error:
+        outcome["failed"] = error.sqlstate
+    kept = await ctx.sql("SELECT k FROM pairs WHERE k = ANY($1) ORDER BY k", [args["a"], args["b"]])
+    return {**outcome, "kept": [row["k"] for row in kept]}
+
+@call(allow="")
 def chatty(ctx, args):
     ctx.log.info("charging %s cents", args["amount"])
     ctx.log.warning("the card expires soon")
@@ -137,6 +151,16 @@ async def test_a_function_answers_with_its_return_value_for_its_caller(connect):
     await client.call("records.create", {"collection": "posts", "data": {
         "author": session["user"]["id"], "text": "one", "public": False}})
     assert await client.call("functions.call", {"name": "count_posts"}) == 1   # ctx.sql, as the gateway
+
+
+async def test_ctx_transaction_keeps_all_statements_or_none(connect):
+    client, _ = await signed_in(connect)
+    a, b = f"a-{secrets.token_hex(4)}", f"b-{secrets.token_hex(4)}"
+    assert await client.call("functions.call", {"name": "both_or_neither", "args": {"a": a, "b": b}}) == \
+        {"rows": [[{"k": a}], [{"k": b}]], "kept": [a, b]}
+    c = f"c-{secrets.token_hex(4)}"   # the second statement fails (a duplicate key): the first is undone
+    assert await client.call("functions.call", {"name": "both_or_neither", "args": {"a": c, "b": a}}) == \
+        {"failed": "23505", "kept": [a]}
 
 
 async def test_the_allow_rule_decides_who_may_call(connect):
@@ -238,7 +262,8 @@ async def test_admins_list_the_functions(connect):
     await admin.call("auth.admin", {"key": ADMIN_KEY})
     listed = {f["name"]: f for f in (await admin.call("functions.list"))["functions"]}
     assert listed["whoami"] == {"name": "whoami", "triggers": ["call"], "allow": "@user.id != null",
-                                "timeout": 10.0, "secrets": [], "admin": False, "file": "demo.py"}
+                                "timeout": 10.0, "secrets": [], "admin": False, "file": "demo.py",
+                                "last_run": None, "dead": 0}
     assert listed["environment"]["secrets"] == ["PAYMENT_API_KEY"]
     user, _ = await signed_in(connect)
     assert await code_of(user.call("functions.list")) == "FORBIDDEN"

@@ -115,6 +115,8 @@ async def test_a_change_that_keeps_failing_becomes_a_dead_letter_and_can_be_retr
             assert row["id"] == behind   # ran only after the poison one was given up on: order holds
             [dead] = (await admin.call("functions.dead", {"name": table}))["dead"]
             assert dead["change"]["id"] == poison and dead["error"] == "failed 3 times"
+            [listed] = [f for f in (await admin.call("functions.list"))["functions"] if f["name"] == table]
+            assert listed["dead"] == 1 and listed["last_run"]["outcome"] == "ok"
             runs = (await admin.call("functions.runs", {"name": table}))["runs"]
             assert [r["outcome"] for r in runs][:4] == ["ok", "failed", "failed", "failed"]
 
