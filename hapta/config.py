@@ -84,6 +84,12 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "realtime.subscribe": Limit(20, per=1, burst=200),    # a reconnect resubscribes everything at once
     "channels.join": Limit(10, per=1, burst=32),
     "channels.publish": Limit(20, per=1, burst=40),
+    # mail costs the sender's reputation and the recipient's patience: a few an hour per address and per account
+    "auth.verify.request": Limit(5, per=3600),
+    "auth.reset.request": Limit(5, per=3600),
+    "auth.reset.request:identity": Limit(3, per=3600),
+    "auth.verify": Limit(30, per=60),
+    "auth.reset": Limit(30, per=60),
 }
 
 
@@ -132,6 +138,10 @@ class App:
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
     rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
+    app_name: str = "Hapta"                     # what mails call the app
+    # the link a mail carries (string.Template): $public_url (HAPTA_PUBLIC_URL, else the gateway's own address),
+    # $action ("verify", "reset") and $token; a page of the app reads the token and sends auth.verify / auth.reset
+    mail_link: str = "$public_url/#$action=$token"
     function_workers: int | None = None         # processes running functions/; None: one per core
     function_timeout: float = 10.0              # the longest a function may declare (at most request_timeout)
     function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)

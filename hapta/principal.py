@@ -23,6 +23,7 @@ class Principal:
     user_id: str | None = None
     session_id: str | None = None
     expires_at: int | None = None   # when the access token behind it expires (unix seconds)
+    verified: bool = False          # a user whose email is confirmed (auth.verify, or a provider that vouched)
 
     @property
     def is_admin(self) -> bool:
@@ -33,7 +34,8 @@ class Principal:
 
     def rule_vars(self) -> dict[str, Any]:
         """The values `@user.*` and `@now` stand for in rules and filters."""
-        return {"user.id": self.user_id, "user.role": self.role, "now": datetime.now(timezone.utc)}
+        return {"user.id": self.user_id, "user.role": self.role, "user.verified": self.verified,
+                "now": datetime.now(timezone.utc)}
 
 
 class Peer(Protocol):

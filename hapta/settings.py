@@ -65,6 +65,8 @@ class Settings:
     public_url: str | None = None               # how browsers reach this gateway (OAuth2 redirects)
     redis_prefix: str = "hapta:"                # starts every Redis key (the names: hapta/limits/keys.py)
     metrics_networks: tuple[str, ...] = LOOPBACK   # may read /metrics without the admin key ("none": nobody)
+    smtp_url: str | None = None                 # smtp[s]://user:password@host:port; unset: mails go to files
+    mail_from: str = "Hapta <no-reply@localhost>"   # the From of every mail the gateway sends
 
     @property
     def production(self) -> bool:
@@ -99,6 +101,8 @@ class Settings:
             redis_prefix=get("HAPTA_REDIS_PREFIX", "hapta:") or "hapta:",
             metrics_networks=() if get("HAPTA_METRICS_NETWORKS") == "none"
             else _split(get("HAPTA_METRICS_NETWORKS")) or LOOPBACK,
+            smtp_url=get("SMTP_URL"),
+            mail_from=get("HAPTA_MAIL_FROM", "Hapta <no-reply@localhost>") or "Hapta <no-reply@localhost>",
         )
         settings.validate()
         return settings

@@ -107,7 +107,7 @@ class SessionHub:
     def rolled(self, peer: Peer, user: dict[str, Any], session_id: str, refresh: str) -> dict[str, Any]:
         """A fresh access token for the session, bound to this connection; the Session the client keeps."""
         token, expires_at = self.signer.issue(user["id"], session_id)
-        self.bind(peer, Principal(USER, user["id"], session_id, expires_at))
+        self.bind(peer, Principal(USER, user["id"], session_id, expires_at, verified=bool(user.get("verified"))))
         return {"user": user, "token": token, "expires_at": expires_at, "refresh_token": refresh}
 
     def closed(self, peer: Peer) -> None:

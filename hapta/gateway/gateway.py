@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import string
 import time
 import urllib.parse
 from pathlib import Path
@@ -16,6 +17,7 @@ from .. import metrics
 from ..access import Schemas, check_caller
 from ..auth import oauth2
 from ..auth.hub import SessionHub
+from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
 from ..config import DEFAULT_LIMITS, App
@@ -25,6 +27,7 @@ from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
 from ..live import Live, install_triggers
 from ..models import Model, build_models
+from ..ops.accounts import AccountOps
 from ..ops.auth import AuthOps
 from ..ops.base import Call, OpSpec, table
 from ..ops.files import FileOps
@@ -54,7 +57,7 @@ log = logging.getLogger("hapta.gateway")
 class Gateway:
     def __init__(self, app: App, settings: Settings, db: Database, schema: Schema, models: dict[str, Model],
                  hooks: Hooks, listener: Listener, storage: Storage | None = None,
-                 functions: Functions | None = None):
+                 functions: Functions | None = None, app_dir: Path | None = None):
         self.app = app
         self.settings = settings
         self.db = db
@@ -76,6 +79,9 @@ class Gateway:
         # realtime events pass the collections' before_send hooks too, per receiving principal
         self.live.realtime.sends, self.live.realtime.sent = hooks.sends, self.records.sent
         self.deadlines = Deadlines(app.request_timeout)
+        self.mailer = Mailer(db, Templates(None if app_dir is None else app_dir / "mail"), app.app_name,
+                             smtp_url=settings.smtp_url, sender=settings.mail_from, folder=settings.data_dir / "mail",
+                             log_links=not settings.production)
         self.ops: dict[str, OpSpec] = table(
             AuthOps(db, self.hub, self.signer, self.limiter, anon_key=settings.anon_key,
                     admin_key=settings.admin_key, min_password_length=app.min_password_length,
@@ -86,6 +92,8 @@ class Gateway:
                     max_channels=app.max_channels),
             LimitOps(self.limiter, self._guest_op),
             MiscOps(),
+            AccountOps(db, self.hub, self.mailer, self.limiter, link=self._mail_link,
+                       min_password_length=app.min_password_length),
             RuleOps(hooks),
             FunctionOps(self.functions))
         self.functions.wire(self._run_as, self.live.channels.announce)
@@ -111,7 +119,8 @@ class Gateway:
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch_for_app, reload=reload)
             functions = await Functions.start(app, app_dir / "functions", db, set(models), reload=reload)
-            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions)
+            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions,
+                          app_dir=app_dir)
         except BaseException:
             if functions is not None:
                 await functions.close()
@@ -132,6 +141,7 @@ class Gateway:
         await self.files.start()
         self.hub.start()
         self.deadlines.start()
+        self.mailer.start()
         await self.live.start()
         self.functions.start_schedule()
 
@@ -139,6 +149,7 @@ class Gateway:
         await self.hooks.close()   # first: after_* hooks under way may still need the database
         await self.functions.close()
         await self.deadlines.close()
+        await self.mailer.close()
         await self.hub.close()
         await self.live.close()
         await self.files.close()
@@ -154,6 +165,10 @@ class Gateway:
     @public_url.setter
     def public_url(self, url: str | None) -> None:
         self.files.public_url = url
+
+    def _mail_link(self, action: str, token: str) -> str:
+        return string.Template(self.app.mail_link).safe_substitute(
+            public_url=self.public_url or "", action=action, token=urllib.parse.quote(token))
 
     def _guest_op(self, name: str) -> bool | None:
         spec = self.ops.get(name)

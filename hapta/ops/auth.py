@@ -161,7 +161,8 @@ class AuthOps:
         user = await self.hub.sessions.alive(claims.session_id, claims.user_id)
         if user is None:   # deleted user, revoked or expired session: the token no longer speaks for anyone
             raise HaptaError(TOKEN_INVALID, "token is not valid")
-        self.hub.bind(call.peer, Principal(USER, claims.user_id, claims.session_id, claims.expires_at))
+        self.hub.bind(call.peer, Principal(USER, claims.user_id, claims.session_id, claims.expires_at,
+                                           verified=bool(user.get("verified"))))
         return {"user": user, "expires_at": claims.expires_at}
 
     @op("auth.anon", AnonArgs, guest=True)

@@ -45,6 +45,8 @@ def var_value(variables: Mapping[str, Any], name: str) -> Any:
         return None
     if VAR_KINDS[name] == s.TIMESTAMP:
         return as_timestamp(value)
+    if VAR_KINDS[name] == s.BOOL:
+        return bool(value)
     return str(value)
 
 

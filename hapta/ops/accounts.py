@@ -1,0 +1,154 @@
+"""auth.verify.* and auth.reset.*: what an account does by mail (docs/sessions.md, "Mail").
+
+    auth.verify.request            a signed-in user asks for a link to confirm their email
+    auth.verify {token}            the link's token: the email is verified (rules read @user.verified)
+    auth.reset.request {email}     a link to choose a new password; the same answer whether the account exists
+    auth.reset {token, password}   the new password; every session of the account ends
+
+Tokens are 256-bit secrets, mailed once, kept only as SHA-256 (hapta.account_tokens), single-use, and short-lived:
+24 hours to verify, 30 minutes to reset. A reset request does the same work in the same one statement whether the
+email names an account or not, so neither the answer nor its time tells.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from typing import Annotated, Any, Callable
+
+import msgspec
+
+from ..auth.accounts import InvalidIdentity, normalize_email, weakness
+from ..auth.hub import SessionHub
+from ..auth.mail import Mailer
+from ..auth.passwords import hash_password
+from ..auth.tokens import hash_secret
+from ..limits import Limiter
+from ..principal import USER
+from ..protocol.errors import FORBIDDEN, TOKEN_INVALID, VALIDATION_FAILED, HaptaError
+from ..store.postgres import Database
+from .base import Args, Call, op
+
+VERIFY_HOURS = 24
+RESET_MINUTES = 30
+Text = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class TokenArgs(Args):
+    token: Text
+
+
+class ResetRequestArgs(Args):
+    email: Text
+
+
+class ResetArgs(Args):
+    token: Text
+    password: Text
+
+
+# One statement for known and unknown addresses alike: the token and the mail are written only where the user is.
+RESET_REQUEST = """
+WITH target AS (SELECT id, email FROM users WHERE email = $1),
+     token AS (INSERT INTO hapta.account_tokens (hash, user_id, purpose, email, expires_at)
+               SELECT $2, id, 'reset', email, now() + make_interval(mins => $6) FROM target RETURNING user_id),
+     mail AS (INSERT INTO hapta.mail_outbox (recipient, subject, text_body, html_body)
+              SELECT email, $3, $4, $5 FROM target RETURNING id)
+SELECT (SELECT count(*) FROM token) + (SELECT count(*) FROM mail) AS written
+"""
+# Spend a token: it works once, before it expires, for its purpose.
+SPEND = """
+UPDATE hapta.account_tokens SET used_at = now()
+ WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+RETURNING user_id, email
+"""
+
+
+class AccountOps:
+    def __init__(self, db: Database, hub: SessionHub, mailer: Mailer, limiter: Limiter, *,
+                 link: Callable[[str, str], str], min_password_length: int):
+        self.db = db
+        self.hub = hub
+        self.mailer = mailer
+        self.limiter = limiter
+        self.link = link   # link(action, token) -> the URL a mail carries (App.mail_link)
+        self.min_password_length = min_password_length
+
+    @op("auth.verify.request")
+    async def verify_request(self, call: Call, args: None) -> dict[str, Any]:
+        """Mail the signed-in user a link that confirms their email ({sent: false} when it already is)."""
+        principal = call.principal
+        if principal.role != USER:
+            raise HaptaError(FORBIDDEN, "only a signed-in user has an email to verify")
+        token = secrets.token_urlsafe(32)
+        async with self.db.transaction() as conn:
+            user = await conn.fetchrow("SELECT email, verified FROM users WHERE id = $1", principal.user_id)
+            if user is None:
+                raise HaptaError(TOKEN_INVALID, "this user no longer exists")
+            if user["verified"]:
+                return {"sent": False}
+            await conn.execute("INSERT INTO hapta.account_tokens (hash, user_id, purpose, email, expires_at) "
+                               "VALUES ($1, $2, 'verify', $3, now() + make_interval(hours => $4))",
+                               hash_secret(token), principal.user_id, user["email"], VERIFY_HOURS)
+            await self.mailer.queue(conn, "verify", user["email"], link=self.link("verify", token), code=token)
+        return {"sent": True}
+
+    @op("auth.verify", TokenArgs, guest=True)
+    async def verify(self, call: Call, args: TokenArgs) -> dict[str, Any]:
+        """Confirm an email with the token its mail carried; this connection, if signed in as that user, now
+        reads @user.verified true. A wrong, spent or expired token: TOKEN_INVALID."""
+        async with self.db.transaction() as conn:
+            spent = await conn.fetchrow(SPEND, hash_secret(args.token), "verify")
+            # the address must still be the account's: a verification holds for the address it was sent to
+            updated = spent is not None and await conn.fetchval(
+                "UPDATE users SET verified = true WHERE id = $1 AND email = $2 RETURNING id",
+                spent["user_id"], spent["email"])
+        if not updated:
+            raise HaptaError(TOKEN_INVALID, "that link is not valid (used, expired or for another address)")
+        principal = call.principal
+        if principal.role == USER and principal.user_id == spent["user_id"] and not principal.verified:
+            self.hub.bind(call.peer, replace(principal, verified=True))
+        return {"verified": True}
+
+    @op("auth.reset.request", ResetRequestArgs, guest=True)
+    async def reset_request(self, call: Call, args: ResetRequestArgs) -> dict[str, Any]:
+        """Mail a link to choose a new password, if the email names an account. The answer is {} either way, after
+        the same work, so it tells nobody whether the address has an account."""
+        try:
+            email = normalize_email(args.email)
+        except InvalidIdentity as exc:
+            raise HaptaError(VALIDATION_FAILED, str(exc), details={"field": "email"}) from None
+        # guesses per address are the dispatcher's limit; per email, from anywhere, this one (hashed: no address
+        # lands in Redis)
+        await self.limiter.enforce(call.op, "identity:" + hash_secret(email)[:32], collection="identity")
+        token = secrets.token_urlsafe(32)
+        subject, text, html = self.mailer.templates.render("reset", {
+            "app": self.mailer.app_name, "link": self.link("reset", token), "code": token})
+        written = await self.db.fetchval(RESET_REQUEST, email, hash_secret(token), subject, text, html,
+                                         RESET_MINUTES)
+        if written:
+            self.mailer.woken(self.link("reset", token))
+        return {}
+
+    @op("auth.reset", ResetArgs, guest=True)
+    async def reset(self, call: Call, args: ResetArgs) -> dict[str, Any]:
+        """A new password with the token a reset mail carried; every session of the account ends, on every
+        process. Then sign in with it. A wrong, spent or expired token: TOKEN_INVALID."""
+        token_hash = hash_secret(args.token)
+        owner = await self.db.fetchrow("SELECT u.email, u.username FROM hapta.account_tokens t JOIN users u ON "
+                                       "u.id = t.user_id WHERE t.hash = $1 AND t.purpose = 'reset' AND "
+                                       "t.used_at IS NULL AND t.expires_at > now()", token_hash)
+        if owner is None:
+            raise HaptaError(TOKEN_INVALID, "that link is not valid (used or expired)")
+        problem = weakness(args.password, min_length=self.min_password_length,
+                           identities=(owner["email"], owner["username"]))
+        if problem:
+            raise HaptaError(VALIDATION_FAILED, problem, details={"field": "password"})
+        new_hash = await hash_password(args.password)
+        async with self.db.transaction() as conn:   # spent, the password set and every session ended: all or none
+            spent = await conn.fetchrow(SPEND, token_hash, "reset")
+            if spent is None:   # spent meanwhile by a concurrent reset
+                raise HaptaError(TOKEN_INVALID, "that link is not valid (used or expired)")
+            await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", spent["user_id"], new_hash)
+            ended = await self.hub.sessions.revoke_user(spent["user_id"], "password reset", conn=conn)
+        await self.hub.announce(ended, "password reset")
+        return {}

@@ -1,0 +1,186 @@
+"""Accounts by mail, end to end: a real SMTP server in this process (aiosmtpd) receives what the gateway sends.
+Email verification (rules and filters read @user.verified), password reset (the same answer for unknown emails;
+every session of the account ends, on every process), and tokens refused when wrong, spent or expired."""
+from __future__ import annotations
+
+import asyncio
+import email
+import re
+import secrets
+import time
+from email import policy
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiosmtpd.controller import Controller
+
+from hapta.client import Client
+from hapta.protocol.errors import HaptaError
+from tests.conftest import PASSWORD, gateway_env
+from tests.services import GatewayProcess, free_port, next_loopback
+
+
+class Inbox:
+    """What the SMTP server received: (recipients, parsed message)."""
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):   # aiosmtpd's handler hook
+        self.mails.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+    async def to(self, address: str, timeout: float = 20.0) -> email.message.EmailMessage:
+        deadline = time.monotonic() + timeout
+        while True:
+            for recipients, message in self.mails:
+                if address in recipients:
+                    return message
+            assert time.monotonic() < deadline, f"no mail to {address} within {timeout} s"
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield inbox, f"smtp://127.0.0.1:{controller.port}"
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(database, smtp):
+    _, url = smtp
+    env = gateway_env(database, SMTP_URL=url, HAPTA_PUBLIC_URL="https://app.example.com",
+                      HAPTA_MAIL_FROM="Hapta Tests <tests@example.com>")
+    processes = [GatewayProcess(env).start() for _ in range(2)]
+    yield processes
+    for process in processes:
+        process.stop()
+    for process in processes:
+        assert "Traceback" not in process.log_text(), process.log_text()
+
+
+@pytest_asyncio.fixture
+async def connect(nodes):
+    clients: list[Client] = []
+
+    async def make(node: int = 0) -> Client:
+        client = await Client.connect(nodes[node].url, local_addr=(next_loopback(), 0))
+        clients.append(client)
+        return client
+    yield make
+    for client in clients:
+        await client.close()
+
+
+def token_in(message: email.message.EmailMessage, action: str) -> str:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    found = re.search(rf"https://app\.example\.com/#{action}=(\S+)", text)
+    assert found, text
+    return found.group(1)
+
+
+async def refused(coroutine) -> str:
+    with pytest.raises(HaptaError) as error:
+        await coroutine
+    return error.value.code
+
+
+async def register(client: Client) -> tuple[str, dict]:
+    address = f"m{secrets.token_hex(5)}@example.com"
+    session = await client.call("auth.register", {"email": address, "password": PASSWORD})
+    return address, session
+
+
+async def test_an_email_is_verified_by_the_link_it_receives(connect, smtp):
+    inbox, _ = smtp
+    client = await connect()
+    address, session = await register(client)
+    assert session["user"]["verified"] is False
+    await client.call("records.create", {"collection": "posts", "data": {
+        "author": session["user"]["id"], "text": "verified author", "public": False}})
+    mine = {"collection": "posts", "filter": f'@user.verified = true && author = "{session["user"]["id"]}"'}
+    assert (await client.call("records.list", mine))["items"] == []   # not verified yet
+    assert await client.call("auth.verify.request") == {"sent": True}
+    message = await inbox.to(address)
+    assert message["From"] == "Hapta Tests <tests@example.com>" and "Confirm" in message["Subject"]
+    token = token_in(message, "verify")
+    assert await refused(client.call("auth.verify", {"token": token[:-2] + "xx"})) == "TOKEN_INVALID"
+    assert await client.call("auth.verify", {"token": token}) == {"verified": True}
+    assert (await client.call("auth.me"))["user"]["verified"] is True
+    assert await refused(client.call("auth.verify", {"token": token})) == "TOKEN_INVALID"   # single use
+    assert await client.call("auth.verify.request") == {"sent": False}                     # nothing left to do
+    # rules and filters read @user.verified on this very connection, and on a new one
+    assert len((await client.call("records.list", mine))["items"]) == 1
+    again = await connect(1)
+    await again.call("auth.resume", {"token": session["token"]})
+    assert len((await again.call("records.list", mine))["items"]) == 1
+
+
+async def test_a_reset_ends_every_session_and_answers_alike_for_unknown_emails(connect, smtp, database):
+    inbox, _ = smtp
+    phone = await connect(0)
+    address, session = await register(phone)
+    laptop = await connect(1)   # the same account on the other process
+    await laptop.call("auth.resume", {"token": session["token"]})
+
+    stranger = f"nobody-{secrets.token_hex(4)}@example.com"
+    asking = await connect()
+    assert await asking.call("auth.reset.request", {"email": stranger}) == {}
+    assert await asking.call("auth.reset.request", {"email": address.upper()}) == {}   # the same answer
+    message = await inbox.to(address)
+    assert not any(stranger in recipients for recipients, _ in inbox.mails)   # nothing went to the unknown one
+    token = token_in(message, "reset")
+
+    assert await refused(asking.call("auth.reset", {"token": token, "password": "password"})) == "VALIDATION_FAILED"
+    assert await asking.call("auth.reset", {"token": token, "password": "a brand new passphrase"}) == {}
+    for socket in (phone, laptop):   # on both processes
+        event = await socket.next_event(timeout=5)
+        assert event == {"event": "auth.revoked", "data": {"reason": "password reset"}}
+    assert await refused(asking.call("auth.reset", {"token": token, "password": "another new passphrase"})) \
+        == "TOKEN_INVALID"   # spent
+    fresh = await connect()
+    assert await refused(fresh.call("auth.login", {"identity": address, "password": PASSWORD})) == \
+        "INVALID_CREDENTIALS"
+    assert (await fresh.call("auth.login", {"identity": address, "password": "a brand new passphrase"}))["user"][
+        "email"] == address
+
+
+async def test_an_expired_reset_token_is_refused(connect, smtp, database):
+    inbox, _ = smtp
+    client = await connect()
+    address, _ = await register(client)
+    await client.call("auth.reset.request", {"email": address})
+    token = token_in(await inbox.to(address), "reset")
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("UPDATE hapta.account_tokens SET expires_at = now() - interval '1 second' "
+                           "WHERE user_id = (SELECT id FROM users WHERE email = $1)", address)
+    finally:
+        await conn.close()
+    assert await refused(client.call("auth.reset", {"token": token, "password": "a brand new passphrase"})) \
+        == "TOKEN_INVALID"
+
+
+async def test_without_smtp_mails_are_files_and_their_links_are_logged(database, tmp_path):
+    """The embedded default: no SMTP_URL, so each mail is an .eml in HAPTA_DATA_DIR/mail and, outside
+    production, its link is in the log."""
+    process = GatewayProcess(gateway_env(database, HAPTA_DATA_DIR=str(tmp_path)), drop=("SMTP_URL",)).start()
+    try:
+        async with await Client.connect(process.url, local_addr=(next_loopback(), 0)) as client:
+            address, _ = await register(client)
+            await client.call("auth.reset.request", {"email": address})
+            deadline = time.monotonic() + 20
+            while not list((tmp_path / "mail").glob("*.eml")):
+                assert time.monotonic() < deadline, "no mail file was written"
+                await asyncio.sleep(0.05)
+        [path] = list((tmp_path / "mail").glob("*.eml"))
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert message["To"] == address
+        link = re.search(r"(\S+#reset=\S+)", message.get_body(preferencelist=("plain",)).get_content()).group(1)
+        assert link in process.log_text()
+    finally:
+        process.stop()
