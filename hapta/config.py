@@ -90,6 +90,10 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.reset.request:identity": Limit(3, per=3600),
     "auth.verify": Limit(30, per=60),
     "auth.reset": Limit(30, per=60),
+    "auth.otp.request": Limit(5, per=3600),
+    "auth.otp.request:identity": Limit(5, per=3600),
+    "auth.otp": Limit(10, per=60),
+    "auth.otp:identity": Limit(10, per=600),   # with OTP_ATTEMPTS per code: six digits are not guessed
 }
 
 

@@ -40,6 +40,13 @@ DEFAULTS: dict[str, dict[str, str]] = {
                 "<p>or enter the code <b>$code</b> in the app. It is valid for 24 hours. If you did not ask for "
                 "this, ignore this mail.</p>",
     },
+    "otp": {
+        "subject": "Your $app sign-in code: $code",
+        "txt": "Your code to sign in to $app is\n\n    $code\n\nIt is valid for 10 minutes and once. If you did not "
+               "ask for it, ignore this mail.\n",
+        "html": "<p>Your code to sign in to $app is</p><p style=\"font-size:24px\"><b>$code</b></p><p>It is valid "
+                "for 10 minutes and once. If you did not ask for it, ignore this mail.</p>",
+    },
     "reset": {
         "subject": "Reset your $app password",
         "txt": "Someone asked to reset the password of this account. To choose a new one:\n\n$link\n\nor enter the "

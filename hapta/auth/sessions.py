@@ -59,14 +59,16 @@ class Sessions:
         self.db = db
         self.policy = policy
 
-    async def start(self, user_id: str) -> tuple[str, str]:
-        """A new session with its first refresh token: (session id, refresh token)."""
+    async def start(self, user_id: str, lifetime: float | None = None) -> tuple[str, str]:
+        """A new session with its first refresh token: (session id, refresh token). `lifetime`: a shorter one
+        than the policy's (an admin's impersonation)."""
         refresh = new_refresh_token()
         session_id = await self.db.fetchval("""
             WITH s AS (INSERT INTO hapta.sessions (user_id, expires_at)
                        VALUES ($1, now() + make_interval(secs => $2)) RETURNING id)
             INSERT INTO hapta.refresh_tokens (hash, session_id) SELECT $3, id FROM s RETURNING session_id""",
-            user_id, self.policy.lifetime, hash_secret(refresh))
+            user_id, self.policy.lifetime if lifetime is None else min(lifetime, self.policy.lifetime),
+            hash_secret(refresh))
         return session_id, refresh
 
     async def refresh(self, presented: str) -> Rolled:

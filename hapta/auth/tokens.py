@@ -32,6 +32,7 @@ class AccessClaims:
     user_id: str
     session_id: str
     expires_at: int
+    impersonated: bool = False   # minted for an admin acting as the user (auth.impersonate)
 
 
 class TokenSigner:
@@ -45,13 +46,15 @@ class TokenSigner:
         self._keys[self._kid] = secret
         self.ttl = ttl
 
-    def issue(self, user_id: str, session_id: str, now: float | None = None) -> tuple[str, int]:
+    def issue(self, user_id: str, session_id: str, now: float | None = None, *, ttl: int | None = None,
+              impersonated: bool = False) -> tuple[str, int]:
         issued = int(now if now is not None else time.time())
-        expires = issued + self.ttl
+        expires = issued + (self.ttl if ttl is None else min(ttl, self.ttl))
         # jti: every token is distinct, even two minted for one session in the same second
-        token = jwt.encode({"sub": user_id, "sid": session_id, "iat": issued, "exp": expires,
-                            "jti": secrets.token_urlsafe(12)},
-                           self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
+        claims = {"sub": user_id, "sid": session_id, "iat": issued, "exp": expires, "jti": secrets.token_urlsafe(12)}
+        if impersonated:
+            claims["imp"] = True
+        token = jwt.encode(claims, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
         return token, expires
 
     def verify(self, token: object) -> AccessClaims:
@@ -70,7 +73,7 @@ class TokenSigner:
             raise HaptaError(TOKEN_INVALID, "token is not valid") from None
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str):
             raise HaptaError(TOKEN_INVALID, "token is not valid")
-        return AccessClaims(claims["sub"], claims["sid"], int(claims["exp"]))
+        return AccessClaims(claims["sub"], claims["sid"], int(claims["exp"]), claims.get("imp") is True)
 
 
 def new_refresh_token() -> str:

@@ -4,6 +4,8 @@
     auth.verify {token}            the link's token: the email is verified (rules read @user.verified)
     auth.reset.request {email}     a link to choose a new password; the same answer whether the account exists
     auth.reset {token, password}   the new password; every session of the account ends
+    auth.otp.request {email}       a six-digit sign-in code by mail; the same answer whether the account exists
+    auth.otp {email, code}         signs in (and verifies the email): 10 minutes, once, OTP_ATTEMPTS guesses
 
 Tokens are 256-bit secrets, mailed once, kept only as SHA-256 (hapta.account_tokens), single-use, and short-lived:
 24 hours to verify, 30 minutes to reset. A reset request does the same work in the same one statement whether the
@@ -11,6 +13,7 @@ email names an account or not, so neither the answer nor its time tells.
 """
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import replace
 from typing import Annotated, Any, Callable
@@ -21,15 +24,19 @@ from ..auth.accounts import InvalidIdentity, normalize_email, weakness
 from ..auth.hub import SessionHub
 from ..auth.mail import Mailer
 from ..auth.passwords import hash_password
+from ..auth.sessions import USER_COLUMNS
 from ..auth.tokens import hash_secret
 from ..limits import Limiter
 from ..principal import USER
-from ..protocol.errors import FORBIDDEN, TOKEN_INVALID, VALIDATION_FAILED, HaptaError
+from ..protocol.errors import FORBIDDEN, INVALID_CREDENTIALS, TOKEN_INVALID, VALIDATION_FAILED, HaptaError
 from ..store.postgres import Database
 from .base import Args, Call, op
 
+SELECT_USER = ", ".join(USER_COLUMNS)
 VERIFY_HOURS = 24
 RESET_MINUTES = 30
+OTP_MINUTES = 10
+OTP_ATTEMPTS = 5      # wrong guesses that burn a code (with the per-email limit: no brute force of six digits)
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
@@ -46,6 +53,15 @@ class ResetArgs(Args):
     password: Text
 
 
+class OtpRequestArgs(Args):
+    email: Text
+
+
+class OtpArgs(Args):
+    email: Text
+    code: Annotated[str, msgspec.Meta(max_length=16)]
+
+
 # One statement for known and unknown addresses alike: the token and the mail are written only where the user is.
 RESET_REQUEST = """
 WITH target AS (SELECT id, email FROM users WHERE email = $1),
@@ -54,6 +70,18 @@ WITH target AS (SELECT id, email FROM users WHERE email = $1),
      mail AS (INSERT INTO hapta.mail_outbox (recipient, subject, text_body, html_body)
               SELECT email, $3, $4, $5 FROM target RETURNING id)
 SELECT (SELECT count(*) FROM token) + (SELECT count(*) FROM mail) AS written
+"""
+# A one-time code: any earlier live code of the account is burnt, so only the newest works.
+OTP_REQUEST = """
+WITH target AS (SELECT id, email FROM users WHERE email = $1),
+     burnt AS (UPDATE hapta.account_tokens SET used_at = now() WHERE purpose = 'otp' AND used_at IS NULL
+               AND user_id IN (SELECT id FROM target) RETURNING 1),
+     token AS (INSERT INTO hapta.account_tokens (hash, user_id, purpose, email, expires_at)
+               SELECT encode(sha256(convert_to(id || ':' || $2, 'UTF8')), 'hex'), id, 'otp', email,
+                      now() + make_interval(mins => $6) FROM target RETURNING user_id),
+     mail AS (INSERT INTO hapta.mail_outbox (recipient, subject, text_body, html_body)
+              SELECT email, $3, $4, $5 FROM target RETURNING id)
+SELECT (SELECT count(*) FROM token) + (SELECT count(*) FROM mail) + (SELECT count(*) FROM burnt) AS written
 """
 # Spend a token: it works once, before it expires, for its purpose.
 SPEND = """
@@ -113,10 +141,7 @@ class AccountOps:
     async def reset_request(self, call: Call, args: ResetRequestArgs) -> dict[str, Any]:
         """Mail a link to choose a new password, if the email names an account. The answer is {} either way, after
         the same work, so it tells nobody whether the address has an account."""
-        try:
-            email = normalize_email(args.email)
-        except InvalidIdentity as exc:
-            raise HaptaError(VALIDATION_FAILED, str(exc), details={"field": "email"}) from None
+        email = self._email(args.email)
         # guesses per address are the dispatcher's limit; per email, from anywhere, this one (hashed: no address
         # lands in Redis)
         await self.limiter.enforce(call.op, "identity:" + hash_secret(email)[:32], collection="identity")
@@ -152,3 +177,47 @@ class AccountOps:
             ended = await self.hub.sessions.revoke_user(spent["user_id"], "password reset", conn=conn)
         await self.hub.announce(ended, "password reset")
         return {}
+
+    @op("auth.otp.request", OtpRequestArgs, guest=True)
+    async def otp_request(self, call: Call, args: OtpRequestArgs) -> dict[str, Any]:
+        """Mail a six-digit code that signs in, if the email names an account: {} either way, after the same work.
+        A new code burns the one before."""
+        email = self._email(args.email)
+        await self.limiter.enforce(call.op, "identity:" + hash_secret(email)[:32], collection="identity")
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        subject, text, html = self.mailer.templates.render("otp", {
+            "app": self.mailer.app_name, "link": self.link("otp", code), "code": code})
+        if await self.db.fetchval(OTP_REQUEST, email, code, subject, text, html, OTP_MINUTES):
+            self.mailer.woken()
+        return {}
+
+    @op("auth.otp", OtpArgs, guest=True)
+    async def otp(self, call: Call, args: OtpArgs) -> dict[str, Any]:
+        """Sign in with a mailed code: a Session, and the email counts as verified (its owner read the mail).
+        Wrong, spent, expired or burnt (OTP_ATTEMPTS wrong guesses): INVALID_CREDENTIALS, alike."""
+        email = self._email(args.email)
+        await self.limiter.enforce(call.op, "identity:" + hash_secret(email)[:32], collection="identity")
+        async with self.db.transaction() as conn:
+            live = await conn.fetchrow(
+                "SELECT t.hash, t.user_id FROM hapta.account_tokens t JOIN users u ON u.id = t.user_id "
+                "WHERE u.email = $1 AND t.purpose = 'otp' AND t.used_at IS NULL AND t.expires_at > now() "
+                "AND t.attempts < $2 FOR UPDATE OF t", email, OTP_ATTEMPTS)
+            right = live is not None and hmac.compare_digest(
+                live["hash"], hash_secret(f"{live['user_id']}:{args.code.strip()}"))
+            if live is not None and not right:
+                await conn.execute("UPDATE hapta.account_tokens SET attempts = attempts + 1 WHERE hash = $1",
+                                   live["hash"])
+            if right:
+                await conn.execute("UPDATE hapta.account_tokens SET used_at = now() WHERE hash = $1", live["hash"])
+                user = await conn.fetchrow(f"UPDATE users SET verified = true WHERE id = $1 RETURNING {SELECT_USER}",
+                                           live["user_id"])
+        if not right:
+            raise HaptaError(INVALID_CREDENTIALS, "that code is not valid")
+        return await self.hub.sign_in(call.peer, user)
+
+    @staticmethod
+    def _email(text: str) -> str:
+        try:
+            return normalize_email(text)
+        except InvalidIdentity as exc:
+            raise HaptaError(VALIDATION_FAILED, str(exc), details={"field": "email"}) from None

@@ -8,6 +8,7 @@ revocations to the session's other connections, in this process and all others.
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated, Any, Callable
 
 import asyncpg
@@ -26,6 +27,8 @@ from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_C
                                VALIDATION_FAILED, HaptaError)
 from ..store.postgres import Database
 from .base import Args, Call, op
+
+log = logging.getLogger("hapta.auth")
 
 SELECT_USER = ", ".join(USER_COLUMNS)
 
@@ -60,6 +63,13 @@ class PasswordArgs(Args):
 class RevokeArgs(Args):
     session: Text | None = None
     user: Text | None = None     # admins: every session of this user
+
+
+class ImpersonateArgs(Args):
+    user: Text
+
+
+IMPERSONATION_SECONDS = 900   # an admin acting as a user: 15 minutes, no refresh
 
 
 class OAuth2Args(Args):
@@ -241,6 +251,22 @@ class AuthOps:
         revoked = await hub.sessions.revoke([args.session], reason)
         await hub.announce(revoked, reason)
         return {"revoked": len(revoked)}
+
+    @op("auth.impersonate", ImpersonateArgs)
+    async def impersonate(self, call: Call, args: ImpersonateArgs) -> dict[str, Any]:
+        """An admin becomes a user on this connection, for support: a session of IMPERSONATION_SECONDS without a
+        refresh token, its access token marked `imp`, and a line in the log. {user, token, expires_at,
+        impersonated: true}; the rules apply as to the user."""
+        if not call.principal.is_admin:
+            raise HaptaError(FORBIDDEN, "auth.impersonate is for admins only")
+        user = await self.db.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", args.user)
+        if user is None:
+            raise HaptaError(NOT_FOUND, "no such user")
+        session_id, _ = await self.hub.sessions.start(user["id"], lifetime=IMPERSONATION_SECONDS)
+        token, expires_at = self.signer.issue(user["id"], session_id, ttl=IMPERSONATION_SECONDS, impersonated=True)
+        log.warning("an admin (from %s) impersonates user %s: session %s", call.peer.address, user["id"], session_id)
+        self.hub.bind(call.peer, Principal(USER, user["id"], session_id, expires_at, verified=user["verified"]))
+        return {"user": dict(user), "token": token, "expires_at": expires_at, "impersonated": True}
 
     @op("auth.oauth2", OAuth2Args, guest=True)
     async def oauth2_begin(self, call: Call, args: OAuth2Args) -> dict[str, str]:

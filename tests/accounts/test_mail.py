@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import GatewayProcess, free_port, next_loopback
+from tests.services import GatewayProcess, create_database, drop_database, free_port, next_loopback
 
 
 class Inbox:
@@ -50,10 +50,19 @@ def smtp():
     controller.stop()
 
 
+@pytest_asyncio.fixture(scope="module")
+async def mail_database(pg_admin):
+    """A database of its own: every gateway on a database sends its outbox, so the other tests' gateways (no
+    SMTP_URL: files) must not be the ones to claim these mails."""
+    dsn = await create_database(pg_admin)
+    yield dsn
+    await drop_database(pg_admin, dsn)
+
+
 @pytest.fixture(scope="module")
-def nodes(database, smtp):
+def nodes(mail_database, smtp):
     _, url = smtp
-    env = gateway_env(database, SMTP_URL=url, HAPTA_PUBLIC_URL="https://app.example.com",
+    env = gateway_env(mail_database, SMTP_URL=url, HAPTA_PUBLIC_URL="https://app.example.com",
                       HAPTA_MAIL_FROM="Hapta Tests <tests@example.com>")
     processes = [GatewayProcess(env).start() for _ in range(2)]
     yield processes
@@ -120,7 +129,7 @@ async def test_an_email_is_verified_by_the_link_it_receives(connect, smtp):
     assert len((await again.call("records.list", mine))["items"]) == 1
 
 
-async def test_a_reset_ends_every_session_and_answers_alike_for_unknown_emails(connect, smtp, database):
+async def test_a_reset_ends_every_session_and_answers_alike_for_unknown_emails(connect, smtp):
     inbox, _ = smtp
     phone = await connect(0)
     address, session = await register(phone)
@@ -149,13 +158,13 @@ async def test_a_reset_ends_every_session_and_answers_alike_for_unknown_emails(c
         "email"] == address
 
 
-async def test_an_expired_reset_token_is_refused(connect, smtp, database):
+async def test_an_expired_reset_token_is_refused(connect, smtp, mail_database):
     inbox, _ = smtp
     client = await connect()
     address, _ = await register(client)
     await client.call("auth.reset.request", {"email": address})
     token = token_in(await inbox.to(address), "reset")
-    conn = await asyncpg.connect(database)
+    conn = await asyncpg.connect(mail_database)
     try:
         await conn.execute("UPDATE hapta.account_tokens SET expires_at = now() - interval '1 second' "
                            "WHERE user_id = (SELECT id FROM users WHERE email = $1)", address)
@@ -165,9 +174,10 @@ async def test_an_expired_reset_token_is_refused(connect, smtp, database):
         == "TOKEN_INVALID"
 
 
-async def test_without_smtp_mails_are_files_and_their_links_are_logged(database, tmp_path):
+async def test_without_smtp_mails_are_files_and_their_links_are_logged(pg_admin, tmp_path):
     """The embedded default: no SMTP_URL, so each mail is an .eml in HAPTA_DATA_DIR/mail and, outside
     production, its link is in the log."""
+    database = await create_database(pg_admin)   # (as above: no other gateway sends this outbox)
     process = GatewayProcess(gateway_env(database, HAPTA_DATA_DIR=str(tmp_path)), drop=("SMTP_URL",)).start()
     try:
         async with await Client.connect(process.url, local_addr=(next_loopback(), 0)) as client:
@@ -184,3 +194,36 @@ async def test_without_smtp_mails_are_files_and_their_links_are_logged(database,
         assert link in process.log_text()
     finally:
         process.stop()
+        await drop_database(pg_admin, database)
+
+
+def code_in(message: email.message.EmailMessage) -> str:
+    found = re.search(r"\b(\d{6})\b", message["Subject"])
+    assert found, message["Subject"]
+    return found.group(1)
+
+
+async def test_a_one_time_code_signs_in_once_and_guessing_burns_it(connect, smtp):
+    inbox, _ = smtp
+    client = await connect()
+    address, _ = await register(client)
+    await client.call("auth.logout")
+    stranger = f"nobody-{secrets.token_hex(4)}@example.com"
+    assert await client.call("auth.otp.request", {"email": stranger}) == {}
+    assert await client.call("auth.otp.request", {"email": address}) == {}
+    code = code_in(await inbox.to(address))
+    assert not any(stranger in recipients for recipients, _ in inbox.mails)
+    wrong = f"{(int(code) + 1) % 10 ** 6:06d}"
+    assert await refused(client.call("auth.otp", {"email": address, "code": wrong})) == "INVALID_CREDENTIALS"
+    session = await client.call("auth.otp", {"email": address, "code": code})
+    assert session["user"]["email"] == address and session["user"]["verified"] is True
+    assert await refused(client.call("auth.otp", {"email": address, "code": code})) == "INVALID_CREDENTIALS"
+
+    # a second code, guessed at: five wrong guesses burn it, and then even the right one fails
+    inbox.mails.clear()
+    await client.call("auth.otp.request", {"email": address})
+    code = code_in(await inbox.to(address))
+    for n in range(5):
+        guess = f"{(int(code) + 1 + n) % 10 ** 6:06d}"
+        assert await refused(client.call("auth.otp", {"email": address, "code": guess})) == "INVALID_CREDENTIALS"
+    assert await refused(client.call("auth.otp", {"email": address, "code": code})) == "INVALID_CREDENTIALS"

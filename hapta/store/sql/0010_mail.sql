@@ -17,15 +17,17 @@ CREATE TABLE hapta.mail_outbox (
 );
 CREATE INDEX mail_outbox_due ON hapta.mail_outbox (next_try) WHERE sent_at IS NULL;
 
--- account_tokens: single-use secrets mailed to a user (verify an email, reset a password). Only their SHA-256
--- is kept: a copy of the table gives no one a working link.
+-- account_tokens: single-use secrets mailed to a user (verify an email, reset a password, a one-time sign-in code).
+-- Only their SHA-256 is kept (a code's with its user's id: six digits alone would collide): a copy of the table
+-- gives no one a working link.
 CREATE TABLE hapta.account_tokens (
   hash       text PRIMARY KEY,
   user_id    text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  purpose    text NOT NULL CHECK (purpose IN ('verify', 'reset')),
+  purpose    text NOT NULL CHECK (purpose IN ('verify', 'reset', 'otp')),
   email      text NOT NULL,                 -- the address it was sent to (a verification holds for that one)
   created    timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL,
-  used_at    timestamptz
+  used_at    timestamptz,
+  attempts   integer NOT NULL DEFAULT 0       -- wrong guesses of a one-time code; at OTP_ATTEMPTS it is burnt
 );
 CREATE INDEX account_tokens_user ON hapta.account_tokens (user_id, purpose);
