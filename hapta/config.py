@@ -94,6 +94,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.otp.request:identity": Limit(5, per=3600),
     "auth.otp": Limit(10, per=60),
     "auth.otp:identity": Limit(10, per=600),   # with OTP_ATTEMPTS per code: six digits are not guessed
+    "auth.mfa.verify": Limit(10, per=60),
+    "auth.mfa.confirm": Limit(10, per=60),
 }
 
 

@@ -6,6 +6,8 @@
     auth.reset {token, password}   the new password; every session of the account ends
     auth.otp.request {email}       a six-digit sign-in code by mail; the same answer whether the account exists
     auth.otp {email, code}         signs in (and verifies the email): 10 minutes, once, OTP_ATTEMPTS guesses
+    auth.mfa.enroll / .confirm     a TOTP second factor (hapta/auth/mfa.py) and its recovery codes
+    auth.mfa.verify {challenge, code}   the second factor of a sign-in that answered MFA_REQUIRED
 
 Tokens are 256-bit secrets, mailed once, kept only as SHA-256 (hapta.account_tokens), single-use, and short-lived:
 24 hours to verify, 30 minutes to reset. A reset request does the same work in the same one statement whether the
@@ -22,13 +24,15 @@ import msgspec
 
 from ..auth.accounts import InvalidIdentity, normalize_email, weakness
 from ..auth.hub import SessionHub
+from ..auth import mfa
 from ..auth.mail import Mailer
 from ..auth.passwords import hash_password
 from ..auth.sessions import USER_COLUMNS
 from ..auth.tokens import hash_secret
 from ..limits import Limiter
 from ..principal import USER
-from ..protocol.errors import FORBIDDEN, INVALID_CREDENTIALS, TOKEN_INVALID, VALIDATION_FAILED, HaptaError
+from ..protocol.errors import (ALREADY_EXISTS, FORBIDDEN, INVALID_CREDENTIALS, MFA_REQUIRED, TOKEN_INVALID,
+                               VALIDATION_FAILED, HaptaError)
 from ..store.postgres import Database
 from .base import Args, Call, op
 
@@ -51,6 +55,15 @@ class ResetRequestArgs(Args):
 class ResetArgs(Args):
     token: Text
     password: Text
+
+
+class CodeArgs(Args):
+    code: Annotated[str, msgspec.Meta(max_length=32)]
+
+
+class MfaVerifyArgs(Args):
+    challenge: Text
+    code: Annotated[str, msgspec.Meta(max_length=32)]
 
 
 class OtpRequestArgs(Args):
@@ -89,6 +102,14 @@ UPDATE hapta.account_tokens SET used_at = now()
  WHERE hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
 RETURNING user_id, email
 """
+
+
+async def second_factor(db: Database, user_id: str) -> None:
+    """After a right first factor: MFA_REQUIRED with a challenge when the user has a second factor in force."""
+    challenge = await mfa.challenge(db, user_id)
+    if challenge is not None:
+        raise HaptaError(MFA_REQUIRED, "a second factor is required: send auth.mfa.verify with this challenge",
+                         details={"challenge": challenge})
 
 
 class AccountOps:
@@ -213,6 +234,7 @@ class AccountOps:
                                            live["user_id"])
         if not right:
             raise HaptaError(INVALID_CREDENTIALS, "that code is not valid")
+        await second_factor(self.db, user["id"])
         return await self.hub.sign_in(call.peer, user)
 
     @staticmethod
@@ -221,3 +243,42 @@ class AccountOps:
             return normalize_email(text)
         except InvalidIdentity as exc:
             raise HaptaError(VALIDATION_FAILED, str(exc), details={"field": "email"}) from None
+
+    # ---- two factors ----
+
+    @op("auth.mfa.enroll")
+    async def mfa_enroll(self, call: Call, args: None) -> dict[str, Any]:
+        """{secret, uri}: a TOTP secret for an authenticator app (the uri is what a QR code shows); not in force
+        until auth.mfa.confirm. ALREADY_EXISTS when a factor is in force."""
+        principal = call.principal
+        if principal.role != USER:
+            raise HaptaError(FORBIDDEN, "only a signed-in user enrols a second factor")
+        email = await self.db.fetchval("SELECT email FROM users WHERE id = $1", principal.user_id)
+        enrolled = await mfa.enroll(self.db, principal.user_id, email or "", self.mailer.app_name)
+        if enrolled is None:
+            raise HaptaError(ALREADY_EXISTS, "a second factor is in force already")
+        return enrolled
+
+    @op("auth.mfa.confirm", CodeArgs)
+    async def mfa_confirm(self, call: Call, args: CodeArgs) -> dict[str, Any]:
+        """A first code from the authenticator puts the factor in force: {recovery_codes} (ten, each once; shown
+        only now). From then on a sign-in answers MFA_REQUIRED until auth.mfa.verify."""
+        principal = call.principal
+        if principal.role != USER:
+            raise HaptaError(FORBIDDEN, "only a signed-in user enrols a second factor")
+        codes = await mfa.confirm(self.db, principal.user_id, args.code)
+        if codes is None:
+            raise HaptaError(INVALID_CREDENTIALS, "that code is not valid (or nothing is being enrolled)")
+        return {"recovery_codes": codes}
+
+    @op("auth.mfa.verify", MfaVerifyArgs, guest=True)
+    async def mfa_verify(self, call: Call, args: MfaVerifyArgs) -> dict[str, Any]:
+        """The second factor of a sign-in that answered MFA_REQUIRED: a Session. A wrong code (five burn the
+        challenge), a spent or expired challenge: INVALID_CREDENTIALS."""
+        user_id = await mfa.answer(self.db, args.challenge, args.code)
+        if user_id is None:
+            raise HaptaError(INVALID_CREDENTIALS, "that code is not valid")
+        user = await self.db.fetchrow(f"SELECT {SELECT_USER} FROM users WHERE id = $1", user_id)
+        if user is None:
+            raise HaptaError(INVALID_CREDENTIALS, "that code is not valid")
+        return await self.hub.sign_in(call.peer, user)

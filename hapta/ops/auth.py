@@ -26,6 +26,7 @@ from ..principal import ADMIN, ANON, GUEST, USER, Principal
 from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_CREDENTIALS, NOT_FOUND, TOKEN_INVALID,
                                VALIDATION_FAILED, HaptaError)
 from ..store.postgres import Database
+from .accounts import second_factor
 from .base import Args, Call, op
 
 log = logging.getLogger("hapta.auth")
@@ -153,6 +154,7 @@ class AuthOps:
         await self._limit_account(call, row["id"] if row is not None else identity)
         if not await verify_password(row["password_hash"] if row else None, args.password) or row is None:
             raise HaptaError(INVALID_CREDENTIALS, "identity or password is wrong")
+        await second_factor(self.db, row["id"])   # MFA_REQUIRED with a challenge when the user has one
         return await self.hub.sign_in(call.peer, row)
 
     @op("auth.refresh", RefreshArgs, guest=True)

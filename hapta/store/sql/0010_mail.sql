@@ -23,7 +23,7 @@ CREATE INDEX mail_outbox_due ON hapta.mail_outbox (next_try) WHERE sent_at IS NU
 CREATE TABLE hapta.account_tokens (
   hash       text PRIMARY KEY,
   user_id    text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  purpose    text NOT NULL CHECK (purpose IN ('verify', 'reset', 'otp')),
+  purpose    text NOT NULL CHECK (purpose IN ('verify', 'reset', 'otp', 'mfa')),
   email      text NOT NULL,                 -- the address it was sent to (a verification holds for that one)
   created    timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL,
@@ -31,3 +31,14 @@ CREATE TABLE hapta.account_tokens (
   attempts   integer NOT NULL DEFAULT 0       -- wrong guesses of a one-time code; at OTP_ATTEMPTS it is burnt
 );
 CREATE INDEX account_tokens_user ON hapta.account_tokens (user_id, purpose);
+
+-- A user's second factor (TOTP, RFC 6238): the secret (it must be readable to check codes; it never leaves again
+-- after enrolment), when it was confirmed (NULL: enrolment started, not in force), the last time step used (a code
+-- works once), and the recovery codes, hashed, each single-use.
+CREATE TABLE hapta.mfa_factors (
+  user_id      text PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+  secret       text NOT NULL,
+  confirmed_at timestamptz,
+  last_step    bigint NOT NULL DEFAULT 0,
+  recovery     text[] NOT NULL DEFAULT '{}'
+);

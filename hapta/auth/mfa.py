@@ -1,0 +1,101 @@
+"""Two factors: TOTP (pyotp) with recovery codes, and the challenge a sign-in answers until the second factor.
+
+    enroll(db, user, issuer)          -> {secret, uri}            (not in force until confirmed)
+    confirm(db, user, code)           -> ten recovery codes       (shown once; kept hashed)
+    challenge(db, user)               -> a challenge or None      (None: the user has no factor in force)
+    answer(db, challenge, code)       -> the user's id, or None   (a TOTP code or a recovery code)
+
+A code works once: the time step it belongs to is kept, and a code of that step or an earlier one is refused. A
+challenge lives CHALLENGE_MINUTES and takes CHALLENGE_ATTEMPTS wrong codes before it is burnt; with the per-account
+limit on auth.mfa.verify, six digits cannot be walked through.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from typing import Any
+
+import pyotp
+
+from ..store.postgres import Database
+from .tokens import hash_secret
+
+CHALLENGE_MINUTES = 5
+CHALLENGE_ATTEMPTS = 5
+RECOVERY_CODES = 10
+STEP = 30   # seconds of a TOTP time step
+
+
+def _step_of(totp: pyotp.TOTP, code: str, last_step: int) -> int | None:
+    """The time step `code` is valid for (now, or one step either side for clock drift), if it is after
+    `last_step`."""
+    now = int(time.time()) // STEP
+    for step in (now - 1, now, now + 1):
+        if step > last_step and hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+async def enroll(db: Database, user_id: str, email: str, issuer: str) -> dict[str, str] | None:
+    """A new secret, not yet in force (None when a factor is in force already: disable it first)."""
+    secret = pyotp.random_base32()
+    stored = await db.fetchval(
+        "INSERT INTO hapta.mfa_factors (user_id, secret) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE "
+        "SET secret = excluded.secret, last_step = 0 WHERE hapta.mfa_factors.confirmed_at IS NULL RETURNING user_id",
+        user_id, secret)
+    if stored is None:
+        return None
+    return {"secret": secret, "uri": pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)}
+
+
+async def confirm(db: Database, user_id: str, code: str) -> list[str] | None:
+    """Put the enrolled factor in force with a first code from the app; the recovery codes (None: wrong code)."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow("SELECT secret, last_step FROM hapta.mfa_factors WHERE user_id = $1 AND "
+                                  "confirmed_at IS NULL FOR UPDATE", user_id)
+        step = None if row is None else _step_of(pyotp.TOTP(row["secret"]), code.strip(), row["last_step"])
+        if step is None:
+            return None
+        codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
+        await conn.execute("UPDATE hapta.mfa_factors SET confirmed_at = now(), last_step = $2, recovery = $3 "
+                           "WHERE user_id = $1", user_id, step, [hash_secret(c) for c in codes])
+    return codes
+
+
+async def challenge(db: Database, user_id: str) -> str | None:
+    """A challenge for a sign-in whose first factor was right, or None when the user has no factor in force."""
+    if not await db.fetchval("SELECT true FROM hapta.mfa_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+                             user_id):
+        return None
+    token = secrets.token_urlsafe(32)
+    await db.execute("INSERT INTO hapta.account_tokens (hash, user_id, purpose, email, expires_at) SELECT $1, id, "
+                     "'mfa', email, now() + make_interval(mins => $3) FROM users WHERE id = $2",
+                     hash_secret(token), user_id, CHALLENGE_MINUTES)
+    return token
+
+
+async def answer(db: Database, challenge_token: str, code: str) -> Any:
+    """The user a challenge stands for, when `code` is their TOTP code (unused) or one of their recovery codes
+    (then spent); None otherwise (a wrong code counts against the challenge)."""
+    code = code.strip().replace(" ", "")
+    async with db.transaction() as conn:
+        live = await conn.fetchrow(
+            "SELECT t.hash, t.user_id, f.secret, f.last_step, f.recovery FROM hapta.account_tokens t "
+            "JOIN hapta.mfa_factors f ON f.user_id = t.user_id WHERE t.hash = $1 AND t.purpose = 'mfa' "
+            "AND t.used_at IS NULL AND t.expires_at > now() AND t.attempts < $2 AND f.confirmed_at IS NOT NULL "
+            "FOR UPDATE OF t, f", hash_secret(challenge_token), CHALLENGE_ATTEMPTS)
+        if live is None:
+            return None
+        step = _step_of(pyotp.TOTP(live["secret"]), code, live["last_step"]) if code.isdigit() else None
+        recovery = hash_secret(code) if step is None else None
+        if step is None and recovery not in live["recovery"]:
+            await conn.execute("UPDATE hapta.account_tokens SET attempts = attempts + 1 WHERE hash = $1", live["hash"])
+            return None
+        await conn.execute("UPDATE hapta.account_tokens SET used_at = now() WHERE hash = $1", live["hash"])
+        if step is not None:
+            await conn.execute("UPDATE hapta.mfa_factors SET last_step = $2 WHERE user_id = $1", live["user_id"], step)
+        else:
+            await conn.execute("UPDATE hapta.mfa_factors SET recovery = array_remove(recovery, $2) WHERE user_id = $1",
+                               live["user_id"], recovery)
+        return live["user_id"]
