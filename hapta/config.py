@@ -95,6 +95,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.otp": Limit(10, per=60),
     "auth.otp:identity": Limit(10, per=600),   # with OTP_ATTEMPTS per code: six digits are not guessed
     "auth.mfa.verify": Limit(10, per=60),
+    "auth.email.change": Limit(5, per=3600),
     "auth.mfa.confirm": Limit(10, per=60),
 }
 
@@ -145,6 +146,7 @@ class App:
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
     rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
     app_name: str = "Hapta"                     # what mails call the app
+    require_verified: bool = False              # users whose email is not verified may call only auth.* and ping
     # the link a mail carries (string.Template): $public_url (HAPTA_PUBLIC_URL, else the gateway's own address),
     # $action ("verify", "reset") and $token; a page of the app reads the token and sends auth.verify / auth.reset
     mail_link: str = "$public_url/#$action=$token"

@@ -47,6 +47,21 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "html": "<p>Your code to sign in to $app is</p><p style=\"font-size:24px\"><b>$code</b></p><p>It is valid "
                 "for 10 minutes and once. If you did not ask for it, ignore this mail.</p>",
     },
+    "email": {
+        "subject": "Confirm your new email for $app",
+        "txt": "Someone asked to make this address the email of their $app account. If it was you, confirm:\n\n"
+               "$link\n\nor enter the code $code in the app. It is valid for 24 hours.\n",
+        "html": "<p>Someone asked to make this address the email of their $app account. If it was you:</p>"
+                "<p><a href=\"$link\">Confirm my new email</a></p><p>or enter the code <b>$code</b> in the app. It "
+                "is valid for 24 hours.</p>",
+    },
+    "email_changed": {
+        "subject": "Your $app email was changed",
+        "txt": "The email of your $app account is now $code. If that was not you, reset your password and tell "
+               "us.\n",
+        "html": "<p>The email of your $app account is now <b>$code</b>. If that was not you, reset your password "
+                "and tell us.</p>",
+    },
     "reset": {
         "subject": "Reset your $app password",
         "txt": "Someone asked to reset the password of this account. To choose a new one:\n\n$link\n\nor enter the "

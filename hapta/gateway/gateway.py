@@ -37,9 +37,9 @@ from ..ops.live import LiveOps
 from ..ops.misc import MiscOps
 from ..ops.records import RecordOps
 from ..ops.rules import RuleOps
-from ..principal import Peer
+from ..principal import USER, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
-from ..protocol.errors import BAD_REQUEST, INTERNAL, TIMEOUT, UNKNOWN_OP, HaptaError
+from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNKNOWN_OP, HaptaError
 from ..query.check import without_guards
 from ..query.schema import Schema
 from ..records.service import Records
@@ -255,6 +255,10 @@ class Gateway:
             raise HaptaError(UNKNOWN_OP, f"unknown op {request.op[:64]!r}")
         principal = peer.principal
         check_caller(principal, request.op, spec.guest)
+        if self.app.require_verified and principal.role == USER and not principal.verified \
+                and not request.op.startswith("auth.") and request.op != "ping":
+            raise HaptaError(FORBIDDEN, "verify your email first (auth.verify.request)",
+                             details={"reason": "unverified"})
         try:
             args = spec.decode(request.args, binary)
         except msgspec.ValidationError as exc:

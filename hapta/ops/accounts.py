@@ -6,6 +6,8 @@
     auth.reset {token, password}   the new password; every session of the account ends
     auth.otp.request {email}       a six-digit sign-in code by mail; the same answer whether the account exists
     auth.otp {email, code}         signs in (and verifies the email): 10 minutes, once, OTP_ATTEMPTS guesses
+    auth.email.change {email}      a link to the new address; auth.email.confirm {token} makes it the account's
+                                   (verified) and tells the old address
     auth.mfa.enroll / .confirm     a TOTP second factor (hapta/auth/mfa.py) and its recovery codes
     auth.mfa.verify {challenge, code}   the second factor of a sign-in that answered MFA_REQUIRED
 
@@ -55,6 +57,10 @@ class ResetRequestArgs(Args):
 class ResetArgs(Args):
     token: Text
     password: Text
+
+
+class EmailArgs(Args):
+    email: Text
 
 
 class CodeArgs(Args):
@@ -282,3 +288,43 @@ class AccountOps:
         if user is None:
             raise HaptaError(INVALID_CREDENTIALS, "that code is not valid")
         return await self.hub.sign_in(call.peer, user)
+
+    # ---- changing the email ----
+
+    @op("auth.email.change", EmailArgs)
+    async def email_change(self, call: Call, args: EmailArgs) -> dict[str, Any]:
+        """Mail the new address a link that makes it the account's email; nothing changes until it is followed.
+        {} whether or not another account has that address (auth.email.confirm says so, to the one holding the
+        link)."""
+        principal = call.principal
+        if principal.role != USER:
+            raise HaptaError(FORBIDDEN, "only a signed-in user has an email to change")
+        email = self._email(args.email)
+        token = secrets.token_urlsafe(32)
+        async with self.db.transaction() as conn:
+            await conn.execute("INSERT INTO hapta.account_tokens (hash, user_id, purpose, email, expires_at) "
+                               "VALUES ($1, $2, 'email', $3, now() + make_interval(hours => $4))",
+                               hash_secret(token), principal.user_id, email, VERIFY_HOURS)
+            await self.mailer.queue(conn, "email", email, link=self.link("email", token), code=token)
+        return {}
+
+    @op("auth.email.confirm", TokenArgs, guest=True)
+    async def email_confirm(self, call: Call, args: TokenArgs) -> dict[str, Any]:
+        """Follow the new address's link: it becomes the account's email, verified, and the old address is told.
+        ALREADY_EXISTS when another account took that address meanwhile; a spent or expired token: TOKEN_INVALID."""
+        async with self.db.transaction() as conn:
+            spent = await conn.fetchrow(SPEND, hash_secret(args.token), "email")
+            if spent is None:
+                raise HaptaError(TOKEN_INVALID, "that link is not valid (used or expired)")
+            old = await conn.fetchval("SELECT email FROM users WHERE id = $1 FOR UPDATE", spent["user_id"])
+            if await conn.fetchval("SELECT true FROM users WHERE email = $1 AND id <> $2", spent["email"],
+                                   spent["user_id"]):
+                raise HaptaError(ALREADY_EXISTS, "another account has that email", details={"field": "email"})
+            user = await conn.fetchrow(f"UPDATE users SET email = $2, verified = true WHERE id = $1 "
+                                       f"RETURNING {SELECT_USER}", spent["user_id"], spent["email"])
+            if old is not None and old != spent["email"]:
+                await self.mailer.queue(conn, "email_changed", old, code=spent["email"])
+        principal = call.principal
+        if principal.role == USER and principal.user_id == spent["user_id"]:
+            self.hub.bind(call.peer, replace(principal, verified=True))
+        return {"user": dict(user)}

@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import GatewayProcess, create_database, drop_database, free_port, next_loopback
+from tests.services import GatewayProcess, create_database, drop_database, free_port, next_loopback, write_app
 
 
 class Inbox:
@@ -227,3 +227,46 @@ async def test_a_one_time_code_signs_in_once_and_guessing_burns_it(connect, smtp
         guess = f"{(int(code) + 1 + n) % 10 ** 6:06d}"
         assert await refused(client.call("auth.otp", {"email": address, "code": guess})) == "INVALID_CREDENTIALS"
     assert await refused(client.call("auth.otp", {"email": address, "code": code})) == "INVALID_CREDENTIALS"
+
+
+async def test_an_email_change_is_confirmed_from_the_new_address_and_the_old_one_is_told(connect, smtp):
+    inbox, _ = smtp
+    client = await connect()
+    old, session = await register(client)
+    new = f"n{secrets.token_hex(5)}@example.com"
+    assert await client.call("auth.email.change", {"email": new}) == {}
+    assert (await client.call("auth.me"))["user"]["email"] == old   # nothing changes before the link is followed
+    token = token_in(await inbox.to(new), "email")
+    other = await connect()
+    changed = await other.call("auth.email.confirm", {"token": token})   # from any device, even signed out
+    assert changed["user"]["email"] == new and changed["user"]["verified"] is True
+    told = await inbox.to(old)
+    assert new in told.get_body(preferencelist=("plain",)).get_content()
+    assert await refused(other.call("auth.email.confirm", {"token": token})) == "TOKEN_INVALID"
+    assert (await client.call("auth.me"))["user"]["email"] == new
+    fresh = await connect()
+    assert (await fresh.call("auth.login", {"identity": new, "password": PASSWORD}))["user"]["id"] == \
+        session["user"]["id"]
+
+
+async def test_require_verified_holds_back_an_unverified_user(mail_database, smtp, tmp_path):
+    inbox, url = smtp
+    folder = tmp_path / "app"
+    config = write_app(folder, """
+        import dataclasses, runpy
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], require_verified=True)
+    """)
+    process = GatewayProcess(gateway_env(mail_database, SMTP_URL=url, HAPTA_PUBLIC_URL="https://app.example.com"),
+                             config=config).start()
+    try:
+        async with await Client.connect(process.url, local_addr=(next_loopback(), 0)) as client:
+            address, _ = await register(client)
+            with pytest.raises(HaptaError) as held:
+                await client.call("records.list", {"collection": "posts"})
+            assert held.value.code == "FORBIDDEN" and held.value.details == {"reason": "unverified"}
+            assert "time" in await client.call("ping")
+            await client.call("auth.verify.request")
+            await client.call("auth.verify", {"token": token_in(await inbox.to(address), "verify")})
+            assert (await client.call("records.list", {"collection": "posts"}))["page"] == 1
+    finally:
+        process.stop()

@@ -23,7 +23,7 @@ CREATE INDEX mail_outbox_due ON hapta.mail_outbox (next_try) WHERE sent_at IS NU
 CREATE TABLE hapta.account_tokens (
   hash       text PRIMARY KEY,
   user_id    text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  purpose    text NOT NULL CHECK (purpose IN ('verify', 'reset', 'otp', 'mfa')),
+  purpose    text NOT NULL CHECK (purpose IN ('verify', 'reset', 'otp', 'mfa', 'email')),
   email      text NOT NULL,                 -- the address it was sent to (a verification holds for that one)
   created    timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL,
