@@ -69,6 +69,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.login:identity": Limit(10, per=600),
     "auth.register": Limit(10, per=3600),
     "auth.register:identity": Limit(10, per=3600),
+    "auth.guest": Limit(30, per=3600),   # each is a row in users: as many as a household or a classroom needs
     "auth.password": Limit(5, per=60),
     "auth.admin": Limit(5, per=60),
     "auth.anon": Limit(300, per=60),

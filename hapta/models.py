@@ -15,10 +15,10 @@ from .query.schema import Field, Schema, Table
 RULE_OPS = ("list", "view", "create", "update", "delete")
 
 # The auth collection's columns that belong to the gateway, whatever config.py says: the password hash never leaves
-# it, and the email and whether it is verified change only through auth ops.
+# it, and the email, whether it is verified and whether it is a guest change only through auth ops.
 AUTH_COLLECTION = "users"
 AUTH_HIDDEN = ("password_hash",)
-AUTH_READONLY = ("email", "verified")
+AUTH_READONLY = ("email", "verified", "anonymous")
 
 
 class Everyone:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 GUEST, ANON, USER, ADMIN = "guest", "anon", "user", "admin"
 
@@ -24,6 +24,13 @@ class Principal:
     session_id: str | None = None
     expires_at: int | None = None   # when the access token behind it expires (unix seconds)
     verified: bool = False          # a user whose email is confirmed (auth.verify, or a provider that vouched)
+    anonymous: bool = False         # a guest account (auth.guest): no email or password until auth.register
+
+    @classmethod
+    def of_user(cls, user: Mapping[str, Any], session_id: str, expires_at: int) -> "Principal":
+        """A signed-in user, from their row (the columns of auth/sessions.py's USER_COLUMNS)."""
+        return cls(USER, user["id"], session_id, expires_at, verified=bool(user.get("verified")),
+                   anonymous=bool(user.get("anonymous")))
 
     @property
     def is_admin(self) -> bool:
@@ -35,6 +42,7 @@ class Principal:
     def rule_vars(self) -> dict[str, Any]:
         """The values `@user.*` and `@now` stand for in rules and filters."""
         return {"user.id": self.user_id, "user.role": self.role, "user.verified": self.verified,
+                "user.anonymous": self.anonymous,
                 "now": datetime.now(timezone.utc)}
 
 

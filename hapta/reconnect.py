@@ -33,6 +33,8 @@ __all__ = ["Hapta", "Reset", "Subscription"]
 
 # Close codes after which reconnecting would be refused again: a policy violation (a revoked session, garbage).
 FINAL_CLOSE_CODES = frozenset({1008})
+# The ops whose reply is a Session: the one kept to resume with after a reconnect.
+SESSION_OPS = frozenset({"auth.login", "auth.register", "auth.refresh", "auth.guest", "auth.otp", "auth.mfa.verify"})
 # Sign-in refusals that no retry can change.
 FINAL_ERRORS = frozenset({"TOKEN_INVALID", "TOKEN_REUSED", "INVALID_CREDENTIALS", "FORBIDDEN", "TOKEN_EXPIRED"})
 
@@ -143,7 +145,7 @@ class Hapta:
         check (read it back) before it tries again."""
         client = await self._socket()
         data = await client.call(op, args)
-        if op in ("auth.login", "auth.register", "auth.refresh"):
+        if op in SESSION_OPS:
             self._signed_in(data)
         elif op in ("auth.anon", "auth.admin"):
             self.sign_in, self.session = (op, dict(args or {})), None
@@ -156,6 +158,10 @@ class Hapta:
 
     async def register(self, **fields: Any) -> dict[str, Any]:
         return await self.call("auth.register", fields)
+
+    async def guest(self) -> dict[str, Any]:
+        """A guest account (no email or password) that register() later makes an account, keeping its records."""
+        return await self.call("auth.guest")
 
     async def anon(self, apikey: str) -> dict[str, Any]:
         return await self.call("auth.anon", {"apikey": apikey})

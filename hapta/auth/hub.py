@@ -21,10 +21,11 @@ from typing import Any, Callable
 import msgspec
 from websockets.frames import CloseCode
 
-from ..principal import GUEST, USER, Peer, Principal
+from ..principal import GUEST, Peer, Principal
+from ..protocol.errors import MFA_REQUIRED
 from ..store.listener import Listener
 from ..store.postgres import UPSTREAM_ERRORS
-from . import oauth2
+from . import mfa, oauth2
 from .sessions import USER_COLUMNS, Sessions
 from .tokens import TokenSigner
 
@@ -107,7 +108,7 @@ class SessionHub:
     def rolled(self, peer: Peer, user: dict[str, Any], session_id: str, refresh: str) -> dict[str, Any]:
         """A fresh access token for the session, bound to this connection; the Session the client keeps."""
         token, expires_at = self.signer.issue(user["id"], session_id)
-        self.bind(peer, Principal(USER, user["id"], session_id, expires_at, verified=bool(user.get("verified"))))
+        self.bind(peer, Principal.of_user(user, session_id, expires_at))
         return {"user": user, "token": token, "expires_at": expires_at, "refresh_token": refresh}
 
     def closed(self, peer: Peer) -> None:
@@ -219,6 +220,12 @@ class SessionHub:
                 f"SELECT {', '.join(USER_COLUMNS)} FROM users WHERE id = $1", outcome.user_id)
             if user is None:
                 raise LookupError("user vanished")
+            challenge = await mfa.challenge(self.sessions.db, user["id"])
+            if challenge is not None:   # the provider is the first factor; the user's own second one still holds
+                peer.push("auth.oauth2", {"error": {
+                    "code": MFA_REQUIRED, "details": {"challenge": challenge},
+                    "message": "a second factor is required: send auth.mfa.verify with this challenge"}})
+                return
             peer.push("auth.oauth2", await self.sign_in(peer, user))
         except Exception as exc:
             log.warning("could not start the oauth2 session: %r", exc)

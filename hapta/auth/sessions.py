@@ -25,7 +25,7 @@ from ..protocol.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REUSED, HaptaE
 from ..store.postgres import Database
 from .tokens import hash_secret, new_refresh_token, seal_successor, unseal_successor
 
-USER_COLUMNS = ("id", "email", "username", "verified", "created", "updated", "version")
+USER_COLUMNS = ("id", "email", "username", "verified", "anonymous", "created", "updated", "version")
 USER_SELECT = ", ".join(f"u.{column}" for column in USER_COLUMNS)
 
 # How many racing refreshes in a row a late tab may walk through to find the current token.
@@ -168,10 +168,15 @@ class Sessions:
         return [row["id"] for row in rows]
 
     async def sweep(self) -> int:
-        """Forget sessions long dead (their tokens go with them, ON DELETE CASCADE)."""
+        """Forget sessions long dead (their tokens go with them, ON DELETE CASCADE), then the guests left with no
+        session: a guest has no email or password, so no one can ever sign in as it again (its records go with it,
+        as the app's foreign keys say)."""
         status = await self.db.execute("""
             DELETE FROM hapta.sessions
             WHERE expires_at < now() - interval '1 day'
                OR revoked_at < now() - interval '1 day'
                OR last_seen + make_interval(secs => $1) < now() - interval '1 day'""", self.policy.idle_timeout)
+        await self.db.execute("""
+            DELETE FROM users u WHERE u.anonymous AND u.created < now() - interval '1 day'
+              AND NOT EXISTS (SELECT FROM hapta.sessions s WHERE s.user_id = u.id)""")
         return int(status.split()[-1])

@@ -121,8 +121,12 @@ class AuthOps:
 
     @op("auth.register", RegisterArgs, guest=True)
     async def register(self, call: Call, args: RegisterArgs) -> dict[str, Any]:
-        """A new account, signed in on this connection. A taken email answers ALREADY_EXISTS: register signs in at
-        once, so it cannot answer as if it had worked; docs/security.md says what bounds that oracle."""
+        """A new account, signed in on this connection. On a connection signed in as a guest (auth.guest) the guest
+        becomes the account: the same id, so everything it wrote stays its own; its guest sessions end (their
+        tokens stood for no password) and this connection gets the account's first session.
+
+        A taken email answers ALREADY_EXISTS: register signs in at once, so it cannot answer as if it had worked;
+        docs/security.md says what bounds that oracle."""
         try:
             email = normalize_email(args.email)
         except InvalidIdentity as exc:
@@ -134,13 +138,38 @@ class AuthOps:
         await self._limit_account(call, email)
         self._check_password(args.password, email, username)
         password_hash = await hash_password(args.password)
+        principal, hub = call.principal, self.hub
+        guest_sessions: list[str] = []
         try:
-            user = await self.db.fetchrow(
-                f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {SELECT_USER}",
-                email, username, password_hash)
+            if principal.role == USER and principal.anonymous:
+                async with self.db.transaction() as conn:
+                    user = await conn.fetchrow(
+                        f"UPDATE users SET email = $2, username = $3, password_hash = $4, anonymous = false "
+                        f"WHERE id = $1 AND anonymous RETURNING {SELECT_USER}",
+                        principal.user_id, email, username, password_hash)
+                    if user is None:   # another tab of the guest registered first, or the guest is gone
+                        raise HaptaError(TOKEN_INVALID, "this guest is no longer a guest: sign in again")
+                    guest_sessions = await hub.sessions.revoke_user(user["id"], "the guest became an account",
+                                                                    conn=conn)
+            else:
+                user = await self.db.fetchrow(
+                    f"INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {SELECT_USER}",
+                    email, username, password_hash)
         except asyncpg.UniqueViolationError as exc:
             field = "username" if "username" in (exc.constraint_name or "") else "email"
             raise HaptaError(ALREADY_EXISTS, f"that {field} is taken", details={"field": field}) from None
+        session = await hub.sign_in(call.peer, user)   # this connection leaves the guest session first ...
+        if guest_sessions:
+            await hub.announce(guest_sessions, "the guest became an account")   # ... so only other tabs hear
+        return session
+
+    @op("auth.guest", guest=True)
+    async def guest(self, call: Call, args: None) -> dict[str, Any]:
+        """A guest account signed in on this connection: a user with no email or password (rules read
+        `@user.anonymous` true), with a Session like any sign-in's, so that it survives reconnects through
+        auth.resume and auth.refresh. auth.register on a connection signed in as it makes it an account. A guest
+        whose sessions are all gone can never be signed in again, and the session sweep deletes it."""
+        user = await self.db.fetchrow(f"INSERT INTO users (anonymous) VALUES (true) RETURNING {SELECT_USER}")
         return await self.hub.sign_in(call.peer, user)
 
     @op("auth.login", LoginArgs, guest=True)
@@ -173,8 +202,7 @@ class AuthOps:
         user = await self.hub.sessions.alive(claims.session_id, claims.user_id)
         if user is None:   # deleted user, revoked or expired session: the token no longer speaks for anyone
             raise HaptaError(TOKEN_INVALID, "token is not valid")
-        self.hub.bind(call.peer, Principal(USER, claims.user_id, claims.session_id, claims.expires_at,
-                                           verified=bool(user.get("verified"))))
+        self.hub.bind(call.peer, Principal.of_user(user, claims.session_id, claims.expires_at))
         return {"user": user, "expires_at": claims.expires_at}
 
     @op("auth.anon", AnonArgs, guest=True)
@@ -267,7 +295,7 @@ class AuthOps:
         session_id, _ = await self.hub.sessions.start(user["id"], lifetime=IMPERSONATION_SECONDS)
         token, expires_at = self.signer.issue(user["id"], session_id, ttl=IMPERSONATION_SECONDS, impersonated=True)
         log.warning("an admin (from %s) impersonates user %s: session %s", call.peer.address, user["id"], session_id)
-        self.hub.bind(call.peer, Principal(USER, user["id"], session_id, expires_at, verified=user["verified"]))
+        self.hub.bind(call.peer, Principal.of_user(user, session_id, expires_at))
         return {"user": dict(user), "token": token, "expires_at": expires_at, "impersonated": True}
 
     @op("auth.oauth2", OAuth2Args, guest=True)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
 # Variables a filter may reference, with the value kind each one holds.
-VAR_KINDS = {"user.id": "text", "user.role": "text", "user.verified": "bool", "now": "timestamp"}
+VAR_KINDS = {"user.id": "text", "user.role": "text", "user.verified": "bool", "user.anonymous": "bool",
+             "now": "timestamp"}
 
 COMPARE_OPS = ("=", "!=", ">", ">=", "<", "<=", "~", "!~", "in")
 

@@ -52,7 +52,8 @@ app = App(
             "messages",
             list="sender = @user.id || recipient = @user.id",
             view="sender = @user.id || recipient = @user.id",
-            create=f"{SIGNED_IN} && sender = @user.id",
+            # guests (auth.guest) may post and like, but write to no one until they register: no spam by the bucket
+            create=f"{SIGNED_IN} && sender = @user.id && @user.anonymous = false",
             update=None, delete="sender = @user.id",
         ),
     ],

@@ -3,9 +3,11 @@ and the socket that asked receives its Session as an event."""
 from __future__ import annotations
 
 import secrets
+import time
 import urllib.parse
 
 import asyncpg
+import pyotp
 import pytest
 
 from hapta.auth.oauth2 import challenge_of
@@ -213,3 +215,21 @@ async def test_a_sign_in_for_a_socket_that_closed_creates_no_account(pair, provi
     status, _, page = await browse_async(callback, pair[1])
     assert status == 400 and "not valid" in page
     assert await users_with_email(pair, open_client, identity["email"]) == 0
+
+
+async def test_a_second_factor_holds_for_sign_ins_through_a_provider_too(pair, provider, open_client):
+    """The provider stands for the first factor only: a user who enrolled TOTP gets MFA_REQUIRED with a challenge
+    in the auth.oauth2 event, stays a guest, and is signed in by auth.mfa.verify."""
+    new_identity(provider)
+    first = await signed_in_through(provider, open_client, pair[0])
+    enrolled = await first["socket"].call("auth.mfa.enroll")
+    totp = pyotp.TOTP(enrolled["secret"])
+    await first["socket"].call("auth.mfa.confirm", {"code": totp.now()})
+
+    again = await signed_in_through(provider, open_client, pair[1])
+    assert again["status"] == 200 and again["error"]["code"] == "MFA_REQUIRED" and "token" not in again
+    socket = again["socket"]
+    assert await socket.call("auth.me") == {"role": "guest"}
+    session = await socket.call("auth.mfa.verify", {"challenge": again["error"]["details"]["challenge"],
+                                                    "code": totp.at(time.time() + 30)})
+    assert session["user"]["id"] == first["user"]["id"] and session["refresh_token"]

@@ -170,6 +170,26 @@ export declare class Hapta {
             [field: string]: unknown;
         }) => Promise<Session>;
         login: (identity: string, password: string) => Promise<Session>;
+        /** A guest account (no email or password yet); `register` on this client later makes it an account. */
+        guest: () => Promise<Session>;
+        /** Mails a six-digit sign-in code; `otp` signs in with it. */
+        otpRequest: (email: string) => Promise<Json>;
+        otp: (email: string, code: string) => Promise<Session>;
+        /** The second factor after a sign-in that failed with MFA_REQUIRED (`error.details.challenge`). */
+        mfaVerify: (challenge: string, code: string) => Promise<Session>;
+        mfaEnroll: () => Promise<{
+            secret: string;
+            uri: string;
+        }>;
+        mfaConfirm: (code: string) => Promise<{
+            recovery_codes: string[];
+        }>;
+        verifyRequest: () => Promise<Json>;
+        verify: (token: string) => Promise<Json>;
+        resetRequest: (email: string) => Promise<Json>;
+        reset: (token: string, password: string) => Promise<Json>;
+        changeEmail: (email: string) => Promise<Json>;
+        confirmEmail: (token: string) => Promise<Json>;
         logout: () => Promise<void>;
         refresh: () => Promise<Session>;
         me: () => Promise<Json>;

@@ -449,6 +449,21 @@ var Hapta = class _Hapta {
   auth = {
     register: (fields) => this.signIn("auth.register", fields),
     login: (identity, password) => this.signIn("auth.login", { identity, password }),
+    /** A guest account (no email or password yet); `register` on this client later makes it an account. */
+    guest: () => this.signIn("auth.guest", {}),
+    /** Mails a six-digit sign-in code; `otp` signs in with it. */
+    otpRequest: (email) => this.call("auth.otp.request", { email }),
+    otp: (email, code) => this.signIn("auth.otp", { email, code }),
+    /** The second factor after a sign-in that failed with MFA_REQUIRED (`error.details.challenge`). */
+    mfaVerify: (challenge, code) => this.signIn("auth.mfa.verify", { challenge, code }),
+    mfaEnroll: () => this.call("auth.mfa.enroll"),
+    mfaConfirm: (code) => this.call("auth.mfa.confirm", { code }),
+    verifyRequest: () => this.call("auth.verify.request"),
+    verify: (token) => this.call("auth.verify", { token }),
+    resetRequest: (email) => this.call("auth.reset.request", { email }),
+    reset: (token, password) => this.call("auth.reset", { token, password }),
+    changeEmail: (email) => this.call("auth.email.change", { email }),
+    confirmEmail: (token) => this.call("auth.email.confirm", { token }),
     logout: async () => {
       await this.call("auth.logout");
       this.setSession(null);

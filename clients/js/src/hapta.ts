@@ -276,6 +276,21 @@ export class Hapta {
     register: (fields: { email: string; password: string; username?: string; [field: string]: unknown }) =>
       this.signIn("auth.register", fields),
     login: (identity: string, password: string) => this.signIn("auth.login", { identity, password }),
+    /** A guest account (no email or password yet); `register` on this client later makes it an account. */
+    guest: () => this.signIn("auth.guest", {}),
+    /** Mails a six-digit sign-in code; `otp` signs in with it. */
+    otpRequest: (email: string): Promise<Json> => this.call("auth.otp.request", { email }),
+    otp: (email: string, code: string) => this.signIn("auth.otp", { email, code }),
+    /** The second factor after a sign-in that failed with MFA_REQUIRED (`error.details.challenge`). */
+    mfaVerify: (challenge: string, code: string) => this.signIn("auth.mfa.verify", { challenge, code }),
+    mfaEnroll: (): Promise<{ secret: string; uri: string }> => this.call("auth.mfa.enroll"),
+    mfaConfirm: (code: string): Promise<{ recovery_codes: string[] }> => this.call("auth.mfa.confirm", { code }),
+    verifyRequest: (): Promise<Json> => this.call("auth.verify.request"),
+    verify: (token: string): Promise<Json> => this.call("auth.verify", { token }),
+    resetRequest: (email: string): Promise<Json> => this.call("auth.reset.request", { email }),
+    reset: (token: string, password: string): Promise<Json> => this.call("auth.reset", { token, password }),
+    changeEmail: (email: string): Promise<Json> => this.call("auth.email.change", { email }),
+    confirmEmail: (token: string): Promise<Json> => this.call("auth.email.confirm", { token }),
     logout: async (): Promise<void> => {
       await this.call("auth.logout");
       this.setSession(null);

@@ -150,6 +150,20 @@ describe("sessions", () => {
     await until(() => anon.state === "open" && anon.reconnects === 1, 30_000);
     expect((await anon.auth.me()).role).toBe("anon");
   }, 60_000);
+
+  it("a guest posts, then registers and keeps the post; the stored session is the account's", async () => {
+    const storage = new MemoryStorage();
+    const hapta = await connect({ storage });
+    const guest = await hapta.auth.guest();
+    const id = (guest.user as { id: string; anonymous: boolean }).id;
+    expect(guest.user).toMatchObject({ anonymous: true, email: null });
+    const post = await hapta.records<Post>("posts").create({ author: id, text: "before signing up" });
+    const name = uniqueName("guest");
+    const account = await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD });
+    expect(account.user).toMatchObject({ id, anonymous: false, email: `${name}@example.com` });
+    expect(hapta.session?.refresh_token).toBe(account.refresh_token);
+    expect((await hapta.records<Post>("posts").get(post.id)).author).toBe(id);
+  });
 });
 
 describe("channels", () => {
