@@ -24,7 +24,7 @@ import uvloop
 
 from hapta.client import Client, HaptaError
 
-CASES = ("echo", "ping", "records.get", "records.list", "records.create", "functions.call")
+CASES = ("echo", "ping", "records.get", "records.list", "records.list+expand", "records.create", "functions.call")
 
 
 def request_maker(case: str, user: dict[str, str], posts: list[str]) -> Callable[[], tuple[str, dict[str, Any]]]:
@@ -38,6 +38,9 @@ def request_maker(case: str, user: dict[str, str], posts: list[str]) -> Callable
         return lambda: ("records.get", {"collection": "posts", "id": random.choice(posts)})
     if case == "records.list":
         return lambda: ("records.list", {"collection": "posts", "filter": "public = true", "per_page": 20})
+    if case == "records.list+expand":
+        return lambda: ("records.list", {"collection": "posts", "filter": "public = true", "per_page": 20,
+                                         "expand": ["author"]})
     if case == "records.create":
         # Private posts: the public feed that records.list reads stays the seeded one, whatever ran before.
         return lambda: ("records.create", {"collection": "posts",

@@ -26,6 +26,7 @@ from ..functions.service import Functions
 from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
 from ..live import Live, install_triggers
+from ..live.cache import request_began, request_ended
 from ..models import Model, build_models
 from ..ops.accounts import AccountOps
 from ..ops.auth import AuthOps
@@ -78,6 +79,7 @@ class Gateway:
                                announce=self.hub.announce, max_filter_cost=app.max_filter_cost)
         # realtime events pass the collections' before_send hooks too, per receiving principal
         self.live.realtime.sends, self.live.realtime.sent = hooks.sends, self.records.sent
+        self.live.realtime.expanded = self.records.expand
         self.deadlines = Deadlines(app.request_timeout)
         self.mailer = Mailer(db, Templates(None if app_dir is None else app_dir / "mail"), app.app_name,
                              smtp_url=settings.smtp_url, sender=settings.mail_from, folder=settings.data_dir / "mail",
@@ -216,6 +218,7 @@ class Gateway:
         (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL)."""
         work = Work(lambda: _work_keys(peer))
         token = working(work)
+        one_barrier = request_began()
         try:
             return ok_reply(request.id, await self._run(peer, request, binary))
         except HaptaError as error:
@@ -238,6 +241,7 @@ class Gateway:
             log.exception("op %s failed", request.op)
             return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
         finally:
+            request_ended(one_barrier)
             done_working(token)
 
     def _out_of_time(self, request: Request, work: Work) -> HaptaError:

@@ -18,6 +18,7 @@ start), never one older than what the reader has heard. Concurrent identical mis
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import secrets
@@ -30,6 +31,20 @@ from .. import metrics
 from ..store.redis import ERRORS as REDIS_ERRORS, Breaker, client as redis_client, close as close_redis
 
 log = logging.getLogger("hapta.cache")
+
+# One barrier per request is enough: it has heard every change committed before the request began, which is all a
+# later read of the same request must see (a page, then the records its `expand` reaches). False: in a request
+# that has not synced yet; None outside any request (realtime delivery, tasks): every read syncs.
+_request_synced: contextvars.ContextVar[bool | None] = contextvars.ContextVar("hapta_request_synced", default=None)
+
+
+def request_began() -> contextvars.Token:
+    """Called by the dispatcher as each request starts; request_ended(token) as it ends."""
+    return _request_synced.set(False)
+
+
+def request_ended(token: contextvars.Token) -> None:
+    _request_synced.reset(token)
 
 
 class ReadCache:
@@ -83,9 +98,13 @@ class ReadCache:
         if self.shared is not None or full in self.entries or full in self.loading:
             # Before serving what is here (or in Redis), hear every change committed before this read began: a
             # write that another worker acknowledged a moment ago must not be hidden (read-your-writes).
-            if not await self.sync():
-                self._count("load")   # the feed is down: changes may be going unheard
-                return await load()
+            synced = _request_synced.get()
+            if synced is not True:
+                if not await self.sync():
+                    self._count("load")   # the feed is down: changes may be going unheard
+                    return await load()
+                if synced is False:
+                    _request_synced.set(True)
             full = self._full_key(key, tables)
         try:
             value = self.entries[full][0]

@@ -58,6 +58,7 @@ class Subscription:
     skip: frozenset[int] = frozenset()   # inbox places of changes its snapshot already showed
     held: list[tuple[int, int, Event]] | None = None   # (position, inbox place, event) while being started
     overflowed: bool = False      # more was held than MAX_HELD: it is reset when released
+    expand: Any = None            # the relations its events embed (records/expand.py Plan), or None
 
 
 @dataclass(eq=False)
@@ -132,6 +133,8 @@ class Realtime:
         # sends(collection) -> has one; sent(principal, model, records) -> as it lets them leave (records.Records)
         self.sends: Callable[[str], bool] = lambda collection: False
         self.sent: Callable[[Principal, Model, list], Awaitable[list]] | None = None
+        # expanded(principal, model, plan, records) -> records with `expand`, as the related rules show them
+        self.expanded: Callable[[Principal, Model, Any, list], Awaitable[list]] | None = None
         # What one client may hold, across its connections (each connection's own cap is App.max_subscriptions):
         # distinct filters cost memory and a rule check per change each, so they are bounded by count and by bytes.
         self.counts = Quota({"user": per_principal, "addr": per_address})
@@ -148,7 +151,8 @@ class Realtime:
         return len(self.by_peer.get(peer, ()))
 
     def subscribe(self, peer: Peer, model: Model, record_id: str | None, filter_node: Node | None,
-                  fields: tuple[str, ...], *, holders: tuple[str, ...] = (), weight: int = 0) -> Subscription:
+                  fields: tuple[str, ...], *, holders: tuple[str, ...] = (), weight: int = 0,
+                  expand: Any = None) -> Subscription:
         """A new subscription counted against `holders` (its principal's and its address's quotas) with `weight`
         bytes of filter text; TooMany when a quota has no room. It is held until `release` says where it starts."""
         refused = self.counts.take(holders)
@@ -166,7 +170,8 @@ class Realtime:
         topic = by_id.get(key)
         if topic is None:
             topic = by_id[key] = Topic.of(model, record_id, filter_node, fields)
-        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight, held=[])
+        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight, held=[],
+                           expand=expand)
         topic.add(sub)
         self.by_peer.setdefault(peer, {})[sub_id] = sub
         metrics.SUBSCRIPTIONS.inc()
@@ -248,6 +253,18 @@ class Realtime:
             shown = await self.sent(principal, model, [value["record"]])
             personal[key] = Payload({**value, "record": shown[0]}) if shown else None
         return personal[key]
+
+    async def _expand(self, model: Model, principal: Principal, payload: Payload, plan: Any,
+                      expansions: dict[tuple, Payload]) -> Payload:
+        """The payload with its record's relations embedded as `principal` may see them (records/expand.py: the
+        related records are read once per change and reader's rule variables, through the read cache)."""
+        key = (id(payload), id(plan), principal.user_id, principal.role)
+        if key not in expansions:
+            assert self.expanded is not None
+            value = payload.value
+            [shown] = await self.expanded(principal, model, plan, [value["record"]])
+            expansions[key] = Payload({**value, "record": shown})
+        return expansions[key]
 
     async def replay(self, sub: Subscription, changes: list[Change]) -> list[Event]:
         """The events `changes` (from the log, in position order) make for `sub` as the record and the subscriber
@@ -363,6 +380,7 @@ class Realtime:
         payloads: dict[tuple, Payload] = {}
         hooked = self.sent is not None and self.sends(model.name)
         personal: dict[tuple, Payload | None] = {}   # (payload, user, role) -> as before_send shows it, or None
+        expansions: dict[tuple, Payload] = {}         # (payload, plan, user, role) -> with its expand
         slice_began = time.perf_counter()
         for topic in topics:
             now_related = _related(model, topic.relations, outcome.now, related_rows)
@@ -405,6 +423,10 @@ class Realtime:
                         sending = await self._personal(model, principal, payload, personal)
                         if sending is None or sub.group is not group or sub.peer.principal is not principal:
                             continue   # left out by before_send (or the subscriber changed while it ran)
+                    if sub.expand is not None and record is not checks.left and action != "delete":
+                        sending = await self._expand(model, principal, sending, sub.expand, expansions)
+                        if sub.group is not group or sub.peer.principal is not principal:
+                            continue   # the subscriber changed while the expansion was read
                     frame_key = (sub.id, id(sending))
                     frame = frames.get(frame_key)
                     if frame is None:

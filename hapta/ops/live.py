@@ -22,7 +22,7 @@ from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAV
 from ..records.service import Records
 from ..records.values import INT64, record_key
 from .base import Args, Call, after_reply, op
-from .records import FieldNames, FilterText, Name, RecordId
+from .records import Expand, FieldNames, FilterText, Name, RecordId
 
 ChannelName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
@@ -36,6 +36,7 @@ class SubscribeArgs(Args):
     snapshot: bool = False                                                  # answer the first page too
     sort: Annotated[str, msgspec.Meta(max_length=512)] | None = None      # of the snapshot's page
     per_page: Annotated[int, msgspec.Meta(ge=1, le=500)] = 30
+    expand: Expand | None = None                                          # relations its records embed
 
 
 class UnsubscribeArgs(Args):
@@ -82,6 +83,7 @@ class LiveOps:
         record_id = None if args.id is None else str(record_key(model, args.id))
         found = self.records.filter(principal, model, args.filter)
         fields = self.records.fields(model, args.fields)
+        plan = self.records.expansion(model, args.expand, fields)
         limit = self.max_subscriptions
         if self.realtime.count(call.peer) >= limit:
             raise HaptaError(TOO_LARGE, f"a connection may hold at most {limit} subscriptions",
@@ -89,7 +91,7 @@ class LiveOps:
         holders = tuple(dict.fromkeys((principal_key(call.peer), principal_key(call.peer, by_address=True))))
         try:
             sub = self.realtime.subscribe(call.peer, model, record_id, None if found is None else found.node, fields,
-                                          holders=holders, weight=len(args.filter or ""))
+                                          holders=holders, weight=len(args.filter or ""), expand=plan)
         except TooMany as exc:
             raise HaptaError(TOO_LARGE, f"at most {exc.limit} {exc.what}", details={"limit": exc.limit}) from None
         try:   # held until its reply is on its way: then what it missed, and what came meanwhile, follow in order
@@ -97,6 +99,8 @@ class LiveOps:
                 page, position, start = await self.live.snapshot(sub, lambda conn: self.records.page(
                     conn, principal, model, found, fields, args.sort, args.per_page))
                 page = await self.records.sent_page(principal, model, page)   # through before_send, if any
+                if plan is not None:
+                    page = {**page, "items": await self.records.expand(principal, model, plan, page["items"])}
                 after_reply(start)
                 return {"sub": sub.id, "pos": position, **page}
             if args.since is not None:

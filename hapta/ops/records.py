@@ -13,6 +13,8 @@ Name = Annotated[str, msgspec.Meta(max_length=63)]
 RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 FilterText = Annotated[str, msgspec.Meta(max_length=4096)]
 FieldNames = Annotated[list[Name], msgspec.Meta(max_length=100)]
+# "author", "post.author": relations to embed under `expand` (records/expand.py bounds how many and how deep)
+Expand = Annotated[list[Annotated[str, msgspec.Meta(max_length=127)]], msgspec.Meta(max_length=8)]
 
 
 class ListArgs(Args):
@@ -24,12 +26,14 @@ class ListArgs(Args):
     after: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     fields: FieldNames | None = None
     count: bool = False
+    expand: Expand | None = None
 
 
 class GetArgs(Args):
     collection: Name
     id: RecordId
     fields: FieldNames | None = None
+    expand: Expand | None = None
 
 
 class CreateArgs(Args):
@@ -57,11 +61,11 @@ class RecordOps:
     async def list(self, call: Call, args: ListArgs) -> dict[str, Any]:
         return await self.records.list(call.principal, args.collection, filter=args.filter, sort=args.sort,
                                        page=args.page, per_page=args.per_page, after=args.after, fields=args.fields,
-                                       count=args.count)
+                                       count=args.count, expand=args.expand)
 
     @op("records.get", GetArgs)
     async def get(self, call: Call, args: GetArgs) -> dict[str, Any]:
-        return await self.records.get(call.principal, args.collection, args.id, args.fields)
+        return await self.records.get(call.principal, args.collection, args.id, args.fields, args.expand)
 
     @op("records.create", CreateArgs)
     async def create(self, call: Call, args: CreateArgs) -> dict[str, Any]:

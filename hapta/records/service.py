@@ -25,6 +25,7 @@ from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
 from ..store.postgres import Database
+from .expand import Expander, Plan, plan_of
 from .cursors import after_condition, decode_cursor, encode_cursor, keyset_ready, sort_terms
 from .values import database_refusals, invalid, record_key, writable_data
 
@@ -48,6 +49,7 @@ class Records:
         self.read = read
         self.announce = announce
         self.max_filter_cost = max_filter_cost
+        self.expander = Expander(db, models, schemas, read, self.sent)
 
     # ---- what a request names ----
 
@@ -66,6 +68,19 @@ class Records:
             raise HaptaError(BAD_REQUEST, f"unknown field {unknown[0]!r} in fields")
         return tuple(dict.fromkeys(requested))
 
+    def expansion(self, model: Model, paths: list[str] | None, fields: tuple[str, ...]) -> Plan | None:
+        """The plan for `expand` (records/expand.py); the relations it follows must be among the fields returned."""
+        plan = plan_of(self.models, model, paths)
+        if plan is not None:
+            missing = [name for name in plan.fields() if name not in fields]
+            if missing:
+                raise HaptaError(BAD_REQUEST, f"expand follows {missing[0]!r}: name it in fields too")
+        return plan
+
+    async def expand(self, principal: Principal, model: Model, plan: Plan | None,
+                     records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return await self.expander.expand(principal, model, plan, records)
+
     def filter(self, principal: Principal, model: Model, text: str | None) -> BoundFilter | None:
         """A client's filter, bound once against what this principal may read, cost-checked (access/filters.py)."""
         return client_filter(model, self.schemas.of(principal), text, self.max_filter_cost)
@@ -82,18 +97,24 @@ class Records:
     # ---- reads ----
 
     async def list(self, principal: Principal, collection: str, *, filter: str | None, sort: str | None, page: int,
-                   per_page: int, after: str | None, fields: list[str] | None, count: bool) -> dict[str, Any]:
+                   per_page: int, after: str | None, fields: list[str] | None, count: bool,
+                   expand: list[str] | None = None) -> dict[str, Any]:
         """Through the read cache: keyed by the query and what the rules read of the principal; then through the
-        collection's before_send hook, for this principal (the cache keeps what the rules allow)."""
+        collection's before_send hook, for this principal (the cache keeps what the rules allow); then what its
+        relations point at, under `expand`, as the related collections' rules show it to this principal."""
         model = self.model(collection)
         found = self.filter(principal, model, filter)
         shown = self.fields(model, fields)
+        plan = self.expansion(model, expand, shown)
         sorted_fields = [part.strip().lstrip("+-") for part in (sort or "").split(",")]
         key, tables = query_key(model, "list", principal, found, [*shown, *sorted_fields],
                                 (shown, sort, page, per_page, after, count))
         result = await self.read(key, tables, lambda: self._list(principal, model, found, shown, sort, page,
                                                                     per_page, after, count))
-        return await self.sent_page(principal, model, result)
+        result = await self.sent_page(principal, model, result)
+        if plan is not None:
+            result = {**result, "items": await self.expand(principal, model, plan, result["items"])}
+        return result
 
     async def sent_page(self, principal: Principal, model: Model, result: dict[str, Any]) -> dict[str, Any]:
         """A page as the before_send hook lets `principal` see it (a new dict: the cached one is shared)."""
@@ -149,11 +170,13 @@ class Records:
         return result
 
     async def get(self, principal: Principal, collection: str, record_id: str,
-                  fields: list[str] | None) -> dict[str, Any]:
+                  fields: list[str] | None, expand: list[str] | None = None) -> dict[str, Any]:
         """Through the read cache, like list: first under the key every non-admin shares (a record the rule shows
-        to anyone, or to no one, is one entry for all readers), else under the reader's own."""
+        to anyone, or to no one, is one entry for all readers), else under the reader's own; then before_send and
+        `expand`, as list does."""
         model = self.model(collection)
         shown = self.fields(model, fields)
+        plan = self.expansion(model, expand, shown)
         key_value = record_key(model, record_id)
         rest = ("get", str(key_value), shown)
         shared = anyone_key(model, principal, shown, rest)
@@ -170,6 +193,8 @@ class Records:
             [record] = await self.sent(principal, model, [record]) or [None]
             if record is None:   # left out by before_send: as absent as a record the rules hide
                 raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
+        if plan is not None:
+            [record] = await self.expand(principal, model, plan, [record])
         return record
 
     async def _get_for_anyone(self, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict[str, Any]:

@@ -115,3 +115,15 @@ async def test_realtime_events_and_snapshots_pass_through_the_hook(connect):
     assert heard["data"]["record"]["author"] == alice["id"]
     snapshot = await bob_client.call("realtime.subscribe", {**watch, "snapshot": True})
     assert [r["id"] for r in snapshot["items"]] == [marker["id"]]
+
+
+async def test_expand_passes_related_records_through_their_collections_before_send(connect):
+    alice, alice_user = await connect()
+    bob, bob_user = await connect()
+    draft = await alice.call("records.create", {"collection": "posts", "data": {
+        "author": alice_user["id"], "text": "[draft] soon", "public": True}})
+    comment = await bob.call("records.create", {"collection": "comments", "data": {
+        "post": draft["id"], "author": bob_user["id"], "text": "first!"}})
+    for reader, sees in ((alice, True), (bob, False)):
+        got = await reader.call("records.get", {"collection": "comments", "id": comment["id"], "expand": ["post"]})
+        assert ("post" in got["expand"]) is sees   # the draft is its author's alone, embedded or not

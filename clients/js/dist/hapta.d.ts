@@ -84,6 +84,8 @@ export interface SubscribeOptions {
     snapshot?: boolean;
     sort?: string;
     per_page?: number;
+    /** Relations embedded under `record.expand` in the snapshot and in create and update events. */
+    expand?: string[];
     /** The gateway could not replay what this subscription missed: refetch what you show from it. */
     onReset?: () => void;
 }
@@ -111,6 +113,7 @@ export declare class Records<T = Json> {
     private readonly hapta;
     readonly collection: string;
     constructor(hapta: Hapta, collection: string);
+    /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
     list(options?: {
         filter?: string;
         sort?: string;
@@ -119,9 +122,11 @@ export declare class Records<T = Json> {
         after?: string;
         fields?: string[];
         count?: boolean;
+        expand?: string[];
     }): Promise<Page<T>>;
     get(id: string, options?: {
         fields?: string[];
+        expand?: string[];
     }): Promise<T>;
     create(data: Partial<T>): Promise<T>;
     update(id: string, data: Partial<T>, options?: {

@@ -342,6 +342,7 @@ var Records = class {
   }
   hapta;
   collection;
+  /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
   list(options = {}) {
     return this.hapta.call("records.list", { collection: this.collection, ...options });
   }

@@ -104,6 +104,8 @@ export interface SubscribeOptions {
   snapshot?: boolean;
   sort?: string;
   per_page?: number;
+  /** Relations embedded under `record.expand` in the snapshot and in create and update events. */
+  expand?: string[];
   /** The gateway could not replay what this subscription missed: refetch what you show from it. */
   onReset?: () => void;
 }
@@ -175,12 +177,13 @@ interface Transfer {
 export class Records<T = Json> {
   constructor(private readonly hapta: Hapta, readonly collection: string) {}
 
+  /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
   list(options: { filter?: string; sort?: string; page?: number; per_page?: number; after?: string;
-                  fields?: string[]; count?: boolean } = {}): Promise<Page<T>> {
+                  fields?: string[]; count?: boolean; expand?: string[] } = {}): Promise<Page<T>> {
     return this.hapta.call("records.list", { collection: this.collection, ...options });
   }
 
-  get(id: string, options: { fields?: string[] } = {}): Promise<T> {
+  get(id: string, options: { fields?: string[]; expand?: string[] } = {}): Promise<T> {
     return this.hapta.call("records.get", { collection: this.collection, id, ...options });
   }
 

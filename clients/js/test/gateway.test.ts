@@ -56,6 +56,21 @@ describe("records", () => {
     expect(bad.code).toBe("BAD_REQUEST");
   });
 
+  it("expands a post's author as the rules show it, in lists and in live events", async () => {
+    const { hapta, user } = await signedUp();
+    const reader = (await signedUp()).hapta;
+    const events: Change<Post>[] = [];
+    const stop = await reader.records<Post>("posts").subscribe(
+      { filter: `author = "${user.id}"`, expand: ["author"] }, (change) => events.push(change));
+    const post = await hapta.records<Post>("posts").create({ author: user.id, text: "with its author", public: true });
+    const page = await reader.records<Post & { expand: { author: { id: string; email: string | null } } }>("posts")
+      .list({ filter: `id = "${post.id}"`, expand: ["author"] });
+    expect(page.items[0].expand.author).toMatchObject({ id: user.id, email: null });   // the email is guarded
+    await until(() => events.length === 1);
+    expect((events[0].record as any).expand.author.id).toBe(user.id);
+    await stop();
+  });
+
   it("speaks MessagePack too, with records that look the same as in JSON", async () => {
     const { hapta, user, email } = await signedUp();
     const binary = await connect({ protocol: "msgpack" });
