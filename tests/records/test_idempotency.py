@@ -139,3 +139,24 @@ async def test_expired_keys_are_ignored_and_swept(harness):
     assert await harness.gateway.records.idempotency.prune(db) >= 1
     assert await db.fetchval("SELECT count(*) FROM hapta.idempotency WHERE owner = $1",
                              f"user:{alice.user['id']}") == 0
+
+
+async def test_the_reconnecting_client_sends_writes_with_a_key(gateway):
+    """Through a real socket (hapta serve): write() sends a key of its own, or the caller's, and a repeat of the
+    caller's key answers the first answer."""
+    from hapta.reconnect import Hapta
+    hapta = await Hapta.connect(gateway.url, backoff=(0.05, 0.5))
+    try:
+        name = "i" + secrets.token_hex(5)
+        user = (await hapta.register(email=f"{name}@example.com", password=PASSWORD, username=name))["user"]
+        args = {"collection": "posts", "data": {"author": user["id"], "text": "from python", "public": True}}
+        first, second = [await hapta.write("records.create", args) for _ in range(2)]
+        assert first["id"] != second["id"]   # a key per write, not per args
+        key = _key()
+        kept = [await hapta.write("records.create", {**args, "idempotency_key": key}) for _ in range(2)]
+        assert kept[0] == kept[1]
+        page = await hapta.call("records.list", {"collection": "posts", "filter": f'author = "{user["id"]}"',
+                                                 "count": True})
+        assert page["total"] == 3
+    finally:
+        await hapta.close()
