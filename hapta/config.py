@@ -80,6 +80,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "records.create": Limit(20, per=1, burst=40),
     "records.update": Limit(20, per=1, burst=40),
     "records.delete": Limit(20, per=1, burst=40),
+    # each op of a batch also counts against its own records.create/update/delete limit
+    "records.batch": Limit(10, per=1, burst=20),
     "files.upload": Limit(5, per=1, burst=10),
     "files.delete": Limit(20, per=1, burst=40),
     "realtime.subscribe": Limit(20, per=1, burst=200),    # a reconnect resubscribes everything at once
@@ -142,6 +144,7 @@ class App:
     max_message: int = 64 * 1024                # bytes in one frame
     max_in_flight: int = 64                     # requests a connection may have unanswered at once
     max_filter_cost: int = 40                   # what one filter may ask per row (hapta.query.cost); over: TOO_LARGE
+    batch_max: int = 50                         # ops in one records.batch (at most 1000); more: BAD_REQUEST
     # Rule hooks (docs/rules.md): worker processes per gateway process, a call's deadline, calls that may wait.
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT

@@ -12,7 +12,8 @@ subscription from the last position it delivered (the gateway replays what was m
 order: docs/realtime.md) and joins its channels again (told only who joined and left meanwhile: `members(channel)`
 stays right). Calls made while it is away wait for the socket, up to
 `call_timeout`. It stops retrying only when the gateway said not to: the session was revoked (1008) or the
-credentials no longer work.
+credentials no longer work. `write()` sends a write with an idempotency key, so that it can be sent again after
+a drop without writing twice (docs/writes.md).
 
 `Client` (hapta/client.py) is one socket and nothing more; this wraps one Client at a time.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from typing import Any, AsyncIterator, Callable
 
@@ -152,6 +154,24 @@ class Hapta:
         elif op == "auth.logout":
             self.sign_in = self.session = None
         return data
+
+    async def write(self, op: str, args: dict[str, Any], *, attempts: int = 3) -> Any:
+        """A records.create/update/delete/batch sent with an idempotency_key (the args' own, else a new one) and
+        sent again with it, up to `attempts` times, when its socket dropped before the reply or the gateway said
+        the outcome is unknown: the gateway answers every attempt with the first one's answer (docs/writes.md).
+        Needs a signed-in user or an admin (anon principals may not send keys)."""
+        args = {**args, "idempotency_key": args.get("idempotency_key") or secrets.token_hex(16)}
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.call(op, args)
+            except ConnectionError:
+                if attempt == attempts:
+                    raise
+            except HaptaError as error:
+                if attempt == attempts or (error.details or {}).get("outcome") != "unknown":
+                    raise
+                await asyncio.sleep(error.retry_after or 0)
+        raise AssertionError("unreachable")
 
     async def login(self, identity: str, password: str) -> dict[str, Any]:
         return await self.call("auth.login", {"identity": identity, "password": password})

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import msgspec
 from websockets.frames import CloseCode
@@ -58,9 +58,15 @@ class SessionHub:
         self._watchers: list[Callable[[Peer], None]] = []
         self._oauth2_waiting: dict[int, Peer] = {}
         self._sweeper: asyncio.Task | None = None
+        self._sweeps: list[Callable[[], Awaitable[Any]]] = []   # other upkeep on the same clock (also_sweep)
         self._tasks: set[asyncio.Task] = set()
         listener.add(CHANNEL, self._on_revoked)
         listener.add(oauth2.CHANNEL, self._on_oauth2)
+
+    def also_sweep(self, sweep: Callable[[], Awaitable[Any]]) -> None:
+        """Run `sweep` on the session sweep's clock (every SWEEP_EVERY s): one maintenance loop for the
+        gateway's expiring rows, each sweep's failure its own."""
+        self._sweeps.append(sweep)
 
     def start(self) -> None:
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
@@ -234,10 +240,11 @@ class SessionHub:
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_EVERY)
-            try:
-                await self.sessions.sweep()
-            except Exception as exc:   # a dead database must not end the sweeper; it tries again later
-                log.warning("session sweep failed: %r", exc)
+            for sweep in [self.sessions.sweep, *self._sweeps]:
+                try:
+                    await sweep()
+                except Exception as exc:   # a dead database must not end the sweeper; it tries again later
+                    log.warning("sweep %s failed: %r", getattr(sweep, "__qualname__", "?"), exc)
 
 
 def _batches(session_ids: list[str], reason: str) -> list[str]:

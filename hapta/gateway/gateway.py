@@ -77,6 +77,7 @@ class Gateway:
         self.files = FileService(app, settings, db, models, listener, storage)
         self.records = Records(db, models, Schemas(schema, without_guards(schema)), hooks, read=self.live.read,
                                announce=self.hub.announce, max_filter_cost=app.max_filter_cost)
+        self.hub.also_sweep(lambda: self.records.idempotency.prune(db))   # answers past their 24 hours
         # realtime events pass the collections' before_send hooks too, per receiving principal
         self.live.realtime.sends, self.live.realtime.sent = hooks.sends, self.records.sent
         self.live.realtime.expanded = self.records.expand
@@ -88,7 +89,7 @@ class Gateway:
             AuthOps(db, self.hub, self.signer, self.limiter, anon_key=settings.anon_key,
                     admin_key=settings.admin_key, min_password_length=app.min_password_length,
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
-            RecordOps(self.records),
+            RecordOps(self.records, self._charge, app.batch_max),
             FileOps(self.files, self.records),
             LiveOps(self.live, self.records, max_subscriptions=app.max_subscriptions,
                     max_channels=app.max_channels),
@@ -171,6 +172,11 @@ class Gateway:
     def _mail_link(self, action: str, token: str) -> str:
         return string.Template(self.app.mail_link).safe_substitute(
             public_url=self.public_url or "", action=action, token=urllib.parse.quote(token))
+
+    async def _charge(self, peer: Peer, op: str, collection: str) -> None:
+        """Count one op of a batch against its single op's limit, as _run counts a request."""
+        if not peer.principal.is_admin:
+            await self.limiter.enforce(op, principal_key(peer), collection=collection)
 
     def _guest_op(self, name: str) -> bool | None:
         spec = self.ops.get(name)

@@ -1,13 +1,20 @@
 """records.*: the wire's arguments, handed to the records service (hapta/records/service.py)."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Awaitable, Callable, Literal
 
 import msgspec
 
+from ..principal import Peer
+from ..protocol.errors import BAD_REQUEST, HaptaError
+from ..records import batch
+from ..records.idempotency import once
 from ..records.service import Records
 from ..records.values import INT64
 from .base import Args, Call, op
+
+# charge(peer, op, collection): count one single op against its rate limit, as the dispatcher would (gateway.py)
+Charge = Callable[[Peer, str, str], Awaitable[None]]
 
 Name = Annotated[str, msgspec.Meta(max_length=63)]
 RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -15,6 +22,10 @@ FilterText = Annotated[str, msgspec.Meta(max_length=4096)]
 FieldNames = Annotated[list[Name], msgspec.Meta(max_length=100)]
 # "author", "post.author": relations to embed under `expand` (records/expand.py bounds how many and how deep)
 Expand = Annotated[list[Annotated[str, msgspec.Meta(max_length=127)]], msgspec.Meta(max_length=8)]
+IdempotencyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Version = Annotated[int, msgspec.Meta(ge=0, le=INT64[1])]
+# Past App.batch_max (checked by records/batch.py) but this bound: refused while decoding
+BATCH_BOUND = 1000
 
 
 class ListArgs(Args):
@@ -39,23 +50,43 @@ class GetArgs(Args):
 class CreateArgs(Args):
     collection: Name
     data: dict[str, Any]
+    idempotency_key: IdempotencyKey | None = None
 
 
 class UpdateArgs(Args):
     collection: Name
     id: RecordId
     data: dict[str, Any]
-    version: Annotated[int, msgspec.Meta(ge=0, le=INT64[1])] | None = None
+    version: Version | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class DeleteArgs(Args):
     collection: Name
     id: RecordId
+    idempotency_key: IdempotencyKey | None = None
+
+
+class BatchOp(Args):
+    """One write of a batch; `id` and top-level `data` values may be {"$ref": n} (records/batch.py)."""
+    op: Literal["create", "update", "delete"]
+    collection: Name
+    data: dict[str, Any] | None = None
+    id: RecordId | dict[str, Any] | None = None
+    version: Version | None = None
+
+
+class BatchArgs(Args):
+    ops: Annotated[list[BatchOp], msgspec.Meta(min_length=1, max_length=BATCH_BOUND)]
+    atomic: bool = True
+    idempotency_key: IdempotencyKey | None = None
 
 
 class RecordOps:
-    def __init__(self, records: Records):
+    def __init__(self, records: Records, charge: Charge, batch_max: int):
         self.records = records
+        self.charge = charge
+        self.batch_max = batch_max
 
     @op("records.list", ListArgs)
     async def list(self, call: Call, args: ListArgs) -> dict[str, Any]:
@@ -69,12 +100,29 @@ class RecordOps:
 
     @op("records.create", CreateArgs)
     async def create(self, call: Call, args: CreateArgs) -> dict[str, Any]:
-        return await self.records.create(call.peer, args.collection, args.data)
+        return await self.records.create(call.peer, args.collection, args.data, once(call.principal, call.op, args))
 
     @op("records.update", UpdateArgs)
     async def update(self, call: Call, args: UpdateArgs) -> dict[str, Any]:
-        return await self.records.update(call.peer, args.collection, args.id, args.data, args.version)
+        return await self.records.update(call.peer, args.collection, args.id, args.data, args.version,
+                                         once(call.principal, call.op, args))
 
     @op("records.delete", DeleteArgs)
     async def delete(self, call: Call, args: DeleteArgs) -> dict[str, Any]:
-        return await self.records.delete(call.peer, args.collection, args.id)
+        return await self.records.delete(call.peer, args.collection, args.id, once(call.principal, call.op, args))
+
+    @op("records.batch", BatchArgs)
+    async def batch(self, call: Call, args: BatchArgs) -> dict[str, Any]:
+        """Checked whole before anything runs; then each op counted against its single op's rate limit (a batch
+        is no way around them), then all of them in one transaction."""
+        if not args.atomic:
+            raise HaptaError(BAD_REQUEST, "only atomic batches are served (atomic: true); send independent writes "
+                             "as single ops, or as many messages in one frame")
+        batch.check(args.ops, self.batch_max)
+        key = once(call.principal, call.op, args)
+        for index, step in enumerate(args.ops):
+            try:
+                await self.charge(call.peer, f"records.{step.op}", step.collection)
+            except HaptaError as error:
+                raise batch.failed_at(index, step, error) from None
+        return await self.records.batch(call.peer, args.ops, key)

@@ -6,6 +6,10 @@ nobody can write a record into a state they could not have created: a create in 
 and undoes itself when refused (access.Sql.judged: one round trip), an update or delete in a transaction. Every
 identifier in the SQL comes from the catalog (models), every value is a parameter.
 
+Each write has one path, `create_in` / `update_in` / `delete_in` on a transaction's connection, that the single
+ops and records.batch (many of them in one transaction, records/batch.py) share; `transact` holds the transaction,
+the idempotency key's claim and answer (records/idempotency.py), and what must wait for COMMIT (after_* hooks).
+
 The file ops use the same pieces (lock_for_write, the checked write, readable_field): a file field is a field.
 """
 from __future__ import annotations
@@ -24,15 +28,19 @@ from ..models import Model, Rule
 from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
-from ..store.postgres import Database
+from ..store.postgres import Database, failure
+from .batch import failed_at, resolve_data, resolve_id
 from .expand import Expander, Plan, plan_of
 from .cursors import after_condition, decode_cursor, encode_cursor, keyset_ready, sort_terms
+from .idempotency import Idempotency, Once
 from .values import database_refusals, invalid, record_key, writable_data
 
 # read(key, tables, load): an answer through the read cache (live/cache.py), or load()'s
 ReadThrough = Callable[[tuple | None, tuple[str, ...], Callable[[], Awaitable[Any]]], Awaitable[Any]]
 # announce(session ids, reason): tell the sockets of sessions already revoked (auth/hub.py)
 Announce = Callable[[list[str], str], Awaitable[None]]
+# What a write leaves for after its COMMIT (after_* hooks, telling sockets): callbacks, awaited when coroutines
+AfterCommit = list[Callable[[], Awaitable[None] | None]]
 
 
 def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -50,6 +58,7 @@ class Records:
         self.announce = announce
         self.max_filter_cost = max_filter_cost
         self.expander = Expander(db, models, schemas, read, self.sent)
+        self.idempotency = Idempotency()
 
     # ---- what a request names ----
 
@@ -234,12 +243,80 @@ class Records:
 
     # ---- writes ----
 
-    async def create(self, peer: Peer, collection: str, data: dict[str, Any]) -> dict[str, Any]:
-        principal = peer.principal
+    async def create(self, peer: Peer, collection: str, data: dict[str, Any], once: Once | None = None
+                     ) -> dict[str, Any]:
         model = self.model(collection)
+        if once is None:   # one statement that judges itself and commits by itself: one round trip
+            later: AfterCommit = []
+            record = await self.create_in(None, peer, model, data, later)
+            await after_commit(later)
+            return record
+        return await self.transact(once, lambda conn, later: self.create_in(conn, peer, model, data, later))
+
+    async def update(self, peer: Peer, collection: str, record_id: str, data: dict[str, Any],
+                     version: int | None, once: Once | None = None) -> dict[str, Any]:
+        model = self.model(collection)
+        return await self.transact(once, lambda conn, later: self.update_in(conn, peer, model, record_id, data,
+                                                                            version, later), model)
+
+    async def delete(self, peer: Peer, collection: str, record_id: str, once: Once | None = None) -> dict[str, Any]:
+        model = self.model(collection)
+        return await self.transact(once, lambda conn, later: self.delete_in(conn, peer, model, record_id, later),
+                                   model, deleting=True)
+
+    async def batch(self, peer: Peer, ops: list[Any], once: Once | None = None) -> dict[str, Any]:
+        """Every op of a batch (records/batch.py: shapes and references already checked) in one transaction, each
+        exactly as its single op runs it; the first failure rolls back all of them and is answered as that op's
+        own error, naming its index. After-commit work (after_* hooks) runs once everything committed."""
+        async def run(conn: asyncpg.Connection, later: AfterCommit) -> dict[str, Any]:
+            results: list[dict[str, Any]] = []
+            for index, step in enumerate(ops):
+                try:
+                    results.append(await self._step(conn, peer, step, results, later))
+                except Exception as exc:
+                    mapped = failure(exc)
+                    if mapped is None:
+                        raise   # a bug of ours: INTERNAL, as for a single op
+                    raise failed_at(index, step, mapped) from None
+            return {"results": results}
+        return await self.transact(once, run)
+
+    async def _step(self, conn: asyncpg.Connection, peer: Peer, step: Any, results: list[dict[str, Any]],
+                    later: AfterCommit) -> dict[str, Any]:
+        model = self.model(step.collection)
+        if step.op == "create":
+            return await self.create_in(conn, peer, model, resolve_data(step.data, results), later)
+        record_id = resolve_id(step.id, results)
+        if step.op == "update":
+            return await self.update_in(conn, peer, model, record_id, resolve_data(step.data, results),
+                                        step.version, later)
+        return await self.delete_in(conn, peer, model, record_id, later, step.version)
+
+    async def transact(self, once: Once | None, steps: Callable[[asyncpg.Connection, AfterCommit], Awaitable[Any]],
+                       model: Model | None = None, deleting: bool = False) -> Any:
+        """steps(conn, later) in one transaction, with the idempotency key's claim and answer in it when there is
+        one (a key already answered: that answer, and nothing runs); then what `later` holds, after COMMIT.
+        `model`: whose constraints name the fields of what fails at COMMIT (a single op's)."""
+        later: AfterCommit = []
+        with database_refusals(model, deleting=deleting) if model is not None else nullcontext():
+            async with self.db.transaction() as conn:
+                if once is not None:
+                    stored = await self.idempotency.claim(conn, once)
+                    if stored is not None:
+                        return stored[0]
+                reply = await steps(conn, later)
+                if once is not None:
+                    await self.idempotency.keep(conn, once, reply)
+        await after_commit(later)
+        return reply
+
+    async def create_in(self, conn: asyncpg.Connection | None, peer: Peer, model: Model, data: dict[str, Any],
+                        later: AfterCommit) -> dict[str, Any]:
+        """A create on `conn`, in its transaction (None: the one statement commits by itself)."""
+        principal = peer.principal
         rule = rule_for(model, "create", principal)
         values = writable_data(model, data)
-        ctx = self.context(peer, "records.create", model)
+        ctx = self.context(peer, "records.create", model, conn)
         if self.hooks.has(model.name, "before_create"):
             changed = await self.hooks.before(model.name, "before_create", ctx, dict(values))
             if changed is not None:
@@ -253,24 +330,32 @@ class Records:
         insert = (f'INSERT INTO "{model.name}" ({columns}) VALUES ({params})' if values
                   else f'INSERT INTO "{model.name}" DEFAULT VALUES')
         statement, relations = sql.judged(insert, rule, list(values))
+        # In a transaction a conflict aborts it, and its checks (below) could not run: a savepoint keeps it usable.
+        savepoint = conn is not None and not principal.is_admin and bool(model.info.uniques)
         try:
             with database_refusals(model):
                 try:
-                    row = await self.db.write(statement, *sql.params)   # one round trip: it judges itself
+                    if conn is None:
+                        row = await self.db.write(statement, *sql.params)
+                    elif savepoint:
+                        async with conn.transaction():
+                            row = await conn.fetchrow(statement, *sql.params)
+                    else:
+                        row = await conn.fetchrow(statement, *sql.params)
                 except asyncpg.PostgresError as exc:
                     if exc.sqlstate not in JUDGED:
                         raise
                     raise refuse_judged(exc, model, relations, "create") from None
         except HaptaError as error:
             if error.code == CONFLICT and not principal.is_admin:
-                await self._refuse_rather_than_conflict(principal, model, rule, values)
+                await self._refuse_rather_than_conflict(conn, principal, model, rule, values)
             raise
         record = _record(row, model.visible)
-        self.hooks.after(model.name, "after_create", ctx, record)
+        later.append(partial(self.hooks.after, model.name, "after_create", ctx, record))
         return model.public(record)
 
-    async def _refuse_rather_than_conflict(self, principal: Principal, model: Model, rule: Rule,
-                                           data: dict[str, Any]) -> None:
+    async def _refuse_rather_than_conflict(self, conn: asyncpg.Connection | None, principal: Principal,
+                                           model: Model, rule: Rule, data: dict[str, Any]) -> None:
         """A unique value is "taken" only for someone who could have written the record: otherwise the conflict
         itself is the oracle (a like by alice on a post bob may not see). The insert failed before its checks
         ran, so they run here on the record as given (columns it leaves out read as null, which can only refuse
@@ -279,7 +364,8 @@ class Records:
         columns = ", ".join(f'{sql.param(data[n]) if n in data else "NULL"}::{PG_TYPES[model.info.columns[n].kind]} '
                             f'AS "{n}"' for n in model.visible)
         checks, relations = sql.write_checks(rule, list(data))
-        row = await self.db.fetchrow(f'SELECT {checks} FROM (SELECT {columns}) AS "{model.name}"', *sql.params)
+        check = f'SELECT {checks} FROM (SELECT {columns}) AS "{model.name}"'
+        row = await (conn.fetchrow(check, *sql.params) if conn is not None else self.db.fetchrow(check, *sql.params))
         refuse_unless_allowed(row, model, relations, "create")
 
     @staticmethod
@@ -322,34 +408,31 @@ class Records:
             current = await self.lock_for_write(conn, peer.principal, model, key_value, "update")
             await inspect(current, self.context(peer, op, model, conn))
 
-    async def update(self, peer: Peer, collection: str, record_id: str, data: dict[str, Any],
-                     version: int | None) -> dict[str, Any]:
+    async def update_in(self, conn: asyncpg.Connection, peer: Peer, model: Model, record_id: str,
+                        data: dict[str, Any], version: int | None, later: AfterCommit) -> dict[str, Any]:
+        """An update on `conn`, in its transaction."""
         principal = peer.principal
-        model = self.model(collection)
         rule_for(model, "update", principal)
         key_value = record_key(model, record_id)
         changes = writable_data(model, data)
         with database_refusals(model):
-            async with self.db.transaction() as conn:
-                ctx = self.context(peer, "records.update", model, conn)
-                current = await self.lock_for_write(conn, principal, model, key_value, "update")
-                if version is not None and current["version"] != version:
-                    raise HaptaError(CONFLICT, f"{model.name} {record_id} is at version {current['version']}",
-                                     details={"version": current["version"]})
-                if self.hooks.has(model.name, "before_update"):
-                    changed = await self.hooks.before(model.name, "before_update", ctx, dict(current), dict(changes))
-                    if changed is not None:
-                        changes = writable_data(model, changed)
-                if not changes:
-                    return model.public(current)
-                sql = self.sql(principal, model)
-                assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
-                update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(key_value)}'
-                row = await self.checked_write(conn, principal, model, sql, update,
-                                               rule_for(model, "update", principal, changed=[*changes]),
-                                               list(changes), "update")
+            ctx = self.context(peer, "records.update", model, conn)
+            current = await self.lock_for_write(conn, principal, model, key_value, "update")
+            check_version(model, record_id, current, version)
+            if self.hooks.has(model.name, "before_update"):
+                changed = await self.hooks.before(model.name, "before_update", ctx, dict(current), dict(changes))
+                if changed is not None:
+                    changes = writable_data(model, changed)
+            if not changes:
+                return model.public(current)
+            sql = self.sql(principal, model)
+            assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
+            update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(key_value)}'
+            row = await self.checked_write(conn, principal, model, sql, update,
+                                           rule_for(model, "update", principal, changed=[*changes]),
+                                           list(changes), "update")
         record = _record(row, model.visible)
-        self.hooks.after(model.name, "after_update", ctx, record)
+        later.append(partial(self.hooks.after, model.name, "after_update", ctx, record))
         return model.public(record)
 
     async def write_field(self, peer: Peer, op: str, model: Model, record_id: Any, field: str,
@@ -375,21 +458,37 @@ class Records:
         self.hooks.after(model.name, "after_update", self.context(peer, op, model), record)
         return model.public(record)
 
-    async def delete(self, peer: Peer, collection: str, record_id: str) -> dict[str, Any]:
+    async def delete_in(self, conn: asyncpg.Connection, peer: Peer, model: Model, record_id: str,
+                        later: AfterCommit, version: int | None = None) -> dict[str, Any]:
+        """A delete on `conn`, in its transaction (`version`: only a batch may say which it expects)."""
         principal = peer.principal
-        model = self.model(collection)
         rule_for(model, "delete", principal)
         key_value = record_key(model, record_id)
         with database_refusals(model, deleting=True):
-            async with self.db.transaction() as conn:
-                ctx = self.context(peer, "records.delete", model, conn)
-                current = await self.lock_for_write(conn, principal, model, key_value, "delete")
-                await self.hooks.before(model.name, "before_delete", ctx, dict(current))
-                # A deleted user's sessions go with the row (ON DELETE CASCADE); their sockets must hear of it.
-                ended = await conn.fetch("SELECT id FROM hapta.sessions WHERE user_id = $1 AND revoked_at IS NULL",
-                                         key_value) if model.name == "users" else []
-                await conn.execute(f'DELETE FROM "{model.name}" WHERE "id" = $1', key_value)
+            ctx = self.context(peer, "records.delete", model, conn)
+            current = await self.lock_for_write(conn, principal, model, key_value, "delete")
+            check_version(model, record_id, current, version)
+            await self.hooks.before(model.name, "before_delete", ctx, dict(current))
+            # A deleted user's sessions go with the row (ON DELETE CASCADE); their sockets must hear of it.
+            ended = await conn.fetch("SELECT id FROM hapta.sessions WHERE user_id = $1 AND revoked_at IS NULL",
+                                     key_value) if model.name == "users" else []
+            await conn.execute(f'DELETE FROM "{model.name}" WHERE "id" = $1', key_value)
         if ended:
-            await self.announce([row["id"] for row in ended], "user deleted")
-        self.hooks.after(model.name, "after_delete", ctx, current)
+            later.append(partial(self.announce, [row["id"] for row in ended], "user deleted"))
+        later.append(partial(self.hooks.after, model.name, "after_delete", ctx, current))
         return {"id": record_id}
+
+
+def check_version(model: Model, record_id: str, current: dict[str, Any], version: int | None) -> None:
+    """A write that names the version it expects finds the record there, or CONFLICT (the version it is at)."""
+    if version is not None and current.get("version") != version:
+        raise HaptaError(CONFLICT, f"{model.name} {record_id} is at version {current.get('version')}",
+                         details={"version": current.get("version")})
+
+
+async def after_commit(later: AfterCommit) -> None:
+    """What had to wait for COMMIT, in the order the writes asked for it."""
+    for callback in later:
+        pending = callback()
+        if pending is not None:
+            await pending

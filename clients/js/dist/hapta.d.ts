@@ -48,12 +48,17 @@ export interface ConnectOptions {
     /** Milliseconds a request may wait for the socket and its reply. */
     requestTimeout?: number;
     /** Requests the gateway refused for now (RATE_LIMITED, UNAVAILABLE, TIMEOUT with `retry_after`, and not
-     * `details.outcome: "unknown"`: nothing was done) are sent again after `retry_after`, up to `attempts` times
-     * while the wait is at most `maxWait` ms; then the error is the caller's. `{attempts: 0}`: never. */
+     * `details.outcome: "unknown"`: nothing was done; a write with an idempotency key even then) are sent again
+     * after `retry_after`, up to `attempts` times while the wait is at most `maxWait` ms; then the error is the
+     * caller's. `{attempts: 0}`: never. */
     retry?: {
         attempts?: number;
         maxWait?: number;
     };
+    /** While signed in as a user, every records.create/update/delete/batch without an idempotencyKey gets a new
+     * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
+     * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
+    idempotentWrites?: boolean;
 }
 export interface Session {
     token: string;
@@ -108,6 +113,20 @@ type Handler = (data: any) => void;
 /** The delay before reconnect attempt `attempt` (0, 1, ...): doubling from `base` up to `cap`, then "equal
  * jitter" (between half and all of it) so that thousands of clients cut off together do not come back together. */
 export declare function backoffDelay(attempt: number, base: number, cap: number, random?: () => number): number;
+export interface WriteOptions {
+    /** 1-255 characters: a retry with the same key gets the first answer (docs/writes.md). */
+    idempotencyKey?: string;
+}
+/** One write of `Hapta.batch`: `id` and top-level `data` values may be `{ $ref: n }`, the id op n wrote. */
+export interface BatchOp {
+    op: "create" | "update" | "delete";
+    collection: string;
+    data?: Json;
+    id?: string | {
+        $ref: number;
+    };
+    version?: number;
+}
 /** Typed access to one collection: `hapta.records<Post>("posts")`. */
 export declare class Records<T = Json> {
     private readonly hapta;
@@ -128,11 +147,13 @@ export declare class Records<T = Json> {
         fields?: string[];
         expand?: string[];
     }): Promise<T>;
-    create(data: Partial<T>): Promise<T>;
+    /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
+     * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
+    create(data: Partial<T>, options?: WriteOptions): Promise<T>;
     update(id: string, data: Partial<T>, options?: {
         version?: number;
-    }): Promise<T>;
-    delete(id: string): Promise<{
+    } & WriteOptions): Promise<T>;
+    delete(id: string, options?: WriteOptions): Promise<{
         id: string;
     }>;
     /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
@@ -223,6 +244,7 @@ export declare class Hapta {
     private readonly requestTimeout;
     private readonly attempts;
     private readonly maxWait;
+    private readonly idempotentWrites;
     private apikey;
     private ids;
     private pending;
@@ -243,6 +265,13 @@ export declare class Hapta {
      * event by name ("auth.revoked", ...). Returns the unsubscriber. */
     on(event: string, handler: Handler): () => void;
     records<T = Json>(collection: string): Records<T>;
+    /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
+     * HaptaError with `details.index`. Answers each op's result, in order. */
+    batch(ops: BatchOp[], options?: {
+        atomic?: boolean;
+    } & WriteOptions): Promise<{
+        results: Json[];
+    }>;
     channel(name: string): Channel;
     /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
     call<T = any>(op: string, args?: Json, onReply?: (data: any) => void): Promise<T>;

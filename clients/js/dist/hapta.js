@@ -335,6 +335,20 @@ var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([1002, 1003, 1008]);
 var SESSION_OVER = /* @__PURE__ */ new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
 var SUBPROTOCOLS = { json: "hapta.v1.json", msgpack: "hapta.v1.msgpack" };
 var TRY_AGAIN = /* @__PURE__ */ new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT"]);
+function idempotent(request) {
+  return KEYED_WRITES.has(request.op) && typeof request.args.idempotency_key === "string";
+}
+function keyed(options) {
+  return options.idempotencyKey === void 0 ? {} : { idempotency_key: options.idempotencyKey };
+}
+var KEYED_WRITES = /* @__PURE__ */ new Set(["records.create", "records.update", "records.delete", "records.batch"]);
+function newKey() {
+  const crypto = globalThis.crypto;
+  if (crypto?.randomUUID) return crypto.randomUUID();
+  let key = "";
+  for (let i = 0; i < 4; i++) key += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
+  return key;
+}
 var Records = class {
   constructor(hapta, collection) {
     this.hapta = hapta;
@@ -349,14 +363,23 @@ var Records = class {
   get(id, options = {}) {
     return this.hapta.call("records.get", { collection: this.collection, id, ...options });
   }
-  create(data) {
-    return this.hapta.call("records.create", { collection: this.collection, data });
+  /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
+   * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
+  create(data, options = {}) {
+    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
   }
   update(id, data, options = {}) {
-    return this.hapta.call("records.update", { collection: this.collection, id, data, ...options });
+    const { version, ...rest } = options;
+    return this.hapta.call("records.update", {
+      collection: this.collection,
+      id,
+      data,
+      ...version === void 0 ? {} : { version },
+      ...keyed(rest)
+    });
   }
-  delete(id) {
-    return this.hapta.call("records.delete", { collection: this.collection, id });
+  delete(id, options = {}) {
+    return this.hapta.call("records.delete", { collection: this.collection, id, ...keyed(options) });
   }
   /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
    * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
@@ -438,6 +461,7 @@ var Hapta = class _Hapta {
     this.requestTimeout = options.requestTimeout ?? 3e4;
     this.attempts = options.retry?.attempts ?? 3;
     this.maxWait = options.retry?.maxWait ?? 1e4;
+    this.idempotentWrites = options.idempotentWrites ?? true;
     this.apikey = options.apikey;
     this.session = this.storedSession();
   }
@@ -496,6 +520,7 @@ var Hapta = class _Hapta {
   requestTimeout;
   attempts;
   maxWait;
+  idempotentWrites;
   apikey;
   ids = 0;
   pending = /* @__PURE__ */ new Map();
@@ -532,6 +557,12 @@ var Hapta = class _Hapta {
   records(collection) {
     return new Records(this, collection);
   }
+  /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
+   * HaptaError with `details.index`. Answers each op's result, in order. */
+  batch(ops, options = {}) {
+    const { atomic, ...rest } = options;
+    return this.call("records.batch", { ops, ...atomic === void 0 ? {} : { atomic }, ...keyed(rest) });
+  }
   channel(name) {
     let channel = this.channels.get(name);
     if (!channel) {
@@ -543,6 +574,9 @@ var Hapta = class _Hapta {
   /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
   call(op, args = {}, onReply) {
     if (this.state === "closed") return Promise.reject(new HaptaError("UNAVAILABLE", "the client is closed"));
+    if (KEYED_WRITES.has(op) && this.idempotentWrites && this.session && args.idempotency_key === void 0) {
+      args = { ...args, idempotency_key: newKey() };
+    }
     return new Promise((resolve, reject) => {
       const request = {
         op,
@@ -647,7 +681,7 @@ var Hapta = class _Hapta {
   }
   lost(code, wasOpen) {
     for (const request of this.pending.values()) {
-      if (code === 1001) {
+      if (code === 1001 || idempotent(request)) {
         request.sent = false;
         this.waiting.push(request);
       } else {
@@ -743,7 +777,7 @@ var Hapta = class _Hapta {
   }
   /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
   mayRetry(request, error) {
-    return TRY_AGAIN.has(error.code) && error.retryAfter !== void 0 && request.retries < this.attempts && error.retryAfter * 1e3 <= this.maxWait && error.details?.outcome !== "unknown";
+    return TRY_AGAIN.has(error.code) && error.retryAfter !== void 0 && request.retries < this.attempts && error.retryAfter * 1e3 <= this.maxWait && (error.details?.outcome !== "unknown" || idempotent(request));
   }
   expire(request) {
     this.waiting = this.waiting.filter((r) => r !== request);

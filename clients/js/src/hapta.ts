@@ -67,9 +67,14 @@ export interface ConnectOptions {
   /** Milliseconds a request may wait for the socket and its reply. */
   requestTimeout?: number;
   /** Requests the gateway refused for now (RATE_LIMITED, UNAVAILABLE, TIMEOUT with `retry_after`, and not
-   * `details.outcome: "unknown"`: nothing was done) are sent again after `retry_after`, up to `attempts` times
-   * while the wait is at most `maxWait` ms; then the error is the caller's. `{attempts: 0}`: never. */
+   * `details.outcome: "unknown"`: nothing was done; a write with an idempotency key even then) are sent again
+   * after `retry_after`, up to `attempts` times while the wait is at most `maxWait` ms; then the error is the
+   * caller's. `{attempts: 0}`: never. */
   retry?: { attempts?: number; maxWait?: number };
+  /** While signed in as a user, every records.create/update/delete/batch without an idempotencyKey gets a new
+   * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
+   * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
+  idempotentWrites?: boolean;
 }
 
 export interface Session {
@@ -157,6 +162,11 @@ interface Pending {
   sent: boolean;
 }
 
+/** A write the gateway answers once however often it is sent. */
+function idempotent(request: Pending): boolean {
+  return KEYED_WRITES.has(request.op) && typeof request.args.idempotency_key === "string";
+}
+
 interface LiveSubscription {
   args: Json;
   sub: string | null;
@@ -173,6 +183,35 @@ interface Transfer {
   done: boolean;
 }
 
+export interface WriteOptions {
+  /** 1-255 characters: a retry with the same key gets the first answer (docs/writes.md). */
+  idempotencyKey?: string;
+}
+
+/** One write of `Hapta.batch`: `id` and top-level `data` values may be `{ $ref: n }`, the id op n wrote. */
+export interface BatchOp {
+  op: "create" | "update" | "delete";
+  collection: string;
+  data?: Json;
+  id?: string | { $ref: number };
+  version?: number;
+}
+
+function keyed(options: WriteOptions): Json {
+  return options.idempotencyKey === undefined ? {} : { idempotency_key: options.idempotencyKey };
+}
+
+// Writes that take an idempotency_key: sent with one, they may be sent again whatever became of the first.
+const KEYED_WRITES = new Set(["records.create", "records.update", "records.delete", "records.batch"]);
+
+function newKey(): string {
+  const crypto = (globalThis as any).crypto;
+  if (crypto?.randomUUID) return crypto.randomUUID();
+  let key = "";
+  for (let i = 0; i < 4; i++) key += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
+  return key;
+}
+
 /** Typed access to one collection: `hapta.records<Post>("posts")`. */
 export class Records<T = Json> {
   constructor(private readonly hapta: Hapta, readonly collection: string) {}
@@ -187,16 +226,20 @@ export class Records<T = Json> {
     return this.hapta.call("records.get", { collection: this.collection, id, ...options });
   }
 
-  create(data: Partial<T>): Promise<T> {
-    return this.hapta.call("records.create", { collection: this.collection, data });
+  /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
+   * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
+  create(data: Partial<T>, options: WriteOptions = {}): Promise<T> {
+    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
   }
 
-  update(id: string, data: Partial<T>, options: { version?: number } = {}): Promise<T> {
-    return this.hapta.call("records.update", { collection: this.collection, id, data, ...options });
+  update(id: string, data: Partial<T>, options: { version?: number } & WriteOptions = {}): Promise<T> {
+    const { version, ...rest } = options;
+    return this.hapta.call("records.update", { collection: this.collection, id, data,
+                                                ...(version === undefined ? {} : { version }), ...keyed(rest) });
   }
 
-  delete(id: string): Promise<{ id: string }> {
-    return this.hapta.call("records.delete", { collection: this.collection, id });
+  delete(id: string, options: WriteOptions = {}): Promise<{ id: string }> {
+    return this.hapta.call("records.delete", { collection: this.collection, id, ...keyed(options) });
   }
 
   /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
@@ -330,6 +373,7 @@ export class Hapta {
   private readonly requestTimeout: number;
   private readonly attempts: number;
   private readonly maxWait: number;
+  private readonly idempotentWrites: boolean;
   private apikey: string | undefined;
   private ids = 0;
   private pending = new Map<number, Pending>();
@@ -355,6 +399,7 @@ export class Hapta {
     this.requestTimeout = options.requestTimeout ?? 30_000;
     this.attempts = options.retry?.attempts ?? 3;
     this.maxWait = options.retry?.maxWait ?? 10_000;
+    this.idempotentWrites = options.idempotentWrites ?? true;
     this.apikey = options.apikey;
     this.session = this.storedSession();
   }
@@ -384,6 +429,13 @@ export class Hapta {
     return new Records<T>(this, collection);
   }
 
+  /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
+   * HaptaError with `details.index`. Answers each op's result, in order. */
+  batch(ops: BatchOp[], options: { atomic?: boolean } & WriteOptions = {}): Promise<{ results: Json[] }> {
+    const { atomic, ...rest } = options;
+    return this.call("records.batch", { ops, ...(atomic === undefined ? {} : { atomic }), ...keyed(rest) });
+  }
+
   channel(name: string): Channel {
     let channel = this.channels.get(name);
     if (!channel) {
@@ -396,6 +448,9 @@ export class Hapta {
   /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
   call<T = any>(op: string, args: Json = {}, onReply?: (data: any) => void): Promise<T> {
     if (this.state === "closed") return Promise.reject(new HaptaError("UNAVAILABLE", "the client is closed"));
+    if (KEYED_WRITES.has(op) && this.idempotentWrites && this.session && args.idempotency_key === undefined) {
+      args = { ...args, idempotency_key: newKey() };   // the same key for every time this request is sent
+    }
     return new Promise<T>((resolve, reject) => {
       const request: Pending = {
         op, args, resolve, reject, onReply, sent: false, retries: 0,
@@ -497,9 +552,10 @@ export class Hapta {
 
   private lost(code: number, wasOpen: boolean): void {
     // Requests sent on the lost socket: at 1001 (the gateway shutting down) those without a reply were not served
-    // and go again; otherwise whether they ran is unknown and only the app can tell (read it back).
+    // and go again, as do writes with an idempotency key (the gateway answers a repeat with the first answer);
+    // otherwise whether they ran is unknown and only the app can tell (read it back).
     for (const request of this.pending.values()) {
-      if (code === 1001) {
+      if (code === 1001 || idempotent(request)) {
         request.sent = false;
         this.waiting.push(request);
       } else {
@@ -594,7 +650,7 @@ export class Hapta {
   /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
   private mayRetry(request: Pending, error: HaptaError): boolean {
     return TRY_AGAIN.has(error.code) && error.retryAfter !== undefined && request.retries < this.attempts
-      && error.retryAfter * 1000 <= this.maxWait && error.details?.outcome !== "unknown";
+      && error.retryAfter * 1000 <= this.maxWait && (error.details?.outcome !== "unknown" || idempotent(request));
   }
 
   private expire(request: Pending): void {

@@ -232,6 +232,57 @@ describe("admin", () => {
   });
 });
 
+describe("batches and idempotent writes", () => {
+  it("a post and a comment on it in one batch; a failing op writes nothing and names its index", async () => {
+    const { hapta, user } = await signedUp();
+    const { results } = await hapta.batch([
+      { op: "create", collection: "posts", data: { author: user.id, text: "batched", public: true } },
+      { op: "create", collection: "comments", data: { post: { $ref: 0 }, author: user.id, text: "on it" } },
+    ]);
+    expect(results[1].post).toBe(results[0].id);
+    const failed = await hapta.batch([
+      { op: "create", collection: "posts", data: { author: user.id, text: "never" } },
+      { op: "create", collection: "comments", data: { post: { $ref: 0 }, author: user.id, text: "" } },
+    ]).catch((e) => e);
+    expect([failed.code, failed.details.index]).toEqual(["VALIDATION_FAILED", 1]);
+    const never = await hapta.records<Post>("posts").list({ filter: `author = "${user.id}" && text = "never"` });
+    expect(never.items).toHaveLength(0);
+    const key = uniqueName("key");
+    const posts = hapta.records<Post>("posts");
+    const once = await posts.create({ author: user.id, text: "keyed", public: true }, { idempotencyKey: key });
+    expect(await posts.create({ author: user.id, text: "keyed", public: true }, { idempotencyKey: key }))
+      .toEqual(once);
+  });
+
+  it("a write whose socket dropped before its reply is sent again after the reconnect, and posts once",
+    async () => {
+      const Native = (globalThis as any).WebSocket;
+      let drop = false;
+      class Dropping extends Native {
+        send(data: string | Uint8Array): void {
+          super.send(data);
+          if (drop && typeof data === "string" && data.includes('"records.create"')) {
+            drop = false;
+            this.close(4000);   // the request went out; its reply never comes on this socket
+          }
+        }
+      }
+      const { hapta, user } = await signedUp({ WebSocket: Dropping as any });
+      const tag = uniqueName("dropped");
+      drop = true;
+      const post = await hapta.records<Post>("posts").create({ author: user.id, text: tag, public: true });
+      expect(post.text).toBe(tag);
+      expect(hapta.reconnects).toBe(1);
+      const found = await hapta.records<Post>("posts").list({ filter: `text = "${tag}"`, count: true });
+      expect(found.total).toBe(1);
+
+      const { hapta: plain, user: other } = await signedUp({ WebSocket: Dropping as any, idempotentWrites: false });
+      drop = true;
+      const lost = await plain.records<Post>("posts").create({ author: other.id, text: tag }).catch((e) => e);
+      expect([lost.code, lost.details?.outcome]).toEqual(["UNAVAILABLE", "unknown"]);   // without a key: the app's call
+    }, 30_000);
+});
+
 describe("retry_after", () => {
   it("a write refused for now is sent again after retry_after; with retries off the refusal is the caller's",
     async () => {
