@@ -245,6 +245,13 @@ class FunctionContext:
             raise RuntimeError("no gateway in this context")
         return Records(self._op, collection)
 
+    async def batch(self, ops: list[dict[str, Any]], **args: Any) -> dict[str, Any]:
+        """records.batch: several writes, over any collections, in one transaction, under the same rules as
+        ctx.records (docs/protocol.md: `{"$ref": n}` is the id op n wrote)."""
+        if self._op is None:
+            raise RuntimeError("no gateway in this context")
+        return await self._op("records.batch", {"ops": ops, **args})
+
     async def publish(self, channel: str, data: Any) -> None:
         """Send `data` to every member of `channel` (a channels.message from {id: "server", role: "server"})."""
         if self._publish is None:

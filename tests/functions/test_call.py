@@ -70,6 +70,19 @@ async def post_for(ctx, args):
     return created["author"]
 
 @call(allow="")
+async def post_with_comment(ctx, args):
+    """ctx.batch: a post and a comment on it in one transaction, under the caller's rules; a refusal keeps none."""
+    from hapta.functions import OpError
+    ops = [{"op": "create", "collection": "posts", "data": {"author": ctx.user_id, "text": args["text"]}},
+           {"op": "create", "collection": "comments", "data": {"post": {"$ref": 0}, "author": args["author"],
+                                                               "text": "first"}}]
+    try:
+        done = await ctx.batch(ops)
+    except OpError as error:
+        return error.code
+    return [result["id"] for result in done["results"]]
+
+@call(allow="")
 async def notify(ctx, args):
     await ctx.publish(f"user:{args['to']}", {"from": ctx.user_id, "text": args["text"]})
     return "sent"
@@ -217,6 +230,20 @@ async def test_ctx_records_runs_under_the_callers_rules_unless_the_function_is_a
     # a write through ctx.records is the caller's, judged by the create rule (author = @user.id)
     assert await bob.call("functions.call", {"name": "post_for", "args": {"text": "via a function"}}) == \
         bob_session["user"]["id"]
+
+
+async def test_ctx_batch_writes_all_or_nothing_under_the_callers_rules(connect):
+    alice, alice_session = await signed_in(connect)
+    _, bob_session = await signed_in(connect)
+    me = alice_session["user"]["id"]
+    post_id, comment_id = await alice.call("functions.call", {"name": "post_with_comment", "args": {
+        "text": "batched by a function", "author": me}})
+    assert (await alice.call("records.get", {"collection": "comments", "id": comment_id}))["post"] == post_id
+    # a comment in bob's name is refused by the create rule, and the post before it is not kept
+    assert await alice.call("functions.call", {"name": "post_with_comment", "args": {
+        "text": "never kept", "author": bob_session["user"]["id"]}}) == "FORBIDDEN"
+    page = await alice.call("records.list", {"collection": "posts", "filter": 'text = "never kept"', "count": True})
+    assert page["total"] == 0
 
 
 async def test_ctx_publish_reaches_a_channels_members(connect):
