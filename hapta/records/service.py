@@ -25,7 +25,7 @@ from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
 from ..store.postgres import Database
-from .cursors import after_condition, decode_cursor, encode_cursor, keyset_ready, sort_terms
+from .cursors import RANK, after_condition, decode_cursor, encode_cursor, keyset_ready, ranked_search, sort_terms
 from .values import database_refusals, invalid, record_key, writable_data
 
 # read(key, tables, load): an answer through the read cache (live/cache.py), or load()'s
@@ -117,20 +117,25 @@ class Records:
                     conn: asyncpg.Connection | None = None) -> dict[str, Any]:
         sql = self.sql(principal, model)
         terms = sort_terms(model, sort)
+        search = ranked_search(terms, found)
         where = [sql.rule(rule_for(model, "list", principal)), sql.filter(found.node if found else None)]
         count_params = len(sql.params)
         count_where = " AND ".join(where)
         if after is not None:
             if page != 1:
                 raise HaptaError(BAD_REQUEST, "use either page or after, not both")
+            if search is not None:
+                raise HaptaError(BAD_REQUEST, f"after cannot continue a sort by {RANK}; page through it with page")
             if not keyset_ready(model, terms):
                 raise HaptaError(BAD_REQUEST, "after needs a sort over fields that are never null")
             where.append(after_condition(sql, terms, decode_cursor(model, terms, after)))
-        order = ", ".join(f'{sql.column(n)} {"DESC" if d else "ASC"}' for n, d in terms)
-        sort_keys = ", ".join(f'"{model.name}"."{n}" AS "__k{i}"' for i, (n, _) in enumerate(terms))
+        order = ", ".join(f'{sql.rank(search) if n == RANK else sql.column(n)} {"DESC" if d else "ASC"}'
+                          for n, d in terms)
+        # the cursor's values (a sort by @rank has no cursor: keyset_ready)
+        sort_keys = "".join(f', "{model.name}"."{n}" AS "__k{i}"' for i, (n, _) in enumerate(terms) if n != RANK)
         limit = sql.param(per_page + 1)
         offset = sql.param((page - 1) * per_page)
-        statement = (f'SELECT {sql.select_list(fields)}, {sort_keys} FROM "{model.name}" '
+        statement = (f'SELECT {sql.select_list(fields)}{sort_keys} FROM "{model.name}" '
                      f'WHERE {" AND ".join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}')
         async with nullcontext(conn) if conn is not None else self.db.acquire() as conn:
             rows = await conn.fetch(statement, *sql.params)
