@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ..records.aggregate import DEFAULT_LIMIT, MAX_GROUP_BY, MAX_LIMIT, Aggregate
 from ..records.service import Records
 from ..records.values import INT64
 from .base import Args, Call, op
@@ -24,6 +25,18 @@ class ListArgs(Args):
     after: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     fields: FieldNames | None = None
     count: bool = False
+
+
+class AggregateArgs(Args):
+    collection: Name
+    filter: FilterText | None = None
+    group_by: Annotated[list[Name], msgspec.Meta(max_length=MAX_GROUP_BY)] | None = None
+    count: bool = True
+    sum: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    avg: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    min: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    max: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
 class GetArgs(Args):
@@ -58,6 +71,12 @@ class RecordOps:
         return await self.records.list(call.principal, args.collection, filter=args.filter, sort=args.sort,
                                        page=args.page, per_page=args.per_page, after=args.after, fields=args.fields,
                                        count=args.count)
+
+    @op("records.aggregate", AggregateArgs)
+    async def aggregate(self, call: Call, args: AggregateArgs) -> dict[str, Any]:
+        request = Aggregate.of(args.group_by, args.count,
+                               {"sum": args.sum, "avg": args.avg, "min": args.min, "max": args.max}, args.limit)
+        return await self.records.aggregate(call.principal, args.collection, filter=args.filter, request=request)
 
     @op("records.get", GetArgs)
     async def get(self, call: Call, args: GetArgs) -> dict[str, Any]:

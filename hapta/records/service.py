@@ -25,6 +25,7 @@ from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
 from ..store.postgres import Database
+from . import aggregate as aggregates
 from .cursors import RANK, after_condition, decode_cursor, encode_cursor, keyset_ready, ranked_search, sort_terms
 from .values import database_refusals, invalid, record_key, writable_data
 
@@ -152,6 +153,27 @@ class Records:
         if total is not None:
             result["total"] = total
         return result
+
+    async def aggregate(self, principal: Principal, collection: str, *, filter: str | None,
+                        request: aggregates.Aggregate) -> dict[str, Any]:
+        """Counts, sums, averages, minima and maxima over what records.list would list (its rule, the filter bound
+        as it binds it), through the read cache under the same kind of key. A collection whose before_send hook
+        decides per record what a reader sees is for admins only here: an aggregate cannot honour it."""
+        model = self.model(collection)
+        rule = rule_for(model, "list", principal)
+        aggregates.check(model, principal, request)
+        if self.hooks.sends(model.name) and not principal.is_admin:
+            raise HaptaError(FORBIDDEN, f"records.aggregate on {model.name} is for admins only: its before_send hook "
+                             f"decides record by record what a reader sees")
+        found = self.filter(principal, model, filter)
+        key, tables = query_key(model, "list", principal, found, request.fields, ("aggregate", request))
+        return await self.read(key, tables, lambda: self._aggregate(principal, model, rule, found, request))
+
+    async def _aggregate(self, principal: Principal, model: Model, rule: Rule, found: BoundFilter | None,
+                         request: aggregates.Aggregate) -> dict[str, Any]:
+        sql = self.sql(principal, model)
+        statement = aggregates.statement(sql, rule, found, request)
+        return aggregates.groups(await self.db.fetch(statement, *sql.params), request)
 
     async def get(self, principal: Principal, collection: str, record_id: str,
                   fields: list[str] | None) -> dict[str, Any]:
