@@ -225,15 +225,18 @@ async def test_realtime_refuses_a_search_rather_than_guess_it(harness):
 
 async def test_the_search_and_the_contains_filter_use_the_apps_indexes(harness):
     """The SQL's expressions are the indexes' (migrations/0002_search.sql): with sequential scans off, the plan
-    reads them (both for a reader, whose SQL has the rule too, and for an admin)."""
+    reads them (both for a reader, whose SQL has the rule too, and for an admin). The trigram index is there where
+    the server has pg_trgm (the local one does; the embedded one lacks it, and the migration leaves it out)."""
     gateway = harness.gateway
     records = gateway.records
     model = records.models["posts"]
     alice = await harness.user()
     reader = alice.peer.principal
+    cases = [('text @@ "cats dogs"', "posts_text_search_idx")]
+    if await records.db.fetch("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'"):
+        cases.append(('text ~ "cat_s%"', "posts_text_trgm_idx"))
     for principal in (reader, Principal(ADMIN)):
-        for filter_text, index in (('text @@ "cats dogs"', "posts_text_search_idx"),
-                                   ('text ~ "cat_s%"', "posts_text_trgm_idx")):
+        for filter_text, index in cases:
             found = records.filter(principal, model, filter_text)
             sql = Sql(model, principal, records.schemas)
             where = f'{sql.filter(found.node)} AND {sql.rule(model.rules["list"]) if principal is reader else "true"}'
