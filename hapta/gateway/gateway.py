@@ -20,7 +20,7 @@ from ..auth.hub import SessionHub
 from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
-from ..config import DEFAULT_LIMITS, App
+from ..config import DEFAULT_LIMITS, App, ConfigError
 from ..files.service import FileService
 from ..functions.service import Functions
 from ..hooks.service import Hooks
@@ -49,7 +49,7 @@ from ..store import migrations
 from ..store.files import Storage
 from ..store.listener import Listener
 from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
-                              outcome_unknown, working)
+                              known_search_configs, outcome_unknown, working)
 from .deadlines import Deadlines
 
 log = logging.getLogger("hapta.gateway")
@@ -114,6 +114,11 @@ class Gateway:
                 await migrations.migrate(conn, app_dir / "migrations")
                 await _install_triggers(conn, [c.name for c in app.collections])
                 infos = await introspect(conn, [c.name for c in app.collections])
+                configs = sorted({config for c in app.collections for config in c.search.values()})
+                unknown = set(configs) - await known_search_configs(conn, configs)
+            if unknown:
+                raise ConfigError(f"Collection.search names text-search configuration(s) the database lacks: "
+                                  f"{', '.join(sorted(unknown))} (see pg_ts_config)")
             schema, models = build_models(app, infos)
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
