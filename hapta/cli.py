@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
 import multiprocessing
 import signal
@@ -36,6 +38,7 @@ def _version_text() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hapta", description="A WebSocket gateway in front of PostgreSQL and S3.")
+    parser.add_argument("--debug", action="store_true", help="a failure at start prints its whole traceback")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway for the app in --config")
     serve.add_argument("--config", default="config.py", help="the app's config.py (default: ./config.py)")
@@ -108,7 +111,7 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
             sys.exit(f"hapta: --static {args.static}: not a folder")
     hapta_server = Server(gateway, static=static)
     try:
-        async with hapta_server.serve(args.host, args.port, reuse_port=args.worker) as server:
+        async with _bound(hapta_server.serve(args.host, args.port, reuse_port=args.worker), args) as server:
             port = server.sockets[0].getsockname()[1]
             if gateway.public_url is None:   # HAPTA_PUBLIC_URL unset: browsers reach us where we listen
                 gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
@@ -125,6 +128,21 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
             await asyncio.wait_for(gateway.close(), 1.5)
         except asyncio.TimeoutError:
             log.warning("upstream connections did not close in time")
+
+
+@contextlib.asynccontextmanager
+async def _bound(serving, args):
+    """`serving` (Server.serve) entered; a port that is taken is said in one line, not a traceback."""
+    from .settings import StartupError
+    try:
+        server = await serving.__aenter__()
+    except OSError as exc:
+        taken = exc.errno == errno.EADDRINUSE
+        raise StartupError(f"port {args.port} on {args.host} is in use: stop what holds it, or pick another --port"
+                           if taken else f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(serving)
+        yield server
 
 
 async def _migrate(app_dir: Path, dsn: str) -> None:
@@ -178,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(_version_text())
         return
     from .config import ConfigError
-    from .settings import SettingsError
+    from .settings import SettingsError, StartupError, reason
     from .store.migrations import MigrationError
     try:
         app, settings, app_dir = _load(args.config)
@@ -201,8 +219,14 @@ def main(argv: list[str] | None = None) -> None:
         else:
             _run(_serve(args, app, settings, app_dir, dsn))
             _exit_after_serving()
-    except (ConfigError, SettingsError, MigrationError) as exc:
+    except (ConfigError, SettingsError, MigrationError, StartupError) as exc:
+        if args.debug:
+            raise
         sys.exit(f"hapta: {exc}")
+    except Exception as exc:   # anything else that stops it: one line; the traceback is for --debug
+        if args.debug:
+            raise
+        sys.exit(f"hapta: {args.command} failed: {type(exc).__name__}: {reason(exc)} (--debug shows the traceback)")
 
 
 if __name__ == "__main__":
