@@ -150,6 +150,8 @@ class App:
     collections: tuple[Collection, ...] | list[Collection]
     # "default", "op", "op:collection", laid over DEFAULT_LIMITS; None for a key: not limited (docs/limits.md)
     limits: dict[str, Limit | None] = field(default_factory=dict)
+    # laid over `limits` while HAPTA_ENV is development: room for a developer's retries (never in production)
+    development_limits: dict[str, Limit | None] = field(default_factory=dict)
     limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
     max_message: int = 64 * 1024                # bytes in one frame
@@ -287,7 +289,7 @@ def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
     names = [c.name for c in app.collections]
     if len(set(names)) != len(names):
         raise ConfigError(f"App.collections: {sorted(n for n in names if names.count(n) > 1)[0]!r} is declared twice")
-    for key, limit in app.limits.items():
+    for key, limit in [*app.limits.items(), *app.development_limits.items()]:
         if limit is not None:
             _check_fields(limit, f"App.limits[{key!r}]")
         op, _, scope = key.partition(":")

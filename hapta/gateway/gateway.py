@@ -69,7 +69,8 @@ class Gateway:
         self.functions = functions or Functions(None, {}, db)
         self.listener = listener
         self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets)
-        limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **app.limits}.items() if limit is not None}
+        layers = {**DEFAULT_LIMITS, **app.limits, **({} if settings.production else app.development_limits)}
+        limits = {name: limit for name, limit in layers.items() if limit is not None}
         self.limiter = Limiter(limits, settings.redis_url, prefix=settings.redis_prefix,
                                fallback=app.limits_fallback)
         policy = Policy(app.session_ttl, app.session_idle_timeout, app.refresh_reuse_interval)
