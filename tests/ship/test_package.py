@@ -76,7 +76,8 @@ async def test_the_installed_package_serves_the_demo(venv, pg_admin, tmp_path):
     assert shown.stdout.startswith(f"hapta {VERSION} (Python ")
 
     # the environment imports its own copy, with the migrations and the PEP 561 marker beside it
-    where = run([str(venv / "bin" / "python"), "-c", "import hapta, pathlib; print(pathlib.Path(hapta.__file__).parent)"],
+    where = run([str(venv / "bin" / "python"), "-c",
+                 "import hapta, pathlib; print(pathlib.Path(hapta.__file__).parent)"],
                 timeout=60, env=env, cwd=tmp_path)
     package = Path(where.stdout.strip())
     assert package.is_relative_to(venv) and (package / "py.typed").is_file()
