@@ -152,3 +152,14 @@ def test_systemd_accepts_the_unit(tmp_path):
     # a directive systemd cannot read is only a warning (exit 0): any output at all fails the test
     assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stdout + done.stderr
 
+
+
+def test_the_image_builds_the_package_from_what_it_copies():
+    """The Dockerfile's build stage installs the package from a few copied files: among them every file pyproject.toml
+    names (its readme and license files), or the image would build without them or not at all."""
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    build_stage = (ROOT / "Dockerfile").read_text().split("\nFROM ")[1]   # [0]: the comments above it
+    copied = {name for line in build_stage.splitlines() if line.startswith("COPY ")
+              for name in line.split()[1:-1]}
+    assert {project["readme"], *project["license-files"], "pyproject.toml", "hapta"} <= copied
