@@ -1,4 +1,5 @@
-"""hapta serve | migrate | types | version: the command line that bin/hapta, the container and the binary run."""
+"""hapta serve | migrate | types | backup | restore | version: the command line that bin/hapta, the container and
+the binary run."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     types = sub.add_parser("types", help="write TypeScript interfaces of the app's collections (migrates first)")
     types.add_argument("--config", default="config.py")
     types.add_argument("--out", default="-", help="the file to write (default: standard output)")
+    backup = sub.add_parser("backup", help="write the database and the local files to one archive (docs/operations.md)")
+    backup.add_argument("target", nargs="?", metavar="FILE", help="the archive to write (default: "
+                        "./hapta-backup-<UTC time>.tar)")
+    backup.add_argument("--config", default="config.py")
+    restore = sub.add_parser("restore", help="bring a backup back into an empty database and data directory")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--config", default="config.py")
+    restore.add_argument("--force", action="store_true", help="replace what the database and data directory hold")
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -187,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.worker:
                 from .gateway.supervisor import follow_parent
                 follow_parent()
+        if args.command in ("backup", "restore"):   # they start the embedded server themselves, when they need it
+            from .store.backup import command
+            sys.exit(command(args, settings))
         dsn = _database_url(settings)
         if args.command == "migrate":
             _run(_migrate(app_dir, dsn))
