@@ -16,19 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
 from hapta.client import Client
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import APP, GatewayProcess, create_database, drop_database
+from tests.services import APP, GatewayProcess, SeaweedS3, create_database, drop_database
 
 S3 = ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET")
 PHOTO = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(300_000)   # a PNG by its signature, which is all it checks
 
 
 def hapta(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """`python -m hapta ARGS --config tests/app/config.py` in its own environment (no S3: local files)."""
-    full = {key: value for key, value in {**os.environ, **env}.items() if key not in S3}
+    """`python -m hapta ARGS --config tests/app/config.py` with `env` (S3 only where `env` sets it: local files)."""
+    full = {**{key: value for key, value in os.environ.items() if key not in S3}, **env}
     return subprocess.run([sys.executable, "-m", "hapta", *args, "--config", str(APP / "config.py")],
                           env=full, capture_output=True, text=True, timeout=180)
 
@@ -201,3 +202,51 @@ async def test_an_unreachable_database_is_one_line(tmp_path):
     refused = one_line_refusal(done, "backup")
     assert refused == "hapta backup: cannot reach the database at 127.0.0.1:1 (connection refused)"
     assert "not-shown" not in done.stderr and not (tmp_path / "never.tar").exists()
+
+
+@pytest.fixture(scope="module")
+def seaweed():
+    server = SeaweedS3().start()
+    yield server
+    server.stop()
+
+
+async def test_an_s3_app_backs_up_into_its_bucket_and_restores_from_it(seaweed, pg_admin, tmp_path, empty_target):
+    """With S3 the files stay in the bucket (the manifest says so); the archive itself goes to s3://bucket/key."""
+    bucket = f"hapta-{secrets.token_hex(4)}"
+    source = await create_database(pg_admin)
+    try:
+        env = {**gateway_env(source, HAPTA_DATA_DIR=str(tmp_path / "data")), **seaweed.env(bucket)}
+        process = await asyncio.to_thread(GatewayProcess(env).start)   # it makes the bucket
+        try:
+            async with await Client.connect(process.url) as client:
+                session = await client.call("auth.register", {"email": f"s{secrets.token_hex(4)}@example.com",
+                                                              "password": PASSWORD})
+                post = await client.call("records.create", {"collection": "posts", "data": {
+                    "author": session["user"]["id"], "text": "in S3", "public": True}})
+                await client.upload("posts", post["id"], "media", "photo.png", PHOTO, type="image/png")
+        finally:
+            process.stop()
+        url = f"s3://{bucket}/backups/app.tar"
+        done = await asyncio.to_thread(hapta, env, "backup", url)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"wrote {url}: ") and "files stay in the S3 bucket" in done.stdout
+    finally:
+        await drop_database(pg_admin, source)
+    dsn, data_dir = empty_target
+    env = {**gateway_env(dsn, HAPTA_DATA_DIR=str(data_dir)), **seaweed.env(bucket)}
+    done = await asyncio.to_thread(hapta, env, "restore", url)
+    assert done.returncode == 0, done.stderr
+    assert "posts 1" in done.stdout and "files stay in the S3 bucket" in done.stdout
+    process = await asyncio.to_thread(GatewayProcess(env).start)
+    try:
+        async with await Client.connect(process.url) as client:
+            await client.call("auth.refresh", {"refresh_token": session["refresh_token"]})
+            assert await client.download_bytes("posts", post["id"], "media", "photo.png") == PHOTO
+    finally:
+        process.stop()
+
+
+async def test_s3_without_the_s3_settings_is_one_line(tmp_path, original):
+    refused = one_line_refusal(await asyncio.to_thread(hapta, original.env, "backup", "s3://bucket/app.tar"), "backup")
+    assert "S3_ENDPOINT is not set" in refused

@@ -21,7 +21,7 @@ import asyncpg
 from ... import __version__
 from ...settings import Settings
 from ..files.base import KEY_PATTERN
-from . import archive, database, pgtools
+from . import archive, database, pgtools, remote
 from .errors import BackupError
 
 S3_NOTE = ("files stay in the S3 bucket, which is not copied: keep it safe with the bucket's own versioning or "
@@ -54,11 +54,21 @@ def _rows_text(rows: dict[str, int]) -> str:
 
 
 async def backup(settings: Settings, target: str) -> str:
+    """Write the backup to a FILE or s3://bucket/key; return what was written, for the operator."""
     if target.startswith("s3://"):
-        raise BackupError("s3:// targets are not supported yet; write a FILE and copy it")
+        remote.parse(target)   # a bad URL is refused before the work
+        with tempfile.TemporaryDirectory(prefix="hapta-backup-") as work:
+            local = Path(work) / "backup.tar"
+            manifest = await _write_backup(settings, local)
+            await remote.upload(settings, target, local)
+        return _backup_text(target, manifest)
     path = Path(target).resolve()
     if not path.parent.is_dir():
         raise BackupError(f"no folder {path.parent} to write {path.name} in")
+    return _backup_text(str(path), await _write_backup(settings, path))
+
+
+async def _write_backup(settings: Settings, path: Path) -> dict:
     embedded = not settings.database_url
     dsn = await asyncio.to_thread(_dsn, settings)
     uri, env = pgtools.connection(dsn)
@@ -80,14 +90,17 @@ async def backup(settings: Settings, target: str) -> str:
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
                         "database": {**described, "pg_dump_version": pg_dump.version}, "files": files}
             stored = _stored_files(settings) if not settings.s3_endpoint else []
-            written = await asyncio.to_thread(archive.write, path, dump, stored, manifest)
+            return await asyncio.to_thread(archive.write, path, dump, stored, manifest)
     except OSError as exc:
         raise BackupError(f"cannot write {path} ({exc.strerror})") from None
     finally:
         await conn.close()
-    db, fs = written["database"], written["files"]
+
+
+def _backup_text(where: str, manifest: dict) -> str:
+    db, fs = manifest["database"], manifest["files"]
     files_text = (f"{_plural(fs['count'], 'file')} ({fs['bytes']} bytes)" if fs["included"] else S3_NOTE)
-    lines = [f"wrote {path}: database {db['name']} (PostgreSQL {db['server_version']}): {_rows_text(db['rows'])}, "
+    lines = [f"wrote {where}: database {db['name']} (PostgreSQL {db['server_version']}): {_rows_text(db['rows'])}, "
              f"{_plural(len(db['migrations']), 'migration')}; {files_text}"]
     if fs.get("missing"):
         lines.append(f"note: {_plural(len(fs['missing']), 'file')} went away during the backup (released and removed "
@@ -95,9 +108,12 @@ async def backup(settings: Settings, target: str) -> str:
     return "\n".join(lines)
 
 
-async def restore(settings: Settings, source: Path, force: bool) -> str:
-    if not source.is_file():
-        raise BackupError(f"no backup at {source}")
+async def restore(settings: Settings, source: str, force: bool) -> str:
+    """Bring the backup at a FILE or s3://bucket/key back; return what was restored, for the operator."""
+    if not source.startswith("s3://"):
+        source = str(Path(source).resolve())
+        if not Path(source).is_file():
+            raise BackupError(f"no backup at {source}")
     files_root = settings.data_dir / "files"
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +122,15 @@ async def restore(settings: Settings, source: Path, force: bool) -> str:
     except OSError as exc:
         raise BackupError(f"cannot write in {settings.data_dir} ({exc.strerror})") from None
     try:
-        manifest = await asyncio.to_thread(archive.stage, source, staging)   # refuses a corrupt archive
+        local = Path(source)
+        if source.startswith("s3://"):
+            local = staging / "backup.tar"
+            await remote.download(settings, source, local)
+        manifest = await asyncio.to_thread(archive.stage, local, staging)   # refuses a corrupt archive
+        if manifest["files"]["count"] and settings.s3_endpoint:
+            raise BackupError(f"the backup holds {_plural(manifest['files']['count'], 'local file')}, but S3_ENDPOINT "
+                              f"is set and this gateway would look for them in S3; restore with local files "
+                              f"(no S3_* settings)")
         embedded = not settings.database_url
         dsn = await asyncio.to_thread(_dsn, settings)
         uri, env = pgtools.connection(dsn)
@@ -126,9 +150,12 @@ async def restore(settings: Settings, source: Path, force: bool) -> str:
                 await database.empty(conn)
                 replaced.append(f"{_plural(tables, 'table')} of database {name}")
             # One transaction: a restore that fails leaves the database as empty as it found it.
-            await asyncio.to_thread(pgtools.run, [pg_restore.path, "--single-transaction", "--exit-on-error",
-                                                  "--no-owner", "--no-privileges", "--dbname", uri,
-                                                  str(staging / archive.DUMP)], env, "pg_restore", DUMP_TIMEOUT)
+            try:
+                await asyncio.to_thread(pgtools.run, [pg_restore.path, "--single-transaction", "--exit-on-error",
+                                                      "--no-owner", "--no-privileges", "--dbname", uri,
+                                                      str(staging / archive.DUMP)], env, "pg_restore", DUMP_TIMEOUT)
+            except BackupError as exc:
+                raise BackupError(f"{exc} (nothing was restored)") from None
             rows = await database.row_counts(conn)
         finally:
             await conn.close()
@@ -164,7 +191,7 @@ def command(args, settings: Settings) -> int:
             target = args.target or f"hapta-backup-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.tar"
             print(asyncio.run(backup(settings, target)))
         else:
-            print(asyncio.run(restore(settings, Path(args.file).resolve(), args.force)))
+            print(asyncio.run(restore(settings, args.file, args.force)))
     except BackupError as exc:
         print(f"hapta {args.command}: {exc}", file=sys.stderr)
         return 1
