@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                 follow_parent()
         if args.command in ("backup", "restore"):   # they start the embedded server themselves, when they need it
             from .store.backup import command
-            sys.exit(command(args, settings))
+            sys.exit(command(args, settings, __version__))
         dsn = _database_url(settings)
         if args.command == "migrate":
             _run(_migrate(app_dir, dsn))

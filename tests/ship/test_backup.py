@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from hapta import __version__
 from hapta.client import Client
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import APP, GatewayProcess, SeaweedS3, create_database, drop_database
@@ -130,7 +131,7 @@ def test_the_manifest_counts_what_the_backup_holds(original):
                                                    for p in _files_in(original.data_dir))])
         manifest = json.loads(tar.extractfile("manifest.json").read())
         dump = tar.extractfile("database.dump").read()
-    assert manifest["format"] == 1 and manifest["created"].endswith("Z")
+    assert manifest["format"] == 1 and manifest["created"].endswith("Z") and manifest["hapta_version"] == __version__
     assert manifest["database"]["rows"] == {"comments": 0, "likes": 0, "messages": 0, "posts": 2, "users": 1}
     assert manifest["database"]["sha256"] == hashlib.sha256(dump).hexdigest()
     assert manifest["database"]["server_version"][:2].isdigit()

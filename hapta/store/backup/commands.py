@@ -18,7 +18,6 @@ from pathlib import Path
 
 import asyncpg
 
-from ... import __version__
 from ...settings import Settings
 from ..files.base import KEY_PATTERN
 from . import archive, database, pgtools, remote
@@ -53,22 +52,23 @@ def _rows_text(rows: dict[str, int]) -> str:
     return f"{sum(rows.values())} rows ({', '.join(f'{name} {count}' for name, count in rows.items()) or 'no tables'})"
 
 
-async def backup(settings: Settings, target: str) -> str:
-    """Write the backup to a FILE or s3://bucket/key; return what was written, for the operator."""
+async def backup(settings: Settings, target: str, version: str) -> str:
+    """Write the backup to a FILE or s3://bucket/key; return what was written, for the operator. `version` is
+    hapta's, for the manifest (the package's root is above this layer)."""
     if target.startswith("s3://"):
         remote.parse(target)   # a bad URL is refused before the work
         with tempfile.TemporaryDirectory(prefix="hapta-backup-") as work:
             local = Path(work) / "backup.tar"
-            manifest = await _write_backup(settings, local)
+            manifest = await _write_backup(settings, local, version)
             await remote.upload(settings, target, local)
         return _backup_text(target, manifest)
     path = Path(target).resolve()
     if not path.parent.is_dir():
         raise BackupError(f"no folder {path.parent} to write {path.name} in")
-    return _backup_text(str(path), await _write_backup(settings, path))
+    return _backup_text(str(path), await _write_backup(settings, path, version))
 
 
-async def _write_backup(settings: Settings, path: Path) -> dict:
+async def _write_backup(settings: Settings, path: Path, version: str) -> dict:
     embedded = not settings.database_url
     dsn = await asyncio.to_thread(_dsn, settings)
     uri, env = pgtools.connection(dsn)
@@ -86,7 +86,7 @@ async def _write_backup(settings: Settings, path: Path) -> dict:
                                         env, "pg_dump", DUMP_TIMEOUT)
             files = {"storage": "local", "included": True} if not settings.s3_endpoint else {
                 "storage": "s3", "included": False, "bucket": settings.s3_bucket or "hapta", "note": S3_NOTE}
-            manifest = {"format": archive.FORMAT, "hapta_version": __version__,
+            manifest = {"format": archive.FORMAT, "hapta_version": version,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
                         "database": {**described, "pg_dump_version": pg_dump.version}, "files": files}
             stored = _stored_files(settings) if not settings.s3_endpoint else []
@@ -184,12 +184,12 @@ async def restore(settings: Settings, source: str, force: bool) -> str:
     return "\n".join(lines)
 
 
-def command(args, settings: Settings) -> int:
+def command(args, settings: Settings, version: str) -> int:
     """Run `hapta backup` or `hapta restore` as parsed by hapta.cli; every failure is one line, exit status 1."""
     try:
         if args.command == "backup":
             target = args.target or f"hapta-backup-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.tar"
-            print(asyncio.run(backup(settings, target)))
+            print(asyncio.run(backup(settings, target, version)))
         else:
             print(asyncio.run(restore(settings, args.file, args.force)))
     except BackupError as exc:
