@@ -1,5 +1,5 @@
-"""hapta serve | migrate | types | version | psql | reset | admin: the command line that bin/hapta, the container and
-the binary run (the development loop's commands: develop.py)."""
+"""hapta serve | migrate | types | backup | restore | version | psql | reset | admin: the command line that bin/hapta,
+the container and the binary run (the development loop's commands: develop.py; backups: store/backup/)."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     types = sub.add_parser("types", help="write TypeScript interfaces of the app's collections (migrates first)")
     types.add_argument("--config", default="config.py")
     types.add_argument("--out", default="-", help="the file to write (default: standard output)")
+    backup = sub.add_parser("backup", help="write the database and the local files to one archive (docs/operations.md)")
+    backup.add_argument("target", nargs="?", metavar="FILE", help="the archive to write (default: "
+                        "./hapta-backup-<UTC time>.tar)")
+    backup.add_argument("--config", default="config.py")
+    restore = sub.add_parser("restore", help="bring a backup back into an empty database and data directory")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--config", default="config.py")
+    restore.add_argument("--force", action="store_true", help="replace what the database and data directory hold")
     sub.add_parser("version", help="print the version")
     psql = sub.add_parser("psql", help="psql on the database hapta serve uses (embedded or DATABASE_URL)")
     psql.add_argument("--config", default="config.py")
@@ -263,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
             from .develop import admin
             admin(settings, port=args.port)
             return
+        if args.command in ("backup", "restore"):   # they start the embedded server themselves, when they need it
+            from .store.backup import command
+            sys.exit(command(args, settings, __version__))
         dsn = _database_url(settings)
         if args.command == "psql":
             from .develop import psql
