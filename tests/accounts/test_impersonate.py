@@ -11,6 +11,11 @@ from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY, PASSWORD
 from tests.services import next_loopback
+from tests.sessions.conftest import until
+
+
+async def _logged(gateway, line: str) -> bool:
+    return line in gateway.log_text()
 
 
 async def test_an_admin_acts_as_a_user_and_it_shows(gateway):
@@ -35,4 +40,4 @@ async def test_an_admin_acts_as_a_user_and_it_shows(gateway):
         with pytest.raises(HaptaError) as as_user:   # the connection is the user now, no longer an admin
             await admin.call("auth.impersonate", {"user": me})
         assert as_user.value.code == "FORBIDDEN"
-    assert f"impersonates user {me}" in gateway.log_text()
+    await until(lambda: _logged(gateway, f"impersonates user {me}"))   # the log is read by a thread: wait for it
