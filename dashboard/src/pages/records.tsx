@@ -1,0 +1,126 @@
+// The records of one collection as an admin sees them: a filter in the filter language, sort by a column, keyset
+// paging, and the rows kept live by a subscription with the same filter.
+import { useEffect, useState } from "preact/hooks";
+import type { Change, Page } from "../../../clients/js/src/hapta.ts";
+import { describe } from "../gateway.ts";
+import { useCall, useHapta, useSettled } from "../hooks.ts";
+import type { CollectionInfo, Json, Schema } from "../types.ts";
+import { cell, Loading, Problem } from "../ui.tsx";
+import { RecordPanel } from "./record.tsx";
+
+const PER_PAGE = 20;
+const MOST_COLUMNS = 8;
+
+export function Records({ detail }: { detail: string }) {
+  const schema = useCall((hapta) => hapta.call<Schema>("admin.schema"), []);
+  const collections = schema.data?.collections ?? [];
+  const chosen = collections.find((c) => c.name === detail) ?? collections[0];
+  return (
+    <section>
+      <Problem error={schema.error} />
+      <Loading when={schema.data}>
+        <div class="tabs" role="tablist">
+          {collections.map((c) => (
+            <a key={c.name} role="tab" href={`#records/${encodeURIComponent(c.name)}`}
+               aria-selected={c === chosen} class={c === chosen ? "current" : undefined}>{c.name}</a>
+          ))}
+        </div>
+        {chosen && <Grid key={chosen.name} collection={chosen} />}
+      </Loading>
+    </section>
+  );
+}
+
+/** The columns worth a glance: the id, then the visible fields in declared order. */
+function columnsOf(collection: CollectionInfo): string[] {
+  const names = collection.fields.filter((f) => !f.hidden).map((f) => f.name);
+  return ["id", ...names.filter((n) => n !== "id")].slice(0, MOST_COLUMNS);
+}
+
+function Grid({ collection }: { collection: CollectionInfo }) {
+  const hapta = useHapta();
+  const name = collection.name;
+  const [typed, setTyped] = useState("");
+  const filter = useSettled(typed.trim(), 300);
+  const [sort, setSort] = useState("-created");
+  const [cursors, setCursors] = useState<string[]>([]);   // `after` of each page before this one
+  const after = cursors.at(-1);
+  const [rows, setRows] = useState<Json[]>([]);
+  const [fresh, setFresh] = useState<Set<string>>(new Set());
+  const [selected, setSelected] = useState<string | null>(null);
+
+  const page = useCall((h) => h.records(name).list({ filter: filter || undefined, sort, per_page: PER_PAGE,
+                                                    ...(after ? { after } : {}) }) as Promise<Page<Json>>,
+                       [name, filter, sort, after]);
+  useEffect(() => { if (page.data) setRows(page.data.items); }, [page.data]);
+  useEffect(() => setCursors([]), [filter, sort]);
+
+  // Live: the same filter as the page, so that only rows this view would show arrive.
+  const [live, setLive] = useState<string | null>(null);
+  useEffect(() => {
+    let stop: (() => Promise<void>) | null = null;
+    let ended = false;
+    const heard = (change: Change<Json>) => {
+      const id = change.record.id as string;
+      setRows((shown) => {
+        if (change.action === "delete") return shown.filter((r) => r.id !== id);
+        if (shown.some((r) => r.id === id)) return shown.map((r) => (r.id === id ? change.record : r));
+        return change.action === "create" && !after ? [change.record, ...shown] : shown;
+      });
+      setFresh((marked) => new Set(marked).add(id));
+    };
+    hapta.records<Json>(name).subscribe({ filter: filter || undefined }, heard).then(
+      (unsubscribe) => {
+        if (ended) unsubscribe().catch(() => undefined);
+        else { stop = unsubscribe; setLive("live"); }
+      },
+      (error) => setLive(`not live: ${describe(error)}`));
+    return () => {
+      ended = true;
+      stop?.().catch(() => undefined);
+    };
+  }, [hapta, name, filter, after]);
+
+  const columns = columnsOf(collection);
+  const sortBy = (column: string) => setSort((now) => (now === column ? `-${column}` : column));
+  const arrow = (column: string) => (sort === column ? " ▲" : sort === `-${column}` ? " ▼" : "");
+  const record = rows.find((r) => r.id === selected) ?? null;
+  return (
+    <div class="records" data-records={name}>
+      <div class="filter">
+        <label for="filter">Filter</label>
+        <input id="filter" placeholder={'e.g. public = true && text ~ "hello"'} value={typed} spellcheck={false}
+               onInput={(e) => setTyped(e.currentTarget.value)} aria-describedby="filter-error" />
+        <span class={`badge ${live === "live" ? "ok" : ""}`} data-live={live === "live"}>{live ?? "…"}</span>
+      </div>
+      <div id="filter-error"><Problem error={page.error} /></div>
+      <table class="grid">
+        <thead>
+          <tr>{columns.map((c) => (
+            <th key={c}><button class="link" onClick={() => sortBy(c)} title="sort">{c}{arrow(c)}</button></th>
+          ))}</tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={row.id as string} data-id={row.id as string} onClick={() => setSelected(row.id as string)}
+                class={[row.id === selected ? "selected" : "", fresh.has(row.id as string) ? "fresh" : ""].join(" ")}>
+              {columns.map((c) => <td key={c}>{cell(row[c])}</td>)}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {page.data && rows.length === 0 && <p class="muted">No records.</p>}
+      <div class="pager">
+        <button disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>← Previous</button>
+        <span class="muted">page {cursors.length + 1}</span>
+        <button disabled={!page.data?.next} onClick={() => setCursors((c) => [...c, page.data!.next!])}>Next →</button>
+      </div>
+      {record && (
+        <RecordPanel key={record.id as string} collection={collection} record={record}
+                     onClose={() => setSelected(null)}
+                     onSaved={(saved) => setRows((shown) => shown.map((r) => (r.id === saved.id ? saved : r)))}
+                     onDeleted={(id) => { setRows((shown) => shown.filter((r) => r.id !== id)); setSelected(null); }} />
+      )}
+    </div>
+  );
+}
