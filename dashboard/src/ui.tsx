@@ -5,8 +5,11 @@ export function Problem({ error }: { error: string | null | undefined }) {
   return error ? <p class="error" role="alert">{error}</p> : null;
 }
 
-export function Loading({ when, children }: { when: unknown; children: ComponentChildren }) {
-  return when === undefined ? <p class="muted">Loading…</p> : <>{children}</>;
+/** `children` once `when` arrived; until then "Loading…", or nothing when the call failed (its error says why). */
+export function Loading({ when, failed, children }: { when: unknown; failed?: string | null;
+                                                      children: ComponentChildren }) {
+  if (when !== undefined) return <>{children}</>;
+  return failed ? null : <p class="muted">Loading…</p>;
 }
 
 export function JsonView({ value }: { value: unknown }) {

@@ -53,7 +53,7 @@ export function Collections() {
   return (
     <section>
       <Problem error={schema.error} />
-      <Loading when={schema.data}>
+      <Loading when={schema.data} failed={schema.error}>
         <div class="cards">
           {schema.data?.collections.map((c) => <CollectionCard key={c.name} collection={c} />)}
         </div>

@@ -19,16 +19,17 @@ export function Functions({ detail }: { detail: string }) {
     <section>
       <h3>Rule workers</h3>
       <Problem error={rules.error} />
-      <Loading when={rules.data}>
+      <Loading when={rules.data} failed={rules.error}>
         <div class="figures small" id="rule-workers">
-          {Object.entries(rules.data ?? {}).map(([name, value]) => (
+          {Object.entries(rules.data ?? {}).filter(([, value]) => typeof value !== "object").map(([name, value]) => (
             <div class="figure" key={name}><div class="label">{name}</div><div class="value">{cell(value, 40)}</div></div>
           ))}
         </div>
+        <Hooks hooks={(rules.data?.hooks ?? {}) as Record<string, string[]>} />
       </Loading>
       <h3>Functions</h3>
       <Problem error={list.error} />
-      <Loading when={list.data}>
+      <Loading when={list.data} failed={list.error}>
         <table id="functions">
           <thead><tr><th>name</th><th>triggers</th><th>last run</th><th>dead</th></tr></thead>
           <tbody>
@@ -46,6 +47,23 @@ export function Functions({ detail }: { detail: string }) {
       </Loading>
       {detail && <FunctionDetail key={detail} name={detail} />}
     </section>
+  );
+}
+
+/** Which rules hooks each collection has (rules/<collection>.py). */
+function Hooks({ hooks }: { hooks: Record<string, string[]> }) {
+  const entries = Object.entries(hooks);
+  if (entries.length === 0) return <p class="muted">No rules hooks.</p>;
+  return (
+    <table id="hooks">
+      <thead><tr><th>collection</th><th>hooks</th></tr></thead>
+      <tbody>
+        {entries.map(([collection, names]) => (
+          <tr key={collection}><td><code>{collection}</code></td>
+            <td>{(Array.isArray(names) ? names : [String(names)]).map((n) => <span class="badge" key={n}>{n}</span>)}</td></tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
@@ -67,7 +85,7 @@ function FunctionDetail({ name }: { name: string }) {
     <div class="detail">
       <h3>{name}: runs</h3>
       <Problem error={runs.error} />
-      <Loading when={runs.data}>
+      <Loading when={runs.data} failed={runs.error}>
         <table id="runs">
           <thead><tr><th>started</th><th>trigger</th><th>outcome</th><th>ms</th><th>message and log</th></tr></thead>
           <tbody>
@@ -86,7 +104,7 @@ function FunctionDetail({ name }: { name: string }) {
       <h3>{name}: dead letters</h3>
       <Problem error={dead.error} />
       {retried && <p role="status">{retried}</p>}
-      <Loading when={dead.data}>
+      <Loading when={dead.data} failed={dead.error}>
         {dead.data?.dead.length === 0 && <p class="muted">None.</p>}
         {dead.data?.dead.map((d) => (
           <article class="card" key={d.id}>

@@ -54,7 +54,7 @@ function TheirView({ collections }: { collections: string[] }) {
         {collections.map((name) => <option key={name} value={name}>{name}</option>)}
       </select>
       <Problem error={page.error} />
-      <Loading when={page.data}>
+      <Loading when={page.data} failed={page.error}>
         <ul class="list" id="their-records">
           {page.data?.items.map((r) => <li key={r.id as string}><code>{r.id as string}</code> {cell(r, 100)}</li>)}
         </ul>

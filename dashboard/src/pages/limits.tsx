@@ -27,7 +27,7 @@ export function Limits() {
         <button type="submit">Show standing</button>
       </form>
       <Problem error={limits.error} />
-      <Loading when={limits.data}>
+      <Loading when={limits.data} failed={limits.error}>
         <table id="limits">
           <thead><tr><th>limit</th><th>rate</th><th>burst</th>
             {whose && <><th>remaining</th><th>full again</th></>}</tr></thead>

@@ -18,7 +18,7 @@ export function Live() {
       <h3>Connections {connections.data && <span class="muted">of process {connections.data.process}:
         {" "}<span id="connection-count">{rows.length}</span></span>}</h3>
       <Problem error={connections.error} />
-      <Loading when={connections.data}>
+      <Loading when={connections.data} failed={connections.error}>
         <table id="connections">
           <thead><tr><th>#</th><th>address</th><th>role</th><th>user</th><th>session</th><th>subs</th>
             <th>channels</th></tr></thead>
@@ -34,7 +34,7 @@ export function Live() {
       </Loading>
       <h3>Channels</h3>
       <Problem error={channels.error} />
-      <Loading when={channels.data}>
+      <Loading when={channels.data} failed={channels.error}>
         {channels.data?.channels.length === 0 && <p class="muted">Nobody is in a channel.</p>}
         <div class="cards" id="channels">
           {channels.data?.channels.map((channel) => (

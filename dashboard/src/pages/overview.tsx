@@ -39,7 +39,7 @@ export function Overview() {
   return (
     <section>
       <Problem error={metrics.error} />
-      <Loading when={now}>
+      <Loading when={now} failed={metrics.error}>
         {now && last && (
           <div class="figures">
             <Figure label="Connections" value={String(now.connections)}>

@@ -18,7 +18,7 @@ export function Records({ detail }: { detail: string }) {
   return (
     <section>
       <Problem error={schema.error} />
-      <Loading when={schema.data}>
+      <Loading when={schema.data} failed={schema.error}>
         <div class="tabs" role="tablist">
           {collections.map((c) => (
             <a key={c.name} role="tab" href={`#records/${encodeURIComponent(c.name)}`}

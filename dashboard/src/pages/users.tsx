@@ -27,7 +27,7 @@ export function Users({ detail }: { detail: string }) {
         <input id="user-search" type="search" placeholder="email or username" value={typed}
                onInput={(e) => setTyped(e.currentTarget.value)} />
         <Problem error={found.error} />
-        <Loading when={found.data}>
+        <Loading when={found.data} failed={found.error}>
           <ul class="list" id="users">
             {found.data?.items.map((user) => (
               <li key={user.id as string} data-user={user.id as string}
@@ -70,7 +70,7 @@ function UserDetail({ user }: { user: string }) {
       <h4>Sessions</h4>
       <Problem error={sessions.error ?? error} />
       {done && <p class="ok" role="status">{done}</p>}
-      <Loading when={sessions.data}>
+      <Loading when={sessions.data} failed={sessions.error}>
         <table id="sessions">
           <thead><tr><th>session</th><th>created</th><th>last seen</th><th>expires</th><th /></tr></thead>
           <tbody>

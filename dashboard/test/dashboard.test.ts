@@ -1,0 +1,289 @@
+// The dashboard end to end: a real `hapta serve` (the repository's test app on a fresh database) serves it at /_/,
+// Chromium signs in with the admin key and uses every page, and clients of the project's JS client (in Node) are
+// the people on the other side: their posts are browsed and edited, their sessions revoked, their connections seen.
+// Screenshots of each page go to $DASHBOARD_SHOTS (docs/dashboard/ for the committed set), else a temp folder.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Hapta, HaptaError, type Change } from "../../clients/js/src/hapta.ts";
+import { ADMIN_KEY, ANON_KEY, PASSWORD, startGateway, uniqueName, until, type Gateway }
+  from "../../clients/js/test/support.ts";
+import { findChromium, launch, watch } from "./browser.ts";
+import { picture } from "./picture.ts";
+
+const chromiumPath = findChromium();
+const why = "no chromium here (bin/test installs Debian's package where it can: apt-get install chromium)";
+const SHOTS = process.env.DASHBOARD_SHOTS || join(tmpdir(), "hapta-dashboard-shots");
+// A person's wait: long enough for a 2 s poll to come round twice, short enough to fail a broken page quickly.
+const SEEN = { timeout: 15_000 };
+
+type Json = Record<string, any>;
+
+interface Person { hapta: Hapta; id: string; name: string }
+
+describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : ` (skipped: ${why})`}`, () => {
+  let gateway: Gateway;
+  let context: BrowserContext;
+  let page: Page;
+  let problems: string[];
+  let ann: Person;
+  let ben: Person;
+  let annPost: Json;
+  let benSecret: Json;
+  const tag = uniqueName("dash");
+  const clients: Hapta[] = [];
+
+  async function person(prefix: string): Promise<Person> {
+    const hapta = await Hapta.connect(gateway.url);
+    clients.push(hapta);
+    const name = uniqueName(prefix);
+    const session = await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+    return { hapta, id: session.user.id as string, name };
+  }
+
+  async function shot(name: string) {
+    mkdirSync(SHOTS, { recursive: true });
+    writeFileSync(join(SHOTS, `${name}.png`), await page.screenshot({ fullPage: true }));
+  }
+
+  async function open(hash: string) {
+    await page.locator("nav").waitFor();
+    await page.evaluate((to) => { location.hash = to; }, hash);
+    await page.locator(`#page[data-page="${hash.split("/")[0]}"]`).waitFor();
+  }
+
+  beforeAll(async () => {
+    // Signing in as admin is limited to 5 a minute per address, and every connection of this test comes from
+    // 127.0.0.1: the dashboard, its impersonating connection and the checks below sign in more often than that.
+    gateway = await startGateway('limits={**app.limits, "auth.admin": Limit(100, per=60)}');
+    ann = await person("ann");
+    ben = await person("ben");
+    annPost = await ann.hapta.records("posts").create({ author: ann.id, text: `${tag} sunrise over the bay`,
+                                                        public: true });
+    await ann.hapta.files.upload("posts", annPost.id, "media", picture(240, 120),
+                                 { name: "bay.png", type: "image/png" });
+    for (let i = 0; i < 3; i++) {
+      await ann.hapta.records("posts").create({ author: ann.id, text: `${tag} note ${i}`, public: true });
+    }
+    benSecret = await ben.hapta.records("posts").create({ author: ben.id, text: `${tag} ben's private draft`,
+                                                          public: false });
+    context = await launch(chromiumPath!);
+    page = context.pages()[0] ?? await context.newPage();
+    problems = watch(page);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const hapta of clients) hapta.close();
+    await context?.close();
+    await gateway?.stop();
+  });
+
+  it("is served at /_/ with a policy that allows nothing inline", async () => {
+    const response = await page.goto(gateway.http + "/_/");
+    expect(response!.status()).toBe(200);
+    const policy = response!.headers()["content-security-policy"];
+    expect(policy).toContain("script-src 'self'");
+    expect(policy).toContain("style-src 'self'");
+    expect(response!.headers()["x-frame-options"]).toBe("DENY");
+    await page.locator("#admin-key").waitFor();
+  });
+
+  it("refuses a wrong key, with the gateway's error, and signs in with the admin key", async () => {
+    for (const wrong of ["not-the-key", ANON_KEY]) {
+      await page.fill("#admin-key", wrong);
+      await page.click("#signin button[type=submit]");
+      await page.locator("#signin .error", { hasText: "INVALID_CREDENTIALS" }).waitFor(SEEN);
+      await page.locator("#signin button[type=submit]:not([disabled])").waitFor();
+    }
+    await page.fill("#admin-key", ADMIN_KEY);
+    await page.click("#signin button[type=submit]");
+    await page.locator("nav").waitFor(SEEN);
+    // the key is in memory only: nothing in storage, nothing in the address
+    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length, location.href]))
+      .toEqual([0, 0, gateway.http + "/_/"]);
+  });
+
+  it("Overview: figures of admin.metrics, drawn as they are polled", async () => {
+    await open("overview");
+    // a rate needs two samples: the messages/s figure gets a number once the second poll has answered
+    await page.locator('[data-figure="Messages/s"] .value', { hasText: /\d/ }).waitFor(SEEN);
+    await page.locator('[data-figure="Connections"] polyline').waitFor(SEEN);
+    await shot("overview");
+  });
+
+  it("Collections: fields with their flags, and each op's rule", async () => {
+    await open("collections");
+    const users = page.locator('[data-collection="users"]');
+    await users.waitFor(SEEN);
+    expect(await users.textContent()).toContain("hidden");        // password_hash
+    expect(await users.textContent()).toContain("guarded: id = @user.id");
+    const posts = page.locator('[data-collection="posts"]');
+    expect(await posts.textContent()).toContain("public = true || author = @user.id");
+    expect(await page.locator('[data-collection="users"] .rule.admins').count()).toBeGreaterThan(0);   // create
+    await shot("collections");
+  });
+
+  it("Records: browse posts, a filter typo shows the parser's error, a picture is previewed", async () => {
+    await open("records/posts");
+    await page.locator(`tr[data-id="${annPost.id}"]`).waitFor(SEEN);
+    await page.fill("#filter", "text = ");
+    await page.locator("#filter-error .error", { hasText: "BAD_REQUEST" }).waitFor(SEEN);
+    await page.fill("#filter", `text ~ "${tag}"`);
+    await page.locator("#filter-error .error").waitFor({ state: "detached", ...SEEN });
+    await until(async () => (await page.locator("tr[data-id]").count()) === 5, 15_000);   // ann's 4, ben's draft
+    await page.locator('[data-live="true"]').waitFor(SEEN);
+    await page.click(`tr[data-id="${annPost.id}"]`);
+    const preview = page.locator(`[data-record="${annPost.id}"] img[src^="blob:"]`);
+    await preview.waitFor(SEEN);
+    expect(await preview.evaluate(async (img: HTMLImageElement) => { await img.decode(); return img.naturalWidth; }))
+      .toBe(240);
+    await shot("records");
+  });
+
+  it("Records: sort by a column, page with the keyset cursor", async () => {
+    const texts = () => page.locator("tr[data-id] td:nth-child(3)").allTextContents();
+    const column = page.locator("th button", { hasText: /^text/ });
+    await column.click();
+    await until(async () => (await page.locator("th button", { hasText: "text ▲" }).count()) === 1);
+    await until(async () => { const t = await texts(); return t.length === 5 && t[0].includes("ben's"); }, 15_000);
+    await column.click();   // descending
+    await until(async () => { const t = await texts(); return t.length === 5 && t[0].includes("sunrise"); }, 15_000);
+    await page.fill("#filter", `text ~ "${tag}" && text ~ "note"`);
+    await until(async () => (await texts()).length === 3, 15_000);
+    expect(await page.locator(".pager button", { hasText: "Next" }).isDisabled()).toBe(true);
+    await page.fill("#filter", `text ~ "${tag}"`);
+    await until(async () => (await texts()).length === 5, 15_000);
+  });
+
+  it("Records: an edit in the grid reaches a client subscribed to that record; new rows arrive live", async () => {
+    const heard: Change<Json>[] = [];
+    const stop = await ann.hapta.records("posts").subscribe({ id: annPost.id }, (change) => heard.push(change));
+    await page.click(`tr[data-id="${annPost.id}"]`);
+    await page.click(`[data-record="${annPost.id}"] button:text-is("Edit")`);
+    const draft = JSON.parse(await page.inputValue("#record-edit"));
+    expect(draft).toMatchObject({ text: annPost.text, public: true });
+    await page.fill("#record-edit", JSON.stringify({ ...draft, text: `${tag} sunset over the bay` }, null, 2));
+    await page.click(`[data-record="${annPost.id}"] button:text-is("Save")`);
+    const update = await until(() => heard.find((c) => c.action === "update"), 10_000);
+    expect(update.record.text).toBe(`${tag} sunset over the bay`);
+    await page.locator(`tr[data-id="${annPost.id}"]`, { hasText: "sunset" }).waitFor(SEEN);
+    await stop();
+
+    // written elsewhere, seen here: the grid's subscription has the same filter as its page
+    const fresh = await ann.hapta.records("posts").create({ author: ann.id, text: `${tag} just posted`,
+                                                          public: true });
+    await page.locator(`tr.fresh[data-id="${fresh.id}"]`).waitFor(SEEN);
+    await ann.hapta.records("posts").update(fresh.id, { text: `${tag} just posted, edited` });
+    await page.locator(`tr[data-id="${fresh.id}"]`, { hasText: "edited" }).waitFor(SEEN);
+    await ann.hapta.records("posts").delete(fresh.id);
+    await page.locator(`tr[data-id="${fresh.id}"]`).waitFor({ state: "detached", ...SEEN });
+  });
+
+  it("Records: a delete asks first, then removes the record", async () => {
+    const doomed = await ann.hapta.records("posts").create({ author: ann.id, text: `${tag} to be deleted`,
+                                                           public: true });
+    const row = page.locator(`tr[data-id="${doomed.id}"]`);
+    await row.waitFor(SEEN);
+    await row.click();
+    const panel = page.locator(`[data-record="${doomed.id}"]`);
+    await panel.locator("button", { hasText: /^Delete$/ }).click();
+    await panel.locator(".confirm button", { hasText: "No" }).click();
+    expect(await row.count()).toBe(1);   // nothing happened
+    await panel.locator("button", { hasText: /^Delete$/ }).click();
+    await panel.locator(".confirm button", { hasText: "Yes, delete" }).click();
+    await row.waitFor({ state: "detached", ...SEEN });
+    await expect(ann.hapta.records("posts").get(doomed.id)).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("Users: impersonating shows what that user sees, on a connection of its own", async () => {
+    await open("users");
+    await page.fill("#user-search", ben.name);
+    await page.locator(`[data-user="${ben.id}"] a`).click();
+    await page.locator(`[data-user-detail="${ben.id}"] #sessions tr[data-session]`).waitFor(SEEN);
+    await page.click(`[data-user-detail="${ben.id}"] button:text-is("Impersonate")`);
+    const view = page.locator(`[data-impersonating="${ben.id}"]`);
+    await view.locator("#their-records li", { hasText: "ben's private draft" }).waitFor(SEEN);   // his own, private
+    await shot("users");
+    await view.locator("button", { hasText: "End impersonation" }).click();
+    await view.waitFor({ state: "detached" });
+    // the dashboard's own connection is still the admin's
+    await page.fill("#user-search", ann.name);
+    await page.locator(`[data-user="${ann.id}"]`).waitFor(SEEN);
+  });
+
+  it("Users: revoking a session from the Users page reaches that user's client as auth.revoked", async () => {
+    const revoked = new Promise<Json>((done) => ann.hapta.on("auth.revoked", done));
+    await page.fill("#user-search", ann.name);
+    await page.locator(`[data-user="${ann.id}"] a`).click();
+    const sessions = page.locator(`[data-user-detail="${ann.id}"] #sessions tr[data-session]`);
+    await sessions.first().waitFor(SEEN);
+    expect(await sessions.count()).toBe(1);
+    await sessions.first().locator("button", { hasText: "Revoke" }).click();
+    expect(await revoked).toMatchObject({ reason: "revoked by an admin" });
+    await page.locator(`[data-user-detail="${ann.id}"] [role=status]`, { hasText: "revoked 1 session" }).waitFor(SEEN);
+    await until(async () => (await sessions.count()) === 0, 15_000);
+  });
+
+  it("Live: a new connection, and the channel it joins, appear", async () => {
+    await open("live");
+    await page.locator("#connections tbody tr").first().waitFor(SEEN);
+    const carl = await person("carl");
+    await carl.hapta.channel(`room:${tag}`).join();
+    await page.locator("#connections tr", { hasText: carl.id }).waitFor(SEEN);
+    await page.locator(`[data-channel="room:${tag}"]`, { hasText: carl.id }).waitFor(SEEN);
+    await shot("live");
+  });
+
+  it("Limits: the configured limits, and one user's standing", async () => {
+    await open("limits");
+    await page.locator('tr[data-limit="records.create"]').waitFor(SEEN);
+    await page.fill("#standing-of", ann.id);
+    await page.click("#standing button[type=submit]");
+    await page.locator("#limits th", { hasText: "remaining" }).waitFor(SEEN);
+    await shot("limits");
+  });
+
+  it("Workers & functions: the rule workers' status and the app's functions", async () => {
+    await open("functions");
+    await page.locator("#rule-workers .figure").first().waitFor(SEEN);
+    await page.locator("#functions").waitFor(SEEN);
+    await shot("functions");
+  });
+
+  it("nothing on any page failed or was refused by the policy", () => {
+    expect(problems, problems.slice(0, 5).join("\n")).toEqual([]);
+  });
+});
+
+describe("for anyone but an admin", () => {
+  let gateway: Gateway;
+  beforeAll(async () => { gateway = await startGateway(); }, 120_000);
+  afterAll(async () => { await gateway?.stop(); });
+
+  // Every op a page draws from: none of them answers a non-admin.
+  const OPS: [string, Json][] = [
+    ["admin.schema", {}], ["admin.connections", {}], ["admin.channels", {}], ["admin.limits", {}],
+    ["admin.metrics", {}], ["rules.status", {}], ["functions.list", {}], ["functions.runs", { name: "x" }],
+    ["functions.dead", { name: "x" }], ["functions.retry", { id: 1 }], ["auth.impersonate", { user: "x" }],
+  ];
+
+  for (const who of ["anon", "user"] as const) {
+    it(`an ${who} gets FORBIDDEN from every admin op`, async () => {
+      const hapta = await Hapta.connect(gateway.url, who === "anon" ? { apikey: ANON_KEY } : {});
+      try {
+        if (who === "anon") await hapta.auth.anon(ANON_KEY);
+        else await hapta.auth.register({ email: `${uniqueName("nu")}@example.com`, password: PASSWORD });
+        for (const [op, args] of OPS) {
+          const refused = await hapta.call(op, args).then(() => null, (error: HaptaError) => error);
+          expect(refused?.code, `${op} as ${who}`).toBe("FORBIDDEN");
+        }
+        const other = await hapta.call("auth.sessions", { user: "someone-else" }).catch((error) => error);
+        expect(other).toBeInstanceOf(HaptaError);   // never another user's sessions
+      } finally {
+        hapta.close();
+      }
+    });
+  }
+});
