@@ -8,7 +8,7 @@ import type { CollectionInfo, Json, Schema } from "../types.ts";
 import { cell, Loading, Problem } from "../ui.tsx";
 import { RecordPanel } from "./record.tsx";
 
-const PER_PAGE = 20;
+const PAGE_SIZES = [10, 20, 50, 100];
 const MOST_COLUMNS = 8;
 
 export function Records({ detail }: { detail: string }) {
@@ -43,17 +43,22 @@ function Grid({ collection }: { collection: CollectionInfo }) {
   const [typed, setTyped] = useState("");
   const filter = useSettled(typed.trim(), 300);
   const [sort, setSort] = useState("-created");
-  const [cursors, setCursors] = useState<string[]>([]);   // `after` of each page before this one
+  const [perPage, setPerPage] = useState(20);
+  // `after` of each page before this one, for one query: another filter, sort or page size starts at page 1 (a
+  // cursor is a position in one order; it means nothing in another).
+  const query = JSON.stringify([filter, sort, perPage]);
+  const [paging, setPaging] = useState<{ query: string; cursors: string[] }>({ query, cursors: [] });
+  const cursors = paging.query === query ? paging.cursors : [];
+  const setCursors = (change: (now: string[]) => string[]) => setPaging({ query, cursors: change(cursors) });
   const after = cursors.at(-1);
   const [rows, setRows] = useState<Json[]>([]);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
   const [selected, setSelected] = useState<string | null>(null);
 
-  const page = useCall((h) => h.records(name).list({ filter: filter || undefined, sort, per_page: PER_PAGE,
+  const page = useCall((h) => h.records(name).list({ filter: filter || undefined, sort, per_page: perPage,
                                                     ...(after ? { after } : {}) }) as Promise<Page<Json>>,
-                       [name, filter, sort, after]);
+                       [name, filter, sort, perPage, after]);
   useEffect(() => { if (page.data) setRows(page.data.items); }, [page.data]);
-  useEffect(() => setCursors([]), [filter, sort]);
 
   // Live: the same filter as the page, so that only rows this view would show arrive.
   const [live, setLive] = useState<string | null>(null);
@@ -114,6 +119,11 @@ function Grid({ collection }: { collection: CollectionInfo }) {
         <button disabled={cursors.length === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>← Previous</button>
         <span class="muted">page {cursors.length + 1}</span>
         <button disabled={!page.data?.next} onClick={() => setCursors((c) => [...c, page.data!.next!])}>Next →</button>
+        <label>
+          <select id="per-page" value={perPage} onChange={(e) => setPerPage(Number(e.currentTarget.value))}>
+            {PAGE_SIZES.map((n) => <option key={n} value={n}>{n}</option>)}
+          </select> a page
+        </label>
       </div>
       {record && (
         <RecordPanel key={record.id as string} collection={collection} record={record}
