@@ -21,6 +21,13 @@ def npm() -> str:
     return npm_ci(SOURCE)
 
 
+def test_the_dashboards_own_logic(npm):
+    """Its pure parts (rates from metric samples), without a browser."""
+    done = subprocess.run([npm, "test", "--", "test/rates"], cwd=SOURCE, env={**os.environ, "CI": "true",
+                          "NO_COLOR": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 async def test_the_dashboard_in_chromium(npm, pg_admin, tmp_path):
     if shutil.which("chromium") is None:
         pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")

@@ -3,26 +3,11 @@
 import { useEffect, useState } from "preact/hooks";
 import { useCall } from "../hooks.ts";
 import { Sparkline } from "../sparkline.tsx";
+import { point, type Point } from "../rates.ts";
 import type { Metrics } from "../types.ts";
 import { Figure, Loading, Problem } from "../ui.tsx";
 
 const KEPT = 60;   // two minutes of samples
-
-interface Point { connections: number; perSecond: number | null; p99: number | null; hitRate: number | null;
-                  lag: number | null }
-
-function point(now: Metrics, before: Metrics | undefined): Point {
-  const seconds = before ? now.at - before.at : 0;
-  const hits = before ? now.cache_hits - before.cache_hits : now.cache_hits;
-  const loads = before ? now.cache_loads - before.cache_loads : now.cache_loads;
-  return {
-    connections: now.connections,
-    perSecond: before && seconds > 0 ? Math.max(0, now.messages - before.messages) / seconds : null,
-    p99: now.p99_ms,
-    hitRate: hits + loads > 0 ? hits / (hits + loads) : null,
-    lag: now.feed_lag_ms,
-  };
-}
 
 const shown = (value: number | null, digits = 0, unit = "") => (value === null ? "—" : value.toFixed(digits) + unit);
 
