@@ -39,3 +39,14 @@ export function watch(page: Page): string[] {
   });
   return problems;
 }
+
+/** Resolves once `check()` (which may ask the page) holds, checked every 50 ms; fails after `ms` with `what`. A
+ * test waits for what the page shows, never for time to pass. */
+export async function eventually(check: () => Promise<boolean> | boolean, ms = 15_000,
+                                 what = "the page did not get there in time"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(what);
+    await new Promise((next) => setTimeout(next, 50));
+  }
+}

@@ -55,11 +55,25 @@ function TheirView({ collections }: { collections: string[] }) {
       </select>
       <Problem error={page.error} />
       <Loading when={page.data} failed={page.error}>
-        <ul class="list" id="their-records">
-          {page.data?.items.map((r) => <li key={r.id as string}><code>{r.id as string}</code> {cell(r, 100)}</li>)}
-        </ul>
+        <Rows items={page.data?.items ?? []} />
         {page.data?.items.length === 0 && <p class="muted">They see no {collection}.</p>}
       </Loading>
     </div>
+  );
+}
+
+const SYSTEM = new Set(["id", "created", "updated", "version"]);
+
+/** A compact table of what they see: the id and the first few fields of their own. */
+function Rows({ items }: { items: Json[] }) {
+  if (items.length === 0) return null;
+  const columns = ["id", ...Object.keys(items[0]).filter((k) => !SYSTEM.has(k)).slice(0, 4)];
+  return (
+    <table id="their-records">
+      <thead><tr>{columns.map((c) => <th key={c}>{c}</th>)}</tr></thead>
+      <tbody>
+        {items.map((r) => <tr key={r.id as string}>{columns.map((c) => <td key={c}>{cell(r[c], 50)}</td>)}</tr>)}
+      </tbody>
+    </table>
   );
 }

@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { Change, Page } from "../../../clients/js/src/hapta.ts";
 import { describe } from "../gateway.ts";
 import { useCall, useHapta, useSettled } from "../hooks.ts";
-import type { CollectionInfo, Json, Schema } from "../types.ts";
+import type { CollectionInfo, Json, Schema, StoredFile } from "../types.ts";
 import { cell, Loading, Problem } from "../ui.tsx";
 import { RecordPanel } from "./record.tsx";
 
@@ -35,6 +35,12 @@ export function Records({ detail }: { detail: string }) {
 function columnsOf(collection: CollectionInfo): string[] {
   const names = collection.fields.filter((f) => !f.hidden).map((f) => f.name);
   return ["id", ...names.filter((n) => n !== "id")].slice(0, MOST_COLUMNS);
+}
+
+/** A file field's cell: how many files and their names (the pictures are in the record's panel). */
+function fileNames(value: unknown): string {
+  const stored = Array.isArray(value) ? (value as StoredFile[]) : [];
+  return stored.length === 0 ? "" : `${stored.length} 📎 ${cell(stored.map((f) => f.name).join(", "), 40)}`;
 }
 
 function Grid({ collection }: { collection: CollectionInfo }) {
@@ -87,6 +93,7 @@ function Grid({ collection }: { collection: CollectionInfo }) {
   }, [hapta, name, filter, after]);
 
   const columns = columnsOf(collection);
+  const files = new Set(collection.fields.filter((f) => f.file).map((f) => f.name));
   const sortBy = (column: string) => setSort((now) => (now === column ? `-${column}` : column));
   const arrow = (column: string) => (sort === column ? " ▲" : sort === `-${column}` ? " ▼" : "");
   const record = rows.find((r) => r.id === selected) ?? null;
@@ -109,7 +116,7 @@ function Grid({ collection }: { collection: CollectionInfo }) {
           {rows.map((row) => (
             <tr key={row.id as string} data-id={row.id as string} onClick={() => setSelected(row.id as string)}
                 class={[row.id === selected ? "selected" : "", fresh.has(row.id as string) ? "fresh" : ""].join(" ")}>
-              {columns.map((c) => <td key={c}>{cell(row[c])}</td>)}
+              {columns.map((c) => <td key={c}>{files.has(c) ? fileNames(row[c]) : cell(row[c])}</td>)}
             </tr>
           ))}
         </tbody>
