@@ -280,6 +280,20 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
   it("nothing on any page failed or was refused by the policy", () => {
     expect(problems, problems.slice(0, 5).join("\n")).toEqual([]);
   });
+
+  // (after the check above: a browser logs the refused reconnects while the gateway is down)
+  it("after a gateway restart it signs in again with the key it holds, and the grid is live again", async () => {
+    await open("records/posts");
+    await page.fill("#filter", `text ~ "${tag}"`);
+    await page.locator('[data-live="true"]').waitFor(SEEN);
+    await gateway.restart();
+    await page.locator('[data-live="true"]').waitFor({ timeout: 30_000 });   // a new connection, signed in as admin
+    const eve = await person("eve");
+    const post = await eve.hapta.records("posts").create({ author: eve.id, text: `${tag} after the restart`,
+                                                          public: true });
+    await page.locator(`tr[data-id="${post.id}"]`).waitFor(SEEN);
+    expect(await page.locator("#admin-key").count()).toBe(0);   // nobody was asked for the key again
+  }, 60_000);
 });
 
 describe("for anyone but an admin", () => {
