@@ -114,6 +114,7 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
                 gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
             print(f"hapta {__version__} listening on ws://{args.host}:{port}/ws", flush=True)
             print(f"anon key: {settings.anon_key}", flush=True)
+            print(f"dashboard: {gateway.public_url}/_/ (sign in with the admin key)", flush=True)
             if static is not None:
                 print(f"pages of {static} on {gateway.public_url}/", flush=True)
             await stop

@@ -33,6 +33,10 @@ class Collection:
     guarded: dict[str, str] = field(default_factory=dict)  # field -> rule under which a reader sees it
     readonly: tuple[str, ...] = ()                     # clients may not write these (beyond SYSTEM_FIELDS)
     files: dict[str, "FileField"] = field(default_factory=dict)  # jsonb field -> its files (only files.* write it)
+    # text field -> the PostgreSQL text-search configuration (e.g. "english", "simple") that `field @@ "words"` in
+    # clients' filters searches it with; declare the matching index in migrations/ (docs/performance.md):
+    #   CREATE INDEX ... ON <table> USING gin (to_tsvector('english', <field>))
+    search: dict[str, str] = field(default_factory=dict)
     # An update that changes a field the create rule reads must leave the record where the create rule allows it
     # too, so that nobody moves a record where they could not have put it (a comment onto a post they may not
     # comment on). False: updates may go where creates may not. Collections only admins create have nothing to check.

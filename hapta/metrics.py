@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
@@ -72,11 +72,58 @@ def exposition(accept: str | None = None) -> tuple[bytes, str]:
     """The metrics and their content type: Prometheus text (0.0.4) unless the scraper's Accept header asks for
     OpenMetrics, as prometheus-client's own HTTP server negotiates it."""
     encode, content_type = choose_encoder(accept or "")
+    return encode(_registry()), content_type
+
+
+def _registry() -> CollectorRegistry:
+    """What /metrics reads: this process's registry, or every worker's values added up (--workers)."""
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return encode(registry), content_type
-    return encode(REGISTRY), content_type
+        return registry
+    return REGISTRY
+
+
+def summary() -> dict[str, Any]:
+    """The key figures of /metrics as numbers, for the dashboard: gauges as they stand, counters as totals since
+    start (the dashboard differences them), the request latency histogram's cumulative buckets (summed over ops,
+    `[[le seconds, count], ...]`, +Inf last) and the p99 they give since start, in milliseconds."""
+    figures = {"connections": 0.0, "subscriptions": 0.0, "requests": 0.0, "errors": 0.0, "events": 0.0,
+               "cache_hits": 0.0, "cache_loads": 0.0}
+    buckets: dict[float, float] = {}
+    for family in _registry().collect():
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == "hapta_connections":
+                figures["connections"] += value
+            elif name == "hapta_realtime_subscriptions":
+                figures["subscriptions"] += value
+            elif name == "hapta_requests_total":
+                figures["requests"] += value
+                if labels.get("code") != "OK":
+                    figures["errors"] += value
+            elif name == "hapta_realtime_events_total":
+                figures["events"] += value
+            elif name == "hapta_cache_reads_total":
+                figures["cache_hits" if labels.get("result") in ("hit", "shared") else "cache_loads"] += value
+            elif name == "hapta_request_duration_seconds_bucket":
+                bound = float(labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + value
+    cumulative = sorted(buckets.items())
+    return {**figures, "latency_buckets": [[bound, count] for bound, count in cumulative],
+            "p99_ms": p99_ms(cumulative)}
+
+
+def p99_ms(cumulative: list[tuple[float, float]]) -> float | None:
+    """The 99th percentile a cumulative histogram gives (the upper bound of its bucket), in ms; None if empty or
+    past the largest finite bucket."""
+    total = cumulative[-1][1] if cumulative else 0.0
+    if total <= 0:
+        return None
+    for bound, count in cumulative:
+        if count >= 0.99 * total:
+            return None if bound == float("inf") else bound * 1000
+    return None
 
 
 def mark_process_dead(pid: int) -> None:

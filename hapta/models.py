@@ -3,13 +3,15 @@ parsed and bound once at start. Mistakes in config.py stop the start with a mess
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalog import TableInfo
 from .config import SYSTEM_FIELDS, App, Collection, ConfigError
 from .query import FilterError, bind, fields_used, parse
-from .query.ast import And, Node
+from .query import schema as kinds
+from .query.ast import And, Node, searches
 from .query.schema import Field, Schema, Table
 
 RULE_OPS = ("list", "view", "create", "update", "delete")
@@ -72,11 +74,34 @@ class Model:
                 if not self.info.columns[n].nullable and not self.info.columns[n].has_default]
 
 
+# A text-search configuration's name as Collection.search may give it: it becomes an SQL constant.
+_CONFIG_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
 def _compile(text: str, what: str, table: Table, schema: Schema) -> Node:
     try:
-        return bind(parse(text), table, schema)
+        node = bind(parse(text), table, schema)
     except FilterError as exc:
         raise ConfigError(f"{what}: {exc}") from None
+    # Rules and guards are also evaluated in Python (realtime, the read cache), which cannot answer a search.
+    if searches(node):
+        raise ConfigError(f"{what}: '@@' (full-text search) is for clients' filters; a rule cannot use it")
+    return node
+
+
+def _search_configs(collection: Collection, info: TableInfo) -> dict[str, str]:
+    """Collection.search, checked: visible text columns, each with a configuration name fit to be an SQL constant
+    (whether PostgreSQL knows it is checked at start: store.postgres.check_search_configs)."""
+    for name, config in collection.search.items():
+        column = info.columns.get(name)
+        if column is None or name in collection.hidden:
+            raise ConfigError(f"{collection.name}.search names {name!r}, which is not a visible column")
+        if column.kind != kinds.TEXT:
+            raise ConfigError(f"{collection.name}.search names {name!r}, a {column.kind} column; only text is searched")
+        if not isinstance(config, str) or not _CONFIG_NAME.fullmatch(config):
+            raise ConfigError(f"{collection.name}.search[{name!r}] must name a text-search configuration such as "
+                              f"'english' or 'simple' (lowercase letters, digits, _)")
+    return dict(collection.search)
 
 
 def _owned(collection: Collection, info: TableInfo) -> Collection:
@@ -108,9 +133,11 @@ def build_models(app: App, infos: dict[str, TableInfo]) -> tuple[Schema, dict[st
         for name in c.guarded:
             if name not in info.columns or name in c.hidden:
                 raise ConfigError(f"{c.name}.guarded names {name!r}, which is not a visible column")
+        search = _search_configs(c, info)
         fields = {
             name: Field(name, col.kind, col.nullable,
-                        relation=info.relations.get(name) if info.relations.get(name) in declared else None)
+                        relation=info.relations.get(name) if info.relations.get(name) in declared else None,
+                        search=search.get(name))
             for name, col in info.columns.items() if name not in c.hidden
         }
         plain[c.name] = Table(c.name, fields)

@@ -93,6 +93,37 @@ class Subscription:
         self.queue.put_nowait(ConnectionError("subscription closed"))
 
 
+class Records:
+    """One collection's records ops through a reconnecting client; its writes survive a dropped socket without
+    writing twice (Hapta.write: an idempotency key, sent again with the same key)."""
+
+    def __init__(self, hapta: "Hapta", collection: str):
+        self.hapta = hapta
+        self.collection = collection
+
+    async def list(self, **args: Any) -> dict[str, Any]:
+        """`filter`, `sort` (`"-@rank"` after a `@@` search), `page`/`after`, `per_page`, `fields`, `count`,
+        `expand` as records.list takes them."""
+        return await self.hapta.call("records.list", {"collection": self.collection, **args})
+
+    async def get(self, record_id: str, **args: Any) -> dict[str, Any]:
+        return await self.hapta.call("records.get", {"collection": self.collection, "id": record_id, **args})
+
+    async def aggregate(self, **args: Any) -> dict[str, Any]:
+        """`filter`, `group_by`, `count`, `sum`, `avg`, `min`, `max`, `limit` as records.aggregate takes them."""
+        return await self.hapta.call("records.aggregate", {"collection": self.collection, **args})
+
+    async def create(self, data: dict[str, Any], **args: Any) -> dict[str, Any]:
+        return await self.hapta._write("records.create", {"collection": self.collection, "data": data, **args})
+
+    async def update(self, record_id: str, data: dict[str, Any], **args: Any) -> dict[str, Any]:
+        return await self.hapta._write("records.update", {"collection": self.collection, "id": record_id,
+                                                          "data": data, **args})
+
+    async def delete(self, record_id: str, **args: Any) -> dict[str, Any]:
+        return await self.hapta._write("records.delete", {"collection": self.collection, "id": record_id, **args})
+
+
 class Hapta:
     def __init__(self, url: str, *, subprotocol: str = JSON, backoff: tuple[float, float] = (0.2, 10.0),
                  call_timeout: float = 30.0, **options: Any):
@@ -172,6 +203,20 @@ class Hapta:
                     raise
                 await asyncio.sleep(error.retry_after or 0)
         raise AssertionError("unreachable")
+
+    def records(self, collection: str) -> "Records":
+        """The records ops on one collection (`hapta.records("posts").list(filter=..., expand=["author"])`)."""
+        return Records(self, collection)
+
+    async def batch(self, ops: list[dict[str, Any]], **args: Any) -> dict[str, Any]:
+        """records.batch: writes over any collections in one transaction (`{"$ref": n}`: the id op n wrote)."""
+        return await self._write("records.batch", {"ops": ops, **args})
+
+    async def _write(self, op: str, args: dict[str, Any]) -> Any:
+        """A write as a signed-in user or an admin carries an idempotency key (write()); an anon principal may
+        not send one, so its writes go once."""
+        keyed = self.session is not None or (self.sign_in is not None and self.sign_in[0] == "auth.admin")
+        return await (self.write(op, args) if keyed else self.call(op, args))
 
     async def login(self, identity: str, password: str) -> dict[str, Any]:
         return await self.call("auth.login", {"identity": identity, "password": password})

@@ -5,7 +5,7 @@
     sql.py       the SQL form: rules in WHERE clauses, guards as CASE, the checks of a written row
     live.py      the Python form: what a change shows each group of realtime subscribers
     filters.py   clients' filters: bound once (through relations only what the reader may view), cost-checked,
-                 and the read cache's keys
+                 kept from realtime where Python cannot answer them (`@@`), and the read cache's keys
     channels.py  who may join a channel
     functions.py who may call a server function
 
@@ -13,10 +13,11 @@ The records service, realtime, channels and the read cache call these; nothing e
 """
 from .channels import NAME, may_join
 from .functions import compile_allow, may_call
-from .filters import BoundFilter, anyone_key, anyone_sees, bound_filter, client_filter, query_key, rule_fields
+from .filters import (BoundFilter, anyone_key, anyone_sees, bound_filter, client_filter, query_key, realtime_filter,
+                      rule_fields)
 from .rules import check_caller, reads, rule_for, variable_key
 from .sql import JUDGED, Schemas, Sql, missing_related, refuse_judged, refuse_unless_allowed
 
 __all__ = ["JUDGED", "NAME", "BoundFilter", "Schemas", "Sql", "anyone_key", "anyone_sees", "bound_filter", "check_caller", "client_filter", "compile_allow", "may_call", "may_join",
-           "missing_related", "query_key", "reads", "refuse_judged", "refuse_unless_allowed", "rule_for", "rule_fields",
+           "missing_related", "query_key", "reads", "realtime_filter", "refuse_judged", "refuse_unless_allowed", "rule_for", "rule_fields",
            "variable_key"]

@@ -26,7 +26,7 @@ from ..models import EVERYONE, Model
 from ..principal import Principal
 from ..protocol.errors import BAD_REQUEST, TOO_LARGE, HaptaError
 from ..query import FilterError, bind, cost, evaluate_for_anyone, fields_used, parse, relations_used, vars_used
-from ..query.ast import CONTAINS_COST, RELATION_COST, And, Node, Or
+from ..query.ast import CONTAINS_COST, RELATION_COST, SEARCH_COST, And, Node, Or, searches
 from ..query.memo import SizedMemo, filter_bytes
 from ..query.schema import Schema
 from .rules import reads, variable_key
@@ -56,6 +56,7 @@ class BoundFilter:
     names: frozenset[str]         # the variables it reads (through the guards and view rules it touches too)
     relations: frozenset[str]     # the relation fields it follows
     cost: int                     # what it asks of the database (hapta.query.cost)
+    searches: int = 0             # its full-text searches (`@@`), which only the database can answer
 
 
 # Bound filters by (schema, collection, text): a hot page is bound once, not at every read. Bounded by bytes.
@@ -84,7 +85,8 @@ def bound_filter(model: Model, schema: Schema, text: str | None) -> BoundFilter 
     if found is None:
         node = bind(parse(text), schema.tables[model.name], schema)
         digest = hashlib.blake2b(repr(node).encode(), digest_size=16).hexdigest()
-        found = BoundFilter(node, digest, frozenset(vars_used(node)), frozenset(relations_used(node)), cost(node))
+        found = BoundFilter(node, digest, frozenset(vars_used(node)), frozenset(relations_used(node)), cost(node),
+                            len(searches(node)))
         _bound.put(key, found, filter_bytes(text))
     return found
 
@@ -153,6 +155,15 @@ def client_filter(model: Model, schema: Schema, text: str | None, max_cost: int)
         raise HaptaError(BAD_REQUEST, f"filter: {exc}") from None
     if found is not None and found.cost > max_cost:
         raise HaptaError(TOO_LARGE, f"filter costs {found.cost} units, more than the {max_cost} allowed (a comparison "
-                         f"is 1, a relation step {RELATION_COST} more, '~' {CONTAINS_COST} more)",
+                         f"is 1, a relation step {RELATION_COST} more, '~' {CONTAINS_COST} more, '@@' {SEARCH_COST} more)",
                          details={"cost": found.cost, "limit": max_cost})
+    return found
+
+
+def realtime_filter(found: BoundFilter | None) -> BoundFilter | None:
+    """A client's filter as a realtime subscription may hold it: every change is matched against it in Python
+    (access.live), which cannot answer a full-text search, so a filter with `@@` is refused rather than guessed."""
+    if found is not None and found.searches:
+        raise HaptaError(BAD_REQUEST, "filter: '@@' (full-text search) cannot be used in a realtime subscription; "
+                         "search with records.list, or subscribe with a filter without '@@'")
     return found

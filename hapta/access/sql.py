@@ -14,6 +14,7 @@ from ..principal import Principal
 from ..protocol.errors import FORBIDDEN, VALIDATION_FAILED, HaptaError
 from ..query import FilterError, bind, to_sql
 from ..query.ast import Compare, Field, Literal, Node
+from ..query.sql import rank_sql
 from ..query.schema import Schema
 
 
@@ -54,6 +55,10 @@ class Sql:
         if node is None:
             return "true"
         return f"({to_sql(node, self.table, self.schema, self.vars, self.params)})"
+
+    def rank(self, search: Compare) -> str:
+        """How well a row matches one of the client's bound `@@` (ts_rank), for a sort by @rank."""
+        return rank_sql(search, self.table, self.schema, self.vars, self.params)
 
     def column(self, name: str, table: str | None = None) -> str:
         """A readable column: guarded fields read as NULL where their guard does not hold."""

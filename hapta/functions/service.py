@@ -44,7 +44,7 @@ FUNCTIONS = "functions"   # Invoke.collection of a function call (hooks.worker.F
 
 # What a function's ctx.records may run: the records ops, which need no socket of their own.
 RECORD_OPS = frozenset({"records.get", "records.list", "records.create", "records.update", "records.delete",
-                        "records.batch"})
+                        "records.batch", "records.aggregate"})
 
 # run_op(peer, op, args) -> the reply ({ok, data} or {ok: false, error}), through the gateway's own dispatch
 RunOp = Callable[[Peer, str, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -63,6 +63,7 @@ class Connection:
         self.auth_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
+        self.gateway.opened(self.peer)
         self.start_timers()
         try:
             async for frame in self.ws:
@@ -73,8 +74,7 @@ class Connection:
             for timer in (self.idle, self.auth_timer):
                 if timer is not None:
                     timer.cancel()
-            self.gateway.hub.closed(self.peer)
-            self.gateway.live.disconnect(self.peer)   # its subscriptions and channels
+            self.gateway.closed(self.peer)   # its session binding, subscriptions, channels
             await self.files.close()   # an unfinished upload leaves nothing behind
         if self.tasks:   # let writes in progress finish; their replies have nowhere to go
             await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -3,6 +3,7 @@ becomes a reply (dispatch). Everything below it is built here, from what it uses
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import string
 import time
@@ -20,7 +21,7 @@ from ..auth.hub import SessionHub
 from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
-from ..config import DEFAULT_LIMITS, App
+from ..config import DEFAULT_LIMITS, App, ConfigError
 from ..files.service import FileService
 from ..functions.service import Functions
 from ..hooks.service import Hooks
@@ -37,6 +38,7 @@ from ..ops.limits import LimitOps
 from ..ops.live import LiveOps
 from ..ops.misc import MiscOps
 from ..ops.records import RecordOps
+from ..ops.admin import AdminOps
 from ..ops.rules import RuleOps
 from ..principal import USER, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
@@ -49,7 +51,7 @@ from ..store import migrations
 from ..store.files import Storage
 from ..store.listener import Listener
 from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
-                              outcome_unknown, working)
+                              known_search_configs, outcome_unknown, working)
 from .deadlines import Deadlines
 
 log = logging.getLogger("hapta.gateway")
@@ -82,6 +84,9 @@ class Gateway:
         self.live.realtime.sends, self.live.realtime.sent = hooks.sends, self.records.sent
         self.live.realtime.expanded = self.records.expand
         self.deadlines = Deadlines(app.request_timeout)
+        # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
+        self.peers: dict[Peer, tuple[int, float]] = {}
+        self._numbers = itertools.count(1)
         self.mailer = Mailer(db, Templates(None if app_dir is None else app_dir / "mail"), app.app_name,
                              smtp_url=settings.smtp_url, sender=settings.mail_from, folder=settings.data_dir / "mail",
                              log_links=not settings.production)
@@ -98,8 +103,22 @@ class Gateway:
             AccountOps(db, self.hub, self.mailer, self.limiter, link=self._mail_link,
                        min_password_length=app.min_password_length),
             RuleOps(hooks),
-            FunctionOps(self.functions))
+            FunctionOps(self.functions),
+            AdminOps(db, models, limits, self.limiter, self.live, self._connected))
         self.functions.wire(self._run_as, self.live.channels.announce)
+
+    def opened(self, peer: Peer) -> None:
+        """A socket is open (gateway/connection.py): it is listed by admin.connections until closed()."""
+        self.peers[peer] = (next(self._numbers), time.time())
+
+    def closed(self, peer: Peer) -> None:
+        """The socket ended: forget it everywhere (sessions, subscriptions, channels, the list)."""
+        self.peers.pop(peer, None)
+        self.hub.closed(peer)
+        self.live.disconnect(peer)
+
+    def _connected(self) -> list[tuple[int, Peer, float]]:
+        return [(number, peer, since) for peer, (number, since) in list(self.peers.items())]
 
     @classmethod
     async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
@@ -114,6 +133,11 @@ class Gateway:
                 await migrations.migrate(conn, app_dir / "migrations")
                 await _install_triggers(conn, [c.name for c in app.collections])
                 infos = await introspect(conn, [c.name for c in app.collections])
+                configs = sorted({config for c in app.collections for config in c.search.values()})
+                unknown = set(configs) - await known_search_configs(conn, configs)
+            if unknown:
+                raise ConfigError(f"Collection.search names text-search configuration(s) the database lacks: "
+                                  f"{', '.join(sorted(unknown))} (see pg_ts_config)")
             schema, models = build_models(app, infos)
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
@@ -277,10 +301,18 @@ class Gateway:
             raise HaptaError(BAD_REQUEST, "args are nested too deeply") from None
         except ValueError as exc:   # a MessagePack extension type (codec.refuse_extension)
             raise HaptaError(BAD_REQUEST, str(exc)) from None
+        if principal.is_admin and request.op in ADMIN_CHANGES:   # the dashboard's actions, and any admin's: who did what
+            log.info("admin %s %s%s from %s", request.op, getattr(args, "collection", "") or "",
+                     f" {args.id}" if isinstance(getattr(args, "id", None), str) else "", peer.address)
         if not principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
             await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
                                        collection=getattr(args, "collection", None))
         return await spec.handler(Call(peer, request.op), args)
+
+
+# Ops that change something: an admin's are logged (the op, the collection and id, the address; never the data).
+ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",
+                           "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish"})
 
 
 def _work_keys(peer: Peer) -> tuple[str, ...]:

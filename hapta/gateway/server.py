@@ -30,6 +30,7 @@ from .connection import Connection, Phase
 from .gateway import Gateway
 from .flow import Admission, connection_cap
 from .proxies import client_address
+from .dashboard import is_dashboard, serve_dashboard
 from .static import serve_static
 from .webhooks import GatewayConnection
 
@@ -106,6 +107,8 @@ class Server:
             return _plain(http.HTTPStatus(status), page, "text/html; charset=utf-8")
         if path == "/metrics":
             return self._metrics(connection, request)
+        if is_dashboard(path):
+            return serve_dashboard(path)
         if path.startswith("/files/") and self.gateway.files is not None:
             response = await serve_file(self.gateway.files, request)   # signed URLs of files.url (local backend)
             if origin is not None and self.origin_allowed(origin):   # a page of an allowed origin may fetch() it

@@ -186,6 +186,9 @@ class Records:
     async def list(self, **args: Any) -> dict[str, Any]:
         return await self._run("records.list", {"collection": self.collection, **args})
 
+    async def aggregate(self, **args: Any) -> dict[str, Any]:
+        return await self._run("records.aggregate", {"collection": self.collection, **args})
+
     async def create(self, data: dict[str, Any]) -> dict[str, Any]:
         return await self._run("records.create", {"collection": self.collection, "data": data})
 

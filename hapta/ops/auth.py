@@ -66,6 +66,10 @@ class RevokeArgs(Args):
     user: Text | None = None     # admins: every session of this user
 
 
+class SessionsArgs(Args):
+    user: Text | None = None     # admins: that user's sessions
+
+
 class ImpersonateArgs(Args):
     user: Text
 
@@ -250,10 +254,14 @@ class AuthOps:
         await hub.announce(others, "password changed")
         return {}
 
-    @op("auth.sessions")
-    async def sessions(self, call: Call, args: None) -> dict[str, Any]:
-        """The signed-in user's live sessions (devices), most recently used first."""
+    @op("auth.sessions", SessionsArgs)
+    async def sessions(self, call: Call, args: SessionsArgs) -> dict[str, Any]:
+        """The signed-in user's live sessions (devices), most recently used first; an admin names the `user`."""
         principal = call.principal
+        if args.user is not None:
+            if not principal.is_admin:
+                raise HaptaError(FORBIDDEN, "only an admin lists the sessions of another user")
+            return {"items": [{**item, "current": False} for item in await self.hub.sessions.list(args.user)]}
         if principal.role != USER:
             raise HaptaError(FORBIDDEN, "only a signed-in user has sessions")
         items = await self.hub.sessions.list(principal.user_id)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ..access import NAME as CHANNEL_NAME, may_join
+from ..access import NAME as CHANNEL_NAME, may_join, realtime_filter
 from ..limits import principal_key
 from ..live import Live
 from ..live.bus import BusDown
@@ -81,7 +81,7 @@ class LiveOps:
         if args.snapshot and (args.since is not None or args.id is not None):
             raise HaptaError(BAD_REQUEST, "snapshot is for a collection's subscription, without since or id")
         record_id = None if args.id is None else str(record_key(model, args.id))
-        found = self.records.filter(principal, model, args.filter)
+        found = realtime_filter(self.records.filter(principal, model, args.filter))
         fields = self.records.fields(model, args.fields)
         plan = self.records.expansion(model, args.expand, fields)
         limit = self.max_subscriptions

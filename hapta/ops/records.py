@@ -9,6 +9,7 @@ from ..principal import Peer
 from ..protocol.errors import BAD_REQUEST, HaptaError
 from ..records import batch
 from ..records.idempotency import once
+from ..records.aggregate import DEFAULT_LIMIT, MAX_GROUP_BY, MAX_LIMIT, Aggregate
 from ..records.service import Records
 from ..records.values import INT64
 from .base import Args, Call, op
@@ -38,6 +39,18 @@ class ListArgs(Args):
     fields: FieldNames | None = None
     count: bool = False
     expand: Expand | None = None
+
+
+class AggregateArgs(Args):
+    collection: Name
+    filter: FilterText | None = None
+    group_by: Annotated[list[Name], msgspec.Meta(max_length=MAX_GROUP_BY)] | None = None
+    count: bool = True
+    sum: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    avg: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    min: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    max: Annotated[list[Name], msgspec.Meta(max_length=16)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
 class GetArgs(Args):
@@ -93,6 +106,12 @@ class RecordOps:
         return await self.records.list(call.principal, args.collection, filter=args.filter, sort=args.sort,
                                        page=args.page, per_page=args.per_page, after=args.after, fields=args.fields,
                                        count=args.count, expand=args.expand)
+
+    @op("records.aggregate", AggregateArgs)
+    async def aggregate(self, call: Call, args: AggregateArgs) -> dict[str, Any]:
+        request = Aggregate.of(args.group_by, args.count,
+                               {"sum": args.sum, "avg": args.avg, "min": args.min, "max": args.max}, args.limit)
+        return await self.records.aggregate(call.principal, args.collection, filter=args.filter, request=request)
 
     @op("records.get", GetArgs)
     async def get(self, call: Call, args: GetArgs) -> dict[str, Any]:

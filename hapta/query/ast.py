@@ -13,7 +13,10 @@ from typing import Any, Iterator, Union
 VAR_KINDS = {"user.id": "text", "user.role": "text", "user.verified": "bool", "user.anonymous": "bool",
              "now": "timestamp"}
 
-COMPARE_OPS = ("=", "!=", ">", ">=", "<", "<=", "~", "!~", "in")
+COMPARE_OPS = ("=", "!=", ">", ">=", "<", "<=", "~", "!~", "in", "@@")
+# `field @@ "words"`: PostgreSQL full-text search on a field the app declared searchable (Collection.search). Only
+# the database can answer it (its stemming and stop words are PostgreSQL's), so evaluate() refuses it.
+SEARCH = "@@"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class Var:
 @dataclass(frozen=True, slots=True)
 class Compare:
     left: Operand
-    op: str                        # one of COMPARE_OPS
+    op: str                        # one of COMPARE_OPS; for SEARCH, left is a Field and right a string Literal
     right: Operand
     kind: str | None = None        # set by bind: the kind both sides are compared as
 
@@ -85,6 +88,11 @@ def comparisons(node: Node) -> Iterator[Compare]:
             stack.extend(current.items)
 
 
+def searches(node: Node) -> list[Compare]:
+    """The full-text searches (`@@`) in the tree, in no particular order."""
+    return [compare for compare in comparisons(node) if compare.op == SEARCH]
+
+
 def fields_used(node: Node) -> set[tuple[str, ...]]:
     """Paths of every field the filter reads, including fields read by the guards (and view conditions) of bound
     fields.
@@ -124,9 +132,11 @@ def vars_used(node: Node) -> set[str]:
 
 
 # What a comparison costs the database, beyond the first unit: a relation step is a subquery per row (through the
-# related view rule), `~` a scan of the whole text, an `in` list a unit per LIST_ITEMS items.
+# related view rule), `~` a scan of the whole text, `@@` parsing the text into words wherever the index does not
+# answer (a guarded field, an OR with an unindexed condition), an `in` list a unit per LIST_ITEMS items.
 RELATION_COST = 3
 CONTAINS_COST = 1
+SEARCH_COST = 2
 LIST_ITEMS = 32
 
 
@@ -141,6 +151,8 @@ def cost(node: Node) -> int:
                 total += RELATION_COST
         if compare.op in ("~", "!~"):
             total += CONTAINS_COST
+        elif compare.op == SEARCH:
+            total += SEARCH_COST
         elif compare.op == "in" and isinstance(compare.right, Literal):
             total += len(compare.right.value) // LIST_ITEMS
     return total

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from . import schema as s
-from .ast import VAR_KINDS, And, Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null, relations_used
+from .ast import SEARCH, VAR_KINDS, And, Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null, relations_used
 from .errors import FilterError
 from .values import parse_timestamp
 
@@ -148,6 +148,8 @@ def _bind_compare(node: Compare, table: s.Table, schema: s.Schema) -> Compare:
     left = _bind_operand(node.left, table, schema)
     right = _bind_operand(node.right, table, schema)
     op = node.op
+    if op == SEARCH:
+        return _bind_search(left, right, table)
     if op == "in":
         return _bind_in(left, right)
     if is_null(left) or is_null(right):
@@ -164,6 +166,19 @@ def _bind_compare(node: Compare, table: s.Table, schema: s.Schema) -> Compare:
         if op in ORDERING_OPS and kind not in ORDERED_KINDS:
             raise FilterError(f"'{op}' cannot compare {kind} values")
     return Compare(_coerce(left, kind), op, _coerce(right, kind), kind)
+
+
+def _bind_search(left: Field, right: Literal, table: s.Table) -> Compare:
+    """`field @@ "words"` on a field of the record itself that the app declared searchable: only there does the SQL
+    match the expression of the index the app declared for it."""
+    name = ".".join(left.path)
+    if len(left.path) > 1:
+        raise FilterError(f"'@@' searches a field of the record itself, not '{name}' through a relation")
+    if table.fields[left.path[0]].search is None:
+        searchable = ", ".join(sorted(f.name for f in table.fields.values() if f.search is not None))
+        where = f"searchable here: {searchable}" if searchable else f"{table.name} has no searchable fields"
+        raise FilterError(f"field '{name}' is not searchable with '@@' ({where})")
+    return Compare(left, SEARCH, Literal(right.value, s.TEXT), s.TEXT)
 
 
 def _bind_null_check(left: Operand, op: str, right: Operand) -> Compare:

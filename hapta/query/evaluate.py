@@ -4,6 +4,10 @@ Truth values are True, False or None (SQL's "unknown"): a comparison with a NULL
 unknown (except `= null` / `!= null`), `!unknown` stays unknown, `&&`/`||` follow SQL, and a record
 matches only when the result is True.
 
+`@@` (full-text search) has no Python form: its words are PostgreSQL's (stemming, stop words, the text-search
+configuration), so evaluating it raises Unevaluable rather than guess. Rules may not use it (hapta/models.py) and
+realtime refuses filters with it (access.filters.realtime_filter), so this is a guard that should never trip.
+
 Known difference: `~` lower-cases with Python's str.lower(); PostgreSQL's lower() depends on the
 database locale and can differ outside ASCII (e.g. a final 'Σ' becomes 'ς' in Python, 'σ' in PostgreSQL).
 """
@@ -13,8 +17,12 @@ import operator
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .ast import Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null
+from .ast import SEARCH, Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null
 from .values import comparable, var_value
+
+class Unevaluable(ValueError):
+    """The filter holds a comparison only the database can answer (`@@`)."""
+
 
 _NO_RELATED: Mapping[str, Mapping | None] = MappingProxyType({})
 _ORDER = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -96,6 +104,8 @@ class _Evaluator:
         kind, op = node.kind, node.op
         if kind is None:
             raise ValueError("bind() the filter before evaluating it")
+        if op == SEARCH:
+            raise Unevaluable("'@@' (full-text search) is answered by the database only")
         if is_null(node.left) or is_null(node.right):
             other = node.right if is_null(node.left) else node.left
             is_missing = self.operand(other, kind) is None

@@ -65,6 +65,8 @@ def _next_token(text: str, pos: int) -> tuple[Token, int]:
         return _string(text, pos)
     if _is_digit(char) or (char == "-" and _is_digit(text[pos + 1 : pos + 2])):
         return _number(text, pos)
+    if text.startswith("@@", pos):   # full-text search, before `@` takes it for a variable
+        return Token("op", "@@", pos), pos + 2
     if char == "@":
         return _var(text, pos)
     if _NAME.match(text, pos):

@@ -3,7 +3,7 @@
     expr       := and ( "||" and )*
     and        := unary ( "&&" unary )*
     unary      := "!" unary | "(" expr ")" | comparison
-    comparison := operand OP operand | operand "in" ( list | field )
+    comparison := operand OP operand | operand "in" ( list | field ) | field "@@" string
     operand    := field | @var | string | number | true | false | null
     list       := "[" ( value ( "," value )* )? "]"
 
@@ -13,7 +13,7 @@ hostile input hits a FilterError long before Python's recursion limit.
 """
 from __future__ import annotations
 
-from .ast import And, Compare, Field, Literal, Node, Not, Operand, Or, Var
+from .ast import SEARCH, And, Compare, Field, Literal, Node, Not, Operand, Or, Var
 from .errors import FilterError
 from .lexer import Token, tokenize
 from .memo import SizedMemo, filter_bytes
@@ -121,12 +121,24 @@ class _Parser:
         left = self.operand()
         if self.token.type != "op":
             raise self.fail("an operator")
-        op = self.advance().value
+        operator = self.advance()
+        op = operator.value
+        if op == SEARCH:
+            return self.search(left, operator.pos)
         if op == "in":
             return Compare(left, op, self.in_target())
         if self.token.type == "[":
             raise self.fail("a value (lists are only allowed after 'in')")
         return Compare(left, op, self.operand())
+
+    def search(self, left: Operand, at: int) -> Compare:
+        """`field @@ "words"`: what is searched is a field, what for a string (never a field or a variable: the
+        words are the client's, the text the record's)."""
+        if not isinstance(left, Field):
+            raise FilterError(f"'@@' at {at} needs a field on its left (field @@ \"words\")")
+        if self.token.type != "value" or not isinstance(self.token.value, str):
+            raise self.fail("a string of words to search for after '@@'")
+        return Compare(left, SEARCH, Literal(self.advance().value))
 
     def operand(self) -> Operand:
         token = self.token

@@ -20,6 +20,7 @@ class Field:
     nullable: bool = True
     relation: str | None = None  # name of the related collection when this column holds its id
     guard: Node | None = None    # the field reads as null unless this rule holds for the record (e.g. email)
+    search: str | None = None    # the text-search configuration `@@` searches it with (Collection.search), or None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,13 @@
 Nothing the client typed reaches the SQL text: identifiers are taken from the schema (and checked
 against a strict pattern before quoting), and every value, including variables, is sent as a
 parameter with an explicit cast so PostgreSQL never has to guess a type.
+
+Two comparisons are shaped for the indexes an app declares (docs/performance.md): `a ~ "x"` is
+`lower(a) LIKE '%x%'` (the value lower-cased and LIKE-escaped in SQL, so it answers exactly as
+`strpos(lower(a), lower(x)) > 0` did), which a pg_trgm index on `lower(a) gin_trgm_ops` serves; and
+`a @@ "words"` is `to_tsvector('<config>'::regconfig, a) @@ websearch_to_tsquery(...)`, the very expression
+of a GIN index on `to_tsvector('<config>', a)`. The configuration is a constant, not a parameter (else the
+expression would not be the index's), taken from the app's config and checked as an identifier.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from . import schema as s
-from .ast import And, Compare, Field, Literal, Node, Not, Operand, Var, is_null
+from .ast import SEARCH, And, Compare, Field, Literal, Node, Not, Operand, Var, is_null
 from .values import var_value
 
 PG_TYPES = {
@@ -34,6 +41,19 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 
+def regconfig(name: str) -> str:
+    """A text-search configuration as an SQL constant: only a plain lowercase name (Collection.search is checked
+    at start to be one) ever becomes `'name'::regconfig`."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"refusing to use {name!r} as a text-search configuration")
+    return f"'{name}'::regconfig"
+
+
+# `lower(x)` as a LIKE pattern that matches it anywhere: the LIKE escape character (backslash) and the wildcards
+# in x stand for themselves.
+_CONTAINS_PATTERN = "('%' || replace(replace(replace(lower({}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')"
+
+
 def to_sql(node: Node, table: s.Table, schema: s.Schema, vars: Mapping[str, Any], params: list) -> str:
     """SQL for `node` on rows of `table`, appending values to `params` and using them as $N.
 
@@ -41,6 +61,13 @@ def to_sql(node: Node, table: s.Table, schema: s.Schema, vars: Mapping[str, Any]
     qualified with the table name, so the query must use `FROM "<table>"` without an alias.
     """
     return _Compiler(schema, vars, params).node(node, _Scope(table, table.name))
+
+
+def rank_sql(search: Compare, table: s.Table, schema: s.Schema, vars: Mapping[str, Any], params: list) -> str:
+    """`ts_rank` of a bound `@@` (one of the filter's, hapta.query.ast.searches): how well a row matches it, for a
+    sort by `@rank`."""
+    vector, query = _Compiler(schema, vars, params).search_parts(search, _Scope(table, table.name))
+    return f"ts_rank({vector}, {query})"
 
 
 @dataclass(frozen=True)
@@ -70,16 +97,26 @@ class _Compiler:
         if is_null(node.left) or is_null(node.right):
             other = node.right if is_null(node.left) else node.left
             return f"({self.operand(other, kind, scope)} IS {'NOT ' if op == '!=' else ''}NULL)"
+        if op == SEARCH:
+            vector, query = self.search_parts(node, scope)
+            return f"({vector} @@ {query})"
         left = self.operand(node.left, kind, scope)
         if op == "in":
             return f"({left} = ANY({self.param(list(node.right.value), PG_TYPES[kind] + '[]')}))"
         right = self.operand(node.right, kind, scope)
         if op in ("~", "!~"):
-            return f"(strpos(lower({left}), lower({right})) {'>' if op == '~' else '='} 0)"
+            return f"(lower({left}) {'LIKE' if op == '~' else 'NOT LIKE'} {_CONTAINS_PATTERN.format(right)})"
         if kind == s.TEXT and op not in ("=", "!="):
             # Byte order, which is what Python's str comparison gives; the database collation may differ.
             left += ' COLLATE "C"'
         return f"({left} {SQL_OPS[op]} {right})"
+
+    def search_parts(self, node: Compare, scope: _Scope) -> tuple[str, str]:
+        """(the field's tsvector, the words' tsquery) of a bound `@@`. websearch_to_tsquery takes any text without
+        error (quotes, `or`, `-` are its syntax; everything else is words)."""
+        config = regconfig(scope.table.fields[node.left.path[0]].search)
+        return (f"to_tsvector({config}, {self.field(node.left, scope)})",
+                f"websearch_to_tsquery({config}, {self.param(node.right.value, 'text')})")
 
     def operand(self, operand: Operand, kind: str, scope: _Scope) -> str:
         """SQL for one side of a comparison, as a value of `kind`."""

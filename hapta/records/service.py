@@ -29,9 +29,10 @@ from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
 from ..store.postgres import Database, failure
+from . import aggregate as aggregates
 from .batch import failed_at, resolve_data, resolve_id
+from .cursors import RANK, after_condition, decode_cursor, encode_cursor, keyset_ready, ranked_search, sort_terms
 from .expand import Expander, Plan, plan_of
-from .cursors import after_condition, decode_cursor, encode_cursor, keyset_ready, sort_terms
 from .idempotency import Idempotency, Once
 from .values import database_refusals, invalid, record_key, writable_data
 
@@ -147,20 +148,25 @@ class Records:
                     conn: asyncpg.Connection | None = None) -> dict[str, Any]:
         sql = self.sql(principal, model)
         terms = sort_terms(model, sort)
+        search = ranked_search(terms, found)
         where = [sql.rule(rule_for(model, "list", principal)), sql.filter(found.node if found else None)]
         count_params = len(sql.params)
         count_where = " AND ".join(where)
         if after is not None:
             if page != 1:
                 raise HaptaError(BAD_REQUEST, "use either page or after, not both")
+            if search is not None:
+                raise HaptaError(BAD_REQUEST, f"after cannot continue a sort by {RANK}; page through it with page")
             if not keyset_ready(model, terms):
                 raise HaptaError(BAD_REQUEST, "after needs a sort over fields that are never null")
             where.append(after_condition(sql, terms, decode_cursor(model, terms, after)))
-        order = ", ".join(f'{sql.column(n)} {"DESC" if d else "ASC"}' for n, d in terms)
-        sort_keys = ", ".join(f'"{model.name}"."{n}" AS "__k{i}"' for i, (n, _) in enumerate(terms))
+        order = ", ".join(f'{sql.rank(search) if n == RANK else sql.column(n)} {"DESC" if d else "ASC"}'
+                          for n, d in terms)
+        # the cursor's values (a sort by @rank has no cursor: keyset_ready)
+        sort_keys = "".join(f', "{model.name}"."{n}" AS "__k{i}"' for i, (n, _) in enumerate(terms) if n != RANK)
         limit = sql.param(per_page + 1)
         offset = sql.param((page - 1) * per_page)
-        statement = (f'SELECT {sql.select_list(fields)}, {sort_keys} FROM "{model.name}" '
+        statement = (f'SELECT {sql.select_list(fields)}{sort_keys} FROM "{model.name}" '
                      f'WHERE {" AND ".join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}')
         async with nullcontext(conn) if conn is not None else self.db.acquire() as conn:
             rows = await conn.fetch(statement, *sql.params)
@@ -177,6 +183,27 @@ class Records:
         if total is not None:
             result["total"] = total
         return result
+
+    async def aggregate(self, principal: Principal, collection: str, *, filter: str | None,
+                        request: aggregates.Aggregate) -> dict[str, Any]:
+        """Counts, sums, averages, minima and maxima over what records.list would list (its rule, the filter bound
+        as it binds it), through the read cache under the same kind of key. A collection whose before_send hook
+        decides per record what a reader sees is for admins only here: an aggregate cannot honour it."""
+        model = self.model(collection)
+        rule = rule_for(model, "list", principal)
+        aggregates.check(model, principal, request)
+        if self.hooks.sends(model.name) and not principal.is_admin:
+            raise HaptaError(FORBIDDEN, f"records.aggregate on {model.name} is for admins only: its before_send hook "
+                             f"decides record by record what a reader sees")
+        found = self.filter(principal, model, filter)
+        key, tables = query_key(model, "list", principal, found, request.fields, ("aggregate", request))
+        return await self.read(key, tables, lambda: self._aggregate(principal, model, rule, found, request))
+
+    async def _aggregate(self, principal: Principal, model: Model, rule: Rule, found: BoundFilter | None,
+                         request: aggregates.Aggregate) -> dict[str, Any]:
+        sql = self.sql(principal, model)
+        statement = aggregates.statement(sql, rule, found, request)
+        return aggregates.groups(await self.db.fetch(statement, *sql.params), request)
 
     async def get(self, principal: Principal, collection: str, record_id: str,
                   fields: list[str] | None, expand: list[str] | None = None) -> dict[str, Any]:

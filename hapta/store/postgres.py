@@ -372,6 +372,12 @@ def failure(exc: BaseException) -> HaptaError | None:
     return None
 
 
+async def known_search_configs(conn: asyncpg.Connection, names: list[str]) -> set[str]:
+    """Which of these text-search configurations (Collection.search) the database has."""
+    rows = await conn.fetch("SELECT cfgname FROM pg_ts_config WHERE cfgname = ANY($1::text[])", names)
+    return {row["cfgname"] for row in rows}
+
+
 async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, TableInfo]:
     """Describe the tables named (in the current schema) that exist."""
     tables: dict[str, TableInfo] = {}

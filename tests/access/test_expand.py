@@ -4,6 +4,8 @@ view it, with its guarded fields as the reader may read them; records.get, recor
 reader's load and realtime events all answer alike."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hapta.protocol.errors import HaptaError
@@ -29,6 +31,13 @@ async def _expanded(device, collection: str, record_id: str, expand: list[str]) 
     return answers[0]
 
 
+async def _counted(device, post_id: str, likes: int, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while (await device.call("records.get", {"collection": "posts", "id": post_id}))["likes"] != likes:
+        assert asyncio.get_running_loop().time() < deadline, f"the post did not reach {likes} likes"
+        await asyncio.sleep(0.02)
+
+
 async def _refused(coroutine) -> HaptaError:
     with pytest.raises(HaptaError) as error:
         await coroutine
@@ -47,6 +56,7 @@ async def test_every_relation_of_the_demo_app_for_users_anon_and_admin(harness):
         "post": public["id"], "author": bob.user["id"], "text": "also nice"}})
     like = await bob.call("records.create", {"collection": "likes", "data": {
         "post": public["id"], "user": bob.user["id"]}})
+    await _counted(alice, public["id"], likes=1)   # the likes hook runs after the commit: let it land first
     await alice.call("records.update", {"collection": "posts", "id": later_private["id"], "data": {"public": False}})
     message = await alice.call("records.create", {"collection": "messages", "data": {
         "sender": alice.user["id"], "recipient": bob.user["id"], "text": "hi bob"}})

@@ -27,6 +27,8 @@ app = App(
             list=POST_VISIBLE, view=POST_VISIBLE,
             create=f"{SIGNED_IN} && {OWN}", update=OWN, delete=OWN,
             readonly=("likes",),              # kept by a rules hook
+            # `text @@ "words"` in filters: full-text search in English (its GIN index: migrations/0002_search.sql)
+            search={"text": "english"},
             # Up to 4 pictures or short videos per post, recognised by their content; files.* ops keep the list.
             files={"media": FileField(max_size=25 * 1024 * 1024, max_count=4,
                                       types=("image/png", "image/jpeg", "image/gif", "image/webp", "video/mp4"))},

@@ -83,6 +83,12 @@ async def post_with_comment(ctx, args):
     return [result["id"] for result in done["results"]]
 
 @call(allow="")
+async def count_mine(ctx, args):
+    """ctx.records(...).aggregate under the caller's list rule."""
+    found = await ctx.records("posts").aggregate(filter="author = @user.id")
+    return found["groups"][0]["count"]
+
+@call(allow="")
 async def notify(ctx, args):
     await ctx.publish(f"user:{args['to']}", {"from": ctx.user_id, "text": args["text"]})
     return "sent"
@@ -244,6 +250,7 @@ async def test_ctx_batch_writes_all_or_nothing_under_the_callers_rules(connect):
         "text": "never kept", "author": bob_session["user"]["id"]}}) == "FORBIDDEN"
     page = await alice.call("records.list", {"collection": "posts", "filter": 'text = "never kept"', "count": True})
     assert page["total"] == 0
+    assert await alice.call("functions.call", {"name": "count_mine"}) == 1
 
 
 async def test_ctx_publish_reaches_a_channels_members(connect):

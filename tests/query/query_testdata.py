@@ -31,7 +31,7 @@ SCHEMA = bind_guards(Schema({
         "posts",
         Field("id", "text", nullable=False),
         Field("author", "text", relation="users"),
-        Field("text", "text"),
+        Field("text", "text", search="english"),
         Field("public", "bool"),
         Field("score", "int"),
         Field("rating", "float"),
@@ -87,6 +87,8 @@ POST_ROWS = [
     ("p10", "bob", "multi\nline /* c */", True, -(2**63), -1e-300, ts("2024-06-01T12:00:00+00:00"), None, None, "s10", None),
     ("p11", "alice", "Zebra", False, 3, 3.5, ts("2024-06-01T12:00:00.000001+00:00"), None, None, "zz", None),
     ("p12", None, None, None, None, None, None, None, None, None, None),
+    # LIKE's wildcards and escape character, which `~` must read as themselves
+    ("p13", None, "100% off_sale \\ a\\%b a_b", None, None, None, None, None, None, None, None),
 ]
 
 COMMENT_ROWS = [

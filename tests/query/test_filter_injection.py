@@ -70,15 +70,18 @@ ATTACKS = [
 # Everything the compiler itself may write; anything else in the SQL would have come from the user.
 _WORDS = {
     "SELECT", "FROM", "AS", "WHERE", "AND", "OR", "NOT", "IS", "NULL", "CASE", "WHEN", "THEN", "END",
-    "ANY", "COLLATE", "strpos", "lower", "text", "int8", "float8", "bool", "timestamptz", "uuid", "jsonb",
+    "ANY", "COLLATE", "lower", "LIKE", "replace", "text", "int8", "float8", "bool", "timestamptz", "uuid", "jsonb",
+    "to_tsvector", "websearch_to_tsquery", "regconfig",
 }
+# The string constants it may write: the LIKE pattern's pieces for `~`, the text-search configuration for `@@`.
+_CONSTANTS = {"'%'", "'\\'", "'\\\\'", "'\\%'", "'_'", "'\\_'", "'english'"}
 _IDENTIFIERS = (
     {name for name in SCHEMA.tables}
     | {field for table in SCHEMA.tables.values() for field in table.fields}
     | {f"r_{field}" for table in SCHEMA.tables.values() for field in table.fields}
     | {"C"}
 )
-_TOKEN = re.compile(r'\s+|\$[0-9]+|::|[A-Za-z_][A-Za-z0-9_]*|"[^"]*"|<>|<=|>=|[()\[\],.=<>]|0')
+_TOKEN = re.compile(r'\s+|\$[0-9]+|::|[A-Za-z_][A-Za-z0-9_]*|"[^"]*"|\'[^\']*\'|<>|<=|>=|\|\||@@|[()\[\],.=<>]|0')
 
 
 def sql_vocabulary_violations(sql: str) -> list[str]:
@@ -90,6 +93,8 @@ def sql_vocabulary_violations(sql: str) -> list[str]:
             return bad + [sql[pos:]]
         token, pos = match.group(), match.end()
         if token.startswith('"') and token[1:-1] not in _IDENTIFIERS:
+            bad.append(token)
+        elif token.startswith("'") and token not in _CONSTANTS:
             bad.append(token)
         elif token[0].isalpha() and token not in _WORDS:
             bad.append(token)

@@ -11,6 +11,7 @@ from hapta.query.sql import quote
 
 from query_testdata import COMMENTS, POSTS, SCHEMA, UUID1
 
+CONTAINS = "('%' || replace(replace(replace(lower({}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')"
 VARS = {"user.id": "u1", "user.role": "admin", "now": datetime(2024, 1, 1, tzinfo=timezone.utc)}
 
 
@@ -29,9 +30,13 @@ def sql(text: str, table: Table = POSTS, params: list | None = None, variables=V
         ("text = null", '("posts"."text" IS NULL)', []),
         ("null != text", '("posts"."text" IS NOT NULL)', []),
         ("meta = null", '("posts"."meta" IS NULL)', []),
-        ('text ~ "a"', '(strpos(lower("posts"."text"), lower($1::text)) > 0)', ["a"]),
-        ('text !~ "a"', '(strpos(lower("posts"."text"), lower($1::text)) = 0)', ["a"]),
-        ('ref ~ "a"', '(strpos(lower("posts"."ref"::text), lower($1::text)) > 0)', ["a"]),
+        # `~` as LIKE, which a pg_trgm index on lower(text) serves: the value lower-cased and escaped in SQL
+        ('text ~ "a"', '(lower("posts"."text") LIKE ' + CONTAINS.format("$1::text") + ')', ["a"]),
+        ('text !~ "a"', '(lower("posts"."text") NOT LIKE ' + CONTAINS.format("$1::text") + ')', ["a"]),
+        ('ref ~ "a"', '(lower("posts"."ref"::text) LIKE ' + CONTAINS.format("$1::text") + ')', ["a"]),
+        # `@@` as the expression of a GIN index on to_tsvector('english', text): the configuration a constant
+        ('text @@ "cats dogs"', """(to_tsvector('english'::regconfig, "posts"."text") @@ """
+                                """websearch_to_tsquery('english'::regconfig, $1::text))""", ["cats dogs"]),
         ('text < "b"', '("posts"."text" COLLATE "C" < $1::text)', ["b"]),
         ("score in [1, 2]", '("posts"."score" = ANY($1::int8[]))', [[1, 2]]),
         ('text in ["a", null]', '("posts"."text" = ANY($1::text[]))', [["a", None]]),

@@ -160,3 +160,32 @@ async def test_the_reconnecting_client_sends_writes_with_a_key(gateway):
         assert page["total"] == 3
     finally:
         await hapta.close()
+
+
+async def test_the_python_clients_records_methods(gateway):
+    """hapta.records(...) and hapta.batch: the issue's ops through the reconnecting client over a real socket;
+    its writes carry keys, so a repeat with the same key is the first answer."""
+    from hapta.reconnect import Hapta
+    hapta = await Hapta.connect(gateway.url, backoff=(0.05, 0.5))
+    try:
+        name = "r" + secrets.token_hex(5)
+        user = (await hapta.register(email=f"{name}@example.com", password=PASSWORD, username=name))["user"]
+        posts = hapta.records("posts")
+        post = await posts.create({"author": user["id"], "text": f"{name} pythons and snakes", "public": True})
+        done = await hapta.batch([
+            {"op": "create", "collection": "comments", "data": {"post": post["id"],
+                                                                "author": user["id"], "text": "one"}},
+            {"op": "update", "collection": "posts", "id": post["id"], "data": {"text": f"{name} pythons"}}])
+        assert done["results"][1]["text"] == f"{name} pythons"
+        key = _key()
+        assert await posts.update(post["id"], {"public": False}, idempotency_key=key) == \
+            await posts.update(post["id"], {"public": False}, idempotency_key=key)
+        found = await posts.list(filter=f'text @@ "{name}"', sort="-@rank", expand=["author"])
+        assert [p["id"] for p in found["items"]] == [post["id"]]
+        assert found["items"][0]["expand"]["author"]["id"] == user["id"]
+        assert (await posts.get(post["id"], expand=["author"]))["expand"]["author"]["email"] == user["email"]
+        counted = await hapta.records("comments").aggregate(filter=f'post = "{post["id"]}"')
+        assert counted["groups"][0]["count"] == 1
+        await posts.delete(post["id"])
+    finally:
+        await hapta.close()

@@ -360,6 +360,11 @@ var Records = class {
   list(options = {}) {
     return this.hapta.call("records.list", { collection: this.collection, ...options });
   }
+  /** Counts, sums, averages, minima and maxima of what `list` would list for you, in groups:
+   * `aggregate({ group_by: ["author"], sum: ["likes"] })`. */
+  aggregate(options = {}) {
+    return this.hapta.call("records.aggregate", { collection: this.collection, ...options });
+  }
   get(id, options = {}) {
     return this.hapta.call("records.get", { collection: this.collection, id, ...options });
   }

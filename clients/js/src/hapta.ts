@@ -92,6 +92,48 @@ export interface Page<T> {
   total?: number;
 }
 
+/** What records.list takes. `filter` may search declared fields (`text @@ "cats dogs"`); `sort` may then order
+ * by how well a record matches that one search: "-@rank" (best first) or "@rank", paged by `page` (not `after`). */
+export interface ListOptions {
+  filter?: string;
+  sort?: string;
+  page?: number;
+  per_page?: number;
+  after?: string;
+  fields?: string[];
+  count?: boolean;
+  /** Relations to embed under `record.expand`: `["author", "post.author"]`. */
+  expand?: string[];
+}
+
+/** What records.aggregate takes: groups (by up to 3 fields) of what records.list would list for you. */
+export interface AggregateOptions {
+  filter?: string;
+  group_by?: string[];
+  /** Count each group's records (default true). */
+  count?: boolean;
+  sum?: string[];
+  avg?: string[];
+  min?: string[];
+  max?: string[];
+  /** Groups answered at most (default 100, 1-1000); `more` says there were others. */
+  limit?: number;
+}
+
+export interface AggregateGroup {
+  key: Record<string, unknown>;
+  count?: number;
+  sum?: Record<string, number | null>;
+  avg?: Record<string, number | null>;
+  min?: Record<string, unknown>;
+  max?: Record<string, unknown>;
+}
+
+export interface Aggregates {
+  groups: AggregateGroup[];
+  more: boolean;
+}
+
 export interface Change<T> {
   action: "create" | "update" | "delete";
   collection: string;
@@ -217,9 +259,14 @@ export class Records<T = Json> {
   constructor(private readonly hapta: Hapta, readonly collection: string) {}
 
   /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
-  list(options: { filter?: string; sort?: string; page?: number; per_page?: number; after?: string;
-                  fields?: string[]; count?: boolean; expand?: string[] } = {}): Promise<Page<T>> {
+  list(options: ListOptions = {}): Promise<Page<T>> {
     return this.hapta.call("records.list", { collection: this.collection, ...options });
+  }
+
+  /** Counts, sums, averages, minima and maxima of what `list` would list for you, in groups:
+   * `aggregate({ group_by: ["author"], sum: ["likes"] })`. */
+  aggregate(options: AggregateOptions = {}): Promise<Aggregates> {
+    return this.hapta.call("records.aggregate", { collection: this.collection, ...options });
   }
 
   get(id: string, options: { fields?: string[]; expand?: string[] } = {}): Promise<T> {

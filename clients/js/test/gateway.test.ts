@@ -71,6 +71,19 @@ describe("records", () => {
     await stop();
   });
 
+  it("searches with @@, best match first, and counts in groups what it may list", async () => {
+    const { hapta, user } = await signedUp();
+    const posts = hapta.records<Post>("posts");
+    const word = uniqueName("zq");
+    const once = await posts.create({ author: user.id, text: `${word} cats, then a long tail of other words`, public: true });
+    const often = await posts.create({ author: user.id, text: `${word} cats cats cats`, public: false });
+    const ranked = await posts.list({ filter: `text @@ "${word} cats"`, sort: "-@rank" });
+    expect(ranked.items.map((p) => p.id)).toEqual([often.id, once.id]);
+    const counted = await posts.aggregate({ filter: `text @@ "${word}"`, group_by: ["public"], max: ["version"] });
+    expect(counted).toEqual({ groups: [{ key: { public: false }, count: 1, max: { version: 1 } },
+                                       { key: { public: true }, count: 1, max: { version: 1 } }], more: false });
+  });
+
   it("speaks MessagePack too, with records that look the same as in JSON", async () => {
     const { hapta, user, email } = await signedUp();
     const binary = await connect({ protocol: "msgpack" });
