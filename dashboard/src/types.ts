@@ -1,7 +1,7 @@
 // The shapes of the admin ops' answers (hapta/ops/admin.py, docs/protocol.md).
 export type Json = Record<string, unknown>;
 
-export interface FileSpec { max_size: number; max_count: number; types: string[] }
+export interface FileSpec { max_size: number; max_count: number; types: string[] | null }
 
 export interface Field {
   name: string;
@@ -10,6 +10,9 @@ export interface Field {
   hidden: boolean;
   guarded: string | null;
   readonly: boolean;
+  /** A client may set it (records.create/update); absent from older gateways. */
+  writable?: boolean;
+  required?: boolean;
   file: FileSpec | null;
 }
 
@@ -29,8 +32,9 @@ export interface Metrics {
   at: number;
   connections: number;
   subscriptions: number;
+  /** Requests answered (in), and realtime events sent (out): totals since the process started. */
   requests: number;
-  messages: number;
+  events: number;
   errors: number;
   p99_ms: number | null;
   cache_hits: number;

@@ -306,6 +306,7 @@ describe("for anyone but an admin", () => {
     ["admin.schema", {}], ["admin.connections", {}], ["admin.channels", {}], ["admin.limits", {}],
     ["admin.metrics", {}], ["rules.status", {}], ["functions.list", {}], ["functions.runs", { name: "x" }],
     ["functions.dead", { name: "x" }], ["functions.retry", { id: 1 }], ["auth.impersonate", { user: "x" }],
+    ["auth.sessions", { user: "someone-else" }], ["admin.limits", { user: "someone-else" }],
   ];
 
   for (const who of ["anon", "user"] as const) {
@@ -317,8 +318,6 @@ describe("for anyone but an admin", () => {
           const refused = await hapta.call(op, args).then(() => null, (error: HaptaError) => error);
           expect(refused?.code, `${op} as ${who}`).toBe("FORBIDDEN");
         }
-        const other = await hapta.call("auth.sessions", { user: "someone-else" }).catch((error) => error);
-        expect(other).toBeInstanceOf(HaptaError);   // never another user's sessions
       } finally {
         hapta.close();
       }

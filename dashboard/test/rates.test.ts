@@ -3,7 +3,7 @@ import { point } from "../src/rates.ts";
 import type { Metrics } from "../src/types.ts";
 
 const sample = (at: number, messages: number, hits: number, loads: number): Metrics => ({
-  at, connections: 3, subscriptions: 1, requests: 0, messages, errors: 0, p99_ms: 4.5, cache_hits: hits,
+  at, connections: 3, subscriptions: 1, requests: messages - 100, events: 100, errors: 0, p99_ms: 4.5, cache_hits: hits,
   cache_loads: loads, feed_lag_ms: 12,
 });
 

@@ -30,7 +30,7 @@ function CollectionCard({ collection }: { collection: CollectionInfo }) {
                 {field.readonly && <span class="badge">readonly</span>}
                 {field.file && (
                   <span class="badge">≤ {field.file.max_count} × {bytes(field.file.max_size)}
-                    {field.file.types.length ? `, ${field.file.types.join(" ")}` : ""}</span>
+                    {field.file.types?.length ? `, ${field.file.types.join(" ")}` : ", any type"}</span>
                 )}
               </td>
             </tr>

@@ -44,11 +44,12 @@ export function Overview() {
             </Figure>
             <Figure label="Subscriptions" value={String(now.subscriptions)} />
             <Figure label="Requests" value={String(now.requests)} />
+            <Figure label="Events sent" value={String(now.events)} />
             <Figure label="Errors" value={String(now.errors)} />
           </div>
         )}
       </Loading>
-      <p class="muted">This gateway process, every 2 s; rates from the change between samples.</p>
+      <p class="muted">This gateway process, every 2 s; rates from the change between samples (messages: requests answered and realtime events sent).</p>
     </section>
   );
 }

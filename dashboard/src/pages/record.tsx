@@ -8,11 +8,13 @@ import { bytes, JsonView, Problem } from "../ui.tsx";
 
 const SYSTEM = new Set(["id", "created", "updated", "version"]);
 
-/** What an edit may change: not the system columns, not files (files.* ops keep those), not hidden fields. */
+/** What an edit may change: what the gateway calls writable (not the system columns, not files: files.* ops keep
+ * those, not hidden or read-only fields). */
 function editable(collection: CollectionInfo, record: Json): Json {
   const out: Json = {};
   for (const field of collection.fields) {
-    if (SYSTEM.has(field.name) || field.file || field.hidden || !(field.name in record)) continue;
+    const writable = field.writable ?? !(SYSTEM.has(field.name) || field.hidden || field.readonly);
+    if (!writable || field.file || !(field.name in record)) continue;
     out[field.name] = record[field.name];
   }
   return out;
