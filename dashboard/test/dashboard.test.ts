@@ -58,7 +58,9 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
   beforeAll(async () => {
     // Signing in as admin is limited to 5 a minute per address, and every connection of this test comes from
     // 127.0.0.1: the dashboard, its impersonating connection and the checks below sign in more often than that.
-    gateway = await startGateway('limits={**app.limits, "auth.admin": Limit(100, per=60)}');
+    // A failed @on run is retried quickly here: the dead letter it becomes is on the Workers & functions page.
+    gateway = await startGateway('limits={**app.limits, "auth.admin": Limit(100, per=60)}, function_retries=(0.1,)',
+                                 [], { functions: join(__dirname, "functions") });
     // older than the posts below, so that those are the first page by `-created`
     const dora = await person("dora");
     for (let i = 0; i < 25; i++) {   // past records.create's burst the client waits out RATE_LIMITED by itself
@@ -261,20 +263,41 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     await shot("live");
   });
 
-  it("Limits: the configured limits, and one user's standing", async () => {
+  it("Limits: the configured limits, and one address's standing", async () => {
     await open("limits");
     await page.locator('tr[data-limit="records.create"]').waitFor(SEEN);
-    await page.fill("#standing-of", ann.id);
+    // every person of this test registered from 127.0.0.1: auth.register (10 an hour per address) shows it
+    await page.selectOption("#standing select", "address");
+    await page.fill("#standing-of", "127.0.0.1");
     await page.click("#standing button[type=submit]");
-    await page.locator("#limits th", { hasText: "remaining" }).waitFor(SEEN);
+    const register = page.locator('tr.used[data-limit="auth.register"]');
+    await register.waitFor(SEEN);
+    const remaining = Number(await register.locator("td:nth-child(4)").textContent());
+    expect(remaining).toBeLessThanOrEqual(10 - 4);   // ann, ben, carl, dora
+    expect(await register.locator("td:nth-child(5)").textContent()).toMatch(/^in \d+ (s|min)$/);
     await shot("limits");
   });
 
-  it("Workers & functions: the rule workers' status and the app's functions", async () => {
+  it("Workers & functions: the rule workers, a function's runs with their logs, a dead letter run again", async () => {
+    const fay = await person("fay");
+    const messages = fay.hapta.records("messages");
+    const fine = await messages.create({ sender: fay.id, recipient: ben.id, text: "hello ben" });
+    const bad = await messages.create({ sender: fay.id, recipient: ben.id, text: "an undeliverable one" });
     await open("functions");
     await page.locator("#rule-workers .figure").first().waitFor(SEEN);
-    await page.locator("#functions").waitFor(SEEN);
+    const row = page.locator("#functions tr[data-function]", { hasText: "deliver" });
+    await row.waitFor(SEEN);
+    await row.locator("a").click();
+    const runs = page.locator("#runs tbody tr");
+    // the good message's run with its log line, and the bad one's failures
+    await page.locator("#runs tr", { hasText: `delivering message ${fine.id}` }).waitFor(SEEN);
+    await page.locator("#runs tr.bad", { hasText: "the recipient's inbox is closed" }).first().waitFor(SEEN);
+    expect(await runs.count()).toBeGreaterThanOrEqual(3);
+    // after its retry, the bad one is a dead letter
+    await page.locator(".dead", { hasText: bad.id }).waitFor(SEEN);
     await shot("functions");
+    await page.locator(".dead", { hasText: bad.id }).locator("button", { hasText: "Run again" }).click();
+    await page.locator("[role=status]", { hasText: "failed" }).waitFor(SEEN);   // it is still undeliverable
   });
 
   it("nothing on any page failed or was refused by the policy", () => {

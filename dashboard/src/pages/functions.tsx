@@ -14,7 +14,7 @@ interface Dead { id: number; position: number; change: Json; error: string; at: 
 
 export function Functions({ detail }: { detail: string }) {
   const rules = useCall((h) => h.call<Json>("rules.status"), [], 2000);
-  const list = useCall((h) => h.call<{ functions: FunctionRow[] }>("functions.list"), [], 5000);
+  const list = useCall((h) => h.call<{ functions: FunctionRow[] }>("functions.list"), [], 2000);
   return (
     <section>
       <h3>Rule workers</h3>
@@ -69,8 +69,9 @@ function Hooks({ hooks }: { hooks: Record<string, string[]> }) {
 
 function FunctionDetail({ name }: { name: string }) {
   const hapta = useHapta();
-  const runs = useCall((h) => h.call<{ runs: Run[] }>("functions.runs", { name }), [name], 5000);
-  const dead = useCall((h) => h.call<{ dead: Dead[] }>("functions.dead", { name }), [name]);
+  // both are read again every 2 s: a change's run, its retries and its dead letter arrive while one looks
+  const runs = useCall((h) => h.call<{ runs: Run[] }>("functions.runs", { name }), [name], 2000);
+  const dead = useCall((h) => h.call<{ dead: Dead[] }>("functions.dead", { name }), [name], 2000);
   const [retried, setRetried] = useState<string | null>(null);
   const retry = async (id: number) => {
     try {
@@ -107,7 +108,7 @@ function FunctionDetail({ name }: { name: string }) {
       <Loading when={dead.data} failed={dead.error}>
         {dead.data?.dead.length === 0 && <p class="muted">None.</p>}
         {dead.data?.dead.map((d) => (
-          <article class="card" key={d.id}>
+          <article class="card dead" key={d.id}>
             <p>#{d.id} at {when(d.at)} (position {d.position}): <span class="error">{d.error}</span></p>
             <JsonView value={d.change} />
             <button onClick={() => retry(d.id)}>Run again</button>

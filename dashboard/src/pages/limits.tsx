@@ -1,7 +1,12 @@
 // The configured rate limits, and for one user id or client address typed in, how much of each they have left.
 import { useState } from "preact/hooks";
 import { useCall } from "../hooks.ts";
-import { Loading, Problem, when } from "../ui.tsx";
+import { Loading, Problem } from "../ui.tsx";
+
+/** `reset` is seconds until the bucket holds its full burst again. */
+function seconds(value: number): string {
+  return value < 90 ? `${Math.ceil(value)} s` : `${Math.ceil(value / 60)} min`;
+}
 
 interface LimitRow { name: string; rate: number; per: number; burst: number | null; remaining: number | null;
                      reset: number | null }
@@ -33,9 +38,10 @@ export function Limits() {
             {whose && <><th>remaining</th><th>full again</th></>}</tr></thead>
           <tbody>
             {limits.data?.limits.map((l) => (
-              <tr key={l.name} data-limit={l.name}>
+              <tr key={l.name} data-limit={l.name}
+                  class={l.remaining !== null && l.remaining < (l.burst ?? l.rate) ? "used" : undefined}>
                 <td><code>{l.name}</code></td><td>{l.rate} per {l.per} s</td><td>{l.burst ?? l.rate}</td>
-                {whose && <><td>{l.remaining ?? "—"}</td><td>{l.reset ? when(l.reset) : "—"}</td></>}
+                {whose && <><td>{l.remaining ?? "—"}</td><td>{l.reset ? `in ${seconds(l.reset)}` : "—"}</td></>}
               </tr>
             ))}
           </tbody>
