@@ -13,6 +13,8 @@ export interface Field {
   /** A client may set it (records.create/update); absent from older gateways. */
   writable?: boolean;
   required?: boolean;
+  /** The text-search configuration `field @@ "words"` uses, when the field is searchable. */
+  search?: string | null;
   file: FileSpec | null;
 }
 

@@ -28,6 +28,8 @@ function CollectionCard({ collection }: { collection: CollectionInfo }) {
                 {field.hidden && <span class="badge">hidden</span>}
                 {field.guarded !== null && <span class="badge" title={field.guarded}>guarded: {field.guarded}</span>}
                 {field.readonly && <span class="badge">readonly</span>}
+                {field.required && <span class="badge">required</span>}
+                {field.search && <span class="badge">search: {field.search}</span>}
                 {field.file && (
                   <span class="badge">≤ {field.file.max_count} × {bytes(field.file.max_size)}
                     {field.file.types?.length ? `, ${field.file.types.join(" ")}` : ", any type"}</span>

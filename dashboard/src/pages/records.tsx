@@ -5,7 +5,7 @@ import type { Change, Page } from "../../../clients/js/src/hapta.ts";
 import { describe } from "../gateway.ts";
 import { useCall, useHapta, useSettled } from "../hooks.ts";
 import type { CollectionInfo, Json, Schema, StoredFile } from "../types.ts";
-import { cell, Loading, Problem } from "../ui.tsx";
+import { cell, Loading, Problem, when } from "../ui.tsx";
 import { RecordPanel } from "./record.tsx";
 
 const PAGE_SIZES = [10, 20, 50, 100];
@@ -40,7 +40,8 @@ function columnsOf(collection: CollectionInfo): string[] {
 /** A file field's cell: how many files and their names (the pictures are in the record's panel). */
 function fileNames(value: unknown): string {
   const stored = Array.isArray(value) ? (value as StoredFile[]) : [];
-  return stored.length === 0 ? "" : `${stored.length} 📎 ${cell(stored.map((f) => f.name).join(", "), 40)}`;
+  const names = cell(stored.map((f) => f.name).join(", "), 40);
+  return stored.length === 0 ? "" : `${stored.length} file${stored.length === 1 ? "" : "s"}: ${names}`;
 }
 
 function Grid({ collection }: { collection: CollectionInfo }) {
@@ -94,6 +95,8 @@ function Grid({ collection }: { collection: CollectionInfo }) {
 
   const columns = columnsOf(collection);
   const files = new Set(collection.fields.filter((f) => f.file).map((f) => f.name));
+  // timestamps in the reader's own time (the exact value in the cell's tooltip and the record's JSON)
+  const times = new Set(collection.fields.filter((f) => f.kind === "timestamp").map((f) => f.name));
   const sortBy = (column: string) => setSort((now) => (now === column ? `-${column}` : column));
   const arrow = (column: string) => (sort === column ? " ▲" : sort === `-${column}` ? " ▼" : "");
   const record = rows.find((r) => r.id === selected) ?? null;
@@ -116,7 +119,11 @@ function Grid({ collection }: { collection: CollectionInfo }) {
           {rows.map((row) => (
             <tr key={row.id as string} data-id={row.id as string} onClick={() => setSelected(row.id as string)}
                 class={[row.id === selected ? "selected" : "", fresh.has(row.id as string) ? "fresh" : ""].join(" ")}>
-              {columns.map((c) => <td key={c}>{files.has(c) ? fileNames(row[c]) : cell(row[c])}</td>)}
+              {columns.map((c) => (
+                <td key={c} title={times.has(c) ? String(row[c]) : undefined}>
+                  {files.has(c) ? fileNames(row[c]) : times.has(c) ? when(row[c]) : cell(row[c])}
+                </td>
+              ))}
             </tr>
           ))}
         </tbody>
