@@ -22,8 +22,8 @@ def npm() -> str:
 
 
 def test_the_dashboards_own_logic(npm):
-    """Its pure parts (rates from metric samples), without a browser."""
-    done = subprocess.run([npm, "test", "--", "test/rates"], cwd=SOURCE, env={**os.environ, "CI": "true",
+    """Its pure parts (rates from metric samples, typed text as a filter literal), without a browser."""
+    done = subprocess.run([npm, "test", "--", "test/rates", "test/filter"], cwd=SOURCE, env={**os.environ, "CI": "true",
                           "NO_COLOR": "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -2,16 +2,12 @@
 // app through their eyes.
 import { useState } from "preact/hooks";
 import type { Page } from "../../../clients/js/src/hapta.ts";
+import { quoted } from "../filter.ts";
 import { describe } from "../gateway.ts";
 import { useCall, useHapta, useSettled } from "../hooks.ts";
 import type { Json } from "../types.ts";
 import { Loading, Problem, when } from "../ui.tsx";
 import { Impersonation } from "./impersonate.tsx";
-
-/** A string literal of the filter language: what was typed can never end the string early. */
-export function quoted(text: string): string {
-  return JSON.stringify(text);
-}
 
 export function Users({ detail }: { detail: string }) {
   const [typed, setTyped] = useState("");
