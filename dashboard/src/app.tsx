@@ -1,6 +1,6 @@
 // The shell: sign-in, then a left nav of pages, each drawn from admin-only ops on one connection. When that
 // connection drops, the client's own reconnect cannot sign in again as admin (it knows sessions and anon keys
-// only), so the shell opens a new connection with the key it holds in memory and draws the page afresh on it.
+// only), so the shell closes it and opens a new connection with the key it holds in memory.
 import { useEffect, useState } from "preact/hooks";
 import { connectAsAdmin, HaptaError, type Hapta } from "./gateway.ts";
 import { AdminKey, Connection } from "./hooks.ts";
@@ -39,8 +39,9 @@ export function useRoute(): [string, string] {
   return at;
 }
 
-/** `generation` counts connections: a new one draws the page afresh (its subscriptions and polls start over). */
-interface Signed { hapta: Hapta; key: string; generation: number }
+/** The connection and the key it was signed in with. A new connection reaches the pages through the context: their
+ * calls and subscriptions depend on it and start over on it, while what was typed (a filter, a search) stays. */
+interface Signed { hapta: Hapta; key: string }
 
 export function App() {
   const [signed, setSigned] = useState<Signed | null>(null);
@@ -57,7 +58,7 @@ export function App() {
       for (let wait = 500; live; wait = Math.min(wait * 2, 5000)) {
         try {
           const hapta = await connectAsAdmin(signed.key);
-          if (live) setSigned({ hapta, key: signed.key, generation: signed.generation + 1 });
+          if (live) setSigned({ hapta, key: signed.key });
           else hapta.close();
           setState("open");
           return;
@@ -76,7 +77,7 @@ export function App() {
     };
   }, [signed]);
 
-  if (!signed) return <SignIn onSignedIn={(hapta, key) => setSigned({ hapta, key, generation: 0 })} />;
+  if (!signed) return <SignIn onSignedIn={(hapta, key) => setSigned({ hapta, key })} />;
   const { Page, title } = PAGES.find((p) => p.path === page)!;
   const signOut = () => {
     signed.hapta.close();
@@ -100,7 +101,7 @@ export function App() {
         </nav>
         <main id="page" data-page={page}>
           <header><h2>{title}</h2>{state === "reconnecting" && <span class="badge warn">reconnecting…</span>}</header>
-          <Page key={signed.generation} detail={detail} />
+          <Page detail={detail} />
         </main>
       </div>
     </Connection.Provider>

@@ -100,11 +100,10 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
   });
 
   it("refuses a wrong key, with the gateway's error, and signs in with the admin key", async () => {
-    for (const wrong of ["not-the-key", ANON_KEY]) {
+    for (const [attempt, wrong] of [[1, "not-the-key"], [2, ANON_KEY]] as const) {
       await page.fill("#admin-key", wrong);
       await page.click("#signin button[type=submit]");
-      await page.locator("#signin .error", { hasText: "INVALID_CREDENTIALS" }).waitFor(SEEN);
-      await page.locator("#signin button[type=submit]:not([disabled])").waitFor();
+      await page.locator(`#signin .error[data-attempt="${attempt}"]`, { hasText: "INVALID_CREDENTIALS" }).waitFor(SEEN);
     }
     await page.fill("#admin-key", ADMIN_KEY);
     await page.click("#signin button[type=submit]");
@@ -321,6 +320,7 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
                                                           public: true });
     await page.locator(`tr[data-id="${post.id}"]`).waitFor(SEEN);
     expect(await page.locator("#admin-key").count()).toBe(0);   // nobody was asked for the key again
+    expect(await page.inputValue("#filter")).toBe(`text ~ "${tag}"`);   // and what was typed is still there
   }, 60_000);
 });
 

@@ -72,6 +72,7 @@ function Grid({ collection }: { collection: CollectionInfo }) {
   useEffect(() => {
     let stop: (() => Promise<void>) | null = null;
     let ended = false;
+    setLive(null);   // until this subscription (on this connection, with this filter) is confirmed
     const heard = (change: Change<Json>) => {
       const id = change.record.id as string;
       setRows((shown) => {
