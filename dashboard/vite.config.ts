@@ -15,6 +15,11 @@ export default defineConfig({
     sourcemap: false,
     reportCompressedSize: false,
   },
-  // The client is the repository's own (clients/js/src): Vite may read outside this folder for it.
-  server: { fs: { allow: [".."] } },
+  // `npm run dev`: the page from Vite, its socket passed on to a running gateway (HAPTA_GATEWAY, by default the one
+  // `bin/hapta serve` starts), so the dev page is the same origin as its socket, as /_/ is. The client is the
+  // repository's own (clients/js/src): Vite may read outside this folder for it.
+  server: {
+    fs: { allow: [".."] },
+    proxy: { "/ws": { target: process.env.HAPTA_GATEWAY ?? "http://127.0.0.1:8080", ws: true } },
+  },
 });
