@@ -4,7 +4,7 @@
 # locally with `docker run --env-file .env -p 8080:8080 hapta`. SIGTERM drains and exits within 10 s.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY hapta ./hapta
 RUN pip install --no-cache-dir --prefix=/install .
 

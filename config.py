@@ -64,6 +64,13 @@ app = App(
         "auth.register": Limit(10, per=3600),            # per client address (and per email)
         "records.create": Limit(10, per=1, burst=20),    # per user
     },
+    # While HAPTA_ENV is development (the default), these lie over `limits`: a developer trying the quick start
+    # again and again from one address is not an attacker. Production never uses them.
+    development_limits={
+        "auth.login": Limit(100, per=60),
+        "auth.register": Limit(1000, per=3600),
+        "auth.register:identity": Limit(1000, per=3600),
+    },
     # Who may join which channel (channels.join): a rule over the channel's `name` and what each `*` matched
     # (`part1`, `part2`, ...). Typing indicators in rooms for anyone signed in; a private channel per user.
     channels={

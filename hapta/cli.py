@@ -1,8 +1,11 @@
-"""hapta serve | migrate | types | version: the command line that bin/hapta, the container and the binary run."""
+"""hapta serve | migrate | types | backup | restore | version | psql | reset | admin: the command line that bin/hapta,
+the container and the binary run (the development loop's commands: develop.py; backups: store/backup/)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
 import multiprocessing
 import signal
@@ -36,6 +39,7 @@ def _version_text() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hapta", description="A WebSocket gateway in front of PostgreSQL and S3.")
+    parser.add_argument("--debug", action="store_true", help="a failure at start prints its whole traceback")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway for the app in --config")
     serve.add_argument("--config", default="config.py", help="the app's config.py (default: ./config.py)")
@@ -43,15 +47,47 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)   # started by the supervisor
-    serve.add_argument("--reload", action="store_true", help="restart the rule workers when a rules/ file changes")
+    serve.add_argument("--reload", action="store_true", help="development: new rule and function workers when rules/ or "
+                       "functions/ change; a restart when config.py or migrations/ do")
     serve.add_argument("--static", metavar="DIR", help="also serve the web pages in DIR at / (for development)")
     migrate = sub.add_parser("migrate", help="apply the app's migrations/ and exit")
     migrate.add_argument("--config", default="config.py")
     types = sub.add_parser("types", help="write TypeScript interfaces of the app's collections (migrates first)")
     types.add_argument("--config", default="config.py")
     types.add_argument("--out", default="-", help="the file to write (default: standard output)")
+    backup = sub.add_parser("backup", help="write the database and the local files to one archive (docs/operations.md)")
+    backup.add_argument("target", nargs="?", metavar="FILE", help="the archive to write (default: "
+                        "./hapta-backup-<UTC time>.tar)")
+    backup.add_argument("--config", default="config.py")
+    restore = sub.add_parser("restore", help="bring a backup back into an empty database and data directory")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--config", default="config.py")
+    restore.add_argument("--force", action="store_true", help="replace what the database and data directory hold")
     sub.add_parser("version", help="print the version")
+    psql = sub.add_parser("psql", help="psql on the database hapta serve uses (embedded or DATABASE_URL)")
+    psql.add_argument("--config", default="config.py")
+    psql.add_argument("psql_args", nargs="*", help="the rest goes to psql as it is (-c \"select 1\")")
+    reset = sub.add_parser("reset", help="development only: drop the app's data (asks first)")
+    reset.add_argument("--config", default="config.py")
+    reset.add_argument("--yes", action="store_true", help="do not ask")
+    admin = sub.add_parser("admin", help="print the admin key and the dashboard's address")
+    admin.add_argument("--config", default="config.py")
+    admin.add_argument("--port", type=int, default=8080, help="the port hapta serve listens on")
     return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments; after `psql [--config FILE]` everything is psql's own, in its order (`-Atc "select 1"`)."""
+    parser = _parser()
+    if "psql" not in argv:
+        return parser.parse_args(argv)
+    cut = argv.index("psql") + 1
+    ours, theirs = argv[:cut], argv[cut:]
+    while theirs[:1] == ["--config"] and len(theirs) > 1:
+        ours, theirs = ours + theirs[:2], theirs[2:]
+    args = parser.parse_args(ours)
+    args.psql_args = theirs[1:] if theirs[:1] == ["--"] else theirs
+    return args
 
 
 def _raise_open_files_limit() -> None:
@@ -93,14 +129,17 @@ def _load(config: str):
     return load_app(path), Settings.load(app_dir), app_dir
 
 
-async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
+async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
+    """Serve until SIGTERM or SIGINT; True when --reload saw config.py or migrations/ change (restart then)."""
     from .gateway.gateway import Gateway
     from .gateway.server import Server
 
     gateway = await Gateway.start(app, settings, dsn, app_dir, reload=args.reload)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(False))
+    watcher = asyncio.ensure_future(_changes(Path(args.config).resolve(), app_dir / "migrations", stop)) \
+        if args.reload and not args.worker else None
     static = None
     if args.static:
         static = Path(args.static).resolve()
@@ -108,7 +147,7 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
             sys.exit(f"hapta: --static {args.static}: not a folder")
     hapta_server = Server(gateway, static=static)
     try:
-        async with hapta_server.serve(args.host, args.port, reuse_port=args.worker) as server:
+        async with _bound(hapta_server.serve(args.host, args.port, reuse_port=args.worker), args) as server:
             port = server.sockets[0].getsockname()[1]
             if gateway.public_url is None:   # HAPTA_PUBLIC_URL unset: browsers reach us where we listen
                 gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
@@ -117,14 +156,56 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> None:
             print(f"dashboard: {gateway.public_url}/_/ (sign in with the admin key)", flush=True)
             if static is not None:
                 print(f"pages of {static} on {gateway.public_url}/", flush=True)
-            await stop
-            log.info("shutting down")
+            restart = await stop
+            log.info("restarting: config.py or migrations/ changed" if restart else "shutting down")
             await hapta_server.shutdown(server)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         try:   # bounded: the whole shutdown must fit in the 10 s between SIGTERM and SIGKILL
             await asyncio.wait_for(gateway.close(), 1.5)
         except asyncio.TimeoutError:
             log.warning("upstream connections did not close in time")
+    return restart
+
+
+async def _changes(config: Path, migrations: Path, stop: asyncio.Future) -> None:
+    """--reload: what rules/ and functions/ cannot take in place (their workers reload by themselves), a change to
+    config.py or to migrations/, ends the serving with a restart (the whole process, so that nothing is kept)."""
+    def stamp() -> list[tuple[str, int, int]]:
+        files = [config, *sorted(migrations.glob("*.sql"))] if migrations.is_dir() else [config]
+        return [(str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()]
+    seen = stamp()
+    while stamp() == seen:
+        await asyncio.sleep(0.3)
+    if not stop.done():
+        stop.set_result(True)
+
+
+def _restart() -> None:
+    """Run the same command line again in this process (after a --reload change): the new config.py and
+    migrations/ are read from the start, as on a first start."""
+    import os
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, *sys.argv[1:]] if getattr(sys, "frozen", False) else \
+        [sys.executable, "-m", "hapta", *sys.argv[1:]]
+    os.execv(command[0], command)
+
+
+@contextlib.asynccontextmanager
+async def _bound(serving, args):
+    """`serving` (Server.serve) entered; a port that is taken is said in one line, not a traceback."""
+    from .settings import StartupError
+    try:
+        server = await serving.__aenter__()
+    except OSError as exc:
+        taken = exc.errno == errno.EADDRINUSE
+        raise StartupError(f"port {args.port} on {args.host} is in use: stop what holds it, or pick another --port"
+                           if taken else f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_exit(serving)
+        yield server
 
 
 async def _migrate(app_dir: Path, dsn: str) -> None:
@@ -158,19 +239,18 @@ async def _types(app, app_dir: Path, dsn: str, out: str) -> None:
         print(f"wrote {out}: {len(models)} collections", file=sys.stderr)
 
 
-def _run(coro) -> None:
+def _run(coro):
     try:
         import uvloop
     except ImportError:   # not on Windows; asyncio's own loop works, slower
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def main(argv: list[str] | None = None) -> None:
     # A frozen binary starts its rule workers by running itself: this turns such a run into the worker.
     multiprocessing.freeze_support()
-    args = _parser().parse_args(argv)
+    args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncpg.pool").addFilter(_quiet_pool_retries)
     logging.getLogger("pgserver").setLevel(logging.WARNING)   # it logs every command line it runs
@@ -178,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         print(_version_text())
         return
     from .config import ConfigError
-    from .settings import SettingsError
+    from .settings import SettingsError, StartupError, reason
     from .store.migrations import MigrationError
     try:
         app, settings, app_dir = _load(args.config)
@@ -187,7 +267,21 @@ def main(argv: list[str] | None = None) -> None:
             if args.worker:
                 from .gateway.supervisor import follow_parent
                 follow_parent()
+        if args.command == "admin":
+            from .develop import admin
+            admin(settings, port=args.port)
+            return
+        if args.command in ("backup", "restore"):   # they start the embedded server themselves, when they need it
+            from .store.backup import command
+            sys.exit(command(args, settings, __version__))
         dsn = _database_url(settings)
+        if args.command == "psql":
+            from .develop import psql
+            sys.exit(psql(dsn, not settings.database_url, args.psql_args))
+        if args.command == "reset":
+            from .develop import reset
+            reset(settings, dsn, args.yes)
+            return
         if args.command == "migrate":
             _run(_migrate(app_dir, dsn))
         elif args.command == "types":
@@ -199,10 +293,17 @@ def main(argv: list[str] | None = None) -> None:
                                                    *(("--static", str(Path(args.static).resolve())) if args.static
                                                      else ()))))
         else:
-            _run(_serve(args, app, settings, app_dir, dsn))
+            if _run(_serve(args, app, settings, app_dir, dsn)):
+                _restart()
             _exit_after_serving()
-    except (ConfigError, SettingsError, MigrationError) as exc:
+    except (ConfigError, SettingsError, MigrationError, StartupError) as exc:
+        if args.debug:
+            raise
         sys.exit(f"hapta: {exc}")
+    except Exception as exc:   # anything else that stops it: one line; the traceback is for --debug
+        if args.debug:
+            raise
+        sys.exit(f"hapta: {args.command} failed: {type(exc).__name__}: {reason(exc)} (--debug shows the traceback)")
 
 
 if __name__ == "__main__":

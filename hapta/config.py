@@ -5,9 +5,16 @@ A rule is a filter expression over the record and `@user` (see docs/protocol.md)
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import importlib.util
+import re
+import traceback
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ADMIN_ONLY = None
 EVERYONE = ""
@@ -143,6 +150,8 @@ class App:
     collections: tuple[Collection, ...] | list[Collection]
     # "default", "op", "op:collection", laid over DEFAULT_LIMITS; None for a key: not limited (docs/limits.md)
     limits: dict[str, Limit | None] = field(default_factory=dict)
+    # laid over `limits` while HAPTA_ENV is development: room for a developer's retries (never in production)
+    development_limits: dict[str, Limit | None] = field(default_factory=dict)
     limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
     max_message: int = 64 * 1024                # bytes in one frame
@@ -216,13 +225,130 @@ class App:
 
 
 def load_app(path: Path) -> App:
-    """Import the app's config.py and return its `app`."""
+    """Import the app's config.py and return its `app`, checked (check_app). A config.py that fails to run is a
+    ConfigError of one line: the file and line, and what went wrong (the traceback is its cause, for --debug)."""
     spec = importlib.util.spec_from_file_location("hapta_app_config", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError(_failure(path, exc)) from exc
     app = getattr(module, "app", None)
     if not isinstance(app, App):
-        raise TypeError(f"{path} must define `app = hapta.config.App(...)`")
+        raise ConfigError(f"{path.name} must define `app = hapta.config.App(...)`")
+    check_app(app)
     return app
+
+
+_UNEXPECTED = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+
+
+def _failure(path: Path, exc: Exception) -> str:
+    """What running config.py raised, in one line: where in config.py, and the mistake (an unknown field of App or
+    Collection says which fields there are)."""
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == str(path)]
+    where = f"{path.name}, line {lines[-1]}" if lines else path.name
+    unknown = _UNEXPECTED.search(str(exc))
+    if isinstance(exc, TypeError) and unknown:
+        known = {cls.__name__: cls for cls in (App, Collection, FileField, Limit, OAuth2Provider)}.get(unknown[1])
+        if known is not None:
+            fields = [f.name for f in dataclasses.fields(known)]
+            near = difflib.get_close_matches(unknown[2], fields, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"its fields are {', '.join(fields)}"
+            return f"{where}: {unknown[1]} has no field {unknown[2]!r} ({hint})"
+    return f"{where}: {type(exc).__name__}: {exc}"
+
+
+# ---- checking config.py before anything runs ----------------------------------------------------------------
+
+from .query import FilterError, parse   # noqa: E402  (the filter language imports nothing of this module)
+
+def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
+    """ConfigError naming the first value of `app` that cannot work, and what was expected: a mistake is said at
+    start in one line, never discovered later in silence (origins="http://x" as a string would have refused every
+    browser). `ops`: the op names the gateway serves, which App.limits keys must name."""
+    _check_fields(app, "App")
+    for collection in app.collections:
+        _check_fields(collection, f"Collection {collection.name!r}")
+        # the rules' grammar now (their fields once the tables are read: models.build_models)
+        texts = [(f"{collection.name}.{op} rule", collection.rule(op)) for op in ("list", "view", "create", "update",
+                                                                              "delete")]
+        texts += [(f"{collection.name}.guarded[{name}]", text) for name, text in collection.guarded.items()]
+        for what, text in texts:
+            if text:
+                try:
+                    parse(text)
+                except FilterError as exc:
+                    raise ConfigError(f"{what}: {exc}") from None
+        for name, file in collection.files.items():
+            _check_fields(file, f"Collection {collection.name!r} files[{name!r}]")
+    for name, provider in app.oauth2.items():
+        _check_fields(provider, f"App.oauth2[{name!r}]")
+    names = [c.name for c in app.collections]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"App.collections: {sorted(n for n in names if names.count(n) > 1)[0]!r} is declared twice")
+    for key, limit in [*app.limits.items(), *app.development_limits.items()]:
+        if limit is not None:
+            _check_fields(limit, f"App.limits[{key!r}]")
+        op, _, scope = key.partition(":")
+        if ops and op != "default" and op not in ops:
+            near = difflib.get_close_matches(op, sorted(ops), n=1)
+            raise ConfigError(f"App.limits: {key!r} names no op" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        if scope and scope != "identity" and scope not in names:
+            raise ConfigError(f"App.limits: {key!r} names no collection {scope!r}")
+
+
+def _check_fields(value: Any, where: str) -> None:
+    hints = typing.get_type_hints(type(value))
+    for item in dataclasses.fields(value):
+        if not item.init:
+            continue
+        given = getattr(value, item.name)
+        if not _fits(given, hints[item.name]):
+            raise ConfigError(f"{where}.{item.name}: expected {_described(hints[item.name])}, got {_shown(given)}")
+
+
+def _fits(value: Any, expected: Any) -> bool:
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if expected is Any:
+        return True
+    if expected is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, option) for option in args)
+    if origin in (tuple, list):   # a list or a tuple alike (never a string: "http://x" is no list of origins)
+        if not isinstance(value, (tuple, list)):
+            return False
+        item = args[0] if args else Any
+        return all(_fits(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _described(expected: Any, many: bool = False) -> str:
+    """`tuple[str, ...] | None` as "a list of strings or None"."""
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_described(option, many) for option in args))
+    if origin in (tuple, list):
+        return ("lists of " if many else "a list of ") + _described(args[0], True) if args else "a list"
+    if origin is dict:
+        return f"{'dicts' if many else 'a dict'} of {_described(args[0], True)} to {_described(args[1], True)}"
+    names = {type(None): ("None", "None"), str: ("a string", "strings"), int: ("an integer", "integers"),
+             float: ("a number", "numbers"), bool: ("True or False", "booleans")}
+    name = getattr(expected, "__name__", str(expected))
+    return names.get(expected, (f"a {name}", f"{name}s"))[many]
+
+
+def _shown(value: Any) -> str:
+    kind = {str: "the string", int: "the integer", float: "the number", bool: ""}.get(type(value))
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{kind} {text}".strip() if kind is not None else f"{type(value).__name__} {text}"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,29 @@ DEVELOPMENT_SECRETS = frozenset({
 
 class SettingsError(Exception):
     """The settings cannot work; the message says which one and why."""
+
+
+class StartupError(Exception):
+    """Something the gateway needs at start cannot be had (the database unreachable, the port taken); the message
+    says what, where and what to do, in one line."""
+
+
+def database_address(dsn: str) -> str:
+    """Where a DATABASE_URL points, without its user or password: host:port/database."""
+    parts = urllib.parse.urlsplit(dsn)
+    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["localhost"])[0]
+    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+
+
+def reason(exc: BaseException) -> str:
+    """An upstream failure in a few words: "connection refused", "timed out", PostgreSQL's own message."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -41,6 +66,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A typo ("prod") must not start a gateway in development mode with development secrets.
+ENVIRONMENTS = ("development", "production")
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -108,6 +136,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise SettingsError(f"HAPTA_ENV must be {' or '.join(ENVIRONMENTS)}, not {self.env[:40]!r}")
         for network in self.trusted_proxies:
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -118,6 +148,21 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
                 raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        s3 = {"S3_ENDPOINT": self.s3_endpoint, "S3_ACCESS_KEY": self.s3_access_key, "S3_SECRET_KEY": self.s3_secret_key,
+              "S3_BUCKET": self.s3_bucket}
+        if any(s3.values()):
+            missing = [name for name, value in s3.items() if not value and name != "S3_BUCKET"]   # default: hapta
+            if missing:
+                raise SettingsError(f"S3 needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY together; "
+                                    f"{', '.join(missing)} missing")
+            endpoint = urllib.parse.urlsplit(self.s3_endpoint or "")
+            if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+                raise SettingsError(f"S3_ENDPOINT must be an http:// or https:// URL, not {self.s3_endpoint[:80]!r}")
+            if self.s3_bucket and not BUCKET.fullmatch(self.s3_bucket):
+                raise SettingsError(f"S3_BUCKET {self.s3_bucket[:80]!r} is not a bucket name (3-63 of a-z, 0-9, "
+                                    "'.' and '-')")
         if len(self.jwt_secret) < 32:
             raise SettingsError("HAPTA_JWT_SECRET must be at least 32 characters")
         if not self.anon_key or not self.admin_key:

@@ -31,7 +31,7 @@ async def database(pg_admin):
 
 def gateway_env(dsn: str, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": dsn, "HAPTA_ANON_KEY": ANON_KEY, "HAPTA_ADMIN_KEY": ADMIN_KEY,
-            "HAPTA_JWT_SECRET": "test-secret-" + "x" * 40, "HAPTA_ENV": "test", **extra}
+            "HAPTA_JWT_SECRET": "test-secret-" + "x" * 40, "HAPTA_ENV": "development", **extra}
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ LAYERS = [
     ("adapters", {"store", "auth"}),
     ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions"}),
     ("handlers", {"ops"}),
-    ("root", {"gateway", "cli", "__main__", "client", "reconnect", "__init__"}),
+    ("root", {"gateway", "cli", "develop", "__main__", "client", "reconnect", "__init__"}),
 ]
 
 

@@ -21,7 +21,7 @@ from ..auth.hub import SessionHub
 from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner
-from ..config import DEFAULT_LIMITS, App, ConfigError
+from ..config import DEFAULT_LIMITS, App, ConfigError, check_app
 from ..files.service import FileService
 from ..functions.service import Functions
 from ..hooks.service import Hooks
@@ -31,7 +31,7 @@ from ..live.cache import request_began, request_ended
 from ..models import Model, build_models
 from ..ops.accounts import AccountOps
 from ..ops.auth import AuthOps
-from ..ops.base import Call, OpSpec, table
+from ..ops.base import Call, OpSpec, op_names, table
 from ..ops.files import FileOps
 from ..ops.functions import FunctionOps
 from ..ops.limits import LimitOps
@@ -46,7 +46,7 @@ from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNKNOWN
 from ..query.check import without_guards
 from ..query.schema import Schema
 from ..records.service import Records
-from ..settings import Settings
+from ..settings import Settings, StartupError, database_address, reason
 from ..store import migrations
 from ..store.files import Storage
 from ..store.listener import Listener
@@ -69,7 +69,8 @@ class Gateway:
         self.functions = functions or Functions(None, {}, db)
         self.listener = listener
         self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets)
-        limits = {name: limit for name, limit in {**DEFAULT_LIMITS, **app.limits}.items() if limit is not None}
+        layers = {**DEFAULT_LIMITS, **app.limits, **({} if settings.production else app.development_limits)}
+        limits = {name: limit for name, limit in layers.items() if limit is not None}
         self.limiter = Limiter(limits, settings.redis_url, prefix=settings.redis_prefix,
                                fallback=app.limits_fallback)
         policy = Policy(app.session_ttl, app.session_idle_timeout, app.refresh_reuse_interval)
@@ -123,10 +124,21 @@ class Gateway:
     @classmethod
     async def start(cls, app: App, settings: Settings, dsn: str, app_dir: Path, *,
                     reload: bool = False) -> "Gateway":
-        pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
-                                 lock_timeout=app.lock_timeout)
+        """Check config.py and load rules/ (a mistake in either stops the start in one line, before migrations
+        change anything), then migrate, read the tables and start the services."""
+        check_app(app, OP_NAMES)
+        try:
+            pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
+                                     lock_timeout=app.lock_timeout)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StartupError(f"cannot reach the database at {database_address(dsn)}: {reason(exc)} "
+                               f"(check DATABASE_URL, or leave it unset for the embedded one)") from exc
+        db = Database(pool, acquire_timeout=app.db_acquire_timeout, gate=Gate(app.db_per_principal, app.db_per_address))
         hooks = functions = None
         try:
+            # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
+            hooks = await Hooks.start(app, app_dir / "rules", {c.name for c in app.collections}, db.fetch_for_app,
+                                      reload=reload)
             async with pool.acquire() as conn:
                 conn.mark_touched()   # the session changes here: reset before the pool hands it out
                 await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
@@ -141,10 +153,6 @@ class Gateway:
             schema, models = build_models(app, infos)
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
-            db = Database(pool, acquire_timeout=app.db_acquire_timeout,
-                          gate=Gate(app.db_per_principal, app.db_per_address))
-            # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
-            hooks = await Hooks.start(app, app_dir / "rules", set(models), db.fetch_for_app, reload=reload)
             functions = await Functions.start(app, app_dir / "functions", db, set(models), reload=reload)
             gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions,
                           app_dir=app_dir)
@@ -309,6 +317,10 @@ class Gateway:
                                        collection=getattr(args, "collection", None))
         return await spec.handler(Call(peer, request.op), args)
 
+
+# Every op the gateway serves (App.limits keys must name one).
+OP_NAMES = op_names(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, RuleOps, FunctionOps,
+                    AdminOps)
 
 # Ops that change something: an admin's are logged (the op, the collection and id, the address; never the data).
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",

@@ -5,12 +5,18 @@ This runs in the rule workers only: the gateway never executes an app's hook cod
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 HOOK_NAMES = ("before_create", "before_update", "before_delete", "after_create", "after_update", "after_delete",
               "before_upload", "before_send")
+# What each hook is called with after ctx (hooks/worker.py): a hook that cannot take them is a mistake worth
+# naming at start, not at its first call.
+HOOK_ARGS = {"before_create": ("data",), "before_update": ("record", "changes"), "before_delete": ("record",),
+             "after_create": ("record",), "after_update": ("record",), "after_delete": ("record",),
+             "before_upload": ("info",), "before_send": ("record",)}
 
 HookTable = dict[str, dict[str, Callable[..., Any]]]
 
@@ -39,9 +45,27 @@ def load(folder: Path, collections: set[str]) -> HookTable:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         hooks = {name: getattr(module, name) for name in HOOK_NAMES if callable(getattr(module, name, None))}
+        check_hooks(path.name, module, hooks)
         if hooks:
             found[path.stem] = hooks
     return found
+
+
+def check_hooks(file: str, module: Any, hooks: dict[str, Callable[..., Any]]) -> None:
+    """RulesError for a hook-like name that is no hook (`before_insert`: a typo that would never run) and for a hook
+    that cannot be called as the gateway calls it (`before_update(ctx, record)` lacks `changes`)."""
+    for name, value in vars(module).items():
+        if callable(value) and name.startswith(("before_", "after_")) and name not in HOOK_NAMES \
+                and getattr(value, "__module__", None) == module.__name__:
+            raise RulesError(f"rules/{file}: {name} is not a hook (hooks are {', '.join(HOOK_NAMES)})")
+    for name, hook in hooks.items():
+        expected = ("ctx", *HOOK_ARGS[name])
+        try:
+            inspect.signature(hook).bind(*expected)
+        except TypeError:
+            raise RulesError(f"rules/{file}: {name} must take ({', '.join(expected)})") from None
+        except ValueError:   # no signature to read (a builtin): it is called and fails then, if it must
+            pass
 
 
 FunctionTable = dict[str, tuple[Callable[..., Any], Any]]   # name -> (the function, its Declared)

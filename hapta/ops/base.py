@@ -88,3 +88,10 @@ def table(*handlers: object) -> dict[str, OpSpec]:
                 raise ValueError(f"op {name} is declared twice")
             ops[name] = OpSpec(name, getattr(handler, attribute), args, guest)
     return ops
+
+
+def op_names(*classes: type) -> frozenset[str]:
+    """The ops the handler classes mark, without building them: what config.py's limits may name, known before
+    anything starts."""
+    return frozenset(marked[0] for cls in classes for attribute in dir(cls)
+                     if (marked := getattr(getattr(cls, attribute), "__hapta_op__", None)) is not None)

@@ -44,7 +44,9 @@ async def migrate(conn: asyncpg.Connection, app_dir: Path | None) -> list[str]:
             checksum = hashlib.sha256(sql.encode()).hexdigest()
             if name in done:
                 if done[name] != checksum:
-                    raise MigrationError(f"migration {name} changed after it was applied; add a new file instead")
+                    raise MigrationError(f"migration {name} was edited after it was applied to this database: put the "
+                                         f"file back as it was and add the change as a new migration (in "
+                                         f"development, `hapta reset` starts the database over)")
                 continue
             async with conn.transaction():
                 try:

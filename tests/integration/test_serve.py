@@ -59,6 +59,7 @@ def test_config_mistakes_stop_the_start_with_a_message(tmp_path, database):
         from hapta.config import App, Collection
         app = App(collections=[Collection("posts", list="public = tru || author = @user.id")])
     """)
+    (config.parent / "rules").unlink()   # the test app's hooks are for collections this app does not have
     result = run_serve(config, {**os.environ, **gateway_env(database)})
     assert result.returncode != 0 and "posts.list rule" in result.stderr and "Traceback" not in result.stderr
     config.write_text("from hapta.config import App, Collection\napp = App(collections=[Collection('nosuch')])\n")

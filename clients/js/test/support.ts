@@ -52,7 +52,7 @@ export async function startGateway(changes = "", args: string[] = [],
     HAPTA_ANON_KEY: ANON_KEY,
     HAPTA_ADMIN_KEY: ADMIN_KEY,
     HAPTA_JWT_SECRET: "js-test-secret-" + "x".repeat(40),
-    HAPTA_ENV: "test",
+    HAPTA_ENV: "development",
     HAPTA_DATA_DIR: join(folder, "data"),
   };
   let child: ChildProcess | null = null;

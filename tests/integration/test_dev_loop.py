@@ -1,0 +1,117 @@
+"""The development loop: `hapta serve --reload` restarts itself when config.py or migrations/ change (a new
+collection and its table appear without a manual restart); `hapta psql`, `hapta reset` and `hapta admin`."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+from hapta.client import Client
+from tests.conftest import ADMIN_KEY, gateway_env
+from tests.services import APP, write_app
+
+NOTES_MIGRATION = """CREATE TABLE notes (
+  id text PRIMARY KEY DEFAULT hapta.new_id(),
+  text text NOT NULL,
+  created timestamptz NOT NULL DEFAULT now(),
+  updated timestamptz NOT NULL DEFAULT now(),
+  version bigint NOT NULL DEFAULT 1
+);
+"""
+
+
+def hapta(*args: str, env: dict[str, str], input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hapta", *args], env={**os.environ, **env}, input=input,
+                          capture_output=True, text=True, timeout=90)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def copy_app(folder) -> None:
+    """A test app with migrations of its own (write_app links the shared ones), so this test may add one."""
+    (folder / "migrations").unlink()
+    (folder / "migrations").mkdir()
+    for migration in sorted((APP / "migrations").glob("*.sql")):
+        (folder / "migrations" / migration.name).write_text(migration.read_text())
+
+
+async def wait_for_line(lines: list[str], pattern: str, count: int, within: float = 60.0) -> re.Match:
+    deadline = time.monotonic() + within
+    while True:
+        found = [m for m in (re.search(pattern, line) for line in list(lines)) if m]
+        if len(found) >= count:
+            return found[count - 1]
+        assert time.monotonic() < deadline, "".join(lines)
+        await asyncio.sleep(0.05)
+
+
+async def test_reload_restarts_on_config_and_migrations(tmp_path, pg_admin):
+    from tests.services import create_database, drop_database
+    dsn = await create_database(pg_admin)
+    app = tmp_path / "app"
+    config = write_app(app, """
+        import runpy
+        app = runpy.run_path(APP + "/config.py")["app"]
+    """)
+    copy_app(app)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hapta", "serve", "--config", str(config), "--port", str(port),
+                             "--reload"], env={**os.environ, **gateway_env(dsn)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = asyncio.get_running_loop().run_in_executor(None, lambda: lines.extend(iter(proc.stdout.readline, "")))
+    try:
+        await wait_for_line(lines, r"listening on ws://", 1)
+        (app / "migrations" / "0099_notes.sql").write_text(NOTES_MIGRATION)
+        config.write_text(config.read_text() + "\nimport dataclasses\nfrom hapta.config import Collection\n"
+                          "app = dataclasses.replace(app, collections=[*app.collections, Collection('notes', "
+                          "list='', view='', create='', update=None, delete=None)])\n")
+        await wait_for_line(lines, r"listening on ws://", 2)
+        assert proc.poll() is None and "restarting: config.py or migrations/ changed" in "".join(lines)
+        async with await Client.connect(f"ws://127.0.0.1:{port}/ws") as client:
+            await client.call("auth.admin", {"key": ADMIN_KEY})
+            note = await client.call("records.create", {"collection": "notes", "data": {"text": "hot"}})
+            assert (await client.call("records.get", {"collection": "notes", "id": note["id"]}))["text"] == "hot"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        await reader
+        await drop_database(pg_admin, dsn)
+
+
+async def test_psql_reset_and_admin(tmp_path, pg_admin):
+    from tests.services import create_database, drop_database
+    dsn = await create_database(pg_admin)
+    try:
+        env = gateway_env(dsn)
+        config = str(APP / "config.py")
+        assert hapta("migrate", "--config", config, env=env).returncode == 0
+        counted = hapta("psql", "--config", config, "-Atc", "select count(*) from hapta.migrations", env=env)
+        assert counted.returncode == 0 and int(counted.stdout) > 0
+        shown = hapta("admin", "--config", config, env=env)
+        assert shown.stdout.splitlines() == [f"admin key: {ADMIN_KEY}", "dashboard: http://127.0.0.1:8080/_/"]
+        name = dsn.rsplit("/", 1)[1]
+        kept = hapta("reset", "--config", config, env=env, input="not the name\n")
+        assert kept.returncode != 0 and "nothing was dropped" in kept.stderr
+        assert "Type the database's name" in kept.stdout
+        assert hapta("psql", "--config", config, "-Atc", "select count(*) from users", env=env).returncode == 0
+        dropped = hapta("reset", "--config", config, env=env, input=f"{name}\n")
+        assert dropped.returncode == 0, dropped.stderr
+        left = hapta("psql", "--config", config, "-Atc",
+                     "select count(*) from pg_tables where schemaname in ('public', 'hapta')", env=env)
+        assert left.stdout.strip() == "0"
+        refused = hapta("reset", "--config", config, "--yes", env={**env, "HAPTA_ENV": "production",
+                                                                     "HAPTA_JWT_SECRET": "j" * 40,
+                                                                     "HAPTA_ADMIN_KEY": "k" * 40,
+                                                                     "HAPTA_ANON_KEY": "a" * 20})
+        assert refused.returncode != 0 and "HAPTA_ENV=production refuses it" in refused.stderr
+    finally:
+        await drop_database(pg_admin, dsn)
