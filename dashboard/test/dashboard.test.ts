@@ -205,6 +205,20 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     await page.locator(`tr[data-id="${fresh.id}"]`).waitFor({ state: "detached", ...SEEN });
   });
 
+  it("Records: an edit begun before someone else's change is refused (CONFLICT), not written over it", async () => {
+    const panel = page.locator(`[data-record="${annPost.id}"]`);
+    await page.click(`tr[data-id="${annPost.id}"]`);
+    await panel.locator("button", { hasText: /^Edit$/ }).click();
+    const draft = JSON.parse(await page.inputValue("#record-edit"));
+    await ann.hapta.records("posts").update(annPost.id, { text: `${tag} sunset, by ann` });   // meanwhile
+    await panel.locator(".warn", { hasText: "Changed by someone else" }).waitFor(SEEN);   // it arrived live
+    await page.fill("#record-edit", JSON.stringify({ ...draft, text: `${tag} the admin's version` }));
+    await panel.locator("button", { hasText: /^Save$/ }).click();
+    await panel.locator(".error", { hasText: "CONFLICT" }).waitFor(SEEN);
+    expect((await ann.hapta.records("posts").get(annPost.id)).text).toBe(`${tag} sunset, by ann`);
+    await panel.locator("button", { hasText: /^Cancel$/ }).click();
+  });
+
   it("Records: a delete asks first, then removes the record", async () => {
     const doomed = await ann.hapta.records("posts").create({ author: ann.id, text: `${tag} to be deleted`,
                                                            public: true });

@@ -28,6 +28,13 @@ def test_the_dashboards_own_logic(npm):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_dashboard_type_checks(npm):
+    """TypeScript in strict mode over dashboard/src and the client it imports (the build itself only strips types)."""
+    done = subprocess.run(["node", str(SOURCE / "node_modules" / "typescript" / "bin" / "tsc"), "--noEmit", "-p",
+                           str(SOURCE)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 async def test_the_dashboard_in_chromium(npm, pg_admin, tmp_path):
     if shutil.which("chromium") is None:
         pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")

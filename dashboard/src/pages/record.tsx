@@ -35,6 +35,9 @@ export function RecordPanel({ collection, record, onClose, onSaved, onDeleted }:
   const hapta = useHapta();
   const id = record.id as string;
   const [editing, setEditing] = useState<string | null>(null);
+  // The record as it was when the edit began: the update is sent at its version, so that a change someone made
+  // meanwhile (it arrives live, into `record`) is answered CONFLICT instead of being overwritten.
+  const [base, setBase] = useState<Json | null>(null);
   const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const files = collection.fields.filter((f) => f.file);
@@ -43,15 +46,16 @@ export function RecordPanel({ collection, record, onClose, onSaved, onDeleted }:
     setError(null);
     let data: Json;
     try {
-      data = changed(record, JSON.parse(editing!));
+      data = changed(base!, JSON.parse(editing!));
     } catch (failure) {
       setError(`not JSON: ${(failure as Error).message}`);
       return;
     }
     try {
-      const version = typeof record.version === "number" ? { version: record.version } : {};
+      const version = typeof base!.version === "number" ? { version: base!.version } : {};
       onSaved(await hapta.records<Json>(collection.name).update(id, data, version));
       setEditing(null);
+      setBase(null);
     } catch (failure) {
       setError(describe(failure));
     }
@@ -77,14 +81,21 @@ export function RecordPanel({ collection, record, onClose, onSaved, onDeleted }:
         <textarea id="record-edit" rows={12} spellcheck={false} value={editing}
                   onInput={(e) => setEditing(e.currentTarget.value)} />
       )}
+      {base && base.version !== record.version && (
+        <p class="warn" role="status">Changed by someone else since you began (version {String(record.version)}):
+          saving will be refused; cancel and edit again.</p>
+      )}
       <Problem error={error} />
       <div class="actions">
         {editing === null ? (
-          <button onClick={() => setEditing(JSON.stringify(editable(collection, record), null, 2))}>Edit</button>
+          <button onClick={() => {
+            setBase(record);
+            setEditing(JSON.stringify(editable(collection, record), null, 2));
+          }}>Edit</button>
         ) : (
           <>
             <button class="primary" onClick={save}>Save</button>
-            <button onClick={() => { setEditing(null); setError(null); }}>Cancel</button>
+            <button onClick={() => { setEditing(null); setBase(null); setError(null); }}>Cancel</button>
           </>
         )}
         {confirming ? (
