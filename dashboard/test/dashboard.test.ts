@@ -250,8 +250,12 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     const view = page.locator(`[data-impersonating="${ben.id}"]`);
     await view.locator("#their-records tr", { hasText: "ben's private draft" }).waitFor(SEEN);   // his own, private
     await shot("users");
+    // impersonating is a session of ben's (15 minutes, no refresh): listed while it lasts, ended with the view
+    const sessions = page.locator(`[data-user-detail="${ben.id}"] #sessions tr[data-session]`);
+    await eventually(async () => (await sessions.count()) === 2);
     await view.locator("button", { hasText: "End impersonation" }).click();
     await view.waitFor({ state: "detached" });
+    await eventually(async () => (await sessions.count()) === 1);
     // the dashboard's own connection is still the admin's
     await page.fill("#user-search", ann.name);
     await page.locator(`[data-user="${ann.id}"]`).waitFor(SEEN);
@@ -269,6 +273,17 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     expect(await revoked).toMatchObject({ reason: "revoked by an admin" });
     await page.locator(`[data-user-detail="${ann.id}"] [role=status]`, { hasText: "revoked 1 session" }).waitFor(SEEN);
     await eventually(async () => (await sessions.count()) === 0, 15_000);
+
+    // all of a user's sessions at once
+    const benRevoked = new Promise<Json>((done) => ben.hapta.on("auth.revoked", done));
+    await page.fill("#user-search", ben.name);
+    await eventually(async () => (await page.locator("#users li").count()) === 1);
+    await page.locator(`[data-user="${ben.id}"] a`).click();
+    const his = page.locator(`[data-user-detail="${ben.id}"]`);
+    await his.locator("#sessions tr[data-session]").first().waitFor(SEEN);
+    await his.locator("button", { hasText: "Revoke all" }).click();
+    expect(await benRevoked).toMatchObject({ reason: "revoked by an admin" });
+    await his.locator("#sessions tr[data-session]").first().waitFor({ state: "detached", ...SEEN });
   });
 
   it("Live: a new connection, and the channel it joins, appear", async () => {

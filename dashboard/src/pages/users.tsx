@@ -45,7 +45,8 @@ interface SessionRow { id: string; created: unknown; last_seen: unknown; expires
 
 function UserDetail({ user }: { user: string }) {
   const hapta = useHapta();
-  const sessions = useCall((h) => h.call<{ items: SessionRow[] }>("auth.sessions", { user }), [user]);
+  // every 2 s: a device signing in, or a session ending elsewhere, shows without a reload
+  const sessions = useCall((h) => h.call<{ items: SessionRow[] }>("auth.sessions", { user }), [user], 2000);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
   const [impersonating, setImpersonating] = useState(false);
