@@ -9,26 +9,15 @@ import subprocess
 
 import pytest
 
+from tests.npm import npm_ci
 from tests.services import ROOT, create_database, drop_database
 
 CLIENT = ROOT / "clients" / "js"
 
 
-def _installed() -> bool:
-    """node_modules is there and matches package-lock.json (npm ci records the lock it installed from)."""
-    recorded = CLIENT / "node_modules" / ".package-lock.json"
-    return recorded.exists() and recorded.stat().st_mtime >= (CLIENT / "package-lock.json").stat().st_mtime
-
-
 @pytest.fixture(scope="module")
 def npm() -> str:
-    found = shutil.which("npm")
-    assert found, "npm is needed for the JS client's tests (Node 20+ with npm)"
-    if not _installed():
-        done = subprocess.run([found, "ci", "--no-audit", "--no-fund"], cwd=CLIENT, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, done.stdout + done.stderr
-    return found
+    return npm_ci(CLIENT)
 
 
 async def _vitest(npm: str, pg_admin: str, *files: str) -> str:

@@ -24,12 +24,14 @@ export interface Gateway {
 }
 
 /** An app folder: the test app's migrations and rules, and a config.py that may change its App (`changes` is
- * Python keyword arguments for dataclasses.replace, e.g. "access_token_ttl=3"). */
-function appFolder(changes: string): string {
+ * Python keyword arguments for dataclasses.replace, e.g. "access_token_ttl=3"); `folders` adds more of the app's
+ * folders by name (`{functions: "/path/to/functions"}`). */
+function appFolder(changes: string, folders: Record<string, string>): string {
   const folder = mkdtempSync(join(tmpdir(), "hapta-js-app-"));
   const app = join(ROOT, "tests", "app");
   symlinkSync(join(app, "migrations"), join(folder, "migrations"));
   symlinkSync(join(app, "rules"), join(folder, "rules"));
+  for (const [name, path] of Object.entries(folders)) symlinkSync(path, join(folder, name));
   writeFileSync(join(folder, "config.py"), [
     "import dataclasses, runpy",
     "from hapta.config import Limit",
@@ -42,8 +44,9 @@ function appFolder(changes: string): string {
   return folder;
 }
 
-export async function startGateway(changes = "", args: string[] = []): Promise<Gateway> {
-  const folder = appFolder(changes);
+export async function startGateway(changes = "", args: string[] = [],
+                                   folders: Record<string, string> = {}): Promise<Gateway> {
+  const folder = appFolder(changes, folders);
   const env = {
     ...process.env,
     HAPTA_ANON_KEY: ANON_KEY,
