@@ -1,7 +1,9 @@
 """The single binary: built by bin/build-binary, run beside the demo app's files on embedded defaults."""
 from __future__ import annotations
 
+import re
 import shutil
+import urllib.request
 import subprocess
 
 import pytest
@@ -49,6 +51,13 @@ async def test_a_session_against_the_binary(binary, tmp_path):
             with pytest.raises(HaptaError) as refused:
                 await client.call("records.create", {"collection": "posts", "data": {"author": me, "text": "x" * 281}})
             assert refused.value.code == "RULE_DENIED"
+        # the dashboard's pages ship inside the binary: no Node, no build step on the machine that runs it
+        with urllib.request.urlopen(process.http + "/_/", timeout=10) as page:
+            html = page.read().decode()
+        script = re.search(r'src="(/_/assets/[^"]+\.js)"', html)
+        assert script, html
+        with urllib.request.urlopen(process.http + script.group(1), timeout=10) as asset:
+            assert asset.status == 200 and len(asset.read()) > 1000
     finally:
         code = process.stop()
     assert code == 0, process.log_text()
