@@ -43,8 +43,10 @@ FUNCTIONS = "functions"   # Invoke.collection of a function call (hooks.worker.F
 
 
 # What a function's ctx.records may run: the records ops, which need no socket of their own.
+# What a function's ctx may run through the gateway: the records ops, and a backup (admin.backup: a function
+# that acts as admin, a scheduled one or @call(admin=True), may start one).
 RECORD_OPS = frozenset({"records.get", "records.list", "records.create", "records.update", "records.delete",
-                        "records.batch", "records.aggregate"})
+                        "records.batch", "records.aggregate", "admin.backup"})
 
 # run_op(peer, op, args) -> the reply ({ok, data} or {ok: false, error}), through the gateway's own dispatch
 RunOp = Callable[[Peer, str, dict[str, Any]], Awaitable[dict[str, Any]]]

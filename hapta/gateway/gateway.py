@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from .. import metrics
+from .. import __version__, metrics
 from ..access import Schemas, check_caller
 from ..auth import oauth2
 from ..auth.hub import SessionHub
@@ -105,7 +105,7 @@ class Gateway:
                        min_password_length=app.min_password_length),
             RuleOps(hooks),
             FunctionOps(self.functions),
-            AdminOps(db, models, limits, self.limiter, self.live, self._connected))
+            AdminOps(db, models, limits, self.limiter, self.live, self._connected, settings, __version__))
         self.functions.wire(self._run_as, self.live.channels.announce)
 
     def opened(self, peer: Peer) -> None:
@@ -324,7 +324,8 @@ OP_NAMES = op_names(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, Acc
 
 # Ops that change something: an admin's are logged (the op, the collection and id, the address; never the data).
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",
-                           "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish"})
+                           "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish",
+                           "admin.backup"})
 
 
 def _work_keys(peer: Peer) -> tuple[str, ...]:

@@ -255,6 +255,14 @@ class FunctionContext:
             raise RuntimeError("no gateway in this context")
         return await self._op("records.batch", {"ops": ops, **args})
 
+    async def backup(self, target: str | None = None) -> dict[str, Any]:
+        """Start a backup of the database and the local files (admin.backup; `hapta backup`'s archive), to
+        `s3://bucket/key` or to a file of that name in HAPTA_DATA_DIR/backups: {started, target}. For functions
+        that act as admin (@every, @on, or @call(admin=True))."""
+        if self._op is None:
+            raise RuntimeError("no gateway in this context")
+        return await self._op("admin.backup", {} if target is None else {"target": target})
+
     async def publish(self, channel: str, data: Any) -> None:
         """Send `data` to every member of `channel` (a channels.message from {id: "server", role: "server"})."""
         if self._publish is None:

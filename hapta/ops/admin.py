@@ -10,11 +10,15 @@ auth.revoke, auth.impersonate, functions.retry), under the same checks and in th
     admin.limits        {limits: [{name, rate, per, burst, remaining, reset}]}   standing of {user} or {address}
     admin.metrics       {at, connections, subscriptions, requests, errors, events, p99_ms, cache_hits,
                         cache_loads, feed_lag_ms}
+    admin.backup        {started, target}: `hapta backup` in the background (a scheduled function's ctx.backup)
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import os
+import re
 import time
 from typing import Annotated, Any, Callable, Iterable, Mapping
 
@@ -26,13 +30,25 @@ from ..limits import Limiter, address_key
 from ..live import Live
 from ..models import AUTH_COLLECTION, AUTH_HIDDEN, RULE_OPS, Model
 from ..principal import Peer
-from ..protocol.errors import BAD_REQUEST, FORBIDDEN, HaptaError
+from ..protocol.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, HaptaError
+from ..settings import Settings
+from ..store.backup import BackupError, backup
 from ..store.postgres import Database
 from .base import Args, Call, op
+
+log = logging.getLogger("hapta.admin")
 
 Text = Annotated[str, msgspec.Meta(max_length=256)]
 # A connection as the dashboard lists it: (its number in this process, the peer, since when, in unix seconds)
 Connected = tuple[int, Peer, float]
+
+
+class BackupArgs(Args):
+    target: Annotated[str, msgspec.Meta(max_length=1024)] | None = None   # s3://bucket/key, or a file name
+
+
+# A backup's file name, in HAPTA_DATA_DIR/backups: a plain name, so that a socket picks no other place on the disk.
+BACKUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 class LimitsArgs(Args):
@@ -47,14 +63,17 @@ def _admin(call: Call) -> None:
 
 class AdminOps:
     def __init__(self, db: Database, models: dict[str, Model], limits: Mapping[str, Limit], limiter: Limiter,
-                 live: Live, connected: Callable[[], Iterable[Connected]]):
+                 live: Live, connected: Callable[[], Iterable[Connected]], settings: Settings, version: str):
         self.db = db
         self.models = models
         self.limits = limits
         self.limiter = limiter
         self.live = live
         self.connected = connected
+        self.settings = settings
+        self.version = version   # hapta's, for a backup's manifest
         self.process = f"{os.uname().nodename}:{os.getpid()}"
+        self.backing_up: asyncio.Task | None = None
 
     @op("admin.schema")
     async def schema(self, call: Call, args: None) -> dict[str, Any]:
@@ -128,6 +147,35 @@ class AdminOps:
             "SELECT extract(epoch FROM now() - min(at)) * 1000 FROM hapta.change_log WHERE pos > $1",
             self.live.feed.last)
         return {"at": time.time(), **figures, "feed_lag_ms": float(lag) if lag is not None else 0.0}
+
+
+    @op("admin.backup", BackupArgs)
+    async def backup(self, call: Call, args: BackupArgs) -> dict[str, Any]:
+        """Start what `hapta backup` does (store/backup/: pg_dump on one snapshot, the local files, a manifest) in
+        the background, to `s3://bucket/key` or to a file of that name in HAPTA_DATA_DIR/backups (default
+        hapta-backup-<UTC time>.tar). {started: true, target}; the outcome goes to the log. One at a time per
+        process: CONFLICT while one is under way. A scheduled function runs it nightly with ctx.backup()."""
+        _admin(call)
+        if self.backing_up is not None and not self.backing_up.done():
+            raise HaptaError(CONFLICT, "a backup is under way in this process")
+        target = args.target or time.strftime("hapta-backup-%Y%m%dT%H%M%SZ.tar", time.gmtime())
+        if not target.startswith("s3://"):
+            if not BACKUP_NAME.fullmatch(target):
+                raise HaptaError(BAD_REQUEST, "target is s3://bucket/key or a plain file name (A-Z a-z 0-9 . _ -), "
+                                 "written in HAPTA_DATA_DIR/backups")
+            folder = self.settings.data_dir / "backups"
+            folder.mkdir(parents=True, exist_ok=True)
+            target = str(folder / target)
+        self.backing_up = asyncio.ensure_future(self._back_up(target))
+        return {"started": True, "target": target}
+
+    async def _back_up(self, target: str) -> None:
+        try:
+            log.info("backup: %s", await backup(self.settings, target, self.version))
+        except BackupError as exc:
+            log.warning("backup to %s failed: %s", target, exc)
+        except Exception:   # a bug of ours: the operator needs the story; the gateway goes on
+            log.exception("backup to %s failed", target)
 
 
 def _described(model: Model) -> dict[str, Any]:

@@ -5,8 +5,11 @@ works), its memory bound, and what the client learns when it fails (a code, neve
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import tarfile
 import textwrap
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -87,6 +90,19 @@ async def count_mine(ctx, args):
     """ctx.records(...).aggregate under the caller's list rule."""
     found = await ctx.records("posts").aggregate(filter="author = @user.id")
     return found["groups"][0]["count"]
+
+@call(allow="", admin=True)
+async def back_up(ctx, args):
+    """ctx.backup: what a nightly @every function would do (this one is called, to be tested without a clock)."""
+    return await ctx.backup(args.get("name"))
+
+@call(allow="")
+async def back_up_as_caller(ctx, args):
+    from hapta.functions import OpError
+    try:
+        return await ctx.backup("mine.tar")
+    except OpError as error:
+        return error.code
 
 @call(allow="")
 async def notify(ctx, args):
@@ -251,6 +267,24 @@ async def test_ctx_batch_writes_all_or_nothing_under_the_callers_rules(connect):
     page = await alice.call("records.list", {"collection": "posts", "filter": 'text = "never kept"', "count": True})
     assert page["total"] == 0
     assert await alice.call("functions.call", {"name": "count_mine"}) == 1
+
+
+async def test_ctx_backup_writes_an_archive_as_hapta_backup_does(connect, functions_gateway):
+    alice, _ = await signed_in(connect)
+    assert await alice.call("functions.call", {"name": "back_up_as_caller"}) == "FORBIDDEN"   # not as a user
+    started = await alice.call("functions.call", {"name": "back_up", "args": {"name": "nightly-test.tar"}})
+    archive = Path(started["target"])
+    assert started["started"] is True and archive.name == "nightly-test.tar" and archive.parent.name == "backups"
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while "backup: " not in functions_gateway.log_text():   # it runs in the background; the log says when done
+            assert asyncio.get_running_loop().time() < deadline, functions_gateway.log_text()
+            await asyncio.sleep(0.1)
+        with tarfile.open(archive) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))
+            assert manifest["database"]["rows"]["users"] >= 1 and "database.dump" in tar.getnames()
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 async def test_ctx_publish_reaches_a_channels_members(connect):

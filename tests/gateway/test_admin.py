@@ -15,7 +15,7 @@ from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD
 from tests.services import next_loopback
 from tests.sessions.conftest import browse_async, until
 
-ADMIN_OPS = ("admin.schema", "admin.connections", "admin.channels", "admin.limits", "admin.metrics")
+ADMIN_OPS = ("admin.schema", "admin.connections", "admin.channels", "admin.limits", "admin.metrics", "admin.backup")
 
 
 async def connect(gateway, role: str = "user") -> tuple[Client, dict]:
@@ -120,6 +120,15 @@ async def test_limits_standing_and_metrics(gateway):
     finally:
         await admin.close()
         await user.close()
+
+
+async def test_a_backup_goes_only_where_it_may(gateway):
+    admin, _ = await connect(gateway, "admin")
+    try:
+        for target in ("../escape.tar", "/etc/cron.d/x", "a/b.tar", ".hidden"):
+            assert await code_of(admin.call("admin.backup", {"target": target})) == "BAD_REQUEST", target
+    finally:
+        await admin.close()
 
 
 async def test_an_admins_changes_are_logged_without_their_data(gateway):
