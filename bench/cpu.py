@@ -7,7 +7,8 @@ it (the demo app, limits off, no hooks), 100 users and 200 posts, then k6 (bench
 connections for 1 s of warm-up and `--duration` seconds. Prints ops/s and the gateway's CPU (user + system, its
 child processes included) over the measured window divided by the requests answered in it: a figure that, unlike
 the rate, holds still on a machine whose other tenants take cores away. A/B a change with
-`git worktree add /tmp/before HEAD~1` and `--trees /tmp/before,.`.
+`git worktree add /tmp/before HEAD~1` and `--trees /tmp/before,.`. Each checkout serves its own demo app (its
+config.py fits its App); BENCH_DEMO=/tmp/before serves that one's to both, to compare the code alone.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def one(tree: Path, case: str, args: argparse.Namespace) -> tuple[float, float]:
     admin = asyncio.run(admin_dsn())
     database = asyncio.run(create_database(admin))
     folder = Path(tempfile.mkdtemp(prefix="hapta-bench-cpu-"))
-    demo = write_app(folder / "demo", DEMO, app=ROOT)
+    demo = write_app(folder / "demo", DEMO, app=Path(os.environ.get("BENCH_DEMO", tree)))   # each checkout's own demo (its config fits its App), or BENCH_DEMO's
     (folder / "demo" / "rules").unlink()
     (folder / "demo" / "rules").mkdir()   # no hooks: the request path alone
     gateway = GatewayProcess({**gateway_env(database), "PYTHONPATH": str(tree)}, config=demo).start()
