@@ -30,7 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "enumeration.md"
 CONFIG = """
 import dataclasses, runpy, hapta.config
 app = dataclasses.replace(runpy.run_path({app!r})["app"], message_rate=None,
-                          limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS))
+                          limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS), require_verified={by_mail})
 """
 # What each op is sent for an email; the password for auth.login is wrong on both sides (a right one would sign in).
 OPS = {
@@ -38,6 +38,8 @@ OPS = {
     "auth.otp.request": lambda email: {"email": email},
     "auth.login": lambda email: {"identity": email, "password": "not the password at all"},
 }
+# On a gateway whose app requires verified emails, registering answers alike too ({check_mail: true}).
+OPS_BY_MAIL = {"auth.register": lambda email: {"email": email, "password": PASSWORD}}
 
 
 async def answer(client: Client, op: str, args: dict) -> tuple[float, str]:
@@ -50,16 +52,21 @@ async def answer(client: Client, op: str, args: dict) -> tuple[float, str]:
     return time.perf_counter() - started, reply
 
 
-async def measure(url: str, calls: int, gap: float) -> dict[str, dict]:
+async def register_known(url: str, calls: int) -> list[str]:
+    known = []
     async with await Client.connect(url) as client:
-        known = []
         for _ in range(calls):
             email = f"k{secrets.token_hex(6)}@example.com"
             await client.call("auth.register", {"email": email, "password": PASSWORD})
+            await client.call("auth.logout")
             known.append(email)
-        await client.call("auth.logout")
+    return known
+
+
+async def measure(url: str, known: list[str], ops: dict, gap: float) -> dict[str, dict]:
+    async with await Client.connect(url) as client:
         results: dict[str, dict] = {}
-        for op, args_of in OPS.items():
+        for op, args_of in ops.items():
             times: dict[str, list[float]] = {"known": [], "unknown": []}
             replies: dict[str, set[str]] = {"known": set(), "unknown": set()}
             for email in known[:5]:   # warm up both paths
@@ -88,12 +95,19 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hapta-bench-enumeration-"))
     server = None
     try:
-        (folder / "config.py").write_text(CONFIG.format(app=str(APP / "config.py")))
         (folder / "migrations").symlink_to(APP / "migrations")
         (folder / "rules").symlink_to(APP / "rules")
+        (folder / "by-mail.py").write_text(CONFIG.format(app=str(APP / "config.py"), by_mail=True))
+        (folder / "config.py").write_text(CONFIG.format(app=str(APP / "config.py"), by_mail=False))
         server = GatewayProcess(gateway_env(database, HAPTA_DATA_DIR=str(folder / "data")),
                                 config=folder / "config.py").start()
-        results = asyncio.run(measure(server.url, args.calls, args.gap))
+        known = asyncio.run(register_known(server.url, args.calls))
+        results = asyncio.run(measure(server.url, known, OPS, args.gap))
+        server.stop()
+        server = GatewayProcess(gateway_env(database, HAPTA_DATA_DIR=str(folder / "data")),
+                                config=folder / "by-mail.py").start()
+        for op, result in asyncio.run(measure(server.url, known, OPS_BY_MAIL, args.gap)).items():
+            results[f"{op} (require_verified)"] = result
         lines = [f"# Known against unknown emails — {time.strftime('%Y-%m-%d %H:%M')}", "",
                  f"{args.calls} calls per side, interleaved on one connection, {args.gap * 1000:g} ms apart; "
                  "milliseconds.", "",

@@ -75,6 +75,8 @@ class Limit:
 # op that checks a secret, and each write, has one, so that no op is unbounded by default. Per client address for the
 # ops a guest may call, per user for the rest; "<op>:identity" counts guesses against one account from anywhere.
 # `App(limits=dict.fromkeys(DEFAULT_LIMITS))` runs without any (benchmarks).
+# "op:identity" counts per account from any address, "op:recipient" per address a mail goes to (auth/accounts.py)
+ACCOUNT_SCOPES = ("identity", "recipient")
 DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.login": Limit(10, per=60),
     "auth.login:identity": Limit(10, per=600),
@@ -109,8 +111,15 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.otp": Limit(10, per=60),
     "auth.otp:identity": Limit(10, per=600),   # with OTP_ATTEMPTS per code: six digits are not guessed
     "auth.mfa.verify": Limit(10, per=60),
+    "auth.mfa.verify:identity": Limit(20, per=600),   # per account, from anywhere: four challenges of five
     "auth.email.change": Limit(5, per=3600),
+    "auth.email.change:identity": Limit(5, per=600),   # guesses at the current password, per account
+    "auth.email.change:recipient": Limit(3, per=3600),   # mails to one address, from every account together
+    "auth.password:identity": Limit(5, per=600),
+    "auth.verify:identity": Limit(5, per=600),   # a link followed with the account's password: guesses at it
     "auth.mfa.confirm": Limit(10, per=60),
+    "auth.mfa.disable": Limit(10, per=60),
+    "auth.mfa.disable:identity": Limit(5, per=600),
 }
 
 
@@ -296,7 +305,7 @@ def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
         if ops and op != "default" and op not in ops:
             near = difflib.get_close_matches(op, sorted(ops), n=1)
             raise ConfigError(f"App.limits: {key!r} names no op" + (f" (did you mean {near[0]!r}?)" if near else ""))
-        if scope and scope != "identity" and scope not in names:
+        if scope and scope not in ACCOUNT_SCOPES and scope not in names:
             raise ConfigError(f"App.limits: {key!r} names no collection {scope!r}")
 
 

@@ -178,7 +178,7 @@ class Hapta:
         check (read it back) before it tries again."""
         client = await self._socket()
         data = await client.call(op, args)
-        if op in SESSION_OPS:
+        if op in SESSION_OPS and "token" in data:   # (auth.register by mail answers {check_mail: true})
             self._signed_in(data)
         elif op in ("auth.anon", "auth.admin"):
             self.sign_in, self.session = (op, dict(args or {})), None

@@ -21,9 +21,13 @@ from ..query.ast import Node
 ADMIN_KEY = (ADMIN,)
 
 
-def check_caller(principal: Principal, op: str, guest_ok: bool) -> None:
+def check_caller(principal: Principal, op: str, guest_ok: bool, admin_only: bool = False) -> None:
     """Guests may call only what a guest may (auth.*, ping); an expired access token only that too, until the
-    connection refreshes or resumes."""
+    connection refreshes or resumes; an op for admins only, admins."""
+    if admin_only:
+        if not principal.is_admin:
+            raise HaptaError(FORBIDDEN, f"{op} is for admins only")
+        return
     if guest_ok:
         return
     if principal.expired():

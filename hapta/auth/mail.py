@@ -62,6 +62,33 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "html": "<p>The email of your $app account is now <b>$code</b>. If that was not you, reset your password "
                 "and tell us.</p>",
     },
+    "account_exists": {
+        "subject": "Someone tried to sign up to $app with your address",
+        "txt": "Someone tried to create a $app account with this address, which already has one. If it was you, "
+               "sign in instead, or reset your password from the app. If it was not, you need not do anything: "
+               "your account is unchanged.\n",
+        "html": "<p>Someone tried to create a $app account with this address, which already has one. If it was you, "
+                "sign in instead, or reset your password from the app. If it was not, you need not do anything: "
+                "your account is unchanged.</p>",
+    },
+    "taken_over": {
+        "subject": "Your $app account is yours alone now",
+        "txt": "This address was just proven to be yours, on an account that someone had registered with it "
+               "before (maybe you, on another device). To keep it yours alone, its password, second factor, linked "
+               "sign-ins and every session were ended. To choose a password:\n\n$link\n\nor enter the code "
+               "$code in the app. It is valid for 30 minutes and once.\n",
+        "html": "<p>This address was just proven to be yours, on an account that someone had registered with it "
+                "before (maybe you, on another device). To keep it yours alone, its password, second factor, "
+                "linked sign-ins and every session were ended.</p><p><a href=\"$link\">Choose a password</a></p>"
+                "<p>or enter the code <b>$code</b> in the app. It is valid for 30 minutes and once.</p>",
+    },
+    "mfa_removed": {
+        "subject": "The second factor of your $app account was removed",
+        "txt": "The second factor (authenticator app) of your $app account was removed. If that was not you, "
+               "reset your password and enrol a new one.\n",
+        "html": "<p>The second factor (authenticator app) of your $app account was removed. If that was not you, "
+                "reset your password and enrol a new one.</p>",
+    },
     "reset": {
         "subject": "Reset your $app password",
         "txt": "Someone asked to reset the password of this account. To choose a new one:\n\n$link\n\nor enter the "

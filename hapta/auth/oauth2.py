@@ -23,14 +23,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import msgspec
 
 from ..config import OAuth2Provider
-from ..protocol.errors import ALREADY_EXISTS, BAD_REQUEST, INVALID_CREDENTIALS, UNAVAILABLE, HaptaError
+from ..protocol.errors import BAD_REQUEST, INVALID_CREDENTIALS, UNAVAILABLE, HaptaError
 from ..store.postgres import Database
-from .accounts import InvalidIdentity, normalize_email
+from .identity import InvalidIdentity, normalize_email
 from .tokens import hash_secret
 
 log = logging.getLogger("hapta.oauth2")
@@ -133,92 +133,59 @@ async def begin(db: Database, name: str, provider: OAuth2Provider, redirect_uri:
     return {"url": authorize_url(provider, redirect_uri, state, challenge), "state": state}
 
 
-async def complete(db: Database, providers: dict[str, OAuth2Provider], redirect_uri: str,
-                   params: dict[str, str]) -> tuple[Outcome | None, str, list[str]]:
-    """Handle the browser's return. Returns (what to tell the waiting socket or None, a line for the browser, the
-    sessions the sign-in ended: an unverified account's, taken over by its email's verified owner)."""
+# link(provider name, subject, email, vouched) -> the user's id: the Accounts service's link_provider
+Link = Callable[[str, str, "str | None", bool], Awaitable[str]]
+
+
+async def complete(db: Database, providers: dict[str, OAuth2Provider], redirect_uri: str, params: dict[str, str],
+                   link: Link) -> tuple[Outcome | None, str]:
+    """Handle the browser's return: (what to tell the waiting socket or None, a line for the browser)."""
     state = params.get("state", "")
     if not state or len(state) > 200:
-        return None, "This sign-in link is not valid.", []
+        return None, "This sign-in link is not valid."
     row = await db.fetchrow(   # spends the state: a replay finds nothing
         "DELETE FROM hapta.oauth_states WHERE state_hash = $1 RETURNING provider, verifier, waiter, "
         "expires_at > now() AS fresh", hash_secret(state))
     if row is None:
-        return None, "This sign-in link is not valid or was already used.", []
+        return None, "This sign-in link is not valid or was already used."
     waiter = row["waiter"]
     provider = providers.get(row["provider"])
     if not row["fresh"] or provider is None:
         expired = _failed(waiter, INVALID_CREDENTIALS, "the sign-in took too long; start again")
-        return expired, "This sign-in expired.", []
+        return expired, "This sign-in expired."
     if "error" in params:
-        return _failed(waiter, INVALID_CREDENTIALS, "the provider refused the sign-in"), "Sign-in was refused.", []
+        return _failed(waiter, INVALID_CREDENTIALS, "the provider refused the sign-in"), "Sign-in was refused."
     code = params.get("code", "")
     if not code or len(code) > 2048:
-        return _failed(waiter, BAD_REQUEST, "the provider sent no code"), "Sign-in failed.", []
+        return _failed(waiter, BAD_REQUEST, "the provider sent no code"), "Sign-in failed."
     try:
         info = await asyncio.to_thread(exchange_code, provider, code, row["verifier"], redirect_uri)
-        user_id, ended = await _link_or_create(db, row["provider"], provider, info)
+        user_id = await link(row["provider"], *_identity(provider, info))
     except ProviderError as exc:
         log.warning("oauth2 sign-in with %s failed: %s", row["provider"], exc)
-        return _failed(waiter, UNAVAILABLE, str(exc)), "Sign-in failed at the provider.", []
+        return _failed(waiter, UNAVAILABLE, str(exc)), "Sign-in failed at the provider."
     except HaptaError as exc:
-        return _failed(waiter, exc.code, exc.message), "Sign-in failed: " + exc.message, []
-    return Outcome(waiter, user_id=user_id), "You are signed in. You can close this window.", ended
+        return _failed(waiter, exc.code, exc.message), "Sign-in failed: " + exc.message
+    return Outcome(waiter, user_id=user_id), "You are signed in. You can close this window."
 
 
 def _failed(waiter: str, code: str, message: str) -> Outcome:
     return Outcome(waiter, error_code=code, error_message=message)
 
 
-async def _link_or_create(db: Database, name: str, provider: OAuth2Provider,
-                          info: dict[str, Any]) -> tuple[str, list[str]]:
-    """(user id, sessions ended). A provider account already linked signs in to its user. Otherwise the email
-    decides, and only when the provider vouches for it (trust_email and verified):
-
-        no account with the email      a new account, verified when the provider vouched
-        a verified account             linked: its owner has shown the email is theirs, and so has this person
-        an unverified account          taken over by the verified owner: whoever registered the address first (with
-                                       a password, or through a provider that does not vouch) loses the password,
-                                       the sessions and the other linked providers, so that pre-registering a
-                                       victim's address never opens the victim's account later
-        (not vouched, email taken)     ALREADY_EXISTS: nothing is linked
-    """
+def _identity(provider: OAuth2Provider, info: dict[str, Any]) -> tuple[str, str | None, bool]:
+    """(subject, email or None, vouched): who the provider says signed in, and whether it vouches for the email
+    (the app trusts the provider's emails, and this one is marked verified)."""
     subject = info.get(provider.subject_field)
     if not isinstance(subject, (str, int)) or isinstance(subject, bool) or str(subject) == "":
         raise ProviderError("the provider named no user")
-    subject = str(subject)[:200]
     try:
         email: str | None = normalize_email(info.get(provider.email_field))
     except InvalidIdentity:
         email = None
     vouched = email is not None and provider.trust_email and provider.verified_field is not None \
         and info.get(provider.verified_field) is True
-    ended: list[str] = []
-    async with db.transaction() as conn:
-        known = await conn.fetchval(
-            "SELECT user_id FROM hapta.identities WHERE provider = $1 AND subject = $2", name, subject)
-        if known is not None:
-            return known, ended
-        existing = await conn.fetchrow("SELECT id, verified FROM users WHERE email = $1 FOR UPDATE", email) \
-            if email else None
-        if existing is not None and not vouched:
-            raise HaptaError(ALREADY_EXISTS, "an account with this email exists; sign in to it first")
-        if existing is None:
-            # No password: this user signs in through the provider (or sets a password later).
-            user_id = await conn.fetchval("INSERT INTO users (email, verified) VALUES ($1, $2) RETURNING id",
-                                          email or f"{name}-{subject}@oauth2.invalid".lower(), vouched)
-        else:
-            user_id = existing["id"]
-            if not existing["verified"]:
-                ended = [row["id"] for row in await conn.fetch(
-                    "UPDATE hapta.sessions SET revoked_at = now(), revoked_reason = 'taken over by the verified owner' "
-                    "WHERE user_id = $1 AND revoked_at IS NULL RETURNING id", user_id)]
-                await conn.execute("DELETE FROM hapta.identities WHERE user_id = $1", user_id)
-                await conn.execute("UPDATE users SET password_hash = NULL, verified = true WHERE id = $1", user_id)
-                log.warning("an unverified account was taken over by the verified owner of its email (%s)", name)
-        await conn.execute("INSERT INTO hapta.identities (provider, subject, user_id) VALUES ($1, $2, $3)",
-                           name, subject, user_id)
-        return user_id, ended
+    return str(subject)[:200], email, vouched
 
 
 def page(line: str) -> str:

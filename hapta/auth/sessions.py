@@ -24,8 +24,8 @@ import asyncpg
 from ..protocol.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REUSED, HaptaError
 from ..store.postgres import Database
 from .tokens import hash_secret, new_refresh_token, seal_successor, unseal_successor
+from .users import USER_COLUMNS
 
-USER_COLUMNS = ("id", "email", "username", "verified", "anonymous", "created", "updated", "version")
 USER_SELECT = ", ".join(f"u.{column}" for column in USER_COLUMNS)
 
 # How many racing refreshes in a row a late tab may walk through to find the current token.
@@ -139,6 +139,10 @@ class Sessions:
             RETURNING {USER_SELECT}""", session_id, user_id, self.policy.idle_timeout)
         return dict(row) if row else None
 
+    async def owner(self, session_id: str) -> str | None:
+        """The user a session (live or not) belongs to."""
+        return await self.db.fetchval("SELECT user_id FROM hapta.sessions WHERE id = $1", session_id)
+
     async def list(self, user_id: str) -> list[dict]:
         rows = await self.db.fetch("""
             SELECT id, created, last_seen, expires_at FROM hapta.sessions
@@ -151,14 +155,15 @@ class Sessions:
         async with self.db.acquire() as conn:
             return await self._revoke(conn, "id = ANY($1::text[])", [session_ids], reason)
 
-    async def revoke_user(self, user_id: str, reason: str, *, keep: str | None = None,
+    async def revoke_user(self, user_id: str, reason: str, *, keep: tuple[str | None, ...] = (),
                           conn: asyncpg.Connection | None = None) -> list[str]:
-        """Every live session of a user (but `keep`, the caller's own): after a password change, or by an admin.
-        On `conn` when given: inside the transaction of the write that ends them (a password change)."""
+        """Every live session of a user but those in `keep` (the caller's own): after a password change, or by an
+        admin. On `conn` when given: inside the transaction of the write that ends them (a password change)."""
+        where, params = "user_id = $1 AND NOT (id = ANY($2::text[]))", [user_id, [k for k in keep if k]]
         if conn is not None:
-            return await self._revoke(conn, "user_id = $1 AND id IS DISTINCT FROM $2", [user_id, keep], reason)
+            return await self._revoke(conn, where, params, reason)
         async with self.db.acquire() as own:
-            return await self._revoke(own, "user_id = $1 AND id IS DISTINCT FROM $2", [user_id, keep], reason)
+            return await self._revoke(own, where, params, reason)
 
     @staticmethod
     async def _revoke(conn: asyncpg.Connection, where: str, params: list, reason: str) -> list[str]:

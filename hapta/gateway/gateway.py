@@ -17,10 +17,12 @@ import msgspec
 from .. import __version__, metrics
 from ..access import Schemas, check_caller
 from ..auth import oauth2
+from ..auth.accounts import Accounts
 from ..auth.hub import SessionHub
 from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
-from ..auth.tokens import TokenSigner
+from ..auth.tokens import TokenSigner, hash_secret
+from ..auth.users import Users
 from ..config import DEFAULT_LIMITS, App, ConfigError, check_app
 from ..files.service import FileService
 from ..functions.service import Functions
@@ -91,9 +93,11 @@ class Gateway:
         self.mailer = Mailer(db, Templates(None if app_dir is None else app_dir / "mail"), app.app_name,
                              smtp_url=settings.smtp_url, sender=settings.mail_from, folder=settings.data_dir / "mail",
                              log_links=not settings.production)
+        self.accounts = Accounts(db, Users(db), self.hub, self.mailer, self._throttle, link=self._mail_link,
+                                 min_password_length=app.min_password_length,
+                                 register_by_mail=app.require_verified)
         self.ops: dict[str, OpSpec] = table(
-            AuthOps(db, self.hub, self.signer, self.limiter, anon_key=settings.anon_key,
-                    admin_key=settings.admin_key, min_password_length=app.min_password_length,
+            AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
             RecordOps(self.records, self._charge, app.batch_max),
             FileOps(self.files, self.records),
@@ -101,8 +105,7 @@ class Gateway:
                     max_channels=app.max_channels),
             LimitOps(self.limiter, self._guest_op),
             MiscOps(),
-            AccountOps(db, self.hub, self.mailer, self.limiter, link=self._mail_link,
-                       min_password_length=app.min_password_length),
+            AccountOps(self.accounts),
             RuleOps(hooks),
             FunctionOps(self.functions),
             AdminOps(db, models, limits, self.limiter, self.live, self._connected, settings, __version__))
@@ -205,6 +208,12 @@ class Gateway:
         return string.Template(self.app.mail_link).safe_substitute(
             public_url=self.public_url or "", action=action, token=urllib.parse.quote(token))
 
+    async def _throttle(self, op: str, kind: str, value: str) -> None:
+        """Count one attempt of `op` against an account or a recipient, from anywhere (the dispatcher already
+        counts each client address): the bucket `<op>:<kind>` of App.limits, else the op's own limit. The value is
+        hashed, so that no email address lands in Redis."""
+        await self.limiter.enforce(op, f"{kind}:{hash_secret(value)[:32]}", collection=kind)
+
     async def _charge(self, peer: Peer, op: str, collection: str) -> None:
         """Count one op of a batch against its single op's limit, as _run counts a request."""
         if not peer.principal.is_admin:
@@ -226,9 +235,8 @@ class Gateway:
         except ValueError:   # too many fields, or not a query string at all
             return 400, oauth2.page("This sign-in link is not valid.")
         try:
-            outcome, line, ended = await oauth2.complete(self.db, self.app.oauth2, self.oauth2_redirect_uri, params)
-            if ended:
-                await self.hub.announce(ended, "the account was taken over by the verified owner of its email")
+            outcome, line = await oauth2.complete(self.db, self.app.oauth2, self.oauth2_redirect_uri, params,
+                                                  self.accounts.link_provider)
             if outcome is not None:
                 await self.listener.notify(self.db, oauth2.CHANNEL, msgspec.json.encode(outcome).decode())
         except Exception as exc:
@@ -296,7 +304,7 @@ class Gateway:
         if spec is None:
             raise HaptaError(UNKNOWN_OP, f"unknown op {request.op[:64]!r}")
         principal = peer.principal
-        check_caller(principal, request.op, spec.guest)
+        check_caller(principal, request.op, spec.guest, spec.admin)
         if self.app.require_verified and principal.role == USER and not principal.verified \
                 and not request.op.startswith("auth.") and request.op != "ping":
             raise HaptaError(FORBIDDEN, "verify your email first (auth.verify.request)",

@@ -47,6 +47,7 @@ class OpSpec:
     handler: Handler
     args: type | None
     guest: bool   # may a guest call it?
+    admin: bool = False   # admins only (the dispatcher refuses anyone else: FORBIDDEN)
 
     def decode(self, raw: msgspec.Raw, binary: bool) -> Any:
         """The args as the op's Struct, straight from the request's bytes (empty: none sent); None for an op
@@ -67,10 +68,12 @@ def _decoders(args: type) -> tuple[Any, Any]:
     return found
 
 
-def op(name: str, args: type | None = None, *, guest: bool = False) -> Callable[[Handler], Handler]:
-    """Mark a handler method as the op `name`, whose arguments are `args` (a Struct), callable by guests or not."""
+def op(name: str, args: type | None = None, *, guest: bool = False,
+       admin: bool = False) -> Callable[[Handler], Handler]:
+    """Mark a handler method as the op `name`, whose arguments are `args` (a Struct), callable by guests or not, or
+    by admins only."""
     def mark(handler: Handler) -> Handler:
-        handler.__hapta_op__ = (name, args, guest)   # type: ignore[attr-defined]
+        handler.__hapta_op__ = (name, args, guest, admin)   # type: ignore[attr-defined]
         return handler
     return mark
 
@@ -83,10 +86,10 @@ def table(*handlers: object) -> dict[str, OpSpec]:
             marked = getattr(getattr(type(handler), attribute), "__hapta_op__", None)
             if marked is None:
                 continue
-            name, args, guest = marked
+            name, args, guest, admin = marked
             if name in ops:
                 raise ValueError(f"op {name} is declared twice")
-            ops[name] = OpSpec(name, getattr(handler, attribute), args, guest)
+            ops[name] = OpSpec(name, getattr(handler, attribute), args, guest, admin)
     return ops
 
 

@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 
 from ..access import missing_related
-from ..auth.accounts import InvalidIdentity, normalize_username
+from ..auth.identity import InvalidIdentity, normalize_username
 from ..models import AUTH_COLLECTION, Model
 from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, CONFLICT, VALIDATION_FAILED, HaptaError

@@ -12,96 +12,12 @@ from email import policy
 
 import asyncpg
 import pytest
-import pytest_asyncio
-from aiosmtpd.controller import Controller
 
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
+from tests.accounts.conftest import code_in, refused, register, token_in
 from tests.conftest import PASSWORD, gateway_env
-from tests.services import GatewayProcess, create_database, drop_database, free_port, next_loopback, write_app
-
-
-class Inbox:
-    """What the SMTP server received: (recipients, parsed message)."""
-
-    def __init__(self) -> None:
-        self.mails: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):   # aiosmtpd's handler hook
-        self.mails.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
-
-    async def to(self, address: str, timeout: float = 20.0) -> email.message.EmailMessage:
-        deadline = time.monotonic() + timeout
-        while True:
-            for recipients, message in self.mails:
-                if address in recipients:
-                    return message
-            assert time.monotonic() < deadline, f"no mail to {address} within {timeout} s"
-            await asyncio.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, f"smtp://127.0.0.1:{controller.port}"
-    controller.stop()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def mail_database(pg_admin):
-    """A database of its own: every gateway on a database sends its outbox, so the other tests' gateways (no
-    SMTP_URL: files) must not be the ones to claim these mails."""
-    dsn = await create_database(pg_admin)
-    yield dsn
-    await drop_database(pg_admin, dsn)
-
-
-@pytest.fixture(scope="module")
-def nodes(mail_database, smtp):
-    _, url = smtp
-    env = gateway_env(mail_database, SMTP_URL=url, HAPTA_PUBLIC_URL="https://app.example.com",
-                      HAPTA_MAIL_FROM="Hapta Tests <tests@example.com>")
-    processes = [GatewayProcess(env).start() for _ in range(2)]
-    yield processes
-    for process in processes:
-        process.stop()
-    for process in processes:
-        assert "Traceback" not in process.log_text(), process.log_text()
-
-
-@pytest_asyncio.fixture
-async def connect(nodes):
-    clients: list[Client] = []
-
-    async def make(node: int = 0) -> Client:
-        client = await Client.connect(nodes[node].url, local_addr=(next_loopback(), 0))
-        clients.append(client)
-        return client
-    yield make
-    for client in clients:
-        await client.close()
-
-
-def token_in(message: email.message.EmailMessage, action: str) -> str:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    found = re.search(rf"https://app\.example\.com/#{action}=(\S+)", text)
-    assert found, text
-    return found.group(1)
-
-
-async def refused(coroutine) -> str:
-    with pytest.raises(HaptaError) as error:
-        await coroutine
-    return error.value.code
-
-
-async def register(client: Client) -> tuple[str, dict]:
-    address = f"m{secrets.token_hex(5)}@example.com"
-    session = await client.call("auth.register", {"email": address, "password": PASSWORD})
-    return address, session
+from tests.services import GatewayProcess, create_database, drop_database, next_loopback, write_app
 
 
 async def test_an_email_is_verified_by_the_link_it_receives(connect, smtp):
@@ -197,12 +113,6 @@ async def test_without_smtp_mails_are_files_and_their_links_are_logged(pg_admin,
         await drop_database(pg_admin, database)
 
 
-def code_in(message: email.message.EmailMessage) -> str:
-    found = re.search(r"\b(\d{6})\b", message["Subject"])
-    assert found, message["Subject"]
-    return found.group(1)
-
-
 async def test_a_one_time_code_signs_in_once_and_guessing_burns_it(connect, smtp):
     inbox, _ = smtp
     client = await connect()
@@ -234,7 +144,7 @@ async def test_an_email_change_is_confirmed_from_the_new_address_and_the_old_one
     client = await connect()
     old, session = await register(client)
     new = f"n{secrets.token_hex(5)}@example.com"
-    assert await client.call("auth.email.change", {"email": new}) == {}
+    assert await client.call("auth.email.change", {"email": new, "password": PASSWORD}) == {}
     assert (await client.call("auth.me"))["user"]["email"] == old   # nothing changes before the link is followed
     token = token_in(await inbox.to(new), "email")
     other = await connect()
@@ -250,6 +160,8 @@ async def test_an_email_change_is_confirmed_from_the_new_address_and_the_old_one
 
 
 async def test_require_verified_holds_back_an_unverified_user(mail_database, smtp, tmp_path):
+    """With App.require_verified, registering mails the link and signs nobody in; signed in, an unverified user
+    may call only auth.* and ping until the link is followed on that connection."""
     inbox, url = smtp
     folder = tmp_path / "app"
     config = write_app(folder, """
@@ -260,13 +172,17 @@ async def test_require_verified_holds_back_an_unverified_user(mail_database, smt
                              config=config).start()
     try:
         async with await Client.connect(process.url, local_addr=(next_loopback(), 0)) as client:
-            address, _ = await register(client)
+            address = f"m{secrets.token_hex(5)}@example.com"
+            assert await client.call("auth.register", {"email": address, "password": PASSWORD}) == \
+                {"check_mail": True}
+            assert await client.call("auth.me") == {"role": "guest"}   # registering signed nobody in
+            await client.call("auth.login", {"identity": address, "password": PASSWORD})
             with pytest.raises(HaptaError) as held:
                 await client.call("records.list", {"collection": "posts"})
             assert held.value.code == "FORBIDDEN" and held.value.details == {"reason": "unverified"}
             assert "time" in await client.call("ping")
-            await client.call("auth.verify.request")
-            await client.call("auth.verify", {"token": token_in(await inbox.to(address), "verify")})
+            assert await client.call("auth.verify", {"token": token_in(await inbox.to(address), "verify")}) == \
+                {"verified": True}   # followed where its holder is signed in: nothing is taken over
             assert (await client.call("records.list", {"collection": "posts"}))["page"] == 1
     finally:
         process.stop()

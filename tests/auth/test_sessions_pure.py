@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hapta.auth.accounts import weakness
+from hapta.auth.identity import weakness
 from hapta.auth.tokens import TokenSigner, new_refresh_token, seal_successor, unseal_successor
 from hapta.gateway.proxies import client_address
 from hapta.protocol.errors import HaptaError

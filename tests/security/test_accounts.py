@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hapta.auth.accounts import InvalidIdentity, normalize_username, weakness
+from hapta.auth.identity import InvalidIdentity, normalize_username, weakness
 from hapta.auth.tokens import TokenSigner
 from hapta.settings import Settings, SettingsError
 from tests.conftest import ADMIN_KEY, PASSWORD

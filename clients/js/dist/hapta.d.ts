@@ -221,12 +221,16 @@ export declare class Hapta {
     /** Sockets opened after the first. */
     reconnects: number;
     readonly auth: {
+        /** Signs in at once (a Session), or, where the app requires verified emails, answers `{check_mail: true}`
+         * whether or not the address had an account: the mail says what to do next. */
         register: (fields: {
             email: string;
             password: string;
             username?: string;
             [field: string]: unknown;
-        }) => Promise<Session>;
+        }) => Promise<Session | {
+            check_mail: true;
+        }>;
         login: (identity: string, password: string) => Promise<Session>;
         /** A guest account (no email or password yet); `register` on this client later makes it an account. */
         guest: () => Promise<Session>;
@@ -242,11 +246,21 @@ export declare class Hapta {
         mfaConfirm: (code: string) => Promise<{
             recovery_codes: string[];
         }>;
+        /** Removes the second factor with a current code or a recovery code. */
+        mfaDisable: (code: string) => Promise<Json>;
         verifyRequest: () => Promise<Json>;
-        verify: (token: string) => Promise<Json>;
+        /** Verifies the email of a mailed link. Signed in to that account here, or with its `password`, it only
+         * verifies; otherwise it claims the address: an unverified account is taken over (`taken_over: true`). */
+        verify: (token: string, password?: string) => Promise<{
+            verified: true;
+            taken_over?: true;
+        }>;
         resetRequest: (email: string) => Promise<Json>;
         reset: (token: string, password: string) => Promise<Json>;
-        changeEmail: (email: string) => Promise<Json>;
+        /** Mails a link to the new address; asks the current password (an account without one: a fresh sign-in). */
+        changeEmail: (email: string, password?: string) => Promise<Json>;
+        /** A new password; `old` is the current one (an account without one: within 10 minutes of signing in). */
+        changePassword: (newPassword: string, old?: string) => Promise<Json>;
         confirmEmail: (token: string) => Promise<Json>;
         logout: () => Promise<void>;
         refresh: () => Promise<Session>;

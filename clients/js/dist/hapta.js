@@ -477,7 +477,13 @@ var Hapta = class _Hapta {
   /** Sockets opened after the first. */
   reconnects = 0;
   auth = {
-    register: (fields) => this.signIn("auth.register", fields),
+    /** Signs in at once (a Session), or, where the app requires verified emails, answers `{check_mail: true}`
+     * whether or not the address had an account: the mail says what to do next. */
+    register: async (fields) => {
+      const answer = await this.call("auth.register", fields);
+      if ("token" in answer) this.setSession(answer);
+      return answer;
+    },
     login: (identity, password) => this.signIn("auth.login", { identity, password }),
     /** A guest account (no email or password yet); `register` on this client later makes it an account. */
     guest: () => this.signIn("auth.guest", {}),
@@ -488,11 +494,18 @@ var Hapta = class _Hapta {
     mfaVerify: (challenge, code) => this.signIn("auth.mfa.verify", { challenge, code }),
     mfaEnroll: () => this.call("auth.mfa.enroll"),
     mfaConfirm: (code) => this.call("auth.mfa.confirm", { code }),
+    /** Removes the second factor with a current code or a recovery code. */
+    mfaDisable: (code) => this.call("auth.mfa.disable", { code }),
     verifyRequest: () => this.call("auth.verify.request"),
-    verify: (token) => this.call("auth.verify", { token }),
+    /** Verifies the email of a mailed link. Signed in to that account here, or with its `password`, it only
+     * verifies; otherwise it claims the address: an unverified account is taken over (`taken_over: true`). */
+    verify: (token, password) => this.call("auth.verify", password === void 0 ? { token } : { token, password }),
     resetRequest: (email) => this.call("auth.reset.request", { email }),
     reset: (token, password) => this.call("auth.reset", { token, password }),
-    changeEmail: (email) => this.call("auth.email.change", { email }),
+    /** Mails a link to the new address; asks the current password (an account without one: a fresh sign-in). */
+    changeEmail: (email, password) => this.call("auth.email.change", password === void 0 ? { email } : { email, password }),
+    /** A new password; `old` is the current one (an account without one: within 10 minutes of signing in). */
+    changePassword: (newPassword, old) => this.call("auth.password", old === void 0 ? { new: newPassword } : { new: newPassword, old }),
     confirmEmail: (token) => this.call("auth.email.confirm", { token }),
     logout: async () => {
       await this.call("auth.logout");

@@ -366,8 +366,14 @@ export class Hapta {
   reconnects = 0;
 
   readonly auth = {
-    register: (fields: { email: string; password: string; username?: string; [field: string]: unknown }) =>
-      this.signIn("auth.register", fields),
+    /** Signs in at once (a Session), or, where the app requires verified emails, answers `{check_mail: true}`
+     * whether or not the address had an account: the mail says what to do next. */
+    register: async (fields: { email: string; password: string; username?: string; [field: string]: unknown }):
+      Promise<Session | { check_mail: true }> => {
+      const answer = await this.call<Session | { check_mail: true }>("auth.register", fields);
+      if ("token" in answer) this.setSession(answer);
+      return answer;
+    },
     login: (identity: string, password: string) => this.signIn("auth.login", { identity, password }),
     /** A guest account (no email or password yet); `register` on this client later makes it an account. */
     guest: () => this.signIn("auth.guest", {}),
@@ -378,11 +384,21 @@ export class Hapta {
     mfaVerify: (challenge: string, code: string) => this.signIn("auth.mfa.verify", { challenge, code }),
     mfaEnroll: (): Promise<{ secret: string; uri: string }> => this.call("auth.mfa.enroll"),
     mfaConfirm: (code: string): Promise<{ recovery_codes: string[] }> => this.call("auth.mfa.confirm", { code }),
+    /** Removes the second factor with a current code or a recovery code. */
+    mfaDisable: (code: string): Promise<Json> => this.call("auth.mfa.disable", { code }),
     verifyRequest: (): Promise<Json> => this.call("auth.verify.request"),
-    verify: (token: string): Promise<Json> => this.call("auth.verify", { token }),
+    /** Verifies the email of a mailed link. Signed in to that account here, or with its `password`, it only
+     * verifies; otherwise it claims the address: an unverified account is taken over (`taken_over: true`). */
+    verify: (token: string, password?: string): Promise<{ verified: true; taken_over?: true }> =>
+      this.call("auth.verify", password === undefined ? { token } : { token, password }),
     resetRequest: (email: string): Promise<Json> => this.call("auth.reset.request", { email }),
     reset: (token: string, password: string): Promise<Json> => this.call("auth.reset", { token, password }),
-    changeEmail: (email: string): Promise<Json> => this.call("auth.email.change", { email }),
+    /** Mails a link to the new address; asks the current password (an account without one: a fresh sign-in). */
+    changeEmail: (email: string, password?: string): Promise<Json> =>
+      this.call("auth.email.change", password === undefined ? { email } : { email, password }),
+    /** A new password; `old` is the current one (an account without one: within 10 minutes of signing in). */
+    changePassword: (newPassword: string, old?: string): Promise<Json> =>
+      this.call("auth.password", old === undefined ? { new: newPassword } : { new: newPassword, old }),
     confirmEmail: (token: string): Promise<Json> => this.call("auth.email.confirm", { token }),
     logout: async (): Promise<void> => {
       await this.call("auth.logout");
