@@ -28,7 +28,7 @@ from ..files.service import FileService
 from ..functions.service import Functions
 from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
-from ..live import Live, install_triggers
+from ..live import Live, install_triggers, read_cache
 from ..live.cache import request_began, request_ended
 from ..models import Model, build_models
 from ..ops.accounts import AccountOps
@@ -48,6 +48,7 @@ from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNKNOWN
 from ..query.check import without_guards
 from ..query.schema import Schema
 from ..records.service import Records
+from ..records.view import RecordView
 from ..settings import Settings, StartupError, database_address, reason
 from ..store import migrations
 from ..store.files import Storage
@@ -77,15 +78,16 @@ class Gateway:
                                fallback=app.limits_fallback)
         policy = Policy(app.session_ttl, app.session_idle_timeout, app.refresh_reuse_interval)
         self.hub = SessionHub(Sessions(db, policy), self.signer, listener)
-        self.live = Live(app, settings, db, models, listener)   # change feed, realtime, channels, read cache
+        cache = read_cache(settings, listener)
+        schemas = Schemas(schema, without_guards(schema))
+        # how records leave for one reader (before_send, expand): the same for records.* and realtime events
+        view = RecordView(db, models, schemas, hooks, cache.read)
+        self.live = Live(app, settings, db, models, listener, cache, view)   # feed, realtime, channels, the cache
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
         self.files = FileService(app, settings, db, models, listener, storage)
-        self.records = Records(db, models, Schemas(schema, without_guards(schema)), hooks, read=self.live.read,
-                               announce=self.hub.announce, max_filter_cost=app.max_filter_cost)
+        self.records = Records(db, models, schemas, hooks, view, read=cache.read, announce=self.hub.announce,
+                               max_filter_cost=app.max_filter_cost)
         self.hub.also_sweep(lambda: self.records.idempotency.prune(db))   # answers past their 24 hours
-        # realtime events pass the collections' before_send hooks too, per receiving principal
-        self.live.realtime.sends, self.live.realtime.sent = hooks.sends, self.records.sent
-        self.live.realtime.expanded = self.records.expand
         self.deadlines = Deadlines(app.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
         self.peers: dict[Peer, tuple[int, float]] = {}

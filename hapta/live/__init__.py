@@ -26,7 +26,7 @@ from .cache import ReadCache, SharedStore
 from .channels import Channels
 from .feed import (CHANNEL as CHANGES_CHANNEL, LEADER_KEY, POSITIONS, ChangeFeed, changes_after, horizon,
                    install_triggers)
-from .realtime import Realtime, Subscription, reset_event
+from .realtime import Realtime, Subscription, View, reset_event
 
 # Changes a resume replays at most; a subscription that missed more is told to refetch (cheaper than replaying).
 MAX_REPLAY = 10_000
@@ -35,19 +35,26 @@ MAX_PENDING_IN_SNAPSHOT = 10_000
 
 log = logging.getLogger("hapta.live")
 
-__all__ = ["Live", "install_triggers"]
+__all__ = ["Live", "install_triggers", "read_cache"]
 
 T = TypeVar("T")
 
 
+def read_cache(settings: Settings, listener: Listener) -> ReadCache:
+    """The read cache records.* read through (and expansions, and realtime's): in this process, and in Redis with
+    REDIS_URL; its barrier is the listener's."""
+    shared = SharedStore(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+    return ReadCache(listener.sync, shared)
+
+
 class Live:
-    def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener):
+    def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener,
+                 cache: ReadCache, view: View):
         self.listener = listener
-        shared = SharedStore(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
-        self.cache = ReadCache(self.listener.sync, shared)
+        self.cache = cache
         self.db = db
         self.feed = ChangeFeed(models, db, retention=app.change_log_retention, max_kept=app.change_log_max)
-        self.realtime = Realtime(models, db, per_principal=app.max_subscriptions_per_principal,
+        self.realtime = Realtime(models, db, view, per_principal=app.max_subscriptions_per_principal,
                                  per_address=app.max_subscriptions_per_address,
                                  filter_bytes_per_address=app.max_filter_bytes_per_address)
         bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(db)

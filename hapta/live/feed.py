@@ -43,19 +43,22 @@ LEAD_EVERY = 1.0                   # seconds between a follower's tries to lead,
 
 
 class Change(msgspec.Struct, frozen=True):
-    t: str                                  # table (collection) name
-    a: str                                  # "create" | "update" | "delete"
-    id: Any                                 # the row's id as JSON gave it
-    v: int                                  # the row's version after the change (before it, for a delete)
-    x: str = ""                             # the writing transaction's id: the same in every process
-    o: dict[str, Any] | None = None         # old values: changed rule columns (update), the old row (delete)
-    p: int = 0                              # its position
-    s: int = 0                              # its place in the inbox (a snapshot read knows which it includes)
+    """One row change. The names on the wire (the trigger's JSON, the log's rows) are one letter each: they are
+    written for every change, and read back in bulk."""
+    table: str = msgspec.field(name="t")                      # the table (collection) name
+    action: str = msgspec.field(name="a")                     # "create" | "update" | "delete"
+    id: Any = None                                            # the row's id as JSON gave it
+    version: int = msgspec.field(default=0, name="v")         # the row's version after the change (before, for a delete)
+    xact: str = msgspec.field(default="", name="x")           # the writing transaction's id: the same in every process
+    old: dict[str, Any] | None = msgspec.field(default=None, name="o")   # old values: changed rule columns (update),
+                                                                         # the old row (delete)
+    position: int = msgspec.field(default=0, name="p")        # its position
+    place: int = msgspec.field(default=0, name="s")           # its place in the inbox (a snapshot knows which it holds)
 
 
 class Doorbell(msgspec.Struct, frozen=True):
-    t: str
-    x: str = ""
+    table: str = msgspec.field(name="t")
+    xact: str = msgspec.field(default="", name="x")
 
 
 _decode_change = msgspec.json.Decoder(Change).decode
@@ -205,10 +208,10 @@ class ChangeFeed:
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("ignored a malformed change notification")
             return
-        if bell.t not in self.models:
+        if bell.table not in self.models:
             return
         for callback in self.on_change:
-            callback(bell.t, bell.x)
+            callback(bell.table, bell.xact)
         if self.leading:
             self.numbering.set()
         elif self.unanswered is None:
@@ -305,12 +308,12 @@ class ChangeFeed:
             f"SELECT {LOG_ROW} FROM hapta.change_log WHERE pos > $1 ORDER BY pos LIMIT $2", self.last, READ_BATCH))
         if not batch:
             return 0
-        if batch[0].p != self.last + 1:
+        if batch[0].position != self.last + 1:
             # Pruned past what we handed on (we fell more than the retention behind): changes were missed.
             log.warning("the change feed fell behind the change log's retention; subscribers are told to refetch")
             await self.reset()
         metrics.FEED_CHANGES.inc(len(batch))
-        wanted = [change for change in batch if change.t in self.models]
+        wanted = [change for change in batch if change.table in self.models]
         if wanted and self.consumer is not None:
             try:
                 await self.consumer(wanted)
@@ -321,7 +324,7 @@ class ChangeFeed:
                     raise   # nothing was sent yet (rows are fetched first): read these again
                 log.exception("delivering %d changes failed", len(wanted))
                 await self.reset()
-        self.last = batch[-1].p
+        self.last = batch[-1].position
         return len(batch)
 
     async def _prune(self) -> None:

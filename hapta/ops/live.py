@@ -16,7 +16,7 @@ from ..access import NAME as CHANNEL_NAME, may_join, realtime_filter
 from ..limits import principal_key
 from ..live import Live
 from ..live.bus import BusDown
-from ..live.realtime import TooMany
+from ..live.topics import TooMany
 from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAVAILABLE, HaptaError
 from ..records.service import Records
@@ -98,9 +98,9 @@ class LiveOps:
             if args.snapshot:
                 page, position, start = await self.live.snapshot(sub, lambda conn: self.records.page(
                     conn, principal, model, found, fields, args.sort, args.per_page))
-                page = await self.records.sent_page(principal, model, page)   # through before_send, if any
+                page = await self.records.view.page(principal, model, page)   # through before_send, if any
                 if plan is not None:
-                    page = {**page, "items": await self.records.expand(principal, model, plan, page["items"])}
+                    page = {**page, "items": await self.records.view.expand(principal, model, plan, page["items"])}
                 after_reply(start)
                 return {"sub": sub.id, "pos": position, **page}
             if args.since is not None:

@@ -31,7 +31,8 @@ MAX_PATHS = 8    # relation paths one request may expand
 MAX_DEPTH = 2    # "post.author": a relation of a relation, and no further
 EXPAND = "expand"
 
-# read(key, tables, load) and sent(principal, model, records), as the records service has them
+# read(key, tables, load): an answer through the read cache (live/cache.py), or load()'s; and
+# sent(principal, model, records), as records/view.py shows records to a reader
 ReadThrough = Callable[[tuple | None, tuple[str, ...], Callable[[], Awaitable[Any]]], Awaitable[Any]]
 Sent = Callable[[Principal, Model, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 

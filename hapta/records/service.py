@@ -32,12 +32,11 @@ from ..store.postgres import Database, failure
 from . import aggregate as aggregates
 from .batch import failed_at, resolve_data, resolve_id
 from .cursors import RANK, after_condition, decode_cursor, encode_cursor, keyset_ready, ranked_search, sort_terms
-from .expand import Expander, Plan, plan_of
+from .expand import Plan, ReadThrough, plan_of
+from .view import RecordView
 from .idempotency import Idempotency, Once
 from .values import database_refusals, invalid, record_key, writable_data
 
-# read(key, tables, load): an answer through the read cache (live/cache.py), or load()'s
-ReadThrough = Callable[[tuple | None, tuple[str, ...], Callable[[], Awaitable[Any]]], Awaitable[Any]]
 # announce(session ids, reason): tell the sockets of sessions already revoked (auth/hub.py)
 Announce = Callable[[list[str], str], Awaitable[None]]
 # What a write leaves for after its COMMIT (after_* hooks, telling sockets): callbacks, awaited when coroutines
@@ -49,16 +48,16 @@ def _record(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 class Records:
-    def __init__(self, db: Database, models: dict[str, Model], schemas: Schemas, hooks: Hooks, read: ReadThrough,
-                 announce: Announce, max_filter_cost: int):
+    def __init__(self, db: Database, models: dict[str, Model], schemas: Schemas, hooks: Hooks, view: RecordView,
+                 read: ReadThrough, announce: Announce, max_filter_cost: int):
         self.db = db
         self.models = models
         self.schemas = schemas
         self.hooks = hooks
+        self.view = view         # before_send and expand: how records leave for one reader (records/view.py)
         self.read = read
         self.announce = announce
         self.max_filter_cost = max_filter_cost
-        self.expander = Expander(db, models, schemas, read, self.sent)
         self.idempotency = Idempotency()
 
     # ---- what a request names ----
@@ -86,10 +85,6 @@ class Records:
             if missing:
                 raise HaptaError(BAD_REQUEST, f"expand follows {missing[0]!r}: name it in fields too")
         return plan
-
-    async def expand(self, principal: Principal, model: Model, plan: Plan | None,
-                     records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return await self.expander.expand(principal, model, plan, records)
 
     def filter(self, principal: Principal, model: Model, text: str | None) -> BoundFilter | None:
         """A client's filter, bound once against what this principal may read, cost-checked (access/filters.py)."""
@@ -121,22 +116,10 @@ class Records:
                                 (shown, sort, page, per_page, after, count))
         result = await self.read(key, tables, lambda: self._list(principal, model, found, shown, sort, page,
                                                                     per_page, after, count))
-        result = await self.sent_page(principal, model, result)
+        result = await self.view.page(principal, model, result)
         if plan is not None:
-            result = {**result, "items": await self.expand(principal, model, plan, result["items"])}
+            result = {**result, "items": await self.view.expand(principal, model, plan, result["items"])}
         return result
-
-    async def sent_page(self, principal: Principal, model: Model, result: dict[str, Any]) -> dict[str, Any]:
-        """A page as the before_send hook lets `principal` see it (a new dict: the cached one is shared)."""
-        if not self.hooks.sends(model.name):
-            return result
-        return {**result, "items": await self.sent(principal, model, result["items"])}
-
-    async def sent(self, principal: Principal, model: Model, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The records as the collection's before_send hook lets `principal` see them; those it leaves out, gone."""
-        if not self.hooks.sends(model.name) or principal.is_admin:
-            return records
-        return [r for r in await self.hooks.before_send(model.name, principal, None, records) if r is not None]
 
     async def page(self, conn: asyncpg.Connection, principal: Principal, model: Model, found: BoundFilter | None,
                    fields: tuple[str, ...], sort: str | None, per_page: int) -> dict[str, Any]:
@@ -192,7 +175,7 @@ class Records:
         model = self.model(collection)
         rule = rule_for(model, "list", principal)
         aggregates.check(model, principal, request)
-        if self.hooks.sends(model.name) and not principal.is_admin:
+        if self.view.sends(model.name) and not principal.is_admin:
             raise HaptaError(FORBIDDEN, f"records.aggregate on {model.name} is for admins only: its before_send hook "
                              f"decides record by record what a reader sees")
         found = self.filter(principal, model, filter)
@@ -225,12 +208,12 @@ class Records:
         if record is None:
             key, tables = query_key(model, "view", principal, None, shown, rest)
             record = await self.read(key, tables, lambda: self._get(principal, model, key_value, shown))
-        if self.hooks.sends(model.name):
-            [record] = await self.sent(principal, model, [record]) or [None]
+        if self.view.sends(model.name):
+            [record] = await self.view.sent(principal, model, [record]) or [None]
             if record is None:   # left out by before_send: as absent as a record the rules hide
                 raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
         if plan is not None:
-            [record] = await self.expand(principal, model, plan, [record])
+            [record] = await self.view.expand(principal, model, plan, [record])
         return record
 
     async def _get_for_anyone(self, model: Model, record_id: Any, fields: tuple[str, ...]) -> dict[str, Any]:

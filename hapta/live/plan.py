@@ -1,0 +1,101 @@
+"""The delivery plan: for one change, who hears what. Pure: no I/O, no awaits, nothing written.
+
+    plan(change, outcome, topics, related, moment, wall, personal) -> Delivery, Delivery, ...
+
+For each topic the change concerns, the rule and the filter are first asked "is the answer the same for anyone?"
+(a public post is visible to all): then it is decided once for the topic; only where it depends on the asker is it
+decided once per group (access/live.py Checks). Each distinct payload (action, fields, guard outcomes) is built
+once and shared by every delivery that sends it, so that it is encoded once (events.py). A delivery names the
+subscription, the group and the principal it was decided for: what runs after the plan (before_send hooks and
+expansions, which await) checks that the subscription is still where it was (`Delivery.current`) before writing.
+
+Rules are checked against the record as it stands when delivered, with the principal as it is then: an expired
+token or a signed-out connection hears nothing; a record that stops being viewable reaches those who could see it
+as a `delete` carrying only its id; one that becomes viewable reaches them as its change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from ..access.live import Checks, Outcome, guard_outcomes, project
+from ..models import Model
+from ..principal import GUEST, Principal
+from .events import Payload
+from .feed import Change
+from .topics import Group, State, Subscription, Topic
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    sub: Subscription
+    group: Group
+    principal: Principal      # the connection's principal it was decided for
+    payload: Payload          # {action, collection, record, pos} as the rules show it to this group
+    shown: bool               # the record itself (not only the id of one that left the subscriber's view)
+    action: str
+
+    def current(self) -> bool:
+        """Is the subscription still in the group it was decided for, with the same principal (delivery may have
+        awaited a hook meanwhile)?"""
+        sub = self.sub
+        return sub.group is self.group and sub.peer.principal is self.principal and sub.state is not State.ENDED
+
+
+def plan(change: Change, outcome: Outcome, topics: Iterable[Topic], related: dict[tuple[str, str], dict],
+         moment: datetime, wall: float, *, only: Subscription | None = None) -> Iterator[Delivery]:
+    """The deliveries of one change to the subscriptions of `topics` (or, replaying, to `only`), in order.
+
+    `related`: the rows the rules reach through relations, keyed (table, id); `moment`: the rules' @now; `wall`:
+    epoch seconds, against which access tokens expire. A live subscription hears only changes after where it
+    started (`Subscription.hears`); a replay (`only`) is given exactly what it missed."""
+    payloads: dict[tuple, Payload] = {}   # shared by every topic of the change that sends the same fields
+    for topic in topics:
+        model = topic.model
+        now_related = _related(model, topic.relations, outcome.now, related)
+        before_related = _related(model, topic.relations, outcome.before, related)
+        checks = Checks(model.rules["view"], topic.filter, outcome, now_related, before_related)
+        # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
+        shared = checks.decide_for_anyone() if not topic.guarded else None
+        groups = [only.group] if only is not None else list(topic.groups.values())
+        for group in groups:
+            if group is None:
+                continue
+            action, record = shared if shared is not None and not group.admin else checks.decide(group, moment)
+            if action is None:
+                continue
+            left = record is checks.left   # only its id: the subscriber may no longer see the rest
+            if left:
+                guards: tuple = ()
+                key: tuple = ("left",)
+            else:
+                guards = guard_outcomes(model, topic.guarded, record, group, moment,
+                                        now_related if outcome.now is not None else before_related)
+                key = (action, topic.fields, guards)
+            payload = payloads.get(key)
+            if payload is None:
+                shown = record if left else model.public(project(record, topic.fields, guards))
+                payload = payloads[key] = Payload({"action": action, "collection": model.name, "record": shown,
+                                                   "pos": change.position})
+            for sub in [only] if only is not None else list(group.subs):
+                principal = sub.peer.principal
+                if principal is not sub.principal:
+                    continue   # signed in as someone else since it was grouped: regrouped before the next change
+                if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
+                    continue   # signed out or expired since it subscribed: it hears nothing
+                if only is None and not sub.hears(change.position, change.place):
+                    continue   # from before it started, or already in its snapshot
+                yield Delivery(sub, group, principal, payload, not left, action)
+
+
+def _related(model: Model, relations: frozenset[str], record: dict[str, Any] | None,
+             rows: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """The related rows a record's relations point at, by relation field (None where the row is not there)."""
+    if record is None or not relations:
+        return {}
+    out = {}
+    for name in relations:
+        value = record.get(name)
+        out[name] = None if value is None else rows.get((model.table.fields[name].relation, str(value)))
+    return out
