@@ -30,6 +30,7 @@ from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
 from ..live import Live, install_triggers, read_cache
 from ..live.cache import request_began, request_ended
+from ..live.subscriptions import Subscriptions
 from ..models import Model, build_models
 from ..ops.accounts import AccountOps
 from ..ops.auth import AuthOps
@@ -103,8 +104,8 @@ class Gateway:
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
             RecordOps(self.records, self._charge, app.batch_max),
             FileOps(self.files, self.records),
-            LiveOps(self.live, self.records, max_subscriptions=app.max_subscriptions,
-                    max_channels=app.max_channels),
+            LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.max_subscriptions),
+                    self.live.channels, max_channels=app.max_channels),
             LimitOps(self.limiter, self._guest_op),
             MiscOps(),
             AccountOps(self.accounts),

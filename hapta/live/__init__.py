@@ -3,9 +3,9 @@
     Listener (one LISTENing connection per process)
         hapta_changes   -> ChangeFeed.rung -> ReadCache.changed (at once); number what committed
         hapta_positions -> ChangeFeed.positioned -> read the log on -> Realtime.deliver (batched)
-        hapta_channels  -> Channels.notified
-        reconnected     -> cache flushed, the feed reads the log on from where it was, `realtime.reset` to channel
-                           members (their notices are not kept)
+        hapta_channels  -> Channels.notified (the PostgreSQL bus; Redis pub/sub with REDIS_URL)
+        reconnected     -> cache flushed, the feed reads the log on from where it was, memberships restored; the
+                           PostgreSQL bus tells channel members with `realtime.reset` (their notices are not kept)
 
 Each worker process listens for itself (docs/realtime.md says why, with numbers).
 """
@@ -21,7 +21,7 @@ from ..protocol.errors import UNAVAILABLE, HaptaError
 from ..settings import Settings
 from ..store.listener import Listener
 from ..store.postgres import Database
-from .bus import CHANNEL as CHANNELS_CHANNEL, PostgresBus, RedisBus
+from .bus import Bus, PostgresBus, RedisBus
 from .cache import ReadCache, SharedStore
 from .channels import Channels
 from .feed import (CHANNEL as CHANGES_CHANNEL, LEADER_KEY, POSITIONS, ChangeFeed, changes_after, horizon,
@@ -53,21 +53,18 @@ class Live:
         self.listener = listener
         self.cache = cache
         self.db = db
-        self.feed = ChangeFeed(models, db, retention=app.change_log_retention, max_kept=app.change_log_max)
         self.realtime = Realtime(models, db, view, per_principal=app.max_subscriptions_per_principal,
                                  per_address=app.max_subscriptions_per_address,
                                  filter_bytes_per_address=app.max_filter_bytes_per_address)
-        bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else PostgresBus(db)
+        self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),
+                               changed=cache.changed, reset=self._feed_reset,
+                               try_lead=lambda: listener.try_lock(LEADER_KEY),
+                               retention=app.change_log_retention, max_kept=app.change_log_max)
+        bus: Bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else \
+            PostgresBus(db, listener)
         self.channels = Channels(app.channels, db, bus, on_missed=self._channels_missed)
-        self.feed.on_change.append(self.cache.changed)
-        self.feed.consumer = self.realtime.deliver
-        self.feed.listening = lambda: bool(self.realtime.topics)
-        self.feed.try_lead = lambda: listener.try_lock(LEADER_KEY)
-        self.feed.on_reset.append(self._feed_reset)
         self.listener.add(CHANGES_CHANNEL, self.feed.rung)
         self.listener.add(POSITIONS, self.feed.positioned)
-        if isinstance(bus, PostgresBus):
-            self.listener.add(CHANNELS_CHANNEL, self.channels.notified)
         self.listener.on_reset(self._reconnected)
 
     async def start(self) -> None:
@@ -83,11 +80,10 @@ class Live:
 
     async def _reconnected(self) -> None:
         """The listener was away. Changes wait in the log: the feed reads on from where it was, and subscribers
-        miss nothing. What the cache missed hearing it cannot know: it starts over. Channel notices are not
-        kept: members are told, and their membership is put back where it was reaped."""
+        miss nothing. What the cache missed hearing it cannot know: it starts over. Channel memberships are put
+        back where they were reaped (the notices the bus lost meanwhile it reports itself: Bus.start)."""
         self.cache.flush()
         self.feed.reconnected()
-        self._channels_missed()
         try:
             await self.channels.restore()
         except Exception as exc:   # the heartbeat will try again

@@ -1,4 +1,6 @@
-"""How channel notices (joins, leaves, messages) travel between gateway processes and nodes.
+"""How channel notices (joins, leaves, messages) travel between gateway processes and nodes: the Bus protocol and
+one implementation per engine (as centrifuge's Broker has), each held to the same contract by
+tests/live/test_bus.py.
 
 PostgresBus: NOTIFY on the database every process already LISTENs to (the default; payloads under 8000 bytes).
 RedisBus: Redis pub/sub when REDIS_URL is set: chatty channel traffic (typing indicators) stays off the database's
@@ -9,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Callable, Protocol
 
 
+from ..store.listener import Listener
 from ..store.postgres import Database
 from ..store.redis import ERRORS as REDIS_ERRORS, Breaker, client as redis_client, close as close_redis
 
@@ -24,14 +27,35 @@ class BusDown(Exception):
     """The bus cannot take a notice right now."""
 
 
+class Bus(Protocol):
+    """Carries payloads (text) from any process to every process, this one included, in the order one process sent
+    them. What it may lose while an engine is away it reports with on_missed once it is back."""
+    limit: int   # the largest payload it carries, in bytes
+
+    async def start(self, on_message: Callable[[str], None], on_missed: Callable[[], None]) -> None:
+        """From now on every payload sent anywhere reaches on_message; on_missed() after notices may have been
+        lost."""
+
+    async def send(self, payloads: list[str]) -> None:
+        """Send these, in order; BusDown when the engine cannot take them now."""
+
+    async def close(self) -> None:
+        """Stop listening and let go of the engine."""
+
+
 class PostgresBus:
     limit = 7900   # bytes: PostgreSQL refuses NOTIFY payloads of 8000 or more
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, listener: Listener):
+        """Built before the process's Listener starts (it LISTENs to what was added by then)."""
         self.db = db
+        self._on_message: Callable[[str], None] = _nothing
+        self._on_missed: Callable[[], None] = _nothing
+        listener.add(CHANNEL, lambda payload: self._on_message(payload))
+        listener.on_reset(lambda: self._on_missed())   # the listener was away: its notices are gone
 
     async def start(self, on_message: Callable[[str], None], on_missed: Callable[[], None]) -> None:
-        """Nothing to do: the process's Listener delivers `hapta_channels` (and resets after an outage)."""
+        self._on_message, self._on_missed = on_message, on_missed
 
     async def send(self, payloads: list[str]) -> None:
         if payloads:
@@ -39,7 +63,11 @@ class PostgresBus:
                                     "ORDER BY n", CHANNEL, payloads)
 
     async def close(self) -> None:
-        pass
+        self._on_message, self._on_missed = _nothing, _nothing
+
+
+def _nothing(*_: object) -> None:
+    pass
 
 
 class RedisBus:

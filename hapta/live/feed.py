@@ -161,10 +161,24 @@ Consumer = Callable[[list[Change]], Awaitable[None]]
 
 
 class ChangeFeed:
-    def __init__(self, models: dict[str, Model], db: Database, *, retention: float = 900.0,
+    """Built with what it drives (live/__init__.py):
+
+        deliver(changes)          the changes read from the log, in position order (realtime)
+        listening()               whether anyone in this process wants them delivered (subscriptions held)
+        try_lead()                take the numbering lease (the listener's advisory lock); None: always number
+        changed(table, xact)      a table changed (at once, before anything is read: the read cache)
+        reset()                   changes may have been missed: start over (the cache, every subscriber)
+    """
+
+    def __init__(self, models: dict[str, Model], db: Database, *, deliver: Consumer,
+                 listening: Callable[[], bool], changed: Callable[[str, str], None], reset: Callable[[], Any],
+                 try_lead: Callable[[], Awaitable[bool]] | None = None, retention: float = 900.0,
                  max_kept: int = 1_000_000):
         self.models = models
         self.db = db
+        self.deliver = deliver
+        self.changed = changed
+        self.on_reset = reset
         self.retention = retention
         self.max_kept = max_kept
         self.last = 0                          # the newest position handed on
@@ -174,17 +188,14 @@ class ChangeFeed:
         self.seen = 0                          # the newest position heard of (read or not)
         # Whether anyone here listens (realtime subscriptions): a process with none reads no log, it only keeps
         # `last` up with the positions it hears of, so that every change still costs one read per listening process.
-        self.listening: Callable[[], bool] = lambda: True
+        self.listening = listening
         # One process numbers on doorbells, the holder of LEADER_KEY on its listening connection (every process
         # numbering each burst costs P rounds, serialized on one lock, for one that does work). The others number
         # for their own subscriptions (`numbered`), take over when the lease is free, and number themselves when a
         # doorbell went unanswered for LEAD_EVERY (a leader that is alive but frozen).
-        self.try_lead: Callable[[], Awaitable[bool]] | None = None
+        self.try_lead = try_lead
         self.leading = False
         self.unanswered: float | None = None   # when a doorbell rang that no numbering has answered yet
-        self.on_change: list[Callable[[str, str], None]] = []   # (table, transaction), at once: the read cache
-        self.on_reset: list[Callable[[], Any]] = []
-        self.consumer: Consumer | None = None
         self.tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -210,8 +221,7 @@ class ChangeFeed:
             return
         if bell.table not in self.models:
             return
-        for callback in self.on_change:
-            callback(bell.table, bell.xact)
+        self.changed(bell.table, bell.xact)
         if self.leading:
             self.numbering.set()
         elif self.unanswered is None:
@@ -314,9 +324,9 @@ class ChangeFeed:
             await self.reset()
         metrics.FEED_CHANGES.inc(len(batch))
         wanted = [change for change in batch if change.table in self.models]
-        if wanted and self.consumer is not None:
+        if wanted:
             try:
-                await self.consumer(wanted)
+                await self.deliver(wanted)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -347,7 +357,6 @@ class ChangeFeed:
     async def reset(self) -> None:
         """Changes may have been missed: the cache and every subscriber must start over."""
         metrics.FEED_RESETS.inc()
-        for callback in self.on_reset:
-            result = callback()
-            if asyncio.iscoroutine(result):
-                await result
+        result = self.on_reset()
+        if asyncio.iscoroutine(result):
+            await result

@@ -1,26 +1,18 @@
-"""realtime.* and channels.*: what a connection hears without asking (hapta/live does the hearing).
-
-Subscribing checks only that the collection exists and has a view rule for this principal: whether a change
-reaches the subscriber is decided for each change, by the view rule, when it is delivered (access/live.py).
-A subscription starts live at the newest position this process has handed on, or resumes after `since`, or starts
-with a snapshot (the first page of records.list and the position it was read at); the last two are held while
-they are prepared and start once their reply is on its way (docs/realtime.md).
-"""
+"""realtime.* and channels.*: what a connection hears without asking (hapta/live does the hearing: the subscribe
+use case is live/subscriptions.py, channels live/channels.py)."""
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import msgspec
 
-from ..access import NAME as CHANNEL_NAME, may_join, realtime_filter
-from ..limits import principal_key
-from ..live import Live
+from ..access import NAME as CHANNEL_NAME, may_join
 from ..live.bus import BusDown
-from ..live.topics import TooMany
+from ..live.channels import Channels
+from ..live.subscriptions import Subscriptions
 from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAVAILABLE, HaptaError
-from ..records.service import Records
-from ..records.values import INT64, record_key
+from ..records.values import INT64
 from .base import Args, Call, after_reply, op
 from .records import Expand, FieldNames, FilterText, Name, RecordId
 
@@ -64,59 +56,22 @@ def _channel(args: ChannelArgs | JoinArgs | PublishArgs) -> str:
 
 
 class LiveOps:
-    def __init__(self, live: Live, records: Records, *, max_subscriptions: int, max_channels: int):
-        self.live = live
-        self.realtime = live.realtime
-        self.channels = live.channels
-        self.records = records
-        self.max_subscriptions = max_subscriptions
+    def __init__(self, subscriptions: Subscriptions, channels: Channels, *, max_channels: int):
+        self.subscriptions = subscriptions
+        self.channels = channels
         self.max_channels = max_channels
 
     @op("realtime.subscribe", SubscribeArgs)
     async def subscribe(self, call: Call, args: SubscribeArgs) -> dict[str, Any]:
-        principal = call.principal
-        model = self.records.model(args.collection)
-        if model.rules["view"] is None and not principal.is_admin:
-            raise HaptaError(FORBIDDEN, f"view on {model.name} is for admins only")
-        if args.snapshot and (args.since is not None or args.id is not None):
-            raise HaptaError(BAD_REQUEST, "snapshot is for a collection's subscription, without since or id")
-        record_id = None if args.id is None else str(record_key(model, args.id))
-        found = realtime_filter(self.records.filter(principal, model, args.filter))
-        fields = self.records.fields(model, args.fields)
-        plan = self.records.expansion(model, args.expand, fields)
-        limit = self.max_subscriptions
-        if self.realtime.count(call.peer) >= limit:
-            raise HaptaError(TOO_LARGE, f"a connection may hold at most {limit} subscriptions",
-                             details={"limit": limit})
-        holders = tuple(dict.fromkeys((principal_key(call.peer), principal_key(call.peer, by_address=True))))
-        try:
-            sub = self.realtime.subscribe(call.peer, model, record_id, None if found is None else found.node, fields,
-                                          holders=holders, weight=len(args.filter or ""), expand=plan)
-        except TooMany as exc:
-            raise HaptaError(TOO_LARGE, f"at most {exc.limit} {exc.what}", details={"limit": exc.limit}) from None
-        try:   # held until its reply is on its way: then what it missed, and what came meanwhile, follow in order
-            if args.snapshot:
-                page, position, start = await self.live.snapshot(sub, lambda conn: self.records.page(
-                    conn, principal, model, found, fields, args.sort, args.per_page))
-                page = await self.records.view.page(principal, model, page)   # through before_send, if any
-                if plan is not None:
-                    page = {**page, "items": await self.records.view.expand(principal, model, plan, page["items"])}
-                after_reply(start)
-                return {"sub": sub.id, "pos": position, **page}
-            if args.since is not None:
-                position, start = await self.live.resume(sub, args.since)
-            else:
-                position, start = await self.live.begin(sub)
-            after_reply(start)
-            return {"sub": sub.id, "pos": position}
-        except BaseException:
-            self.realtime.unsubscribe(call.peer, sub.id)
-            raise
+        answer, start = await self.subscriptions.subscribe(
+            call.peer, args.collection, record_id=args.id, filter_text=args.filter, fields=args.fields,
+            since=args.since, snapshot=args.snapshot, sort=args.sort, per_page=args.per_page, expand=args.expand)
+        after_reply(start)   # what it missed, and what came meanwhile, follow the answer in order
+        return answer
 
     @op("realtime.unsubscribe", UnsubscribeArgs)
     async def unsubscribe(self, call: Call, args: UnsubscribeArgs) -> dict[str, Any]:
-        if not self.realtime.unsubscribe(call.peer, args.sub):
-            raise HaptaError(NOT_FOUND, f"no subscription {args.sub!r} on this connection")
+        self.subscriptions.unsubscribe(call.peer, args.sub)
         return {}
 
     @op("channels.join", JoinArgs)
