@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 GUEST, ANON, USER, ADMIN = "guest", "anon", "user", "admin"
 
@@ -46,12 +46,18 @@ class Principal:
                 "now": datetime.now(timezone.utc)}
 
 
+class PeerGone(Exception):
+    """The connection ended while something was being sent to it."""
+
+
 class Peer(Protocol):
     """The connection a request comes through, as services see it. Its principal changes only through the
     SessionHub (auth/hub.py), which also keeps the index of live connections per session."""
     principal: Principal
     address: str | None
-    files: Any            # the connection's file streams (files/transfers.py), None without a socket
+    # send_chunk(stream, data): a file chunk in a frame of its own, after what is queued, at the pace the client
+    # reads (PeerGone once it is gone); None for a peer that cannot carry file streams (no socket)
+    send_chunk: "Callable[[int, bytes], Awaitable[None]] | None"
 
     def push(self, event: str, data: Any = None, **extra: Any) -> None:
         """Send an unrequested event (encoded for this connection alone)."""
@@ -75,4 +81,4 @@ class SocketPeer:
     push: Callable[..., None] = _nowhere
     close: Callable[[int, str], None] = _nowhere
     deliver: Callable[[Any], None] = _nowhere
-    files: Any = None
+    send_chunk: Callable[[int, bytes], Awaitable[None]] | None = None

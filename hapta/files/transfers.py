@@ -10,8 +10,8 @@ A failure (wrong type, more bytes than declared, storage down, idle too long) fa
 storage is dropped, the client hears `files.error {stream, error}`, chunks still in flight are swallowed, and
 `files.finish` answers with that error. Abort and a closed socket drop everything the same way.
 
-Download: its reply leaves first, then chunks of at most `chunk` bytes, each written only when the socket has
-drained (websockets' write buffer), so the gateway never reads ahead of the client; then `files.end`.
+Download: its reply leaves first, then chunks of at most `chunk` bytes, each written only when the connection has
+drained what it holds (Peer.send_chunk), so the gateway never reads ahead of the client; then `files.end`.
 """
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from websockets.exceptions import ConnectionClosed
+from typing import Any
 
 from ..config import FileField
+from ..principal import Peer, PeerGone
 from ..protocol.errors import (BAD_REQUEST, NOT_FOUND, TIMEOUT, TOO_LARGE, UNAVAILABLE, VALIDATION_FAILED,
                                HaptaError)
 from ..store.files import Reader, StorageUnavailable, Writer
@@ -216,15 +215,16 @@ class Download:
         self.task = self.transfers.spawn(self._run())
 
     async def _run(self) -> None:
-        connection, chunk = self.transfers.connection, self.transfers.service.limits.chunk
+        send_chunk, chunk = self.transfers.peer.send_chunk, self.transfers.service.limits.chunk
+        assert send_chunk is not None   # Streams.of refuses a peer without it
         sent, error = 0, None
         try:
             async for data in self.reader.chunks(chunk):
-                await connection.send_chunk(self.stream, data)
+                await send_chunk(self.stream, data)
                 sent += len(data)
         except StorageUnavailable:
             error = unavailable()
-        except ConnectionClosed:
+        except PeerGone:
             return
         finally:
             await self.reader.close()
@@ -242,22 +242,12 @@ class Download:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-class Sender(Protocol):
-    """What the streams need of their connection (gateway/connection.py)."""
-
-    def push(self, event: str, data: Any = None, **extra: Any) -> None:
-        """An event for this connection alone (files.ack, files.error, files.end)."""
-
-    async def send_chunk(self, stream: int, data: bytes) -> None:
-        """A download chunk, after what is queued, at the pace the client reads; ConnectionClosed when gone."""
-
-
 class Transfers:
-    """The streams of one connection. The connection routes chunks here and closes it when the socket ends."""
+    """The streams of one connection (files/streams.py keeps one per peer that opened a stream)."""
 
-    def __init__(self, service: FileService | None, connection: Sender):
+    def __init__(self, service: FileService, peer: Peer):
         self.service = service
-        self.connection = connection
+        self.peer = peer
         self.uploads: dict[int, Upload] = {}
         self.downloads: dict[int, Download] = {}
         self.waiting: dict[int, Download] = {}   # downloads whose reply is not queued yet
@@ -267,7 +257,7 @@ class Transfers:
         self.closed = False
 
     def push(self, event: str, data: dict[str, Any]) -> None:
-        self.connection.push(event, data)
+        self.peer.push(event, data)
 
     def spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)
@@ -294,9 +284,16 @@ class Transfers:
         return upload
 
     def add_download(self, reader: Reader, length: int) -> Download:
+        """A download whose chunks begin once its reply is on its way (`started`)."""
         download = Download(self, self._stream_number(), reader, length)
         self.waiting[download.stream] = download
         return download
+
+    def started(self, download: Download) -> None:
+        """Its reply was queued: its chunks may follow now (unless it was aborted or the socket closed)."""
+        if self.waiting.pop(download.stream, None) is download:
+            self.downloads[download.stream] = download
+            download.start()
 
     # ---- hooks for the connection ----
 
@@ -309,17 +306,6 @@ class Transfers:
             return HaptaError(BAD_REQUEST, f"no upload stream {stream}")
         await upload.put(data)
         return None
-
-    def replied(self, reply: dict[str, Any]) -> None:
-        """A reply was queued: if it opened a download, its chunks may follow it now."""
-        if not self.waiting or not reply.get("ok"):
-            return
-        data = reply.get("data")
-        stream = data.get("stream") if isinstance(data, dict) else None
-        download = self.waiting.pop(stream, None) if isinstance(stream, int) else None
-        if download is not None:
-            self.downloads[download.stream] = download
-            download.start()
 
     async def close(self) -> None:
         """The socket is gone: drop every upload (nothing kept), stop every download."""

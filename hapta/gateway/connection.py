@@ -19,8 +19,7 @@ from websockets.protocol import State
 from websockets.frames import CloseCode
 
 from .. import metrics
-from ..files.transfers import Transfers
-from ..principal import GUEST, SocketPeer
+from ..principal import GUEST, PeerGone, SocketPeer
 from ..protocol.codec import Codec, Request, error_reply, frame_bytes
 from ..protocol.errors import RATE_LIMITED, UNAVAILABLE, HaptaError
 from .gateway import Gateway
@@ -50,8 +49,8 @@ class Connection:
         remote = ws.remote_address
         address = client_address(remote[0] if remote else None, ws.request.headers.get("X-Forwarded-For"),
                                  gateway.settings.trusted_proxies)
-        self.peer = SocketPeer(address=address, push=self.push, close=self.close_soon, deliver=self.deliver)
-        self.files = self.peer.files = Transfers(gateway.files, self)   # upload and download streams
+        self.peer = SocketPeer(address=address, push=self.push, close=self.close_soon, deliver=self.deliver,
+                               send_chunk=self.send_chunk)
         self.slots = asyncio.Semaphore(gateway.app.max_in_flight)
         self.outbox = Outbox(gateway.app.max_outgoing)
         self.flushing = False
@@ -75,7 +74,7 @@ class Connection:
                 if timer is not None:
                     timer.cancel()
             self.gateway.closed(self.peer)   # its session binding, subscriptions, channels
-            await self.files.close()   # an unfinished upload leaves nothing behind
+            await self.gateway.streams.disconnect(self.peer)   # an unfinished upload leaves nothing behind
         if self.tasks:   # let writes in progress finish; their replies have nowhere to go
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
@@ -132,7 +131,7 @@ class Connection:
         for _ in errors:   # garbage counts against the message rate too; its replies still go out
             self.rate.admit(now)
         for chunk in chunks:   # into its upload stream; an unknown stream is the client's mistake
-            refused = await self.files.receive(chunk.stream, chunk.data)
+            refused = await self.gateway.streams.received(self.peer, chunk.stream, chunk.data)
             if refused is not None:
                 errors.append(error_reply(None, refused))
         if requests:
@@ -185,7 +184,6 @@ class Connection:
         finally:
             self.slots.release()
         self.enqueue(reply)
-        self.files.replied(reply)   # a download's chunks may follow its reply now
 
     def push(self, event: str, data: Any = None, **extra: Any) -> None:
         """Send an unrequested event (auth.expiring, records.change, ...); it leaves with the next batch."""
@@ -234,12 +232,15 @@ class Connection:
     async def send_chunk(self, stream: int, data: bytes) -> None:
         """A download chunk, in its own frame, after every reply and event queued before it (the download's
         reply among them). ws.send waits while the transport is over its high-water mark, so a download goes only
-        as fast as the client reads and never fills the outbox. Raises ConnectionClosed when the socket is gone."""
+        as fast as the client reads and never fills the outbox. Raises PeerGone when the socket is gone."""
         if self.phase is Phase.DROPPED:
-            raise ConnectionClosed(None, None)
-        if self.outbox:
-            await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
-        await self.ws.send(self.codec.encode_chunk(stream, data), text=False)
+            raise PeerGone()
+        try:
+            if self.outbox:
+                await self.ws.send(self.outbox.take_frame(self.codec.encode), text=not self.codec.binary)
+            await self.ws.send(self.codec.encode_chunk(stream, data), text=False)
+        except ConnectionClosed:
+            raise PeerGone() from None
 
     def flush_soon(self) -> None:
         """Write what is queued at the end of this loop turn: replies that become ready in the same turn leave in

@@ -25,6 +25,7 @@ from ..auth.tokens import TokenSigner, hash_secret
 from ..auth.users import Users
 from ..config import DEFAULT_LIMITS, App, ConfigError, check_app
 from ..files.service import FileService
+from ..files.streams import Streams
 from ..functions.service import Functions
 from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
@@ -88,6 +89,7 @@ class Gateway:
         self.files = FileService(app, settings, db, models, listener, storage)
         self.records = Records(db, models, schemas, hooks, view, read=cache.read, announce=self.hub.announce,
                                max_filter_cost=app.max_filter_cost)
+        self.streams = Streams(self.files, self.records)   # files.* over the socket, each connection's streams
         self.hub.also_sweep(lambda: self.records.idempotency.prune(db))   # answers past their 24 hours
         self.deadlines = Deadlines(app.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
@@ -103,7 +105,7 @@ class Gateway:
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
             RecordOps(self.records, self._charge, app.batch_max),
-            FileOps(self.files, self.records),
+            FileOps(self.streams),
             LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.max_subscriptions),
                     self.live.channels, max_channels=app.max_channels),
             LimitOps(self.limiter, self._guest_op),
