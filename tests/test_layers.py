@@ -12,7 +12,7 @@ LAYERS = [
     ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics",
                "typescript"}),
     ("adapters", {"store", "auth"}),
-    ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions"}),
+    ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions", "admin"}),
     ("handlers", {"ops"}),
     ("root", {"gateway", "cli", "develop", "__main__", "client", "reconnect", "__init__"}),
 ]

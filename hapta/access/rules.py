@@ -24,16 +24,14 @@ ADMIN_KEY = (ADMIN,)
 def check_caller(principal: Principal, op: str, guest_ok: bool, admin_only: bool = False) -> None:
     """Guests may call only what a guest may (auth.*, ping); an expired access token only that too, until the
     connection refreshes or resumes; an op for admins only, admins."""
-    if admin_only:
-        if not principal.is_admin:
-            raise HaptaError(FORBIDDEN, f"{op} is for admins only")
-        return
     if guest_ok:
         return
     if principal.expired():
         raise HaptaError(TOKEN_EXPIRED, "the access token has expired; refresh or resume")
     if principal.role == GUEST:
         raise HaptaError(UNAUTHENTICATED, f"{op} needs auth.login, auth.resume or auth.anon first")
+    if admin_only and not principal.is_admin:
+        raise HaptaError(FORBIDDEN, f"{op} is for admins only")
 
 
 def rule_for(model: Model, op: str, principal: Principal, *, changed: list[str] | None = None) -> Rule:

@@ -22,9 +22,9 @@ from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED, HaptaError
 from ..records.service import Records
 from ..records.values import record_key
-from ..store.files import ObjectMissing, StorageUnavailable, new_key
+from ..store.files import ObjectMissing, new_key
 from .service import FileService
-from .transfers import Target, Transfers, unavailable
+from .transfers import Target, Transfers
 
 Start = Callable[[], None]
 
@@ -118,10 +118,7 @@ class Streams:
 
         await self.records.inspect_for_update(peer, op, model, record_id, admit)
         key = new_key(model.name, field, record_id)
-        try:
-            writer = await service.begin(key, content_type)
-        except StorageUnavailable:
-            raise unavailable() from None
+        writer = await service.begin(key, content_type)   # StorageUnavailable: the dispatcher's UNAVAILABLE
         try:
             stream = transfers.add_upload(Target(model.name, record_id, field, name, size, spec), key, writer)
         except BaseException:
@@ -194,8 +191,6 @@ class Streams:
             reader = await self.service.storage.reader(entry["key"], offset, length)
         except ObjectMissing:
             raise HaptaError(NOT_FOUND, f"the file {name!r} is missing from storage") from None
-        except StorageUnavailable:
-            raise unavailable() from None
         download = transfers.add_download(reader, length)
         answer = {"stream": download.stream, "size": size, "type": entry.get("type"), "offset": offset,
                   "length": length}
@@ -208,10 +203,7 @@ class Streams:
         entry = await self._readable_file(principal, collection, record_id, field, name)
         kind = str(entry.get("type") or "application/octet-stream")
         expires_at = int(time.time()) + expires
-        try:
-            presigned = await service.storage.presigned_url(entry["key"], name, kind, expires)
-        except StorageUnavailable:
-            raise unavailable() from None
+        presigned = await service.storage.presigned_url(entry["key"], name, kind, expires)
         if presigned is None:
             presigned = (service.public_url or "") + service.signer.path(entry["key"], name, kind, expires_at)
         return {"url": presigned, "expires_at": expires_at}

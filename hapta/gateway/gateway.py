@@ -16,6 +16,7 @@ import msgspec
 
 from .. import __version__, metrics
 from ..access import Schemas, check_caller
+from ..admin.service import Admin
 from ..auth import oauth2
 from ..auth.accounts import Accounts
 from ..auth.hub import SessionHub
@@ -26,6 +27,9 @@ from ..auth.users import Users
 from ..config import DEFAULT_LIMITS, App, ConfigError, check_app
 from ..files.service import FileService
 from ..files.streams import Streams
+from ..files.transfers import unavailable
+from ..live.bus import BusDown
+from ..store.files import StorageUnavailable
 from ..functions.service import Functions
 from ..hooks.service import Hooks
 from ..limits import Limiter, principal_key
@@ -35,7 +39,7 @@ from ..live.subscriptions import Subscriptions
 from ..models import Model, build_models
 from ..ops.accounts import AccountOps
 from ..ops.auth import AuthOps
-from ..ops.base import Call, OpSpec, op_names, table
+from ..ops.base import Call, OpSpec, guest_ops, table
 from ..ops.files import FileOps
 from ..ops.functions import FunctionOps
 from ..ops.limits import LimitOps
@@ -46,7 +50,7 @@ from ..ops.admin import AdminOps
 from ..ops.rules import RuleOps
 from ..principal import USER, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
-from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNKNOWN_OP, HaptaError
+from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNAVAILABLE, UNKNOWN_OP, HaptaError
 from ..query.check import without_guards
 from ..query.schema import Schema
 from ..records.service import Records
@@ -108,12 +112,12 @@ class Gateway:
             FileOps(self.streams),
             LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.max_subscriptions),
                     self.live.channels, max_channels=app.max_channels),
-            LimitOps(self.limiter, self._guest_op),
+            LimitOps(self.limiter, GUEST_OPS),
             MiscOps(),
             AccountOps(self.accounts),
             RuleOps(hooks),
             FunctionOps(self.functions),
-            AdminOps(db, models, limits, self.limiter, self.live, self._connected, settings, __version__))
+            AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__)))
         self.functions.wire(self._run_as, self.live.channels.announce)
 
     def opened(self, peer: Peer) -> None:
@@ -224,10 +228,6 @@ class Gateway:
         if not peer.principal.is_admin:
             await self.limiter.enforce(op, principal_key(peer), collection=collection)
 
-    def _guest_op(self, name: str) -> bool | None:
-        spec = self.ops.get(name)
-        return None if spec is None else spec.guest
-
     @property
     def oauth2_redirect_uri(self) -> str:
         return f"{self.public_url}/oauth2/callback"
@@ -283,11 +283,12 @@ class Gateway:
         except Exception as exc:
             if self.deadlines.expired():
                 return error_reply(request.id, self._out_of_time(request, work))
-            mapped = failure(exc)
+            mapped = upstream_failure(exc)
             if mapped is not None:
+                upstream, error = mapped
                 log.warning("upstream trouble during %s: %s", request.op, type(exc).__name__)
-                metrics.UPSTREAM_ERRORS.labels("postgres").inc()
-                return error_reply(request.id, mapped)
+                metrics.UPSTREAM_ERRORS.labels(upstream).inc()
+                return error_reply(request.id, error)
             # The traceback is for the operator; the client learns only that it was our fault. Never log args.
             log.exception("op %s failed", request.op)
             return error_reply(request.id, HaptaError(INTERNAL, "internal error"))
@@ -332,8 +333,21 @@ class Gateway:
 
 
 # Every op the gateway serves (App.limits keys must name one).
-OP_NAMES = op_names(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, RuleOps, FunctionOps,
-                    AdminOps)
+def upstream_failure(exc: BaseException) -> tuple[str, HaptaError] | None:
+    """The one table of what an upstream's fault becomes for the client (UNAVAILABLE or TIMEOUT, with retry_after),
+    and which upstream the metric counts it against; None for anything else (a bug: INTERNAL)."""
+    if isinstance(exc, StorageUnavailable):
+        return "s3", unavailable()
+    if isinstance(exc, BusDown):
+        return "redis", HaptaError(UNAVAILABLE, "channels are unavailable right now", retry_after=1.0)
+    mapped = failure(exc)
+    return None if mapped is None else ("postgres", mapped)
+
+
+# Every op, and whether a guest may call it: known from the handler classes before anything is built
+GUEST_OPS = guest_ops(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, RuleOps, FunctionOps,
+                      AdminOps)
+OP_NAMES = frozenset(GUEST_OPS)
 
 # Ops that change something: an admin's are logged (the op, the collection and id, the address; never the data).
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",

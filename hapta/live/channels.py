@@ -152,6 +152,21 @@ class Channels:
                 if added:
                     await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
 
+    async def everyone(self, per_channel: int) -> list[dict[str, Any]]:
+        """Every channel with members, across processes and nodes (presence is in PostgreSQL), at most
+        `per_channel` members each, the longest present first: [{name, members: [{member, user, role, joined}]}]."""
+        rows = await self.db.fetch("""
+            SELECT channel, member, user_id, role, joined,
+                   row_number() OVER (PARTITION BY channel ORDER BY joined) AS n
+            FROM hapta.presence ORDER BY channel, joined""")
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            members = found.setdefault(row["channel"], [])
+            if row["n"] <= per_channel:
+                members.append({"member": row["member"], "user": row["user_id"], "role": row["role"],
+                                "joined": row["joined"]})
+        return [{"name": name, "members": members} for name, members in found.items()]
+
     # ---- ops ----
 
     def joined(self, peer: Peer) -> int:

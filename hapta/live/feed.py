@@ -247,6 +247,12 @@ class ChangeFeed:
 
     # ---- background work ----
 
+    async def lag_ms(self) -> float:
+        """How long the oldest change not yet handed on here has waited, in milliseconds (0: caught up)."""
+        lag = await self.db.fetchval(
+            "SELECT extract(epoch FROM now() - min(at)) * 1000 FROM hapta.change_log WHERE pos > $1", self.last)
+        return float(lag) if lag is not None else 0.0
+
     async def numbered(self) -> int:
         """A position at or after every change committed before this call (a numbering that began after it, shared
         by those who ask meanwhile): where a subscription starts."""

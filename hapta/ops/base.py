@@ -93,8 +93,8 @@ def table(*handlers: object) -> dict[str, OpSpec]:
     return ops
 
 
-def op_names(*classes: type) -> frozenset[str]:
-    """The ops the handler classes mark, without building them: what config.py's limits may name, known before
-    anything starts."""
-    return frozenset(marked[0] for cls in classes for attribute in dir(cls)
-                     if (marked := getattr(getattr(cls, attribute), "__hapta_op__", None)) is not None)
+def guest_ops(*classes: type) -> dict[str, bool]:
+    """Every op the handler classes mark, and whether a guest may call it, without building them: what config.py's
+    limits may name and how limits.status counts, known before anything starts."""
+    return {marked[0]: marked[2] for cls in classes for attribute in dir(cls)
+            if (marked := getattr(getattr(cls, attribute), "__hapta_op__", None)) is not None}

@@ -6,7 +6,6 @@ from typing import Any
 import msgspec
 
 from ..functions.service import Functions
-from ..protocol.errors import FORBIDDEN, HaptaError
 from .base import Call, op
 
 
@@ -34,31 +33,23 @@ class FunctionOps:
         TIMEOUT (past its timeout: its worker is killed), UNAVAILABLE (workers busy or one died), INTERNAL."""
         return await self.functions.call(call.peer, args.name, args.args)
 
-    @op("functions.list")
+    @op("functions.list", admin=True)
     async def list(self, call: Call, args: None) -> dict[str, Any]:
         """{functions: [{name, triggers, allow, timeout, secrets, admin, file, last_run, dead}]} (admins only)."""
-        if not call.principal.is_admin:
-            raise HaptaError(FORBIDDEN, "functions.list is for admins only")
         return {"functions": await self.functions.describe()}
 
-    @op("functions.runs", RunsArgs)
+    @op("functions.runs", RunsArgs, admin=True)
     async def runs(self, call: Call, args: RunsArgs) -> dict[str, Any]:
         """{runs: [{id, trigger, started, finished, duration_ms, outcome, message}]}: a function's newest background
         runs (schedule ticks), newest first (admins only)."""
-        if not call.principal.is_admin:
-            raise HaptaError(FORBIDDEN, "functions.runs is for admins only")
         return {"runs": await self.functions.runs(args.name, max(1, min(args.limit, 100)))}
 
-    @op("functions.dead", RunsArgs)
+    @op("functions.dead", RunsArgs, admin=True)
     async def dead(self, call: Call, args: RunsArgs) -> dict[str, Any]:
         """{dead: [{id, position, change, error, at}]}: the changes an @on function gave up on (admins only)."""
-        if not call.principal.is_admin:
-            raise HaptaError(FORBIDDEN, "functions.dead is for admins only")
         return {"dead": await self.functions.dead(args.name, max(1, min(args.limit, 100)))}
 
-    @op("functions.retry", RetryArgs)
+    @op("functions.retry", RetryArgs, admin=True)
     async def retry(self, call: Call, args: RetryArgs) -> dict[str, Any]:
         """{outcome}: run a dead letter again now; on `ok` it is gone from functions.dead (admins only)."""
-        if not call.principal.is_admin:
-            raise HaptaError(FORBIDDEN, "functions.retry is for admins only")
         return {"outcome": await self.functions.retry(args.id)}

@@ -1,7 +1,7 @@
 """limits.status: where the caller stands against the limit of one op, without spending any of it."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Mapping
 
 import msgspec
 
@@ -15,9 +15,9 @@ class StatusArgs(Args):
 
 
 class LimitOps:
-    def __init__(self, limiter: Limiter, guest_op: Callable[[str], bool | None]):
+    def __init__(self, limiter: Limiter, guest_ops: Mapping[str, bool]):
         self.limiter = limiter
-        self.guest_op = guest_op   # name -> may a guest call it (counted per address); None: no such op
+        self.guest_ops = guest_ops   # every op: may a guest call it (then it counts per address)?
 
     @op("limits.status", StatusArgs)
     async def status(self, call: Call, args: StatusArgs) -> dict[str, Any]:
@@ -25,7 +25,7 @@ class LimitOps:
         full burst is back. An op nothing limits (or an admin, whom limits do not apply to) gets limit null."""
         limiter = self.limiter
         name, _, collection = args.op.partition(":")
-        guest = self.guest_op(name)
+        guest = self.guest_ops.get(name)
         if guest is None and name not in limiter.rates and args.op not in limiter.rates:
             raise HaptaError(BAD_REQUEST, f"no op or limit named {args.op[:64]!r}")
         decision = None

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 import msgspec
 
 from ..access import NAME as CHANNEL_NAME, may_join
-from ..live.bus import BusDown
 from ..live.channels import Channels
 from ..live.subscriptions import Subscriptions
 from ..protocol.codec import MAX_NESTING, nesting
-from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNAVAILABLE, HaptaError
+from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, HaptaError
 from ..records.values import INT64
 from .base import Args, Call, after_reply, op
 from .records import Expand, FieldNames, FilterText, Name, RecordId
@@ -99,10 +98,7 @@ class LiveOps:
             raise HaptaError(FORBIDDEN, f"join {name} before publishing to it")
         if nesting(args.data) > MAX_NESTING:
             raise HaptaError(BAD_REQUEST, f"data is nested more than {MAX_NESTING} levels deep")
-        try:
-            sent = await self.channels.publish(call.peer, name, args.data)
-        except BusDown:
-            raise HaptaError(UNAVAILABLE, "channels are unavailable right now", retry_after=1.0) from None
+        sent = await self.channels.publish(call.peer, name, args.data)   # BusDown: the dispatcher's UNAVAILABLE
         if not sent:
             raise HaptaError(TOO_LARGE, f"a channel message is at most {self.channels.bus.limit} bytes encoded")
         return {}

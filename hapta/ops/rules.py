@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..hooks.service import Hooks
-from ..protocol.errors import FORBIDDEN, HaptaError
 from .base import Call, op
 
 
@@ -12,10 +11,8 @@ class RuleOps:
     def __init__(self, hooks: Hooks):
         self.hooks = hooks
 
-    @op("rules.status")
+    @op("rules.status", admin=True)
     async def status(self, call: Call, args: None) -> dict[str, Any]:
         """{size, live, busy, queued, calls, timeouts, deaths, rejected, generation, hooks}: `live` below `size`
         means workers are being replaced (see docs/rules.md)."""
-        if not call.principal.is_admin:
-            raise HaptaError(FORBIDDEN, "rules.status is for admins only")
         return self.hooks.status()
