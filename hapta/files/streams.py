@@ -22,6 +22,7 @@ from ..principal import Peer, Principal
 from ..protocol.errors import BAD_REQUEST, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED, HaptaError
 from ..records.service import Records
 from ..records.values import record_key
+from ..records.writes import Writes
 from ..store.files import ObjectMissing, new_key
 from .service import FileService
 from .transfers import Target, Transfers
@@ -54,9 +55,10 @@ def _too_many(model: Model, field: str, spec: FileField) -> HaptaError:
 
 
 class Streams:
-    def __init__(self, service: FileService, records: Records):
+    def __init__(self, service: FileService, records: Records, writes: Writes):
         self.service = service
         self.records = records
+        self.writes = writes
         self.by_peer: dict[Peer, Transfers] = {}
 
     # ---- a connection's streams ----
@@ -116,7 +118,7 @@ class Streams:
                     "collection": model.name, "id": record_id, "field": field, "name": name, "size": size,
                     "type": content_type, "record": dict(current)})
 
-        await self.records.inspect_for_update(peer, op, model, record_id, admit)
+        await self.writes.inspect_for_update(peer, op, model, record_id, admit)
         key = new_key(model.name, field, record_id)
         writer = await service.begin(key, content_type)   # StorageUnavailable: the dispatcher's UNAVAILABLE
         try:
@@ -143,7 +145,7 @@ class Streams:
             return [*kept, stored.entry()]
 
         try:
-            record = await self.records.write_field(peer, op, model, record_key(model, target.record_id),
+            record = await self.writes.write_field(peer, op, model, record_key(model, target.record_id),
                                                     target.field, put)
         except BaseException:
             await service.abandon(stored.key)   # the record did not take it: the object must not stay
@@ -164,7 +166,7 @@ class Streams:
             _find(files, name, model, field)
             return [f for f in files if f.get("name") != name]
 
-        record = await self.records.write_field(peer, op, model, record_key(model, record_id), field, drop)
+        record = await self.writes.write_field(peer, op, model, record_key(model, record_id), field, drop)
         self.service.wake()   # the deleted file's object can go now
         return {"record": record}
 

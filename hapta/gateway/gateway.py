@@ -54,6 +54,7 @@ from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNAVAIL
 from ..query.check import without_guards
 from ..query.schema import Schema
 from ..records.service import Records
+from ..records.writes import Writes
 from ..records.view import RecordView
 from ..settings import Settings, StartupError, database_address, reason
 from ..store import migrations
@@ -91,10 +92,10 @@ class Gateway:
         self.live = Live(app, settings, db, models, listener, cache, view)   # feed, realtime, channels, the cache
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
         self.files = FileService(app, settings, db, models, listener, storage)
-        self.records = Records(db, models, schemas, hooks, view, read=cache.read, announce=self.hub.announce,
-                               max_filter_cost=app.max_filter_cost)
-        self.streams = Streams(self.files, self.records)   # files.* over the socket, each connection's streams
-        self.hub.also_sweep(lambda: self.records.idempotency.prune(db))   # answers past their 24 hours
+        self.records = Records(db, models, schemas, hooks, view, read=cache.read, max_filter_cost=app.max_filter_cost)
+        self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
+        self.streams = Streams(self.files, self.records, self.writes)   # files.* over the socket, per connection
+        self.hub.also_sweep(lambda: self.writes.idempotency.prune(db))   # answers past their 24 hours
         self.deadlines = Deadlines(app.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
         self.peers: dict[Peer, tuple[int, float]] = {}
@@ -108,7 +109,7 @@ class Gateway:
         self.ops: dict[str, OpSpec] = table(
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
-            RecordOps(self.records, self._charge, app.batch_max),
+            RecordOps(self.records, self.writes, self._charge, app.batch_max),
             FileOps(self.streams),
             LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.max_subscriptions),
                     self.live.channels, max_channels=app.max_channels),

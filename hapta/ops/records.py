@@ -11,6 +11,7 @@ from ..records import batch
 from ..records.idempotency import once
 from ..records.aggregate import DEFAULT_LIMIT, MAX_GROUP_BY, MAX_LIMIT, Aggregate
 from ..records.service import Records
+from ..records.writes import Writes
 from ..records.values import INT64
 from .base import Args, Call, op
 
@@ -96,8 +97,9 @@ class BatchArgs(Args):
 
 
 class RecordOps:
-    def __init__(self, records: Records, charge: Charge, batch_max: int):
+    def __init__(self, records: Records, writes: Writes, charge: Charge, batch_max: int):
         self.records = records
+        self.writes = writes
         self.charge = charge
         self.batch_max = batch_max
 
@@ -119,16 +121,16 @@ class RecordOps:
 
     @op("records.create", CreateArgs)
     async def create(self, call: Call, args: CreateArgs) -> dict[str, Any]:
-        return await self.records.create(call.peer, args.collection, args.data, once(call.principal, call.op, args))
+        return await self.writes.create(call.peer, args.collection, args.data, once(call.principal, call.op, args))
 
     @op("records.update", UpdateArgs)
     async def update(self, call: Call, args: UpdateArgs) -> dict[str, Any]:
-        return await self.records.update(call.peer, args.collection, args.id, args.data, args.version,
+        return await self.writes.update(call.peer, args.collection, args.id, args.data, args.version,
                                          once(call.principal, call.op, args))
 
     @op("records.delete", DeleteArgs)
     async def delete(self, call: Call, args: DeleteArgs) -> dict[str, Any]:
-        return await self.records.delete(call.peer, args.collection, args.id, once(call.principal, call.op, args))
+        return await self.writes.delete(call.peer, args.collection, args.id, once(call.principal, call.op, args))
 
     @op("records.batch", BatchArgs)
     async def batch(self, call: Call, args: BatchArgs) -> dict[str, Any]:
@@ -144,4 +146,4 @@ class RecordOps:
                 await self.charge(call.peer, f"records.{step.op}", step.collection)
             except HaptaError as error:
                 raise batch.failed_at(index, step, error) from None
-        return await self.records.batch(call.peer, args.ops, key)
+        return await self.writes.batch(call.peer, args.ops, key)

@@ -136,7 +136,7 @@ async def test_expired_keys_are_ignored_and_swept(harness):
     assert await _count(admin, "posts", f'author = "{alice.user["id"]}"') == 2
     await db.execute("UPDATE hapta.idempotency SET created = now() - interval '25 hours' "
                      "WHERE owner = $1 AND key = $2", f"user:{alice.user['id']}", key)
-    assert await harness.gateway.records.idempotency.prune(db) >= 1
+    assert await harness.gateway.writes.idempotency.prune(db) >= 1
     assert await db.fetchval("SELECT count(*) FROM hapta.idempotency WHERE owner = $1",
                              f"user:{alice.user['id']}") == 0
 
