@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -28,7 +26,7 @@ import msgspec
 from .. import metrics
 from ..models import RULE_OPS, Everyone, Model
 from ..query import fields_used
-from ..query import schema as kinds
+from ..query.kinds import KINDS
 from ..store.postgres import Database, failure
 
 log = logging.getLogger("hapta.feed")
@@ -107,26 +105,16 @@ def typed(model: Model, values: dict[str, Any]) -> dict[str, Any]:
             continue   # hidden or unknown: never used, never sent
         if value is not None:
             try:
-                if column.kind == kinds.TIMESTAMP and isinstance(value, str):
-                    value = datetime.fromisoformat(value)
-                elif column.kind == kinds.UUID and isinstance(value, str):
-                    value = uuid.UUID(value)
-                elif column.kind == kinds.FLOAT and isinstance(value, (int, str)):
-                    value = float(value)
+                value = KINDS[column.kind].from_json(value)
             except ValueError:
-                pass
+                pass   # as it came: a rule reading it fails closed
         out[name] = value
     return out
 
 
 def id_param(model: Model, value: Any) -> Any:
-    """An id as asyncpg wants it for the id column's type."""
-    kind = model.info.columns["id"].kind
-    if kind == kinds.INT:
-        return int(value)
-    if kind == kinds.UUID:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    return str(value)
+    """An id as asyncpg wants it for the id column's type (ValueError when it cannot be one)."""
+    return KINDS[model.info.columns["id"].kind].from_json(value)
 
 
 def decode_rows(rows: list[asyncpg.Record]) -> list[Change]:

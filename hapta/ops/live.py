@@ -11,7 +11,7 @@ from ..live.channels import Channels
 from ..live.subscriptions import Subscriptions
 from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, HaptaError
-from ..records.values import INT64
+from ..query.kinds import INT64
 from .base import Args, Call, after_reply, op
 from .records import Expand, FieldNames, FilterText, Name, RecordId
 

@@ -12,7 +12,7 @@ from ..records.idempotency import once
 from ..records.aggregate import DEFAULT_LIMIT, MAX_GROUP_BY, MAX_LIMIT, Aggregate
 from ..records.service import Records
 from ..records.writes import Writes
-from ..records.values import INT64
+from ..query.kinds import INT64
 from .base import Args, Call, op
 
 # charge(peer, op, collection): count one single op against its rate limit, as the dispatcher would (gateway.py)

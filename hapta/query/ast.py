@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
+from .operators import OPERATORS
+
 # Variables a filter may reference, with the value kind each one holds.
 VAR_KINDS = {"user.id": "text", "user.role": "text", "user.verified": "bool", "user.anonymous": "bool",
              "now": "timestamp"}
 
-COMPARE_OPS = ("=", "!=", ">", ">=", "<", "<=", "~", "!~", "in", "@@")
+COMPARE_OPS = tuple(OPERATORS)   # each one's row: operators.py
 # `field @@ "words"`: PostgreSQL full-text search on a field the app declared searchable (Collection.search). Only
 # the database can answer it (its stemming and stop words are PostgreSQL's), so evaluate() refuses it.
 SEARCH = "@@"
@@ -135,8 +137,8 @@ def vars_used(node: Node) -> set[str]:
 # related view rule), `~` a scan of the whole text, `@@` parsing the text into words wherever the index does not
 # answer (a guarded field, an OR with an unindexed condition), an `in` list a unit per LIST_ITEMS items.
 RELATION_COST = 3
-CONTAINS_COST = 1
-SEARCH_COST = 2
+CONTAINS_COST = OPERATORS["~"].cost
+SEARCH_COST = OPERATORS["@@"].cost
 LIST_ITEMS = 32
 
 
@@ -149,10 +151,7 @@ def cost(node: Node) -> int:
         for operand in (compare.left, compare.right):
             if isinstance(operand, Field) and len(operand.path) > 1:
                 total += RELATION_COST
-        if compare.op in ("~", "!~"):
-            total += CONTAINS_COST
-        elif compare.op == SEARCH:
-            total += SEARCH_COST
-        elif compare.op == "in" and isinstance(compare.right, Literal):
+        total += OPERATORS[compare.op].cost
+        if compare.op == "in" and isinstance(compare.right, Literal):
             total += len(compare.right.value) // LIST_ITEMS
     return total

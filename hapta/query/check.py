@@ -10,17 +10,18 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from . import schema as s
+from . import operators, schema as s
 from .ast import SEARCH, VAR_KINDS, And, Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null, relations_used
 from .errors import FilterError
+from .kinds import KINDS
 from .values import parse_timestamp
 
-ORDERING_OPS = (">", ">=", "<", "<=")
-CONTAINS_OPS = ("~", "!~")
-# Kinds that may be compared with `<` and friends. bool and json have no order we want to expose.
-ORDERED_KINDS = (s.TEXT, s.INT, s.FLOAT, s.TIMESTAMP, s.UUID)
-# Kinds `~` accepts: their text form is what a user would expect to search in.
-TEXTUAL_KINDS = (s.TEXT, s.UUID)
+ORDERING_OPS = operators.of(operators.ORDER)
+CONTAINS_OPS = operators.of(operators.CONTAINS)
+# Kinds that may be compared with `<` and friends, and those `~` accepts (their text form is what a user would
+# expect to search in): kinds.py says which.
+ORDERED_KINDS = tuple(name for name, kind in KINDS.items() if kind.ordered)
+TEXTUAL_KINDS = tuple(name for name, kind in KINDS.items() if kind.textual)
 
 # Natural kinds of unbound literals, before coercion. "string" may still become text, uuid or timestamp.
 STRING, NULL, LIST = "string", "null", "list"

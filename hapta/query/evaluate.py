@@ -13,11 +13,11 @@ database locale and can differ outside ASCII (e.g. a final 'Σ' becomes 'ς' in 
 """
 from __future__ import annotations
 
-import operator
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from .ast import SEARCH, Compare, Field, Literal, Node, Not, Operand, Or, Var, is_null
+from .operators import CONTAINS, OPERATORS
 from .values import comparable, var_value
 
 class Unevaluable(ValueError):
@@ -25,7 +25,6 @@ class Unevaluable(ValueError):
 
 
 _NO_RELATED: Mapping[str, Mapping | None] = MappingProxyType({})
-_ORDER = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 def evaluate(
@@ -116,11 +115,10 @@ class _Evaluator:
         right = self.operand(node.right, kind)
         if left is None or right is None:
             return None
-        if op == "~":
-            return right.lower() in left.lower()
-        if op == "!~":
-            return right.lower() not in left.lower()
-        return _ORDER[op](left, right)
+        found = OPERATORS[op]
+        if found.group == CONTAINS:
+            return (right.lower() in left.lower()) is not found.negated
+        return found.python(left, right)
 
     def operand(self, operand: Operand, kind: str) -> Any:
         if isinstance(operand, Literal):

@@ -13,10 +13,11 @@ from typing import Any
 
 from .ast import VAR_KINDS
 from .errors import FilterError
+from .kinds import INT64
+from .operators import SYMBOLS
 
 MAX_TEXT = 4096
 MAX_STRING = 4096
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 WHITESPACE = " \t\r\n"
 KEYWORD_VALUES = {"true": True, "false": False, "null": None}
@@ -25,8 +26,8 @@ SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
-# Two-character operators first so `!=` is not read as `!` followed by `=`.
-_PUNCTUATION = ("&&", "||", "!=", "!~", ">=", "<=", "=", ">", "<", "~", "!", "(", ")", "[", "]", ",")
+# After the comparison operators (operators.SYMBOLS, longest first, so `!=` is not `!` then `=`): the rest.
+_PUNCTUATION = ("&&", "||", "!", "(", ")", "[", "]", ",")
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,16 @@ def _next_token(text: str, pos: int) -> tuple[Token, int]:
         return _string(text, pos)
     if _is_digit(char) or (char == "-" and _is_digit(text[pos + 1 : pos + 2])):
         return _number(text, pos)
-    if text.startswith("@@", pos):   # full-text search, before `@` takes it for a variable
-        return Token("op", "@@", pos), pos + 2
+    for symbol in SYMBOLS:   # `@@` (full-text search) before `@` takes it for a variable
+        if text.startswith(symbol, pos):
+            return Token("op", symbol, pos), pos + len(symbol)
     if char == "@":
         return _var(text, pos)
     if _NAME.match(text, pos):
         return _word(text, pos)
     for punct in _PUNCTUATION:
         if text.startswith(punct, pos):
-            kind = "op" if punct in ("=", "!=", ">", ">=", "<", "<=", "~", "!~") else punct
-            return Token(kind, punct, pos), pos + len(punct)
+            return Token(punct, punct, pos), pos + len(punct)
     raise FilterError(f"unexpected character {describe_char(char)} at {pos}")
 
 
@@ -128,7 +129,7 @@ def _number(text: str, start: int) -> tuple[Token, int]:
         # Checking the digit count first keeps int() away from enormous inputs.
         digits = source.lstrip("-").lstrip("0")
         value = int(source) if len(digits) <= 19 else None
-        if value is None or not INT64_MIN <= value <= INT64_MAX:
+        if value is None or not INT64[0] <= value <= INT64[1]:
             raise FilterError(f"integer out of range at {start} (must fit in 64 bits)")
         return Token("value", value, start), end
     value = float(source)

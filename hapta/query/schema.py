@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field as _field
 
 from .ast import Node
-
-# The value kinds a column can hold, as the filter language sees them.
-TEXT, INT, FLOAT, BOOL, TIMESTAMP, JSON, UUID = "text", "int", "float", "bool", "timestamp", "json", "uuid"
+# The value kinds a column can hold, as the filter language sees them (each one's row: kinds.py).
+from .kinds import BOOL, FLOAT, INT, JSON, TEXT, TIMESTAMP, UUID  # noqa: F401
 
 
 @dataclass(frozen=True)

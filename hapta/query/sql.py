@@ -19,18 +19,11 @@ from typing import Any, Mapping
 
 from . import schema as s
 from .ast import SEARCH, And, Compare, Field, Literal, Node, Not, Operand, Var, is_null
+from .kinds import PG_TYPES  # noqa: F401  (the SQL type of each kind, for casts; others import it from here)
+from .operators import CONTAINS, OPERATORS
 from .values import var_value
 
-PG_TYPES = {
-    s.TEXT: "text",
-    s.INT: "int8",
-    s.FLOAT: "float8",
-    s.BOOL: "bool",
-    s.TIMESTAMP: "timestamptz",
-    s.UUID: "uuid",
-    s.JSON: "jsonb",
-}
-SQL_OPS = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+SQL_OPS = {text: op.sql for text, op in OPERATORS.items() if op.sql is not None}
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -104,8 +97,9 @@ class _Compiler:
         if op == "in":
             return f"({left} = ANY({self.param(list(node.right.value), PG_TYPES[kind] + '[]')}))"
         right = self.operand(node.right, kind, scope)
-        if op in ("~", "!~"):
-            return f"(lower({left}) {'LIKE' if op == '~' else 'NOT LIKE'} {_CONTAINS_PATTERN.format(right)})"
+        if OPERATORS[op].group == CONTAINS:
+            like = "NOT LIKE" if OPERATORS[op].negated else "LIKE"
+            return f"(lower({left}) {like} {_CONTAINS_PATTERN.format(right)})"
         if kind == s.TEXT and op not in ("=", "!="):
             # Byte order, which is what Python's str comparison gives; the database collation may differ.
             left += ' COLLATE "C"'

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from . import schema as s
 from .ast import VAR_KINDS
 from .errors import FilterError
+from .kinds import in_utc
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -21,15 +22,6 @@ def parse_timestamp(text: str) -> datetime:
     if moment is None:
         raise FilterError("timestamp is out of range (years 1 to 9999, in UTC)")
     return moment
-
-
-def in_utc(moment: datetime) -> datetime | None:
-    """The same instant in UTC, or None when that falls outside the years 1-9999 (`0001-01-01T00:00+14:00` is the
-    year 0 in UTC): the range both Python and the database driver can carry."""
-    try:
-        return moment.astimezone(timezone.utc)
-    except OverflowError:
-        return None
 
 
 def as_timestamp(value: datetime | str) -> datetime:

@@ -20,19 +20,16 @@ from ..models import Model, Rule
 from ..principal import Principal
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, HaptaError
 from ..query import schema as kinds
-from .values import INT64
+from ..query.kinds import INT64, KINDS
 
 MAX_GROUP_BY = 3
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-# What each function takes: sums and averages numbers; minima and maxima anything with an order the filter language
-# also has (text in byte order, as `<` compares it); groups any plain value (not json: a file field's storage keys).
-FUNCTIONS = {
-    "sum": (kinds.INT, kinds.FLOAT),
-    "avg": (kinds.INT, kinds.FLOAT),
-    "min": (kinds.TEXT, kinds.INT, kinds.FLOAT, kinds.TIMESTAMP),
-    "max": (kinds.TEXT, kinds.INT, kinds.FLOAT, kinds.TIMESTAMP),
-}
-GROUPABLE = (kinds.TEXT, kinds.INT, kinds.FLOAT, kinds.BOOL, kinds.TIMESTAMP, kinds.UUID)
+# What each function takes and what may be grouped by, as kinds.py says of each kind: sums and averages numbers;
+# minima and maxima text (in byte order, as `<` compares it), numbers and timestamps; groups any plain value (not
+# json: a file field's storage keys).
+FUNCTIONS = {function: tuple(name for name, kind in KINDS.items() if function in kind.aggregates)
+             for function in ("sum", "avg", "min", "max")}
+GROUPABLE = tuple(name for name, kind in KINDS.items() if kind.groupable)
 
 
 @dataclass(frozen=True)

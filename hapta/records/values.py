@@ -2,24 +2,16 @@
 turned into the client's error. Pure but for asyncpg's exception types."""
 from __future__ import annotations
 
-import math
-import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import asyncpg
-import msgspec
 
 from ..access import missing_related
 from ..auth.identity import InvalidIdentity, normalize_username
 from ..models import AUTH_COLLECTION, Model
-from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, CONFLICT, VALIDATION_FAILED, HaptaError
-from ..query import schema as kinds
-from ..query.values import in_utc
-
-INT64 = (-(2**63), 2**63 - 1)
+from ..query.kinds import INT64, KINDS, Refused  # noqa: F401  (INT64: the ops' bounds on integers)
 
 
 def invalid(field: str, message: str) -> HaptaError:
@@ -33,53 +25,13 @@ def coerce(model: Model, name: str, value: Any) -> Any:
         if not column.nullable:
             raise invalid(name, f"{name} may not be null")
         return None
-    kind = column.kind
-    if kind == kinds.TEXT:
-        if not isinstance(value, str):
-            raise invalid(name, f"{name} must be a string")
-        if "\x00" in value:
-            raise invalid(name, f"{name} may not contain NUL characters")
-        return value
-    if kind == kinds.INT:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(name, f"{name} must be an integer")
-        if not INT64[0] <= value <= INT64[1]:
-            raise invalid(name, f"{name} is out of range")
-        return value
-    if kind == kinds.FLOAT:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise invalid(name, f"{name} must be a finite number")
-        return float(value)
-    if kind == kinds.BOOL:
-        if not isinstance(value, bool):
-            raise invalid(name, f"{name} must be true or false")
-        return value
-    if kind == kinds.TIMESTAMP:
-        try:   # a datetime: a MessagePack timestamp, or a value a rule hook passed back
-            moment = value if isinstance(value, datetime) else \
-                msgspec.convert(value, datetime) if isinstance(value, str) else None
-        except msgspec.ValidationError:
-            moment = None
-        if moment is None:
-            raise invalid(name, f"{name} must be an ISO 8601 timestamp")
-        moment = in_utc(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
-        if moment is None:
-            raise invalid(name, f"{name} is out of range (years 1 to 9999, in UTC)")
-        return moment
-    if kind == kinds.UUID:
-        try:
-            return uuid.UUID(value) if isinstance(value, str) else uuid.UUID(int=-1)
-        except ValueError:
-            raise invalid(name, f"{name} must be a UUID") from None
-    if kind == kinds.JSON:
-        if nesting(value) > MAX_NESTING:
-            raise invalid(name, f"{name} is nested more than {MAX_NESTING} levels deep")
-        try:
-            msgspec.json.encode(value)
-        except (TypeError, ValueError):
-            raise invalid(name, f"{name} must be JSON data") from None
-        return value
-    raise invalid(name, f"{name} cannot be written")
+    kind = KINDS.get(column.kind)
+    if kind is None:
+        raise invalid(name, f"{name} cannot be written")
+    try:
+        return kind.accept(value)
+    except Refused as refused:
+        raise invalid(name, f"{name} {refused}") from None
 
 
 def record_key(model: Model, record_id: str) -> Any:

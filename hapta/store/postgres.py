@@ -26,20 +26,9 @@ import msgspec
 
 from ..catalog import Column, TableInfo
 from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
-from ..query import schema as k
+from ..query.kinds import FROM_CATALOG
 
 log = logging.getLogger("hapta.postgres")
-
-# information_schema data types -> the filter language's value kinds. Columns of other types are not exposed.
-KINDS = {
-    "text": k.TEXT, "character varying": k.TEXT, "character": k.TEXT,
-    "smallint": k.INT, "integer": k.INT, "bigint": k.INT,
-    "real": k.FLOAT, "double precision": k.FLOAT, "numeric": k.FLOAT,
-    "boolean": k.BOOL,
-    "timestamp with time zone": k.TIMESTAMP,
-    "jsonb": k.JSON, "json": k.JSON,
-    "uuid": k.UUID,
-}
 
 _json_encode = msgspec.json.Encoder().encode
 
@@ -387,7 +376,7 @@ async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, Ta
             FROM information_schema.columns
             WHERE table_schema = current_schema() AND table_name = ANY($1::text[])
             ORDER BY table_name, ordinal_position""", names):
-        kind = KINDS.get(r["data_type"])
+        kind = FROM_CATALOG.get(r["data_type"])   # columns of other types are not exposed
         if kind is None:
             continue
         info = tables.setdefault(r["table_name"], TableInfo(r["table_name"]))
