@@ -21,12 +21,13 @@ from ..query.ast import Node
 ADMIN_KEY = (ADMIN,)
 
 
-def check_caller(principal: Principal, op: str, guest_ok: bool, admin_only: bool = False) -> None:
-    """Guests may call only what a guest may (auth.*, ping); an expired access token only that too, until the
-    connection refreshes or resumes; an op for admins only, admins."""
+def check_caller(principal: Principal, op: str, guest_ok: bool, admin_only: bool = False,
+                 now: float | None = None) -> None:
+    """Guests may call only what a guest may (auth.*, ping); an expired access token (by `now`, epoch seconds)
+    only that too, until the connection refreshes or resumes; an op for admins only, admins."""
     if guest_ok:
         return
-    if principal.expired():
+    if principal.expired(now):
         raise HaptaError(TOKEN_EXPIRED, "the access token has expired; refresh or resume")
     if principal.role == GUEST:
         raise HaptaError(UNAUTHENTICATED, f"{op} needs auth.login, auth.resume or auth.anon first")

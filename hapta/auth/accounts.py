@@ -37,6 +37,7 @@ from typing import Any, Awaitable, Callable
 
 import asyncpg
 
+from ..clock import Clock, wall
 from ..principal import GUEST, USER, Peer, Principal
 from ..protocol.errors import (ALREADY_EXISTS, FORBIDDEN, INVALID_CREDENTIALS, MFA_REQUIRED, NOT_FOUND,
                                TOKEN_INVALID, VALIDATION_FAILED, HaptaError)
@@ -122,8 +123,10 @@ def _holds(principal: Principal, user_id: str) -> bool:
 
 class Accounts:
     def __init__(self, db: Database, users: Users, hub: SessionHub, mailer: Mailer, throttle: Throttle, *,
-                 link: Callable[[str, str], str], min_password_length: int, register_by_mail: bool):
+                 link: Callable[[str, str], str], min_password_length: int, register_by_mail: bool,
+                 clock: Clock = wall):
         self.db = db
+        self.clock = clock   # second factors' time steps
         self.users = users
         self.hub = hub
         self.mailer = mailer
@@ -470,7 +473,7 @@ class Accounts:
     async def mfa_confirm(self, principal: Principal, code: str) -> dict[str, Any]:
         """A first code from the authenticator puts the factor in force: {recovery_codes} (ten, each once)."""
         _account_holder(principal, "only a signed-in user enrols a second factor")
-        codes = await mfa.confirm(self.db, principal.user_id, code)
+        codes = await mfa.confirm(self.db, principal.user_id, code, self.clock)
         if codes is None:
             raise HaptaError(INVALID_CREDENTIALS, "that code is not valid (or nothing is being enrolled)")
         return {"recovery_codes": codes}
@@ -481,7 +484,7 @@ class Accounts:
         challenged = await mfa.challenged(self.db, challenge)
         if challenged is not None:
             await self.throttle("auth.mfa.verify", "identity", challenged)
-        user_id = await mfa.answer(self.db, challenge, code)
+        user_id = await mfa.answer(self.db, challenge, code, self.clock)
         user = None if user_id is None else await self.users.get(user_id)
         if user is None:
             raise HaptaError(INVALID_CREDENTIALS, "that code is not valid")
@@ -491,7 +494,7 @@ class Accounts:
         """Remove the second factor with one of its codes (current, or a recovery code); the owner is told."""
         _account_holder(principal, "only a signed-in user has a second factor")
         await self.throttle("auth.mfa.disable", "identity", principal.user_id)
-        if not await mfa.disable(self.db, principal.user_id, code):
+        if not await mfa.disable(self.db, principal.user_id, code, self.clock):
             raise HaptaError(INVALID_CREDENTIALS, "that code is not valid (or no second factor is in force)")
         await self._tell("mfa_removed", principal.user_id)
         return {}

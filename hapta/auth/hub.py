@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import secrets
-import time
 from typing import Any, Awaitable, Callable
 
 import msgspec
@@ -153,7 +152,7 @@ class SessionHub:
         """Two timers: `auth.expiring` shortly before the token expires, and the expiry itself (watchers)."""
         loop = asyncio.get_running_loop()
         lead = min(EXPIRING_NOTICE, self.signer.ttl / 3)
-        left = expires_at - time.time()   # expiry is wall-clock time
+        left = expires_at - self.signer.clock()   # expiry is the signer's clock's time
         self._timers[peer] = (loop.call_later(max(0.0, left - lead), self._notify_expiring, peer, expires_at),
                               loop.call_later(max(0.0, left) + 0.05, self._expired, peer, expires_at))
 

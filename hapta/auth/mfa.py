@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from typing import Any
 
 import pyotp
 
+from ..clock import Clock, wall
 from ..store.postgres import Database
 from .tokens import hash_secret
 
@@ -37,13 +37,13 @@ def _digits(code: str) -> str | None:
     return code if code.isascii() and code.isdigit() else None
 
 
-def _step_of(totp: pyotp.TOTP, code: str, last_step: int) -> int | None:
+def _step_of(totp: pyotp.TOTP, code: str, last_step: int, clock: Clock = wall) -> int | None:
     """The time step `code` is valid for (now, or one step either side for clock drift), if it is after
     `last_step`."""
     code = _digits(code)
     if code is None:
         return None
-    now = int(time.time()) // STEP
+    now = int(clock()) // STEP
     for step in (now - 1, now, now + 1):
         if step > last_step and hmac.compare_digest(totp.generate_otp(step), code):
             return step
@@ -62,12 +62,12 @@ async def enroll(db: Database, user_id: str, email: str, issuer: str) -> dict[st
     return {"secret": secret, "uri": pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)}
 
 
-async def confirm(db: Database, user_id: str, code: str) -> list[str] | None:
+async def confirm(db: Database, user_id: str, code: str, clock: Clock = wall) -> list[str] | None:
     """Put the enrolled factor in force with a first code from the app; the recovery codes (None: wrong code)."""
     async with db.transaction() as conn:
         row = await conn.fetchrow("SELECT secret, last_step FROM hapta.mfa_factors WHERE user_id = $1 AND "
                                   "confirmed_at IS NULL FOR UPDATE", user_id)
-        step = None if row is None else _step_of(pyotp.TOTP(row["secret"]), code, row["last_step"])
+        step = None if row is None else _step_of(pyotp.TOTP(row["secret"]), code, row["last_step"], clock)
         if step is None:
             return None
         codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
@@ -94,7 +94,7 @@ async def challenged(db: Database, challenge_token: str) -> str | None:
                              "AND used_at IS NULL AND expires_at > now()", hash_secret(challenge_token))
 
 
-async def answer(db: Database, challenge_token: str, code: str) -> Any:
+async def answer(db: Database, challenge_token: str, code: str, clock: Clock = wall) -> Any:
     """The user a challenge stands for, when `code` is their TOTP code (unused) or one of their recovery codes
     (then spent); None otherwise (a wrong code counts against the challenge)."""
     code = code.strip().replace(" ", "")
@@ -106,17 +106,17 @@ async def answer(db: Database, challenge_token: str, code: str) -> Any:
             "FOR UPDATE OF t, f", hash_secret(challenge_token), CHALLENGE_ATTEMPTS)
         if live is None:
             return None
-        if not await _use_code(conn, live, code):
+        if not await _use_code(conn, live, code, clock):
             await conn.execute("UPDATE hapta.account_tokens SET attempts = attempts + 1 WHERE hash = $1", live["hash"])
             return None
         await conn.execute("UPDATE hapta.account_tokens SET used_at = now() WHERE hash = $1", live["hash"])
         return live["user_id"]
 
 
-async def _use_code(conn: Any, factor: Any, code: str) -> bool:
+async def _use_code(conn: Any, factor: Any, code: str, clock: Clock) -> bool:
     """Spend `code` against a factor in force (a row with user_id, secret, last_step, recovery): a TOTP code of a
     step not used before, or one of the recovery codes. False when it is neither."""
-    step = _step_of(pyotp.TOTP(factor["secret"]), code, factor["last_step"])
+    step = _step_of(pyotp.TOTP(factor["secret"]), code, factor["last_step"], clock)
     if step is not None:
         await conn.execute("UPDATE hapta.mfa_factors SET last_step = $2 WHERE user_id = $1", factor["user_id"], step)
         return True
@@ -128,14 +128,14 @@ async def _use_code(conn: Any, factor: Any, code: str) -> bool:
     return True
 
 
-async def disable(db: Database, user_id: str, code: str) -> bool:
+async def disable(db: Database, user_id: str, code: str, clock: Clock = wall) -> bool:
     """Remove the user's factor in force, proven with one of its codes (a current TOTP code or a recovery code):
     False when there is none or the code is wrong."""
     code = code.strip().replace(" ", "")
     async with db.transaction() as conn:
         factor = await conn.fetchrow("SELECT user_id, secret, last_step, recovery FROM hapta.mfa_factors "
                                      "WHERE user_id = $1 AND confirmed_at IS NOT NULL FOR UPDATE", user_id)
-        if factor is None or not await _use_code(conn, factor, code):
+        if factor is None or not await _use_code(conn, factor, code, clock):
             return False
         await conn.execute("DELETE FROM hapta.mfa_factors WHERE user_id = $1", user_id)
         return True

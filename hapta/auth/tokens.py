@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 
 import jwt
 
+from ..clock import Clock, wall
 from ..protocol.errors import TOKEN_EXPIRED, TOKEN_INVALID, HaptaError
 
 ALGORITHM = "HS256"
@@ -39,16 +39,17 @@ class TokenSigner:
     """Signs with the current secret; verifies with it and with retired secrets (named by `kid`), so a secret can
     be rotated without logging everyone out: keep the old one in `retired` until its tokens have expired."""
 
-    def __init__(self, secret: str, ttl: int, retired: tuple[str, ...] = ()):
+    def __init__(self, secret: str, ttl: int, retired: tuple[str, ...] = (), *, clock: Clock = wall):
         self._secret = secret
         self._kid = key_id(secret)
         self._keys = {key_id(old): old for old in retired if old}
         self._keys[self._kid] = secret
         self.ttl = ttl
+        self.clock = clock   # what expiry is judged by, here and for the sockets that hold these tokens (hub.py)
 
     def issue(self, user_id: str, session_id: str, now: float | None = None, *, ttl: int | None = None,
               impersonated: bool = False) -> tuple[str, int]:
-        issued = int(now if now is not None else time.time())
+        issued = int(now if now is not None else self.clock())
         expires = issued + (self.ttl if ttl is None else min(ttl, self.ttl))
         # jti: every token is distinct, even two minted for one session in the same second
         claims = {"sub": user_id, "sid": session_id, "iat": issued, "exp": expires, "jti": secrets.token_urlsafe(12)}
@@ -65,15 +66,25 @@ class TokenSigner:
             secret = self._keys.get(header.get("kid"))   # type: ignore[arg-type]
             if secret is None:
                 raise HaptaError(TOKEN_INVALID, "token is not valid")
-            claims = jwt.decode(token, secret, algorithms=[ALGORITHM], leeway=LEEWAY,
-                                options={"require": ["exp", "iat", "sub", "sid"]})
-        except jwt.ExpiredSignatureError:
-            raise HaptaError(TOKEN_EXPIRED, "token has expired") from None
+            # the signature and the claims' presence by PyJWT; the times by this signer's clock, below
+            claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                                options={"require": ["exp", "iat", "sub", "sid"], "verify_exp": False,
+                                         "verify_iat": False, "verify_nbf": False})
         except jwt.PyJWTError:
             raise HaptaError(TOKEN_INVALID, "token is not valid") from None
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str):
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str) or \
+                not _whole(claims["exp"]) or not _whole(claims["iat"]):
             raise HaptaError(TOKEN_INVALID, "token is not valid")
+        now = self.clock()
+        if claims["iat"] > now + LEEWAY:   # minted in the future: not by us
+            raise HaptaError(TOKEN_INVALID, "token is not valid")
+        if claims["exp"] <= now - LEEWAY:
+            raise HaptaError(TOKEN_EXPIRED, "token has expired")
         return AccessClaims(claims["sub"], claims["sid"], int(claims["exp"]), claims.get("imp") is True)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def new_refresh_token() -> str:

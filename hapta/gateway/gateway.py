@@ -24,6 +24,7 @@ from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
 from ..auth.tokens import TokenSigner, hash_secret
 from ..auth.users import Users
+from ..clock import Clock, wall
 from ..config import DEFAULT_LIMITS, App, ConfigError, check_app
 from ..files.service import FileService
 from ..files.streams import Streams
@@ -70,7 +71,7 @@ log = logging.getLogger("hapta.gateway")
 class Gateway:
     def __init__(self, app: App, settings: Settings, db: Database, schema: Schema, models: dict[str, Model],
                  hooks: Hooks, listener: Listener, storage: Storage | None = None,
-                 functions: Functions | None = None, app_dir: Path | None = None):
+                 functions: Functions | None = None, app_dir: Path | None = None, clock: Clock = wall):
         self.app = app
         self.settings = settings
         self.db = db
@@ -78,7 +79,9 @@ class Gateway:
         self.hooks = hooks
         self.functions = functions or Functions(None, {}, db)
         self.listener = listener
-        self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets)
+        self.clock = clock   # what tokens, principals and second factors expire by (hapta/clock.py)
+        self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets,
+                                  clock=clock)
         layers = {**DEFAULT_LIMITS, **app.limits, **({} if settings.production else app.development_limits)}
         limits = {name: limit for name, limit in layers.items() if limit is not None}
         self.limiter = Limiter(limits, settings.redis_url, prefix=settings.redis_prefix,
@@ -89,7 +92,8 @@ class Gateway:
         schemas = Schemas(schema, without_guards(schema))
         # how records leave for one reader (before_send, expand): the same for records.* and realtime events
         view = RecordView(db, models, schemas, hooks, cache.read)
-        self.live = Live(app, settings, db, models, listener, cache, view)   # feed, realtime, channels, the cache
+        # the change feed, realtime, channels and the read cache
+        self.live = Live(app, settings, db, models, listener, cache, view, clock)
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
         self.files = FileService(app, settings, db, models, listener, storage)
         self.records = Records(db, models, schemas, hooks, view, read=cache.read, max_filter_cost=app.max_filter_cost)
@@ -105,7 +109,7 @@ class Gateway:
                              log_links=not settings.production)
         self.accounts = Accounts(db, Users(db), self.hub, self.mailer, self._throttle, link=self._mail_link,
                                  min_password_length=app.min_password_length,
-                                 register_by_mail=app.require_verified)
+                                 register_by_mail=app.require_verified, clock=clock)
         self.ops: dict[str, OpSpec] = table(
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
@@ -311,7 +315,7 @@ class Gateway:
         if spec is None:
             raise HaptaError(UNKNOWN_OP, f"unknown op {request.op[:64]!r}")
         principal = peer.principal
-        check_caller(principal, request.op, spec.guest, spec.admin)
+        check_caller(principal, request.op, spec.guest, spec.admin, self.clock())
         if self.app.require_verified and principal.role == USER and not principal.verified \
                 and not request.op.startswith("auth.") and request.op != "ping":
             raise HaptaError(FORBIDDEN, "verify your email first (auth.verify.request)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
+from ..clock import Clock, wall
 from ..config import App
 from ..models import Model
 from ..principal import Peer
@@ -49,11 +50,11 @@ def read_cache(settings: Settings, listener: Listener) -> ReadCache:
 
 class Live:
     def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener,
-                 cache: ReadCache, view: View):
+                 cache: ReadCache, view: View, clock: Clock = wall):
         self.listener = listener
         self.cache = cache
         self.db = db
-        self.realtime = Realtime(models, db, view, per_principal=app.max_subscriptions_per_principal,
+        self.realtime = Realtime(models, db, view, clock=clock, per_principal=app.max_subscriptions_per_principal,
                                  per_address=app.max_subscriptions_per_address,
                                  filter_bytes_per_address=app.max_filter_bytes_per_address)
         self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),

@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Iterable, Protocol
 import msgspec
 
 from .. import metrics
+from ..clock import Clock, wall
 from ..access.live import Outcome
 from ..limits.quota import Quota
 from ..models import Model
@@ -55,11 +56,12 @@ class View(Protocol):
 
 
 class Realtime:
-    def __init__(self, models: dict[str, Model], db: Database, view: View, *, per_principal: int = 500,
-                 per_address: int = 2000, filter_bytes_per_address: int = 512 * 1024):
+    def __init__(self, models: dict[str, Model], db: Database, view: View, *, clock: Clock = wall,
+                 per_principal: int = 500, per_address: int = 2000, filter_bytes_per_address: int = 512 * 1024):
         self.models = models
         self.db = db
         self.view = view
+        self.clock = clock   # subscribers' access tokens expire by it
         # What one client may hold, across its connections (each connection's own cap is App.max_subscriptions):
         # distinct filters cost memory and a rule check per change each, so they are bounded by count and by bytes.
         self.counts = Quota({"user": per_principal, "addr": per_address})
@@ -191,10 +193,11 @@ class Realtime:
                     only: Subscription | None) -> list[Delivery]:
         """plan.plan's deliveries; one change to thousands of distinct subscriptions is a lot of rule checks, so
         other tasks run between slices of it (a subscription that leaves meanwhile is skipped when written)."""
-        moment, wall = datetime.now(timezone.utc), time.time()
+        now = self.clock()
+        moment = datetime.fromtimestamp(now, timezone.utc)
         deliveries: list[Delivery] = []
         began = time.perf_counter()
-        for delivery in plan(change, outcome, topics, related, moment, wall, only=only):
+        for delivery in plan(change, outcome, topics, related, moment, now, only=only):
             deliveries.append(delivery)
             if len(deliveries) % 64 == 0 and time.perf_counter() - began > DELIVERY_SLICE:
                 await asyncio.sleep(0)

@@ -53,3 +53,26 @@ def test_refresh_tokens_are_random_and_hashed():
     assert len(tokens) == 100 and all(len(t) >= 43 for t in tokens)
     token = next(iter(tokens))
     assert hash_secret(token) != token and len(hash_secret(token)) == 64
+
+
+class ManualClock:
+    """A clock the test moves (hapta/clock.py): expiry is judged without waiting for it."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_expiry_is_judged_by_the_signers_clock():
+    clock = ManualClock(1_800_000_000)
+    signer = TokenSigner(SECRET, ttl=60, clock=clock)
+    token, expires = signer.issue("u", "s")
+    assert expires == 1_800_000_060
+    clock.now = expires + 4   # inside the 5 s leeway
+    assert signer.verify(token).user_id == "u"
+    clock.now = expires + 5
+    assert code_of(signer, token) == "TOKEN_EXPIRED"
+    clock.now = 1_800_000_000 - 100   # minted "in the future" of this clock: not one of ours
+    assert code_of(signer, token) == "TOKEN_INVALID"
