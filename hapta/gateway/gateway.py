@@ -59,6 +59,7 @@ from ..records.writes import Writes
 from ..records.view import RecordView
 from ..settings import Settings, StartupError, database_address, reason
 from ..store import migrations
+from ..store.migrations import create_triggers
 from ..store.files import Storage
 from ..store.listener import Listener
 from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
@@ -160,7 +161,9 @@ class Gateway:
                 conn.mark_touched()   # the session changes here: reset before the pool hands it out
                 await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
                 await migrations.migrate(conn, app_dir / "migrations")
-                await _install_triggers(conn, [c.name for c in app.collections])
+                # updated and version kept current on every exposed table, whoever writes
+                await create_triggers(conn, "hapta_touch", "BEFORE UPDATE", "touch",
+                                      {c.name: "" for c in app.collections})
                 infos = await introspect(conn, [c.name for c in app.collections])
                 configs = sorted({config for c in app.collections for config in c.search.values()})
                 unknown = set(configs) - await known_search_configs(conn, configs)
@@ -366,15 +369,3 @@ def _work_keys(peer: Peer) -> tuple[str, ...]:
     if peer.principal.is_admin:
         return ()
     return principal_key(peer), principal_key(peer, by_address=True)
-
-
-async def _install_triggers(conn: asyncpg.Connection, tables: list[str]) -> None:
-    """Keep updated/version current on every exposed table, whoever writes. Names come from config.py and
-    are checked against the catalog before they reach SQL."""
-    existing = {r["relname"] for r in await conn.fetch(
-        "SELECT relname FROM pg_class WHERE relname = ANY($1::text[]) AND relkind = 'r' "
-        "AND relnamespace = current_schema()::regnamespace", tables)}
-    for name in tables:
-        if name in existing and name.isidentifier():
-            await conn.execute(f'CREATE OR REPLACE TRIGGER hapta_touch BEFORE UPDATE ON "{name}" '
-                               f'FOR EACH ROW EXECUTE FUNCTION hapta.touch()')

@@ -27,6 +27,7 @@ from .. import metrics
 from ..models import RULE_OPS, Everyone, Model
 from ..query import fields_used
 from ..query.kinds import KINDS
+from ..store.migrations import create_triggers
 from ..store.postgres import Database, failure
 
 log = logging.getLogger("hapta.feed")
@@ -81,19 +82,14 @@ def _array_literal(names: list[str]) -> str:
 
 
 async def install_triggers(conn: asyncpg.Connection, models: dict[str, Model]) -> None:
-    """(Re)create each exposed table's change trigger with the columns its rules read today. Names come from the
-    catalog; the column lists travel as trigger arguments (string literals, quoted by quote_literal)."""
-    async with conn.transaction():
-        # Many workers start at once: one at a time, or CREATE OR REPLACE TRIGGER collides with itself.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hapta.live.triggers'))")
-        for name, model in models.items():
-            if not name.isidentifier():
-                continue
-            hidden = [c for c in model.info.columns if c not in model.table.fields]
-            arguments = await conn.fetchval("SELECT quote_literal($1) || ', ' || quote_literal($2)",
-                                            _array_literal(rule_columns(model)), _array_literal(hidden))
-            await conn.execute(f'CREATE OR REPLACE TRIGGER hapta_changes AFTER INSERT OR UPDATE OR DELETE ON "{name}" '
-                               f'FOR EACH ROW EXECUTE FUNCTION hapta.notify_change({arguments})')
+    """(Re)create each exposed table's change trigger with the columns its rules read today. The column lists
+    travel as trigger arguments (string literals, quoted by quote_literal)."""
+    arguments = {}
+    for name, model in models.items():
+        hidden = [c for c in model.info.columns if c not in model.table.fields]
+        arguments[name] = await conn.fetchval("SELECT quote_literal($1) || ', ' || quote_literal($2)",
+                                              _array_literal(rule_columns(model)), _array_literal(hidden))
+    await create_triggers(conn, "hapta_changes", "AFTER INSERT OR UPDATE OR DELETE", "notify_change", arguments)
 
 
 def typed(model: Model, values: dict[str, Any]) -> dict[str, Any]:

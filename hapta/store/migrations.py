@@ -59,3 +59,19 @@ async def migrate(conn: asyncpg.Connection, app_dir: Path | None) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     return applied_now
+
+
+async def create_triggers(conn: asyncpg.Connection, name: str, when: str, function: str,
+                          tables: dict[str, str]) -> None:
+    """(Re)create the trigger `name` (`when`: e.g. "BEFORE UPDATE") running hapta.<function>(its arguments) on each
+    table of `tables` (table -> the arguments' SQL text, already quoted literals) that exists in the current
+    schema. Table names come from the catalog and config.py; many workers start at once, so one at a time."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hapta.triggers'))")
+        existing = {r["relname"] for r in await conn.fetch(
+            "SELECT relname FROM pg_class WHERE relname = ANY($1::text[]) AND relkind = 'r' "
+            "AND relnamespace = current_schema()::regnamespace", list(tables))}
+        for table, arguments in tables.items():
+            if table in existing and table.isidentifier():
+                await conn.execute(f'CREATE OR REPLACE TRIGGER {name} {when} ON "{table}" '
+                                   f'FOR EACH ROW EXECUTE FUNCTION hapta.{function}({arguments})')
