@@ -34,13 +34,17 @@ from websockets.asyncio.server import ServerConnection
 from .. import metrics
 from ..functions.webhooks import FRAMING, header_fault, phrase, text
 from .flow import Admission, Budget
+from .memory import Trim
 from .proxies import client_address
 
 log = logging.getLogger("hapta.http")
 
 MAX_HEAD = 16 * 1024    # bytes of request line and headers
-LINGER = 2.0            # seconds a refused request's unread body is read and dropped before the close, so that the
-                        # client reads the refusal rather than a reset
+# A refused request's unread body is read and dropped for at most LINGER seconds and LINGER_BYTES before the close,
+# so that the client reads the refusal rather than a reset (a client that sends more than that after a refusal,
+# without waiting for 100-continue, may see the reset; one that refuses cannot make us read its megabytes).
+LINGER = 2.0
+LINGER_BYTES = 1024 * 1024
 Reply = tuple[int, dict[str, str], bytes]
 
 
@@ -84,6 +88,7 @@ class Plain:
     sessions: set["HttpSession"] = field(default_factory=set)
     waiting: set["GatewayConnection"] = field(default_factory=set)   # no request line yet
     draining: bool = False
+    trim: Trim = field(default_factory=Trim)   # the memory a burst of bodies used, given back after it
 
     async def shutdown(self, within: float) -> None:
         """No more requests: idle connections close now, a request being answered gets `within` seconds to be
@@ -118,6 +123,8 @@ class HttpSession:
         self.writable = asyncio.Event()
         self.writable.set()
         self.fed = 0                      # bytes handed to h11 so far
+        self.read = 0                     # bytes read, dropped ones too
+        self.dropped = 0                  # bytes read and dropped after a refusal
         self.eof = self.lost = self.discarding = False
         self.admitted: tuple[str | None] | None = None   # the address counted in the admission, once it is
         self.busy = False                 # a request is being read or answered
@@ -127,7 +134,11 @@ class HttpSession:
     # ---- what GatewayConnection hands on from the transport ----
 
     def data_received(self, data: bytes) -> None:
+        self.read += len(data)
         if self.discarding:
+            self.dropped += len(data)
+            if self.dropped > LINGER_BYTES:
+                self.transport.abort()
             return
         self.transport.pause_reading()   # one read at a time: `event` resumes reading when h11 needs more
         self.fed += len(data)
@@ -188,6 +199,7 @@ class HttpSession:
             if self.admitted is not None:
                 self.plain.admission.leave(self.admitted[0])
             self.plain.sessions.discard(self)
+            self.plain.trim.ended(self.read)
 
     async def event(self, deadline: float | None) -> Any:
         """h11's next event, reading as it needs to, before `deadline` (Timeout). `deadline` None: the wait for a
@@ -363,6 +375,7 @@ class HttpSession:
             self.transport.close()
             return
         self.discarding = True
+        self.h11 = h11.Connection(h11.SERVER)   # what the old one still buffered (up to a read) is given back now
         self.transport.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
