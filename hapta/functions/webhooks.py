@@ -68,12 +68,14 @@ def phrase(status: int) -> str:
 
 def header_fault(name: str, value: str) -> str | None:
     """Why (name, value) cannot be sent as a header, or None: names are tokens; values hold no control character
-    (CR or LF would end the header and start another one: response splitting)."""
+    (CR or LF would end the header and start another one: response splitting) and only Latin-1 characters."""
     raw_name = name.encode("utf-8", "surrogateescape")
     if not raw_name or not set(raw_name) <= _TOKEN:
         return "a header name that is not a token"
     if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
         return f"a control character in the value of {name}"
+    if any(ord(c) > 0xFF for c in value):   # a header's octets are Latin-1 (RFC 9110 5.5): "€" has none
+        return f"a character outside Latin-1 in the value of {name}"
     return None
 
 

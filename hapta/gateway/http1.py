@@ -255,6 +255,10 @@ class HttpSession:
             self._skip_empty_body()
             return await self.respond(method, verdict)
         length = next((int(value) for name, value in headers if name == "content-length"), None)
+        if length is not None and any(name == "transfer-encoding" for name, _ in headers):
+            # both: which one frames the body is where proxies and servers disagree (request smuggling)
+            return await self.respond(method, text(400, "send Content-Length or Transfer-Encoding, not both"),
+                                      close=True)
         if length is not None and length > verdict.max_body:
             return await self.respond(method, text(413, f"a body here is at most {verdict.max_body} bytes"),
                                       close=True)
@@ -351,7 +355,8 @@ class HttpSession:
             fields.append(("Connection", "close"))
         try:
             data = self.h11.send(h11.Response(status_code=status, reason=phrase(status).encode(),
-                                              headers=[(n.encode("latin-1"), v.encode()) for n, v in fields]))
+                                              headers=[(n.encode("latin-1"), v.encode("latin-1"))
+                                                       for n, v in fields]))
             if body and method != "HEAD":
                 data += self.h11.send(h11.Data(data=body))
             data += self.h11.send(h11.EndOfMessage())

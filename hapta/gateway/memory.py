@@ -19,10 +19,14 @@ log = logging.getLogger("hapta.http")
 
 
 def _malloc_trim():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    trim = None
+    for name in ("libc.so.6", None):   # glibc's own name first; else ask (find_library runs ldconfig)
+        try:
+            trim = ctypes.CDLL(name or ctypes.util.find_library("c")).malloc_trim
+            break
+        except (OSError, AttributeError, TypeError):
+            continue
+    if trim is None:
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim

@@ -124,6 +124,15 @@ async def test_the_route_is_judged_before_any_body_is_read(hooks):
         assert time.monotonic() - started < 2
 
 
+async def test_a_body_framed_two_ways_is_refused(hooks):
+    """Content-Length and Transfer-Encoding together: which one frames the body is where a proxy and a server may
+    disagree (request smuggling), so neither is believed: 400, and the connection closes."""
+    async with await Raw.open(hooks.port) as raw:
+        await raw.send(b"POST /hooks/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n")
+        assert (await raw.answer()).status == 400 and await raw.closed(3)
+
+
 async def test_keep_alive_serves_requests_in_turn_on_one_connection(hooks):
     """Two requests written at once (pipelined), then a chunked one, then a GET route: four answers, in order, on
     one connection (the old reader answered one request and closed)."""
@@ -241,6 +250,8 @@ async def test_a_function_cannot_split_its_answer_with_cr_lf(hooks):
     assert (answer.status, answer.body) == (500, b"internal error\n") and "set-cookie" not in answer.headers
     answer = await one(hooks, post("/hooks/redirect", b"/home\r\nSet-Cookie: session=stolen"))
     assert (answer.status, answer.body) == (500, b"internal error\n") and "set-cookie" not in answer.headers
+    answer = await one(hooks, post("/hooks/redirect", "/caf\u00e9/\u20ac".encode()))   # "€" has no Latin-1 octet
+    assert (answer.status, answer.body) == (500, b"internal error\n")
     fine = await one(hooks, b"GET /hooks/redirect?next=/home HTTP/1.1\r\nHost: x\r\n\r\n")
     assert fine.status == 302 and fine.headers["location"] == "/home"
     assert unexpected_tracebacks(hooks) == 0
