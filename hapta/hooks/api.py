@@ -61,8 +61,9 @@ MARK = "__hapta_function__"
 
 @dataclass(frozen=True)
 class Declared:
-    """What @call and @every attached to a function: its settings and its triggers, as (kind, spec, option):
-    ("call", "", ""), ("every", "*/5 * * * *", "skip" | "once")."""
+    """What the decorators attached to a function: its settings and its triggers, as (kind, spec, option):
+    ("call", "", ""), ("every", "*/5 * * * *", "skip" | "once"), ("on", "posts", "create,update"),
+    ("http", "POST /hooks/x", "" or its options as JSON: max_body, the signature, delivery_id_header)."""
     name: str
     allow: str | None = None
     timeout: float = DEFAULT_TIMEOUT
