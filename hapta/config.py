@@ -180,7 +180,14 @@ class App:
     function_timeout: float = 10.0              # the longest a function may declare (at most request_timeout)
     function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)
     function_retries: tuple[float, ...] = (1, 2, 4, 8)   # seconds before each retry of a failed @on change
-    function_http_max_body: int = 1024 * 1024   # bytes of an @http request's body; more: HTTP 413
+    # Webhooks (@http) and the gateway's plain HTTP (docs/functions.md "Webhooks", docs/security.md):
+    function_http_max_body: int = 1024 * 1024   # bytes of an @http request's body (a route's max_body may differ); 413
+    function_http_memory: int = 64 * 1024 * 1024   # bytes of request bodies one process holds at once; over: 503
+    function_http_memory_per_address: int = 16 * 1024 * 1024   # ... of them from one client address; over: 503
+    function_http_answer_within: float = 3.0    # seconds a webhook waits for its function; then 202 {run} (it goes on)
+    function_http_dedupe_window: float = 3 * 24 * 3600   # seconds a delivery id is remembered (delivery_id_header)
+    http_read_timeout: float = 10.0             # seconds for a plain HTTP request's head, then for its body; then 408
+    http_keepalive_timeout: float = 5.0         # seconds a kept-alive HTTP connection may wait for its next request
     # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
     # at most a few of the pool's connections at once, so it cannot starve the others.
     db_pool_size: int = 10                      # PostgreSQL connections per gateway process
@@ -295,6 +302,13 @@ def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
             _check_fields(file, f"Collection {collection.name!r} files[{name!r}]")
     for name, provider in app.oauth2.items():
         _check_fields(provider, f"App.oauth2[{name!r}]")
+    for name in ("function_http_memory", "function_http_memory_per_address", "function_http_answer_within",
+                 "function_http_dedupe_window", "http_read_timeout", "http_keepalive_timeout"):
+        if getattr(app, name) <= 0:
+            raise ConfigError(f"App.{name}: expected a positive number, got {getattr(app, name)!r}")
+    if not 0 <= app.function_http_max_body <= app.function_http_memory_per_address <= app.function_http_memory:
+        raise ConfigError("App.function_http_max_body <= function_http_memory_per_address <= function_http_memory "
+                          "must hold (a body over either memory bound could never be read)")
     names = [c.name for c in app.collections]
     if len(set(names)) != len(names):
         raise ConfigError(f"App.collections: {sorted(n for n in names if names.count(n) > 1)[0]!r} is declared twice")

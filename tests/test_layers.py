@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hapta"
 # Bottom to top. A module's layer is that of its first part under hapta/.
 LAYERS = [
     ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics",
-               "typescript", "clock"}),
+               "typescript", "clock", "routes"}),
     ("adapters", {"store", "auth"}),
     ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions", "admin"}),
     ("handlers", {"ops"}),

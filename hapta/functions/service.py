@@ -31,9 +31,12 @@ from ..hooks.messages import Publish as Publish_
 from ..hooks.workers import WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
+from ..routes import reserved
 from ..store.postgres import UPSTREAM_ERRORS, Database
 from .changes import ChangeTriggers, Watch
 from .schedule import Entry, Schedule
+from .webhooks import (MAX_DELIVERY_ID, TEXT, Deliveries, HttpRoute, Reply, WebhookSettings, accepted, answer_of,
+                       text)
 from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, RULE_DENIED, TIMEOUT, TOO_LARGE,
                                UNAVAILABLE, HaptaError)
 
@@ -75,14 +78,19 @@ class Function:
 
 
 KEEP_RUNS = 100   # rows of hapta.function_runs kept per function
+# A webhook delivery claimed by a run that never answered (its process died) is taken over by a retry after the
+# function's timeout and this many seconds more.
+STALE_DELIVERY = 60.0
 
 
 class Functions:
     def __init__(self, pool: WorkerPool | None, functions: dict[str, Function], db: Database,
-                 retries: tuple[float, ...] = (1, 2, 4, 8)):
+                 retries: tuple[float, ...] = (1, 2, 4, 8), webhooks: WebhookSettings = WebhookSettings()):
         self.pool = pool            # None: the app has no functions/
         self.db = db
         self.retries = retries
+        self.webhooks = webhooks
+        self.deliveries = Deliveries(db, webhooks.dedupe_window)
         self._database = db.fetch_for_app   # runs ctx.sql
         self._run_op: RunOp | None = None
         self._publish: Publish | None = None
@@ -95,12 +103,12 @@ class Functions:
         self.functions = functions
         self.schedule = Schedule(self.db, [Entry(f.name, spec, option) for f in functions.values()
                                            for kind, spec, option in f.triggers if kind == "every"], self._scheduled)
-        self.routes: dict[str, dict[str, Function]] = {}   # path -> method -> the @http function there
+        self.routes: dict[str, dict[str, HttpRoute]] = {}   # path -> method -> the @http route there
         for f in functions.values():
-            for kind, spec, _ in f.triggers:
+            for kind, spec, option in f.triggers:
                 if kind == "http":
-                    method, path = spec.split(" ", 1)
-                    self.routes.setdefault(path, {})[method] = f
+                    route = HttpRoute.declared(f.name, spec, option, self.webhooks.max_body)   # _function checked it
+                    self.routes.setdefault(route.path, {})[route.method] = route
         self.changes = ChangeTriggers(self.db, [Watch(f.name, spec, frozenset(option.split(","))) for f in
                                                 functions.values() for kind, spec, option in f.triggers
                                                 if kind == "on"], self._changed, self.retries)
@@ -127,14 +135,16 @@ class Functions:
             raise ConfigError(str(exc)) from None
         except RulesError as exc:
             raise ConfigError(f"functions/ does not load: {exc}") from None
+        webhooks = WebhookSettings.of(app)
         try:
             longest = min(app.function_timeout, app.request_timeout)   # a call's reply has request_timeout
-            functions = {name: _function(name, info, longest, collections) for name, info in pool.functions.items()}
+            functions = {name: _function(name, info, longest, collections, webhooks)
+                         for name, info in pool.functions.items()}
         except ConfigError:
             await pool.close()
             raise
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
-        service = cls(pool, functions, db, tuple(app.function_retries))
+        service = cls(pool, functions, db, tuple(app.function_retries), webhooks)
         if reload:
             service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections))
         return service
@@ -152,7 +162,7 @@ class Functions:
             seen = now
             try:
                 await self.pool.restart()
-                functions = {name: _function(name, info, longest, collections)
+                functions = {name: _function(name, info, longest, collections, self.webhooks)
                              for name, info in self.pool.functions.items()}
             except (RulesError, ConfigError) as exc:
                 log.error("functions/ does not load, the running ones stay: %s", exc)
@@ -227,43 +237,112 @@ class Functions:
     def http_route(self, path: str) -> bool:
         return path in self.routes
 
+    def http_routes(self, path: str) -> dict[str, HttpRoute]:
+        """The @http routes declared at `path`: method -> route (hapta.routes.Routes reads them)."""
+        return self.routes.get(path, {})
+
     async def http(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                   address: str | None) -> tuple[int, dict[str, str], bytes]:
-        """Answer an HTTP request for an @http function: (status, headers, body). Always one answer: 404 or 405
-        when nothing is declared there, 403 when it raised Deny, 500 when it failed, 503 or 504 when its workers
-        were busy or it ran out of time."""
-        path, _, query = target.partition("?")
-        methods = self.routes.get(path, {})
-        function = methods.get(method)
-        if function is None or self.pool is None:
+                   address: str | None) -> Reply:
+        """Answer an HTTP request for an @http function whose body is already read (a GET's, empty): 404 or 405
+        when nothing is declared there, else `answer`."""
+        methods = self.routes.get(target.partition("?")[0], {})
+        route = methods.get(method)
+        if route is None:
             if methods:
                 return 405, {"Allow": ", ".join(sorted(methods)), **TEXT}, b"method not allowed\n"
-            return 404, TEXT, b"not found\n"
+            return text(404, "not found")
+        return await self.answer(route, target, headers, body, address)
+
+    async def answer(self, route: HttpRoute, target: str, headers: dict[str, str], body: bytes,
+                     address: str | None) -> Reply:
+        """One answer to a request for `route` whose body was read within the route's bounds: refused before
+        anything runs or is written (400, 403 for a bad signature), a retried delivery's first answer, the
+        function's answer, or, when it has not answered within App.function_http_answer_within, 202 with its run
+        id (the run goes on and is recorded in functions.runs). 403 when it raised Deny, 500 when it failed,
+        503 or 504 when its workers were busy or it ran out of time."""
+        function = self.functions.get(route.function)
+        if function is None or self.pool is None:
+            return text(404, "not found")
+        path, _, query = target.partition("?")
         try:
             fields = dict(urllib.parse.parse_qsl(query, max_num_fields=100))
         except ValueError:
-            return 400, TEXT, b"bad query string\n"
-        request = {"method": method, "path": path, "query": fields, "headers": headers, "body": body}
-        principal = Principal(ADMIN if function.admin else ANON)
-        outcome, error = await self._invoke(function, SocketPeer(principal, address), f"http {method} {path}",
-                                            request)
-        if error is not None:
-            status = {TIMEOUT: 504, UNAVAILABLE: 503}.get(error.code, 500)
-            extra = {"Retry-After": str(max(1, round(error.retry_after or 1)))} if status == 503 else {}
-            return status, {**TEXT, **extra}, f"{error.message}\n".encode()
-        if isinstance(outcome, Denied):
-            return 403, TEXT, f"{outcome.message[:500] or 'refused'}\n".encode()
-        if isinstance(outcome, Raised):
-            return 500, TEXT, b"internal error\n"
-        return _http_answer(outcome.value)
+            return text(400, "bad query string")
+        refusal = route.refuses(headers, body)
+        if refusal is not None:
+            return refusal
+        delivery = route.delivery(headers)
+        if delivery is not None and len(delivery) > MAX_DELIVERY_ID:
+            return text(400, f"a delivery id is at most {MAX_DELIVERY_ID} characters")
+        trigger = f"http {route.method} {route.path}"
+        run: int | None = None
+        try:
+            if delivery is not None:
+                claim = await self.deliveries.claim(route.key, delivery, function.timeout + STALE_DELIVERY)
+                if not claim.ours:   # a retry: the first run's answer, or that it still runs
+                    return claim.answer or accepted(claim.run)
+                run = claim.run
+            run = await self._begin(function, trigger, run)
+        except UPSTREAM_ERRORS as exc:
+            log.warning("webhook %s not run: the database failed (%s)", route.key, type(exc).__name__)
+            if delivery is not None and run is not None:
+                self._later(self._let_go(route, delivery, run))
+            return text(503, "unavailable", **{"Retry-After": "1"})
+        request = {"method": route.method, "path": path, "query": fields, "headers": headers, "body": body}
+        acting = SocketPeer(Principal(ADMIN if function.admin else ANON), address)
+        task = asyncio.ensure_future(self._webhook(function, route, acting, trigger, request, run, delivery))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.webhooks.answer_within)
+        return task.result() if done else accepted(run)
 
-    async def _invoke(self, function: Function, acting: Peer, trigger: str,
-                      argument: Any) -> tuple[Any, HaptaError | None]:
-        """Run a function with no socket caller, recorded in hapta.function_runs: (its outcome, or the pool's
-        error: TIMEOUT, UNAVAILABLE)."""
+    async def _webhook(self, function: Function, route: HttpRoute, acting: Peer, trigger: str, request: Any,
+                       run: int, delivery: str | None) -> Reply:
+        """A webhook's run, to its end whether or not its request still waits; its answer kept for retries."""
+        try:
+            outcome, error = await self._invoke(function, acting, trigger, request, run=run)
+            reply = _reply(outcome, error)
+        except UPSTREAM_ERRORS as exc:   # recording the run's end failed
+            log.warning("webhook %s: the run's record failed (%s)", route.key, type(exc).__name__)
+            reply = text(503, "unavailable", **{"Retry-After": "1"})
+        except Exception:   # a bug of ours; the request still gets its one answer
+            log.error("webhook %s failed", route.key, exc_info=True)
+            reply = text(500, "internal error")
+        if delivery is not None:
+            try:
+                await self.deliveries.answered(route.key, delivery, run, reply)
+            except UPSTREAM_ERRORS as exc:
+                log.warning("webhook %s: its delivery's answer was not kept (%s)", route.key, type(exc).__name__)
+        return reply
+
+    async def sweep(self) -> None:
+        """Forget the webhook deliveries past App.function_http_dedupe_window (on the gateway's sweep clock)."""
+        if any(route.delivery_id_header for methods in self.routes.values() for route in methods.values()):
+            await self.deliveries.prune()
+
+    async def _let_go(self, route: HttpRoute, delivery: str, run: int) -> None:
+        try:
+            await self.deliveries.answered(route.key, delivery, run, text(503, "unavailable"))
+        except UPSTREAM_ERRORS:
+            pass   # the claim goes stale and is taken over
+
+    async def _begin(self, function: Function, trigger: str, run: int | None = None) -> int:
+        """A run's row in hapta.function_runs, written once the run really starts (never for a refused request);
+        with `run`, under that id (a webhook delivery claimed it)."""
+        if run is None:
+            return await self.db.fetchval("INSERT INTO hapta.function_runs (name, trigger) VALUES ($1, $2) "
+                                          "RETURNING id", function.name, trigger)
+        await self.db.execute("INSERT INTO hapta.function_runs (id, name, trigger) VALUES ($1, $2, $3)", run,
+                              function.name, trigger)
+        return run
+
+    async def _invoke(self, function: Function, acting: Peer, trigger: str, argument: Any,
+                      run: int | None = None) -> tuple[Any, HaptaError | None]:
+        """Run a function with no socket caller, recorded in hapta.function_runs (as `run`, when its row is
+        written already): (its outcome, or the pool's error: TIMEOUT, UNAVAILABLE)."""
         assert self.pool is not None
-        run = await self.db.fetchval("INSERT INTO hapta.function_runs (name, trigger) VALUES ($1, $2) RETURNING id",
-                                     function.name, trigger)
+        if run is None:
+            run = await self._begin(function, trigger)
         principal = acting.principal
         who = Who(principal.user_id, principal.role, f"functions.{trigger.split()[0]}", FUNCTIONS, acting.address)
 
@@ -396,35 +475,36 @@ class Functions:
                  "dead": dead.get(f.name, 0)} for f in sorted(self.functions.values(), key=lambda f: f.name)]
 
 
-TEXT = {"Content-Type": "text/plain; charset=utf-8"}
-RESERVED = ("/ws", "/health", "/metrics", "/oauth2/", "/files/")   # the gateway's own paths
+def _reply(outcome: Any, error: HaptaError | None) -> Reply:
+    """A webhook run's outcome as its HTTP answer."""
+    if error is not None:
+        status = {TIMEOUT: 504, UNAVAILABLE: 503}.get(error.code, 500)
+        extra = {"Retry-After": str(max(1, round(error.retry_after or 1)))} if status == 503 else {}
+        return status, {**TEXT, **extra}, f"{error.message}\n".encode()
+    if isinstance(outcome, Denied):
+        return text(403, outcome.message[:500] or "refused")
+    if isinstance(outcome, Raised):
+        return text(500, "internal error")
+    return answer_of(outcome.value)
 
 
-def _http_answer(value: Any) -> tuple[int, dict[str, str], bytes]:
-    """What an @http function returned, as the HTTP answer: {status, headers?, body?}, else the value as JSON."""
-    if isinstance(value, dict) and isinstance(value.get("status"), int) and set(value) <= {"status", "headers", "body"}:
-        status, headers, body = value["status"], value.get("headers") or {}, value.get("body")
-        if not 200 <= status <= 599 or not isinstance(headers, dict):
-            log.error("an @http function answered status %r, headers %r", status, type(headers).__name__)
-            return 500, TEXT, b"internal error\n"
-        headers = {str(k): str(v) for k, v in headers.items()}
-        if isinstance(body, (bytes, bytearray)):
-            return status, headers, bytes(body)
-        if isinstance(body, str):
-            return status, {"Content-Type": "text/plain; charset=utf-8", **headers}, body.encode()
-        if body is None:
-            return status, headers, b""
-        return status, {"Content-Type": "application/json", **headers}, msgspec.json.encode(body)
-    if value is None:
-        return 204, {}, b""
-    return 200, {"Content-Type": "application/json"}, msgspec.json.encode(value)
-
-
-def _function(name: str, info: Any, longest: float, collections: set[str]) -> Function:
-    for kind, spec, _ in info.triggers:
-        path = spec.split(" ", 1)[-1]
-        if kind == "http" and any(path == r or path.startswith(r.rstrip("/") + "/") for r in RESERVED):
+def _function(name: str, info: Any, longest: float, collections: set[str],
+              webhooks: WebhookSettings = WebhookSettings()) -> Function:
+    for kind, spec, option in info.triggers:
+        if kind != "http":
+            continue
+        try:
+            route = HttpRoute.declared(name, spec, option, webhooks.max_body)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"functions/{info.file}: {name}: {exc}") from None
+        if reserved(route.path):
             raise ConfigError(f"functions/{info.file}: {name} declares {spec}, a path of the gateway's own")
+        if route.max_body > webhooks.largest_body:
+            raise ConfigError(f"functions/{info.file}: {name} declares max_body={route.max_body}, more than "
+                              f"App.function_http_memory_per_address ({webhooks.largest_body}) lets one request hold")
+        if route.secret is not None and is_gateway_own(route.secret):
+            raise ConfigError(f"functions/{info.file}: {name} may not sign with {route.secret}: the gateway's own "
+                              "settings and credentials are no webhook's key")
     unknown = [spec for kind, spec, _ in info.triggers if kind == "on" and spec not in collections]
     if unknown:
         raise ConfigError(f"functions/{info.file}: {name} watches {unknown[0]!r}, which is no collection of "

@@ -1,7 +1,8 @@
 """Flow control: what one client may cost a gateway process, as small state machines without sockets (the
 connection guards of docs/operations.md; "guards" of fields are something else: access/).
 
-    Admission    open connections, in total and per client address      over either cap: close 1013
+    Admission    open connections, in total and per client address      over either cap: close 1013 (HTTP: 503)
+    Budget       bytes of HTTP request bodies held, in total and per address   over either cap: HTTP 503
     MessageRate  messages per second on one connection (GCRA)          over: RATE_LIMITED; still flooding: 1008
     Outbox       bytes waiting for a client, queued or in the transport  over: the client is dropped (TCP reset)
     IdleTimer    seconds without a message                               over: close 1000 (off by default)
@@ -66,6 +67,40 @@ class Admission:
         self.count -= 1
         held = self.by_address.pop(address) - 1
         if held:   # an address without connections costs no memory
+            self.by_address[address] = held
+
+
+class Budget:
+    """Bytes held at once, in total and per client address: the request bodies of plain HTTP (webhooks) being read
+    or answered. `take` counts `size` more, or, over either cap, counts nothing and says which ("capacity",
+    "address"); `give` returns what was taken. An address holding nothing costs no memory."""
+
+    __slots__ = ("total", "per_address", "held", "by_address")
+
+    def __init__(self, total: int, per_address: int):
+        self.total = total
+        self.per_address = per_address
+        self.held = 0
+        self.by_address: dict[str | None, int] = {}
+
+    def take(self, address: str | None, size: int) -> str | None:
+        if not size:
+            return None
+        if self.held + size > self.total:
+            return "capacity"
+        held = self.by_address.get(address, 0)
+        if held + size > self.per_address:
+            return "address"
+        self.held += size
+        self.by_address[address] = held + size
+        return None
+
+    def give(self, address: str | None, size: int) -> None:
+        if not size:
+            return
+        self.held -= size
+        held = self.by_address.pop(address) - size
+        if held:
             self.by_address[address] = held
 
 

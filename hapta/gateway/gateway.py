@@ -101,6 +101,7 @@ class Gateway:
         self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
         self.streams = Streams(self.files, self.records, self.writes)   # files.* over the socket, per connection
         self.hub.also_sweep(lambda: self.writes.idempotency.prune(db))   # answers past their 24 hours
+        self.hub.also_sweep(self.functions.sweep)   # webhook deliveries past their window
         self.deadlines = Deadlines(app.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
         self.peers: dict[Peer, tuple[int, float]] = {}

@@ -1,7 +1,12 @@
 """The listening socket: the WebSocket handshake on /ws and the plain HTTP routes on the same port.
 
-It admits connections under the caps of guards.Admission (over: close 1013) and, on shutdown, drains them:
-no new connections, requests in flight finish and their replies leave, then every socket closes with 1001.
+Every path is looked up in one table (hapta.routes.Routes: the gateway's own routes, the @http functions', the
+--static pages). A connection whose first request is a GET is read by websockets (`_route` answers it, or lets
+the handshake on /ws go on); any other is read by h11 (http1.py), and `_judge` decides each of its requests from
+the head alone, before a byte of body is read.
+
+It admits connections under the caps of flow.Admission (over: close 1013, or HTTP 503) and, on shutdown, drains
+them: no new connections, requests in flight finish and their replies leave, then every socket closes with 1001.
 """
 from __future__ import annotations
 
@@ -26,13 +31,15 @@ from websockets.frames import CloseCode
 from .. import metrics
 from ..protocol.codec import JSON, SUBPROTOCOLS, Codec
 from ..files.http import serve_file
+from ..functions.webhooks import Reply, phrase, text
+from ..routes import Routes
 from .connection import Connection, Phase
 from .gateway import Gateway
-from .flow import Admission, connection_cap
+from .flow import Admission, Budget, connection_cap
+from .http1 import Accept, GatewayConnection, Head, Plain
 from .proxies import client_address
-from .dashboard import is_dashboard, serve_dashboard
+from .dashboard import serve_dashboard
 from .static import serve_static
-from .webhooks import GatewayConnection
 
 log = logging.getLogger("hapta.server")
 
@@ -71,6 +78,15 @@ def _plain(status: http.HTTPStatus, body: str, content_type: str = "text/plain; 
     return Response(status.value, status.phrase, headers, data)
 
 
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _response(reply: Reply) -> Response:
+    """An answer (status, headers, body) as websockets sends it."""
+    status, headers, body = reply
+    return Response(status, phrase(status), Headers([*headers.items(), ("Content-Length", str(len(body)))]), body)
+
+
 def _out_of_time() -> None:
     log.warning("shutdown not finished after %g s; exiting now", EXIT_DEADLINE)
     logging.shutdown()
@@ -91,49 +107,85 @@ class Server:
         self.connections: set[Connection] = set()
         self.draining = False
         self.refused_origins: set[str] = set()
+        self.routes = Routes(gateway.functions.http_routes, static=static is not None)
+        # plain HTTP read by h11 (http1.py): the same admission as WebSockets, and a budget for request bodies
+        self.plain = Plain(self._judge, self.admission,
+                           Budget(app.function_http_memory, app.function_http_memory_per_address),
+                           app.http_read_timeout, app.http_keepalive_timeout, gateway.settings.trusted_proxies)
+        # what answers each of the gateway's own routes (hapta.routes.OWN names them): a GET's request -> response
+        self.handlers = {"health": self._health, "metrics": self._metrics, "oauth2": self._oauth2,
+                         "files": self._files, "dashboard": self._dashboard, "static": self._static}
 
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
+        """A GET that websockets read: the handshake on /ws goes on (None), anything else is answered here."""
         path = request.path.split("?", 1)[0]
-        origin = request.headers.get("Origin")
         if path == "/ws":
+            origin = request.headers.get("Origin")
             if not self.origin_allowed(origin):
                 return self._refuse_origin(origin)
             return None   # on with the WebSocket handshake
-        if path == "/health":
-            health = {"status": "ok", "pid": os.getpid(), "connections": self.admission.count}
-            return _plain(http.HTTPStatus.OK, json.dumps(health), "application/json")
-        if path == "/oauth2/callback":
-            status, page = await self.gateway.oauth2_callback(request.path.partition("?")[2])
-            return _plain(http.HTTPStatus(status), page, "text/html; charset=utf-8")
-        if path == "/metrics":
-            return self._metrics(connection, request)
-        if is_dashboard(path):
-            return serve_dashboard(path)
-        if path.startswith("/files/") and self.gateway.files is not None:
-            response = await serve_file(self.gateway.files, request)   # signed URLs of files.url (local backend)
-            if origin is not None and self.origin_allowed(origin):   # a page of an allowed origin may fetch() it
-                response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
-                response.headers["Vary"] = "Origin"
-            return response
-        if self.gateway.functions.http_route(path):   # an @http function answering GET
-            address = self._address(connection.remote_address, request.headers.get("X-Forwarded-For"))
-            status, headers, body = await self.gateway.functions.http(
-                "GET", request.path, {k.lower(): v for k, v in request.headers.raw_items()}, b"", address)
-            return Response(status, http.HTTPStatus(status).phrase,
-                            Headers([*headers.items(), ("Content-Length", str(len(body)))]), body)
-        if self.static is not None:
-            return serve_static(self.static, request.path)
+        return await self._get(request, connection.remote_address)
+
+    async def _get(self, request: Request, remote: Any) -> Response:
+        """A GET by the route table: a gateway route's handler, an @http function's answer, 405 or 404."""
+        found = self.routes.find("GET", request.path.split("?", 1)[0])
+        if found.route is not None and found.route.serves in self.handlers:
+            return await self.handlers[found.route.serves](request, remote)
+        if found.function is not None:   # an @http function answering GET (a GET carries no body)
+            address = self._address(remote, request.headers.get("X-Forwarded-For"))
+            headers = {k.lower(): v for k, v in request.headers.raw_items()}
+            return _response(await self.gateway.functions.answer(found.function, request.path, headers, b"",
+                                                                 address))
+        if found.allowed:
+            return _response((405, {"Allow": ", ".join(found.allowed), **TEXT}, b"method not allowed\n"))
         return _plain(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    async def _judge(self, head: Head) -> Reply | Accept:
+        """A request h11 read the head of (http1.py), judged before any of its body is read: an @http function's
+        route takes a body of at most its max_body; anything else is answered at once."""
+        found = self.routes.find(head.method, head.target.split("?", 1)[0])
+        if found.function is not None:
+            route, fields, functions = found.function, head.fields(), self.gateway.functions
+            return Accept(route.max_body, lambda body: functions.answer(route, head.target, fields, body,
+                                                                        head.address))
+        if found.allowed:
+            return 405, {"Allow": ", ".join(found.allowed), **TEXT}, b"method not allowed\n"
+        if found.route is None:
+            return text(404, "not found")
+        if found.route.serves == "websocket":   # a WebSocket opens on a connection of its own, with a GET first
+            return text(400, "open the WebSocket on a new connection")
+        # a GET route, on a connection kept alive after another request
+        response = await self.handlers[found.route.serves](
+            Request(head.target, Headers(head.headers)), head.peer)
+        return response.status_code, dict(response.headers.raw_items()), response.body or b""
 
     def _address(self, remote: Any, forwarded: str | None) -> str | None:
         return client_address(remote[0] if remote else None, forwarded, self.gateway.settings.trusted_proxies)
 
-    async def _webhook(self, method: str, target: str, headers: dict[str, str], body: bytes,
-                       remote: str | None) -> tuple[int, dict[str, str], bytes]:
-        """A request with a body (webhooks.py read it): an @http function's, or 404/405."""
-        address = client_address(remote, headers.get("x-forwarded-for"), self.gateway.settings.trusted_proxies)
-        return await self.gateway.functions.http(method, target, headers, body, address)
+    async def _health(self, request: Request, remote: Any) -> Response:
+        health = {"status": "ok", "pid": os.getpid(), "connections": self.admission.count}
+        return _plain(http.HTTPStatus.OK, json.dumps(health), "application/json")
+
+    async def _oauth2(self, request: Request, remote: Any) -> Response:
+        status, page = await self.gateway.oauth2_callback(request.path.partition("?")[2])
+        return _plain(http.HTTPStatus(status), page, "text/html; charset=utf-8")
+
+    async def _dashboard(self, request: Request, remote: Any) -> Response:
+        return serve_dashboard(request.path.split("?", 1)[0])
+
+    async def _static(self, request: Request, remote: Any) -> Response:
+        assert self.static is not None
+        return serve_static(self.static, request.path)
+
+    async def _files(self, request: Request, remote: Any) -> Response:
+        """Signed URLs of files.url (local backend)."""
+        response = await serve_file(self.gateway.files, request)
+        origin = request.headers.get("Origin")
+        if origin is not None and self.origin_allowed(origin):   # a page of an allowed origin may fetch() it
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
+            response.headers["Vary"] = "Origin"
+        return response
 
     def origin_allowed(self, origin: str | None) -> bool:
         """App.origins, when set, lists the web pages that may connect; native clients send no Origin."""
@@ -151,10 +203,10 @@ class Server:
                         list(self.gateway.app.origins or ()))
         return _plain(http.HTTPStatus.FORBIDDEN, "this origin may not connect (App.origins)\n")
 
-    def _metrics(self, connection: ServerConnection, request: Request) -> Response:
+    async def _metrics(self, request: Request, remote: Any) -> Response:
         """Prometheus text, for the admin key or a local scraper (see metrics.scrape_allowed)."""
         settings = self.gateway.settings
-        address = connection.remote_address[0] if connection.remote_address else None
+        address = remote[0] if remote else None
         if not metrics.scrape_allowed(address, request.headers, settings.admin_key, settings.metrics_networks):
             response = _plain(http.HTTPStatus.UNAUTHORIZED, "send Authorization: Bearer <admin key>\n")
             response.headers["WWW-Authenticate"] = 'Bearer realm="hapta metrics"'
@@ -192,6 +244,7 @@ class Server:
         watchdog.start()
         self.draining = True
         server.server.close()   # the listening socket: new connections are refused (other workers take them)
+        plain = asyncio.ensure_future(self.plain.shutdown(DRAIN_SECONDS))   # plain HTTP: answered, then closed
         for connection in self.connections:
             connection.enter(Phase.DRAINING)   # from now on new requests are answered UNAVAILABLE
         busy = [asyncio.ensure_future(c.drained()) for c in self.connections if c.tasks]
@@ -210,6 +263,7 @@ class Server:
             connection.ws.transport.abort()
             for task in connection.tasks:   # a request still running past the drain: its reply has nowhere to go
                 task.cancel()
+        await plain
         log.info("sockets closed in %.1f s", loop.time() - started)
 
     def serve(self, host: str, port: int, *, reuse_port: bool = False):
@@ -224,9 +278,10 @@ class Server:
             ping_interval=app.ping_interval, ping_timeout=app.ping_timeout,
             close_timeout=CLOSE_TIMEOUT,
             server_header="hapta",
-            # requests with a body (webhooks of @http functions) are read by webhooks.GatewayConnection
-            create_connection=functools.partial(GatewayConnection, answer=self._webhook,
-                                                max_body=app.function_http_max_body),
+            # a GET answered by an @http function waits at most function_http_answer_within inside the handshake
+            open_timeout=max(10.0, app.function_http_answer_within + 5),
+            # a connection whose first request is not a GET is read by h11 (http1.py), not by websockets
+            create_connection=functools.partial(GatewayConnection, plain=self.plain),
             logger=_websockets_log,
             reuse_port=reuse_port,
             backlog=BACKLOG,

@@ -61,8 +61,9 @@ MARK = "__hapta_function__"
 
 @dataclass(frozen=True)
 class Declared:
-    """What @call and @every attached to a function: its settings and its triggers, as (kind, spec, option):
-    ("call", "", ""), ("every", "*/5 * * * *", "skip" | "once")."""
+    """What the decorators attached to a function: its settings and its triggers, as (kind, spec, option):
+    ("call", "", ""), ("every", "*/5 * * * *", "skip" | "once"), ("on", "posts", "create,update"),
+    ("http", "POST /hooks/x", "" or its options as JSON: max_body, the signature, delivery_id_header)."""
     name: str
     allow: str | None = None
     timeout: float = DEFAULT_TIMEOUT
@@ -119,33 +120,87 @@ def every(cron: str, *, missed: str = "skip", timeout: float | None = None, secr
 
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+SIGNATURE_ENCODINGS = ("hex", "base64")
+SIGNATURE_ALGORITHMS = ("sha1", "sha256", "sha512")
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _header_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or not set(value) <= _TOKEN:
+        raise ValueError(f"{what} must be an HTTP header name")
+    return value.lower()
 
 
 def http(method: str, path: str, *, timeout: float | None = None, secrets: tuple[str, ...] | None = None,
-         name: str | None = None, admin: bool | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+         name: str | None = None, admin: bool | None = None, max_body: int | None = None,
+         secret: str | None = None, signature_header: str | None = None, signature_prefix: str = "",
+         signature_encoding: str = "hex", algorithm: str = "sha256",
+         delivery_id_header: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Answer `method path` on the gateway's port (a webhook from another service). It is called as
     fn(ctx, request) with request {method, path, query, headers (lower-case names), body (bytes)} and returns
     {status, headers?, body?} (body: bytes, text, or anything JSON-encodable) or any value (200, as JSON; None:
-    204). There is no caller: check the request's signature yourself (hapta.functions.hmac_valid); ctx.records
-    act as an anon key's principal, or as admin with admin=True."""
+    204). There is no caller: ctx.records act as an anon key's principal, or as admin with admin=True.
+
+    What the gateway checks before the function runs (docs/functions.md, "Webhooks"):
+    - `max_body`: bytes the request's body may have (default App.function_http_max_body); more: 413, unread;
+    - `secret` (an environment variable's name) with `signature_header`: the header must hold the HMAC
+      (`algorithm`, `signature_encoding` hex or base64, after `signature_prefix`, e.g. "sha256=") of the body under
+      that secret; else 403, and nothing runs or is written. Without them, check it yourself (hmac_valid);
+    - `delivery_id_header`: the provider's delivery id; a retry with an id seen before (within
+      App.function_http_dedupe_window) gets the first run's answer, or 202 with its run id while it runs, and
+      does not run again."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
     if not isinstance(path, str) or not path.startswith("/") or "?" in path or " " in path:
         raise ValueError("path must start with / and hold no query or spaces")
-    return _declare(("http", f"{method} {path}", ""), name, {"timeout": timeout, "secrets": secrets, "admin": admin})
+    options: dict[str, Any] = {}
+    if max_body is not None:
+        if not isinstance(max_body, int) or isinstance(max_body, bool) or max_body < 0:
+            raise ValueError("max_body must be a number of bytes (0 or more)")
+        options["max_body"] = max_body
+    if (secret is None) != (signature_header is None):
+        raise ValueError("secret and signature_header go together: the variable that holds the key, the header "
+                         "that carries the signature")
+    if secret is not None:
+        if not isinstance(secret, str) or not secret:
+            raise ValueError("secret must be the name of an environment variable")
+        if signature_encoding not in SIGNATURE_ENCODINGS:
+            raise ValueError(f"signature_encoding must be one of {SIGNATURE_ENCODINGS}")
+        if algorithm not in SIGNATURE_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {SIGNATURE_ALGORITHMS}")
+        if not isinstance(signature_prefix, str):
+            raise ValueError("signature_prefix must be a string")
+        options.update(secret=secret, signature_header=_header_name(signature_header, "signature_header"),
+                       signature_prefix=signature_prefix, signature_encoding=signature_encoding, algorithm=algorithm)
+    if delivery_id_header is not None:
+        options["delivery_id_header"] = _header_name(delivery_id_header, "delivery_id_header")
+    # the options travel with the trigger, as its third part (the gateway reads them: functions/webhooks.py)
+    import json
+    option = json.dumps(options, sort_keys=True) if options else ""
+    return _declare(("http", f"{method} {path}", option), name, {"timeout": timeout, "secrets": secrets,
+                                                                 "admin": admin})
 
 
 def hmac_valid(secret: str | bytes, body: bytes, signature: str, *, algorithm: str = "sha256",
-               prefix: str = "") -> bool:
-    """Whether `signature` (hex, after `prefix`, e.g. "sha256=" as GitHub sends it) is the HMAC of `body` under
-    `secret`; compared in constant time."""
+               prefix: str = "", encoding: str = "hex") -> bool:
+    """Whether `signature` (after `prefix`, e.g. "sha256=" as GitHub sends it; hex, or base64) is the HMAC of
+    `body` under `secret`; compared in constant time. Anything else, of any type or alphabet, is simply not
+    valid (False), never an error."""
+    import base64
     import hashlib
     import hmac
-    if not signature.startswith(prefix):
+    if not isinstance(signature, str) or not signature.startswith(prefix) or encoding not in SIGNATURE_ENCODINGS:
+        return False
+    try:
+        given = signature[len(prefix):].strip().encode("ascii")   # hex and base64 are ASCII; anything else is not
+    except UnicodeEncodeError:
         return False
     key = secret.encode() if isinstance(secret, str) else secret
-    expected = hmac.new(key, body, getattr(hashlib, algorithm)).hexdigest()
-    return hmac.compare_digest(expected, signature[len(prefix):].strip().lower())
+    data = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(key, data, getattr(hashlib, algorithm)).digest()
+    if encoding == "hex":
+        return hmac.compare_digest(digest.hex().encode(), given.lower())
+    return hmac.compare_digest(base64.b64encode(digest), given)
 
 
 ACTIONS = ("create", "update", "delete")

@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from hapta.config import Limit
-from hapta.gateway.flow import FD_RESERVE, FLOOD_STRIKES, Admission, IdleTimer, MessageRate, Outbox, connection_cap
+from hapta.gateway.flow import (FD_RESERVE, FLOOD_STRIKES, Admission, Budget, IdleTimer, MessageRate, Outbox,
+                                connection_cap)
 from hapta.protocol.codec import JSON, MSGPACK, Codec
 
 
@@ -24,6 +25,20 @@ def test_admission_caps_each_address_then_the_total():
     for address in ("10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.3"):
         admission.leave(address)
     assert admission.count == 0 and admission.by_address == {}   # nothing kept for addresses that left
+
+
+def test_the_body_budget_caps_each_address_then_the_total():
+    budget = Budget(total=10, per_address=6)
+    assert budget.take("10.0.0.1", 4) is None
+    assert budget.take("10.0.0.1", 3) == "address"   # 7 > 6: nothing counted
+    assert budget.take("10.0.0.1", 2) is None
+    assert budget.take("10.0.0.2", 5) == "capacity"  # 6 + 5 > 10
+    assert budget.take("10.0.0.2", 4) is None
+    assert budget.take("10.0.0.3", 0) is None and "10.0.0.3" not in budget.by_address
+    assert budget.held == 10
+    budget.give("10.0.0.1", 6)
+    budget.give("10.0.0.2", 4)
+    assert budget.held == 0 and budget.by_address == {}   # nothing kept for addresses that hold nothing
 
 
 def test_the_connection_cap_leaves_descriptors_for_everything_else():

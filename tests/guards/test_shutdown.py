@@ -142,3 +142,56 @@ async def test_sigterm_under_load_closes_every_socket_with_1001_and_serves_nothi
             await client.close()
         process.stop()
     assert "Traceback" not in process.log_text(), process.log_text()
+
+
+SLOW_HOOK = '''
+import time
+from hapta.functions import http
+
+@http("POST", "/hooks/slow", timeout=8)
+def slow(ctx, request):
+    time.sleep(1.5)
+    return {"slept": True}
+'''
+
+
+async def test_sigterm_answers_a_webhook_in_flight_and_closes_idle_http(database, tmp_path_factory):
+    """Plain HTTP (h11's connections, which websockets does not know of) on SIGTERM: a webhook whose function is
+    running gets its answer, with Connection: close; a kept-alive connection waiting for its next request is
+    closed at once; the process exits within 10 s."""
+    import textwrap
+    from tests.http1 import Raw, post
+    from tests.services import write_app
+    folder = tmp_path_factory.mktemp("shutdown-http") / "app"
+    config = write_app(folder, """
+        import runpy
+        app = runpy.run_path(APP + "/config.py")["app"]
+    """)
+    (folder / "functions").mkdir()
+    (folder / "functions" / "hooks.py").write_text(textwrap.dedent(SLOW_HOOK))
+    process = GatewayProcess(gateway_env(database), config=config).start()
+    try:
+        async with await Raw.open(process.port) as idle, await Raw.open(process.port) as busy:
+            await idle.send(post("/nowhere", b""))
+            assert (await idle.answer()).status == 404   # kept alive: it now waits for its next request
+            await busy.send(post("/hooks/slow", b"{}"))
+
+            async def running() -> bool:
+                conn = await asyncpg.connect(database)
+                try:
+                    return bool(await conn.fetchval("SELECT count(*) FROM hapta.function_runs WHERE name = 'slow' "
+                                                    "AND finished IS NULL"))
+                finally:
+                    await conn.close()
+            await eventually(running, what="the webhook's run to start")
+            signalled = time.monotonic()
+            process.proc.send_signal(signal.SIGTERM)
+            assert await idle.closed(3)
+            answer = await busy.answer(10)
+            assert answer.status == 200 and answer.json() == {"slept": True}
+            assert answer.headers["connection"] == "close" and await busy.closed(3)
+        code = await asyncio.to_thread(process.proc.wait, 15)
+        assert time.monotonic() - signalled < 10 and code == 0
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log_text(), process.log_text()
