@@ -193,6 +193,11 @@ class WorkerPool:
         self.closing = False
         self.ids = itertools.count(1)
         self.counts = {"calls": 0, "timeouts": 0, "deaths": 0, "rejected": 0}
+        # /metrics: this pool's own series (hooks or functions), never the other pool's
+        self.metric_label = "functions" if kind == "functions" else "hooks"
+        self._gauge = metrics.WORKERS.labels(self.metric_label)
+        self._restarts = metrics.WORKER_RESTARTS.labels(self.metric_label)
+        self._errors = metrics.UPSTREAM_ERRORS.labels("functions" if kind == "functions" else "rules")
 
     # ---- life cycle ---------------------------------------------------------------------------------------
 
@@ -275,7 +280,7 @@ class WorkerPool:
     def _count(self, what: str) -> None:
         """A call that failed for the pool's sake (not the hook's own answer): an upstream error in /metrics."""
         self.counts[what] += 1
-        metrics.UPSTREAM_ERRORS.labels("rules").inc()
+        self._errors.inc()
 
     def _busy(self) -> HaptaError:
         return HaptaError(UNAVAILABLE, f"the {'function' if self.kind == 'functions' else 'rule'} workers are busy; "
@@ -408,7 +413,7 @@ class WorkerPool:
         if self.closing or worker.generation != self.generation:
             return self._retire(worker)
         self.workers.add(worker)
-        metrics.RULE_WORKERS.set(len(self.workers))
+        self._gauge.set(len(self.workers))
         self._release(worker)
         if len(self.workers) == self.size and self.counts["deaths"] + self.counts["timeouts"]:
             log.info("%s workers back to %d", self.kind, self.size)
@@ -437,12 +442,12 @@ class WorkerPool:
         if pending is not None:
             worker.pending = None
             self._count("deaths")
-            log.warning("rule worker %d %s during %s: starting another", worker.pid, why, pending.label)
+            log.warning("%s worker %d %s during the %s: starting another", self.kind, worker.pid, why, pending.label)
             pending.fail(HaptaError(UNAVAILABLE, f"the worker running the {pending.label} died; "
                                                  "try again", retry_after=1.0))
         elif worker in self.workers:
             self.counts["deaths"] += 1   # it cost no call: no upstream error
-            log.warning("rule worker %d %s while idle: starting another", worker.pid, why)
+            log.warning("%s worker %d %s while idle: starting another", self.kind, worker.pid, why)
         self._remove(worker, kill=True)
 
     def _remove(self, worker: Worker, *, kill: bool) -> None:
@@ -455,7 +460,7 @@ class WorkerPool:
             worker.ready.exception()
         replace = worker in self.workers and not self.closing
         self.workers.discard(worker)
-        metrics.RULE_WORKERS.set(len(self.workers))
+        self._gauge.set(len(self.workers))
         self.everyone.discard(worker)
         if worker in self.idle:
             self.idle.remove(worker)
@@ -467,7 +472,7 @@ class WorkerPool:
             worker.transport.close()   # end-of-file tells the worker to exit
         self._chore(self.burials, self._bury(worker.process, 0.0 if kill else RETIRE_GRACE))
         if replace and kill:
-            metrics.RULE_WORKER_RESTARTS.inc()
+            self._restarts.inc()
             self._chore(self.respawns, self._respawn(self.generation))
 
     def _retire(self, worker: Worker) -> None:
@@ -478,7 +483,7 @@ class WorkerPool:
             try:
                 (worker,), _ = await self._start_workers(generation, 1)
             except Exception as exc:   # RulesError (rules/ broken meanwhile), OSError (out of processes), ...
-                log.error("a rule worker could not start: %s", exc)
+                log.error("a %s worker could not start: %s", self.kind, exc)
             else:
                 return self._admit(worker)
             await asyncio.sleep(RESPAWN_DELAYS[min(attempt, len(RESPAWN_DELAYS) - 1)])
