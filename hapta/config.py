@@ -98,6 +98,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "realtime.subscribe": Limit(20, per=1, burst=200),    # a reconnect resubscribes everything at once
     "channels.join": Limit(10, per=1, burst=32),
     "channels.publish": Limit(20, per=1, burst=40),
+    # each call holds a function worker for as long as it runs (and a caller at most its share of them)
+    "functions.call": Limit(10, per=1, burst=20),
     # mail costs the sender's reputation and the recipient's patience: a few an hour per address and per account
     "auth.verify.request": Limit(5, per=3600),
     "auth.reset.request": Limit(5, per=3600),
@@ -172,6 +174,11 @@ class App:
     function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)
     function_retries: tuple[float, ...] = (1, 2, 4, 8)   # seconds before each retry of a failed @on change
     function_http_max_body: int = 1024 * 1024   # bytes of an @http request's body; more: HTTP 413
+    # The function workers one caller may hold at once (docs/functions.md); None: a share of function_workers.
+    function_per_principal: int | None = None   # one user (anon, guests: one address); None: half the workers
+    function_per_address: int | None = None     # every client of one address; None: three quarters of them
+    function_http_workers: int | None = None    # all @http webhooks together; None: half the workers
+    function_http_per_address: int | None = None   # the webhooks one address sends; None: a quarter of them
     # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
     # at most a few of the pool's connections at once, so it cannot starve the others.
     db_pool_size: int = 10                      # PostgreSQL connections per gateway process

@@ -28,7 +28,7 @@ from ..hooks.loader import RulesError
 from ..hooks.service import RELOAD_POLL, snapshot
 from ..hooks.messages import SQL_FAILED, Answer, Denied, Raised, Transaction, Who
 from ..hooks.messages import Publish as Publish_
-from ..hooks.workers import WorkerPool, default_size, is_gateway_own
+from ..hooks.workers import Shares, WorkerPool, default_size, is_gateway_own
 from ..live.bus import BusDown
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
 from ..store.postgres import UPSTREAM_ERRORS, Database
@@ -119,9 +119,11 @@ class Functions:
             return cls(None, {}, db)
         memory = app.function_memory * 2**20 if app.function_memory else None
         try:
-            pool = WorkerPool(folder, set(), size=app.function_workers or default_size(),
-                              timeout=app.function_timeout, queue_limit=app.rule_queue, kind=FUNCTIONS,
-                              memory_limit=memory)
+            size = app.function_workers or default_size()
+            shares = Shares.of(size, app.function_per_principal, app.function_per_address, app.function_http_workers,
+                               app.function_http_per_address)
+            pool = WorkerPool(folder, set(), size=size, timeout=app.function_timeout, queue_limit=app.rule_queue,
+                              kind=FUNCTIONS, memory_limit=memory, shares=shares)
             await pool.start()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
