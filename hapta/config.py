@@ -164,6 +164,9 @@ class App:
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
     rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
+    # the environment variables rules/ hooks may read, besides PATH, HOME, the locale and HAPTA_ENV (never one of
+    # the gateway's own settings: HAPTA_*, DATABASE_URL, REDIS_URL, SMTP_URL, S3_*, PG*, AWS_*)
+    rule_environ: tuple[str, ...] = ()
     app_name: str = "Hapta"                     # what mails call the app
     require_verified: bool = False              # users whose email is not verified may call only auth.* and ping
     # the link a mail carries (string.Template): $public_url (HAPTA_PUBLIC_URL, else the gateway's own address),

@@ -28,7 +28,8 @@ from ..hooks.loader import RulesError
 from ..hooks.service import RELOAD_POLL, snapshot
 from ..hooks.messages import SQL_FAILED, Answer, Denied, Raised, Transaction, Who
 from ..hooks.messages import Publish as Publish_
-from ..hooks.workers import Shares, WorkerPool, default_size, is_gateway_own
+from ..hooks.workers import Shares, WorkerPool, default_size
+from ..isolation import WorkerUser, refused_names
 from ..live.bus import BusDown
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
 from ..store.postgres import UPSTREAM_ERRORS, Database
@@ -112,9 +113,9 @@ class Functions:
 
     @classmethod
     async def start(cls, app: App, folder: Path, db: Database, collections: set[str] = frozenset(), *,
-                    reload: bool = False) -> "Functions":
-        """Start the function workers for functions/ (none when it holds no module and nothing is to be reloaded);
-        with `reload`, new workers and triggers whenever a file there changes."""
+                    reload: bool = False, user: WorkerUser | None = None) -> "Functions":
+        """Start the function workers for functions/ (none when it holds no module and nothing is to be reloaded),
+        as `user` under a root gateway; with `reload`, new workers and triggers whenever a file there changes."""
         if not reload and not any(folder.glob("*.py")):
             return cls(None, {}, db)
         memory = app.function_memory * 2**20 if app.function_memory else None
@@ -123,7 +124,7 @@ class Functions:
             shares = Shares.of(size, app.function_per_principal, app.function_per_address, app.function_http_workers,
                                app.function_http_per_address)
             pool = WorkerPool(folder, set(), size=size, timeout=app.function_timeout, queue_limit=app.rule_queue,
-                              kind=FUNCTIONS, memory_limit=memory, shares=shares)
+                              kind=FUNCTIONS, memory_limit=memory, shares=shares, user=user)
             await pool.start()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -131,17 +132,18 @@ class Functions:
             raise ConfigError(f"functions/ does not load: {exc}") from None
         try:
             longest = min(app.function_timeout, app.request_timeout)   # a call's reply has request_timeout
-            functions = {name: _function(name, info, longest, collections) for name, info in pool.functions.items()}
+            functions = {name: _function(name, info, longest, collections, app)
+                         for name, info in pool.functions.items()}
         except ConfigError:
             await pool.close()
             raise
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
         service = cls(pool, functions, db, tuple(app.function_retries))
         if reload:
-            service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections))
+            service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections, app))
         return service
 
-    async def _reload_on_change(self, folder: Path, longest: float, collections: set[str]) -> None:
+    async def _reload_on_change(self, folder: Path, longest: float, collections: set[str], app: App) -> None:
         """--reload: a changed functions/ file gets new workers and the triggers it declares now; a version that
         does not load (or declares what it may not) leaves the running one in place."""
         assert self.pool is not None
@@ -154,7 +156,7 @@ class Functions:
             seen = now
             try:
                 await self.pool.restart()
-                functions = {name: _function(name, info, longest, collections)
+                functions = {name: _function(name, info, longest, collections, app)
                              for name, info in self.pool.functions.items()}
             except (RulesError, ConfigError) as exc:
                 log.error("functions/ does not load, the running ones stay: %s", exc)
@@ -422,7 +424,7 @@ def _http_answer(value: Any) -> tuple[int, dict[str, str], bytes]:
     return 200, {"Content-Type": "application/json"}, msgspec.json.encode(value)
 
 
-def _function(name: str, info: Any, longest: float, collections: set[str]) -> Function:
+def _function(name: str, info: Any, longest: float, collections: set[str], app: App) -> Function:
     for kind, spec, _ in info.triggers:
         path = spec.split(" ", 1)[-1]
         if kind == "http" and any(path == r or path.startswith(r.rstrip("/") + "/") for r in RESERVED):
@@ -431,7 +433,7 @@ def _function(name: str, info: Any, longest: float, collections: set[str]) -> Fu
     if unknown:
         raise ConfigError(f"functions/{info.file}: {name} watches {unknown[0]!r}, which is no collection of "
                           "config.py")
-    own = [secret for secret in info.secrets if is_gateway_own(secret)]
+    own = refused_names(info.secrets, app)
     if own:
         raise ConfigError(f"functions/{info.file}: {name} may not read {own[0]}: the gateway's own settings and "
                           "credentials never reach a function")

@@ -27,17 +27,16 @@ import logging
 import multiprocessing
 import os
 import socket
-import threading
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 
 import msgspec
 
 from .. import metrics
+from ..isolation import WorkerUser, end_group, keep_environ, scrubbed_environ
 from ..limits import address_key
 from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
 from .loader import RulesError
@@ -54,58 +53,6 @@ SPAWN = multiprocessing.get_context("spawn")
 START_TIMEOUT = 60.0              # seconds for a new worker to import the rules and say Ready
 RETIRE_GRACE = 2.0                # seconds a retired worker has to exit on its own before it is killed
 RESPAWN_DELAYS = (0.5, 1, 2, 5, 10, 30)   # back-off while a replacement cannot start (e.g. a broken rules/ file)
-
-# What a worker's environment never holds: the gateway's settings (its keys, secrets and upstreams), the
-# credentials of libpq (PG*), S3 and AWS, and whatever is named like a secret (an OAuth2 client secret that
-# config.py reads, say). Fail closed: a name that looks secret is dropped even if a hook wanted it.
-SECRET_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
-SECRET_PREFIXES = ("HAPTA_", "S3_", "PG", "AWS_")
-SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE")
-HARMLESS = frozenset({"HAPTA_ENV"})   # hooks may want to know whether they run in production
-# A function worker's environment is an allowlist: what Python and the locale need, nothing an app configured.
-# A function reads its own configuration through the secrets it declares (ctx.secrets).
-FUNCTION_ENVIRON = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
-                              "HAPTA_ENV"})
-
-
-def is_gateway_own(name: str) -> bool:
-    """The gateway's settings and the credentials of its upstreams: never a function's to read."""
-    return name in SECRET_NAMES or name.upper().startswith(SECRET_PREFIXES)
-
-
-def is_secret(name: str) -> bool:
-    if name in HARMLESS:
-        return False
-    upper = name.upper()
-    return name in SECRET_NAMES or upper.startswith(SECRET_PREFIXES) or any(w in upper for w in SECRET_WORDS)
-
-
-_environ_lock = threading.Lock()
-
-
-def environ_for(kind: str) -> Callable[[str], bool]:
-    """Which variables a worker of `kind` keeps: rules/ workers all but the secret-looking, function workers only
-    FUNCTION_ENVIRON (and the locale's LC_*)."""
-    if kind == "functions":
-        return lambda name: name in FUNCTION_ENVIRON or name.startswith("LC_")
-    return lambda name: not is_secret(name)
-
-
-@contextmanager
-def scrubbed_environ(keep: Callable[[str], bool] = environ_for("rules")) -> Iterator[None]:
-    """os.environ with only what `keep` allows (by default: without the gateway's secrets), for the moment a
-    worker is started.
-
-    'spawn' execs the child with the parent's environment and has no way to pass another one, so the secrets leave
-    os.environ for the few milliseconds of Process.start() (a fork and an exec) and come back right after. The
-    child never held them: not in os.environ, not in /proc/<pid>/environ."""
-    with _environ_lock:
-        removed = {name: os.environ.pop(name) for name in list(os.environ) if not keep(name)}
-        try:
-            yield
-        finally:
-            os.environ.update(removed)
-
 
 def default_size() -> int:
     """One worker per core this process may run on."""
@@ -238,9 +185,12 @@ class Worker(asyncio.Protocol):
 
 class WorkerPool:
     def __init__(self, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int,
-                 kind: str = "rules", memory_limit: int | None = None, shares: Shares | None = None):
+                 kind: str = "rules", memory_limit: int | None = None, shares: Shares | None = None,
+                 environ: Callable[[str], bool] | None = None, user: WorkerUser | None = None):
         if size < 1 or timeout <= 0 or queue_limit < 0:
             raise ValueError(f"{kind}: workers must be >= 1, the timeout > 0 and the queue >= 0")
+        self.environ = environ or keep_environ()   # which variables a worker starts with (an allowlist)
+        self.user = user                  # under a root gateway, whom workers run as (None: uid 0, no capabilities)
         self.shares = shares              # None: no caller is capped, one queue (rules/ hooks)
         self.folder = folder
         self.collections = sorted(collections)
@@ -531,10 +481,10 @@ class WorkerPool:
         ours, theirs = socket.socketpair()
         child_end = Connection(theirs.detach())
         process = SPAWN.Process(target=worker_main, args=(child_end, str(self.folder), self.collections, self.kind,
-                                                          self.memory_limit),
+                                                          self.memory_limit, self.user),
                                 name=f"hapta-{self.kind}", daemon=True)
         try:
-            with scrubbed_environ(environ_for(self.kind)):
+            with scrubbed_environ(self.environ):
                 process.start()
         except BaseException:
             ours.close()
@@ -620,7 +570,8 @@ class WorkerPool:
         if worker in self.idle:
             self.idle.remove(worker)
         if kill:
-            worker.process.kill()
+            end_group(worker.pid)    # the worker and whatever it started in its group
+            worker.process.kill()    # (one killed before it had made its group)
             if worker.transport is not None:
                 worker.transport.abort()
         elif worker.transport is not None:
@@ -652,8 +603,9 @@ class WorkerPool:
         while process.exitcode is None:   # polls waitpid(WNOHANG), which reaps it once it has exited
             if self.loop.time() >= deadline:
                 if killed:
-                    log.error("rule worker %d does not exit even when killed", process.pid)
+                    log.error("%s worker %d does not exit even when killed", self.kind, process.pid)
                     return
+                end_group(process.pid)
                 process.kill()
                 killed = True
                 deadline = self.loop.time() + 10
