@@ -271,9 +271,10 @@ class WorkerPool:
             await asyncio.gather(*self.burials, return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
+        counts = self.counts if self.shares is not None else {k: v for k, v in self.counts.items() if k != "limited"}
         return {"size": self.size, "live": len(self.workers),
                 "busy": sum(1 for worker in self.workers if worker.pending is not None),
-                "queued": self.queued, "generation": self.generation, **self.counts}
+                "queued": self.queued, "generation": self.generation, **counts}
 
     # ---- calls --------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import pytest
 
 from hapta.client import Client
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
-from tests.services import APP, GatewayProcess, next_loopback, write_app
+from tests.services import GatewayProcess, next_loopback, write_app
 
 ROOT_USER = os.geteuid() == 0
 SMTP_URL = "smtp://mailer:hunter2-" + secrets.token_hex(4) + "@127.0.0.1:1"
@@ -197,8 +197,8 @@ def test_the_gateways_own_settings_are_refused_as_declared_secrets(database, tmp
     assert "App.rule_environ: SMTP_URL is the gateway's own" in refused_start(config, gateway_env(database))
 
 
-async def test_the_embedded_database_takes_no_connection_without_its_password(tmp_path):
-    data = tmp_path / "data"
+async def test_the_embedded_database_takes_no_connection_without_its_password(tmp_path, embedded_data):
+    data = embedded_data
     config = app_folder(tmp_path)
     env = {key: value for key, value in gateway_env("").items() if key != "DATABASE_URL"}
     process = GatewayProcess({**env, "HAPTA_DATA_DIR": str(data)}, config=config, drop=("DATABASE_URL",))

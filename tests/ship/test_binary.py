@@ -29,14 +29,14 @@ def test_version_names_the_build(binary):
     assert shown.returncode == 0 and shown.stdout.startswith("hapta ") and "binary: commit" in shown.stdout
 
 
-async def test_a_session_against_the_binary(binary, tmp_path):
+async def test_a_session_against_the_binary(binary, tmp_path, embedded_data):
     app = tmp_path / "app"   # what a user ships beside the binary: the app's files and its .env
     app.mkdir()
     for name in ("config.py", ".env"):
         shutil.copy(APP / name, app / name)
     for name in ("rules", "migrations"):
         shutil.copytree(APP / name, app / name)
-    process = GatewayProcess({"HAPTA_DATA_DIR": str(app / "data")}, command=[str(binary)], config=app / "config.py",
+    process = GatewayProcess({"HAPTA_DATA_DIR": str(embedded_data)}, command=[str(binary)], config=app / "config.py",
                              drop=("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "HAPTA_JWT_SECRET", "HAPTA_ANON_KEY",
                                    "HAPTA_ADMIN_KEY", "HAPTA_ENV"))
     process.start(timeout=180)
