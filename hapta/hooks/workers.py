@@ -100,10 +100,10 @@ class Shares:
            http: int | None = None, http_per_address: int | None = None) -> "Shares":
         """The shares of a pool of `size` workers; None: a principal half of them, an address three quarters,
         webhooks half and one webhook address a quarter (each at least one worker)."""
-        principal = per_principal or max(1, size // 2)
-        webhooks = http or max(1, size // 2)
-        shares = cls(principal, per_address or max(principal, size * 3 // 4), webhooks,
-                     http_per_address or max(1, min(webhooks, size // 4)))
+        principal = max(1, size // 2) if per_principal is None else per_principal
+        webhooks = max(1, size // 2) if http is None else http
+        shares = cls(principal, max(principal, size * 3 // 4) if per_address is None else per_address, webhooks,
+                     max(1, min(webhooks, size // 4)) if http_per_address is None else http_per_address)
         if min(shares.per_principal, shares.per_address, shares.http, shares.http_per_address) < 1:
             raise ValueError("functions: the workers' shares (function_per_principal, function_per_address, "
                              "function_http_workers, function_http_per_address) must be >= 1")
