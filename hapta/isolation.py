@@ -42,7 +42,10 @@ GATEWAY_OWN_PREFIXES = ("HAPTA_", "S3_", "PG", "AWS_")
 # What every worker starts with: what Python and the locale need, and whether this is production. Nothing else of
 # the gateway's environment, whatever its name.
 WORKER_ENVIRON = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
-                            "HAPTA_ENV"})
+                            "HAPTA_ENV", "LD_LIBRARY_PATH", "LD_LIBRARY_PATH_ORIG"})
+# The single binary (PyInstaller) starts a worker by running itself again: its bootloader tells the child where the
+# parent unpacked everything through these (paths and levels, no secret); without them the child cannot start.
+FROZEN_BOOTSTRAP = ("_PYI_", "_MEIPASS")
 
 
 def is_gateway_own(name: str) -> bool:
@@ -62,7 +65,7 @@ def keep_environ(extra: Iterable[str] = ()) -> Callable[[str], bool]:
     """Which variables a worker starts with: WORKER_ENVIRON, the locale's LC_*, and `extra` (never one of the
     gateway's own)."""
     chosen = frozenset(WORKER_ENVIRON | {name for name in extra if not is_gateway_own(name)})
-    return lambda name: name in chosen or name.startswith("LC_")
+    return lambda name: name in chosen or name.startswith(("LC_", *FROZEN_BOOTSTRAP))
 
 
 _environ_lock = threading.Lock()

@@ -36,6 +36,9 @@ async def test_a_session_against_the_binary(binary, tmp_path, embedded_data):
         shutil.copy(APP / name, app / name)
     for name in ("rules", "migrations"):
         shutil.copytree(APP / name, app / name)
+    (app / "functions").mkdir()   # function workers start from the binary too (with only the environment allowed)
+    (app / "functions" / "echo.py").write_text("from hapta.functions import call\n\n"
+                                               "@call(allow=\"\")\ndef echo(ctx, args):\n    return args\n")
     process = GatewayProcess({"HAPTA_DATA_DIR": str(embedded_data)}, command=[str(binary)], config=app / "config.py",
                              drop=("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "HAPTA_JWT_SECRET", "HAPTA_ANON_KEY",
                                    "HAPTA_ADMIN_KEY", "HAPTA_ENV"))
@@ -51,6 +54,7 @@ async def test_a_session_against_the_binary(binary, tmp_path, embedded_data):
             with pytest.raises(HaptaError) as refused:
                 await client.call("records.create", {"collection": "posts", "data": {"author": me, "text": "x" * 281}})
             assert refused.value.code == "RULE_DENIED"
+            assert await client.call("functions.call", {"name": "echo", "args": {"n": 1}}) == {"n": 1}
         # the dashboard's pages ship inside the binary: no Node, no build step on the machine that runs it
         with urllib.request.urlopen(process.http + "/_/", timeout=10) as page:
             html = page.read().decode()
