@@ -1,8 +1,9 @@
-"""The demo app: a small social network. Replace this file, rules/ and migrations/ with your own app.
+"""The demo app: a small social network. Replace this file, rules/, functions/ and migrations/ with your own app.
 
 Rules are filter expressions over the record and @user (docs/protocol.md):
     None -> admin only      "" -> everyone past the guest stage      "expr" -> only where expr holds
 """
+# hapta-demo: the shipped demo app. tests/demo/ runs the demo's own tests while this line is here; your app drops it.
 from hapta.config import App, Collection, FileField, Limit
 
 SIGNED_IN = "@user.id != null"

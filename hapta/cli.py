@@ -250,6 +250,10 @@ def _run(coro):
 def main(argv: list[str] | None = None) -> None:
     # A frozen binary starts its rule workers by running itself: this turns such a run into the worker.
     multiprocessing.freeze_support()
+    # Every hapta process holds secrets (its environment, .env, the keys in memory): no other process of this user,
+    # a rule or function worker least of all, may read its /proc/<pid>/environ or memory (hapta.isolation).
+    from .isolation import undumpable
+    undumpable()
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncpg.pool").addFilter(_quiet_pool_retries)

@@ -100,6 +100,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "realtime.subscribe": Limit(20, per=1, burst=200),    # a reconnect resubscribes everything at once
     "channels.join": Limit(10, per=1, burst=32),
     "channels.publish": Limit(20, per=1, burst=40),
+    # each call holds a function worker for as long as it runs (and a caller at most its share of them)
+    "functions.call": Limit(10, per=1, burst=20),
     # mail costs the sender's reputation and the recipient's patience: a few an hour per address and per account
     "auth.verify.request": Limit(5, per=3600),
     "auth.reset.request": Limit(5, per=3600),
@@ -171,6 +173,9 @@ class App:
     rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
     hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
     rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
+    # the environment variables rules/ hooks may read, besides PATH, HOME, the locale and HAPTA_ENV (never one of
+    # the gateway's own settings: HAPTA_*, DATABASE_URL, REDIS_URL, SMTP_URL, S3_*, PG*, AWS_*)
+    rule_environ: tuple[str, ...] = ()
     app_name: str = "Hapta"                     # what mails call the app
     require_verified: bool = False              # users whose email is not verified may call only auth.* and ping
     # the link a mail carries (string.Template): $public_url (HAPTA_PUBLIC_URL, else the gateway's own address),
@@ -188,6 +193,11 @@ class App:
     function_http_dedupe_window: float = 3 * 24 * 3600   # seconds a delivery id is remembered (delivery_id_header)
     http_read_timeout: float = 10.0             # seconds for a plain HTTP request's head, then for its body; then 408
     http_keepalive_timeout: float = 5.0         # seconds a kept-alive HTTP connection may wait for its next request
+    # The function workers one caller may hold at once (docs/functions.md); None: a share of function_workers.
+    function_per_principal: int | None = None   # one user (anon, guests: one address); None: half the workers
+    function_per_address: int | None = None     # every client of one address; None: three quarters of them
+    function_http_workers: int | None = None    # all @http webhooks together; None: half the workers
+    function_http_per_address: int | None = None   # the webhooks one address sends; None: a quarter of them
     # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
     # at most a few of the pool's connections at once, so it cannot starve the others.
     db_pool_size: int = 10                      # PostgreSQL connections per gateway process

@@ -29,16 +29,23 @@ REQUESTS = Counter("hapta_requests", "Requests answered, by op and result code (
 LATENCY = Histogram("hapta_request_duration_seconds", "Time from a request's dispatch to its reply, by op.",
                     ["op"], buckets=LATENCY_BUCKETS)
 RATE_LIMITED = Counter("hapta_rate_limited", "Requests refused by the rate limiter, by limit key.", ["key"])
-UPSTREAM_ERRORS = Counter("hapta_upstream_errors", "Failed calls to an upstream (postgres, redis, s3, rules).",
+UPSTREAM_ERRORS = Counter("hapta_upstream_errors", "Failed calls to an upstream (postgres, redis, s3, rules, "
+                          "functions).",
                           ["upstream"])
 REDIS_DOWN = Gauge("hapta_limiter_redis_down", "Processes whose rate limits fall back to local state because "
                    "Redis does not answer (0: all shared, or no REDIS_URL).", multiprocess_mode="livesum")
-RULE_WORKERS = Gauge("hapta_rule_workers", "Rule worker processes alive (set by the rule worker pool).",
-                     multiprocess_mode="livesum")
-RULE_WORKER_RESTARTS = Counter("hapta_rule_worker_restarts", "Rule workers replaced after dying or hanging.")
+# One series per pool: the hooks of rules/ and the functions of functions/ have workers of their own, and a gauge
+# both set would show whichever changed last.
+WORKERS = Gauge("hapta_workers", "Worker processes alive and ready, by pool: hooks (rules/) or functions "
+                "(functions/).", ["pool"], multiprocess_mode="livesum")
+WORKER_RESTARTS = Counter("hapta_worker_restarts", "Workers replaced after dying or hanging, by pool.", ["pool"])
+WORKER_POOLS = ("hooks", "functions")
 
-for _upstream in ("postgres", "redis", "s3", "rules"):   # a zero is an answer; a missing series is a question
+for _upstream in ("postgres", "redis", "s3", "rules", "functions"):   # a zero is an answer; a missing series is a question
     UPSTREAM_ERRORS.labels(_upstream)
+for _pool in WORKER_POOLS:
+    WORKERS.labels(_pool)
+    WORKER_RESTARTS.labels(_pool)
 # The change feed and what it drives (hapta/live).
 FEED_CHANGES = Counter("hapta_feed_changes", "Row changes read from the change log.")
 FEED_RESETS = Counter("hapta_feed_resets", "Times the change feed fell behind the change log it reads (subscribers reset).")

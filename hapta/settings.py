@@ -95,6 +95,7 @@ class Settings:
     metrics_networks: tuple[str, ...] = LOOPBACK   # may read /metrics without the admin key ("none": nobody)
     smtp_url: str | None = None                 # smtp[s]://user:password@host:port; unset: mails go to files
     mail_from: str = "Hapta <no-reply@localhost>"   # the From of every mail the gateway sends
+    worker_user: str | None = None              # under a root gateway, the user rule and function workers run as
 
     @property
     def production(self) -> bool:
@@ -131,6 +132,7 @@ class Settings:
             else _split(get("HAPTA_METRICS_NETWORKS")) or LOOPBACK,
             smtp_url=get("SMTP_URL"),
             mail_from=get("HAPTA_MAIL_FROM", "Hapta <no-reply@localhost>") or "Hapta <no-reply@localhost>",
+            worker_user=get("HAPTA_WORKER_USER"),
         )
         settings.validate()
         return settings

@@ -10,7 +10,8 @@ import pytest_asyncio
 
 from hapta.client import Client
 from tests import harness as in_process
-from tests.services import APP, GatewayProcess, admin_dsn, create_database, drop_database, next_loopback
+from tests.services import (APP, GatewayProcess, admin_dsn, create_database, drop_database, embedded_data_dir,
+                            next_loopback)
 
 ANON_KEY = "test-anon-key"
 ADMIN_KEY = "test-admin-key"
@@ -32,6 +33,13 @@ async def database(pg_admin):
 def gateway_env(dsn: str, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": dsn, "HAPTA_ANON_KEY": ANON_KEY, "HAPTA_ADMIN_KEY": ADMIN_KEY,
             "HAPTA_JWT_SECRET": "test-secret-" + "x" * 40, "HAPTA_ENV": "development", **extra}
+
+
+@pytest.fixture
+def embedded_data():
+    """A HAPTA_DATA_DIR for a gateway on an embedded PostgreSQL (tests.services.embedded_data_dir)."""
+    with embedded_data_dir() as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -15,6 +16,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 
 import asyncpg
@@ -47,6 +49,19 @@ async def admin_dsn() -> str:
     data_dir = Path(os.environ.get("HAPTA_TEST_DATA_DIR", Path(tempfile.gettempdir()) / "hapta-test-data"))
     dsn = await asyncio.to_thread(start_embedded, data_dir)
     return dsn.replace("/hapta?", "/postgres?")
+
+
+@contextlib.contextmanager
+def embedded_data_dir() -> Iterator[Path]:
+    """A HAPTA_DATA_DIR (not yet made) for a gateway on an embedded PostgreSQL, outside pytest's own temporary
+    folder: run as root, pgserver starts the server as its own user and opens the folders above its data to it, and
+    every pytest session starting beside this one (other checkouts' suites on a shared machine) closes
+    /tmp/pytest-of-<user> to 0700 again, which cut the server off from its files halfway through initdb."""
+    folder = Path(tempfile.mkdtemp(prefix="hapta-embedded-"))
+    try:
+        yield folder / "data"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hapta"
 LAYERS = [
     ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics",
                "typescript", "clock", "routes"}),
-    ("adapters", {"store", "auth"}),
+    ("adapters", {"store", "auth", "isolation"}),
     ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions", "admin"}),
     ("handlers", {"ops"}),
     ("root", {"gateway", "cli", "develop", "__main__", "client", "reconnect", "__init__"}),

@@ -28,7 +28,8 @@ from ..hooks.loader import RulesError
 from ..hooks.service import RELOAD_POLL, snapshot
 from ..hooks.messages import SQL_FAILED, Answer, Denied, Raised, Transaction, Who
 from ..hooks.messages import Publish as Publish_
-from ..hooks.workers import WorkerPool, default_size, is_gateway_own
+from ..hooks.workers import Shares, WorkerPool, default_size
+from ..isolation import WorkerUser, refused_names
 from ..live.bus import BusDown
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
 from ..routes import reserved
@@ -120,16 +121,18 @@ class Functions:
 
     @classmethod
     async def start(cls, app: App, folder: Path, db: Database, collections: set[str] = frozenset(), *,
-                    reload: bool = False) -> "Functions":
-        """Start the function workers for functions/ (none when it holds no module and nothing is to be reloaded);
-        with `reload`, new workers and triggers whenever a file there changes."""
+                    reload: bool = False, user: WorkerUser | None = None) -> "Functions":
+        """Start the function workers for functions/ (none when it holds no module and nothing is to be reloaded),
+        as `user` under a root gateway; with `reload`, new workers and triggers whenever a file there changes."""
         if not reload and not any(folder.glob("*.py")):
             return cls(None, {}, db)
         memory = app.function_memory * 2**20 if app.function_memory else None
         try:
-            pool = WorkerPool(folder, set(), size=app.function_workers or default_size(),
-                              timeout=app.function_timeout, queue_limit=app.rule_queue, kind=FUNCTIONS,
-                              memory_limit=memory)
+            size = app.function_workers or default_size()
+            shares = Shares.of(size, app.function_per_principal, app.function_per_address, app.function_http_workers,
+                               app.function_http_per_address)
+            pool = WorkerPool(folder, set(), size=size, timeout=app.function_timeout, queue_limit=app.rule_queue,
+                              kind=FUNCTIONS, memory_limit=memory, shares=shares, user=user)
             await pool.start()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -138,7 +141,7 @@ class Functions:
         webhooks = WebhookSettings.of(app)
         try:
             longest = min(app.function_timeout, app.request_timeout)   # a call's reply has request_timeout
-            functions = {name: _function(name, info, longest, collections, webhooks)
+            functions = {name: _function(name, info, longest, collections, app, webhooks)
                          for name, info in pool.functions.items()}
         except ConfigError:
             await pool.close()
@@ -146,10 +149,10 @@ class Functions:
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
         service = cls(pool, functions, db, tuple(app.function_retries), webhooks)
         if reload:
-            service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections))
+            service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections, app))
         return service
 
-    async def _reload_on_change(self, folder: Path, longest: float, collections: set[str]) -> None:
+    async def _reload_on_change(self, folder: Path, longest: float, collections: set[str], app: App) -> None:
         """--reload: a changed functions/ file gets new workers and the triggers it declares now; a version that
         does not load (or declares what it may not) leaves the running one in place."""
         assert self.pool is not None
@@ -162,7 +165,7 @@ class Functions:
             seen = now
             try:
                 await self.pool.restart()
-                functions = {name: _function(name, info, longest, collections, self.webhooks)
+                functions = {name: _function(name, info, longest, collections, app, self.webhooks)
                              for name, info in self.pool.functions.items()}
             except (RulesError, ConfigError) as exc:
                 log.error("functions/ does not load, the running ones stay: %s", exc)
@@ -488,7 +491,7 @@ def _reply(outcome: Any, error: HaptaError | None) -> Reply:
     return answer_of(outcome.value)
 
 
-def _function(name: str, info: Any, longest: float, collections: set[str],
+def _function(name: str, info: Any, longest: float, collections: set[str], app: App,
               webhooks: WebhookSettings = WebhookSettings()) -> Function:
     for kind, spec, option in info.triggers:
         if kind != "http":
@@ -502,14 +505,14 @@ def _function(name: str, info: Any, longest: float, collections: set[str],
         if route.max_body > webhooks.largest_body:
             raise ConfigError(f"functions/{info.file}: {name} declares max_body={route.max_body}, more than "
                               f"App.function_http_memory_per_address ({webhooks.largest_body}) lets one request hold")
-        if route.secret is not None and is_gateway_own(route.secret):
+        if route.secret is not None and refused_names((route.secret,), app):
             raise ConfigError(f"functions/{info.file}: {name} may not sign with {route.secret}: the gateway's own "
                               "settings and credentials are no webhook's key")
     unknown = [spec for kind, spec, _ in info.triggers if kind == "on" and spec not in collections]
     if unknown:
         raise ConfigError(f"functions/{info.file}: {name} watches {unknown[0]!r}, which is no collection of "
                           "config.py")
-    own = [secret for secret in info.secrets if is_gateway_own(secret)]
+    own = refused_names(info.secrets, app)
     if own:
         raise ConfigError(f"functions/{info.file}: {name} may not read {own[0]}: the gateway's own settings and "
                           "credentials never reach a function")

@@ -33,6 +33,7 @@ from ..live.bus import BusDown
 from ..store.files import StorageUnavailable
 from ..functions.service import Functions
 from ..hooks.service import Hooks
+from ..isolation import WorkerUser, private_to_gateway, readable_by
 from ..limits import Limiter, principal_key
 from ..live import Live, install_triggers, read_cache
 from ..live.cache import request_began, request_ended
@@ -57,7 +58,7 @@ from ..query.schema import Schema
 from ..records.service import Records
 from ..records.writes import Writes
 from ..records.view import RecordView
-from ..settings import Settings, StartupError, database_address, reason
+from ..settings import Settings, SettingsError, StartupError, database_address, reason
 from ..store import migrations
 from ..store.migrations import create_triggers
 from ..store.files import Storage
@@ -146,6 +147,7 @@ class Gateway:
         """Check config.py and load rules/ (a mistake in either stops the start in one line, before migrations
         change anything), then migrate, read the tables and start the services."""
         check_app(app, OP_NAMES)
+        user = _worker_user(settings, app_dir)
         try:
             pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
                                      lock_timeout=app.lock_timeout)
@@ -157,7 +159,7 @@ class Gateway:
         try:
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", {c.name for c in app.collections}, db.fetch_for_app,
-                                      reload=reload)
+                                      reload=reload, user=user)
             async with pool.acquire() as conn:
                 conn.mark_touched()   # the session changes here: reset before the pool hands it out
                 await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
@@ -174,7 +176,7 @@ class Gateway:
             schema, models = build_models(app, infos)
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
-            functions = await Functions.start(app, app_dir / "functions", db, set(models), reload=reload)
+            functions = await Functions.start(app, app_dir / "functions", db, set(models), reload=reload, user=user)
             gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions,
                           app_dir=app_dir)
         except BaseException:
@@ -362,6 +364,27 @@ OP_NAMES = frozenset(GUEST_OPS)
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",
                            "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish",
                            "admin.backup"})
+
+
+def _worker_user(settings: Settings, app_dir: Path) -> WorkerUser | None:
+    """HAPTA_WORKER_USER, looked up; with it, what the gateway keeps on disk becomes its own (isolation), and a
+    .env that user could read stops the start: its secrets would be the workers' to read."""
+    if not settings.worker_user:
+        return None
+    try:
+        user = WorkerUser.find(settings.worker_user)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    for name in (".env", "config.py"):
+        if readable_by(app_dir / name, user):
+            if name == ".env":
+                raise SettingsError(f"{app_dir / name} is readable by HAPTA_WORKER_USER {user.name}, whose workers "
+                                    f"must not read the gateway's secrets: chmod 600 it")
+            log.warning("%s is readable by HAPTA_WORKER_USER %s: keep secrets out of it, or chmod 600 it",
+                        app_dir / name, user.name)
+    private_to_gateway(settings.data_dir, user)
+    log.info("rule and function workers run as %s (uid %d)", user.name, user.uid)
+    return user
 
 
 def _work_keys(peer: Peer) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from .api import Context
 from .loader import RulesError
 from .messages import Denied, Raised, Who
 from .workers import WorkerPool, default_size
+from ..isolation import WorkerUser, keep_environ, refused_names
 
 log = logging.getLogger("hapta.rules")
 
@@ -35,13 +36,19 @@ class Hooks:
 
     @classmethod
     async def start(cls, app: App, folder: Path, collections: set[str], database: Callable[..., Awaitable[Any]],
-                    *, reload: bool = False) -> "Hooks":
-        """Start the rule workers for rules/ (none when it holds no module and nothing is to be reloaded)."""
+                    *, reload: bool = False, user: WorkerUser | None = None) -> "Hooks":
+        """Start the rule workers for rules/ (none when it holds no module and nothing is to be reloaded), with
+        the environment WORKER_ENVIRON and App.rule_environ allow, as `user` under a root gateway."""
+        own = refused_names(app.rule_environ, app)
+        if own:
+            raise ConfigError(f"App.rule_environ: {own[0]} is the gateway's own: its settings and credentials "
+                              "never reach a worker")
         if not reload and not any(folder.glob("*.py")):
             return cls(None, database)
         try:
             pool = WorkerPool(folder, collections, size=app.rule_workers or default_size(),
-                              timeout=app.hook_timeout, queue_limit=app.rule_queue)
+                              timeout=app.hook_timeout, queue_limit=app.rule_queue,
+                              environ=keep_environ(app.rule_environ), user=user)
             await pool.start()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

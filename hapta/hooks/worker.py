@@ -1,9 +1,11 @@
 """A rule worker: the child process that imports the app's rules/ and runs hook calls, one at a time.
 
-It starts from a fresh interpreter (multiprocessing 'spawn') with an environment scrubbed of the gateway's secrets,
-holds no database connection (ctx.sql goes back to the gateway over the same socket) and exits as soon as the
-gateway closes its end, so a worker never outlives its gateway. One call at a time keeps deadlines exact: when a
-call overruns, the gateway kills this process and loses nothing else.
+It starts from a fresh interpreter (multiprocessing 'spawn') with an allowlist of the environment, and before it
+imports any of the app's code it leads a process group of its own and, under a root gateway, gives up root's
+powers (hapta.isolation.confine). It holds no database connection (ctx.sql goes back to the gateway over the same
+socket) and exits as soon as the gateway closes its end, ending what it started, so a worker never outlives its
+gateway. One call at a time keeps deadlines exact: when a call overruns, the gateway kills this process and its
+group and loses nothing else.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ..isolation import WorkerUser, confine, end_own_group
 from .api import Context, Deny, FunctionContext, OpError, RunLog, SqlError
 from .loader import HookTable, describe, load, load_functions
 from .messages import (SQL_FAILED, Answer, Denied, FunctionInfo, Invoke, LoadFailed, Publish, Raised, Ready,
@@ -22,13 +25,21 @@ from .messages import (SQL_FAILED, Answer, Denied, FunctionInfo, Invoke, LoadFai
 
 
 def main(conn: Connection, folder: str, collections: list[str], kind: str = "rules",
-         memory_limit: int | None = None) -> None:
+         memory_limit: int | None = None, user: WorkerUser | None = None) -> None:
     """The process target (it must be importable by name, for 'spawn'). `kind`: what to import, the hooks of
     rules/ or the functions of functions/; `memory_limit`: bytes of address space this process may map (past it,
-    an allocation raises MemoryError: the call fails, the worker lives on)."""
+    an allocation raises MemoryError: the call fails, the worker lives on); `user`: whom to run as under a root
+    gateway (HAPTA_WORKER_USER; None: uid 0 without capabilities)."""
     # Ctrl-C in a terminal reaches the whole process group; the gateway decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        confine(user)
+    except OSError as exc:   # fail closed: the app's code never runs with the powers the gateway has
+        conn.send_bytes(encode_for_gateway(LoadFailed(
+            f"the {kind} worker cannot give up the gateway's powers ({exc}): run the gateway as a user other than "
+            "root, or set HAPTA_WORKER_USER", "")))
+        return
     if memory_limit:
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -50,6 +61,8 @@ def main(conn: Connection, folder: str, collections: list[str], kind: str = "rul
         Runner(conn, hooks).serve()
     except (EOFError, OSError):
         pass   # the gateway closed our socket (it retired us, or it is gone): nothing left to do
+    finally:
+        end_own_group()   # whatever the app's code started leaves with this worker (and so does the worker)
 
 
 FUNCTIONS = "functions"   # the table's key (Invoke.collection) for a functions/ worker's functions

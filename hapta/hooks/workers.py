@@ -11,6 +11,11 @@ The rules it keeps:
   so an answer never reaches the wrong request.
 - A full queue, or a call that waited `timeout` for a worker, answers UNAVAILABLE with retry_after: the queue
   never grows past its bound and a caller never waits on it without limit.
+- Callers take turns (a functions/ pool's `Shares`): each call names its caller (a principal and its address, a
+  webhook's address, the gateway's own background work), a caller holds at most its share of the workers at once
+  and may have only so many calls waiting (past that RATE_LIMITED at once; a webhook: UNAVAILABLE), and a free
+  worker goes to the oldest call of the next caller in turn that has room. So one client's slow calls queue behind
+  each other, not in front of everyone else's.
 - Nothing here blocks the event loop: sockets are read by an asyncio protocol, a death shows as end-of-file,
   the dead are reaped by polling.
 """
@@ -22,17 +27,18 @@ import logging
 import multiprocessing
 import os
 import socket
-import threading
 from collections import deque
-from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 
 import msgspec
 
 from .. import metrics
-from ..protocol.errors import TIMEOUT, UNAVAILABLE, HaptaError
+from ..isolation import WorkerUser, end_group, keep_environ, scrubbed_environ
+from ..limits import address_key
+from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
 from .loader import RulesError
 from .messages import (MAX_FRAME, Answer, FrameError, FrameReader, Invoke, LoadFailed, Outcome, Publish, Ready,
                        RunOp, Sql, SqlResult, Transaction, Who, decode_in_gateway, encode_for_worker, frame)
@@ -48,58 +54,6 @@ START_TIMEOUT = 60.0              # seconds for a new worker to import the rules
 RETIRE_GRACE = 2.0                # seconds a retired worker has to exit on its own before it is killed
 RESPAWN_DELAYS = (0.5, 1, 2, 5, 10, 30)   # back-off while a replacement cannot start (e.g. a broken rules/ file)
 
-# What a worker's environment never holds: the gateway's settings (its keys, secrets and upstreams), the
-# credentials of libpq (PG*), S3 and AWS, and whatever is named like a secret (an OAuth2 client secret that
-# config.py reads, say). Fail closed: a name that looks secret is dropped even if a hook wanted it.
-SECRET_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
-SECRET_PREFIXES = ("HAPTA_", "S3_", "PG", "AWS_")
-SECRET_WORDS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE")
-HARMLESS = frozenset({"HAPTA_ENV"})   # hooks may want to know whether they run in production
-# A function worker's environment is an allowlist: what Python and the locale need, nothing an app configured.
-# A function reads its own configuration through the secrets it declares (ctx.secrets).
-FUNCTION_ENVIRON = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
-                              "HAPTA_ENV"})
-
-
-def is_gateway_own(name: str) -> bool:
-    """The gateway's settings and the credentials of its upstreams: never a function's to read."""
-    return name in SECRET_NAMES or name.upper().startswith(SECRET_PREFIXES)
-
-
-def is_secret(name: str) -> bool:
-    if name in HARMLESS:
-        return False
-    upper = name.upper()
-    return name in SECRET_NAMES or upper.startswith(SECRET_PREFIXES) or any(w in upper for w in SECRET_WORDS)
-
-
-_environ_lock = threading.Lock()
-
-
-def environ_for(kind: str) -> Callable[[str], bool]:
-    """Which variables a worker of `kind` keeps: rules/ workers all but the secret-looking, function workers only
-    FUNCTION_ENVIRON (and the locale's LC_*)."""
-    if kind == "functions":
-        return lambda name: name in FUNCTION_ENVIRON or name.startswith("LC_")
-    return lambda name: not is_secret(name)
-
-
-@contextmanager
-def scrubbed_environ(keep: Callable[[str], bool] = environ_for("rules")) -> Iterator[None]:
-    """os.environ with only what `keep` allows (by default: without the gateway's secrets), for the moment a
-    worker is started.
-
-    'spawn' execs the child with the parent's environment and has no way to pass another one, so the secrets leave
-    os.environ for the few milliseconds of Process.start() (a fork and an exec) and come back right after. The
-    child never held them: not in os.environ, not in /proc/<pid>/environ."""
-    with _environ_lock:
-        removed = {name: os.environ.pop(name) for name in list(os.environ) if not keep(name)}
-        try:
-            yield
-        finally:
-            os.environ.update(removed)
-
-
 def default_size() -> int:
     """One worker per core this process may run on."""
     if hasattr(os, "sched_getaffinity"):
@@ -111,13 +65,74 @@ class WorkerLost(Exception):
     """A worker went away before it was ready."""
 
 
+WAITING_PER_SHARE = 8   # calls a caller may have waiting for each worker of its share; more: refused at once
+SHARE_RETRY_AFTER = 1.0   # seconds a caller over its share is told to wait
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Whom a call counts against in the pool. `turn`: the queue it waits in, taking turns with the others for a
+    free worker; `shares`: (key, workers) pairs, the most calls the holders of each key run at once (and
+    WAITING_PER_SHARE times as many may wait); `refusal`: what a call past its share is answered (a socket's
+    client RATE_LIMITED, a webhook UNAVAILABLE, i.e. HTTP 503 with Retry-After, which senders retry)."""
+    turn: str
+    shares: tuple[tuple[str, int], ...] = ()
+    refusal: str = RATE_LIMITED
+
+
+ANYONE = Caller("")   # a pool without shares (rules/ hooks): one queue, first come first served
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """How many of a functions/ pool's workers one caller may hold at once (App.function_per_principal, ...).
+
+    A principal (a user; anon and guests: their address) and an address (every client behind it) each hold at most
+    their share; webhooks together at most `http`, and each sending address `http_per_address` of that. The
+    gateway's own work (@every ticks, @on changes) and admins have no cap: they take turns like everyone else."""
+    per_principal: int
+    per_address: int
+    http: int
+    http_per_address: int
+
+    @classmethod
+    def of(cls, size: int, per_principal: int | None = None, per_address: int | None = None,
+           http: int | None = None, http_per_address: int | None = None) -> "Shares":
+        """The shares of a pool of `size` workers; None: a principal half of them, an address three quarters,
+        webhooks half and one webhook address a quarter (each at least one worker)."""
+        principal = max(1, size // 2) if per_principal is None else per_principal
+        webhooks = max(1, size // 2) if http is None else http
+        shares = cls(principal, max(principal, size * 3 // 4) if per_address is None else per_address, webhooks,
+                     max(1, min(webhooks, size // 4)) if http_per_address is None else http_per_address)
+        if min(shares.per_principal, shares.per_address, shares.http, shares.http_per_address) < 1:
+            raise ValueError("functions: the workers' shares (function_per_principal, function_per_address, "
+                             "function_http_workers, function_http_per_address) must be >= 1")
+        return shares
+
+    def caller(self, who: Who) -> Caller:
+        """Whom a call counts against, from who makes it: a webhook (`who.op` functions.http) by the address that
+        sent it, whatever its function acts as; an admin, or the gateway's own schedules and change triggers, not
+        at all; anyone else by their principal and their address."""
+        address = address_key(who.address)
+        if who.op == "functions.http":
+            return Caller("w|" + address, (("http", self.http), ("w|" + address, self.http_per_address)), UNAVAILABLE)
+        if who.role == "admin":
+            return Caller("admin" if who.op == "functions.call" else "background")
+        principal = f"p|user:{who.user_id}" if who.user_id else f"p|addr:{address}"
+        return Caller(principal, ((principal, self.per_principal), ("a|" + address, self.per_address)))
+
+
 class Pending:
     """One call, from submission to its outcome."""
-    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries", "timeout", "serve")
+    __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries", "timeout", "serve", "caller",
+                 "waiting", "holding")
 
     def __init__(self, call_id: int, label: str, sql: Callable[..., Awaitable[Any]], future: asyncio.Future,
-                 timeout: float, serve: Callable[[Any], Awaitable[Answer]] | None = None):
+                 timeout: float, serve: Callable[[Any], Awaitable[Answer]] | None = None, caller: Caller = ANYONE):
         self.id = call_id
+        self.caller = caller                # whose share it counts against
+        self.waiting = False                # in the queue, counted against its caller's waiting calls
+        self.holding = False                # running on a worker, counted against its caller's share
         self.label = label                  # "the posts.before_create hook", for logs and messages
         self.timeout = timeout              # seconds from the moment a worker has it
         self.serve = serve                  # answers a function's Publish and RunOp (None: hooks have neither)
@@ -170,9 +185,13 @@ class Worker(asyncio.Protocol):
 
 class WorkerPool:
     def __init__(self, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int,
-                 kind: str = "rules", memory_limit: int | None = None):
+                 kind: str = "rules", memory_limit: int | None = None, shares: Shares | None = None,
+                 environ: Callable[[str], bool] | None = None, user: WorkerUser | None = None):
         if size < 1 or timeout <= 0 or queue_limit < 0:
             raise ValueError(f"{kind}: workers must be >= 1, the timeout > 0 and the queue >= 0")
+        self.environ = environ or keep_environ()   # which variables a worker starts with (an allowlist)
+        self.user = user                  # under a root gateway, whom workers run as (None: uid 0, no capabilities)
+        self.shares = shares              # None: no caller is capped, one queue (rules/ hooks)
         self.folder = folder
         self.collections = sorted(collections)
         self.kind = kind                  # what the workers import: "rules" (hooks) or "functions"
@@ -186,13 +205,23 @@ class WorkerPool:
         self.generation = 0               # --reload starts a new one; older workers finish their call and leave
         self.workers: set[Worker] = set()  # ready workers of the current generation, idle or busy
         self.idle: list[Worker] = []
-        self.queue: deque[Pending] = deque()
+        # Waiting calls, one queue per caller's turn, the turns in the order they come (a dict keeps it): a free
+        # worker takes the oldest call of the first turn with room, and that turn goes to the back.
+        self.turns: dict[str, deque[Pending]] = {}
+        self.queued = 0
+        self.running: dict[str, int] = {}   # share key -> calls running (only keys above zero)
+        self.waiting: dict[str, int] = {}   # share key -> calls waiting (only keys above zero)
         self.everyone: set[Worker] = set()   # every worker not yet gone, of any generation, ready or not
         self.respawns: set[asyncio.Task] = set()
         self.burials: set[asyncio.Task] = set()
         self.closing = False
         self.ids = itertools.count(1)
-        self.counts = {"calls": 0, "timeouts": 0, "deaths": 0, "rejected": 0}
+        self.counts = {"calls": 0, "timeouts": 0, "deaths": 0, "rejected": 0, "limited": 0}
+        # /metrics: this pool's own series (hooks or functions), never the other pool's
+        self.metric_label = "functions" if kind == "functions" else "hooks"
+        self._gauge = metrics.WORKERS.labels(self.metric_label)
+        self._restarts = metrics.WORKER_RESTARTS.labels(self.metric_label)
+        self._errors = metrics.UPSTREAM_ERRORS.labels("functions" if kind == "functions" else "rules")
 
     # ---- life cycle ---------------------------------------------------------------------------------------
 
@@ -226,11 +255,15 @@ class WorkerPool:
         for task in self.respawns:
             task.cancel()
         await asyncio.gather(*self.respawns, return_exceptions=True)
-        while self.queue:
-            self.queue.popleft().fail(HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0))
+        for queue in list(self.turns.values()):
+            for pending in list(queue):
+                self._unqueue(pending)
+                pending.fail(HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0))
         for worker in list(self.everyone):
             if worker.pending is not None:
-                worker.pending.fail(HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0))
+                pending, worker.pending = worker.pending, None
+                self._leave(pending)
+                pending.fail(HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0))
                 self._remove(worker, kill=True)
             else:
                 self._retire(worker)
@@ -238,35 +271,45 @@ class WorkerPool:
             await asyncio.gather(*self.burials, return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
+        counts = self.counts if self.shares is not None else {k: v for k, v in self.counts.items() if k != "limited"}
         return {"size": self.size, "live": len(self.workers),
                 "busy": sum(1 for worker in self.workers if worker.pending is not None),
-                "queued": len(self.queue), "generation": self.generation, **self.counts}
+                "queued": self.queued, "generation": self.generation, **counts}
 
     # ---- calls --------------------------------------------------------------------------------------------
 
     async def call(self, collection: str, hook: str, who: Who, args: list[Any],
                    sql: Callable[..., Awaitable[Any]], *, timeout: float | None = None,
                    secrets: dict[str, str] | None = None,
-                   serve: Callable[[Any], Awaitable[Answer]] | None = None) -> Outcome:
+                   serve: Callable[[Any], Awaitable[Answer]] | None = None, caller: Caller | None = None) -> Outcome:
         """Run one hook (or function); return its outcome (Returned, Denied or Raised) or raise HaptaError
-        TIMEOUT/UNAVAILABLE. `timeout`: this call's own deadline, if shorter than the pool's."""
+        TIMEOUT/UNAVAILABLE, or RATE_LIMITED when its caller has too many calls under way. `timeout`: this call's
+        own deadline, if shorter than the pool's. `caller`: whose share of the workers it counts against (Caller);
+        None: as the pool's Shares read `who` (a webhook by `who.op` "functions.http" and `who.address`)."""
         if self.closing:
             raise HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0)
+        if caller is None:
+            caller = self.shares.caller(who) if self.shares is not None else ANYONE
         label = f"function {hook}" if self.kind == "functions" else f"{collection}.{hook} hook"
         pending = Pending(next(self.ids), label, sql, self.loop.create_future(),
-                          min(timeout or self.timeout, self.timeout), serve)
+                          min(timeout or self.timeout, self.timeout), serve, caller)
         pending.payload = encode_for_worker(Invoke(pending.id, collection, hook, who, args, secrets))
-        if self.idle:
+        if self.idle and self._room(caller):   # a worker is idle only while no waiting call may run
             self._run(self.idle.pop(), pending)
-        elif len(self.queue) >= self.queue_limit:
+        elif any(self.waiting.get(key, 0) >= share * WAITING_PER_SHARE for key, share in caller.shares):
+            self.counts["limited"] += 1   # the caller's own doing: no upstream error
+            raise self._over_share(caller)
+        elif self.queued >= self.queue_limit:
             self._count("rejected")
             raise self._busy()
         else:
-            self.queue.append(pending)
+            self._enqueue(pending)
             pending.timer = self.loop.call_later(self.timeout, self._waited_too_long, pending)
         try:
             return await pending.future
         finally:
+            if pending.waiting:   # its caller gave up (a deadline, a closed socket): it leaves the queue
+                self._unqueue(pending)
             if pending.queries:   # the call is over (answered, timed out, cancelled): so are its statements
                 for task in pending.queries:
                     task.cancel()
@@ -275,25 +318,93 @@ class WorkerPool:
     def _count(self, what: str) -> None:
         """A call that failed for the pool's sake (not the hook's own answer): an upstream error in /metrics."""
         self.counts[what] += 1
-        metrics.UPSTREAM_ERRORS.labels("rules").inc()
+        self._errors.inc()
 
     def _busy(self) -> HaptaError:
         return HaptaError(UNAVAILABLE, f"the {'function' if self.kind == 'functions' else 'rule'} workers are busy; "
                           "try again", retry_after=self.timeout)
 
+    def _over_share(self, caller: Caller) -> HaptaError:
+        if caller.refusal == UNAVAILABLE:
+            return HaptaError(UNAVAILABLE, "the workers webhooks may use are busy; try again",
+                              retry_after=SHARE_RETRY_AFTER)
+        return HaptaError(RATE_LIMITED, "too many function calls at once from this client; wait for your other "
+                          "calls", retry_after=SHARE_RETRY_AFTER)
+
+    # ---- shares and turns ---------------------------------------------------------------------------------
+
+    def _room(self, caller: Caller) -> bool:
+        running = self.running
+        return all(running.get(key, 0) < share for key, share in caller.shares)
+
+    def _enqueue(self, pending: Pending) -> None:
+        self.turns.setdefault(pending.caller.turn, deque()).append(pending)
+        pending.waiting = True
+        self.queued += 1
+        _add(self.waiting, pending.caller.shares, 1)
+
+    def _unqueue(self, pending: Pending) -> None:
+        """Take a waiting call out of its queue (to run it, or because it is over)."""
+        queue = self.turns.get(pending.caller.turn)
+        if queue is not None:
+            try:
+                queue.remove(pending)
+            except ValueError:
+                pass
+            if not queue:
+                del self.turns[pending.caller.turn]
+        pending.waiting = False
+        self.queued -= 1
+        _add(self.waiting, pending.caller.shares, -1)
+
+    def _next(self) -> Pending | None:
+        """The call a free worker takes: the oldest of the first turn whose caller has room, that turn then
+        going to the back; None when every waiting caller holds its share already."""
+        for turn, queue in self.turns.items():
+            if self._room(queue[0].caller):
+                pending = queue[0]
+                self._unqueue(pending)
+                if turn in self.turns:   # more of its calls wait: its next turn comes after everyone else's
+                    self.turns[turn] = self.turns.pop(turn)
+                return pending
+        return None
+
+    def _pump(self) -> None:
+        """Give idle workers the calls that may run now (after a worker or a share came free)."""
+        while self.idle and self.turns:
+            pending = self._next()
+            if pending is None:
+                return
+            if pending.timer is not None:
+                pending.timer.cancel()
+            if pending.future.done():
+                continue   # its caller gave up a moment ago
+            self._run(self.idle.pop(), pending)
+
+    def _leave(self, pending: Pending) -> None:
+        """A running call is over: its caller's share has room again."""
+        if pending.holding:
+            pending.holding = False
+            _add(self.running, pending.caller.shares, -1)
+
     def _run(self, worker: Worker, pending: Pending) -> None:
         worker.pending = pending
+        pending.holding = True
+        _add(self.running, pending.caller.shares, 1)
         self.counts["calls"] += 1
         worker.send(pending.payload)
         pending.timer = self.loop.call_later(pending.timeout, self._overran, worker, pending)
 
     def _waited_too_long(self, pending: Pending) -> None:
-        try:
-            self.queue.remove(pending)
-        except ValueError:
+        if not pending.waiting:
             return
-        self._count("rejected")
-        pending.fail(self._busy())
+        self._unqueue(pending)
+        if not self._room(pending.caller):   # its own calls held its share all along: the caller's doing
+            self.counts["limited"] += 1
+            pending.fail(self._over_share(pending.caller))
+        else:
+            self._count("rejected")
+            pending.fail(self._busy())
 
     def _overran(self, worker: Worker, pending: Pending) -> None:
         if worker.pending is not pending:
@@ -302,8 +413,10 @@ class WorkerPool:
         log.warning("%s worker %d did not finish the %s within %g s: killed, starting another",
                     self.kind, worker.pid, pending.label, pending.timeout)
         worker.pending = None
+        self._leave(pending)
         pending.fail(HaptaError(TIMEOUT, f"the {pending.label} did not finish within {pending.timeout:g} s"))
         self._remove(worker, kill=True)
+        self._pump()   # its caller's share came free: an idle worker may take its next call
 
     def received(self, worker: Worker, message: Any) -> None:
         if isinstance(message, (Ready, LoadFailed)):
@@ -322,6 +435,7 @@ class WorkerPool:
             task.add_done_callback(pending.queries.discard)
             return
         worker.pending = None
+        self._leave(pending)
         if pending.timer is not None:
             pending.timer.cancel()
         if not pending.future.done():
@@ -368,10 +482,10 @@ class WorkerPool:
         ours, theirs = socket.socketpair()
         child_end = Connection(theirs.detach())
         process = SPAWN.Process(target=worker_main, args=(child_end, str(self.folder), self.collections, self.kind,
-                                                          self.memory_limit),
+                                                          self.memory_limit, self.user),
                                 name=f"hapta-{self.kind}", daemon=True)
         try:
-            with scrubbed_environ(environ_for(self.kind)):
+            with scrubbed_environ(self.environ):
                 process.start()
         except BaseException:
             ours.close()
@@ -408,23 +522,18 @@ class WorkerPool:
         if self.closing or worker.generation != self.generation:
             return self._retire(worker)
         self.workers.add(worker)
-        metrics.RULE_WORKERS.set(len(self.workers))
+        self._gauge.set(len(self.workers))
         self._release(worker)
         if len(self.workers) == self.size and self.counts["deaths"] + self.counts["timeouts"]:
             log.info("%s workers back to %d", self.kind, self.size)
 
     def _release(self, worker: Worker) -> None:
-        """A worker is free: give it the oldest waiting call, or let it wait."""
+        """A worker is free: it takes the next call in turn that may run, or waits (idle) for one."""
         if self.closing or worker.generation != self.generation:
-            return self._retire(worker)
-        while self.queue:
-            pending = self.queue.popleft()
-            if pending.future.done():
-                continue   # its caller gave up
-            if pending.timer is not None:
-                pending.timer.cancel()
-            return self._run(worker, pending)
-        self.idle.append(worker)
+            self._retire(worker)
+        else:
+            self.idle.append(worker)
+        self._pump()
 
     def lost(self, worker: Worker, why: str) -> None:
         """The worker's socket closed, or it broke the protocol: fail its call, kill it, start another."""
@@ -436,14 +545,16 @@ class WorkerPool:
         pending = worker.pending
         if pending is not None:
             worker.pending = None
+            self._leave(pending)
             self._count("deaths")
-            log.warning("rule worker %d %s during %s: starting another", worker.pid, why, pending.label)
+            log.warning("%s worker %d %s during the %s: starting another", self.kind, worker.pid, why, pending.label)
             pending.fail(HaptaError(UNAVAILABLE, f"the worker running the {pending.label} died; "
                                                  "try again", retry_after=1.0))
         elif worker in self.workers:
             self.counts["deaths"] += 1   # it cost no call: no upstream error
-            log.warning("rule worker %d %s while idle: starting another", worker.pid, why)
+            log.warning("%s worker %d %s while idle: starting another", self.kind, worker.pid, why)
         self._remove(worker, kill=True)
+        self._pump()
 
     def _remove(self, worker: Worker, *, kill: bool) -> None:
         """Take a worker out of service; a killed one of the current generation is replaced."""
@@ -455,19 +566,20 @@ class WorkerPool:
             worker.ready.exception()
         replace = worker in self.workers and not self.closing
         self.workers.discard(worker)
-        metrics.RULE_WORKERS.set(len(self.workers))
+        self._gauge.set(len(self.workers))
         self.everyone.discard(worker)
         if worker in self.idle:
             self.idle.remove(worker)
         if kill:
-            worker.process.kill()
+            end_group(worker.pid)    # the worker and whatever it started in its group
+            worker.process.kill()    # (one killed before it had made its group)
             if worker.transport is not None:
                 worker.transport.abort()
         elif worker.transport is not None:
             worker.transport.close()   # end-of-file tells the worker to exit
         self._chore(self.burials, self._bury(worker.process, 0.0 if kill else RETIRE_GRACE))
         if replace and kill:
-            metrics.RULE_WORKER_RESTARTS.inc()
+            self._restarts.inc()
             self._chore(self.respawns, self._respawn(self.generation))
 
     def _retire(self, worker: Worker) -> None:
@@ -478,7 +590,7 @@ class WorkerPool:
             try:
                 (worker,), _ = await self._start_workers(generation, 1)
             except Exception as exc:   # RulesError (rules/ broken meanwhile), OSError (out of processes), ...
-                log.error("a rule worker could not start: %s", exc)
+                log.error("a %s worker could not start: %s", self.kind, exc)
             else:
                 return self._admit(worker)
             await asyncio.sleep(RESPAWN_DELAYS[min(attempt, len(RESPAWN_DELAYS) - 1)])
@@ -492,8 +604,9 @@ class WorkerPool:
         while process.exitcode is None:   # polls waitpid(WNOHANG), which reaps it once it has exited
             if self.loop.time() >= deadline:
                 if killed:
-                    log.error("rule worker %d does not exit even when killed", process.pid)
+                    log.error("%s worker %d does not exit even when killed", self.kind, process.pid)
                     return
+                end_group(process.pid)
                 process.kill()
                 killed = True
                 deadline = self.loop.time() + 10
@@ -504,6 +617,16 @@ class WorkerPool:
         task = self.loop.create_task(coroutine)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+
+def _add(counts: dict[str, int], shares: tuple[tuple[str, int], ...], step: int) -> None:
+    """Count a call in (step 1) or out (-1) under each of its share keys; a key lives only while above zero."""
+    for key, _ in shares:
+        count = counts.get(key, 0) + step
+        if count > 0:
+            counts[key] = count
+        else:
+            counts.pop(key, None)
 
 
 def _table(ready: Ready) -> dict[str, frozenset[str]]:

@@ -2,18 +2,41 @@
 
 It lives in HAPTA_DATA_DIR/postgres, listens only on a Unix socket, and stops when the last process using it
 exits. The gateway uses a database named `hapta` inside it.
+
+Every connection needs the password (scram-sha-256, local and host alike): pgserver makes a server that trusts
+every local connection, which a rule or function worker could open as the superuser. The password is made once,
+at random, and kept in the server's own folder (`hapta.pgpass`, mode 0600, in the libpq password-file format);
+the DSN names that file (`passfile=`), never the password, so that the DSN may travel (to --workers, to psql and
+pg_dump) without it. Who can read the file: the gateway's user, and under a root gateway no worker (the folder is
+pgserver's own user's, mode 0700, and a root gateway's workers have no capability to pass that); with workers of
+the gateway's own user the server's files are theirs as much as the gateway's (docs/security.md says so).
 """
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from ..isolation import keep_environ, scrubbed_environ
+from ..settings import StartupError
+
 log = logging.getLogger("hapta.embedded")
 
 DATABASE = "hapta"
+PASSFILE = "hapta.pgpass"   # in the server's folder; the libpq password-file format
+HBA_MARKER = "# hapta: every connection needs the password"
+HBA = f"""{HBA_MARKER} of role postgres, kept in {PASSFILE} beside this file (hapta/store/embedded.py)
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
+# What the server (pg_ctl, initdb) starts with: what they need, none of the gateway's settings (a process of the
+# same user could read them in /proc/<pid>/environ for as long as the server runs).
+SERVER_ENVIRON = keep_environ({"XDG_RUNTIME_DIR"})
 
 
 def _share_bundled_postgres(package: Path) -> None:
@@ -31,19 +54,59 @@ def _share_bundled_postgres(package: Path) -> None:
 
 
 def start_embedded(data_dir: Path) -> str:
-    """Start (or join) the embedded server; return a DSN for asyncpg."""
+    """Start (or join) the embedded server; return a DSN for asyncpg (and libpq: psql, pg_dump)."""
     os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"hapta-runtime-{os.getuid()}"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     import pgserver  # imported late: it is only needed on this path, and it is slow to import
+    from pgserver._commands import POSTGRES_BIN_PATH
 
     _share_bundled_postgres(Path(pgserver.__file__).parent)
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
-    if "1 row" not in exists:
-        server.psql(f"CREATE DATABASE {DATABASE};")
+    with scrubbed_environ(SERVER_ENVIRON):
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
     uri = urlparse(server.get_uri())
     socket_dir = parse_qs(uri.query).get("host", [""])[0]
+    passfile = pgdata.resolve() / PASSFILE
+    with type(server)._lock:   # pgserver's own lock between processes: one of them sets the password
+        _require_password(pgdata, passfile, socket_dir, POSTGRES_BIN_PATH / "psql")
+    base = f"postgresql://postgres@/postgres?host={socket_dir}&passfile={passfile}"
+    exists = _psql(POSTGRES_BIN_PATH / "psql", base, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
+    if "1 row" not in exists:
+        _psql(POSTGRES_BIN_PATH / "psql", base, f"CREATE DATABASE {DATABASE};")
     log.info("embedded PostgreSQL in %s", pgdata)
-    return f"postgresql://postgres@/{DATABASE}?host={socket_dir}"
+    return f"postgresql://postgres@/{DATABASE}?host={socket_dir}&passfile={passfile}"
+
+
+def _require_password(pgdata: Path, passfile: Path, socket_dir: str, psql: Path) -> None:
+    """Once per server folder (a new one, or one from before passwords): give role postgres a random password,
+    keep it in `passfile`, and make pg_hba.conf require it of every connection. The server trusts local
+    connections until then: this runs before the gateway starts any worker."""
+    hba = pgdata / "pg_hba.conf"
+    required = HBA_MARKER in hba.read_text()
+    if required and passfile.is_file():
+        return
+    if required:
+        raise StartupError(f"the embedded PostgreSQL in {pgdata} requires a password, and its file {passfile} is "
+                           f"gone: put it back (or, to let the gateway make a new one, put pgserver's own "
+                           f"pg_hba.conf back: `local all all trust`)")
+    password = secrets.token_urlsafe(32)
+    descriptor = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(descriptor, 0o600)
+        file.write(f"*:*:*:postgres:{password}\n")
+    trusted = f"postgresql://postgres@/postgres?host={socket_dir}"
+    # the password travels on psql's standard input, never on a command line
+    _psql(psql, trusted, f"ALTER ROLE postgres PASSWORD '{password}';")
+    hba.write_text(HBA)   # in place: the file keeps its owner (pgserver's user, under root)
+    _psql(psql, trusted, "SELECT pg_reload_conf();")
+    log.info("the embedded PostgreSQL now requires a password (kept in %s)", passfile)
+
+
+def _psql(psql: Path, dsn: str, command: str) -> str:
+    environ = {name: value for name, value in os.environ.items() if SERVER_ENVIRON(name)}
+    done = subprocess.run([str(psql), dsn], input=command, capture_output=True, text=True, timeout=60, env=environ)
+    if done.returncode != 0:
+        raise StartupError(f"the embedded PostgreSQL did not run {command.split()[0]}: "
+                           f"{(done.stderr.strip().splitlines() or ['exit status %d' % done.returncode])[0]}")
+    return done.stdout

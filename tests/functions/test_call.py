@@ -17,6 +17,7 @@ import pytest_asyncio
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
+from tests.limits.wire import sample, scrape
 from tests.services import GatewayProcess, next_loopback, write_app
 
 FUNCTIONS = '''
@@ -140,7 +141,7 @@ def functions_gateway(database, tmp_path_factory):
     folder = tmp_path_factory.mktemp("functions-app") / "app"
     config = write_app(folder, """
         import dataclasses, runpy
-        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], function_workers=2)
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], function_workers=2, rule_workers=1)
     """)
     (folder / "functions").mkdir()
     (folder / "functions" / "demo.py").write_text(textwrap.dedent(FUNCTIONS))
@@ -335,6 +336,28 @@ async def test_admins_list_the_functions(connect):
     assert listed["environment"]["secrets"] == ["PAYMENT_API_KEY"]
     user, _ = await signed_in(connect)
     assert await code_of(user.call("functions.list")) == "FORBIDDEN"
+
+
+async def test_metrics_count_each_pools_workers_apart(connect, functions_gateway):
+    """hapta_workers and hapta_worker_restarts_total carry the pool: the one hook worker and the two function
+    workers of this gateway are two series, and a function worker killed at its deadline is a functions restart
+    (one gauge for both pools showed whichever pool changed last)."""
+    def figures() -> dict[str, float]:
+        text = scrape(functions_gateway)[2]
+        return {f"{name}:{pool}": sample(text, name, pool=pool)
+                for name in ("hapta_workers", "hapta_worker_restarts_total") for pool in ("hooks", "functions")}
+    before = await asyncio.to_thread(figures)
+    assert (before["hapta_workers:hooks"], before["hapta_workers:functions"]) == (1, 2)
+    client, _ = await signed_in(connect)
+    assert await code_of(client.call("functions.call", {"name": "hangs"})) == "TIMEOUT"   # its worker is killed
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:   # the replacement takes a moment to start
+        after = await asyncio.to_thread(figures)
+        if after["hapta_workers:functions"] == 2 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert after == {**before, "hapta_worker_restarts_total:functions": before["hapta_worker_restarts_total:functions"] + 1}
+    assert "hapta_rule_workers" not in scrape(functions_gateway)[2]
 
 
 def test_a_function_may_not_declare_the_gateways_own_secrets(database, tmp_path):

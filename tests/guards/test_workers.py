@@ -64,10 +64,10 @@ def processes_using(path: str) -> list[int]:
     return found
 
 
-async def test_two_workers_on_the_embedded_database(tmp_path):
+async def test_two_workers_on_the_embedded_database(embedded_data):
     """No DATABASE_URL: the supervisor starts the embedded PostgreSQL and migrates once, the workers share it, and
     it stops with the supervisor."""
-    data = tmp_path / "data"
+    data = embedded_data
     process = GatewayProcess({"HAPTA_DATA_DIR": str(data)}, workers=2, drop=("DATABASE_URL",))
     await asyncio.to_thread(process.start, 120)
     try:

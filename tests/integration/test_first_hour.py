@@ -4,8 +4,6 @@ any migration touches the database."""
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import socket
 import subprocess
 import sys
@@ -14,9 +12,8 @@ import textwrap
 import asyncpg
 import pytest
 
-from hapta.client import Client, HaptaError
 from tests.conftest import gateway_env
-from tests.services import APP, ROOT, GatewayProcess, create_database, drop_database, write_app
+from tests.services import APP, create_database, drop_database, write_app
 
 BASE = """
     import dataclasses, runpy
@@ -135,40 +132,3 @@ async def test_an_edited_migration_says_what_to_do(tmp_path, fresh):
     assert one_line(serve(config, env)) == (
         f"hapta: migration app/{first.name} was edited after it was applied to this database: put the file back as "
         f"it was and add the change as a new migration (in development, `hapta reset` starts the database over)")
-
-
-async def test_the_readme_quick_start_runs_as_written_twice(tmp_path, fresh):
-    """The README's Python snippet, against the demo app (the repository's own config.py) in development: it can
-    run again and again (it signs in the second time), and the demo's register limit does not stop a developer
-    trying it from one address; in production the demo's own limit holds."""
-    readme = (ROOT / "README.md").read_text()
-    snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
-    gateway = GatewayProcess(gateway_env(fresh), config=ROOT / "config.py").start()
-    try:
-        script = tmp_path / "try.py"
-        script.write_text(snippet.replace("ws://127.0.0.1:8080/ws", gateway.url))
-        for _ in range(2):
-            ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-            assert ran.returncode == 0 and "'text': 'hello'" in ran.stdout, ran.stderr
-        async with await Client.connect(gateway.url) as developer:   # one address, many sign-ups
-            for n in range(12):
-                await developer.call("auth.register", {"email": f"dev{n}-{secrets.token_hex(3)}@example.com",
-                                                       "password": "correct horse battery"})
-    finally:
-        gateway.stop()
-    production = gateway_env(fresh, HAPTA_ENV="production", HAPTA_JWT_SECRET="j" * 40, HAPTA_ADMIN_KEY="k" * 40,
-                             HAPTA_ANON_KEY="a" * 20)
-    gateway = GatewayProcess(production, config=ROOT / "config.py").start()
-    try:
-        async with await Client.connect(gateway.url) as visitor:
-            codes = []
-            for n in range(11):
-                try:
-                    await visitor.call("auth.register", {"email": f"p{n}-{secrets.token_hex(3)}@example.com",
-                                                         "password": "correct horse battery"})
-                    codes.append("OK")
-                except HaptaError as error:
-                    codes.append(error.code)
-        assert codes == ["OK"] * 10 + ["RATE_LIMITED"]
-    finally:
-        gateway.stop()

@@ -132,7 +132,7 @@ async def test_metrics_count_requests_by_op_and_code_across_workers(pair, client
     assert sample(after, "hapta_request_duration_seconds_bucket", op="ping", le="+Inf") >= 8
     assert sample(after, "hapta_connections") >= 2                         # a and b, on two processes
     assert sample(after, "hapta_limiter_redis_down") == 0 and "# HELP hapta_limiter_redis_down" in after
-    for name in ("hapta_upstream_errors", "hapta_rule_workers", "hapta_rule_worker_restarts"):
+    for name in ("hapta_upstream_errors", "hapta_workers", "hapta_worker_restarts"):
         assert f"# HELP {name}" in after
     assert session["token"] not in after and "missing" not in after
 

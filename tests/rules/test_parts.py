@@ -17,7 +17,7 @@ from hapta.hooks.messages import (MAX_FRAME, Denied, FrameError, FrameReader, In
                                   Returned, Sql, SqlResult, Who, decode_in_gateway, decode_in_worker,
                                   encode_for_gateway, encode_for_worker, frame)
 from hapta.hooks.worker import Runner
-from hapta.hooks.workers import is_secret, scrubbed_environ
+from hapta.isolation import is_gateway_own, keep_environ, scrubbed_environ
 
 WHO = Who("u1", "user", "records.create", "posts", "127.0.0.1")
 
@@ -81,22 +81,27 @@ def test_database_values_without_a_msgpack_type_reach_hooks_as_text():
 
 # ---- secrets ------------------------------------------------------------------------------------------------
 
-def test_which_names_are_secret():
+def test_which_names_are_the_gateways_own_and_what_a_worker_keeps():
     for name in ("HAPTA_JWT_SECRET", "HAPTA_ADMIN_KEY", "HAPTA_ANON_KEY", "HAPTA_JWT_RETIRED_SECRETS",
-                 "HAPTA_DATA_DIR", "DATABASE_URL", "REDIS_URL", "S3_SECRET_KEY", "S3_ENDPOINT", "PGPASSWORD",
-                 "AWS_SECRET_ACCESS_KEY", "GITHUB_CLIENT_SECRET", "SMTP_PASSWORD", "GH_TOKEN"):
-        assert is_secret(name), name
-    for name in ("PATH", "HOME", "LANG", "HAPTA_ENV", "TZ", "SENDGRID_API_KEY"):
-        assert not is_secret(name), name
+                 "HAPTA_DATA_DIR", "HAPTA_WORKER_USER", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "S3_SECRET_KEY",
+                 "S3_ENDPOINT", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"):
+        assert is_gateway_own(name), name
+    for name in ("PATH", "PAYMENT_API_KEY", "SENDGRID_API_KEY"):
+        assert not is_gateway_own(name), name
+    keep = keep_environ()   # an allowlist: a name the gateway does not know is not a worker's either
+    assert all(keep(name) for name in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "HAPTA_ENV"))
+    assert not any(keep(name) for name in ("SMTP_URL", "SENDGRID_API_KEY", "GITHUB_CLIENT_SECRET", "HAPTA_DATA_DIR"))
+    chosen = keep_environ(("SENDGRID_API_KEY", "SMTP_URL"))   # App.rule_environ adds names, never the gateway's own
+    assert chosen("SENDGRID_API_KEY") and not chosen("SMTP_URL")
 
 
 def test_secrets_leave_the_environment_only_while_a_worker_starts(monkeypatch):
     monkeypatch.setenv("HAPTA_JWT_SECRET", "s" * 40)
-    monkeypatch.setenv("S3_SECRET_KEY", "s3-secret")
-    with scrubbed_environ():
-        assert "HAPTA_JWT_SECRET" not in os.environ and "S3_SECRET_KEY" not in os.environ
+    monkeypatch.setenv("SMTP_URL", "smtp://user:password@mail.example.com")
+    with scrubbed_environ(keep_environ()):
+        assert "HAPTA_JWT_SECRET" not in os.environ and "SMTP_URL" not in os.environ
         assert "PATH" in os.environ
-    assert os.environ["HAPTA_JWT_SECRET"] == "s" * 40 and os.environ["S3_SECRET_KEY"] == "s3-secret"
+    assert os.environ["HAPTA_JWT_SECRET"] == "s" * 40 and os.environ["SMTP_URL"].startswith("smtp://")
 
 
 # ---- the loader ---------------------------------------------------------------------------------------------
@@ -195,3 +200,22 @@ def test_a_worker_reports_each_outcome_under_the_calls_id():
     assert "hapta/rules/worker.py" not in raised.traceback   # the app's frames, not ours
     odd_value = answer(hooks, "odd", {})
     assert isinstance(odd_value, Raised) and "cannot be sent back" in odd_value.traceback
+
+
+# ---- the function workers' shares ---------------------------------------------------------------------------
+
+def test_shares_follow_the_pool_and_name_each_caller():
+    from hapta.hooks.workers import Shares
+    assert Shares.of(2) == Shares(1, 1, 1, 1)   # two workers: nobody (and no webhooks) may hold both
+    assert Shares.of(8) == Shares(4, 6, 4, 2) and Shares.of(8, per_principal=2, http=3) == Shares(2, 6, 3, 2)
+    with pytest.raises(ValueError):
+        Shares.of(4, per_address=0)
+    shares = Shares.of(8)
+    user = shares.caller(Who("u1", "user", "functions.call", "functions", "10.0.0.1"))
+    assert user.turn == "p|user:u1" and user.shares == (("p|user:u1", 4), ("a|10.0.0.1", 6))
+    anon = shares.caller(Who(None, "anon", "functions.call", "functions", "2001:db8::1"))
+    assert anon.shares == (("p|addr:2001:db8::/64", 4), ("a|2001:db8::/64", 6))   # an IPv6 client is its /64
+    hook = shares.caller(Who(None, "admin", "functions.http", "functions", "10.0.0.2"))   # @http(admin=True) too
+    assert hook.shares == (("http", 4), ("w|10.0.0.2", 2)) and hook.refusal == "UNAVAILABLE"
+    assert shares.caller(Who(None, "admin", "functions.every", "functions", None)).shares == ()   # the gateway's own
+    assert shares.caller(Who(None, "admin", "functions.call", "functions", "10.0.0.3")).shares == ()

@@ -29,14 +29,17 @@ def test_version_names_the_build(binary):
     assert shown.returncode == 0 and shown.stdout.startswith("hapta ") and "binary: commit" in shown.stdout
 
 
-async def test_a_session_against_the_binary(binary, tmp_path):
+async def test_a_session_against_the_binary(binary, tmp_path, embedded_data):
     app = tmp_path / "app"   # what a user ships beside the binary: the app's files and its .env
     app.mkdir()
     for name in ("config.py", ".env"):
         shutil.copy(APP / name, app / name)
     for name in ("rules", "migrations"):
         shutil.copytree(APP / name, app / name)
-    process = GatewayProcess({"HAPTA_DATA_DIR": str(app / "data")}, command=[str(binary)], config=app / "config.py",
+    (app / "functions").mkdir()   # function workers start from the binary too (with only the environment allowed)
+    (app / "functions" / "echo.py").write_text("from hapta.functions import call\n\n"
+                                               "@call(allow=\"\")\ndef echo(ctx, args):\n    return args\n")
+    process = GatewayProcess({"HAPTA_DATA_DIR": str(embedded_data)}, command=[str(binary)], config=app / "config.py",
                              drop=("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "HAPTA_JWT_SECRET", "HAPTA_ANON_KEY",
                                    "HAPTA_ADMIN_KEY", "HAPTA_ENV"))
     process.start(timeout=180)
@@ -51,6 +54,7 @@ async def test_a_session_against_the_binary(binary, tmp_path):
             with pytest.raises(HaptaError) as refused:
                 await client.call("records.create", {"collection": "posts", "data": {"author": me, "text": "x" * 281}})
             assert refused.value.code == "RULE_DENIED"
+            assert await client.call("functions.call", {"name": "echo", "args": {"n": 1}}) == {"n": 1}
         # the dashboard's pages ship inside the binary: no Node, no build step on the machine that runs it
         with urllib.request.urlopen(process.http + "/_/", timeout=10) as page:
             html = page.read().decode()

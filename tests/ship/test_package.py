@@ -1,5 +1,6 @@
 """The published Python package: `python -m build` makes an sdist and, from that sdist, a wheel; the wheel installs
-into a fresh virtual environment, whose own `hapta` prints the version and serves the demo app to a real client."""
+into a fresh virtual environment, whose own `hapta` prints the version and serves an app (the test app, a copy of the
+demo, with a function) to a real client: rule and function workers run from the installed package."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ import pytest
 import hapta
 from hapta.client import Client
 from tests.conftest import gateway_env
-from tests.services import ROOT, GatewayProcess, create_database, drop_database
+from tests.services import APP, ROOT, GatewayProcess, create_database, drop_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -69,7 +70,7 @@ def test_the_sdist_and_the_wheel_hold_what_is_needed(dist):
         assert line in metadata.splitlines(), line
 
 
-async def test_the_installed_package_serves_the_demo(venv, pg_admin, tmp_path):
+async def test_the_installed_package_serves_an_app(venv, pg_admin, tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     hapta_command = str(venv / "bin" / "hapta")
     shown = run([hapta_command, "version"], timeout=60, env=env, cwd=tmp_path)
@@ -83,11 +84,14 @@ async def test_the_installed_package_serves_the_demo(venv, pg_admin, tmp_path):
     assert package.is_relative_to(venv) and (package / "py.typed").is_file()
     assert sorted(path.name for path in (package / "store" / "sql").glob("*.sql")) == MIGRATIONS
 
-    app = tmp_path / "app"   # the demo app as a user would lay it out beside an installed hapta
-    app.mkdir()
-    shutil.copy(ROOT / "config.py", app / "config.py")
-    for name in ("rules", "migrations", "functions"):
-        shutil.copytree(ROOT / name, app / name, ignore=shutil.ignore_patterns("__pycache__"))
+    app = tmp_path / "app"   # an app as a user would lay it out beside an installed hapta (not the repository's own:
+    app.mkdir()              # that is the user's to replace, and tests/demo/ is about it)
+    shutil.copy(APP / "config.py", app / "config.py")
+    for name in ("rules", "migrations"):
+        shutil.copytree(APP / name, app / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "functions").mkdir()
+    (app / "functions" / "echo.py").write_text("from hapta.functions import call\n\n"
+                                               "@call(allow=\"\")\ndef echo(ctx, args):\n    return args\n")
     dsn = await create_database(pg_admin)
     process = GatewayProcess({**gateway_env(dsn), "HAPTA_DATA_DIR": str(app / "data")}, command=[hapta_command],
                              config=app / "config.py", drop=("PYTHONPATH", "VIRTUAL_ENV", "REDIS_URL", "S3_ENDPOINT"))
@@ -98,6 +102,8 @@ async def test_the_installed_package_serves_the_demo(venv, pg_admin, tmp_path):
             before = int(time.time() * 1000)
             pong = await client.call("ping")
             assert pong["time"] >= before - 1000   # the gateway's clock, in milliseconds
+            await client.call("auth.anon", {"apikey": gateway_env(dsn)["HAPTA_ANON_KEY"]})
+            assert await client.call("functions.call", {"name": "echo", "args": [1, "a"]}) == [1, "a"]
     finally:
         code = process.stop()
         await drop_database(pg_admin, dsn)

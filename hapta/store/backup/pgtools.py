@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ...isolation import keep_environ
 from .errors import BackupError
 
 
@@ -59,11 +60,16 @@ def find(name: str, least_major: int, embedded: bool) -> Tool:
                       f"put {name} {least_major} or newer on PATH")
 
 
+# What pg_dump and pg_restore start with: what they need, and libpq's own settings; none of the gateway's (a process
+# of the same user could read them in /proc/<pid>/environ while the dump runs).
+TOOL_ENVIRON = keep_environ()
+
+
 def connection(dsn: str) -> tuple[str, dict[str, str]]:
     """(a URI without the password, the environment carrying it): a password on the command line would show in
     every `ps` listing."""
     parts = urlsplit(dsn)
-    env = {**os.environ}
+    env = {name: value for name, value in os.environ.items() if TOOL_ENVIRON(name) or name.startswith("PG")}
     if parts.password is not None:
         env["PGPASSWORD"] = unquote(parts.password)
         host = parts.netloc.rsplit("@", 1)[1]

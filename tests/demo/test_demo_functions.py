@@ -7,9 +7,11 @@ import secrets
 
 from hapta.client import Client
 from tests.conftest import ADMIN_KEY, PASSWORD, gateway_env
+from tests.demo import demo_only
 from tests.services import ROOT, GatewayProcess, next_loopback, write_app
 
 
+@demo_only
 async def test_a_new_message_is_announced_on_the_recipients_channel(database, tmp_path):
     folder = tmp_path / "app"
     config = write_app(folder, """
