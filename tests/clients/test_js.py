@@ -37,8 +37,10 @@ async def _vitest(npm: str, pg_admin: str, *files: str) -> str:
 
 
 async def test_the_js_client(npm, pg_admin):
-    """Unit tests, the dist/ check, and end to end against real gateways, in Node."""
-    print((await _vitest(npm, pg_admin, "test/backoff", "test/msgpack", "test/dist", "test/gateway"))[-400:])
+    """Unit tests, the modules check (no import cycles), the dist/ check, and end to end against real gateways, in
+    Node."""
+    print((await _vitest(npm, pg_admin, "test/backoff", "test/msgpack", "test/modules", "test/dist",
+                         "test/gateway"))[-400:])
 
 
 async def test_the_js_client_in_chromium(npm, pg_admin):

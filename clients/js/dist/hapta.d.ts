@@ -1,5 +1,4 @@
-export type Protocol = "json" | "msgpack";
-export type State = "connecting" | "open" | "reconnecting" | "closed";
+/** An object of the protocol: a request's args, a reply's data, an event's payload, an error's details. */
 type Json = Record<string, unknown>;
 /** What the gateway answered instead of data: `code` is one of the protocol's error codes. */
 export declare class HaptaError extends Error {
@@ -9,11 +8,41 @@ export declare class HaptaError extends Error {
     readonly retryAfter?: number;
     constructor(code: string, message: string, details?: Record<string, unknown>, retryAfter?: number);
 }
-export interface StorageLike {
-    getItem(key: string): string | null;
-    setItem(key: string, value: string): void;
-    removeItem(key: string): void;
+/** The delay before reconnect attempt `attempt` (0, 1, ...): doubling from `base` up to `cap`, then "equal
+ * jitter" (between half and all of it) so that thousands of clients cut off together do not come back together. */
+export declare function backoffDelay(attempt: number, base: number, cap: number, random?: () => number): number;
+/** What sends a request and resolves with its data (or rejects with a HaptaError). */
+interface Caller {
+    call<T = any>(op: string, args?: Json, onReply?: (data: any) => void): Promise<T>;
 }
+export interface Member {
+    id: string;
+    user: string | null;
+    role: string;
+}
+type Handler = (data: any) => void;
+/** A channel: presence and messages for what is not a record (typing indicators, rooms). */
+export declare class Channel {
+    private readonly hapta;
+    readonly name: string;
+    /** Who is there, this connection included, kept right across reconnects. */
+    members: Member[];
+    version: string | null;
+    joined: boolean;
+    private handlers;
+    constructor(hapta: Caller, name: string);
+    join(): Promise<Member[]>;
+    send(data: unknown): Promise<void>;
+    leave(): Promise<void>;
+    /** "message" (`{from, data}`), "presence" (`{action, member}`, after `members` changed) or "left"
+     * (`{reason}`: the membership ended with the identity it was joined as). Returns the unsubscriber. */
+    on(event: "message" | "presence" | "left", handler: Handler): () => void;
+    /** @internal a join's answer: everyone, or (a rejoin with a version) who joined and left since. */
+    apply(answer: Json): void;
+    /** @internal */
+    heard(event: string, data: Json): void;
+}
+export type Protocol = "json" | "msgpack";
 interface SocketLike {
     binaryType: string;
     readyState: number;
@@ -31,40 +60,10 @@ interface SocketLike {
     }) => void) | null;
 }
 type SocketConstructor = new (url: string, protocols?: string | string[]) => SocketLike;
-export interface ConnectOptions {
-    /** Signs in as anon (auth.anon) whenever there is no session. */
-    apikey?: string;
-    /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. */
-    storage?: StorageLike;
-    storageKey?: string;
-    protocol?: Protocol;
-    /** A WebSocket implementation where there is no global one (Node 20 without --experimental-websocket). */
-    WebSocket?: SocketConstructor;
-    /** Milliseconds: the first reconnect delay and the longest (before jitter). */
-    backoff?: {
-        base?: number;
-        cap?: number;
-    };
-    /** Milliseconds a request may wait for the socket and its reply. */
-    requestTimeout?: number;
-    /** Requests the gateway refused for now (RATE_LIMITED, UNAVAILABLE, TIMEOUT with `retry_after`, and not
-     * `details.outcome: "unknown"`: nothing was done; a write with an idempotency key even then) are sent again
-     * after `retry_after`, up to `attempts` times while the wait is at most `maxWait` ms; then the error is the
-     * caller's. `{attempts: 0}`: never. */
-    retry?: {
-        attempts?: number;
-        maxWait?: number;
-    };
-    /** While signed in as a user, every records.create/update/delete/batch without an idempotencyKey gets a new
-     * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
-     * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
-    idempotentWrites?: boolean;
-}
-export interface Session {
-    token: string;
-    refresh_token: string;
-    expires_at: number;
-    user: Json;
+export interface UploadOptions {
+    name?: string;
+    type?: string;
+    onProgress?: (sent: number, size: number) => void;
 }
 export interface Page<T> {
     items: T[];
@@ -137,20 +136,6 @@ export interface Unsubscribe<T> {
     (): Promise<void>;
     snapshot: Page<T> | null;
 }
-export interface Member {
-    id: string;
-    user: string | null;
-    role: string;
-}
-export interface UploadOptions {
-    name?: string;
-    type?: string;
-    onProgress?: (sent: number, size: number) => void;
-}
-type Handler = (data: any) => void;
-/** The delay before reconnect attempt `attempt` (0, 1, ...): doubling from `base` up to `cap`, then "equal
- * jitter" (between half and all of it) so that thousands of clients cut off together do not come back together. */
-export declare function backoffDelay(attempt: number, base: number, cap: number, random?: () => number): number;
 export interface WriteOptions {
     /** 1-255 characters: a retry with the same key gets the first answer (docs/writes.md). */
     idempotencyKey?: string;
@@ -165,11 +150,15 @@ export interface BatchOp {
     };
     version?: number;
 }
+/** What a collection asks of the client: requests, and subscriptions kept across reconnects (the Hapta). */
+interface RecordsClient extends Caller {
+    subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
+}
 /** Typed access to one collection: `hapta.records<Post>("posts")`. */
 export declare class Records<T = Json> {
     private readonly hapta;
     readonly collection: string;
-    constructor(hapta: Hapta, collection: string);
+    constructor(hapta: RecordsClient, collection: string);
     /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
     list(options?: ListOptions): Promise<Page<T>>;
     /** Counts, sums, averages, minima and maxima of what `list` would list for you, in groups:
@@ -192,32 +181,50 @@ export declare class Records<T = Json> {
      * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
     subscribe(options: SubscribeOptions, onChange: (change: Change<T>) => void): Promise<Unsubscribe<T>>;
 }
-/** A channel: presence and messages for what is not a record (typing indicators, rooms). */
-export declare class Channel {
-    private readonly hapta;
-    readonly name: string;
-    /** Who is there, this connection included, kept right across reconnects. */
-    members: Member[];
-    version: string | null;
-    joined: boolean;
-    private handlers;
-    constructor(hapta: Hapta, name: string);
-    join(): Promise<Member[]>;
-    send(data: unknown): Promise<void>;
-    leave(): Promise<void>;
-    /** "message" (`{from, data}`), "presence" (`{action, member}`, after `members` changed) or "left"
-     * (`{reason}`: the membership ended with the identity it was joined as). Returns the unsubscriber. */
-    on(event: "message" | "presence" | "left", handler: Handler): () => void;
-    /** @internal a join's answer: everyone, or (a rejoin with a version) who joined and left since. */
-    apply(answer: Json): void;
-    /** @internal */
-    heard(event: string, data: Json): void;
+export interface StorageLike {
+    getItem(key: string): string | null;
+    setItem(key: string, value: string): void;
+    removeItem(key: string): void;
+}
+export interface Session {
+    token: string;
+    refresh_token: string;
+    expires_at: number;
+    user: Json;
+}
+export type State = "connecting" | "open" | "reconnecting" | "closed";
+export interface ConnectOptions {
+    /** Signs in as anon (auth.anon) whenever there is no session. */
+    apikey?: string;
+    /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. */
+    storage?: StorageLike;
+    storageKey?: string;
+    protocol?: Protocol;
+    /** A WebSocket implementation where there is no global one (Node 20 without --experimental-websocket). */
+    WebSocket?: SocketConstructor;
+    /** Milliseconds: the first reconnect delay and the longest (before jitter). */
+    backoff?: {
+        base?: number;
+        cap?: number;
+    };
+    /** Milliseconds a request may wait for the socket and its reply. */
+    requestTimeout?: number;
+    /** Requests the gateway refused for now (RATE_LIMITED, UNAVAILABLE, TIMEOUT with `retry_after`, and not
+     * `details.outcome: "unknown"`: nothing was done; a write with an idempotency key even then) are sent again
+     * after `retry_after`, up to `attempts` times while the wait is at most `maxWait` ms; then the error is the
+     * caller's. `{attempts: 0}`: never. */
+    retry?: {
+        attempts?: number;
+        maxWait?: number;
+    };
+    /** While signed in as a user, every records.create/update/delete/batch without an idempotencyKey gets a new
+     * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
+     * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
+    idempotentWrites?: boolean;
 }
 export declare class Hapta {
     readonly url: string;
-    private readonly options;
     state: State;
-    session: Session | null;
     /** Sockets opened after the first. */
     reconnects: number;
     readonly auth: {
@@ -281,32 +288,21 @@ export declare class Hapta {
         download: (collection: string, id: string, field: string, name: string) => Promise<Uint8Array>;
         url: (collection: string, id: string, field: string, name: string, expires?: number) => Promise<string>;
     };
-    private socket;
-    private readonly protocol;
-    private readonly Socket;
-    private readonly storageKey;
-    private readonly base;
-    private readonly cap;
-    private readonly requestTimeout;
-    private readonly attempts;
-    private readonly maxWait;
-    private readonly idempotentWrites;
-    private apikey;
-    private ids;
-    private pending;
-    private waiting;
-    private live;
-    private bySub;
-    private channels;
-    private transfers;
+    private readonly transport;
+    private readonly backoff;
+    private readonly requests;
+    private readonly sessions;
+    private readonly subscriptions;
+    private readonly channels;
+    private readonly transfers;
     private handlers;
-    private oauthWaiters;
-    private refreshing;
     private closing;
-    private attempt;
     private constructor();
     /** Opens the socket and signs in again as the stored session (or the anon key). */
     static connect(url: string, options?: ConnectOptions): Promise<Hapta>;
+    /** The session signed in as; null: a guest, or anon with the apikey. */
+    get session(): Session | null;
+    set session(session: Session | null);
     /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
      * event by name ("auth.revoked", ...). Returns the unsubscriber. */
     on(event: string, handler: Handler): () => void;
@@ -324,40 +320,15 @@ export declare class Hapta {
     close(): void;
     /** @internal Records.subscribe */
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
-    private started;
     private open;
-    private lost;
-    /** A browser cannot read why a handshake failed (a refused Origin is HTTP 403): if the gateway answers
-     * /health, it is up and refusing; if not, it is down (retry). Where there is no fetch, assume down. */
-    private refusing;
     /** Sign in again, resume every subscription from its position, join every channel again: before anything
      * waiting is sent, so that it runs as the same principal as before. */
     private restore;
-    /** A request on the socket being restored, not queued behind it. */
-    private direct;
-    private send;
-    private write;
-    /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
-    private mayRetry;
-    private expire;
-    private failAll;
+    private lost;
     private received;
-    private dispatch;
+    /** A gateway event, to the part it is for; then to the app's handlers of it. */
     private event;
     private emit;
     private setState;
-    private signIn;
-    private setSession;
-    private storedSession;
-    /** Roll the session's tokens, once at a time in this tab and, where Web Locks exist, across every tab of this
-     * origin: a tab that waited finds the tokens another tab just got (in shared storage) and takes them instead
-     * of spending a refresh token that is already spent. */
-    private refresh;
-    private upload;
-    private sendChunk;
-    private download;
-    private track;
-    private changed;
-    private chunk;
 }
 export {};

@@ -1,5 +1,302 @@
 // @hapta/client (built from clients/js/src by build.mjs; do not edit)
 
+// src/backoff.ts
+function backoffDelay(attempt, base, cap, random = Math.random) {
+  const ceiling = Math.min(cap, base * 2 ** attempt);
+  return ceiling * (0.5 + random() / 2);
+}
+var Backoff = class {
+  constructor(base, cap) {
+    this.base = base;
+    this.cap = cap;
+  }
+  base;
+  cap;
+  attempt = 0;
+  next() {
+    return backoffDelay(this.attempt++, this.base, this.cap);
+  }
+  reset() {
+    this.attempt = 0;
+  }
+};
+var TRY_AGAIN = /* @__PURE__ */ new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT"]);
+var KEYED_WRITES = /* @__PURE__ */ new Set(["records.create", "records.update", "records.delete", "records.batch"]);
+function takesKey(op) {
+  return KEYED_WRITES.has(op);
+}
+function idempotent(request) {
+  return KEYED_WRITES.has(request.op) && typeof request.args.idempotency_key === "string";
+}
+function mayRetry(policy, request, error) {
+  return TRY_AGAIN.has(error.code) && error.retryAfter !== void 0 && request.retries < policy.attempts && error.retryAfter * 1e3 <= policy.maxWait && (error.details?.outcome !== "unknown" || idempotent(request));
+}
+
+// src/channels.ts
+var Channel = class {
+  constructor(hapta, name) {
+    this.hapta = hapta;
+    this.name = name;
+  }
+  hapta;
+  name;
+  /** Who is there, this connection included, kept right across reconnects. */
+  members = [];
+  version = null;
+  joined = false;
+  handlers = { message: [], presence: [], left: [] };
+  async join() {
+    const answer = await this.hapta.call("channels.join", { channel: this.name });
+    this.joined = true;
+    this.apply(answer);
+    return this.members;
+  }
+  send(data) {
+    return this.hapta.call("channels.publish", { channel: this.name, data });
+  }
+  async leave() {
+    this.joined = false;
+    await this.hapta.call("channels.leave", { channel: this.name });
+  }
+  /** "message" (`{from, data}`), "presence" (`{action, member}`, after `members` changed) or "left"
+   * (`{reason}`: the membership ended with the identity it was joined as). Returns the unsubscriber. */
+  on(event, handler) {
+    this.handlers[event].push(handler);
+    return () => {
+      this.handlers[event] = this.handlers[event].filter((h) => h !== handler);
+    };
+  }
+  /** @internal a join's answer: everyone, or (a rejoin with a version) who joined and left since. */
+  apply(answer) {
+    if (Array.isArray(answer.members)) {
+      this.members = answer.members;
+    } else {
+      const left = new Set(answer.left.map((m) => m.id));
+      const kept = this.members.filter((m) => !left.has(m.id));
+      const known = new Set(kept.map((m) => m.id));
+      this.members = [...kept, ...answer.joined.filter((m) => !known.has(m.id))];
+    }
+    this.version = answer.version ?? null;
+  }
+  /** @internal */
+  heard(event, data) {
+    if (event === "channels.presence") {
+      const member = data.member;
+      this.members = this.members.filter((m) => m.id !== member.id);
+      if (data.action === "join") this.members.push(member);
+      this.handlers.presence.forEach((h) => h(data));
+    } else if (event === "channels.message") {
+      this.handlers.message.forEach((h) => h(data));
+    } else if (event === "channels.left") {
+      this.joined = false;
+      this.handlers.left.forEach((h) => h(data));
+    }
+  }
+};
+var Channels = class {
+  /** `client` is what each Channel calls through (the Hapta). */
+  constructor(client, requests) {
+    this.client = client;
+    this.requests = requests;
+  }
+  client;
+  requests;
+  channels = /* @__PURE__ */ new Map();
+  get(name) {
+    let channel = this.channels.get(name);
+    if (!channel) {
+      channel = new Channel(this.client, name);
+      this.channels.set(name, channel);
+    }
+    return channel;
+  }
+  /** On the socket being restored: every joined channel again, told only who came and went since. */
+  async rejoin() {
+    for (const channel of this.channels.values()) {
+      if (!channel.joined) continue;
+      channel.apply(await this.requests.direct("channels.join", { channel: channel.name, version: channel.version }));
+    }
+  }
+  /** channels.presence, channels.message, channels.left */
+  heard(event, data) {
+    this.channels.get(data.channel)?.heard(event, data);
+  }
+  /** realtime.reset: who is in these channels cannot be told as a difference; join them afresh. */
+  reset(names) {
+    for (const name of names) {
+      const joined = this.channels.get(name);
+      if (joined?.joined) joined.join().catch(() => void 0);
+    }
+  }
+};
+
+// src/errors.ts
+var HaptaError = class extends Error {
+  code;
+  details;
+  /** Seconds after which trying again makes sense (RATE_LIMITED, UNAVAILABLE, TIMEOUT). */
+  retryAfter;
+  constructor(code, message, details, retryAfter) {
+    super(message);
+    this.name = "HaptaError";
+    this.code = code;
+    this.details = details;
+    this.retryAfter = retryAfter;
+  }
+};
+
+// src/files.ts
+var Files = class {
+  constructor(requests, transport) {
+    this.requests = requests;
+    this.transport = transport;
+  }
+  requests;
+  transport;
+  transfers = /* @__PURE__ */ new Map();
+  async upload(collection, id, field, data, options) {
+    const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
+    const blob = bytes ? null : data;
+    const piece = async (start, end) => bytes ? bytes.subarray(start, end) : new Uint8Array(await blob.slice(start, end).arrayBuffer());
+    const name = options.name ?? (data.name || "file");
+    const type = options.type ?? (blob?.type || "application/octet-stream");
+    const size = bytes ? bytes.length : blob.size;
+    const started = await this.requests.call("files.upload", { collection, id, field, name, size, type });
+    const { stream, chunk_size: chunkSize, window } = started;
+    const transfer = this.track(stream);
+    try {
+      let sent = 0;
+      while (sent < size) {
+        while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+        if (transfer.error) throw transfer.error;
+        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
+        this.transport.sendChunk(stream, chunk);
+        sent += chunk.length;
+        options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+      }
+      while (transfer.acked < size && !transfer.error) await this.changed(transfer);
+      if (transfer.error) throw transfer.error;
+      options.onProgress?.(size, size);
+      return await this.requests.call("files.finish", { stream });
+    } finally {
+      this.transfers.delete(stream);
+    }
+  }
+  async download(collection, id, field, name) {
+    let transfer = null;
+    const answer = await this.requests.call(
+      "files.download",
+      { collection, id, field, name },
+      (data) => {
+        transfer = this.track(data.stream);
+      }
+    );
+    const tracked = transfer;
+    try {
+      while (!tracked.done && !tracked.error) await this.changed(tracked);
+      if (tracked.error) throw tracked.error;
+      const whole = new Uint8Array(answer.length);
+      let at = 0;
+      for (const chunk of tracked.chunks) {
+        whole.set(chunk, at);
+        at += chunk.length;
+      }
+      return whole;
+    } finally {
+      this.transfers.delete(answer.stream);
+    }
+  }
+  async url(collection, id, field, name, expires) {
+    return (await this.requests.call("files.url", { collection, id, field, name, ...expires ? { expires } : {} })).url;
+  }
+  /** A chunk of a download's stream. */
+  chunk(stream, data) {
+    const transfer = this.transfers.get(stream);
+    if (!transfer) return;
+    transfer.chunks.push(data.slice());
+    transfer.changed();
+  }
+  /** files.ack, files.error, files.end */
+  heard(event, data) {
+    if (event !== "files.ack" && event !== "files.error" && event !== "files.end") return;
+    const transfer = this.transfers.get(data.stream);
+    if (!transfer) return;
+    if (event === "files.ack") transfer.acked = data.received;
+    if (data.error) {
+      const error = data.error;
+      transfer.error = new HaptaError(String(error.code), String(error.message), error.details);
+    }
+    if (event === "files.end") transfer.done = true;
+    transfer.changed();
+  }
+  /** The socket dropped: every transfer on it fails. */
+  lost() {
+    for (const transfer of this.transfers.values()) {
+      transfer.error = new HaptaError("UNAVAILABLE", "the connection was lost during the transfer");
+      transfer.changed();
+    }
+    this.transfers.clear();
+  }
+  track(stream) {
+    const transfer = { acked: 0, changed: () => void 0, error: null, chunks: [], done: false };
+    this.transfers.set(stream, transfer);
+    return transfer;
+  }
+  changed(transfer) {
+    return new Promise((resolve) => {
+      transfer.changed = resolve;
+    });
+  }
+};
+
+// src/records.ts
+function keyed(options) {
+  return options.idempotencyKey === void 0 ? {} : { idempotency_key: options.idempotencyKey };
+}
+var Records = class {
+  constructor(hapta, collection) {
+    this.hapta = hapta;
+    this.collection = collection;
+  }
+  hapta;
+  collection;
+  /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
+  list(options = {}) {
+    return this.hapta.call("records.list", { collection: this.collection, ...options });
+  }
+  /** Counts, sums, averages, minima and maxima of what `list` would list for you, in groups:
+   * `aggregate({ group_by: ["author"], sum: ["likes"] })`. */
+  aggregate(options = {}) {
+    return this.hapta.call("records.aggregate", { collection: this.collection, ...options });
+  }
+  get(id, options = {}) {
+    return this.hapta.call("records.get", { collection: this.collection, id, ...options });
+  }
+  /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
+   * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
+  create(data, options = {}) {
+    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
+  }
+  update(id, data, options = {}) {
+    const { version, ...rest } = options;
+    return this.hapta.call("records.update", {
+      collection: this.collection,
+      id,
+      data,
+      ...version === void 0 ? {} : { version },
+      ...keyed(rest)
+    });
+  }
+  delete(id, options = {}) {
+    return this.hapta.call("records.delete", { collection: this.collection, id, ...keyed(options) });
+  }
+  /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
+   * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
+  subscribe(options, onChange) {
+    return this.hapta.subscribe(this.collection, options, onChange);
+  }
+};
+
 // src/msgpack.ts
 var utf8Encoder = new TextEncoder();
 var utf8Decoder = new TextDecoder();
@@ -313,35 +610,226 @@ function decode(bytes) {
   return value;
 }
 
-// src/hapta.ts
-var HaptaError = class extends Error {
-  code;
-  details;
-  /** Seconds after which trying again makes sense (RATE_LIMITED, UNAVAILABLE, TIMEOUT). */
-  retryAfter;
-  constructor(code, message, details, retryAfter) {
-    super(message);
-    this.name = "HaptaError";
-    this.code = code;
-    this.details = details;
-    this.retryAfter = retryAfter;
+// src/transport.ts
+var SUBPROTOCOLS = { json: "hapta.v1.json", msgpack: "hapta.v1.msgpack" };
+var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([1002, 1003, 1008]);
+var GOING_AWAY = 1001;
+function final(code) {
+  return FINAL_CLOSE_CODES.has(code);
+}
+function unserved(code) {
+  return code === GOING_AWAY;
+}
+var Transport = class {
+  constructor(url, protocol, Socket) {
+    this.url = url;
+    this.protocol = protocol;
+    const found = Socket ?? globalThis.WebSocket;
+    if (!found) throw new Error("no WebSocket here: pass one as options.WebSocket");
+    this.Socket = found;
+  }
+  url;
+  protocol;
+  socket = null;
+  Socket;
+  /** Opens a socket (throwing what the WebSocket constructor throws) and tells `events` what becomes of it. */
+  open(events) {
+    const socket = new this.Socket(this.url, [SUBPROTOCOLS[this.protocol]]);
+    socket.binaryType = "arraybuffer";
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.socket = socket;
+      events.opened(socket);
+    };
+    socket.onmessage = (event) => this.received(event.data, events);
+    let ended = false;
+    const end = (code) => {
+      if (ended) return;
+      ended = true;
+      if (this.socket === socket) this.socket = null;
+      events.ended(code, opened);
+    };
+    socket.onerror = () => {
+      if (!opened) end(1006);
+    };
+    socket.onclose = (event) => end(event.code);
+    return socket;
+  }
+  /** Writes one message to the open socket; without one, throws UNAVAILABLE. */
+  send(message) {
+    const socket = this.socket;
+    if (!socket) throw new HaptaError("UNAVAILABLE", "not connected");
+    socket.send(this.protocol === "json" ? JSON.stringify(message) : encode(message));
+  }
+  /** Writes an upload's chunk: a files.chunk message in MessagePack, a binary frame (the stream number in 4 bytes,
+   * then the bytes) beside JSON. */
+  sendChunk(stream, piece) {
+    if (this.protocol === "msgpack") {
+      this.send({ op: "files.chunk", stream, data: piece });
+      return;
+    }
+    const frame = new Uint8Array(4 + piece.length);
+    new DataView(frame.buffer).setUint32(0, stream);
+    frame.set(piece, 4);
+    this.socket?.send(frame);
+  }
+  close(code) {
+    this.socket?.close(code);
+  }
+  /** A browser cannot read why a handshake failed (a refused Origin is HTTP 403): if the gateway answers
+   * /health, it is up and refusing; if not, it is down (retry). Where there is no fetch, assume down. */
+  async refusing() {
+    if (typeof fetch !== "function" || typeof globalThis.document === "undefined") return false;
+    const health = this.url.replace(/^ws/, "http").replace(/\/ws(\?.*)?$/, "/health");
+    try {
+      await fetch(health, { mode: "no-cors", cache: "no-store" });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  received(data, events) {
+    let messages;
+    if (typeof data === "string") {
+      messages = JSON.parse(data);
+    } else {
+      const bytes = new Uint8Array(data);
+      if (this.protocol === "json") {
+        const stream = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
+        events.chunk(stream, bytes.subarray(4));
+        return;
+      }
+      messages = decode(bytes);
+    }
+    for (const message of Array.isArray(messages) ? messages : [messages]) {
+      if (message.op === "files.chunk") events.chunk(message.stream, message.data);
+      else events.message(message);
+    }
   }
 };
-function backoffDelay(attempt, base, cap, random = Math.random) {
-  const ceiling = Math.min(cap, base * 2 ** attempt);
-  return ceiling * (0.5 + random() / 2);
-}
-var FINAL_CLOSE_CODES = /* @__PURE__ */ new Set([1002, 1003, 1008]);
-var SESSION_OVER = /* @__PURE__ */ new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
-var SUBPROTOCOLS = { json: "hapta.v1.json", msgpack: "hapta.v1.msgpack" };
-var TRY_AGAIN = /* @__PURE__ */ new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT"]);
-function idempotent(request) {
-  return KEYED_WRITES.has(request.op) && typeof request.args.idempotency_key === "string";
-}
-function keyed(options) {
-  return options.idempotencyKey === void 0 ? {} : { idempotency_key: options.idempotencyKey };
-}
-var KEYED_WRITES = /* @__PURE__ */ new Set(["records.create", "records.update", "records.delete", "records.batch"]);
+
+// src/requests.ts
+var Requests = class {
+  // made while no socket was open, or to be sent again
+  constructor(link, options) {
+    this.link = link;
+    this.options = options;
+  }
+  link;
+  options;
+  ids = 0;
+  pending = /* @__PURE__ */ new Map();
+  waiting = [];
+  /** Whether a request made now is sent at once. */
+  get ready() {
+    return this.link.ready();
+  }
+  /** One request; waits for the socket while it reconnects (up to the timeout). Rejects with HaptaError. */
+  call(op, args = {}, onReply) {
+    if (this.link.closed()) return Promise.reject(new HaptaError("UNAVAILABLE", "the client is closed"));
+    if (takesKey(op) && this.link.keyWrites() && args.idempotency_key === void 0) {
+      args = { ...args, idempotency_key: newKey() };
+    }
+    return new Promise((resolve, reject) => {
+      const request = this.request(op, args, resolve, reject, onReply, 0);
+      if (this.link.ready()) this.send(request);
+      else this.waiting.push(request);
+    });
+  }
+  /** A request on the socket being restored (signing in, resuming), not queued behind it, and never retried. */
+  direct(op, args, onReply) {
+    return new Promise((resolve, reject) => {
+      this.send(this.request(op, args, resolve, reject, onReply, this.options.retry.attempts));
+    });
+  }
+  /** The socket is open and restored: send what waited for it. */
+  flush() {
+    const waiting = this.waiting;
+    this.waiting = [];
+    waiting.forEach((request) => this.send(request));
+  }
+  /** A reply: its request is answered, or, refused for now and within the retry policy, sent again later. */
+  reply(message) {
+    const request = this.pending.get(message.id);
+    if (!request) return;
+    this.pending.delete(message.id);
+    if (message.ok) {
+      clearTimeout(request.timer);
+      request.onReply?.(message.data);
+      request.resolve(message.data);
+      return;
+    }
+    const error = message.error ?? {};
+    const refused = new HaptaError(
+      String(error.code ?? "INTERNAL"),
+      String(error.message ?? ""),
+      error.details,
+      error.retry_after
+    );
+    if (mayRetry(this.options.retry, request, refused)) {
+      request.retries++;
+      request.sent = false;
+      this.waiting.push(request);
+      setTimeout(() => {
+        if (!this.link.ready() || !this.waiting.includes(request)) return;
+        this.waiting = this.waiting.filter((r) => r !== request);
+        this.send(request);
+      }, refused.retryAfter * 1e3);
+      return;
+    }
+    clearTimeout(request.timer);
+    request.reject(refused);
+  }
+  /** The socket closed with `code`. Requests sent on it: at 1001 (the gateway shutting down) those without a reply
+   * were not served and go again, as do writes with an idempotency key (the gateway answers a repeat with the first
+   * answer); otherwise whether they ran is unknown and only the app can tell (read it back). */
+  lost(code) {
+    for (const request of this.pending.values()) {
+      if (unserved(code) || idempotent(request)) {
+        request.sent = false;
+        this.waiting.push(request);
+      } else {
+        clearTimeout(request.timer);
+        request.reject(new HaptaError("UNAVAILABLE", "the connection was lost before the reply: the request may or may not have been served", { outcome: "unknown" }));
+      }
+    }
+    this.pending.clear();
+  }
+  /** Every request, sent or waiting, fails with `error`. */
+  failAll(error) {
+    for (const request of [...this.waiting, ...this.pending.values()]) {
+      clearTimeout(request.timer);
+      request.reject(error);
+    }
+    this.waiting = [];
+    this.pending.clear();
+  }
+  request(op, args, resolve, reject, onReply, retries) {
+    const request = {
+      op,
+      args,
+      resolve,
+      reject,
+      onReply,
+      sent: false,
+      retries,
+      timer: setTimeout(() => this.expire(request), this.options.timeout)
+    };
+    return request;
+  }
+  send(request) {
+    const id = ++this.ids;
+    request.sent = true;
+    this.pending.set(id, request);
+    this.link.send({ id, op: request.op, args: request.args });
+  }
+  expire(request) {
+    this.waiting = this.waiting.filter((r) => r !== request);
+    for (const [id, r] of this.pending) if (r === request) this.pending.delete(id);
+    request.reject(new HaptaError("TIMEOUT", `no answer to ${request.op} within ${this.options.timeout} ms`));
+  }
+};
 function newKey() {
   const crypto = globalThis.crypto;
   if (crypto?.randomUUID) return crypto.randomUUID();
@@ -349,131 +837,221 @@ function newKey() {
   for (let i = 0; i < 4; i++) key += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
   return key;
 }
-var Records = class {
-  constructor(hapta, collection) {
-    this.hapta = hapta;
-    this.collection = collection;
+
+// src/session.ts
+var SESSION_OVER = /* @__PURE__ */ new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
+var SessionStore = class {
+  constructor(storage, key) {
+    this.storage = storage;
+    this.key = key;
   }
-  hapta;
-  collection;
-  /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
-  list(options = {}) {
-    return this.hapta.call("records.list", { collection: this.collection, ...options });
+  storage;
+  key;
+  /** Kept where other tabs see it: a refresh takes their lock, and the tokens another tab just got. */
+  get shared() {
+    return !!this.storage;
   }
-  /** Counts, sums, averages, minima and maxima of what `list` would list for you, in groups:
-   * `aggregate({ group_by: ["author"], sum: ["likes"] })`. */
-  aggregate(options = {}) {
-    return this.hapta.call("records.aggregate", { collection: this.collection, ...options });
+  load() {
+    const stored = this.storage?.getItem(this.key);
+    if (!stored) return null;
+    try {
+      return JSON.parse(stored);
+    } catch {
+      return null;
+    }
   }
-  get(id, options = {}) {
-    return this.hapta.call("records.get", { collection: this.collection, id, ...options });
-  }
-  /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
-   * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
-  create(data, options = {}) {
-    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
-  }
-  update(id, data, options = {}) {
-    const { version, ...rest } = options;
-    return this.hapta.call("records.update", {
-      collection: this.collection,
-      id,
-      data,
-      ...version === void 0 ? {} : { version },
-      ...keyed(rest)
-    });
-  }
-  delete(id, options = {}) {
-    return this.hapta.call("records.delete", { collection: this.collection, id, ...keyed(options) });
-  }
-  /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
-   * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
-  subscribe(options, onChange) {
-    return this.hapta.subscribe(this.collection, options, onChange);
+  save(session) {
+    const storage = this.storage;
+    if (!storage) return;
+    if (session) storage.setItem(this.key, JSON.stringify(session));
+    else storage.removeItem(this.key);
   }
 };
-var Channel = class {
-  constructor(hapta, name) {
-    this.hapta = hapta;
-    this.name = name;
+var Sessions = class {
+  /** `changed` hears every change of the session (the client's "auth" event). */
+  constructor(store, requests, apikey, changed) {
+    this.store = store;
+    this.requests = requests;
+    this.changed = changed;
+    this.apikey = apikey;
+    this.current = store.load();
   }
-  hapta;
-  name;
-  /** Who is there, this connection included, kept right across reconnects. */
-  members = [];
-  version = null;
-  joined = false;
-  handlers = { message: [], presence: [], left: [] };
-  async join() {
-    const answer = await this.hapta.call("channels.join", { channel: this.name });
-    this.joined = true;
-    this.apply(answer);
-    return this.members;
+  store;
+  requests;
+  changed;
+  /** The session signed in as; null: a guest, or anon with the apikey. */
+  current;
+  /** Signs in as anon (auth.anon) whenever there is no session. */
+  apikey;
+  refreshing = null;
+  oauthWaiters = [];
+  set(session) {
+    this.current = session;
+    this.store.save(session);
+    this.changed(session);
   }
-  send(data) {
-    return this.hapta.call("channels.publish", { channel: this.name, data });
+  async signIn(op, args) {
+    const session = await this.requests.call(op, args);
+    this.set(session);
+    return session;
   }
-  async leave() {
-    this.joined = false;
-    await this.hapta.call("channels.leave", { channel: this.name });
+  /** Sign in again on a new socket, before anything else is sent on it. A session that is over is dropped. */
+  async restore() {
+    if (this.current) {
+      try {
+        if (this.current.expires_at > Date.now() / 1e3 + 5) {
+          await this.requests.direct("auth.resume", { token: this.current.token });
+        } else {
+          await this.refresh(true);
+        }
+      } catch (error) {
+        if (!(error instanceof HaptaError) || !SESSION_OVER.has(error.code)) throw error;
+        this.set(null);
+      }
+    }
+    if (!this.current && this.apikey) await this.requests.direct("auth.anon", { apikey: this.apikey });
   }
-  /** "message" (`{from, data}`), "presence" (`{action, member}`, after `members` changed) or "left"
-   * (`{reason}`: the membership ended with the identity it was joined as). Returns the unsubscriber. */
-  on(event, handler) {
-    this.handlers[event].push(handler);
-    return () => {
-      this.handlers[event] = this.handlers[event].filter((h) => h !== handler);
+  /** Roll the session's tokens, once at a time in this tab and, where Web Locks exist, across every tab of this
+   * origin: a tab that waited finds the tokens another tab just got (in shared storage) and takes them instead
+   * of spending a refresh token that is already spent. `restoring`: on the socket being restored. */
+  refresh(restoring = false) {
+    if (this.refreshing) return this.refreshing;
+    const run = async () => {
+      const current = this.current;
+      if (!current) throw new HaptaError("UNAUTHENTICATED", "no session to refresh");
+      const stored = this.store.load();
+      const call = restoring ? this.requests.direct.bind(this.requests) : this.requests.call.bind(this.requests);
+      if (stored && stored.refresh_token !== current.refresh_token && stored.expires_at > Date.now() / 1e3 + 5) {
+        await call("auth.resume", { token: stored.token });
+        this.set(stored);
+        return stored;
+      }
+      const session = await call("auth.refresh", { refresh_token: current.refresh_token });
+      this.set(session);
+      return session;
     };
+    const locks = globalThis.navigator?.locks;
+    const flight = locks && this.store.shared ? locks.request(`${this.store.key}.refresh`, run) : run();
+    this.refreshing = flight.finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
   }
-  /** @internal a join's answer: everyone, or (a rejoin with a version) who joined and left since. */
-  apply(answer) {
-    if (Array.isArray(answer.members)) {
-      this.members = answer.members;
-    } else {
-      const left = new Set(answer.left.map((m) => m.id));
-      const kept = this.members.filter((m) => !left.has(m.id));
-      const known = new Set(kept.map((m) => m.id));
-      this.members = [...kept, ...answer.joined.filter((m) => !known.has(m.id))];
-    }
-    this.version = answer.version ?? null;
+  /** auth.expiring: refresh in-band, before the access token lapses. */
+  expiring() {
+    this.refresh().catch(() => void 0);
   }
-  /** @internal */
-  heard(event, data) {
-    if (event === "channels.presence") {
-      const member = data.member;
-      this.members = this.members.filter((m) => m.id !== member.id);
-      if (data.action === "join") this.members.push(member);
-      this.handlers.presence.forEach((h) => h(data));
-    } else if (event === "channels.message") {
-      this.handlers.message.forEach((h) => h(data));
-    } else if (event === "channels.left") {
-      this.joined = false;
-      this.handlers.left.forEach((h) => h(data));
+  /** Starts an OAuth2 sign-in; `session` resolves when the gateway sends auth.oauth2. */
+  async oauth2(provider) {
+    const session = new Promise((resolve, reject) => this.oauthWaiters.push({ resolve, reject }));
+    const answer = await this.requests.call("auth.oauth2", { provider });
+    return { ...answer, session };
+  }
+  /** auth.oauth2: the provider sent the person back, signed in or refused. */
+  oauth2Answered(data) {
+    const waiters = this.oauthWaiters;
+    this.oauthWaiters = [];
+    if (data.error) waiters.forEach((w) => w.reject(new HaptaError(
+      String(data.error.code),
+      String(data.error.message)
+    )));
+    else {
+      this.set(data);
+      waiters.forEach((w) => w.resolve(data));
     }
   }
 };
+
+// src/subscriptions.ts
+var Subscriptions = class {
+  constructor(requests) {
+    this.requests = requests;
+  }
+  requests;
+  live = /* @__PURE__ */ new Set();
+  bySub = /* @__PURE__ */ new Map();
+  async subscribe(collection, options, onChange) {
+    const { onReset, ...wire } = options;
+    const live = { args: { collection, ...wire }, sub: null, pos: 0, onChange, onReset };
+    const answer = await this.requests.call("realtime.subscribe", live.args, (data) => this.started(live, data));
+    const { snapshot, sort, per_page, ...resume } = live.args;
+    live.args = resume;
+    this.live.add(live);
+    const stop = (async () => {
+      this.live.delete(live);
+      const sub = live.sub;
+      live.sub = null;
+      if (sub) {
+        this.bySub.delete(sub);
+        if (this.requests.ready) await this.requests.call("realtime.unsubscribe", { sub }).catch(() => void 0);
+      }
+    });
+    stop.snapshot = snapshot ? {
+      items: answer.items,
+      page: answer.page,
+      per_page: answer.per_page,
+      ...answer.next ? { next: answer.next } : {}
+    } : null;
+    return stop;
+  }
+  /** On the socket being restored: every subscription again, from the last position it delivered. */
+  async resume() {
+    this.bySub.clear();
+    for (const live of this.live) {
+      await this.requests.direct(
+        "realtime.subscribe",
+        { ...live.args, since: live.pos },
+        (data) => this.started(live, data)
+      );
+    }
+  }
+  /** records.change */
+  changed(sub, data) {
+    const live = sub ? this.bySub.get(sub) : void 0;
+    if (live && data.pos > live.pos) {
+      live.pos = data.pos;
+      live.onChange(data);
+    }
+  }
+  /** realtime.reset: what these subscriptions missed cannot be replayed. */
+  reset(subs) {
+    for (const id of subs) this.bySub.get(id)?.onReset?.();
+  }
+  started(live, answer) {
+    live.sub = answer.sub;
+    live.pos = answer.pos;
+    this.bySub.set(live.sub, live);
+  }
+};
+
+// src/hapta.ts
 var Hapta = class _Hapta {
   constructor(url, options) {
     this.url = url;
-    this.options = options;
-    this.protocol = options.protocol ?? "json";
-    const Socket = options.WebSocket ?? globalThis.WebSocket;
-    if (!Socket) throw new Error("no WebSocket here: pass one as options.WebSocket");
-    this.Socket = Socket;
-    this.storageKey = options.storageKey ?? "hapta.session";
-    this.base = options.backoff?.base ?? 250;
-    this.cap = options.backoff?.cap ?? 15e3;
-    this.requestTimeout = options.requestTimeout ?? 3e4;
-    this.attempts = options.retry?.attempts ?? 3;
-    this.maxWait = options.retry?.maxWait ?? 1e4;
-    this.idempotentWrites = options.idempotentWrites ?? true;
-    this.apikey = options.apikey;
-    this.session = this.storedSession();
+    this.transport = new Transport(url, options.protocol ?? "json", options.WebSocket);
+    this.backoff = new Backoff(options.backoff?.base ?? 250, options.backoff?.cap ?? 15e3);
+    const idempotentWrites = options.idempotentWrites ?? true;
+    this.requests = new Requests({
+      ready: () => this.state === "open",
+      closed: () => this.state === "closed",
+      keyWrites: () => idempotentWrites && !!this.session,
+      send: (message) => this.transport.send(message)
+    }, {
+      timeout: options.requestTimeout ?? 3e4,
+      retry: { attempts: options.retry?.attempts ?? 3, maxWait: options.retry?.maxWait ?? 1e4 }
+    });
+    this.sessions = new Sessions(
+      new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
+      this.requests,
+      options.apikey,
+      (session) => this.emit("auth", session)
+    );
+    this.subscriptions = new Subscriptions(this.requests);
+    this.channels = new Channels(this, this.requests);
+    this.transfers = new Files(this.requests, this.transport);
   }
   url;
-  options;
   state = "connecting";
-  session = null;
   /** Sockets opened after the first. */
   reconnects = 0;
   auth = {
@@ -481,17 +1059,17 @@ var Hapta = class _Hapta {
      * whether or not the address had an account: the mail says what to do next. */
     register: async (fields) => {
       const answer = await this.call("auth.register", fields);
-      if ("token" in answer) this.setSession(answer);
+      if ("token" in answer) this.sessions.set(answer);
       return answer;
     },
-    login: (identity, password) => this.signIn("auth.login", { identity, password }),
+    login: (identity, password) => this.sessions.signIn("auth.login", { identity, password }),
     /** A guest account (no email or password yet); `register` on this client later makes it an account. */
-    guest: () => this.signIn("auth.guest", {}),
+    guest: () => this.sessions.signIn("auth.guest", {}),
     /** Mails a six-digit sign-in code; `otp` signs in with it. */
     otpRequest: (email) => this.call("auth.otp.request", { email }),
-    otp: (email, code) => this.signIn("auth.otp", { email, code }),
+    otp: (email, code) => this.sessions.signIn("auth.otp", { email, code }),
     /** The second factor after a sign-in that failed with MFA_REQUIRED (`error.details.challenge`). */
-    mfaVerify: (challenge, code) => this.signIn("auth.mfa.verify", { challenge, code }),
+    mfaVerify: (challenge, code) => this.sessions.signIn("auth.mfa.verify", { challenge, code }),
     mfaEnroll: () => this.call("auth.mfa.enroll"),
     mfaConfirm: (code) => this.call("auth.mfa.confirm", { code }),
     /** Removes the second factor with a current code or a recovery code. */
@@ -509,50 +1087,31 @@ var Hapta = class _Hapta {
     confirmEmail: (token) => this.call("auth.email.confirm", { token }),
     logout: async () => {
       await this.call("auth.logout");
-      this.setSession(null);
+      this.sessions.set(null);
     },
-    refresh: () => this.refresh(),
+    refresh: () => this.sessions.refresh(),
     me: () => this.call("auth.me"),
     anon: (apikey) => {
-      this.apikey = apikey;
+      this.sessions.apikey = apikey;
       return this.call("auth.anon", { apikey });
     },
     /** Starts an OAuth2 sign-in: open `url` in a browser; `session` resolves when the provider sent it back. */
-    oauth2: async (provider) => {
-      const session = new Promise((resolve, reject) => this.oauthWaiters.push({ resolve, reject }));
-      const answer = await this.call("auth.oauth2", { provider });
-      return { ...answer, session };
-    }
+    oauth2: (provider) => this.sessions.oauth2(provider)
   };
   files = {
-    upload: (collection, id, field, data, options = {}) => this.upload(collection, id, field, data, options),
-    download: (collection, id, field, name) => this.download(collection, id, field, name),
-    url: async (collection, id, field, name, expires) => (await this.call("files.url", { collection, id, field, name, ...expires ? { expires } : {} })).url
+    upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
+    download: (collection, id, field, name) => this.transfers.download(collection, id, field, name),
+    url: (collection, id, field, name, expires) => this.transfers.url(collection, id, field, name, expires)
   };
-  socket = null;
-  protocol;
-  Socket;
-  storageKey;
-  base;
-  cap;
-  requestTimeout;
-  attempts;
-  maxWait;
-  idempotentWrites;
-  apikey;
-  ids = 0;
-  pending = /* @__PURE__ */ new Map();
-  waiting = [];
-  // made while no socket was open
-  live = /* @__PURE__ */ new Set();
-  bySub = /* @__PURE__ */ new Map();
-  channels = /* @__PURE__ */ new Map();
-  transfers = /* @__PURE__ */ new Map();
+  transport;
+  backoff;
+  requests;
+  sessions;
+  subscriptions;
+  channels;
+  transfers;
   handlers = /* @__PURE__ */ new Map();
-  oauthWaiters = [];
-  refreshing = null;
   closing = false;
-  attempt = 0;
   /** Opens the socket and signs in again as the stored session (or the anon key). */
   static async connect(url, options = {}) {
     const hapta = new _Hapta(url, options);
@@ -563,6 +1122,13 @@ var Hapta = class _Hapta {
       throw error;
     }
     return hapta;
+  }
+  /** The session signed in as; null: a guest, or anon with the apikey. */
+  get session() {
+    return this.sessions.current;
+  }
+  set session(session) {
+    this.sessions.current = session;
   }
   /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
    * event by name ("auth.revoked", ...). Returns the unsubscriber. */
@@ -582,332 +1148,106 @@ var Hapta = class _Hapta {
     return this.call("records.batch", { ops, ...atomic === void 0 ? {} : { atomic }, ...keyed(rest) });
   }
   channel(name) {
-    let channel = this.channels.get(name);
-    if (!channel) {
-      channel = new Channel(this, name);
-      this.channels.set(name, channel);
-    }
-    return channel;
+    return this.channels.get(name);
   }
   /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
   call(op, args = {}, onReply) {
-    if (this.state === "closed") return Promise.reject(new HaptaError("UNAVAILABLE", "the client is closed"));
-    if (KEYED_WRITES.has(op) && this.idempotentWrites && this.session && args.idempotency_key === void 0) {
-      args = { ...args, idempotency_key: newKey() };
-    }
-    return new Promise((resolve, reject) => {
-      const request = {
-        op,
-        args,
-        resolve,
-        reject,
-        onReply,
-        sent: false,
-        retries: 0,
-        timer: setTimeout(() => this.expire(request), this.requestTimeout)
-      };
-      if (this.state === "open") this.send(request);
-      else this.waiting.push(request);
-    });
+    return this.requests.call(op, args, onReply);
   }
   close() {
     this.closing = true;
     this.setState("closed");
-    this.socket?.close(1e3);
-    this.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
+    this.transport.close(1e3);
+    this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
   }
-  // ---- realtime ----
   /** @internal Records.subscribe */
-  async subscribe(collection, options, onChange) {
-    const { onReset, ...wire } = options;
-    const live = { args: { collection, ...wire }, sub: null, pos: 0, onChange, onReset };
-    const answer = await this.call("realtime.subscribe", live.args, (data) => this.started(live, data));
-    const { snapshot, sort, per_page, ...resume } = live.args;
-    live.args = resume;
-    this.live.add(live);
-    const stop = (async () => {
-      this.live.delete(live);
-      const sub = live.sub;
-      live.sub = null;
-      if (sub) {
-        this.bySub.delete(sub);
-        if (this.state === "open") await this.call("realtime.unsubscribe", { sub }).catch(() => void 0);
-      }
-    });
-    stop.snapshot = snapshot ? {
-      items: answer.items,
-      page: answer.page,
-      per_page: answer.per_page,
-      ...answer.next ? { next: answer.next } : {}
-    } : null;
-    return stop;
+  subscribe(collection, options, onChange) {
+    return this.subscriptions.subscribe(collection, options, onChange);
   }
-  started(live, answer) {
-    live.sub = answer.sub;
-    live.pos = answer.pos;
-    this.bySub.set(live.sub, live);
-  }
-  // ---- the socket ----
+  // ---- the socket's life ----
   open() {
     return new Promise((resolve, reject) => {
-      let socket;
       try {
-        socket = new this.Socket(this.url, [SUBPROTOCOLS[this.protocol]]);
+        this.transport.open({
+          opened: (socket) => {
+            this.restore().then(() => {
+              this.backoff.reset();
+              this.setState("open");
+              this.requests.flush();
+              resolve();
+            }, (error) => {
+              socket.close(1e3);
+              reject(error);
+            });
+          },
+          message: (message) => this.received(message),
+          chunk: (stream, data) => this.transfers.chunk(stream, data),
+          ended: async (code, opened) => {
+            if (!opened && await this.transport.refusing()) {
+              const refused = new HaptaError("FORBIDDEN", "the gateway refused the connection: is this page's origin in App.origins?");
+              this.closing = true;
+              this.setState("closed");
+              this.requests.failAll(refused);
+              reject(refused);
+              return;
+            }
+            if (!opened) reject(new HaptaError("UNAVAILABLE", `could not connect (${code})`));
+            this.lost(code, opened);
+          }
+        });
       } catch (error) {
         reject(error);
-        return;
       }
-      socket.binaryType = "arraybuffer";
-      let opened = false;
-      socket.onopen = () => {
-        opened = true;
-        this.socket = socket;
-        this.restore().then(() => {
-          this.attempt = 0;
-          this.setState("open");
-          const waiting = this.waiting;
-          this.waiting = [];
-          waiting.forEach((request) => this.send(request));
-          resolve();
-        }, (error) => {
-          socket.close(1e3);
-          reject(error);
-        });
-      };
-      socket.onmessage = (event) => this.received(event.data);
-      let ended = false;
-      const end = async (code) => {
-        if (ended) return;
-        ended = true;
-        if (this.socket === socket) this.socket = null;
-        if (!opened && await this.refusing()) {
-          const refused = new HaptaError("FORBIDDEN", "the gateway refused the connection: is this page's origin in App.origins?");
-          this.closing = true;
-          this.setState("closed");
-          this.failAll(refused);
-          reject(refused);
-          return;
-        }
-        if (!opened) reject(new HaptaError("UNAVAILABLE", `could not connect (${code})`));
-        this.lost(code, opened);
-      };
-      socket.onerror = () => {
-        if (!opened) end(1006);
-      };
-      socket.onclose = (event) => end(event.code);
     });
   }
+  /** Sign in again, resume every subscription from its position, join every channel again: before anything
+   * waiting is sent, so that it runs as the same principal as before. */
+  async restore() {
+    await this.sessions.restore();
+    await this.subscriptions.resume();
+    await this.channels.rejoin();
+  }
   lost(code, wasOpen) {
-    for (const request of this.pending.values()) {
-      if (code === 1001 || idempotent(request)) {
-        request.sent = false;
-        this.waiting.push(request);
-      } else {
-        clearTimeout(request.timer);
-        request.reject(new HaptaError("UNAVAILABLE", "the connection was lost before the reply: the request may or may not have been served", { outcome: "unknown" }));
-      }
-    }
-    this.pending.clear();
-    for (const transfer of this.transfers.values()) {
-      transfer.error = new HaptaError("UNAVAILABLE", "the connection was lost during the transfer");
-      transfer.changed();
-    }
-    this.transfers.clear();
+    this.requests.lost(code);
+    this.transfers.lost();
     if (this.closing) return;
-    if (FINAL_CLOSE_CODES.has(code) && wasOpen) {
+    if (final(code) && wasOpen) {
       this.setState("closed");
-      this.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
+      this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
-    const delay = backoffDelay(this.attempt++, this.base, this.cap);
     setTimeout(() => {
       if (this.closing) return;
       this.open().then(() => {
         this.reconnects++;
       }, () => void 0);
-    }, delay);
+    }, this.backoff.next());
   }
-  /** A browser cannot read why a handshake failed (a refused Origin is HTTP 403): if the gateway answers
-   * /health, it is up and refusing; if not, it is down (retry). Where there is no fetch, assume down. */
-  async refusing() {
-    if (typeof fetch !== "function" || typeof globalThis.document === "undefined") return false;
-    const health = this.url.replace(/^ws/, "http").replace(/\/ws(\?.*)?$/, "/health");
-    try {
-      await fetch(health, { mode: "no-cors", cache: "no-store" });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  /** Sign in again, resume every subscription from its position, join every channel again: before anything
-   * waiting is sent, so that it runs as the same principal as before. */
-  async restore() {
-    if (this.session) {
-      try {
-        if (this.session.expires_at > Date.now() / 1e3 + 5) {
-          await this.direct("auth.resume", { token: this.session.token });
-        } else {
-          await this.refresh(true);
-        }
-      } catch (error) {
-        if (!(error instanceof HaptaError) || !SESSION_OVER.has(error.code)) throw error;
-        this.setSession(null);
-      }
-    }
-    if (!this.session && this.apikey) await this.direct("auth.anon", { apikey: this.apikey });
-    this.bySub.clear();
-    for (const live of this.live) {
-      await this.direct("realtime.subscribe", { ...live.args, since: live.pos }, (data) => this.started(live, data));
-    }
-    for (const channel of this.channels.values()) {
-      if (!channel.joined) continue;
-      channel.apply(await this.direct("channels.join", { channel: channel.name, version: channel.version }));
-    }
-  }
-  /** A request on the socket being restored, not queued behind it. */
-  direct(op, args, onReply) {
-    return new Promise((resolve, reject) => {
-      const request = {
-        op,
-        args,
-        resolve,
-        reject,
-        onReply,
-        sent: false,
-        retries: this.attempts,
-        // restoring: no retries
-        timer: setTimeout(() => this.expire(request), this.requestTimeout)
-      };
-      this.send(request);
-    });
-  }
-  send(request) {
-    const id = ++this.ids;
-    request.sent = true;
-    this.pending.set(id, request);
-    this.write({ id, op: request.op, args: request.args });
-  }
-  write(message) {
-    const socket = this.socket;
-    if (!socket) throw new HaptaError("UNAVAILABLE", "not connected");
-    socket.send(this.protocol === "json" ? JSON.stringify(message) : encode(message));
-  }
-  /** The gateway said "not now" and did nothing: ask again after retry_after, within the limits. */
-  mayRetry(request, error) {
-    return TRY_AGAIN.has(error.code) && error.retryAfter !== void 0 && request.retries < this.attempts && error.retryAfter * 1e3 <= this.maxWait && (error.details?.outcome !== "unknown" || idempotent(request));
-  }
-  expire(request) {
-    this.waiting = this.waiting.filter((r) => r !== request);
-    for (const [id, r] of this.pending) if (r === request) this.pending.delete(id);
-    request.reject(new HaptaError("TIMEOUT", `no answer to ${request.op} within ${this.requestTimeout} ms`));
-  }
-  failAll(error) {
-    for (const request of [...this.waiting, ...this.pending.values()]) {
-      clearTimeout(request.timer);
-      request.reject(error);
-    }
-    this.waiting = [];
-    this.pending.clear();
-  }
-  received(data) {
-    let messages;
-    if (typeof data === "string") {
-      messages = JSON.parse(data);
-    } else {
-      const bytes = new Uint8Array(data);
-      if (this.protocol === "json") {
-        const stream = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
-        this.chunk(stream, bytes.subarray(4));
-        return;
-      }
-      messages = decode(bytes);
-    }
-    for (const message of Array.isArray(messages) ? messages : [messages]) this.dispatch(message);
-  }
-  dispatch(message) {
-    if (message.op === "files.chunk") {
-      this.chunk(message.stream, message.data);
-      return;
-    }
+  received(message) {
     if (typeof message.event === "string") {
       this.event(message.event, message.sub, message.data ?? {});
-      return;
+    } else {
+      this.requests.reply(message);
     }
-    const request = this.pending.get(message.id);
-    if (!request) return;
-    this.pending.delete(message.id);
-    if (message.ok) {
-      clearTimeout(request.timer);
-      request.onReply?.(message.data);
-      request.resolve(message.data);
-      return;
-    }
-    const error = message.error ?? {};
-    const refused = new HaptaError(
-      String(error.code ?? "INTERNAL"),
-      String(error.message ?? ""),
-      error.details,
-      error.retry_after
-    );
-    if (this.mayRetry(request, refused)) {
-      request.retries++;
-      request.sent = false;
-      this.waiting.push(request);
-      setTimeout(() => {
-        if (this.state !== "open" || !this.waiting.includes(request)) return;
-        this.waiting = this.waiting.filter((r) => r !== request);
-        this.send(request);
-      }, refused.retryAfter * 1e3);
-      return;
-    }
-    clearTimeout(request.timer);
-    request.reject(refused);
   }
+  /** A gateway event, to the part it is for; then to the app's handlers of it. */
   event(name, sub, data) {
     if (name === "records.change") {
-      const live = sub ? this.bySub.get(sub) : void 0;
-      if (live && data.pos > live.pos) {
-        live.pos = data.pos;
-        live.onChange(data);
-      }
+      this.subscriptions.changed(sub, data);
       return;
     }
     if (name === "realtime.reset") {
-      for (const id of data.subs ?? []) this.bySub.get(id)?.onReset?.();
-      for (const channel of data.channels ?? []) {
-        const joined = this.channels.get(channel);
-        if (joined?.joined) joined.join().catch(() => void 0);
-      }
+      this.subscriptions.reset(data.subs ?? []);
+      this.channels.reset(data.channels ?? []);
       this.emit("reset", data);
       return;
     }
-    if (name.startsWith("channels.")) this.channels.get(data.channel)?.heard(name, data);
-    else if (name === "auth.expiring") this.refresh().catch(() => void 0);
-    else if (name === "auth.oauth2") {
-      const waiters = this.oauthWaiters;
-      this.oauthWaiters = [];
-      if (data.error) waiters.forEach((w) => w.reject(new HaptaError(
-        String(data.error.code),
-        String(data.error.message)
-      )));
-      else {
-        this.setSession(data);
-        waiters.forEach((w) => w.resolve(data));
-      }
-    } else if (name === "files.ack" || name === "files.error" || name === "files.end") {
-      const transfer = this.transfers.get(data.stream);
-      if (transfer) {
-        if (name === "files.ack") transfer.acked = data.received;
-        if (data.error) {
-          const error = data.error;
-          transfer.error = new HaptaError(String(error.code), String(error.message), error.details);
-        }
-        if (name === "files.end") transfer.done = true;
-        transfer.changed();
-      }
-    }
-    if (name === "auth.revoked") this.setSession(null);
+    if (name.startsWith("channels.")) this.channels.heard(name, data);
+    else if (name === "auth.expiring") this.sessions.expiring();
+    else if (name === "auth.oauth2") this.sessions.oauth2Answered(data);
+    else if (name.startsWith("files.")) this.transfers.heard(name, data);
+    if (name === "auth.revoked") this.sessions.set(null);
     this.emit(name, data);
   }
   emit(event, data) {
@@ -917,135 +1257,6 @@ var Hapta = class _Hapta {
     if (this.state === state) return;
     this.state = state;
     this.emit("state", state);
-  }
-  // ---- sessions ----
-  async signIn(op, args) {
-    const session = await this.call(op, args);
-    this.setSession(session);
-    return session;
-  }
-  setSession(session) {
-    this.session = session;
-    const storage = this.options.storage;
-    if (storage) {
-      if (session) storage.setItem(this.storageKey, JSON.stringify(session));
-      else storage.removeItem(this.storageKey);
-    }
-    this.emit("auth", session);
-  }
-  storedSession() {
-    const stored = this.options.storage?.getItem(this.storageKey);
-    if (!stored) return null;
-    try {
-      return JSON.parse(stored);
-    } catch {
-      return null;
-    }
-  }
-  /** Roll the session's tokens, once at a time in this tab and, where Web Locks exist, across every tab of this
-   * origin: a tab that waited finds the tokens another tab just got (in shared storage) and takes them instead
-   * of spending a refresh token that is already spent. */
-  refresh(restoring = false) {
-    if (this.refreshing) return this.refreshing;
-    const run = async () => {
-      const current = this.session;
-      if (!current) throw new HaptaError("UNAUTHENTICATED", "no session to refresh");
-      const stored = this.storedSession();
-      const call = restoring ? this.direct.bind(this) : this.call.bind(this);
-      if (stored && stored.refresh_token !== current.refresh_token && stored.expires_at > Date.now() / 1e3 + 5) {
-        await call("auth.resume", { token: stored.token });
-        this.setSession(stored);
-        return stored;
-      }
-      const session = await call("auth.refresh", { refresh_token: current.refresh_token });
-      this.setSession(session);
-      return session;
-    };
-    const locks = globalThis.navigator?.locks;
-    const flight = locks && this.options.storage ? locks.request(`${this.storageKey}.refresh`, run) : run();
-    this.refreshing = flight.finally(() => {
-      this.refreshing = null;
-    });
-    return this.refreshing;
-  }
-  // ---- files ----
-  async upload(collection, id, field, data, options) {
-    const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
-    const blob = bytes ? null : data;
-    const piece = async (start, end) => bytes ? bytes.subarray(start, end) : new Uint8Array(await blob.slice(start, end).arrayBuffer());
-    const name = options.name ?? (data.name || "file");
-    const type = options.type ?? (blob?.type || "application/octet-stream");
-    const size = bytes ? bytes.length : blob.size;
-    const started = await this.call("files.upload", { collection, id, field, name, size, type });
-    const { stream, chunk_size: chunkSize, window } = started;
-    const transfer = this.track(stream);
-    try {
-      let sent = 0;
-      while (sent < size) {
-        while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
-        if (transfer.error) throw transfer.error;
-        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
-        this.sendChunk(stream, chunk);
-        sent += chunk.length;
-        options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
-      }
-      while (transfer.acked < size && !transfer.error) await this.changed(transfer);
-      if (transfer.error) throw transfer.error;
-      options.onProgress?.(size, size);
-      return await this.call("files.finish", { stream });
-    } finally {
-      this.transfers.delete(stream);
-    }
-  }
-  sendChunk(stream, piece) {
-    if (this.protocol === "msgpack") {
-      this.write({ op: "files.chunk", stream, data: piece });
-      return;
-    }
-    const frame = new Uint8Array(4 + piece.length);
-    new DataView(frame.buffer).setUint32(0, stream);
-    frame.set(piece, 4);
-    this.socket?.send(frame);
-  }
-  async download(collection, id, field, name) {
-    let transfer = null;
-    const answer = await this.call(
-      "files.download",
-      { collection, id, field, name },
-      (data) => {
-        transfer = this.track(data.stream);
-      }
-    );
-    const tracked = transfer;
-    try {
-      while (!tracked.done && !tracked.error) await this.changed(tracked);
-      if (tracked.error) throw tracked.error;
-      const whole = new Uint8Array(answer.length);
-      let at = 0;
-      for (const chunk of tracked.chunks) {
-        whole.set(chunk, at);
-        at += chunk.length;
-      }
-      return whole;
-    } finally {
-      this.transfers.delete(answer.stream);
-    }
-  }
-  track(stream) {
-    const transfer = { acked: 0, changed: () => void 0, error: null, chunks: [], done: false };
-    this.transfers.set(stream, transfer);
-    return transfer;
-  }
-  changed(transfer) {
-    return new Promise((resolve) => {
-      transfer.changed = resolve;
-    });
-  }
-  chunk(stream, data) {
-    const transfer = this.transfers.get(stream);
-    if (!transfer) return;
-    transfer.chunks.push(data.slice());
-    transfer.changed();
   }
 };
 export {

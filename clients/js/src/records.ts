@@ -1,0 +1,149 @@
+// Typed access to one collection (`hapta.records<Post>("posts")`), and the shapes of what its ops take and answer.
+import type { Json } from "./errors.js";
+import type { Caller } from "./requests.js";
+
+export interface Page<T> {
+  items: T[];
+  page: number;
+  per_page: number;
+  next?: string;
+  total?: number;
+}
+
+/** What records.list takes. `filter` may search declared fields (`text @@ "cats dogs"`); `sort` may then order
+ * by how well a record matches that one search: "-@rank" (best first) or "@rank", paged by `page` (not `after`). */
+export interface ListOptions {
+  filter?: string;
+  sort?: string;
+  page?: number;
+  per_page?: number;
+  after?: string;
+  fields?: string[];
+  count?: boolean;
+  /** Relations to embed under `record.expand`: `["author", "post.author"]`. */
+  expand?: string[];
+}
+
+/** What records.aggregate takes: groups (by up to 3 fields) of what records.list would list for you. */
+export interface AggregateOptions {
+  filter?: string;
+  group_by?: string[];
+  /** Count each group's records (default true). */
+  count?: boolean;
+  sum?: string[];
+  avg?: string[];
+  min?: string[];
+  max?: string[];
+  /** Groups answered at most (default 100, 1-1000); `more` says there were others. */
+  limit?: number;
+}
+
+export interface AggregateGroup {
+  key: Record<string, unknown>;
+  count?: number;
+  sum?: Record<string, number | null>;
+  avg?: Record<string, number | null>;
+  min?: Record<string, unknown>;
+  max?: Record<string, unknown>;
+}
+
+export interface Aggregates {
+  groups: AggregateGroup[];
+  more: boolean;
+}
+
+export interface Change<T> {
+  action: "create" | "update" | "delete";
+  collection: string;
+  /** For a delete: the record as it was (only its id when it left the subscriber's view). */
+  record: T;
+  /** The change's position: ordered by commit, the same on every gateway process. */
+  pos: number;
+}
+
+export interface SubscribeOptions {
+  id?: string;
+  filter?: string;
+  fields?: string[];
+  /** Also answer the first page (`sort`, `per_page`), read at the position the subscription starts from. */
+  snapshot?: boolean;
+  sort?: string;
+  per_page?: number;
+  /** Relations embedded under `record.expand` in the snapshot and in create and update events. */
+  expand?: string[];
+  /** The gateway could not replay what this subscription missed: refetch what you show from it. */
+  onReset?: () => void;
+}
+
+/** Ends a subscription; `snapshot` is its first page when it was asked for. */
+export interface Unsubscribe<T> {
+  (): Promise<void>;
+  snapshot: Page<T> | null;
+}
+
+export interface WriteOptions {
+  /** 1-255 characters: a retry with the same key gets the first answer (docs/writes.md). */
+  idempotencyKey?: string;
+}
+
+/** One write of `Hapta.batch`: `id` and top-level `data` values may be `{ $ref: n }`, the id op n wrote. */
+export interface BatchOp {
+  op: "create" | "update" | "delete";
+  collection: string;
+  data?: Json;
+  id?: string | { $ref: number };
+  version?: number;
+}
+
+/** A write's `idempotency_key` arg, when the caller gave one. */
+export function keyed(options: WriteOptions): Json {
+  return options.idempotencyKey === undefined ? {} : { idempotency_key: options.idempotencyKey };
+}
+
+/** What a collection asks of the client: requests, and subscriptions kept across reconnects (the Hapta). */
+export interface RecordsClient extends Caller {
+  subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void):
+    Promise<Unsubscribe<any>>;
+}
+
+/** Typed access to one collection: `hapta.records<Post>("posts")`. */
+export class Records<T = Json> {
+  constructor(private readonly hapta: RecordsClient, readonly collection: string) {}
+
+  /** `expand: ["author", "post.author"]` embeds related records under `record.expand`, as their own rules allow. */
+  list(options: ListOptions = {}): Promise<Page<T>> {
+    return this.hapta.call("records.list", { collection: this.collection, ...options });
+  }
+
+  /** Counts, sums, averages, minima and maxima of what `list` would list for you, in groups:
+   * `aggregate({ group_by: ["author"], sum: ["likes"] })`. */
+  aggregate(options: AggregateOptions = {}): Promise<Aggregates> {
+    return this.hapta.call("records.aggregate", { collection: this.collection, ...options });
+  }
+
+  get(id: string, options: { fields?: string[]; expand?: string[] } = {}): Promise<T> {
+    return this.hapta.call("records.get", { collection: this.collection, id, ...options });
+  }
+
+  /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
+   * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
+  create(data: Partial<T>, options: WriteOptions = {}): Promise<T> {
+    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
+  }
+
+  update(id: string, data: Partial<T>, options: { version?: number } & WriteOptions = {}): Promise<T> {
+    const { version, ...rest } = options;
+    return this.hapta.call("records.update", { collection: this.collection, id, data,
+                                                ...(version === undefined ? {} : { version }), ...keyed(rest) });
+  }
+
+  delete(id: string, options: WriteOptions = {}): Promise<{ id: string }> {
+    return this.hapta.call("records.delete", { collection: this.collection, id, ...keyed(options) });
+  }
+
+  /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
+   * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
+  subscribe(options: SubscribeOptions, onChange: (change: Change<T>) => void): Promise<Unsubscribe<T>> {
+    return this.hapta.subscribe(this.collection, options, onChange as (change: Change<any>) => void);
+  }
+}
