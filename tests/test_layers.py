@@ -1,5 +1,6 @@
-"""The import graph of hapta/ (docs/architecture.md): no circle, and every module imports only its own layer or
-the ones below it, so that nothing below the gateway reaches for it."""
+"""The import graph of hapta/ (docs/architecture.md): no circle, every module imports only its own layer or the
+ones below it, so that nothing below the gateway reaches for it, and one service package reaches into another only
+where LATERAL says so."""
 from __future__ import annotations
 
 import ast
@@ -12,10 +13,27 @@ LAYERS = [
     ("cores", {"protocol", "query", "principal", "catalog", "config", "settings", "models", "access", "metrics",
                "typescript", "clock", "routes"}),
     ("adapters", {"store", "auth", "isolation"}),
+    ("workers", {"workers"}),
     ("services", {"records", "live", "files", "hooks", "rules", "limits", "functions", "admin"}),
     ("handlers", {"ops"}),
     ("root", {"gateway", "cli", "develop", "__main__", "client", "reconnect", "__init__"}),
 ]
+
+
+# The services' imports of each other, each one a dependency the composition root cannot hand over in a
+# constructor (a type, a value, an exception) or a part one service is built from. Anything else is passed in.
+LATERAL = {
+    ("records", "hooks"),     # a write runs the collection's hooks (hooks.service.Hooks, hooks.api.Context)
+    ("files", "hooks"),       # an upload runs before_upload (hooks.api.Context)
+    ("files", "records"),     # a file belongs to a record: the records' reads and writes
+    ("live", "records"),      # a subscription reads and filters records as records.list does
+    ("live", "limits"),       # what a principal may hold of subscriptions (quota), and its key
+    ("admin", "live"),        # the dashboard's view of connections and channels
+    ("admin", "limits"),      # the dashboard's view of rate limits
+    ("functions", "live"),    # ctx.publish: a channel the bus cannot reach right now (BusDown)
+    ("functions", "limits"),  # a function caller's share is keyed by its address, as limits key it
+    ("rules", "hooks"),       # hapta.rules: the name apps import the hooks' API by
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -64,6 +82,15 @@ def test_every_module_imports_only_its_layer_or_below():
     upward = [f"{name} ({LAYERS[_layer(name)][0]}) imports {target} ({LAYERS[_layer(target)][0]})"
               for name, targets in _graph().items() for target in targets if _layer(target) > _layer(name)]
     assert not upward, "\n".join(sorted(upward))
+
+
+def test_services_reach_into_each_other_only_where_listed():
+    services = dict(LAYERS)["services"]
+    found = {(name.split(".")[1], target.split(".")[1]) for name, targets in _graph().items() for target in targets
+             if "." in name and "." in target and name.split(".")[1] in services
+             and target.split(".")[1] in services and name.split(".")[1] != target.split(".")[1]}
+    assert not found - LATERAL, f"add to LATERAL, saying why, or pass it in: {sorted(found - LATERAL)}"
+    assert not LATERAL - found, f"no longer imported: take out of LATERAL {sorted(LATERAL - found)}"
 
 
 def test_nothing_below_the_gateway_imports_it():

@@ -13,13 +13,13 @@ msgspec can encode). `allow` is a rule over `@user` (None: admins only, "": anyo
 through `ctx.secrets` (the gateway's own are never among them). Functions run in worker processes of their own,
 never in the gateway; `raise Deny("why")` refuses the call (RULE_DENIED).
 
-This module is what app code imports (the pieces live in hapta.hooks.api, beside the hooks' own API); the
-gateway's side is hapta.functions.service.
+This module is what app code imports (the pieces live in hapta.functions.api); the gateway's side is
+hapta.functions.service, and each trigger's a module of its own (calls, schedule, changes, webhooks).
 """
 from __future__ import annotations
 
-from ..hooks.api import (DEFAULT_TIMEOUT, Declared, Deny, FunctionContext, OpError, SqlError, call, every, hmac_valid,
-                         http, on)
+from .api import (DEFAULT_TIMEOUT, Declared, Deny, FunctionContext, OpError, SqlError, call, every, hmac_valid, http,
+                  on)
 
 __all__ = ["DEFAULT_TIMEOUT", "Declared", "Deny", "FunctionContext", "OpError", "SqlError", "call", "every",
            "hmac_valid", "http", "on"]

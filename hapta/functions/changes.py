@@ -11,6 +11,9 @@ hapta.function_dead (functions.dead, functions.retry) and the cursor moves on (A
 delays).
 
 A function seen for the first time starts at the log's head: it runs for changes committed from then on.
+
+Changes is the @on trigger of the functions service (triggers.Trigger): a change runs as admin through
+Runs.background, with the record as it is then (read with records.get as admin, through the gateway's own path).
 """
 from __future__ import annotations
 
@@ -21,9 +24,13 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
+from ..config import ConfigError
+from ..principal import ADMIN, Peer, Principal, SocketPeer
+from ..protocol.errors import BAD_REQUEST, NOT_FOUND, HaptaError
 from ..store.postgres import UPSTREAM_ERRORS, Database
+from .triggers import Function, Runs
 
 log = logging.getLogger("hapta.functions")
 
@@ -51,18 +58,37 @@ class Watch:
     actions: frozenset[str]
 
 
-# run(name, change) -> "ok" | "denied" | "failed" | "timeout" | "unavailable" (Functions.background's outcome)
-Run = Callable[[str, dict[str, Any]], Awaitable[str]]
+# run_op(peer, op, args) -> the reply ({ok, data} or {ok: false, error}), through the gateway's own request path
+RunOp = Callable[[Peer, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-class ChangeTriggers:
-    def __init__(self, db: Database, watches: list[Watch], run: Run, retries: tuple[float, ...] = (1, 2, 4, 8)):
+class Changes:
+    kind = "on"
+
+    def __init__(self, db: Database, runs: Runs, collections: set[str], run_op: RunOp,
+                 retries: tuple[float, ...] = (1, 2, 4, 8)):
         self.db = db
-        self.watches = watches
-        self.run = run
+        self.runs = runs
+        self.collections = collections   # what @on may watch: config.py's collections
+        self.run_op = run_op             # reads the changed record as admin
         self.retries = retries   # seconds before each retry (App.function_retries); one failure more: dead
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.functions: Mapping[str, Function] = {}
+        self.watches: list[Watch] = []
         self.tasks: list[asyncio.Task] = []
+
+    def check(self, function: Function, spec: str, option: str) -> None:
+        if spec not in self.collections:
+            raise ConfigError(f"functions/{function.file}: {function.name} watches {spec!r}, which is no collection "
+                              "of config.py")
+
+    def describe(self, spec: str, option: str) -> str:
+        return f"on {spec} {option}"
+
+    def use(self, functions: Mapping[str, Function]) -> None:
+        self.functions = functions
+        self.watches = [Watch(f.name, spec, frozenset(option.split(","))) for f in functions.values()
+                        for spec, option in f.declares("on")]
 
     def start(self) -> None:
         self.tasks = [asyncio.ensure_future(self._consume(watch)) for watch in self.watches]
@@ -71,6 +97,7 @@ class ChangeTriggers:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
         if self.watches:   # let another process take over at once rather than after the lease
             try:
                 await self.db.execute("UPDATE hapta.function_cursors SET lease_until = now() WHERE lease_owner = $1",
@@ -110,7 +137,7 @@ class ChangeTriggers:
             if change.get("a") not in watch.actions:
                 await self._advance(watch, row["pos"])
                 continue
-            outcome = await self.run(watch.name, {"position": row["pos"], **change})
+            outcome = await self._changed(watch.name, {"position": row["pos"], **change})
             if outcome == "ok":
                 await self._advance(watch, row["pos"])
                 attempts = 0
@@ -138,3 +165,42 @@ class ChangeTriggers:
         await self.db.execute("INSERT INTO hapta.function_dead (name, pos, change, error) VALUES ($1, $2, $3, $4)",
                               watch.name, position, json.dumps(change), error)
         await self._advance(watch, position)
+
+    async def _changed(self, name: str, change: dict[str, Any]) -> str:
+        """Run an @on function for one change from the log, with the record as it is now (None once gone):
+        ok | denied | failed | timeout | unavailable."""
+        function = self.functions[name]
+        collection, record_id = change.get("t"), change.get("id")
+        record = None
+        if change.get("a") != "delete":
+            reply = await self.run_op(SocketPeer(Principal(ADMIN)), "records.get",
+                                      {"collection": collection, "id": str(record_id)})
+            record = reply["data"] if reply["ok"] else None
+        argument = {"collection": collection, "action": change.get("a"), "id": record_id,
+                    "position": change["position"], "record": record}
+        return await self.runs.background(function, f"on {collection} {change.get('a')}", argument)
+
+    async def dead(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The changes an @on function gave up on, oldest first (functions.dead)."""
+        rows = await self.db.fetch("SELECT id, pos, change, error, at FROM hapta.function_dead WHERE name = $1 "
+                                   "ORDER BY id LIMIT $2", name, limit)
+        return [{"id": r["id"], "position": r["pos"], "change": json.loads(r["change"]), "error": r["error"],
+                 "at": r["at"]} for r in rows]
+
+    async def waiting(self, names: list[str]) -> dict[str, int]:
+        """How many dead letters wait for each function: name -> count (none: absent)."""
+        return {r["name"]: r["n"] for r in await self.db.fetch(
+            "SELECT name, count(*) AS n FROM hapta.function_dead WHERE name = ANY($1) GROUP BY name", names)}
+
+    async def retry(self, dead_id: int) -> str:
+        """Run a dead change again now (functions.retry); on success it leaves the dead letters."""
+        row = await self.db.fetchrow("SELECT name, pos, change FROM hapta.function_dead WHERE id = $1", dead_id)
+        if row is None or row["name"] not in self.functions:
+            raise HaptaError(NOT_FOUND, f"no dead letter {dead_id}")
+        change = json.loads(row["change"])
+        if "t" not in change:   # a gap of pruned changes: nothing left to run
+            raise HaptaError(BAD_REQUEST, "these changes were pruned from the log: they cannot be run again")
+        outcome = await self._changed(row["name"], {"position": row["pos"], **change})
+        if outcome == "ok":
+            await self.db.execute("DELETE FROM hapta.function_dead WHERE id = $1", dead_id)
+        return outcome

@@ -8,6 +8,9 @@ that claims and then dies loses that run (it is recorded as started and never fi
 Missed ticks (the whole cluster was down): `missed="skip"` runs a claimed tick only while it is fresh (at most
 LATE_GRACE seconds late); `missed="once"` runs the newest tick that passed, once, however late. A function seen for
 the first time starts from the tick it is first seen in, without running it.
+
+Schedule is the @every trigger of the functions service (triggers.Trigger): a tick it claims runs as admin through
+Runs.background, recorded in functions.runs.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Awaitable, Callable
+from typing import Mapping
 
 from croniter import croniter
 
 from ..store.postgres import UPSTREAM_ERRORS, Database
+from .triggers import Function, Runs
 
 log = logging.getLogger("hapta.functions")
 
@@ -41,22 +45,36 @@ class Entry:
 
 
 class Schedule:
-    def __init__(self, db: Database, entries: list[Entry], run: Callable[[str, datetime], Awaitable[None]]):
+    kind = "every"
+
+    def __init__(self, db: Database, runs: Runs):
         self.db = db
-        self.entries = entries
-        self.run = run   # runs one claimed tick (in the background; the loop does not wait for it)
+        self.runs = runs
+        self.functions: Mapping[str, Function] = {}
+        self.entries: list[Entry] = []
         self.task: asyncio.Task | None = None
-        self.runs: set[asyncio.Task] = set()
+        self.ticks: set[asyncio.Task] = set()   # claimed ticks running (the loop does not wait for them)
+
+    def check(self, function: Function, spec: str, option: str) -> None:
+        pass   # @every checked its cron expression and `missed` in the app's own process
+
+    def describe(self, spec: str, option: str) -> str:
+        return f"every {spec}"
+
+    def use(self, functions: Mapping[str, Function]) -> None:
+        self.functions = functions
+        self.entries = [Entry(f.name, spec, option) for f in functions.values() for spec, option in f.declares("every")]
 
     def start(self) -> None:
         if self.entries:
             self.task = asyncio.ensure_future(self._loop())
 
     async def close(self) -> None:
-        tasks = [t for t in (self.task, *self.runs) if t is not None]
+        tasks = [t for t in (self.task, *self.ticks) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.task = None
 
     async def _loop(self) -> None:
         while True:
@@ -65,9 +83,9 @@ class Schedule:
                 tick = croniter(entry.cron, now).get_prev(datetime)
                 try:
                     if await self._claim(entry, tick, now):
-                        task = asyncio.ensure_future(self.run(entry.name, tick))
-                        self.runs.add(task)
-                        task.add_done_callback(self.runs.discard)
+                        task = asyncio.ensure_future(self._run(entry.name, tick))
+                        self.ticks.add(task)
+                        task.add_done_callback(self.ticks.discard)
                 except UPSTREAM_ERRORS as exc:   # the database is away: the next look tries again
                     log.warning("could not claim %s's tick %s: %s", entry.name, tick.isoformat(), type(exc).__name__)
             now = datetime.now(timezone.utc)
@@ -85,3 +103,9 @@ class Schedule:
                      tick.isoformat(), late)
             return False
         return True
+
+    async def _run(self, name: str, tick: datetime) -> None:
+        """Run one claimed tick of an @every function, recorded in hapta.function_runs."""
+        function = self.functions[name]
+        trigger = next(f"every {spec}" for spec, _ in function.declares("every"))
+        await self.runs.background(function, trigger, {"at": tick.isoformat()})

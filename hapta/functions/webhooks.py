@@ -9,22 +9,35 @@ What is checked where, in this order; nothing later runs for a request an earlie
     signature    `HttpRoute.refuses`, over the whole body: 403 before any run, database row or worker is touched
     delivery     `Deliveries.claim`: the first request with a delivery id runs; a retry gets the first answer, or
                  202 with the same run id while that run goes on
-    answer       Functions.answer: the function's, or 202 with the run's id once App.function_http_answer_within
+    answer       Webhooks.answer: the function's, or 202 with the run's id once App.function_http_answer_within
                  has passed (the run goes on, and is recorded in functions.runs)
+
+Webhooks is the @http trigger of the functions service (triggers.Trigger): it checks each declared route at start,
+keeps the table of routes hapta.routes reads, and answers their requests.
 """
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import logging
 import os
+import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import msgspec
 
-from ..hooks.api import SIGNATURE_ALGORITHMS, SIGNATURE_ENCODINGS, hmac_valid
-from ..store.postgres import Database
+from ..config import ConfigError
+from ..isolation import refused_names
+from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
+from ..protocol.errors import TIMEOUT, UNAVAILABLE, HaptaError
+from ..routes import reserved
+from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..workers.messages import Denied, Raised
+from .api import SIGNATURE_ALGORITHMS, SIGNATURE_ENCODINGS, hmac_valid
+from .journal import Journal
+from .triggers import Function, Runs
 
 log = logging.getLogger("hapta.functions")
 
@@ -122,7 +135,7 @@ def accepted(run: int) -> Reply:
 
 @dataclass(frozen=True)
 class HttpRoute:
-    """One `@http(method, path, ...)` as the gateway enforces it (hapta.hooks.api.http declares it)."""
+    """One `@http(method, path, ...)` as the gateway enforces it (hapta.functions.api.http declares it)."""
     function: str
     method: str
     path: str
@@ -140,7 +153,7 @@ class HttpRoute:
 
     @classmethod
     def declared(cls, function: str, spec: str, option: str, default_max_body: int) -> "HttpRoute":
-        """The route a trigger ("http", "POST /hooks/x", option) declares; its options are JSON (hooks.api.http
+        """The route a trigger ("http", "POST /hooks/x", option) declares; its options are JSON (functions.api.http
         wrote them). ValueError for options this gateway does not know."""
         method, path = spec.split(" ", 1)
         options = json.loads(option) if option else {}
@@ -228,3 +241,155 @@ class Deliveries:
     async def prune(self) -> None:
         await self.db.execute("DELETE FROM hapta.webhook_deliveries WHERE at < now() - make_interval(secs => $1)",
                               self.window)
+
+
+# A webhook delivery claimed by a run that never answered (its process died) is taken over by a retry after the
+# function's timeout and this many seconds more.
+STALE_DELIVERY = 60.0
+
+
+class Webhooks:
+    kind = "http"
+
+    def __init__(self, db: Database, runs: Runs, journal: Journal, settings: WebhookSettings, app: Any):
+        self.runs = runs
+        self.journal = journal
+        self.settings = settings
+        self.app = app   # whose own secrets no route may sign with (isolation.refused_names)
+        self.deliveries = Deliveries(db, settings.dedupe_window)
+        self.functions: Mapping[str, Function] = {}
+        self.routes: dict[str, dict[str, HttpRoute]] = {}   # path -> method -> the @http route there
+
+    def check(self, function: Function, spec: str, option: str) -> None:
+        try:
+            route = HttpRoute.declared(function.name, spec, option, self.settings.max_body)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"functions/{function.file}: {function.name}: {exc}") from None
+        if reserved(route.path):
+            raise ConfigError(f"functions/{function.file}: {function.name} declares {spec}, a path of the gateway's "
+                              "own")
+        if route.max_body > self.settings.largest_body:
+            raise ConfigError(f"functions/{function.file}: {function.name} declares max_body={route.max_body}, more "
+                              f"than App.function_http_memory_per_address ({self.settings.largest_body}) lets one "
+                              "request hold")
+        if route.secret is not None and refused_names((route.secret,), self.app):
+            raise ConfigError(f"functions/{function.file}: {function.name} may not sign with {route.secret}: the "
+                              "gateway's own settings and credentials are no webhook's key")
+
+    def describe(self, spec: str, option: str) -> str:
+        return f"http {spec}"
+
+    def use(self, functions: Mapping[str, Function]) -> None:
+        self.functions = functions
+        routes: dict[str, dict[str, HttpRoute]] = {}
+        for f in functions.values():
+            for spec, option in f.declares("http"):
+                route = HttpRoute.declared(f.name, spec, option, self.settings.max_body)   # check() passed it
+                routes.setdefault(route.path, {})[route.method] = route
+        self.routes = routes
+
+    def start(self) -> None:
+        pass   # requests come to it (gateway/server.py, gateway/http1.py)
+
+    async def close(self) -> None:
+        pass   # runs under way end on their own (their tasks are the service's: Runs.later)
+
+    def at(self, path: str) -> dict[str, HttpRoute]:
+        """The @http routes declared at `path`: method -> route (hapta.routes.Routes reads them)."""
+        return self.routes.get(path, {})
+
+    async def http(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                   address: str | None) -> Reply:
+        """Answer an HTTP request for an @http function whose body is already read (a GET's, empty): 404 or 405
+        when nothing is declared there, else `answer`."""
+        methods = self.routes.get(target.partition("?")[0], {})
+        route = methods.get(method)
+        if route is None:
+            if methods:
+                return 405, {"Allow": ", ".join(sorted(methods)), **TEXT}, b"method not allowed\n"
+            return text(404, "not found")
+        return await self.answer(route, target, headers, body, address)
+
+    async def answer(self, route: HttpRoute, target: str, headers: dict[str, str], body: bytes,
+                     address: str | None) -> Reply:
+        """One answer to a request for `route` whose body was read within the route's bounds: refused before
+        anything runs or is written (400, 403 for a bad signature), a retried delivery's first answer, the
+        function's answer, or, when it has not answered within App.function_http_answer_within, 202 with its run
+        id (the run goes on and is recorded in functions.runs). 403 when it raised Deny, 500 when it failed,
+        503 or 504 when its workers were busy or it ran out of time."""
+        function = self.functions.get(route.function)
+        if function is None:
+            return text(404, "not found")
+        path, _, query = target.partition("?")
+        try:
+            fields = dict(urllib.parse.parse_qsl(query, max_num_fields=100))
+        except ValueError:
+            return text(400, "bad query string")
+        refusal = route.refuses(headers, body)
+        if refusal is not None:
+            return refusal
+        delivery = route.delivery(headers)
+        if delivery is not None and len(delivery) > MAX_DELIVERY_ID:
+            return text(400, f"a delivery id is at most {MAX_DELIVERY_ID} characters")
+        trigger = f"http {route.method} {route.path}"
+        run: int | None = None
+        try:
+            if delivery is not None:
+                claim = await self.deliveries.claim(route.key, delivery, function.timeout + STALE_DELIVERY)
+                if not claim.ours:   # a retry: the first run's answer, or that it still runs
+                    return claim.answer or accepted(claim.run)
+                run = claim.run
+            run = await self.journal.begin(function.name, trigger, run)
+        except UPSTREAM_ERRORS as exc:
+            log.warning("webhook %s not run: the database failed (%s)", route.key, type(exc).__name__)
+            if delivery is not None and run is not None:
+                self.runs.later(self._let_go(route, delivery, run))
+            return text(503, "unavailable", **{"Retry-After": "1"})
+        request = {"method": route.method, "path": path, "query": fields, "headers": headers, "body": body}
+        acting = SocketPeer(Principal(ADMIN if function.admin else ANON), address)
+        task = self.runs.later(self._webhook(function, route, acting, trigger, request, run, delivery))
+        done, _ = await asyncio.wait({task}, timeout=self.settings.answer_within)
+        return task.result() if done else accepted(run)
+
+    async def _webhook(self, function: Function, route: HttpRoute, acting: Peer, trigger: str, request: Any,
+                       run: int, delivery: str | None) -> Reply:
+        """A webhook's run, to its end whether or not its request still waits; its answer kept for retries."""
+        try:
+            outcome, error = await self.runs.recorded(function, acting, trigger, request, run=run)
+            reply = _reply(outcome, error)
+        except UPSTREAM_ERRORS as exc:   # recording the run's end failed
+            log.warning("webhook %s: the run's record failed (%s)", route.key, type(exc).__name__)
+            reply = text(503, "unavailable", **{"Retry-After": "1"})
+        except Exception:   # a bug of ours; the request still gets its one answer
+            log.error("webhook %s failed", route.key, exc_info=True)
+            reply = text(500, "internal error")
+        if delivery is not None:
+            try:
+                await self.deliveries.answered(route.key, delivery, run, reply)
+            except UPSTREAM_ERRORS as exc:
+                log.warning("webhook %s: its delivery's answer was not kept (%s)", route.key, type(exc).__name__)
+        return reply
+
+    async def sweep(self) -> None:
+        """Forget the webhook deliveries past App.function_http_dedupe_window (on the gateway's sweep clock)."""
+        if any(route.delivery_id_header for methods in self.routes.values() for route in methods.values()):
+            await self.deliveries.prune()
+
+    async def _let_go(self, route: HttpRoute, delivery: str, run: int) -> None:
+        try:
+            await self.deliveries.answered(route.key, delivery, run, text(503, "unavailable"))
+        except UPSTREAM_ERRORS:
+            pass   # the claim goes stale and is taken over
+
+
+def _reply(outcome: Any, error: HaptaError | None) -> Reply:
+    """A webhook run's outcome as its HTTP answer."""
+    if error is not None:
+        status = {TIMEOUT: 504, UNAVAILABLE: 503}.get(error.code, 500)
+        extra = {"Retry-After": str(max(1, round(error.retry_after or 1)))} if status == 503 else {}
+        return status, {**TEXT, **extra}, f"{error.message}\n".encode()
+    if isinstance(outcome, Denied):
+        return text(403, outcome.message[:500] or "refused")
+    if isinstance(outcome, Raised):
+        return text(500, "internal error")
+    return answer_of(outcome.value)

@@ -31,7 +31,7 @@ from ..files.streams import Streams
 from ..files.transfers import unavailable
 from ..live.bus import BusDown
 from ..store.files import StorageUnavailable
-from ..functions.service import Functions
+from ..functions.service import RECORD_OPS, Functions, start_workers
 from ..hooks.service import Hooks
 from ..isolation import WorkerUser, private_to_gateway, readable_by
 from ..limits import Limiter, principal_key
@@ -49,7 +49,7 @@ from ..ops.live import LiveOps
 from ..ops.misc import MiscOps
 from ..ops.records import RecordOps
 from ..ops.admin import AdminOps
-from ..ops.rules import RuleOps
+from ..ops.hooks import HookOps
 from ..principal import USER, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, INTERNAL, TIMEOUT, UNAVAILABLE, UNKNOWN_OP, HaptaError
@@ -65,6 +65,7 @@ from ..store.files import Storage
 from ..store.listener import Listener
 from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
                               known_search_configs, outcome_unknown, working)
+from ..workers.pool import WorkerPool
 from .deadlines import Deadlines
 
 log = logging.getLogger("hapta.gateway")
@@ -73,13 +74,15 @@ log = logging.getLogger("hapta.gateway")
 class Gateway:
     def __init__(self, app: App, settings: Settings, db: Database, schema: Schema, models: dict[str, Model],
                  hooks: Hooks, listener: Listener, storage: Storage | None = None,
-                 functions: Functions | None = None, app_dir: Path | None = None, clock: Clock = wall):
+                 function_workers: WorkerPool | None = None, app_dir: Path | None = None, clock: Clock = wall,
+                 reload: bool = False):
+        """Every service, built from what it uses. `function_workers`: the started pool of functions/ (None: no
+        functions), from which the Functions service is built here, with the ops its ctx.records may run."""
         self.app = app
         self.settings = settings
         self.db = db
         self.models = models
         self.hooks = hooks
-        self.functions = functions or Functions(None, {}, db)
         self.listener = listener
         self.clock = clock   # what tokens, principals and second factors expire by (hapta/clock.py)
         self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets,
@@ -102,7 +105,6 @@ class Gateway:
         self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
         self.streams = Streams(self.files, self.records, self.writes)   # files.* over the socket, per connection
         self.hub.also_sweep(lambda: self.writes.idempotency.prune(db))   # answers past their 24 hours
-        self.hub.also_sweep(self.functions.sweep)   # webhook deliveries past their window
         self.deadlines = Deadlines(app.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
         self.peers: dict[Peer, tuple[int, float]] = {}
@@ -113,20 +115,31 @@ class Gateway:
         self.accounts = Accounts(db, Users(db), self.hub, self.mailer, self._throttle, link=self._mail_link,
                                  min_password_length=app.min_password_length,
                                  register_by_mail=app.require_verified, clock=clock)
+        record_ops = RecordOps(self.records, self.writes, self._charge, app.batch_max)
+        admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__))
+        # What a function's ctx.records reaches: these ops only, through the same request path as a client's
+        # (who may call them, their args, their limits: _run), as the caller or as admin.
+        function_ops = {name: spec for name, spec in table(record_ops, admin_ops).items() if name in RECORD_OPS}
+
+        async def run_op(peer: Peer, op: str, args: dict[str, Any]) -> dict[str, Any]:
+            return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True,
+                                     function_ops)
+        self.functions = Functions(function_workers, app, db, set(models), run_op=run_op,
+                                   publish=self.live.channels.announce, reload=reload)
+        self.hub.also_sweep(self.functions.sweep)   # webhook deliveries past their window
         self.ops: dict[str, OpSpec] = table(
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
-            RecordOps(self.records, self.writes, self._charge, app.batch_max),
+            record_ops,
             FileOps(self.streams),
             LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.max_subscriptions),
                     self.live.channels, max_channels=app.max_channels),
             LimitOps(self.limiter, GUEST_OPS),
             MiscOps(),
             AccountOps(self.accounts),
-            RuleOps(hooks),
+            HookOps(hooks),
             FunctionOps(self.functions),
-            AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__)))
-        self.functions.wire(self._run_as, self.live.channels.announce)
+            admin_ops)
 
     def opened(self, peer: Peer) -> None:
         """A socket is open (gateway/connection.py): it is listed by admin.connections until closed()."""
@@ -155,7 +168,7 @@ class Gateway:
             raise StartupError(f"cannot reach the database at {database_address(dsn)}: {reason(exc)} "
                                f"(check DATABASE_URL, or leave it unset for the embedded one)") from exc
         db = Database(pool, acquire_timeout=app.db_acquire_timeout, gate=Gate(app.db_per_principal, app.db_per_address))
-        hooks = functions = None
+        hooks = function_workers = None
         try:
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", {c.name for c in app.collections}, db.fetch_for_app,
@@ -176,12 +189,13 @@ class Gateway:
             schema, models = build_models(app, infos)
             async with pool.acquire() as conn:
                 await install_triggers(conn, models)   # the change feed's, with the columns the rules read
-            functions = await Functions.start(app, app_dir / "functions", db, set(models), reload=reload, user=user)
-            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), functions=functions,
-                          app_dir=app_dir)
+            # functions/ runs in worker processes of its own, started before the gateway that builds Functions on them
+            function_workers = await start_workers(app, app_dir / "functions", reload=reload, user=user)
+            gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), function_workers=function_workers,
+                          app_dir=app_dir, reload=reload)
         except BaseException:
-            if functions is not None:
-                await functions.close()
+            if function_workers is not None:
+                await function_workers.close()
             if hooks is not None:
                 await hooks.close()
             await pool.close()
@@ -201,7 +215,7 @@ class Gateway:
         self.deadlines.start()
         self.mailer.start()
         await self.live.start()
-        self.functions.start_schedule()
+        self.functions.start()
 
     async def close(self) -> None:
         await self.hooks.close()   # first: after_* hooks under way may still need the database
@@ -265,24 +279,20 @@ class Gateway:
         """Serve one request (its args in MessagePack when `binary`, else JSON); always return exactly one reply
         and never let an exception escape."""
         started = time.perf_counter()
-        reply = await self._reply(peer, request, binary)
+        reply = await self._reply(peer, request, binary, self.ops)
         metrics.observe_request(request.op if request.op in self.ops else "unknown",
                                 "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
         return reply
 
-    async def _run_as(self, peer: Peer, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """One op for a function's ctx.records, as `peer` (the caller, or an admin): the same path as a
-        client's request, rules and limits included."""
-        return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True)
-
-    async def _reply(self, peer: Peer, request: Request, binary: bool) -> dict[str, Any]:
+    async def _reply(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
-        (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL)."""
+        (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL). `ops`:
+        the table the op is looked up in (a client's: every op; a function's ctx.records: RECORD_OPS)."""
         work = Work(lambda: _work_keys(peer))
         token = working(work)
         one_barrier = request_began()
         try:
-            return ok_reply(request.id, await self._run(peer, request, binary))
+            return ok_reply(request.id, await self._run(peer, request, binary, ops))
         except HaptaError as error:
             if self.deadlines.expired():   # refused on the way out of a wait the deadline cut short
                 return error_reply(request.id, self._out_of_time(request, work))
@@ -315,9 +325,9 @@ class Gateway:
                               retry_after=1.0)
         return HaptaError(TIMEOUT, f"no answer within {self.app.request_timeout:g} s", retry_after=1.0)
 
-    async def _run(self, peer: Peer, request: Request, binary: bool) -> Any:
+    async def _run(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> Any:
         """The request path: the op, who may call it, its args, its limit, its handler (docs/architecture.md)."""
-        spec = self.ops.get(request.op)
+        spec = ops.get(request.op)
         if spec is None:
             raise HaptaError(UNKNOWN_OP, f"unknown op {request.op[:64]!r}")
         principal = peer.principal
@@ -356,7 +366,7 @@ def upstream_failure(exc: BaseException) -> tuple[str, HaptaError] | None:
 
 
 # Every op, and whether a guest may call it: known from the handler classes before anything is built
-GUEST_OPS = guest_ops(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, RuleOps, FunctionOps,
+GUEST_OPS = guest_ops(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, HookOps, FunctionOps,
                       AdminOps)
 OP_NAMES = frozenset(GUEST_OPS)
 
@@ -383,7 +393,7 @@ def _worker_user(settings: Settings, app_dir: Path) -> WorkerUser | None:
             log.warning("%s is readable by HAPTA_WORKER_USER %s: keep secrets out of it, or chmod 600 it",
                         app_dir / name, user.name)
     private_to_gateway(settings.data_dir, user)
-    log.info("rule and function workers run as %s (uid %d)", user.name, user.uid)
+    log.info("hook and function workers run as %s (uid %d)", user.name, user.uid)
     return user
 
 

@@ -1,4 +1,5 @@
-"""The gateway's side of the app's hooks: which hooks exist, and calls to them, run by the rule workers.
+"""The gateway's side of the app's hooks: which hooks exist, and calls to them, run by the hook workers (a pool of
+hapta.workers of the kind HOOK_WORKERS).
 
 `has` answers from the table the workers reported when they imported rules/, so a collection without a hook costs
 a dict lookup and no round trip. `before` waits for the hook and turns its outcome into the op's (changed data,
@@ -9,22 +10,34 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from ..config import App
-from ..config import ConfigError
-from ..protocol.errors import INTERNAL, RULE_DENIED, HaptaError
-from .api import Context
-from .loader import RulesError
-from .messages import Denied, Raised, Who
-from .workers import WorkerPool, default_size
+from ..config import App, ConfigError
 from ..isolation import WorkerUser, keep_environ, refused_names
+from ..protocol.errors import INTERNAL, RULE_DENIED, HaptaError
+from ..workers.kind import Kind
+from ..workers.loading import LoadError
+from ..workers.messages import Denied, Raised, Who
+from ..workers.pool import WorkerPool, default_size, start_pool
+from ..workers.reload import Reloader
+from .api import Context
 
-log = logging.getLogger("hapta.rules")
+log = logging.getLogger("hapta.hooks")
 
-RELOAD_POLL = 0.5      # seconds between looks at rules/ under --reload
 SHUTDOWN_GRACE = 0.5   # seconds after_* hooks under way may still take when the gateway stops
+
+
+def _table(report: dict[str, list[str]]) -> dict[str, frozenset[str]]:
+    return {collection: frozenset(names) for collection, names in report.items()}
+
+
+# The hook workers: they import rules/ (hapta.hooks.child), one queue for every caller, no memory cap; the
+# environment the allowlist and App.rule_environ give them (Hooks.start). Their series in /metrics are
+# hapta_workers{pool="hooks"} and hapta_upstream_errors_total{upstream="rules"}.
+HOOK_WORKERS = Kind(name="hooks", noun="hook", program="hapta.hooks.child", logger="hapta.hooks", upstream="rules",
+                    label=lambda collection, name: f"{collection}.{name} hook", read=_table)
 
 
 class Hooks:
@@ -32,39 +45,34 @@ class Hooks:
         self.pool = pool                  # None: the app has no rules/ modules at all
         self._database = database         # runs after_* hooks' ctx.sql: they come after the write's transaction
         self._background: set[asyncio.Task] = set()
-        self._watcher: asyncio.Task | None = None
+        self._reloader: Reloader | None = None
 
     @classmethod
     async def start(cls, app: App, folder: Path, collections: set[str], database: Callable[..., Awaitable[Any]],
                     *, reload: bool = False, user: WorkerUser | None = None) -> "Hooks":
-        """Start the rule workers for rules/ (none when it holds no module and nothing is to be reloaded), with
-        the environment WORKER_ENVIRON and App.rule_environ allow, as `user` under a root gateway."""
+        """Start the hook workers for rules/ (none when it holds no module and nothing is to be reloaded), with
+        the environment WORKER_ENVIRON and App.rule_environ allow, as `user` under a root gateway; with `reload`, a
+        new generation of them whenever a file there changes."""
         own = refused_names(app.rule_environ, app)
         if own:
             raise ConfigError(f"App.rule_environ: {own[0]} is the gateway's own: its settings and credentials "
                               "never reach a worker")
-        if not reload and not any(folder.glob("*.py")):
-            return cls(None, database)
-        try:
-            pool = WorkerPool(folder, collections, size=app.rule_workers or default_size(),
-                              timeout=app.hook_timeout, queue_limit=app.rule_queue,
-                              environ=keep_environ(app.rule_environ), user=user)
-            await pool.start()
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        except RulesError as exc:
-            raise ConfigError(f"rules/ does not load: {exc}") from None
+        kind = replace(HOOK_WORKERS, environ=keep_environ(app.rule_environ))
+        pool = await start_pool(kind, folder, collections, size=app.rule_workers or default_size(),
+                                timeout=app.hook_timeout, queue_limit=app.rule_queue, user=user, reload=reload)
         hooks = cls(pool, database)
+        if pool is None:
+            return hooks
         found = sorted(f"{c}.{h}" for c, names in pool.table.items() for h in names)
-        log.info("%d rule workers ready; hooks: %s", pool.size, ", ".join(found) or "none")
+        log.info("%d hook workers ready; hooks: %s", pool.size, ", ".join(found) or "none")
         if reload:
-            hooks._watcher = asyncio.ensure_future(hooks._reload_on_change(folder))
+            hooks._reloader = Reloader(folder, hooks._reload)
+            hooks._reloader.start()
         return hooks
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self._reloader is not None:
+            await self._reloader.close()
         if self._background:   # after_* hooks under way get a moment to finish (shutdown has seconds in all)
             await asyncio.wait(list(self._background), timeout=SHUTDOWN_GRACE)
         if self.pool is not None:
@@ -142,39 +150,22 @@ class Hooks:
                         outcome.message[:200])
 
     def status(self) -> dict[str, Any]:
-        """What the admin op rules.status shows: the pool's live size against its target, and its counters."""
+        """What the admin op hooks.status (and its old name rules.status) shows: the pool's live size against its
+        target, its counters, and each collection's hooks."""
         if self.pool is None:
             return {"size": 0, "live": 0, "busy": 0, "queued": 0, "hooks": {}}
         return {**self.pool.status(), "hooks": {c: sorted(names) for c, names in sorted(self.pool.table.items())}}
 
-    async def _reload_on_change(self, folder: Path) -> None:
+    async def _reload(self) -> None:
+        """--reload: rules/ changed. New workers from it; if it does not load, the running ones stay."""
         assert self.pool is not None
-        seen = snapshot(folder)
-        while True:
-            await asyncio.sleep(RELOAD_POLL)
-            now = snapshot(folder)
-            if now == seen:
-                continue
-            seen = now
-            log.info("rules/ changed: starting new rule workers")
-            try:
-                await self.pool.restart()
-            except RulesError as exc:
-                log.error("rules/ does not load, the running workers stay: %s\n%s", exc, exc.traceback.rstrip())
-            else:
-                log.info("rule workers restarted")
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """What --reload compares between two looks: each .py file under rules/ with its mtime and size."""
-    found = {}
-    for path in folder.rglob("*.py"):
+        log.info("rules/ changed: starting new hook workers")
         try:
-            stat = path.stat()
-        except FileNotFoundError:   # removed while we looked: the next look sees that
-            continue
-        found[str(path)] = (stat.st_mtime_ns, stat.st_size)
-    return found
+            await self.pool.restart()
+        except LoadError as exc:
+            log.error("rules/ does not load, the running workers stay: %s\n%s", exc, exc.traceback.rstrip())
+        else:
+            log.info("hook workers restarted")
 
 
 def _who(ctx: Context) -> Who:

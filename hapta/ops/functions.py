@@ -33,6 +33,12 @@ class FunctionOps:
         TIMEOUT (past its timeout: its worker is killed), UNAVAILABLE (workers busy or one died), INTERNAL."""
         return await self.functions.call(call.peer, args.name, args.args)
 
+    @op("functions.status", admin=True)
+    async def status(self, call: Call, args: None) -> dict[str, Any]:
+        """{size, live, busy, queued, generation, calls, timeouts, deaths, rejected, limited, functions}: the
+        function workers, as hooks.status shows the hook workers (admins only)."""
+        return self.functions.status()
+
     @op("functions.list", admin=True)
     async def list(self, call: Call, args: None) -> dict[str, Any]:
         """{functions: [{name, triggers, allow, timeout, secrets, admin, file, last_run, dead}]} (admins only)."""

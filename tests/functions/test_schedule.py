@@ -74,7 +74,7 @@ async def test_a_tick_runs_once_across_two_processes_and_is_recorded(database, t
 
 
 async def test_reload_picks_up_a_changed_function(database, tmp_path):
-    from tests.rules.conftest import serve_with_reload
+    from tests.hooks.conftest import serve_with_reload
     folder = tmp_path / "app"
     config = write_app(folder, """
         import dataclasses, runpy

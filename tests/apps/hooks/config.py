@@ -1,4 +1,4 @@
-"""The app the rules tests serve (tests/rules/): hooks that edit, deny, hang, crash, raise and hold on request.
+"""The app the hooks tests serve (tests/hooks/): hooks that edit, deny, hang, crash, raise and hold on request.
 
 Every collection is open to anyone past the guest stage (the tests sign in with the anon key), except `tallies`,
 which only hooks write and only admins read.

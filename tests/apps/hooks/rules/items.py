@@ -1,4 +1,4 @@
-"""Hooks for the rules tests: the record's `action` picks what before_create does (tests/rules/test_hooks.py)."""
+"""Hooks for the hooks tests: the record's `action` picks what before_create does (tests/hooks/test_hooks.py)."""
 import asyncio
 import os
 import random

@@ -1,8 +1,12 @@
-"""What the gateway and a rule worker say to each other: msgspec Structs as MessagePack over a socket pair.
+"""What the gateway and a worker (of any kind: hooks, functions) say to each other: msgspec Structs as MessagePack
+over a socket pair.
 
     gateway -> worker   Invoke (run one hook or function) · SqlResult (to the worker's Sql) · Answer (to the rest)
     worker -> gateway   Ready | LoadFailed (once, at start) · Sql · Publish · RunOp · Transaction (functions only)
                         · Returned | Denied | Raised (the outcome)
+
+What a kind may ask is its own affair: a hook has no Publish, RunOp or Transaction to send (its pool answers them
+BAD_REQUEST), and what Ready reports is read by the kind's gateway side (Kind.read).
 
 Everything after Ready carries the id of the call it belongs to: the gateway drops a worker whose answer names
 another call, so an answer can never reach the wrong request. A frame is a 4-byte big-endian length and the
@@ -20,7 +24,7 @@ MAX_FRAME = 16 * 1024 * 1024
 
 
 class Who(msgspec.Struct, array_like=True):
-    """The Context fields a hook may see (hapta.hooks.api.Context without its database)."""
+    """Who a call is for and why: what a hook's Context or a function's FunctionContext may know of the request."""
     user_id: str | None
     role: str
     op: str
@@ -30,8 +34,8 @@ class Who(msgspec.Struct, array_like=True):
 
 class Invoke(msgspec.Struct, tag="invoke", array_like=True):
     call: int
-    collection: str                      # a function's call: "functions"
-    hook: str                            # ... and the function's name
+    collection: str                      # a hook's collection; "" for a function
+    name: str                            # the hook's name (before_create, ...) or the function's
     who: Who
     args: list[Any]
     secrets: dict[str, str] | None = None   # a function's: the values of the names it declared, nothing else
@@ -44,20 +48,10 @@ class SqlResult(msgspec.Struct, tag="sql_result", array_like=True):
     sqlstate: str | None = None
 
 
-class FunctionInfo(msgspec.Struct, array_like=True):
-    """What a function declares (hapta.functions.call): who may call it, its deadline, the secrets it reads,
-    whether its ctx.records act as admin."""
-    allow: str | None
-    timeout: float
-    secrets: list[str]
-    file: str
-    admin: bool = False
-    triggers: list[tuple[str, str, str]] = []   # (kind, spec, option): hapta.hooks.api.Declared.triggers
-
-
 class Ready(msgspec.Struct, tag="ready", array_like=True):
-    hooks: dict[str, list[str]]   # collection -> the hook names its module defines
-    functions: dict[str, FunctionInfo] = {}   # a functions/ worker's: name -> what it declares
+    """The worker imported its folder: what it found there, as its kind reports it (hooks: collection -> the hook
+    names its module defines; functions: name -> what it declares)."""
+    report: Any
 
 
 class LoadFailed(msgspec.Struct, tag="load_failed", array_like=True):

@@ -1,5 +1,5 @@
-"""The pure parts of the rules machinery, without a gateway: framing, messages, secrets, the loader, --reload's
-snapshot, and one worker's call handling over a socket pair."""
+"""The pure parts of the hooks' machinery (hapta.workers, hapta.hooks.child), without a gateway: framing, messages,
+secrets, the loader, --reload's snapshot, and one worker's call handling over a socket pair."""
 from __future__ import annotations
 
 import ipaddress
@@ -11,13 +11,14 @@ from multiprocessing.connection import Connection
 import msgspec
 import pytest
 
-from hapta.hooks.service import snapshot
-from hapta.hooks.loader import RulesError, describe, load
-from hapta.hooks.messages import (MAX_FRAME, Denied, FrameError, FrameReader, Invoke, LoadFailed, Raised, Ready,
-                                  Returned, Sql, SqlResult, Who, decode_in_gateway, decode_in_worker,
-                                  encode_for_gateway, encode_for_worker, frame)
-from hapta.hooks.worker import Runner
+from hapta.hooks.child import HookProgram, load
 from hapta.isolation import is_gateway_own, keep_environ, scrubbed_environ
+from hapta.workers.child import Runner
+from hapta.workers.loading import LoadError, describe
+from hapta.workers.messages import (MAX_FRAME, Denied, FrameError, FrameReader, Invoke, LoadFailed, Raised, Ready,
+                                    Returned, Sql, SqlResult, Who, decode_in_gateway, decode_in_worker,
+                                    encode_for_gateway, encode_for_worker, frame)
+from hapta.workers.reload import snapshot
 
 WHO = Who("u1", "user", "records.create", "posts", "127.0.0.1")
 
@@ -124,7 +125,7 @@ def test_the_loader_finds_hooks_by_name(tmp_path):
 
 def test_a_module_for_no_collection_is_refused(tmp_path):
     write(tmp_path / "rules", "postz.py", "")
-    with pytest.raises(RulesError, match="rules/postz.py names no collection"):
+    with pytest.raises(LoadError, match="rules/postz.py names no collection"):
         load(tmp_path / "rules", {"posts"})
 
 
@@ -166,7 +167,8 @@ def answer(hooks, name, *args, sql_rows=None):
     if sql_rows is not None:   # the reply is waiting before the hook asks: the Runner reads it when it does
         ours.sendall(frame(encode_for_worker(SqlResult(1, rows=sql_rows))))
     try:
-        return decode_in_gateway(Runner(conn, {"posts": hooks}).run(Invoke(1, "posts", name, WHO, list(args))))
+        return decode_in_gateway(Runner(conn, HookProgram({"posts": hooks})).run(Invoke(1, "posts", name, WHO,
+                                                                                         list(args))))
     finally:
         ours.close()
         conn.close()
@@ -198,6 +200,7 @@ def test_a_worker_reports_each_outcome_under_the_calls_id():
     assert isinstance(raised, Raised) and raised.call == 1
     assert "return data[\"missing\"]" in raised.traceback and raised.traceback.endswith("KeyError: 'missing'\n")
     assert "hapta/rules/worker.py" not in raised.traceback   # the app's frames, not ours
+    assert "hapta/workers/child.py" not in raised.traceback and "hapta/hooks/child.py" not in raised.traceback
     odd_value = answer(hooks, "odd", {})
     assert isinstance(odd_value, Raised) and "cannot be sent back" in odd_value.traceback
 
@@ -205,7 +208,7 @@ def test_a_worker_reports_each_outcome_under_the_calls_id():
 # ---- the function workers' shares ---------------------------------------------------------------------------
 
 def test_shares_follow_the_pool_and_name_each_caller():
-    from hapta.hooks.workers import Shares
+    from hapta.functions.shares import Shares
     assert Shares.of(2) == Shares(1, 1, 1, 1)   # two workers: nobody (and no webhooks) may hold both
     assert Shares.of(8) == Shares(4, 6, 4, 2) and Shares.of(8, per_principal=2, http=3) == Shares(2, 6, 3, 2)
     with pytest.raises(ValueError):

@@ -9,10 +9,11 @@ import textwrap
 import asyncpg
 import pytest
 
+from hapta.hooks.service import HOOK_WORKERS
 from hapta.protocol.errors import HaptaError
-from hapta.hooks.loader import RulesError
-from hapta.hooks.messages import Returned, Who
-from hapta.hooks.workers import WorkerPool
+from hapta.workers.loading import LoadError
+from hapta.workers.messages import Returned, Who
+from hapta.workers.pool import WorkerPool
 
 WHO = Who(None, "anon", "records.create", "things", "127.0.0.1")
 
@@ -49,15 +50,15 @@ async def database_pool(database):
 
 
 async def start_pool(rules, **options) -> WorkerPool:
-    pool = WorkerPool(rules, {"things"}, **{"size": 2, "timeout": 5.0, "queue_limit": 1000, **options})
+    pool = WorkerPool(HOOK_WORKERS, rules, {"things"}, **{"size": 2, "timeout": 5.0, "queue_limit": 1000, **options})
     await pool.start()
     return pool
 
 
 def our_workers() -> list:
-    """Rule workers this process started and that are still alive, but those of pools that outlive the test (the
+    """Hook workers this process started and that are still alive, but those of pools that outlive the test (the
     in-process gateway's, tests/harness.py): what a closed pool must not leave behind."""
-    return [p for p in multiprocessing.active_children() if p.name == "hapta-rules" and p.pid not in _SHARED]
+    return [p for p in multiprocessing.active_children() if p.name == "hapta-hooks" and p.pid not in _SHARED]
 
 
 _SHARED: set[int] = set()
@@ -66,7 +67,7 @@ _SHARED: set[int] = set()
 @pytest.fixture(autouse=True)
 def _others_workers():
     _SHARED.clear()
-    _SHARED.update(p.pid for p in multiprocessing.active_children() if p.name == "hapta-rules")
+    _SHARED.update(p.pid for p in multiprocessing.active_children() if p.name == "hapta-hooks")
 
 
 async def test_answers_never_cross_between_calls(rules, database_pool):
@@ -137,8 +138,8 @@ async def test_rules_that_do_not_load_stop_the_start_and_leave_no_process(tmp_pa
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "things.py").write_text("def before_create(ctx, data):\n    return data\nboom = 1 / 0\n")
-    pool = WorkerPool(rules, {"things"}, size=2, timeout=1.0, queue_limit=10)
-    with pytest.raises(RulesError) as failed:
+    pool = WorkerPool(HOOK_WORKERS, rules, {"things"}, size=2, timeout=1.0, queue_limit=10)
+    with pytest.raises(LoadError) as failed:
         await pool.start()
     assert str(failed.value) == "rules/things.py:3: ZeroDivisionError: division by zero"
     assert "Traceback" in failed.value.traceback

@@ -1,4 +1,4 @@
-"""Fixtures for the rules tests: the hooks test app (tests/apps/hooks) served by its own `hapta serve`."""
+"""Fixtures for the hooks tests: the hooks test app (tests/apps/hooks) served by its own `hapta serve`."""
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +25,7 @@ def announced_tracebacks_only(log: str) -> None:
     lines = log.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("Traceback (most recent call last)"):
-            assert i > 0 and re.search(r"ERROR hapta\.rules: hook \S+ failed:$", lines[i - 1]), log
+            assert i > 0 and re.search(r"ERROR hapta\.hooks: hook \S+ failed:$", lines[i - 1]), log
 
 
 def hooks_app_copy(folder: Path, *, copy_rules: bool = False, **replace: object) -> Path:
@@ -96,7 +96,7 @@ async def eventually(check, timeout: float = 30.0, interval: float = 0.05):
 
 
 async def full_pool(admin: Client) -> dict:
-    """Wait until every rule worker is back; return the status."""
+    """Wait until every hook worker is back; return the status."""
     async def full():
         status = await admin.call("rules.status")
         return status if status["live"] == status["size"] else None

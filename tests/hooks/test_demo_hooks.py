@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from hapta.client import HaptaError
-from tests.rules.conftest import eventually
+from tests.hooks.conftest import eventually
 
 
 async def test_posts_are_trimmed_and_refused_past_280_characters(user):

@@ -12,7 +12,7 @@ import pytest
 from hapta.client import HaptaError
 from hapta.isolation import keep_environ
 from tests.conftest import ADMIN_KEY, ANON_KEY, gateway_env
-from tests.rules.conftest import (announced_tracebacks_only, eventually, full_pool, hooks_app_copy, log_shows,
+from tests.hooks.conftest import (announced_tracebacks_only, eventually, full_pool, hooks_app_copy, log_shows,
                                   serve_with_reload)
 from tests.services import GatewayProcess
 
@@ -99,7 +99,7 @@ async def test_a_hook_that_raises_is_internal_for_the_client_and_a_traceback_for
     assert failed.value.code == "INTERNAL" and str(failed.value) == "internal error"
     await eventually(log_shows(hooks_gateway, 'raise ValueError("a bug in the hook")'))
     log = hooks_gateway.log_text()
-    assert "ERROR hapta.rules: hook items.before_create failed:\nTraceback" in log
+    assert "ERROR hapta.hooks: hook items.before_create failed:\nTraceback" in log
     assert "ValueError: a bug in the hook" in log
     announced_tracebacks_only(log)
     await still_works(anon, admin)

@@ -1,4 +1,5 @@
-"""The pool of rule workers as the gateway sees it: start them, hand out calls, keep deadlines, replace the dead.
+"""A pool of workers as the gateway sees it: start them, hand out calls, keep deadlines, replace the dead. Hooks and
+functions each have one, told apart by their Kind (kind.py).
 
     call ─▶ an idle worker ─▶ Invoke ─▶ (Sql ⇄ SqlResult)* ─▶ Returned | Denied | Raised
         └─▶ else the queue (at most `queue_limit` calls, each waiting at most `timeout`) ─▶ else UNAVAILABLE
@@ -11,8 +12,8 @@ The rules it keeps:
   so an answer never reaches the wrong request.
 - A full queue, or a call that waited `timeout` for a worker, answers UNAVAILABLE with retry_after: the queue
   never grows past its bound and a caller never waits on it without limit.
-- Callers take turns (a functions/ pool's `Shares`): each call names its caller (a principal and its address, a
-  webhook's address, the gateway's own background work), a caller holds at most its share of the workers at once
+- Callers take turns (the kind's `callers`: functions/ shares its workers, hooks have one queue): each call names
+  its caller (a principal and its address, a webhook's address, the gateway's own background work), a caller holds at most its share of the workers at once
   and may have only so many calls waiting (past that RATE_LIMITED at once; a webhook: UNAVAILABLE), and a free
   worker goes to the oldest call of the next caller in turn that has room. So one client's slow calls queue behind
   each other, not in front of everyone else's.
@@ -28,7 +29,6 @@ import multiprocessing
 import os
 import socket
 from collections import deque
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -36,23 +36,23 @@ from typing import Any, Awaitable, Callable
 import msgspec
 
 from .. import metrics
-from ..isolation import WorkerUser, end_group, keep_environ, scrubbed_environ
-from ..limits import address_key
+from ..config import ConfigError
+from ..isolation import WorkerUser, end_group, scrubbed_environ
 from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
-from .loader import RulesError
+from .child import main as worker_main
+from .kind import ANYONE, Caller, Kind
+from .loading import LoadError
 from .messages import (MAX_FRAME, Answer, FrameError, FrameReader, Invoke, LoadFailed, Outcome, Publish, Ready,
                        RunOp, Sql, SqlResult, Transaction, Who, decode_in_gateway, encode_for_worker, frame)
-from .worker import main as worker_main
-
-log = logging.getLogger("hapta.rules")
 
 # 'spawn' starts each worker from a fresh interpreter: nothing of the gateway's memory (its secrets, its sockets,
 # its event loop) is copied into the process that runs the app's code. It is also what a frozen binary supports.
 SPAWN = multiprocessing.get_context("spawn")
 
-START_TIMEOUT = 60.0              # seconds for a new worker to import the rules and say Ready
+START_TIMEOUT = 60.0              # seconds for a new worker to import its folder and say Ready
 RETIRE_GRACE = 2.0                # seconds a retired worker has to exit on its own before it is killed
 RESPAWN_DELAYS = (0.5, 1, 2, 5, 10, 30)   # back-off while a replacement cannot start (e.g. a broken rules/ file)
+
 
 def default_size() -> int:
     """One worker per core this process may run on."""
@@ -69,59 +69,6 @@ WAITING_PER_SHARE = 8   # calls a caller may have waiting for each worker of its
 SHARE_RETRY_AFTER = 1.0   # seconds a caller over its share is told to wait
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Whom a call counts against in the pool. `turn`: the queue it waits in, taking turns with the others for a
-    free worker; `shares`: (key, workers) pairs, the most calls the holders of each key run at once (and
-    WAITING_PER_SHARE times as many may wait); `refusal`: what a call past its share is answered (a socket's
-    client RATE_LIMITED, a webhook UNAVAILABLE, i.e. HTTP 503 with Retry-After, which senders retry)."""
-    turn: str
-    shares: tuple[tuple[str, int], ...] = ()
-    refusal: str = RATE_LIMITED
-
-
-ANYONE = Caller("")   # a pool without shares (rules/ hooks): one queue, first come first served
-
-
-@dataclass(frozen=True, slots=True)
-class Shares:
-    """How many of a functions/ pool's workers one caller may hold at once (App.function_per_principal, ...).
-
-    A principal (a user; anon and guests: their address) and an address (every client behind it) each hold at most
-    their share; webhooks together at most `http`, and each sending address `http_per_address` of that. The
-    gateway's own work (@every ticks, @on changes) and admins have no cap: they take turns like everyone else."""
-    per_principal: int
-    per_address: int
-    http: int
-    http_per_address: int
-
-    @classmethod
-    def of(cls, size: int, per_principal: int | None = None, per_address: int | None = None,
-           http: int | None = None, http_per_address: int | None = None) -> "Shares":
-        """The shares of a pool of `size` workers; None: a principal half of them, an address three quarters,
-        webhooks half and one webhook address a quarter (each at least one worker)."""
-        principal = max(1, size // 2) if per_principal is None else per_principal
-        webhooks = max(1, size // 2) if http is None else http
-        shares = cls(principal, max(principal, size * 3 // 4) if per_address is None else per_address, webhooks,
-                     max(1, min(webhooks, size // 4)) if http_per_address is None else http_per_address)
-        if min(shares.per_principal, shares.per_address, shares.http, shares.http_per_address) < 1:
-            raise ValueError("functions: the workers' shares (function_per_principal, function_per_address, "
-                             "function_http_workers, function_http_per_address) must be >= 1")
-        return shares
-
-    def caller(self, who: Who) -> Caller:
-        """Whom a call counts against, from who makes it: a webhook (`who.op` functions.http) by the address that
-        sent it, whatever its function acts as; an admin, or the gateway's own schedules and change triggers, not
-        at all; anyone else by their principal and their address."""
-        address = address_key(who.address)
-        if who.op == "functions.http":
-            return Caller("w|" + address, (("http", self.http), ("w|" + address, self.http_per_address)), UNAVAILABLE)
-        if who.role == "admin":
-            return Caller("admin" if who.op == "functions.call" else "background")
-        principal = f"p|user:{who.user_id}" if who.user_id else f"p|addr:{address}"
-        return Caller(principal, ((principal, self.per_principal), ("a|" + address, self.per_address)))
-
-
 class Pending:
     """One call, from submission to its outcome."""
     __slots__ = ("id", "label", "payload", "sql", "future", "timer", "queries", "timeout", "serve", "caller",
@@ -133,7 +80,7 @@ class Pending:
         self.caller = caller                # whose share it counts against
         self.waiting = False                # in the queue, counted against its caller's waiting calls
         self.holding = False                # running on a worker, counted against its caller's share
-        self.label = label                  # "the posts.before_create hook", for logs and messages
+        self.label = label                  # "posts.before_create hook", for logs and messages
         self.timeout = timeout              # seconds from the moment a worker has it
         self.serve = serve                  # answers a function's Publish and RunOp (None: hooks have neither)
         self.payload = b""
@@ -184,24 +131,20 @@ class Worker(asyncio.Protocol):
 
 
 class WorkerPool:
-    def __init__(self, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int,
-                 kind: str = "rules", memory_limit: int | None = None, shares: Shares | None = None,
-                 environ: Callable[[str], bool] | None = None, user: WorkerUser | None = None):
+    def __init__(self, kind: Kind, folder: Path, collections: set[str], *, size: int, timeout: float,
+                 queue_limit: int, user: WorkerUser | None = None):
         if size < 1 or timeout <= 0 or queue_limit < 0:
-            raise ValueError(f"{kind}: workers must be >= 1, the timeout > 0 and the queue >= 0")
-        self.environ = environ or keep_environ()   # which variables a worker starts with (an allowlist)
+            raise ValueError(f"{kind.name}: workers must be >= 1, the timeout > 0 and the queue >= 0")
+        self.kind = kind                  # what the workers import and run, and what they may have (Kind)
+        self.log = logging.getLogger(kind.logger)
         self.user = user                  # under a root gateway, whom workers run as (None: uid 0, no capabilities)
-        self.shares = shares              # None: no caller is capped, one queue (rules/ hooks)
         self.folder = folder
         self.collections = sorted(collections)
-        self.kind = kind                  # what the workers import: "rules" (hooks) or "functions"
-        self.memory_limit = memory_limit  # bytes of address space per worker (RLIMIT_AS); None: no limit
-        self.functions: dict[str, Any] = {}   # a functions/ pool's: name -> FunctionInfo, as the workers reported
         self.size = size
         self.timeout = timeout
         self.queue_limit = queue_limit
         self.loop = asyncio.get_running_loop()
-        self.table: dict[str, frozenset[str]] = {}   # collection -> hook names, as the workers reported them
+        self.table: Any = kind.read({})   # what the current generation's workers reported, as the kind reads it
         self.generation = 0               # --reload starts a new one; older workers finish their call and leave
         self.workers: set[Worker] = set()  # ready workers of the current generation, idle or busy
         self.idle: list[Worker] = []
@@ -218,37 +161,45 @@ class WorkerPool:
         self.ids = itertools.count(1)
         self.counts = {"calls": 0, "timeouts": 0, "deaths": 0, "rejected": 0, "limited": 0}
         # /metrics: this pool's own series (hooks or functions), never the other pool's
-        self.metric_label = "functions" if kind == "functions" else "hooks"
-        self._gauge = metrics.WORKERS.labels(self.metric_label)
-        self._restarts = metrics.WORKER_RESTARTS.labels(self.metric_label)
-        self._errors = metrics.UPSTREAM_ERRORS.labels("functions" if kind == "functions" else "rules")
+        self._gauge = metrics.WORKERS.labels(kind.name)
+        self._restarts = metrics.WORKER_RESTARTS.labels(kind.name)
+        self._errors = metrics.UPSTREAM_ERRORS.labels(kind.upstream)
 
     # ---- life cycle ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start `size` workers and wait until each has imported the rules (RulesError if they do not load)."""
+        """Start `size` workers and wait until each has imported the folder (LoadError if it does not load)."""
         fresh, ready = await self._start_workers(self.generation, self.size)
-        self.table, self.functions = _table(ready), ready.functions
+        self.table = self.kind.read(ready.report)
         for worker in fresh:
             self._admit(worker)
 
-    async def restart(self) -> None:
-        """Start a new generation from rules/ as it is now; the old one finishes its calls, then stops. If the new
-        rules do not load (RulesError), the running generation stays."""
+    async def restart(self, check: Callable[[Any], Any] | None = None) -> Any:
+        """Start a new generation from the folder as it is now; the old one finishes its calls, then stops. If the
+        new files do not load (LoadError), or `check` refuses what they declare (it raises; it is given the new
+        table, and what it returns is returned), the new workers leave and the running generation stays."""
         generation = self.generation + 1
         fresh, ready = await self._start_workers(generation, self.size)
+        table = self.kind.read(ready.report)
+        try:
+            checked = check(table) if check is not None else None
+        except BaseException:
+            for worker in fresh:
+                self._retire(worker)
+            raise
         if self.closing:
             for worker in fresh:
                 self._retire(worker)
-            return
+            return checked
         self.generation = generation
-        self.table, self.functions = _table(ready), ready.functions
+        self.table = table
         for worker in list(self.workers):
             self.workers.discard(worker)
             if worker.pending is None:
                 self._retire(worker)       # a busy one retires when its call is done (see _release)
         for worker in fresh:
             self._admit(worker)
+        return checked
 
     async def close(self) -> None:
         self.closing = True
@@ -271,29 +222,30 @@ class WorkerPool:
             await asyncio.gather(*self.burials, return_exceptions=True)
 
     def status(self) -> dict[str, Any]:
-        counts = self.counts if self.shares is not None else {k: v for k, v in self.counts.items() if k != "limited"}
+        counts = self.counts if self.kind.callers is not None else \
+            {k: v for k, v in self.counts.items() if k != "limited"}
         return {"size": self.size, "live": len(self.workers),
                 "busy": sum(1 for worker in self.workers if worker.pending is not None),
                 "queued": self.queued, "generation": self.generation, **counts}
 
     # ---- calls --------------------------------------------------------------------------------------------
 
-    async def call(self, collection: str, hook: str, who: Who, args: list[Any],
+    async def call(self, collection: str, name: str, who: Who, args: list[Any],
                    sql: Callable[..., Awaitable[Any]], *, timeout: float | None = None,
                    secrets: dict[str, str] | None = None,
                    serve: Callable[[Any], Awaitable[Answer]] | None = None, caller: Caller | None = None) -> Outcome:
-        """Run one hook (or function); return its outcome (Returned, Denied or Raised) or raise HaptaError
-        TIMEOUT/UNAVAILABLE, or RATE_LIMITED when its caller has too many calls under way. `timeout`: this call's
-        own deadline, if shorter than the pool's. `caller`: whose share of the workers it counts against (Caller);
-        None: as the pool's Shares read `who` (a webhook by `who.op` "functions.http" and `who.address`)."""
+        """Run one hook (a collection's `name`) or function (`name`, collection ""); return its outcome (Returned,
+        Denied or Raised) or raise HaptaError TIMEOUT/UNAVAILABLE, or RATE_LIMITED when its caller has too many calls
+        under way. `timeout`: this call's own deadline, if shorter than the pool's. `caller`: whose share of the
+        workers it counts against (Caller); None: as the kind's `callers` read `who` (functions: a webhook by
+        `who.op` "functions.http" and `who.address`)."""
         if self.closing:
             raise HaptaError(UNAVAILABLE, "the gateway is shutting down", retry_after=1.0)
         if caller is None:
-            caller = self.shares.caller(who) if self.shares is not None else ANYONE
-        label = f"function {hook}" if self.kind == "functions" else f"{collection}.{hook} hook"
-        pending = Pending(next(self.ids), label, sql, self.loop.create_future(),
+            caller = self.kind.callers(who) if self.kind.callers is not None else ANYONE
+        pending = Pending(next(self.ids), self.kind.label(collection, name), sql, self.loop.create_future(),
                           min(timeout or self.timeout, self.timeout), serve, caller)
-        pending.payload = encode_for_worker(Invoke(pending.id, collection, hook, who, args, secrets))
+        pending.payload = encode_for_worker(Invoke(pending.id, collection, name, who, args, secrets))
         if self.idle and self._room(caller):   # a worker is idle only while no waiting call may run
             self._run(self.idle.pop(), pending)
         elif any(self.waiting.get(key, 0) >= share * WAITING_PER_SHARE for key, share in caller.shares):
@@ -321,15 +273,14 @@ class WorkerPool:
         self._errors.inc()
 
     def _busy(self) -> HaptaError:
-        return HaptaError(UNAVAILABLE, f"the {'function' if self.kind == 'functions' else 'rule'} workers are busy; "
-                          "try again", retry_after=self.timeout)
+        return HaptaError(UNAVAILABLE, f"the {self.kind.noun} workers are busy; try again", retry_after=self.timeout)
 
     def _over_share(self, caller: Caller) -> HaptaError:
         if caller.refusal == UNAVAILABLE:
             return HaptaError(UNAVAILABLE, "the workers webhooks may use are busy; try again",
                               retry_after=SHARE_RETRY_AFTER)
-        return HaptaError(RATE_LIMITED, "too many function calls at once from this client; wait for your other "
-                          "calls", retry_after=SHARE_RETRY_AFTER)
+        return HaptaError(RATE_LIMITED, f"too many {self.kind.noun} calls at once from this client; wait for your "
+                          "other calls", retry_after=SHARE_RETRY_AFTER)
 
     # ---- shares and turns ---------------------------------------------------------------------------------
 
@@ -410,8 +361,8 @@ class WorkerPool:
         if worker.pending is not pending:
             return
         self._count("timeouts")
-        log.warning("%s worker %d did not finish the %s within %g s: killed, starting another",
-                    self.kind, worker.pid, pending.label, pending.timeout)
+        self.log.warning("%s worker %d did not finish the %s within %g s: killed, starting another",
+                         self.kind.noun, worker.pid, pending.label, pending.timeout)
         worker.pending = None
         self._leave(pending)
         pending.fail(HaptaError(TIMEOUT, f"the {pending.label} did not finish within {pending.timeout:g} s"))
@@ -481,11 +432,12 @@ class WorkerPool:
     async def _spawn(self, generation: int) -> Worker:
         ours, theirs = socket.socketpair()
         child_end = Connection(theirs.detach())
-        process = SPAWN.Process(target=worker_main, args=(child_end, str(self.folder), self.collections, self.kind,
-                                                          self.memory_limit, self.user),
-                                name=f"hapta-{self.kind}", daemon=True)
+        kind = self.kind
+        process = SPAWN.Process(target=worker_main, args=(child_end, kind.program, str(self.folder), self.collections,
+                                                          kind.noun, kind.memory_limit, self.user),
+                                name=f"hapta-{kind.name}", daemon=True)
         try:
-            with scrubbed_environ(self.environ):
+            with scrubbed_environ(kind.environ):
                 process.start()
         except BaseException:
             ours.close()
@@ -507,15 +459,15 @@ class WorkerPool:
             for worker in started:
                 self._remove(worker, kill=True)
             if isinstance(exc, WorkerLost):
-                raise RulesError(f"a worker exited while importing {self.kind}/") from None
+                raise LoadError(f"a worker exited while importing {self.folder.name}/") from None
             if isinstance(exc, asyncio.TimeoutError):
-                raise RulesError(f"the workers did not import {self.kind}/ within {START_TIMEOUT:g} s") from None
+                raise LoadError(f"the workers did not import {self.folder.name}/ within {START_TIMEOUT:g} s") from None
             raise
         failed = next((a for a in answers if isinstance(a, LoadFailed)), None)
         if failed is not None:
             for worker in started:
                 self._remove(worker, kill=True)
-            raise RulesError(failed.message, failed.traceback)
+            raise LoadError(failed.message, failed.traceback)
         return started, answers[0]
 
     def _admit(self, worker: Worker) -> None:
@@ -525,7 +477,7 @@ class WorkerPool:
         self._gauge.set(len(self.workers))
         self._release(worker)
         if len(self.workers) == self.size and self.counts["deaths"] + self.counts["timeouts"]:
-            log.info("%s workers back to %d", self.kind, self.size)
+            self.log.info("%s workers back to %d", self.kind.noun, self.size)
 
     def _release(self, worker: Worker) -> None:
         """A worker is free: it takes the next call in turn that may run, or waits (idle) for one."""
@@ -547,12 +499,13 @@ class WorkerPool:
             worker.pending = None
             self._leave(pending)
             self._count("deaths")
-            log.warning("%s worker %d %s during the %s: starting another", self.kind, worker.pid, why, pending.label)
+            self.log.warning("%s worker %d %s during the %s: starting another", self.kind.noun, worker.pid, why,
+                             pending.label)
             pending.fail(HaptaError(UNAVAILABLE, f"the worker running the {pending.label} died; "
                                                  "try again", retry_after=1.0))
         elif worker in self.workers:
             self.counts["deaths"] += 1   # it cost no call: no upstream error
-            log.warning("%s worker %d %s while idle: starting another", self.kind, worker.pid, why)
+            self.log.warning("%s worker %d %s while idle: starting another", self.kind.noun, worker.pid, why)
         self._remove(worker, kill=True)
         self._pump()
 
@@ -589,8 +542,8 @@ class WorkerPool:
         for attempt in itertools.count():
             try:
                 (worker,), _ = await self._start_workers(generation, 1)
-            except Exception as exc:   # RulesError (rules/ broken meanwhile), OSError (out of processes), ...
-                log.error("a %s worker could not start: %s", self.kind, exc)
+            except Exception as exc:   # LoadError (rules/ broken meanwhile), OSError (out of processes), ...
+                self.log.error("a %s worker could not start: %s", self.kind.noun, exc)
             else:
                 return self._admit(worker)
             await asyncio.sleep(RESPAWN_DELAYS[min(attempt, len(RESPAWN_DELAYS) - 1)])
@@ -604,7 +557,7 @@ class WorkerPool:
         while process.exitcode is None:   # polls waitpid(WNOHANG), which reaps it once it has exited
             if self.loop.time() >= deadline:
                 if killed:
-                    log.error("%s worker %d does not exit even when killed", self.kind, process.pid)
+                    self.log.error("%s worker %d does not exit even when killed", self.kind.noun, process.pid)
                     return
                 end_group(process.pid)
                 process.kill()
@@ -629,5 +582,23 @@ def _add(counts: dict[str, int], shares: tuple[tuple[str, int], ...], step: int)
             counts.pop(key, None)
 
 
-def _table(ready: Ready) -> dict[str, frozenset[str]]:
-    return {collection: frozenset(names) for collection, names in ready.hooks.items()}
+def needed(folder: Path, reload: bool) -> bool:
+    """Whether the app's folder asks for workers: it holds a module, or --reload waits for the first one."""
+    return reload or any(folder.glob("*.py"))
+
+
+async def start_pool(kind: Kind, folder: Path, collections: set[str], *, size: int, timeout: float, queue_limit: int,
+                     user: WorkerUser | None = None, reload: bool = False) -> WorkerPool | None:
+    """A started pool of `kind` for the app's `folder`, every worker ready; None when the folder holds no module and
+    nothing is to be reloaded (no worker at all). ConfigError, saying why in one line, when the bounds are wrong or
+    the folder does not load."""
+    if not needed(folder, reload):
+        return None
+    try:
+        pool = WorkerPool(kind, folder, collections, size=size, timeout=timeout, queue_limit=queue_limit, user=user)
+        await pool.start()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except LoadError as exc:
+        raise ConfigError(f"{folder.name}/ does not load: {exc}") from None
+    return pool
