@@ -248,7 +248,7 @@ def _run(coro):
 
 
 def main(argv: list[str] | None = None) -> None:
-    # A frozen binary starts its rule workers by running itself: this turns such a run into the worker.
+    # A frozen binary starts its hook and function workers by running itself: this turns such a run into the worker.
     multiprocessing.freeze_support()
     # Every hapta process holds secrets (its environment, .env, the keys in memory): no other process of this user,
     # a rule or function worker least of all, may read its /proc/<pid>/environ or memory (hapta.isolation).

@@ -134,7 +134,7 @@ def p99_ms(cumulative: list[tuple[float, float]]) -> float | None:
 
 
 def mark_process_dead(pid: int) -> None:
-    """For the supervisor: a worker exited; drop its live gauges (connections, rule workers)."""
+    """For the supervisor: a worker exited; drop its live gauges (connections, hook and function workers)."""
     if MULTIPROCESS:
         multiprocess.mark_process_dead(pid)
 

@@ -311,13 +311,13 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     await shot("limits");
   });
 
-  it("Workers & functions: the rule workers, a function's runs with their logs, a dead letter run again", async () => {
+  it("Workers & functions: the hook workers, a function's runs with their logs, a dead letter run again", async () => {
     const fay = await person("fay");
     const messages = fay.hapta.records("messages");
     const fine = await messages.create({ sender: fay.id, recipient: ben.id, text: "hello ben" });
     const bad = await messages.create({ sender: fay.id, recipient: ben.id, text: "an undeliverable one" });
     await open("functions");
-    await page.locator("#rule-workers .figure").first().waitFor(SEEN);
+    await page.locator("#hook-workers .figure").first().waitFor(SEEN);
     const row = page.locator("#functions tr[data-function]", { hasText: "deliver" });
     await row.waitFor(SEEN);
     await row.locator("a").click();
@@ -361,8 +361,8 @@ describe("for anyone but an admin", () => {
   // Every op a page draws from: none of them answers a non-admin.
   const OPS: [string, Json][] = [
     ["admin.schema", {}], ["admin.connections", {}], ["admin.channels", {}], ["admin.limits", {}],
-    ["admin.metrics", {}], ["rules.status", {}], ["functions.list", {}], ["functions.runs", { name: "x" }],
-    ["functions.dead", { name: "x" }], ["functions.retry", { id: 1 }], ["auth.impersonate", { user: "x" }],
+    ["admin.metrics", {}], ["hooks.status", {}], ["rules.status", {}], ["functions.status", {}],
+    ["functions.list", {}], ["functions.runs", { name: "x" }], ["functions.dead", { name: "x" }], ["functions.retry", { id: 1 }], ["auth.impersonate", { user: "x" }],
     ["auth.sessions", { user: "someone-else" }], ["admin.limits", { user: "someone-else" }],
   ];
 

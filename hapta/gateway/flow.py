@@ -27,7 +27,8 @@ FLOOD_STRIKES = 100
 
 
 # File descriptors a gateway process keeps for other things than client sockets: its database and Redis pools,
-# the listening socket, rule workers' pipes, files being stored, and the sockets of connections being refused.
+# the listening socket, hook and function workers' pipes, files being stored, and the sockets of connections being
+# refused.
 FD_RESERVE = 256
 
 

@@ -1,6 +1,6 @@
 """What the app's code in any worker shares, hooks and functions alike: how it refuses (Deny) and how a statement it
-ran through the gateway failed (SqlError). Apps import them as `hapta.rules` and `hapta.functions` name them; it is
-one class each, so a `Deny` from a helper module serves both."""
+ran through the gateway failed (SqlError). Apps import them from `hapta.rules` or `hapta.functions`: one class each,
+so a `Deny` raised by a helper module both import serves either kind."""
 from __future__ import annotations
 
 

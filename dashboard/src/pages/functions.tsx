@@ -1,4 +1,4 @@
-// The rule workers (rules.status) and the app's server functions: their runs with outcome, time and log lines,
+// The hook workers (hooks.status) and the app's server functions: their runs with outcome, time and log lines,
 // and the changes an @on function gave up on, which can be run again.
 import { useState } from "preact/hooks";
 import { describe } from "../gateway.ts";
@@ -13,19 +13,19 @@ interface Run { id: number; trigger: string; started: unknown; finished: unknown
 interface Dead { id: number; position: number; change: Json; error: string; at: unknown }
 
 export function Functions({ detail }: { detail: string }) {
-  const rules = useCall((h) => h.call<Json>("rules.status"), [], 2000);
+  const hooks = useCall((h) => h.call<Json>("hooks.status"), [], 2000);
   const list = useCall((h) => h.call<{ functions: FunctionRow[] }>("functions.list"), [], 2000);
   return (
     <section>
-      <h3>Rule workers</h3>
-      <Problem error={rules.error} />
-      <Loading when={rules.data} failed={rules.error}>
-        <div class="figures small" id="rule-workers">
-          {Object.entries(rules.data ?? {}).filter(([, value]) => typeof value !== "object").map(([name, value]) => (
+      <h3>Hook workers</h3>
+      <Problem error={hooks.error} />
+      <Loading when={hooks.data} failed={hooks.error}>
+        <div class="figures small" id="hook-workers">
+          {Object.entries(hooks.data ?? {}).filter(([, value]) => typeof value !== "object").map(([name, value]) => (
             <div class="figure" key={name}><div class="label">{name}</div><div class="value">{cell(value, 40)}</div></div>
           ))}
         </div>
-        <Hooks hooks={(rules.data?.hooks ?? {}) as Record<string, string[]>} />
+        <Hooks hooks={(hooks.data?.hooks ?? {}) as Record<string, string[]>} />
       </Loading>
       <h3>Functions</h3>
       <Problem error={list.error} />
@@ -50,10 +50,10 @@ export function Functions({ detail }: { detail: string }) {
   );
 }
 
-/** Which rules hooks each collection has (rules/<collection>.py). */
+/** Which hooks each collection has (rules/<collection>.py). */
 function Hooks({ hooks }: { hooks: Record<string, string[]> }) {
   const entries = Object.entries(hooks);
-  if (entries.length === 0) return <p class="muted">No rules hooks.</p>;
+  if (entries.length === 0) return <p class="muted">No hooks.</p>;
   return (
     <table id="hooks">
       <thead><tr><th>collection</th><th>hooks</th></tr></thead>
