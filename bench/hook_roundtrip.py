@@ -15,8 +15,9 @@ from pathlib import Path
 
 import uvloop
 
-from hapta.hooks.messages import Who
-from hapta.hooks.workers import WorkerPool
+from hapta.hooks.service import HOOK_WORKERS
+from hapta.workers.messages import Who
+from hapta.workers.pool import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 WHO = Who("u1", "user", "records.create", "posts", "127.0.0.1")
@@ -33,8 +34,8 @@ async def no_database(query: str, *params):   # posts.before_create runs no SQL
 
 
 async def run(args: argparse.Namespace) -> None:
-    pool = WorkerPool(ROOT / "rules", {"posts", "likes", "comments", "messages", "users"}, size=2, timeout=1.0,
-                      queue_limit=1024)
+    pool = WorkerPool(HOOK_WORKERS, ROOT / "rules", {"posts", "likes", "comments", "messages", "users"}, size=2,
+                      timeout=1.0, queue_limit=1024)
     await pool.start()
     try:
         async def call() -> None:
