@@ -338,6 +338,21 @@ async def test_admins_list_the_functions(connect):
     assert await code_of(user.call("functions.list")) == "FORBIDDEN"
 
 
+async def test_admins_see_the_function_workers_as_the_hook_workers(connect):
+    """functions.status: the function pool in hooks.status's shape, each function with its triggers."""
+    admin = await connect()
+    await admin.call("auth.admin", {"key": ADMIN_KEY})
+    pool = await admin.call("functions.status")
+    hooks = await admin.call("hooks.status")
+    assert set(pool) - {"limited", "functions"} == set(hooks) - {"hooks"}
+    assert (pool["size"], pool["functions"]["whoami"]) == (2, ["call"])
+    old = await admin.call("rules.status")   # its first name, answering the same
+    assert hooks["size"] == old["size"] == 1 and set(old) == set(hooks) and old["hooks"] == hooks["hooks"]
+    user, _ = await signed_in(connect)
+    for op in ("functions.status", "hooks.status", "rules.status"):
+        assert await code_of(user.call(op)) == "FORBIDDEN", op
+
+
 async def test_metrics_count_each_pools_workers_apart(connect, functions_gateway):
     """hapta_workers and hapta_worker_restarts_total carry the pool: the one hook worker and the two function
     workers of this gateway are two series, and a function worker killed at its deadline is a functions restart
