@@ -113,3 +113,39 @@ def added(ctx, args):
     finally:
         process.stop()
     assert "functions reloaded: added, greet" in process.log_text()
+
+
+async def test_a_reload_whose_declarations_are_refused_keeps_the_running_functions(database, tmp_path):
+    """A new functions/ that imports but declares what it may not (the gateway's own secret) is refused as a whole:
+    the running workers keep serving the version that was accepted, not the refused files."""
+    from tests.hooks.conftest import serve_with_reload
+    folder = tmp_path / "app"
+    config = write_app(folder, """
+        import dataclasses, runpy
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], function_workers=1)
+    """)
+    (folder / "functions").mkdir()
+    source = folder / "functions" / "greet.py"
+    version = '''
+from hapta.functions import call
+
+@call(allow="", secrets=SECRETS)
+def greet(ctx, args):
+    return "VERSION"
+'''
+    source.write_text(version.replace("VERSION", "accepted").replace("SECRETS", "()"))
+    process = await asyncio.to_thread(serve_with_reload(config, gateway_env(database)).start)
+    try:
+        async with await Client.connect(process.url, local_addr=(next_loopback(), 0)) as client:
+            await client.call("auth.admin", {"key": ADMIN_KEY})
+            assert await client.call("functions.call", {"name": "greet"}) == "accepted"
+            source.write_text(version.replace("VERSION", "refused").replace("SECRETS", '("HAPTA_JWT_SECRET",)'))
+            deadline = time.monotonic() + 30
+            while "functions/ does not load, the running ones stay" not in process.log_text():
+                assert time.monotonic() < deadline, "the changed functions/ was never looked at"
+                await asyncio.sleep(0.1)
+            assert await client.call("functions.call", {"name": "greet"}) == "accepted"
+            assert (await client.call("functions.status"))["generation"] == 0
+    finally:
+        process.stop()
+    assert "greet may not read HAPTA_JWT_SECRET" in process.log_text()
