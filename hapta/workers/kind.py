@@ -33,13 +33,13 @@ class Kind:
     """One kind of worker.
 
     `name` names its processes (hapta-<name>) and its series in /metrics (`hapta_workers{pool=...}`); `noun` its
-    log lines and errors ("hook worker 812 died", "the function workers are busy"); `program` is the module its
-    workers import by name, after they have given up the gateway's powers and before they import the app's
-    folder (its `program(folder, collections)` returns what workers.child.Runner runs); `read` turns what the workers
-    reported when they started (Ready.report) into the pool's `table`; `label` names one call in errors and logs
-    ("the posts.before_create hook"). `environ` is which variables a worker starts with (an allowlist),
-    `memory_limit` the bytes of address space each may map (None: no limit), and `callers` who a call counts
-    against (None: nobody is capped, one queue)."""
+    log lines, written to `logger`, and errors ("hook worker 812 died", "the function workers are busy"); `program`
+    is the module its workers import by name, after they have given up the gateway's powers and before they import
+    the app's folder (its `program(folder, collections)` returns what workers.child.Runner runs); `read` turns what
+    the workers reported when they started (Ready.report) into the pool's `table`; `label` names one call in
+    errors and logs ("posts.before_create hook", "function x"). `environ` is which variables a worker starts with
+    (an allowlist), `memory_limit` the bytes of address space each may map (None: no limit), and `callers` who a
+    call counts against (None: nobody is capped, one queue)."""
     name: str
     noun: str
     program: str

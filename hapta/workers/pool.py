@@ -13,10 +13,10 @@ The rules it keeps:
 - A full queue, or a call that waited `timeout` for a worker, answers UNAVAILABLE with retry_after: the queue
   never grows past its bound and a caller never waits on it without limit.
 - Callers take turns (the kind's `callers`: functions/ shares its workers, hooks have one queue): each call names
-  its caller (a principal and its address, a webhook's address, the gateway's own background work), a caller holds at most its share of the workers at once
-  and may have only so many calls waiting (past that RATE_LIMITED at once; a webhook: UNAVAILABLE), and a free
-  worker goes to the oldest call of the next caller in turn that has room. So one client's slow calls queue behind
-  each other, not in front of everyone else's.
+  its caller (a principal and its address, a webhook's address, the gateway's own background work), a caller
+  holds at most its share of the workers at once and may have only so many calls waiting (past that RATE_LIMITED
+  at once; a webhook: UNAVAILABLE), and a free worker goes to the oldest call of the next caller in turn that has
+  room. So one client's slow calls queue behind each other, not in front of everyone else's.
 - Nothing here blocks the event loop: sockets are read by an asyncio protocol, a death shows as end-of-file,
   the dead are reaped by polling.
 """
