@@ -126,12 +126,12 @@ class Functions:
         as `user` under a root gateway; with `reload`, new workers and triggers whenever a file there changes."""
         if not reload and not any(folder.glob("*.py")):
             return cls(None, {}, db)
-        memory = app.function_memory * 2**20 if app.function_memory else None
+        memory = app.functions.memory * 2**20 if app.functions.memory else None
         try:
-            size = app.function_workers or default_size()
-            shares = Shares.of(size, app.function_per_principal, app.function_per_address, app.function_http_workers,
-                               app.function_http_per_address)
-            pool = WorkerPool(folder, set(), size=size, timeout=app.function_timeout, queue_limit=app.rule_queue,
+            size = app.functions.workers or default_size()
+            shares = Shares.of(size, app.functions.per_principal, app.functions.per_address, app.functions.http_workers,
+                               app.functions.http_per_address)
+            pool = WorkerPool(folder, set(), size=size, timeout=app.functions.timeout, queue_limit=app.hooks.queue,
                               kind=FUNCTIONS, memory_limit=memory, shares=shares, user=user)
             await pool.start()
         except ValueError as exc:
@@ -140,14 +140,14 @@ class Functions:
             raise ConfigError(f"functions/ does not load: {exc}") from None
         webhooks = WebhookSettings.of(app)
         try:
-            longest = min(app.function_timeout, app.request_timeout)   # a call's reply has request_timeout
+            longest = min(app.functions.timeout, app.connections.request_timeout)   # a call's reply has request_timeout
             functions = {name: _function(name, info, longest, collections, app, webhooks)
                          for name, info in pool.functions.items()}
         except ConfigError:
             await pool.close()
             raise
         log.info("%d function workers ready; functions: %s", pool.size, ", ".join(sorted(functions)) or "none")
-        service = cls(pool, functions, db, tuple(app.function_retries), webhooks)
+        service = cls(pool, functions, db, tuple(app.functions.retries), webhooks)
         if reload:
             service._watcher = asyncio.ensure_future(service._reload_on_change(folder, longest, collections, app))
         return service
@@ -260,7 +260,7 @@ class Functions:
                      address: str | None) -> Reply:
         """One answer to a request for `route` whose body was read within the route's bounds: refused before
         anything runs or is written (400, 403 for a bad signature), a retried delivery's first answer, the
-        function's answer, or, when it has not answered within App.function_http_answer_within, 202 with its run
+        function's answer, or, when it has not answered within App.functions.http_answer_within, 202 with its run
         id (the run goes on and is recorded in functions.runs). 403 when it raised Deny, 500 when it failed,
         503 or 504 when its workers were busy or it ran out of time."""
         function = self.functions.get(route.function)
@@ -319,7 +319,7 @@ class Functions:
         return reply
 
     async def sweep(self) -> None:
-        """Forget the webhook deliveries past App.function_http_dedupe_window (on the gateway's sweep clock)."""
+        """Forget the webhook deliveries past App.functions.http_dedupe_window (on the gateway's sweep clock)."""
         if any(route.delivery_id_header for methods in self.routes.values() for route in methods.values()):
             await self.deliveries.prune()
 
@@ -504,7 +504,7 @@ def _function(name: str, info: Any, longest: float, collections: set[str], app: 
             raise ConfigError(f"functions/{info.file}: {name} declares {spec}, a path of the gateway's own")
         if route.max_body > webhooks.largest_body:
             raise ConfigError(f"functions/{info.file}: {name} declares max_body={route.max_body}, more than "
-                              f"App.function_http_memory_per_address ({webhooks.largest_body}) lets one request hold")
+                              f"App.functions.http_memory_per_address ({webhooks.largest_body}) lets one request hold")
         if route.secret is not None and refused_names((route.secret,), app):
             raise ConfigError(f"functions/{info.file}: {name} may not sign with {route.secret}: the gateway's own "
                               "settings and credentials are no webhook's key")
@@ -518,7 +518,7 @@ def _function(name: str, info: Any, longest: float, collections: set[str], app: 
                           "credentials never reach a function")
     if info.timeout > longest:
         raise ConfigError(f"functions/{info.file}: {name} declares a timeout of {info.timeout:g} s, more than "
-                          f"App.function_timeout and App.request_timeout allow ({longest:g} s)")
+                          f"App.functions.timeout and App.connections.request_timeout allow ({longest:g} s)")
     triggers = tuple(tuple(t) for t in info.triggers)
     return Function(name, compile_allow(name, info.allow), info.allow, info.timeout, tuple(info.secrets), info.file,
                     info.admin, triggers)

@@ -9,7 +9,7 @@ What is checked where, in this order; nothing later runs for a request an earlie
     signature    `HttpRoute.refuses`, over the whole body: 403 before any run, database row or worker is touched
     delivery     `Deliveries.claim`: the first request with a delivery id runs; a retry gets the first answer, or
                  202 with the same run id while that run goes on
-    answer       Functions.answer: the function's, or 202 with the run's id once App.function_http_answer_within
+    answer       Functions.answer: the function's, or 202 with the run's id once App.functions.http_answer_within
                  has passed (the run goes on, and is recorded in functions.runs)
 """
 from __future__ import annotations
@@ -50,8 +50,8 @@ class WebhookSettings:
 
     @classmethod
     def of(cls, app: Any) -> "WebhookSettings":
-        return cls(app.function_http_max_body, app.function_http_memory_per_address,
-                   float(app.function_http_answer_within), float(app.function_http_dedupe_window))
+        return cls(app.functions.http_max_body, app.functions.http_memory_per_address,
+                   float(app.functions.http_answer_within), float(app.functions.http_dedupe_window))
 
 
 def text(status: int, message: str, **headers: str) -> Reply:

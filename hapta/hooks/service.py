@@ -38,17 +38,17 @@ class Hooks:
     async def start(cls, app: App, folder: Path, collections: set[str], database: Callable[..., Awaitable[Any]],
                     *, reload: bool = False, user: WorkerUser | None = None) -> "Hooks":
         """Start the rule workers for rules/ (none when it holds no module and nothing is to be reloaded), with
-        the environment WORKER_ENVIRON and App.rule_environ allow, as `user` under a root gateway."""
-        own = refused_names(app.rule_environ, app)
+        the environment WORKER_ENVIRON and App.hooks.environ allow, as `user` under a root gateway."""
+        own = refused_names(app.hooks.environ, app)
         if own:
-            raise ConfigError(f"App.rule_environ: {own[0]} is the gateway's own: its settings and credentials "
+            raise ConfigError(f"App.hooks.environ: {own[0]} is the gateway's own: its settings and credentials "
                               "never reach a worker")
         if not reload and not any(folder.glob("*.py")):
             return cls(None, database)
         try:
-            pool = WorkerPool(folder, collections, size=app.rule_workers or default_size(),
-                              timeout=app.hook_timeout, queue_limit=app.rule_queue,
-                              environ=keep_environ(app.rule_environ), user=user)
+            pool = WorkerPool(folder, collections, size=app.hooks.workers or default_size(),
+                              timeout=app.hooks.timeout, queue_limit=app.hooks.queue,
+                              environ=keep_environ(app.hooks.environ), user=user)
             await pool.start()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None

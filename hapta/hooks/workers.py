@@ -85,7 +85,7 @@ ANYONE = Caller("")   # a pool without shares (rules/ hooks): one queue, first c
 
 @dataclass(frozen=True, slots=True)
 class Shares:
-    """How many of a functions/ pool's workers one caller may hold at once (App.function_per_principal, ...).
+    """How many of a functions/ pool's workers one caller may hold at once (App.functions.per_principal, ...).
 
     A principal (a user; anon and guests: their address) and an address (every client behind it) each hold at most
     their share; webhooks together at most `http`, and each sending address `http_per_address` of that. The

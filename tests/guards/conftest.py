@@ -17,20 +17,19 @@ from tests.services import GatewayProcess, write_app
 # what a test meets is the connection guard it is about.
 CAPS_APP = """
     import dataclasses, runpy
-    from hapta.config import DEFAULT_LIMITS, Limit
+    from hapta.config import DEFAULT_LIMITS, ConnectionBounds, Limit
     app = dataclasses.replace(
         runpy.run_path(APP + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
-        max_connections=6, max_connections_per_address=3,
-        message_rate=Limit(300, per=1, burst=300),
-        max_message=8192, max_in_flight=8, max_outgoing=256 * 1024)
+        connections=ConnectionBounds(total=6, per_address=3, message_rate=Limit(300, per=1, burst=300),
+                                     max_message=8192, in_flight=8, outgoing=256 * 1024))
 """
 
 TIMERS_APP = """
     import dataclasses, runpy
-    from hapta.config import DEFAULT_LIMITS
+    from hapta.config import DEFAULT_LIMITS, ConnectionBounds
     app = dataclasses.replace(
         runpy.run_path(APP + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
-        auth_deadline=1.0, connection_idle_timeout=2.0, ping_interval=0.5, ping_timeout=0.5)
+        connections=ConnectionBounds(auth_deadline=1.0, idle_timeout=2.0, ping_interval=0.5, ping_timeout=0.5))
 """
 
 

@@ -27,7 +27,8 @@ def short_tokens(tmp_path_factory, database):
         f"spec = importlib.util.spec_from_file_location('demo_config', {str(APP / 'config.py')!r})\n"
         "demo = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(demo)\n"
-        f"app = dataclasses.replace(demo.app, access_token_ttl={TOKEN_TTL})\n")
+        "from hapta.config import SessionPolicy\n"
+        f"app = dataclasses.replace(demo.app, sessions=SessionPolicy(access_token_ttl={TOKEN_TTL}))\n")
     process = GatewayProcess(gateway_env(database), config=app_dir / "config.py").start()
     yield process
     process.stop()

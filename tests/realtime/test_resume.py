@@ -283,7 +283,8 @@ async def test_a_postgresql_restart_in_the_gap_loses_nothing(private_pg, open_cl
 
 SHORT_LOG = """
     import dataclasses, runpy
-    app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], change_log_retention=0.5)
+    from hapta.config import RealtimeBounds
+    app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], realtime=RealtimeBounds(log_retention=0.5))
 """
 
 

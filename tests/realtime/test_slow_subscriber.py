@@ -1,4 +1,4 @@
-"""A subscriber that stops reading is dropped once App.max_outgoing bytes wait for it; the others hear everything,
+"""A subscriber that stops reading is dropped once App.connections.outgoing bytes wait for it; the others hear everything,
 undelayed by it."""
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ ROWS = 5000
 TEXT = 5000   # characters per post: ROWS events carry ~25 MB, far past what socket buffers and the cap absorb
 
 
-CAP = 4 * 1024 * 1024   # App.max_outgoing here: the reader that keeps up gets slack for a busy test machine
+CAP = 4 * 1024 * 1024   # App.connections.outgoing here: the reader that keeps up gets slack for a busy test machine
 
 
 @pytest.fixture
 def gateway(tmp_path, database):
     config = write_app(tmp_path / "app", f"""
         import dataclasses, runpy
-        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], max_outgoing={CAP})
+        from hapta.config import ConnectionBounds
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], connections=ConnectionBounds(outgoing={CAP}))
     """)
     process = GatewayProcess(gateway_env(database), config=config).start()
     yield process

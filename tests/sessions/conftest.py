@@ -10,6 +10,7 @@ import urllib.parse
 import pytest
 import pytest_asyncio
 
+from hapta.config import SessionPolicy
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import GatewayProcess, write_app
 from tests.sessions.provider import CLIENT_ID, CLIENT_SECRET, Provider
@@ -30,7 +31,7 @@ def _config(provider: Provider, **overrides: object) -> str:
     settings = ", ".join(f"{key}={value!r}" for key, value in overrides.items())
     return f"""
         import dataclasses, runpy
-        from hapta.config import Limit, OAuth2Provider
+        from hapta.config import Limit, OAuth2Provider, SessionPolicy
         demo = runpy.run_path(APP + "/config.py")["app"]
         # These tests sign in and register often from one address.
         limits = {{**demo.limits, "auth.login": Limit(1000, per=60), "auth.register": Limit(1000, per=60)}}
@@ -52,7 +53,7 @@ def _stop_all(processes: list[GatewayProcess]) -> None:
 @pytest.fixture(scope="package")
 def pair(tmp_path_factory, database, provider):
     """Two processes serving the same app and database: a session is one, wherever its sockets are."""
-    config = write_app(tmp_path_factory.mktemp("sessions"), _config(provider, refresh_reuse_interval=REUSE_INTERVAL))
+    config = write_app(tmp_path_factory.mktemp("sessions"), _config(provider, sessions=SessionPolicy(refresh_reuse_interval=REUSE_INTERVAL)))
     env = gateway_env(database, HAPTA_PUBLIC_URL=PUBLIC_URL)
     processes = [GatewayProcess(env, config=config).start() for _ in range(2)]
     yield processes
@@ -62,7 +63,7 @@ def pair(tmp_path_factory, database, provider):
 @pytest.fixture(scope="package")
 def short_lived(tmp_path_factory, database, provider):
     """A process whose access tokens live a few seconds, to watch a socket's token expire."""
-    config = write_app(tmp_path_factory.mktemp("short"), _config(provider, access_token_ttl=SHORT_TTL))
+    config = write_app(tmp_path_factory.mktemp("short"), _config(provider, sessions=SessionPolicy(access_token_ttl=SHORT_TTL)))
     process = GatewayProcess(gateway_env(database), config=config).start()
     yield process
     _stop_all([process])
