@@ -11,7 +11,7 @@ from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY, PASSWORD
 from tests.services import next_loopback
-from tests.sessions.conftest import until
+from tests.auth.sessions.conftest import until
 
 
 async def _logged(gateway, line: str) -> bool:

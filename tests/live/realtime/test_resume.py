@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from hapta.client import JSON, Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY, PASSWORD, gateway_env
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 from tests.services import GatewayProcess, PrivatePostgres, create_database, drop_database, write_app
 
 CHANGE = "records.change"

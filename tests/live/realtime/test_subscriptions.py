@@ -11,7 +11,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import ANON_KEY
-from tests.realtime.helpers import change_of, events_until, ids_in, post
+from tests.live.realtime.helpers import change_of, events_until, ids_in, post
 
 
 async def test_gateway_writes_reach_a_collection_subscriber(user):

@@ -10,7 +10,7 @@ import asyncpg
 
 from hapta.client import Client
 from tests.conftest import PASSWORD, gateway_env
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 from tests.services import GatewayProcess, cuttable_database
 
 

@@ -11,7 +11,7 @@ import signal
 import asyncpg
 
 from tests.conftest import gateway_env
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 from tests.services import GatewayProcess, create_database, drop_database
 
 

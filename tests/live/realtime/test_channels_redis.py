@@ -9,7 +9,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import PASSWORD, gateway_env
-from tests.realtime.helpers import events_until
+from tests.live.realtime.helpers import events_until
 from tests.services import GatewayProcess, RedisServer
 
 

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from hapta.protocol.errors import HaptaError
-from tests.sessions.conftest import REUSE_INTERVAL
+from tests.auth.sessions.conftest import REUSE_INTERVAL
 
 
 async def refresh(client, token: str) -> dict:

@@ -15,7 +15,7 @@ import pytest
 
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
-from tests.accounts.conftest import code_in, refused, register, token_in
+from tests.auth.accounts.conftest import code_in, refused, register, token_in
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import GatewayProcess, create_database, drop_database, next_loopback, write_app
 

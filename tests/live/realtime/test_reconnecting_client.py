@@ -11,7 +11,7 @@ import pytest
 from hapta.client import Client
 from hapta.reconnect import Hapta, Reset
 from tests.conftest import PASSWORD
-from tests.realtime.helpers import events_until
+from tests.live.realtime.helpers import events_until
 from tests.services import CuttableProxy, next_loopback
 
 

@@ -1,5 +1,5 @@
 """Account lifecycles an attacker cannot hijack, as sequences through real sockets: two gateway processes on one
-database, a real SMTP server (aiosmtpd) and an OAuth2 provider the tests play (tests/sessions/provider.py).
+database, a real SMTP server (aiosmtpd) and an OAuth2 provider the tests play (tests/auth/sessions/provider.py).
 
 The attacker of most of these pre-registers the victim's address with a password of their own and waits; or holds
 a stolen 15-minute access token. Each test is a sequence that worked for the attacker before the account's
@@ -17,10 +17,10 @@ import pytest
 
 from hapta.client import Client
 from hapta.protocol.errors import HaptaError
-from tests.accounts.conftest import code_in, refused, token_in
+from tests.auth.accounts.conftest import code_in, refused, token_in
 from tests.conftest import ADMIN_KEY, PASSWORD, gateway_env
 from tests.services import GatewayProcess, next_loopback, write_app
-from tests.sessions.provider import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.auth.sessions.provider import CLIENT_ID, CLIENT_SECRET, Provider
 
 PUBLIC = "https://app.example.com"
 NEW_PASSWORD = "a brand new passphrase"

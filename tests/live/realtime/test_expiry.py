@@ -10,7 +10,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
-from tests.realtime.helpers import change_of, events_until, ids_in, post
+from tests.live.realtime.helpers import change_of, events_until, ids_in, post
 from tests.services import APP, GatewayProcess
 
 TOKEN_TTL = 3

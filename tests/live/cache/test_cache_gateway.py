@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from hapta.client import Client, HaptaError
-from tests.realtime.helpers import post
+from tests.live.realtime.helpers import post
 
 
 def _cache_loads(gateway) -> float:

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from hapta.client import Client
-from tests.cache.conftest import RUN_PREFIX
+from tests.live.cache.conftest import RUN_PREFIX
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import GatewayProcess, free_port
 

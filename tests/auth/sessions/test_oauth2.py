@@ -14,7 +14,7 @@ from hapta.auth.oauth2 import challenge_of
 from hapta.auth.tokens import hash_secret
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY
-from tests.sessions.conftest import PUBLIC_URL, browse_async, until
+from tests.auth.sessions.conftest import PUBLIC_URL, browse_async, until
 
 
 def new_identity(provider, verified: bool = True) -> dict:

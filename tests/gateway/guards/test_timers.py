@@ -8,7 +8,7 @@ import time
 
 from hapta.client import Client
 from tests.conftest import ANON_KEY
-from tests.guards.raw import RawClient
+from tests.gateway.guards.raw import RawClient
 from tests.services import next_loopback
 
 

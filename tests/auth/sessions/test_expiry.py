@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hapta.protocol.errors import HaptaError
-from tests.sessions.conftest import SHORT_TTL, until
+from tests.auth.sessions.conftest import SHORT_TTL, until
 
 
 async def expired(client) -> bool:

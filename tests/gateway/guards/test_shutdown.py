@@ -14,7 +14,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
-from tests.guards.conftest import alive, eventually, two_pids
+from tests.gateway.guards.conftest import alive, eventually, two_pids
 from tests.services import GatewayProcess, next_loopback
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY, PASSWORD
-from tests.sessions.conftest import until
+from tests.auth.sessions.conftest import until
 
 REVOKED_CLOSE = 1008
 

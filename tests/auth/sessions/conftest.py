@@ -13,7 +13,7 @@ import pytest_asyncio
 from hapta.config import SessionPolicy
 from tests.conftest import PASSWORD, gateway_env
 from tests.services import GatewayProcess, write_app
-from tests.sessions.provider import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.auth.sessions.provider import CLIENT_ID, CLIENT_SECRET, Provider
 
 PUBLIC_URL = "http://hapta.test"   # what browsers see; both processes sit behind it
 REUSE_INTERVAL = 2.0

@@ -12,8 +12,8 @@ from websockets.exceptions import ConnectionClosed
 
 from hapta.client import Client
 from tests.conftest import ANON_KEY, PASSWORD
-from tests.guards.conftest import eventually, guard_closes, no_connections
-from tests.guards.raw import RawClient
+from tests.gateway.guards.conftest import eventually, guard_closes, no_connections
+from tests.gateway.guards.raw import RawClient
 from tests.services import next_loopback, rss_bytes
 
 

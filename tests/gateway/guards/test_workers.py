@@ -11,7 +11,7 @@ import pytest
 
 from hapta.client import Client
 from tests.conftest import ANON_KEY, gateway_env
-from tests.guards.conftest import alive, eventually, stop_gateway, two_pids
+from tests.gateway.guards.conftest import alive, eventually, stop_gateway, two_pids
 from tests.services import GatewayProcess, next_loopback
 
 

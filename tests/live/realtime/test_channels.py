@@ -7,7 +7,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import PASSWORD
-from tests.realtime.helpers import change_of, events_until, post
+from tests.live.realtime.helpers import change_of, events_until, post
 from tests.services import next_loopback
 
 
