@@ -223,7 +223,7 @@ async def _types(app, app_dir: Path, dsn: str, out: str) -> None:
     import asyncpg
     from .models import build_models
     from .store.migrations import migrate
-    from .store.postgres import introspect
+    from .store.introspection import introspect
     from .typescript import interfaces
     conn = await asyncpg.connect(dsn)
     try:

@@ -28,7 +28,8 @@ from ..settings import Settings
 from ..store.files import Storage, StorageUnavailable, Writer, check_key, open_storage
 from ..store.files.types import KNOWN_TYPES
 from ..store.listener import Listener
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from .signing import UrlSigner
 
 

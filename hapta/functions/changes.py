@@ -23,7 +23,9 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+
+from ..store.postgres import Database
 
 log = logging.getLogger("hapta.functions")
 

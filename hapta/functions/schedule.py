@@ -19,7 +19,9 @@ from typing import Awaitable, Callable
 
 from croniter import croniter
 
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+
+from ..store.postgres import Database
 
 log = logging.getLogger("hapta.functions")
 

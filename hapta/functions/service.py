@@ -33,7 +33,8 @@ from ..isolation import WorkerUser, refused_names
 from ..live.bus import BusDown
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
 from ..routes import reserved
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from .changes import ChangeTriggers, Watch
 from .schedule import Entry, Schedule
 from .webhooks import (MAX_DELIVERY_ID, TEXT, Deliveries, HttpRoute, Reply, WebhookSettings, accepted, answer_of,

@@ -63,8 +63,10 @@ from ..store import migrations
 from ..store.migrations import create_triggers
 from ..store.files import Storage
 from ..store.listener import Listener
-from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
-                              known_search_configs, outcome_unknown, working)
+from ..store.postgres import Database, create_pool
+from ..store.shares import Gate, Work, done_working, working
+from ..store.failures import failure, outcome_unknown
+from ..store.introspection import introspect, known_search_configs
 from .deadlines import Deadlines
 
 log = logging.getLogger("hapta.gateway")

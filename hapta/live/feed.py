@@ -28,7 +28,8 @@ from ..models import RULE_OPS, Everyone, Model
 from ..query import fields_used
 from ..query.kinds import KINDS
 from ..store.migrations import create_triggers
-from ..store.postgres import Database, failure
+from ..store.postgres import Database
+from ..store.failures import failure
 
 log = logging.getLogger("hapta.feed")
 
