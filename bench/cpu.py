@@ -28,6 +28,8 @@ from bench.peer import BIN, K6, POSTS, USERS, ensure_tools
 from tests.conftest import gateway_env
 from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database, write_app
 
+# message_rate: the flat name of earlier releases (App.connections.message_rate now), which both an older checkout and
+# this one take, so that one config serves both trees (this one logs that the name moved).
 DEMO = """
     import dataclasses, runpy, hapta.config
     app = runpy.run_path(APP + "/config.py")["app"]

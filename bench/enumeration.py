@@ -29,7 +29,7 @@ from tests.services import APP, GatewayProcess, admin_dsn, create_database, drop
 RESULTS = Path(__file__).resolve().parent / "results" / "enumeration.md"
 CONFIG = """
 import dataclasses, runpy, hapta.config
-app = dataclasses.replace(runpy.run_path({app!r})["app"], message_rate=None,
+app = dataclasses.replace(runpy.run_path({app!r})["app"], connections=hapta.config.ConnectionBounds(message_rate=None),
                           limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS), require_verified={by_mail})
 """
 # What each op is sent for an email; the password for auth.login is wrong on both sides (a right one would sign in).

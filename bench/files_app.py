@@ -3,7 +3,7 @@ import runpy
 from dataclasses import replace
 from pathlib import Path
 
-from hapta.config import FileField
+from hapta.config import FileBounds, FileField
 
 base = runpy.run_path(str(Path(__file__).resolve().parent.parent / "tests" / "files" / "app" / "config.py"))["app"]
 
@@ -15,4 +15,4 @@ def _posts(collection):
                                       "attachments": FileField(max_size=2 * 1024 ** 3, types=None, max_count=3)})
 
 
-app = replace(base, collections=[_posts(c) for c in base.collections], file_sweep_interval=30.0)
+app = replace(base, collections=[_posts(c) for c in base.collections], files=FileBounds(sweep_interval=30.0))

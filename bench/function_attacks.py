@@ -123,7 +123,8 @@ async def main() -> None:
     folder = Path(tempfile.mkdtemp()) / "app"
     config = write_app(folder, """
         import dataclasses, runpy
-        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], function_workers=2)
+        from hapta.config import FunctionBounds
+        app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], functions=FunctionBounds(workers=2))
     """)
     (folder / "functions").mkdir()
     (folder / "functions" / "attack.py").write_text(textwrap.dedent(FUNCTIONS))

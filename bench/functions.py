@@ -32,7 +32,7 @@ def echo(ctx, args):
 '''
 APP = """
     import dataclasses, runpy, hapta.config
-    app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], message_rate=None,
+    app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], connections=hapta.config.ConnectionBounds(message_rate=None),
                               limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS))
 """
 

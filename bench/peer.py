@@ -144,7 +144,7 @@ def main() -> None:
         demo = write_app(folder / "demo", """
             import dataclasses, runpy, hapta.config
             app = runpy.run_path(APP + "/config.py")["app"]
-            app = dataclasses.replace(app, message_rate=None, limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS))
+            app = dataclasses.replace(app, connections=hapta.config.ConnectionBounds(message_rate=None), limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS))
         """, app=ROOT)
         (folder / "demo" / "rules").unlink()
         (folder / "demo" / "rules").mkdir()   # no hooks: the comparison is of the request path

@@ -124,10 +124,11 @@ def main() -> None:
     try:
         apps_dir = tempfile.mkdtemp(prefix="hapta-bench-apps-")
         # The demo app, but a closed loop on one socket sends far more than a person's 500 messages a second
-        # (App.message_rate): that guard would be all the one-connection rows measure.
+        # (App.connections.message_rate): that guard would be all the one-connection rows measure.
         demo = write_app(Path(apps_dir) / "demo", """
-            import dataclasses, runpy
-            app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], message_rate=None)
+            import dataclasses, runpy, hapta.config
+            app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"],
+                                      connections=hapta.config.ConnectionBounds(message_rate=None))
         """, app=ROOT)
         servers["gateway"] = GatewayProcess(gateway_env(database_url), config=demo).start()
         servers["echo"] = GatewayProcess({}, config=ROOT / "config.py",   # cwd ROOT: bench/ importable

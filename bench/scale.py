@@ -47,11 +47,11 @@ KEEPALIVE = 20.0           # seconds between the server's pings of a connection 
 
 SCALE_APP = """
     import dataclasses, runpy
-    from hapta.config import DEFAULT_LIMITS
+    from hapta.config import DEFAULT_LIMITS, ConnectionBounds
     # The demo app, able to hold many connections: the caps raised, rate limits and the per-connection message
     # rate off. What is left in force is what every connection costs anyway (keepalive pings, session timers).
     app = dataclasses.replace(runpy.run_path(APP + "/config.py")["app"], limits=dict.fromkeys(DEFAULT_LIMITS),
-                              message_rate=None, max_connections=100_000, max_connections_per_address=100_000)
+                              connections=ConnectionBounds(message_rate=None, total=100_000, per_address=100_000))
 """
 
 

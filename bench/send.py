@@ -31,7 +31,7 @@ def before_send(ctx, record):
 '''
 CONFIG = """
 import dataclasses, runpy, hapta.config
-app = dataclasses.replace(runpy.run_path({app!r})["app"], message_rate=None,
+app = dataclasses.replace(runpy.run_path({app!r})["app"], connections=hapta.config.ConnectionBounds(message_rate=None),
                           limits=dict.fromkeys(hapta.config.DEFAULT_LIMITS))
 """
 

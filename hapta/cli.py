@@ -92,7 +92,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def _raise_open_files_limit() -> None:
     """Each connection is a file descriptor; the usual soft limit (1024) would cap a gateway far below
-    App.max_connections. Raise it to the hard limit, which only the operator can lift."""
+    App.connections.total. Raise it to the hard limit, which only the operator can lift."""
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
@@ -223,7 +223,7 @@ async def _types(app, app_dir: Path, dsn: str, out: str) -> None:
     import asyncpg
     from .models import build_models
     from .store.migrations import migrate
-    from .store.postgres import introspect
+    from .store.introspection import introspect
     from .typescript import interfaces
     conn = await asyncpg.connect(dsn)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import logging
 import re
 import traceback
 import types
@@ -156,8 +157,151 @@ def google(client_id: str, client_secret: str) -> OAuth2Provider:
                           scope="openid email profile", trust_email=True)
 
 
+# ---- the gateway's bounds, one section per part that keeps them (each service is built from its own) ----------
+
+
 @dataclass(frozen=True)
-class App:
+class DatabaseBounds:
+    """The database and what one request may ask of it (docs/security.md): no statement or lock wait outlives its
+    bound, and one client holds at most a few of the pool's connections at once, so it cannot starve the others."""
+    pool_size: int = 10                         # PostgreSQL connections per gateway process
+    acquire_timeout: float = 2.0                # seconds a request waits for a pool connection; then UNAVAILABLE
+    statement_timeout: float = 5.0              # seconds one statement may run (server-side); then TIMEOUT
+    lock_timeout: float = 2.0                   # seconds a statement may wait for a row lock; then TIMEOUT
+    per_principal: int = 4                      # pool connections one user (or one address's anon/guests) holds at once
+    per_address: int = 8                        # pool connections all the clients of one address hold at once
+    max_filter_cost: int = 40                   # what one filter may ask per row (hapta.query.cost); over: TOO_LARGE
+    batch_max: int = 50                         # ops in one records.batch (at most 1000); more: BAD_REQUEST
+
+
+@dataclass(frozen=True)
+class ConnectionBounds:
+    """What one connection, and one client address, may hold and cost; per worker process (docs/operations.md has
+    each with its close code)."""
+    total: int = 10_000                         # open WebSockets; over: close 1013
+    per_address: int = 256                      # from one client address; over: close 1013
+    message_rate: Limit | None = Limit(500, per=1, burst=1000)   # per connection; over: RATE_LIMITED, a flood: 1008
+    max_message: int = 64 * 1024                # bytes in one frame
+    in_flight: int = 64                         # requests a connection may have unanswered at once
+    outgoing: int = 1024 * 1024                 # bytes waiting for a client that does not read; over: dropped
+    request_timeout: float = 10.0               # seconds from a request's arrival to its reply, whatever upstreams do
+    ping_interval: float | None = 20            # keepalive ping every N seconds (None: off) ...
+    ping_timeout: float | None = 20             # ... and no pong within N seconds: the peer is gone (1011)
+    idle_timeout: float | None = None           # no message for N seconds: close 1000 (None: never)
+    auth_deadline: float | None = None          # a guest that has not signed in after N seconds: close 1008
+    http_read_timeout: float = 10.0             # seconds for a plain HTTP request's head, then for its body; then 408
+    http_keepalive_timeout: float = 5.0         # seconds a kept-alive HTTP connection may wait for its next request
+
+
+@dataclass(frozen=True)
+class RealtimeBounds:
+    """Subscriptions and channels (docs/realtime.md), and the change log a resumed subscription replays from."""
+    per_connection: int = 100                   # realtime subscriptions a connection may hold
+    per_principal: int = 500                    # ... one user across their connections (anon: per address)
+    per_address: int = 2000                     # ... all the connections of one client address
+    filter_bytes_per_address: int = 512 * 1024  # filter text the subscriptions of one address hold
+    channels_per_connection: int = 32           # channels a connection may have joined at once
+    log_retention: float = 15 * 60              # seconds a change is kept (realtime.subscribe `since`)
+    log_max: int = 1_000_000                    # changes kept at most (the oldest go first)
+
+
+@dataclass(frozen=True)
+class FileBounds:
+    """Files (docs/files.md): chunks either way, the uploader's window, patience, the orphan sweeper's period."""
+    chunk: int = 256 * 1024                     # bytes in one file chunk (frames may be this much over max_message)
+    window: int = 4 * 1024 * 1024               # bytes an uploader may have sent but not had acknowledged
+    idle_timeout: float = 60.0                  # seconds an upload may wait for its next chunk or files.finish
+    sweep_interval: float = 30.0                # seconds between sweeps of orphaned objects (also woken by NOTIFY)
+
+
+@dataclass(frozen=True)
+class HookBounds:
+    """Rule hooks (rules/, docs/rules.md): worker processes per gateway process, a call's deadline, calls that
+    may wait, and the environment variables hooks may read, besides PATH, HOME, the locale and HAPTA_ENV (never one
+    of the gateway's own settings: HAPTA_*, DATABASE_URL, REDIS_URL, SMTP_URL, S3_*, PG*, AWS_*)."""
+    workers: int | None = None                  # processes running rules/ hooks; None: one per core
+    timeout: float = 1.0                        # seconds a hook call may run; past it the worker is killed: TIMEOUT
+    queue: int = 1024                           # hook calls waiting for a free worker; when full: UNAVAILABLE
+    environ: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionBounds:
+    """Server functions (functions/, docs/functions.md) and their webhooks."""
+    workers: int | None = None                  # processes running functions/; None: one per core
+    timeout: float = 10.0                       # the longest a function may declare (at most request_timeout)
+    memory: int | None = 512                    # MiB of address space per function worker (None: no limit)
+    retries: tuple[float, ...] = (1, 2, 4, 8)   # seconds before each retry of a failed @on change
+    # The function workers one caller may hold at once; None: a share of the workers.
+    per_principal: int | None = None            # one user (anon, guests: one address); None: half the workers
+    per_address: int | None = None              # every client of one address; None: three quarters of them
+    http_workers: int | None = None             # all @http webhooks together; None: half the workers
+    http_per_address: int | None = None         # the webhooks one address sends; None: a quarter of them
+    # Webhooks (@http; docs/functions.md "Webhooks", docs/security.md):
+    http_max_body: int = 1024 * 1024            # bytes of an @http request's body (a route's max_body may differ); 413
+    http_memory: int = 64 * 1024 * 1024         # bytes of request bodies one process holds at once; over: 503
+    http_memory_per_address: int = 16 * 1024 * 1024   # ... of them from one client address; over: 503
+    http_answer_within: float = 3.0             # seconds a webhook waits for its function; then 202 {run} (it goes on)
+    http_dedupe_window: float = 3 * 24 * 3600   # seconds a delivery id is remembered (delivery_id_header)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """Sessions and passwords (docs/sessions.md)."""
+    access_token_ttl: int = 15 * 60             # seconds
+    ttl: int = 30 * 24 * 3600                   # absolute lifetime of a session, seconds
+    idle_timeout: int = 14 * 24 * 3600          # a session neither refreshed nor resumed this long ends, seconds
+    refresh_reuse_interval: float = 10.0        # a spent refresh token shown again this soon: a racing tab, seconds
+    min_password_length: int = 8
+
+
+SECTIONS = {"database": DatabaseBounds, "connections": ConnectionBounds, "realtime": RealtimeBounds,
+            "files": FileBounds, "hooks": HookBounds, "functions": FunctionBounds, "sessions": SessionPolicy}
+
+# App's flat fields of earlier releases -> (section, field): still taken, with a warning naming the new place.
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    "db_pool_size": ("database", "pool_size"), "db_acquire_timeout": ("database", "acquire_timeout"),
+    "statement_timeout": ("database", "statement_timeout"), "lock_timeout": ("database", "lock_timeout"),
+    "db_per_principal": ("database", "per_principal"), "db_per_address": ("database", "per_address"),
+    "max_filter_cost": ("database", "max_filter_cost"), "batch_max": ("database", "batch_max"),
+    "max_connections": ("connections", "total"), "max_connections_per_address": ("connections", "per_address"),
+    "message_rate": ("connections", "message_rate"), "max_message": ("connections", "max_message"),
+    "max_in_flight": ("connections", "in_flight"), "max_outgoing": ("connections", "outgoing"),
+    "request_timeout": ("connections", "request_timeout"), "ping_interval": ("connections", "ping_interval"),
+    "ping_timeout": ("connections", "ping_timeout"), "connection_idle_timeout": ("connections", "idle_timeout"),
+    "auth_deadline": ("connections", "auth_deadline"), "http_read_timeout": ("connections", "http_read_timeout"),
+    "http_keepalive_timeout": ("connections", "http_keepalive_timeout"),
+    "max_subscriptions": ("realtime", "per_connection"),
+    "max_subscriptions_per_principal": ("realtime", "per_principal"),
+    "max_subscriptions_per_address": ("realtime", "per_address"),
+    "max_filter_bytes_per_address": ("realtime", "filter_bytes_per_address"),
+    "max_channels": ("realtime", "channels_per_connection"), "change_log_retention": ("realtime", "log_retention"),
+    "change_log_max": ("realtime", "log_max"),
+    "file_chunk": ("files", "chunk"), "file_window": ("files", "window"),
+    "file_idle_timeout": ("files", "idle_timeout"),
+    "file_sweep_interval": ("files", "sweep_interval"),
+    "rule_workers": ("hooks", "workers"), "hook_timeout": ("hooks", "timeout"), "rule_queue": ("hooks", "queue"),
+    "rule_environ": ("hooks", "environ"),
+    "function_workers": ("functions", "workers"), "function_timeout": ("functions", "timeout"),
+    "function_memory": ("functions", "memory"), "function_retries": ("functions", "retries"),
+    "function_per_principal": ("functions", "per_principal"), "function_per_address": ("functions", "per_address"),
+    "function_http_workers": ("functions", "http_workers"),
+    "function_http_per_address": ("functions", "http_per_address"),
+    "function_http_max_body": ("functions", "http_max_body"), "function_http_memory": ("functions", "http_memory"),
+    "function_http_memory_per_address": ("functions", "http_memory_per_address"),
+    "function_http_answer_within": ("functions", "http_answer_within"),
+    "function_http_dedupe_window": ("functions", "http_dedupe_window"),
+    "access_token_ttl": ("sessions", "access_token_ttl"), "session_ttl": ("sessions", "ttl"),
+    "session_idle_timeout": ("sessions", "idle_timeout"),
+    "refresh_reuse_interval": ("sessions", "refresh_reuse_interval"),
+    "min_password_length": ("sessions", "min_password_length"),
+}
+_config_log = logging.getLogger("hapta.config")
+
+
+@dataclass(frozen=True)
+class _AppFields:
+    """The app's shape (collections, limits, channels, providers, mail), then the gateway's bounds, by section."""
     collections: tuple[Collection, ...] | list[Collection]
     # "default", "op", "op:collection", laid over DEFAULT_LIMITS; None for a key: not limited (docs/limits.md)
     limits: dict[str, Limit | None] = field(default_factory=dict)
@@ -165,78 +309,45 @@ class App:
     development_limits: dict[str, Limit | None] = field(default_factory=dict)
     limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
-    max_message: int = 64 * 1024                # bytes in one frame
-    max_in_flight: int = 64                     # requests a connection may have unanswered at once
-    max_filter_cost: int = 40                   # what one filter may ask per row (hapta.query.cost); over: TOO_LARGE
-    batch_max: int = 50                         # ops in one records.batch (at most 1000); more: BAD_REQUEST
-    # Rule hooks (docs/rules.md): worker processes per gateway process, a call's deadline, calls that may wait.
-    rule_workers: int | None = None             # processes running rules/ hooks; None: one per core
-    hook_timeout: float = 1.0                   # seconds a hook call may run; past it the worker is killed: TIMEOUT
-    rule_queue: int = 1024                      # hook calls waiting for a free worker; when full: UNAVAILABLE
-    # the environment variables rules/ hooks may read, besides PATH, HOME, the locale and HAPTA_ENV (never one of
-    # the gateway's own settings: HAPTA_*, DATABASE_URL, REDIS_URL, SMTP_URL, S3_*, PG*, AWS_*)
-    rule_environ: tuple[str, ...] = ()
+    # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py)
+    channels: dict[str, str | None] = field(default_factory=dict)
+    oauth2: dict[str, "OAuth2Provider"] = field(default_factory=dict)   # provider name -> how to reach it
     app_name: str = "Hapta"                     # what mails call the app
     require_verified: bool = False              # users whose email is not verified may call only auth.* and ping
     # the link a mail carries (string.Template): $public_url (HAPTA_PUBLIC_URL, else the gateway's own address),
     # $action ("verify", "reset") and $token; a page of the app reads the token and sends auth.verify / auth.reset
     mail_link: str = "$public_url/#$action=$token"
-    function_workers: int | None = None         # processes running functions/; None: one per core
-    function_timeout: float = 10.0              # the longest a function may declare (at most request_timeout)
-    function_memory: int | None = 512           # MiB of address space per function worker (None: no limit)
-    function_retries: tuple[float, ...] = (1, 2, 4, 8)   # seconds before each retry of a failed @on change
-    # Webhooks (@http) and the gateway's plain HTTP (docs/functions.md "Webhooks", docs/security.md):
-    function_http_max_body: int = 1024 * 1024   # bytes of an @http request's body (a route's max_body may differ); 413
-    function_http_memory: int = 64 * 1024 * 1024   # bytes of request bodies one process holds at once; over: 503
-    function_http_memory_per_address: int = 16 * 1024 * 1024   # ... of them from one client address; over: 503
-    function_http_answer_within: float = 3.0    # seconds a webhook waits for its function; then 202 {run} (it goes on)
-    function_http_dedupe_window: float = 3 * 24 * 3600   # seconds a delivery id is remembered (delivery_id_header)
-    http_read_timeout: float = 10.0             # seconds for a plain HTTP request's head, then for its body; then 408
-    http_keepalive_timeout: float = 5.0         # seconds a kept-alive HTTP connection may wait for its next request
-    # The function workers one caller may hold at once (docs/functions.md); None: a share of function_workers.
-    function_per_principal: int | None = None   # one user (anon, guests: one address); None: half the workers
-    function_per_address: int | None = None     # every client of one address; None: three quarters of them
-    function_http_workers: int | None = None    # all @http webhooks together; None: half the workers
-    function_http_per_address: int | None = None   # the webhooks one address sends; None: a quarter of them
-    # The database (docs/security.md): no request, statement or lock wait outlives its bound, and one client holds
-    # at most a few of the pool's connections at once, so it cannot starve the others.
-    db_pool_size: int = 10                      # PostgreSQL connections per gateway process
-    db_acquire_timeout: float = 2.0             # seconds a request waits for a pool connection; then UNAVAILABLE
-    statement_timeout: float = 5.0              # seconds one statement may run (server-side); then TIMEOUT
-    lock_timeout: float = 2.0                   # seconds a statement may wait for a row lock; then TIMEOUT
-    db_per_principal: int = 4                   # pool connections one user (or one address's anon/guests) holds at once
-    db_per_address: int = 8                     # pool connections all the clients of one address hold at once
-    request_timeout: float = 10.0               # seconds from a request's arrival to its reply, whatever the upstreams do
-    # Connection guards, per worker process (docs/operations.md has each with its close code).
-    max_connections: int = 10_000               # open WebSockets; over: close 1013
-    max_connections_per_address: int = 256      # from one client address; over: close 1013
-    message_rate: Limit | None = Limit(500, per=1, burst=1000)   # per connection; over: RATE_LIMITED, a flood: 1008
-    max_subscriptions: int = 100                # realtime subscriptions a connection may hold
-    max_subscriptions_per_principal: int = 500  # ... one user across their connections (anon: per address)
-    max_subscriptions_per_address: int = 2000   # ... all the connections of one client address
-    max_filter_bytes_per_address: int = 512 * 1024   # filter text the subscriptions of one address hold
-    max_channels: int = 32                      # channels a connection may have joined at once
-    # The change log a resumed subscription replays from (realtime.subscribe `since`; docs/realtime.md)
-    change_log_retention: float = 15 * 60       # seconds a change is kept
-    change_log_max: int = 1_000_000             # changes kept at most (the oldest go first)
-    # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py)
-    channels: dict[str, str | None] = field(default_factory=dict)
-    max_outgoing: int = 1024 * 1024             # bytes waiting for a client that does not read; over: dropped
-    ping_interval: float | None = 20            # keepalive ping every N seconds (None: off) ...
-    ping_timeout: float | None = 20             # ... and no pong within N seconds: the peer is gone (1011)
-    connection_idle_timeout: float | None = None   # no message for N seconds: close 1000 (None: never)
-    auth_deadline: float | None = None          # a guest that has not signed in after N seconds: close 1008
-    access_token_ttl: int = 15 * 60             # seconds
-    session_ttl: int = 30 * 24 * 3600           # absolute lifetime of a session, seconds
-    session_idle_timeout: int = 14 * 24 * 3600  # a session neither refreshed nor resumed this long ends, seconds
-    refresh_reuse_interval: float = 10.0        # a spent refresh token shown again this soon: a racing tab, seconds
-    min_password_length: int = 8
-    oauth2: dict[str, "OAuth2Provider"] = field(default_factory=dict)   # provider name -> how to reach it
-    # Files (docs/files.md): chunks either way, the uploader's window, patience, the orphan sweeper's period.
-    file_chunk: int = 256 * 1024                # bytes in one file chunk (frames may be this much over max_message)
-    file_window: int = 4 * 1024 * 1024          # bytes an uploader may have sent but not had acknowledged
-    file_idle_timeout: float = 60.0             # seconds an upload may wait for its next chunk or files.finish
-    file_sweep_interval: float = 30.0           # seconds between sweeps of orphaned objects (also woken by NOTIFY)
+    database: DatabaseBounds = DatabaseBounds()
+    connections: ConnectionBounds = ConnectionBounds()
+    realtime: RealtimeBounds = RealtimeBounds()
+    files: FileBounds = FileBounds()
+    hooks: HookBounds = HookBounds()
+    functions: FunctionBounds = FunctionBounds()
+    sessions: SessionPolicy = SessionPolicy()
+
+
+class App(_AppFields):
+    """What config.py defines as `app`. The bounds come in sections (`App(hooks=HookBounds(workers=2))`); the flat
+    names of earlier releases (`App(rule_workers=2)`, FLAT_NAMES) are still taken into their section, each with a
+    line in the log naming the new place."""
+
+    def __init__(self, *args: Any, **fields: Any):
+        moved: dict[str, dict[str, Any]] = {}
+        for name in [name for name in fields if name in FLAT_NAMES]:
+            section, into = FLAT_NAMES[name]
+            moved.setdefault(section, {})[into] = fields.pop(name)
+            _config_log.warning("App(%s=...) is now App(%s=%s(%s=...)); the flat name will go in a later release",
+                                name, section, SECTIONS[section].__name__, into)
+        for section, values in moved.items():
+            fields[section] = dataclasses.replace(fields.get(section, SECTIONS[section]()), **values)
+        super().__init__(*args, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        """A flat name of earlier releases reads its section's field (`app.rule_workers` is app.hooks.workers)."""
+        moved = FLAT_NAMES.get(name)
+        if moved is None:
+            raise AttributeError(f"App has no field {name!r}")
+        return getattr(getattr(self, moved[0]), moved[1])
 
     def collection(self, name: str) -> Collection | None:
         return self.by_name.get(name)
@@ -278,12 +389,17 @@ def _failure(path: Path, exc: Exception) -> str:
     where = f"{path.name}, line {lines[-1]}" if lines else path.name
     unknown = _UNEXPECTED.search(str(exc))
     if isinstance(exc, TypeError) and unknown:
-        known = {cls.__name__: cls for cls in (App, Collection, FileField, Limit, OAuth2Provider)}.get(unknown[1])
+        classes = (Collection, FileField, Limit, OAuth2Provider, *SECTIONS.values())
+        known = {"_AppFields": App, **{cls.__name__: cls for cls in classes}}.get(unknown[1])
         if known is not None:
             fields = [f.name for f in dataclasses.fields(known)]
-            near = difflib.get_close_matches(unknown[2], fields, n=1)
-            hint = f"did you mean {near[0]!r}?" if near else f"its fields are {', '.join(fields)}"
-            return f"{where}: {unknown[1]} has no field {unknown[2]!r} ({hint})"
+            near = difflib.get_close_matches(unknown[2], [*fields, *(FLAT_NAMES if known is App else ())], n=1)
+            if near and near[0] in FLAT_NAMES:
+                section, into = FLAT_NAMES[near[0]]
+                hint = f"did you mean {section}={SECTIONS[section].__name__}({into}=...)?"
+            else:
+                hint = f"did you mean {near[0]!r}?" if near else f"its fields are {', '.join(fields)}"
+            return f"{where}: {known.__name__} has no field {unknown[2]!r} ({hint})"
     return f"{where}: {type(exc).__name__}: {exc}"
 
 
@@ -312,13 +428,20 @@ def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
             _check_fields(file, f"Collection {collection.name!r} files[{name!r}]")
     for name, provider in app.oauth2.items():
         _check_fields(provider, f"App.oauth2[{name!r}]")
-    for name in ("function_http_memory", "function_http_memory_per_address", "function_http_answer_within",
-                 "function_http_dedupe_window", "http_read_timeout", "http_keepalive_timeout"):
-        if getattr(app, name) <= 0:
-            raise ConfigError(f"App.{name}: expected a positive number, got {getattr(app, name)!r}")
-    if not 0 <= app.function_http_max_body <= app.function_http_memory_per_address <= app.function_http_memory:
-        raise ConfigError("App.function_http_max_body <= function_http_memory_per_address <= function_http_memory "
-                          "must hold (a body over either memory bound could never be read)")
+    for section in SECTIONS:
+        _check_fields(getattr(app, section), f"App.{section}")
+    functions, connections = app.functions, app.connections
+    for where, value in (("functions.http_memory", functions.http_memory),
+                         ("functions.http_memory_per_address", functions.http_memory_per_address),
+                         ("functions.http_answer_within", functions.http_answer_within),
+                         ("functions.http_dedupe_window", functions.http_dedupe_window),
+                         ("connections.http_read_timeout", connections.http_read_timeout),
+                         ("connections.http_keepalive_timeout", connections.http_keepalive_timeout)):
+        if value <= 0:
+            raise ConfigError(f"App.{where}: expected a positive number, got {value!r}")
+    if not 0 <= functions.http_max_body <= functions.http_memory_per_address <= functions.http_memory:
+        raise ConfigError("App.functions: http_max_body <= http_memory_per_address <= http_memory must hold (a body "
+                          "over either memory bound could never be read)")
     names = [c.name for c in app.collections]
     if len(set(names)) != len(names):
         raise ConfigError(f"App.collections: {sorted(n for n in names if names.count(n) > 1)[0]!r} is declared twice")

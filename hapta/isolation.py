@@ -4,7 +4,7 @@ the operating-system calls that keep the rest from it.
 A worker runs the app's code and everything it imports, so a compromised dependency or an injection bug in a
 function runs there with the worker's rights. What it gets of the gateway (docs/security.md, "Workers"):
 
-- Its environment is an allowlist: WORKER_ENVIRON, and for rules/ the names App.rule_environ adds; a function
+- Its environment is an allowlist: WORKER_ENVIRON, and for rules/ the names App.hooks.environ adds; a function
   gets the values of the secrets it declared, per call. The gateway's own settings (`is_gateway_own`) are never a
   worker's, not even when declared.
 - Every process of the gateway is not dumpable (`undumpable`): another process of the same user cannot read its
@@ -54,7 +54,7 @@ def is_gateway_own(name: str) -> bool:
 
 
 def refused_names(names: Iterable[str], app: Any) -> list[str]:
-    """Which of `names` (a function's declared secrets, App.rule_environ) no worker may have: the gateway's own
+    """Which of `names` (a function's declared secrets, App.hooks.environ) no worker may have: the gateway's own
     settings, and a variable whose value the gateway holds as a secret of its own (an OAuth2 client secret that
     config.py read from the environment under any name)."""
     held = {provider.client_secret for provider in getattr(app, "oauth2", {}).values() if provider.client_secret}

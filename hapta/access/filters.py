@@ -148,7 +148,7 @@ def anyone_sees(model: Model, record: Mapping[str, Any] | None) -> bool | None:
 
 def client_filter(model: Model, schema: Schema, text: str | None, max_cost: int) -> BoundFilter | None:
     """A client's filter on `model`, bound once (for admins against the schema as they see it: no guards, every
-    relation open), and held to `max_cost` (App.max_filter_cost) before it can reach SQL."""
+    relation open), and held to `max_cost` (App.database.max_filter_cost) before it can reach SQL."""
     try:
         found = bound_filter(model, schema, text)
     except FilterError as exc:

@@ -23,7 +23,7 @@ from websockets.frames import CloseCode
 from ..principal import GUEST, Peer, Principal
 from ..protocol.errors import MFA_REQUIRED
 from ..store.listener import Listener
-from ..store.postgres import UPSTREAM_ERRORS
+from ..store.failures import UPSTREAM_ERRORS
 from . import mfa, oauth2
 from .sessions import USER_COLUMNS, Sessions
 from .tokens import TokenSigner

@@ -23,7 +23,9 @@ from typing import Any
 
 import asyncpg
 
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+
+from ..store.postgres import Database
 
 log = logging.getLogger("hapta.mail")
 

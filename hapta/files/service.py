@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from typing import Iterable
 
 import asyncpg
 
-from ..config import App, ConfigError, FileField
+from ..config import Collection, ConfigError, FileBounds, FileField
 from ..models import Model
 from ..query import schema as kinds
 from ..settings import Settings
 from ..store.files import Storage, StorageUnavailable, Writer, check_key, open_storage
 from ..store.files.types import KNOWN_TYPES
 from ..store.listener import Listener
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from .signing import UrlSigner
 
 
@@ -39,17 +40,10 @@ SWEEP_BATCH = 100
 TRIGGER_LOCK = 0x6861707466   # "haptf": one process installs the triggers at a time
 
 
-@dataclass(frozen=True)
-class Limits:
-    chunk: int           # bytes in one chunk, either way
-    window: int          # bytes an uploader may have unacknowledged
-    idle_timeout: float  # seconds an upload may wait for its next chunk or its files.finish
-
-
-def declared_fields(app: App, models: dict[str, Model]) -> dict[str, dict[str, FileField]]:
+def declared_fields(collections: Iterable[Collection], models: dict[str, Model]) -> dict[str, dict[str, FileField]]:
     """collection -> field -> FileField, checked against the catalog; mistakes stop the start."""
     found: dict[str, dict[str, FileField]] = {}
-    for collection in app.collections:
+    for collection in collections:
         for name, spec in getattr(collection, "files", {}).items():
             model = models[collection.name]
             column = model.info.columns.get(name)
@@ -70,16 +64,16 @@ def declared_fields(app: App, models: dict[str, Model]) -> dict[str, dict[str, F
 
 
 class FileService:
-    def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener,
-                 storage: Storage | None = None):
+    def __init__(self, bounds: FileBounds, collections: Iterable[Collection], settings: Settings, db: Database,
+                 models: dict[str, Model], listener: Listener, storage: Storage | None = None):
         self.db = db
         self.models = models
-        self.fields = declared_fields(app, models)
+        self.fields = declared_fields(collections, models)
         self.storage = storage or open_storage(settings)
         self.signer = UrlSigner(settings.jwt_secret)
         self.public_url = settings.public_url   # how browsers reach the gateway: set at start if not configured
-        self.limits = Limits(app.file_chunk, app.file_window, app.file_idle_timeout)
-        self.interval = app.file_sweep_interval
+        self.limits = bounds   # chunk, window, idle_timeout: what every stream keeps to
+        self.interval = bounds.sweep_interval
         self.lease = max(4 * self.interval, 2.0)   # renewed every interval: three renewals may fail in a row
         self.live: set[str] = set()                # keys of uploads in progress in this process
         self.ready = False

@@ -100,12 +100,12 @@ def http(method: str, path: str, *, timeout: float | None = None, secrets: tuple
     204). There is no caller: ctx.records act as an anon key's principal, or as admin with admin=True.
 
     What the gateway checks before the function runs (docs/functions.md, "Webhooks"):
-    - `max_body`: bytes the request's body may have (default App.function_http_max_body); more: 413, unread;
+    - `max_body`: bytes the request's body may have (default App.functions.http_max_body); more: 413, unread;
     - `secret` (an environment variable's name) with `signature_header`: the header must hold the HMAC
       (`algorithm`, `signature_encoding` hex or base64, after `signature_prefix`, e.g. "sha256=") of the body under
       that secret; else 403, and nothing runs or is written. Without them, check it yourself (hmac_valid);
     - `delivery_id_header`: the provider's delivery id; a retry with an id seen before (within
-      App.function_http_dedupe_window) gets the first run's answer, or 202 with its run id while it runs, and
+      App.functions.http_dedupe_window) gets the first run's answer, or 202 with its run id while it runs, and
       does not run again."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")

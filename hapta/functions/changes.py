@@ -7,7 +7,7 @@ the function succeeded. So nothing is lost (a restart resumes from the cursor; t
 nothing that succeeded runs again; a process that dies between a success and the cursor's move runs that change
 once more (at least once). A failure (the function raised, timed out, its worker died) is retried after 1, 2, 4
 and 8 s, in place, holding back the changes behind it (order is kept); after the fifth failure the change goes to
-hapta.function_dead (functions.dead, functions.retry) and the cursor moves on (App.function_retries sets the
+hapta.function_dead (functions.dead, functions.retry) and the cursor moves on (App.functions.retries sets the
 delays).
 
 A function seen for the first time starts at the log's head: it runs for changes committed from then on.
@@ -29,7 +29,8 @@ from typing import Any, Awaitable, Callable, Mapping
 from ..config import ConfigError
 from ..principal import ADMIN, Peer, Principal, SocketPeer
 from ..protocol.errors import BAD_REQUEST, NOT_FOUND, HaptaError
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from .triggers import Function, Runs
 
 log = logging.getLogger("hapta.functions")
@@ -71,7 +72,7 @@ class Changes:
         self.runs = runs
         self.collections = collections   # what @on may watch: config.py's collections
         self.run_op = run_op             # reads the changed record as admin
-        self.retries = retries   # seconds before each retry (App.function_retries); one failure more: dead
+        self.retries = retries   # seconds before each retry (App.functions.retries); one failure more: dead
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.functions: Mapping[str, Function] = {}
         self.watches: list[Watch] = []
@@ -126,7 +127,7 @@ class Changes:
         if cursor["wait"] > 0:
             return min(cursor["wait"], POLL)   # a retry is due later
         position, attempts = cursor["pos"], cursor["attempts"]
-        if cursor["pruned"] > position:   # the log was cut (App.change_log_max) before this function ran
+        if cursor["pruned"] > position:   # the log was cut (App.realtime.log_max) before this function ran
             await self._dead(watch, cursor["pruned"], {"from": position + 1, "to": cursor["pruned"]},
                              "these changes were pruned from the log before the function ran")
             return 0.0

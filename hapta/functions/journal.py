@@ -9,7 +9,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 
 log = logging.getLogger("hapta.functions")
 

@@ -22,7 +22,8 @@ from typing import Mapping
 
 from croniter import croniter
 
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from .triggers import Function, Runs
 
 log = logging.getLogger("hapta.functions")

@@ -56,7 +56,7 @@ PublishTo = Callable[[str, Any], Awaitable[bool]]
 
 # Calls that may wait for a free function worker, in all; past that UNAVAILABLE at once. Each caller but admins and
 # the gateway's own runs is held to far less by its share (WAITING_PER_SHARE calls per worker of it): this bounds
-# the rest (App.rule_queue bounds the hook workers' queue only).
+# the rest (App.hooks.queue bounds the hook workers' queue only).
 FUNCTION_QUEUE = 1024
 
 
@@ -65,7 +65,7 @@ def _read(report: Any) -> dict[str, FunctionInfo]:
 
 
 # The function workers: they import functions/ (hapta.functions.child) with only the allowlisted environment (a
-# function gets its declared secrets per call), each within App.function_memory, and callers share them
+# function gets its declared secrets per call), each within App.functions.memory, and callers share them
 # (functions.shares: start_workers). Their series in /metrics carry pool="functions",
 # upstream="functions".
 FUNCTION_WORKERS = Kind(name="functions", noun="function", program="hapta.functions.child",
@@ -80,15 +80,16 @@ async def start_workers(app: App, folder: Path, *, reload: bool = False,
     shares are out of bounds; what the functions declare is checked when Functions is built from the pool."""
     if not needed(folder, reload):
         return None
-    size = app.function_workers or default_size()
+    bounds = app.functions
+    size = bounds.workers or default_size()
     try:
-        shares = Shares.of(size, app.function_per_principal, app.function_per_address, app.function_http_workers,
-                           app.function_http_per_address)
+        shares = Shares.of(size, bounds.per_principal, bounds.per_address, bounds.http_workers,
+                           bounds.http_per_address)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    kind = replace(FUNCTION_WORKERS, memory_limit=app.function_memory * 2**20 if app.function_memory else None,
+    kind = replace(FUNCTION_WORKERS, memory_limit=bounds.memory * 2**20 if bounds.memory else None,
                    callers=shares.caller)
-    return await start_pool(kind, folder, set(), size=size, timeout=app.function_timeout,
+    return await start_pool(kind, folder, set(), size=size, timeout=bounds.timeout,
                             queue_limit=FUNCTION_QUEUE, user=user, reload=reload)
 
 
@@ -105,12 +106,13 @@ class Functions:
         self._database = db.fetch_for_app   # runs ctx.sql
         self._run_op = run_op
         self._publish = publish
-        self._longest = min(app.function_timeout, app.request_timeout)   # a call's reply has request_timeout
+        # the longest a function may declare: a call's reply has App.connections.request_timeout
+        self._longest = min(app.functions.timeout, app.connections.request_timeout)
         self._chores: set[asyncio.Task] = set()
         self.journal = Journal(db)
         self.calls = Calls(self, self.journal)
         self.schedule = Schedule(db, self)
-        self.changes = Changes(db, self, collections, run_op, tuple(app.function_retries))
+        self.changes = Changes(db, self, collections, run_op, tuple(app.functions.retries))
         self.webhooks = Webhooks(db, self, self.journal, WebhookSettings.of(app), app)
         self.triggers: dict[str, Trigger] = {t.kind: t for t in (self.calls, self.schedule, self.changes,
                                                                  self.webhooks)}
@@ -140,7 +142,8 @@ class Functions:
                               "credentials never reach a function")
         if info.timeout > self._longest:
             raise ConfigError(f"functions/{info.file}: {name} declares a timeout of {info.timeout:g} s, more than "
-                              f"App.function_timeout and App.request_timeout allow ({self._longest:g} s)")
+                              f"App.functions.timeout and App.connections.request_timeout allow "
+                              f"({self._longest:g} s)")
         return replace(function, allow=compile_allow(name, info.allow))
 
     def _use(self, functions: dict[str, Function]) -> None:
@@ -204,7 +207,7 @@ class Functions:
         return await self.webhooks.answer(route, target, headers, body, address)
 
     async def sweep(self) -> None:
-        """Forget the webhook deliveries past App.function_http_dedupe_window (on the gateway's sweep clock)."""
+        """Forget the webhook deliveries past App.functions.http_dedupe_window (on the gateway's sweep clock)."""
         await self.webhooks.sweep()
 
     async def dead(self, name: str, limit: int = 50) -> list[dict[str, Any]]:

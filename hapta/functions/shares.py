@@ -1,4 +1,4 @@
-"""How the function workers are shared between callers (App.function_per_principal, ...): the functions kind's
+"""How the function workers are shared between callers (App.functions.per_principal, ...): the functions kind's
 `callers` (hapta.workers.kind.Caller), which the pool keeps (hapta.workers.pool: shares and turns)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..workers.messages import Who
 
 @dataclass(frozen=True, slots=True)
 class Shares:
-    """How many of a functions/ pool's workers one caller may hold at once (App.function_per_principal, ...).
+    """How many of a functions/ pool's workers one caller may hold at once (App.functions.per_principal, ...).
 
     A principal (a user; anon and guests: their address) and an address (every client behind it) each hold at most
     their share; webhooks together at most `http`, and each sending address `http_per_address` of that. The

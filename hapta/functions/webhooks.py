@@ -9,7 +9,7 @@ What is checked where, in this order; nothing later runs for a request an earlie
     signature    `HttpRoute.refuses`, over the whole body: 403 before any run, database row or worker is touched
     delivery     `Deliveries.claim`: the first request with a delivery id runs; a retry gets the first answer, or
                  202 with the same run id while that run goes on
-    answer       Webhooks.answer: the function's, or 202 with the run's id once App.function_http_answer_within
+    answer       Webhooks.answer: the function's, or 202 with the run's id once App.functions.http_answer_within
                  has passed (the run goes on, and is recorded in functions.runs)
 
 Webhooks is the @http trigger of the functions service (triggers.Trigger): it checks each declared route at start,
@@ -33,7 +33,8 @@ from ..isolation import refused_names
 from ..principal import ADMIN, ANON, Peer, Principal, SocketPeer
 from ..protocol.errors import TIMEOUT, UNAVAILABLE, HaptaError
 from ..routes import reserved
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from ..workers.messages import Denied, Raised
 from .api import SIGNATURE_ALGORITHMS, SIGNATURE_ENCODINGS, hmac_valid
 from .journal import Journal
@@ -63,8 +64,8 @@ class WebhookSettings:
 
     @classmethod
     def of(cls, app: Any) -> "WebhookSettings":
-        return cls(app.function_http_max_body, app.function_http_memory_per_address,
-                   float(app.function_http_answer_within), float(app.function_http_dedupe_window))
+        return cls(app.functions.http_max_body, app.functions.http_memory_per_address,
+                   float(app.functions.http_answer_within), float(app.functions.http_dedupe_window))
 
 
 def text(status: int, message: str, **headers: str) -> Reply:
@@ -270,7 +271,7 @@ class Webhooks:
                               "own")
         if route.max_body > self.settings.largest_body:
             raise ConfigError(f"functions/{function.file}: {function.name} declares max_body={route.max_body}, more "
-                              f"than App.function_http_memory_per_address ({self.settings.largest_body}) lets one "
+                              f"than App.functions.http_memory_per_address ({self.settings.largest_body}) lets one "
                               "request hold")
         if route.secret is not None and refused_names((route.secret,), self.app):
             raise ConfigError(f"functions/{function.file}: {function.name} may not sign with {route.secret}: the "
@@ -314,7 +315,7 @@ class Webhooks:
                      address: str | None) -> Reply:
         """One answer to a request for `route` whose body was read within the route's bounds: refused before
         anything runs or is written (400, 403 for a bad signature), a retried delivery's first answer, the
-        function's answer, or, when it has not answered within App.function_http_answer_within, 202 with its run
+        function's answer, or, when it has not answered within App.functions.http_answer_within, 202 with its run
         id (the run goes on and is recorded in functions.runs). 403 when it raised Deny, 500 when it failed,
         503 or 504 when its workers were busy or it ran out of time."""
         function = self.functions.get(route.function)
@@ -371,7 +372,7 @@ class Webhooks:
         return reply
 
     async def sweep(self) -> None:
-        """Forget the webhook deliveries past App.function_http_dedupe_window (on the gateway's sweep clock)."""
+        """Forget the webhook deliveries past App.functions.http_dedupe_window (on the gateway's sweep clock)."""
         if any(route.delivery_id_header for methods in self.routes.values() for route in methods.values()):
             await self.deliveries.prune()
 

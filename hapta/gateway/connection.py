@@ -51,12 +51,12 @@ class Connection:
                                  gateway.settings.trusted_proxies)
         self.peer = SocketPeer(address=address, push=self.push, close=self.close_soon, deliver=self.deliver,
                                send_chunk=self.send_chunk)
-        self.slots = asyncio.Semaphore(gateway.app.max_in_flight)
-        self.outbox = Outbox(gateway.app.max_outgoing)
+        self.slots = asyncio.Semaphore(gateway.app.connections.in_flight)
+        self.outbox = Outbox(gateway.app.connections.outgoing)
         self.flushing = False
         self.garbage = 0
         self.tasks: set[asyncio.Task] = set()
-        self.rate = MessageRate(gateway.app.message_rate)
+        self.rate = MessageRate(gateway.app.connections.message_rate)
         self.phase = Phase.OPEN
         self.idle: IdleTimer | None = None
         self.auth_timer: asyncio.TimerHandle | None = None
@@ -97,11 +97,11 @@ class Connection:
     def start_timers(self) -> None:
         """The clocks App may set on a connection: idleness, and a guest's deadline to sign in."""
         app, loop = self.gateway.app, asyncio.get_running_loop()
-        if app.connection_idle_timeout:
-            self.idle = IdleTimer(loop, app.connection_idle_timeout,
+        if app.connections.idle_timeout:
+            self.idle = IdleTimer(loop, app.connections.idle_timeout,
                                   lambda: self.guard_close("idle", CloseCode.NORMAL_CLOSURE, "idle"))
-        if app.auth_deadline:
-            self.auth_timer = loop.call_later(app.auth_deadline, self.auth_deadline_passed)
+        if app.connections.auth_deadline:
+            self.auth_timer = loop.call_later(app.connections.auth_deadline, self.auth_deadline_passed)
 
     def auth_deadline_passed(self) -> None:
         if self.peer.principal.role == GUEST and self.phase < Phase.CLOSING:
@@ -151,7 +151,7 @@ class Connection:
                 continue
             await self.slots.acquire()
             task = asyncio.ensure_future(self.serve(request))
-            self.gateway.deadlines.watch(task)   # answered TIMEOUT past App.request_timeout
+            self.gateway.deadlines.watch(task)   # answered TIMEOUT past App.connections.request_timeout
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         if self.rate.flooding:
@@ -161,7 +161,7 @@ class Connection:
     def too_big(self, frame: str | bytes) -> bool:
         """Frames may be as large as a file chunk (server.py sets websockets' max_size so); anything but a chunk
         is held to max_message, as websockets would: close 1009."""
-        limit = self.gateway.app.max_message
+        limit = self.gateway.app.connections.max_message
         if len(frame) <= limit // 4 or len(frame.encode() if isinstance(frame, str) else frame) <= limit:
             return False
         self.enter(Phase.CLOSING)
@@ -197,7 +197,7 @@ class Connection:
 
     def enqueue(self, message: dict[str, Any]) -> None:
         """Queue a reply or an event; it leaves with the next batch. Never waits for the client: one that lets
-        more than App.max_outgoing bytes wait (queued here or in the transport) is dropped instead."""
+        more than App.connections.outgoing bytes wait (queued here or in the transport) is dropped instead."""
         self.enqueue_encoded(self.codec.encode(message))
 
     def enqueue_encoded(self, data: bytes) -> None:

@@ -4,7 +4,7 @@ A timer per request (asyncio.timeout) costs more than a ping's whole dispatch; a
 connection watches each request task it starts (it holds the task anyway: asking asyncio for the current one on
 every request is measurably dear) and forgets it when it is done. Every SWEEP_EVERY seconds the sweeper cancels
 the requests past their deadline with the message DEADLINE, so a request is answered TIMEOUT at most SWEEP_EVERY
-after App.request_timeout, whatever it waits for.
+after App.connections.request_timeout, whatever it waits for.
 """
 from __future__ import annotations
 

@@ -63,8 +63,10 @@ from ..store import migrations
 from ..store.migrations import create_triggers
 from ..store.files import Storage
 from ..store.listener import Listener
-from ..store.postgres import (Database, Gate, Work, create_pool, done_working, failure, introspect,
-                              known_search_configs, outcome_unknown, working)
+from ..store.postgres import Database, create_pool
+from ..store.shares import Gate, Work, done_working, working
+from ..store.failures import failure, outcome_unknown
+from ..store.introspection import introspect, known_search_configs
 from ..workers.pool import WorkerPool
 from .deadlines import Deadlines
 
@@ -85,27 +87,28 @@ class Gateway:
         self.hooks = hooks
         self.listener = listener
         self.clock = clock   # what tokens, principals and second factors expire by (hapta/clock.py)
-        self.signer = TokenSigner(settings.jwt_secret, app.access_token_ttl, settings.jwt_retired_secrets,
+        self.signer = TokenSigner(settings.jwt_secret, app.sessions.access_token_ttl, settings.jwt_retired_secrets,
                                   clock=clock)
         layers = {**DEFAULT_LIMITS, **app.limits, **({} if settings.production else app.development_limits)}
         limits = {name: limit for name, limit in layers.items() if limit is not None}
         self.limiter = Limiter(limits, settings.redis_url, prefix=settings.redis_prefix,
                                fallback=app.limits_fallback)
-        policy = Policy(app.session_ttl, app.session_idle_timeout, app.refresh_reuse_interval)
+        policy = Policy(app.sessions.ttl, app.sessions.idle_timeout, app.sessions.refresh_reuse_interval)
         self.hub = SessionHub(Sessions(db, policy), self.signer, listener)
         cache = read_cache(settings, listener)
         schemas = Schemas(schema, without_guards(schema))
         # how records leave for one reader (before_send, expand): the same for records.* and realtime events
         view = RecordView(db, models, schemas, hooks, cache.read)
         # the change feed, realtime, channels and the read cache
-        self.live = Live(app, settings, db, models, listener, cache, view, clock)
+        self.live = Live(app.realtime, app.channels, settings, db, models, listener, cache, view, clock)
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
-        self.files = FileService(app, settings, db, models, listener, storage)
-        self.records = Records(db, models, schemas, hooks, view, read=cache.read, max_filter_cost=app.max_filter_cost)
+        self.files = FileService(app.files, app.collections, settings, db, models, listener, storage)
+        self.records = Records(db, models, schemas, hooks, view, read=cache.read,
+                               max_filter_cost=app.database.max_filter_cost)
         self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
         self.streams = Streams(self.files, self.records, self.writes)   # files.* over the socket, per connection
         self.hub.also_sweep(lambda: self.writes.idempotency.prune(db))   # answers past their 24 hours
-        self.deadlines = Deadlines(app.request_timeout)
+        self.deadlines = Deadlines(app.connections.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)
         self.peers: dict[Peer, tuple[int, float]] = {}
         self._numbers = itertools.count(1)
@@ -113,9 +116,9 @@ class Gateway:
                              smtp_url=settings.smtp_url, sender=settings.mail_from, folder=settings.data_dir / "mail",
                              log_links=not settings.production)
         self.accounts = Accounts(db, Users(db), self.hub, self.mailer, self._throttle, link=self._mail_link,
-                                 min_password_length=app.min_password_length,
+                                 min_password_length=app.sessions.min_password_length,
                                  register_by_mail=app.require_verified, clock=clock)
-        record_ops = RecordOps(self.records, self.writes, self._charge, app.batch_max)
+        record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max)
         admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__))
         # What a function's ctx.records reaches: these ops only, through the same request path as a client's
         # (who may call them, their args, their limits: _run), as the caller or as admin.
@@ -132,8 +135,8 @@ class Gateway:
                     providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
             record_ops,
             FileOps(self.streams),
-            LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.max_subscriptions),
-                    self.live.channels, max_channels=app.max_channels),
+            LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.realtime.per_connection),
+                    self.live.channels, max_channels=app.realtime.channels_per_connection),
             LimitOps(self.limiter, GUEST_OPS),
             MiscOps(),
             AccountOps(self.accounts),
@@ -162,12 +165,14 @@ class Gateway:
         check_app(app, OP_NAMES)
         user = _worker_user(settings, app_dir)
         try:
-            pool = await create_pool(dsn, max_size=app.db_pool_size, statement_timeout=app.statement_timeout,
-                                     lock_timeout=app.lock_timeout)
+            bounds = app.database
+            pool = await create_pool(dsn, max_size=bounds.pool_size, statement_timeout=bounds.statement_timeout,
+                                     lock_timeout=bounds.lock_timeout)
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StartupError(f"cannot reach the database at {database_address(dsn)}: {reason(exc)} "
                                f"(check DATABASE_URL, or leave it unset for the embedded one)") from exc
-        db = Database(pool, acquire_timeout=app.db_acquire_timeout, gate=Gate(app.db_per_principal, app.db_per_address))
+        db = Database(pool, acquire_timeout=app.database.acquire_timeout,
+                      gate=Gate(app.database.per_principal, app.database.per_address))
         hooks = function_workers = None
         try:
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
@@ -318,12 +323,12 @@ class Gateway:
             done_working(token)
 
     def _out_of_time(self, request: Request, work: Work) -> HaptaError:
-        log.warning("%s ran past its %g s deadline", request.op, self.app.request_timeout)
+        log.warning("%s ran past its %g s deadline", request.op, self.app.connections.request_timeout)
         if work.commit == "sent":   # the deadline struck while COMMIT was under way
             return HaptaError(TIMEOUT, "the request ran out of time while committing: the write may or may not "
                               "have happened; read it back before retrying", details=outcome_unknown().details,
                               retry_after=1.0)
-        return HaptaError(TIMEOUT, f"no answer within {self.app.request_timeout:g} s", retry_after=1.0)
+        return HaptaError(TIMEOUT, f"no answer within {self.app.connections.request_timeout:g} s", retry_after=1.0)
 
     async def _run(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> Any:
         """The request path: the op, who may call it, its args, its limit, its handler (docs/architecture.md)."""

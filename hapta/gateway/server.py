@@ -99,19 +99,20 @@ class Server:
         self.static = static   # --static: web pages served at / (development)
         self.codecs = {name: Codec(name) for name in SUBPROTOCOLS}
         app = gateway.app
-        total = connection_cap(app.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        if total < app.max_connections:
+        total = connection_cap(app.connections.total, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        if total < app.connections.total:
             log.warning("max_connections %d is more than the open files limit allows; %d it is (raise ulimit -n)",
-                        app.max_connections, total)
-        self.admission = Admission(total, app.max_connections_per_address)
+                        app.connections.total, total)
+        self.admission = Admission(total, app.connections.per_address)
         self.connections: set[Connection] = set()
         self.draining = False
         self.refused_origins: set[str] = set()
         self.routes = Routes(gateway.functions.http_routes, static=static is not None)
         # plain HTTP read by h11 (http1.py): the same admission as WebSockets, and a budget for request bodies
         self.plain = Plain(self._judge, self.admission,
-                           Budget(app.function_http_memory, app.function_http_memory_per_address),
-                           app.http_read_timeout, app.http_keepalive_timeout, gateway.settings.trusted_proxies)
+                           Budget(app.functions.http_memory, app.functions.http_memory_per_address),
+                           app.connections.http_read_timeout, app.connections.http_keepalive_timeout,
+                           gateway.settings.trusted_proxies)
         # what answers each of the gateway's own routes (hapta.routes.OWN names them): a GET's request -> response
         self.handlers = {"health": self._health, "metrics": self._metrics, "oauth2": self._oauth2,
                          "files": self._files, "dashboard": self._dashboard, "static": self._static}
@@ -273,13 +274,14 @@ class Server:
             process_request=self._route,
             select_subprotocol=_select_subprotocol,
             subprotocols=list(SUBPROTOCOLS),   # Origin: checked in _route
-            max_size=max(app.max_message, app.file_chunk + 64),   # connection.py holds non-chunks to max_message
+            # connection.py holds what is not a file chunk to max_message
+            max_size=max(app.connections.max_message, app.files.chunk + 64),
             compression=None,
-            ping_interval=app.ping_interval, ping_timeout=app.ping_timeout,
+            ping_interval=app.connections.ping_interval, ping_timeout=app.connections.ping_timeout,
             close_timeout=CLOSE_TIMEOUT,
             server_header="hapta",
             # a GET answered by an @http function waits at most function_http_answer_within inside the handshake
-            open_timeout=max(10.0, app.function_http_answer_within + 5),
+            open_timeout=max(10.0, app.functions.http_answer_within + 5),
             # a connection whose first request is not a GET is read by h11 (http1.py), not by websockets
             create_connection=functools.partial(GatewayConnection, plain=self.plain),
             logger=_websockets_log,

@@ -34,7 +34,7 @@ def _table(report: dict[str, list[str]]) -> dict[str, frozenset[str]]:
 
 
 # The hook workers: they import rules/ (hapta.hooks.child), one queue for every caller, no memory cap; the
-# environment the allowlist and App.rule_environ give them (Hooks.start). Their series in /metrics are
+# environment the allowlist and App.hooks.environ give them (Hooks.start). Their series in /metrics are
 # hapta_workers{pool="hooks"} and hapta_upstream_errors_total{upstream="rules"}.
 HOOK_WORKERS = Kind(name="hooks", noun="hook", program="hapta.hooks.child", logger="hapta.hooks", upstream="rules",
                     label=lambda collection, name: f"{collection}.{name} hook", read=_table)
@@ -51,15 +51,16 @@ class Hooks:
     async def start(cls, app: App, folder: Path, collections: set[str], database: Callable[..., Awaitable[Any]],
                     *, reload: bool = False, user: WorkerUser | None = None) -> "Hooks":
         """Start the hook workers for rules/ (none when it holds no module and nothing is to be reloaded), with
-        the environment WORKER_ENVIRON and App.rule_environ allow, as `user` under a root gateway; with `reload`, a
+        the environment WORKER_ENVIRON and App.hooks.environ allow, as `user` under a root gateway; with `reload`, a
         new generation of them whenever a file there changes."""
-        own = refused_names(app.rule_environ, app)
+        bounds = app.hooks
+        own = refused_names(bounds.environ, app)
         if own:
-            raise ConfigError(f"App.rule_environ: {own[0]} is the gateway's own: its settings and credentials "
+            raise ConfigError(f"App.hooks.environ: {own[0]} is the gateway's own: its settings and credentials "
                               "never reach a worker")
-        kind = replace(HOOK_WORKERS, environ=keep_environ(app.rule_environ))
-        pool = await start_pool(kind, folder, collections, size=app.rule_workers or default_size(),
-                                timeout=app.hook_timeout, queue_limit=app.rule_queue, user=user, reload=reload)
+        kind = replace(HOOK_WORKERS, environ=keep_environ(bounds.environ))
+        pool = await start_pool(kind, folder, collections, size=bounds.workers or default_size(),
+                                timeout=bounds.timeout, queue_limit=bounds.queue, user=user, reload=reload)
         hooks = cls(pool, database)
         if pool is None:
             return hooks

@@ -15,7 +15,7 @@ import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
 from ..clock import Clock, wall
-from ..config import App
+from ..config import RealtimeBounds
 from ..models import Model
 from ..principal import Peer
 from ..protocol.errors import UNAVAILABLE, HaptaError
@@ -49,21 +49,21 @@ def read_cache(settings: Settings, listener: Listener) -> ReadCache:
 
 
 class Live:
-    def __init__(self, app: App, settings: Settings, db: Database, models: dict[str, Model], listener: Listener,
-                 cache: ReadCache, view: View, clock: Clock = wall):
+    def __init__(self, bounds: RealtimeBounds, channel_rules: dict[str, str | None], settings: Settings, db: Database,
+                 models: dict[str, Model], listener: Listener, cache: ReadCache, view: View, clock: Clock = wall):
         self.listener = listener
         self.cache = cache
         self.db = db
-        self.realtime = Realtime(models, db, view, clock=clock, per_principal=app.max_subscriptions_per_principal,
-                                 per_address=app.max_subscriptions_per_address,
-                                 filter_bytes_per_address=app.max_filter_bytes_per_address)
+        self.realtime = Realtime(models, db, view, clock=clock, per_principal=bounds.per_principal,
+                                 per_address=bounds.per_address,
+                                 filter_bytes_per_address=bounds.filter_bytes_per_address)
         self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),
                                changed=cache.changed, reset=self._feed_reset,
                                try_lead=lambda: listener.try_lock(LEADER_KEY),
-                               retention=app.change_log_retention, max_kept=app.change_log_max)
+                               retention=bounds.log_retention, max_kept=bounds.log_max)
         bus: Bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else \
             PostgresBus(db, listener)
-        self.channels = Channels(app.channels, db, bus, on_missed=self._channels_missed)
+        self.channels = Channels(channel_rules, db, bus, on_missed=self._channels_missed)
         self.listener.add(CHANGES_CHANNEL, self.feed.rung)
         self.listener.add(POSITIONS, self.feed.positioned)
         self.listener.on_reset(self._reconnected)

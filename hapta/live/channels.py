@@ -20,7 +20,8 @@ import msgspec
 
 from .. import metrics
 from ..principal import GUEST, Peer
-from ..store.postgres import UPSTREAM_ERRORS, Database
+from ..store.failures import UPSTREAM_ERRORS
+from ..store.postgres import Database
 from ..access.channels import compile_rules
 from .bus import BusDown, PostgresBus, RedisBus
 from .events import event

@@ -9,10 +9,10 @@ Positions are numbered after commit, one numbering at a time (hapta/store/sql/00
 makes them commit-ordered, and docs/realtime.md why a resume from one is gap-free). Each process keeps `last`, the
 newest position it has handed on, and reads the log from there: a doorbell it missed (its listening connection was
 down, PostgreSQL restarted) costs nothing but the read after it reconnects. Only when the log no longer reaches
-back to `last` (pruned past it: the process fell behind by more than App.change_log_retention) were changes
+back to `last` (pruned past it: the process fell behind by more than App.realtime.log_retention) were changes
 missed: then the cache is flushed and subscribers are told (`realtime.reset`).
 
-The log is pruned in the background to App.change_log_retention seconds and App.change_log_max changes.
+The log is pruned in the background to App.realtime.log_retention seconds and App.realtime.log_max changes.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from ..models import RULE_OPS, Everyone, Model
 from ..query import fields_used
 from ..query.kinds import KINDS
 from ..store.migrations import create_triggers
-from ..store.postgres import Database, failure
+from ..store.postgres import Database
+from ..store.failures import failure
 
 log = logging.getLogger("hapta.feed")
 

@@ -8,7 +8,7 @@
                      without a task per connection; a starting subscription queues it instead (topics.py)
 
 A change to 10,000 subscribers is a tight loop of buffer writes; the plan lets other tasks run every
-DELIVERY_SLICE. A connection that cannot keep up is never waited for: past App.max_outgoing unsent bytes it is
+DELIVERY_SLICE. A connection that cannot keep up is never waited for: past App.connections.outgoing unsent bytes it is
 dropped (Connection.deliver). Every event carries its change's position (`pos`, feed.py); a subscription that is
 being resumed or snapshotted queues live events until `release` says where it starts (docs/realtime.md).
 """
@@ -62,7 +62,7 @@ class Realtime:
         self.db = db
         self.view = view
         self.clock = clock   # subscribers' access tokens expire by it
-        # What one client may hold, across its connections (each connection's own cap is App.max_subscriptions):
+        # What one client may hold, across its connections (each connection's own cap is App.realtime.per_connection):
         # distinct filters cost memory and a rule check per change each, so they are bounded by count and by bytes.
         self.counts = Quota({"user": per_principal, "addr": per_address})
         self.filter_bytes = Quota({"addr": filter_bytes_per_address})

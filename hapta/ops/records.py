@@ -26,7 +26,7 @@ FieldNames = Annotated[list[Name], msgspec.Meta(max_length=100)]
 Expand = Annotated[list[Annotated[str, msgspec.Meta(max_length=127)]], msgspec.Meta(max_length=8)]
 IdempotencyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Version = Annotated[int, msgspec.Meta(ge=0, le=INT64[1])]
-# Past App.batch_max (checked by records/batch.py) but this bound: refused while decoding
+# Past App.database.batch_max (checked by records/batch.py) but this bound: refused while decoding
 BATCH_BOUND = 1000
 
 

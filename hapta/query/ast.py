@@ -144,7 +144,7 @@ LIST_ITEMS = 32
 
 def cost(node: Node) -> int:
     """A filter's cost in units (a plain comparison is 1): what a client may ask the database to do per row is
-    bounded by it before any SQL runs (App.max_filter_cost)."""
+    bounded by it before any SQL runs (App.database.max_filter_cost)."""
     total = 0
     for compare in comparisons(node):
         total += 1

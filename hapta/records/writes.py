@@ -26,7 +26,8 @@ from ..models import Model, Rule
 from ..principal import Peer, Principal
 from ..protocol.errors import CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
-from ..store.postgres import Database, failure
+from ..store.postgres import Database
+from ..store.failures import failure
 from .batch import failed_at, resolve_data, resolve_id
 from .idempotency import Idempotency, Once
 from .service import Records, row_fields

@@ -17,7 +17,8 @@ from typing import Awaitable, Callable
 import asyncpg
 
 from .. import metrics
-from .postgres import UPSTREAM_ERRORS, Database
+from .failures import UPSTREAM_ERRORS
+from .postgres import Database
 
 log = logging.getLogger("hapta.listener")
 

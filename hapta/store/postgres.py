@@ -1,32 +1,28 @@
-"""The PostgreSQL side: the connection pool every request goes through, and what the gateway learns from the catalog.
+"""The PostgreSQL pool every request goes through.
 
     Database     the pool as requests use it. Every wait is bounded: acquiring a connection (acquire_timeout, then
                  UNAVAILABLE), each statement (statement_timeout and lock_timeout on the server, command_timeout on
                  the client for a server that stops answering), releasing it. One principal and one address hold at
-                 most a few connections at once (Work, set per request by the dispatcher), so one client cannot starve
-                 the pool. A transaction knows whether its COMMIT went out: an error after it succeeded is never the
-                 request's error, and a connection lost during it is reported as an unknown outcome.
-    failure()    what an exception from asyncpg means for the client: UNAVAILABLE or TIMEOUT, or None (not ours).
+                 most a few connections at once (shares.py: Work, set per request by the dispatcher, and Gate), so
+                 one client cannot starve the pool. A transaction knows whether its COMMIT went out: an error after it
+                 succeeded is never the request's error, and a connection lost during it is reported as an unknown
+                 outcome (failures.py).
 
-The catalog is the only source of identifiers that reach SQL text: a collection's columns, their kinds, their
-relations and unique constraints come from here, never from a client.
+What the catalog says of the tables is introspection.py's.
 """
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import math
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import asyncpg
 import msgspec
 
-from ..catalog import Column, TableInfo
-from ..protocol.errors import RATE_LIMITED, TIMEOUT, UNAVAILABLE, HaptaError
-from ..query.kinds import FROM_CATALOG
+from ..protocol.errors import UNAVAILABLE, HaptaError
+from .failures import RETRY_AFTER, failure, outcome_unknown
+from .shares import Gate, current_work
 
 log = logging.getLogger("hapta.postgres")
 
@@ -37,7 +33,6 @@ RELEASE_TIMEOUT = 1.0
 # Seconds the client waits for a statement beyond the server's own statement_timeout: a server that stopped
 # answering (frozen, partitioned) cannot cancel anything, so the client gives up by itself.
 CLIENT_GRACE = 1.0
-RETRY_AFTER = 1.0   # what an UNAVAILABLE answer suggests, in seconds
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -80,116 +75,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statem
                                      timeout=10, connection_class=PooledConnection)
 
 
-# ---- whom the work is for ------------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class Work:
-    """The database work of one request: whom it counts against, and how far its transaction's COMMIT got.
-
-    The dispatcher sets one per request (`working`); the Database reads it from a context variable, so every
-    statement a request causes (its op, its hooks' ctx.sql) is counted without being passed around. Whom it counts
-    against is asked only when the work reaches the pool: a ping never does."""
-    holders: Callable[[], tuple[str, ...]] | None = None   # (principal, address), e.g. ("user:42", "addr:10.0.0.1")
-    commit: str = ""               # "" before any COMMIT, "sent" while one is under way, "done" once it returned
-    named: tuple[str, ...] | None = None   # the Gate's keys for the holders, once worked out
-
-    def keys(self) -> tuple[str, ...]:
-        """The Gate's keys for the holders, worked out on the first statement of the request."""
-        if self.named is None:
-            self.named = Gate.keys(self.holders()) if self.holders is not None else ()
-        return self.named
-
-
-_work: contextvars.ContextVar[Work | None] = contextvars.ContextVar("hapta_work", default=None)
-
-
-def working(work: Work) -> contextvars.Token:
-    """Count what follows, in this task and the tasks it starts, as `work` (until `done_working`)."""
-    return _work.set(work)
-
-
-def done_working(token: contextvars.Token) -> None:
-    _work.reset(token)
-
-
-class Gate:
-    """At most `per_principal` connections at once for one principal, and `per_address` for one client address
-    (whoever signed in there). A key's count lives only while it is above zero, so idle clients cost nothing.
-    Work names its holders as (principal, address): "user:42" and "addr:10.0.0.1"; anon and guests are their
-    address twice over, and then meet both caps. Entering when there is room is a few dict operations: it happens
-    for every statement."""
-
-    def __init__(self, per_principal: int | None = None, per_address: int | None = None):
-        self.limits = (per_principal or math.inf, per_address or math.inf)
-        self._held: dict[str, int] = {}
-        self._waiters: dict[str, list[asyncio.Future]] = {}
-
-    @staticmethod
-    def keys(holders: tuple[str, ...]) -> tuple[str, ...]:
-        """The gate's own names for (principal, address): the two counts never mix, even when both are one address."""
-        return ("p|" + holders[0], "a|" + holders[1]) if holders else ()
-
-    def try_enter(self, keys: tuple[str, ...]) -> bool:
-        """Count the keys (Gate.keys of the holders) if both have room; False, counting nothing, if one has not."""
-        if not keys:
-            return True
-        held, (principal, address) = self._held, keys
-        if held.get(principal, 0) >= self.limits[0] or held.get(address, 0) >= self.limits[1]:
-            return False
-        held[principal] = held.get(principal, 0) + 1
-        held[address] = held.get(address, 0) + 1
-        return True
-
-    async def enter(self, keys: tuple[str, ...], deadline: float) -> None:
-        """Wait until both keys have room (principal first, then address: no two requests deadlock); past
-        `deadline`, RATE_LIMITED."""
-        if self.try_enter(keys):
-            return
-        entered: list[str] = []
-        try:
-            for key, limit in zip(keys, self.limits):
-                while self._held.get(key, 0) >= limit:
-                    waiter = asyncio.get_running_loop().create_future()
-                    self._waiters.setdefault(key, []).append(waiter)
-                    try:
-                        await asyncio.wait_for(waiter, max(0.0, deadline - asyncio.get_running_loop().time()))
-                    except asyncio.TimeoutError:
-                        raise HaptaError(RATE_LIMITED, "too much database work at once from this client; "
-                                         "wait for your other requests", retry_after=RETRY_AFTER) from None
-                    finally:
-                        waiting = self._waiters.get(key)
-                        if waiting is not None and waiter in waiting:
-                            waiting.remove(waiter)
-                        if not waiting:
-                            self._waiters.pop(key, None)
-                self._held[key] = self._held.get(key, 0) + 1
-                entered.append(key)
-        except BaseException:
-            self.leave(tuple(entered))
-            raise
-
-    def leave(self, keys: tuple[str, ...]) -> None:
-        held = self._held
-        for key in keys:
-            count = held.get(key, 0) - 1
-            if count > 0:
-                held[key] = count
-            else:
-                held.pop(key, None)
-            waiters = self._waiters.get(key)
-            if waiters:
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
-                        break
-
-
 @contextmanager
 def _committing() -> Iterator[None]:
     """Around what commits (a COMMIT, a statement in its own implicit transaction): the request's Work says how far
     it got. An error the server sent in answer means nothing was written; no answer at all (the connection died,
     the client gave up waiting) leaves the outcome unknown: UNAVAILABLE that says so."""
-    work = _work.get()
+    work = current_work()
     if work is not None:
         work.commit = "sent"
     try:
@@ -295,7 +186,7 @@ class _Acquired:
     async def __aenter__(self) -> asyncpg.Connection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        work = _work.get()
+        work = current_work()
         self.keys = work.keys() if work is not None else ()
         gate = self.db.gate
         if not gate.try_enter(self.keys):
@@ -319,97 +210,3 @@ class _Acquired:
             self.db.gate.leave(self.keys)
 
 
-def outcome_unknown() -> HaptaError:
-    return HaptaError(UNAVAILABLE, "the database connection was lost while committing: the write may or may not "
-                      "have happened; read it back before retrying", retry_after=RETRY_AFTER,
-                      details={"outcome": "unknown"})
-
-
-# ---- what an upstream error means ----------------------------------------------------------------------------
-
-# What background work (sweepers, heartbeats, the listener) catches and logs in one line, then tries again later:
-# anything the database or the way to it can raise, including the Database's own refusals (a busy pool).
-UPSTREAM_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                   asyncpg.InternalClientError, HaptaError)
-
-# SQLSTATE classes of a database that is (for now) not there: connection exceptions, insufficient resources,
-# operator intervention (shutdown, crash, cannot connect now), system errors. 57014 is a cancelled statement.
-_DOWN_CLASSES = ("08", "53", "57", "58")
-_TRANSIENT = {"40001", "40P01", "25006"}   # serialization failure, deadlock, read-only (a failover under way)
-_TOO_SLOW = {"57014": "the query took too long and was cancelled",
-             "55P03": "a record it needs is busy (locked by another write); try again"}
-
-
-def failure(exc: BaseException) -> HaptaError | None:
-    """The answer for an exception that came from PostgreSQL or the way to it; None when it is not an upstream
-    fault (a bug of ours, or a constraint the caller maps itself)."""
-    if isinstance(exc, HaptaError):
-        return exc
-    if isinstance(exc, asyncpg.PostgresError):
-        state = getattr(exc, "sqlstate", None) or ""
-        if state in _TOO_SLOW:
-            return HaptaError(TIMEOUT, _TOO_SLOW[state], retry_after=RETRY_AFTER)
-        if state[:2] in _DOWN_CLASSES or state in _TRANSIENT or isinstance(exc, asyncpg.PostgresConnectionError):
-            return HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=RETRY_AFTER)
-        return None
-    if isinstance(exc, asyncio.TimeoutError):
-        return HaptaError(TIMEOUT, "the database did not answer in time", retry_after=RETRY_AFTER)
-    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
-        # InternalClientError: asyncpg's state machine after the server went away mid-statement ("cannot switch
-        # to state ..."); InterfaceError: the connection is closed or was released under us.
-        return HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=RETRY_AFTER)
-    return None
-
-
-async def known_search_configs(conn: asyncpg.Connection, names: list[str]) -> set[str]:
-    """Which of these text-search configurations (Collection.search) the database has."""
-    rows = await conn.fetch("SELECT cfgname FROM pg_ts_config WHERE cfgname = ANY($1::text[])", names)
-    return {row["cfgname"] for row in rows}
-
-
-async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, TableInfo]:
-    """Describe the tables named (in the current schema) that exist."""
-    tables: dict[str, TableInfo] = {}
-    for r in await conn.fetch("""
-            SELECT table_name, column_name, data_type, is_nullable = 'YES' AS nullable,
-                   column_default IS NOT NULL OR is_identity = 'YES' AS has_default
-            FROM information_schema.columns
-            WHERE table_schema = current_schema() AND table_name = ANY($1::text[])
-            ORDER BY table_name, ordinal_position""", names):
-        kind = FROM_CATALOG.get(r["data_type"])   # columns of other types are not exposed
-        if kind is None:
-            continue
-        info = tables.setdefault(r["table_name"], TableInfo(r["table_name"]))
-        info.columns[r["column_name"]] = Column(r["column_name"], kind, r["nullable"], r["has_default"])
-    for r in await conn.fetch("""
-            SELECT rel.relname AS tbl, con.conname, con.contype::text AS contype,
-                   array_agg(att.attname ORDER BY att.attnum) AS cols, frel.relname AS target
-            FROM pg_constraint con
-            JOIN pg_class rel ON rel.oid = con.conrelid
-            LEFT JOIN pg_class frel ON frel.oid = con.confrelid
-            JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = ANY(con.conkey)
-            WHERE rel.relnamespace = current_schema()::regnamespace AND rel.relname = ANY($1::text[])
-              AND con.contype IN ('f', 'c')
-            GROUP BY rel.relname, con.conname, con.contype, frel.relname""", names):
-        info = tables.get(r["tbl"])
-        if info is None:
-            continue
-        cols = tuple(r["cols"])
-        if r["contype"] == "f" and len(cols) == 1:
-            info.foreign_keys[r["conname"]] = cols[0]
-            info.relations[cols[0]] = r["target"]
-        elif r["contype"] == "c":
-            info.checks[r["conname"]] = cols
-    for r in await conn.fetch("""
-            SELECT t.relname AS tbl, i.relname AS idx, array_agg(a.attname ORDER BY a.attnum) AS cols
-            FROM pg_index x
-            JOIN pg_class i ON i.oid = x.indexrelid
-            JOIN pg_class t ON t.oid = x.indrelid
-            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey)
-            WHERE x.indisunique AND t.relnamespace = current_schema()::regnamespace
-              AND t.relname = ANY($1::text[])
-            GROUP BY t.relname, i.relname""", names):
-        info = tables.get(r["tbl"])
-        if info is not None:
-            info.uniques[r["idx"]] = tuple(r["cols"])
-    return tables

@@ -13,7 +13,7 @@ from hapta.models import EVERYONE, build_models
 from hapta.principal import ADMIN, ANON, GUEST, USER, Principal
 from hapta.protocol.errors import HaptaError
 from hapta.query.ast import And
-from tests.cache.test_read_cache import _info
+from tests.live.cache.test_read_cache import _info
 
 ALICE, BOB = Principal(USER, "alice"), Principal(USER, "bob")
 

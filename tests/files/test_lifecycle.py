@@ -11,7 +11,7 @@ from hapta.client import HaptaError
 from tests.files.conftest import CHUNK, MIB, png, sha256, start_files_gateway, stop_files_gateway
 from tests.files.test_refusals import acked, open_upload, send
 from tests.conftest import ANON_KEY
-from tests.realtime.helpers import events_until
+from tests.live.realtime.helpers import events_until
 
 
 async def test_deleting_the_record_removes_its_files(files_gateway, author):

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import ADMIN_KEY, gateway_env
-from tests.guards.conftest import eventually
+from tests.gateway.guards.conftest import eventually
 from tests.http1 import Raw, chunked, post
 from tests.services import GatewayProcess, write_app
 

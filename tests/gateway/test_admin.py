@@ -13,7 +13,7 @@ from hapta.gateway.dashboard import serve_dashboard
 from hapta.protocol.errors import HaptaError
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD
 from tests.services import next_loopback
-from tests.sessions.conftest import browse_async, until
+from tests.auth.sessions.conftest import browse_async, until
 
 ADMIN_OPS = ("admin.schema", "admin.connections", "admin.channels", "admin.limits", "admin.metrics", "admin.backup")
 

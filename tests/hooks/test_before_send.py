@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from hapta.client import Client, HaptaError
 from tests.conftest import ANON_KEY, PASSWORD, gateway_env
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 from tests.services import APP, GatewayProcess, next_loopback
 
 POSTS_HOOKS = '''

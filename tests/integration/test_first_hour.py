@@ -17,6 +17,7 @@ from tests.services import APP, create_database, drop_database, write_app
 
 BASE = """
     import dataclasses, runpy
+    from hapta.config import ConnectionBounds
     base = runpy.run_path(APP + "/config.py")["app"]
 """
 
@@ -54,15 +55,19 @@ CONFIG_MISTAKES = [
      "hapta: App.origins: expected a list of strings or None, got the string 'http://x'"),
     ('app = dataclasses.replace(base, limits={"records.craete": None})',
      "hapta: App.limits: 'records.craete' names no op (did you mean 'records.create'?)"),
-    ('app = dataclasses.replace(base, max_connections="10000")',
-     "hapta: App.max_connections: expected an integer, got the string '10000'"),
+    ('app = dataclasses.replace(base, connections=ConnectionBounds(total="10000"))',
+     "hapta: App.connections.total: expected an integer, got the string '10000'"),
+    ('app = dataclasses.replace(base, max_connections="10000")',   # a flat name of earlier releases, moved
+     "hapta: App.connections.total: expected an integer, got the string '10000'"),
     ("from hapta.config import App\napp = App(collections=base.collections, orgins=['http://x'])",
-     "hapta: config.py, line 5: App has no field 'orgins' (did you mean 'origins'?)"),
+     "hapta: config.py, line 6: App has no field 'orgins' (did you mean 'origins'?)"),
+    ("from hapta.config import App\napp = App(collections=base.collections, rule_worker=2)",
+     "hapta: config.py, line 6: App has no field 'rule_worker' (did you mean hooks=HookBounds(workers=...)?)"),
 ]
 
 
 @pytest.mark.parametrize("body, said", CONFIG_MISTAKES, ids=["origins-string", "limit-of-no-op", "wrong-type",
-                                                             "unknown-field"])
+                                                             "wrong-type-flat", "unknown-field", "old-name-typo"])
 async def test_a_config_mistake_is_one_line_before_any_migration(tmp_path, fresh, body, said):
     config = write_app(tmp_path / "app", BASE + textwrap.indent(body, "    "))
     assert one_line(serve(config, gateway_env(fresh))) == said

@@ -14,7 +14,7 @@ from hapta.live.plan import plan
 from hapta.live.topics import MAX_HELD, TRANSITIONS, BadTransition, State, Subscription, Topic
 from hapta.models import build_models
 from hapta.principal import ADMIN, GUEST, USER, Principal, SocketPeer
-from tests.cache.test_read_cache import _info
+from tests.live.cache.test_read_cache import _info
 
 MOMENT = datetime(2026, 12, 1, tzinfo=timezone.utc)
 WALL = 2_000_000_000.0

@@ -10,7 +10,8 @@ import pytest
 
 from hapta.protocol.codec import MAX_NESTING
 from hapta.query.kinds import FROM_CATALOG, INT64, KINDS, Refused
-from hapta.store.postgres import create_pool, introspect
+from hapta.store.postgres import create_pool
+from hapta.store.introspection import introspect
 
 def deeply_nested() -> list:
     nested: list = []

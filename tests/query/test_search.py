@@ -16,7 +16,7 @@ from hapta.principal import ADMIN, Principal
 from hapta.query import FilterError, compile_rule, cost, evaluate, parse
 from hapta.query.ast import SEARCH, Compare, Field, Literal
 from hapta.query.evaluate import Unevaluable
-from tests.cache.test_read_cache import _info
+from tests.live.cache.test_read_cache import _info
 
 from query_testdata import POSTS, SCHEMA
 from test_filter_agreement import select_ids

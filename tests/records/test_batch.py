@@ -124,7 +124,7 @@ async def test_references_must_point_back_and_batches_are_bounded(harness):
     ]:
         error = await _refused(alice, ops)
         assert error["code"] == "BAD_REQUEST" and error["details"]["index"] == index, error
-    limit = harness.gateway.app.batch_max
+    limit = harness.gateway.app.database.batch_max
     error = await _refused(alice, [make] * (limit + 1))
     assert error["code"] == "BAD_REQUEST" and f"at most {limit}" in error["message"]
     assert (await alice.request("records.batch", {"ops": []}))["error"]["code"] == "BAD_REQUEST"

@@ -14,7 +14,7 @@ from hapta.client import Client
 from hapta.protocol.errors import HaptaError
 from tests.conftest import PASSWORD, gateway_env
 from tests.files.conftest import png
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 from tests.scaleout.conftest import RUN_PREFIX
 from tests.services import Balancer, GatewayProcess, next_loopback
 

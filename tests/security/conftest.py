@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import PASSWORD
-from tests.guards.conftest import start_gateway, stop_gateway
+from tests.gateway.guards.conftest import start_gateway, stop_gateway
 from tests.services import GatewayProcess, create_database, drop_database
 
 SEEDED_POSTS = 50_000

@@ -1,11 +1,11 @@
 """A channel membership lives as long as the identity it was joined as (issue 11, item 3): after auth.logout, and
 after auth.resume as another user, the socket hears nothing more of the channel, cannot publish into it, and the
-others see it leave. (Expiry: tests/realtime/test_expiry.py.)"""
+others see it leave. (Expiry: tests/live/realtime/test_expiry.py.)"""
 from __future__ import annotations
 
 import secrets
 
-from tests.realtime.helpers import events_until
+from tests.live.realtime.helpers import events_until
 from tests.security.helpers import refused
 
 

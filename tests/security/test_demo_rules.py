@@ -5,7 +5,7 @@ from __future__ import annotations
 from hapta.config import App, Collection
 from hapta.models import build_models
 from hapta.query.ast import And
-from tests.cache.test_read_cache import _info
+from tests.live.cache.test_read_cache import _info
 from tests.security.helpers import comment, ids, post, refused
 
 

@@ -110,8 +110,9 @@ async def test_writes_queued_on_a_locked_row_do_not_stall_other_clients(attacked
 SMALL_POOL = """
     import dataclasses, runpy
     demo = runpy.run_path(APP + "/config.py")["app"]
-    app = dataclasses.replace(demo, db_pool_size=4, db_per_principal=8, db_per_address=8, lock_timeout=10,
-                              db_acquire_timeout=0.5, statement_timeout=0.05)
+    from hapta.config import DatabaseBounds
+    app = dataclasses.replace(demo, database=DatabaseBounds(pool_size=4, per_principal=8, per_address=8, lock_timeout=10,
+                                                            acquire_timeout=0.5, statement_timeout=0.05))
 """
 
 

@@ -19,14 +19,15 @@ from tests.conftest import ADMIN_KEY, gateway_env
 from tests.security.conftest import register
 from tests.services import GatewayProcess, PrivatePostgres, RedisServer, cuttable_database, write_app
 
-DEADLINE = 3.0   # the test app's request_timeout
+DEADLINE = 3.0   # the test app's connections.request_timeout
 
 QUICK = f"""
     import dataclasses, runpy
-    from hapta.config import Limit
+    from hapta.config import ConnectionBounds, DatabaseBounds, Limit
     demo = runpy.run_path(APP + "/config.py")["app"]
-    app = dataclasses.replace(demo, request_timeout={DEADLINE}, statement_timeout=1.0, db_acquire_timeout=1.0,
-                              lock_timeout=1.0, limits={{"records.create": Limit(1000, per=1)}})
+    app = dataclasses.replace(demo, connections=ConnectionBounds(request_timeout={DEADLINE}),
+                              database=DatabaseBounds(statement_timeout=1.0, acquire_timeout=1.0, lock_timeout=1.0),
+                              limits={{"records.create": Limit(1000, per=1)}})
 """
 
 

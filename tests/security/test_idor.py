@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from hapta.client import Client, HaptaError
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 
 PRINCIPALS = ("guest", "anon", "owner", "other", "admin")
 SECRET = "zebra" + secrets.token_hex(3)

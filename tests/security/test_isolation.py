@@ -194,7 +194,7 @@ def test_the_gateways_own_settings_are_refused_as_declared_secrets(database, tmp
     config = app_folder(tmp_path / "greedy", functions=GREEDY)
     assert "greedy may not read SMTP_URL" in refused_start(config, gateway_env(database, SMTP_URL=SMTP_URL))
     config = app_folder(tmp_path / "hooks", extra=', rule_environ=("SMTP_URL",)')
-    assert "App.rule_environ: SMTP_URL is the gateway's own" in refused_start(config, gateway_env(database))
+    assert "App.hooks.environ: SMTP_URL is the gateway's own" in refused_start(config, gateway_env(database))
 
 
 async def test_the_embedded_database_takes_no_connection_without_its_password(tmp_path, embedded_data):

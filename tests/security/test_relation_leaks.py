@@ -3,7 +3,7 @@ on queries, counts, cursors, realtime and the read cache alike (issue 11, item 1
 relations as they are written."""
 from __future__ import annotations
 
-from tests.realtime.helpers import change_of, events_until
+from tests.live.realtime.helpers import change_of, events_until
 from tests.security.helpers import comment, ids, post
 
 

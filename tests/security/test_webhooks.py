@@ -23,7 +23,7 @@ import time
 import pytest
 
 from tests.conftest import gateway_env
-from tests.guards.conftest import eventually
+from tests.gateway.guards.conftest import eventually
 from tests.http1 import Raw, post
 from tests.security.conftest import worst_while
 from tests.services import GatewayProcess, next_loopback, rss_bytes, write_app

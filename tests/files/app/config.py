@@ -4,7 +4,7 @@ with the demo's migrations and rules beside this folder's own; its config.py run
 from dataclasses import replace
 from pathlib import Path
 
-from hapta.config import FileField, load_app
+from hapta.config import FileBounds, FileField, load_app
 
 TEST_APP = Path(__file__).resolve().parents[2] / "app"   # tests/app: the demo app
 demo = load_app(TEST_APP / "config.py")
@@ -18,4 +18,4 @@ def _posts(collection):
                                       "attachments": FileField(max_size=32 * MIB, types=None, max_count=3)})
 
 
-app = replace(demo, collections=[_posts(c) for c in demo.collections], file_sweep_interval=0.5)
+app = replace(demo, collections=[_posts(c) for c in demo.collections], files=FileBounds(sweep_interval=0.5))

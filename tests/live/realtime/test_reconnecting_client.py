@@ -1,0 +1,133 @@
+"""The Python client that reconnects (hapta/reconnect.py), against a real gateway behind a proxy the test cuts: the
+app's subscription keeps delivering every change, once, in order, across the cut; a change it cannot be given
+comes as Reset; a revoked session is not retried."""
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+import pytest
+
+from hapta.client import Client
+from hapta.reconnect import Hapta, Reset
+from tests.conftest import PASSWORD
+from tests.live.realtime.helpers import events_until
+from tests.services import CuttableProxy, next_loopback
+
+
+@pytest.fixture
+async def proxied(gateway):
+    proxy = await CuttableProxy("127.0.0.1", gateway.port, source=next_loopback()).start()   # a device of its own
+    yield proxy, f"ws://127.0.0.1:{proxy.port}/ws"
+    await proxy.cut()
+
+
+async def _account(gateway_url: str, **options) -> tuple[Hapta, dict]:
+    hapta = await Hapta.connect(gateway_url, backoff=(0.05, 0.5), **options)
+    name = "c" + secrets.token_hex(5)
+    session = await hapta.register(email=f"{name}@example.com", password=PASSWORD, username=name)
+    return hapta, session["user"]
+
+
+async def test_a_subscription_goes_on_across_a_cut_socket(gateway, proxied, database):
+    proxy, url = proxied
+    reader, _ = await _account(url)
+    writer, alice = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    states: list[str] = []
+    reader.on_state.append(states.append)
+    tag = "cut" + secrets.token_hex(4)
+    feed = await reader.subscribe("posts", filter=f'text ~ "{tag}"')
+    made = [(await writer.call("records.create", {"collection": "posts", "data": {
+        "author": alice["id"], "text": f"{tag} {i}", "public": True}}))["id"] for i in range(3)]
+    got = [(await feed.next(10))["record"]["id"] for _ in range(3)]
+
+    await proxy.cut()   # the socket dies; nothing can reach the reader for a while
+    sql = await asyncpg.connect(database)
+    try:
+        for i in range(3, 10):
+            made.append(await sql.fetchval("INSERT INTO posts (author, text, public) VALUES ($1, $2, true) "
+                                           "RETURNING id", alice["id"], f"{tag} {i}"))
+    finally:
+        await sql.close()
+    await proxy.start()
+    got += [(await feed.next(30))["record"]["id"] for _ in range(7)]
+    assert got == made
+    assert states == ["reconnecting", "open"] and reader.reconnects == 1
+    # it is signed in again as itself
+    assert (await reader.call("auth.me"))["user"]["id"] != alice["id"]
+    assert feed.queue.empty()
+    await reader.close()
+    await writer.close()
+
+
+async def test_a_change_that_cannot_be_replayed_comes_as_reset(gateway, proxied):
+    proxy, url = proxied
+    reader, _ = await _account(url)
+    feed = await reader.subscribe("posts")
+    await proxy.cut()
+    feed.pos = 10 ** 15   # a position the gateway never handed out: it can only say "refetch"
+    await proxy.start()
+    with pytest.raises(Reset):
+        await feed.next(30)
+    writer, alice = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    post = await writer.call("records.create", {"collection": "posts", "data": {"author": alice["id"],
+                                                                                "text": "after a reset",
+                                                                                "public": True}})
+    while (change := await feed.next(10))["record"]["id"] != post["id"]:
+        pass   # other tests' writes may come first; this one comes, live
+    assert change["action"] == "create"
+    await reader.close()
+    await writer.close()
+
+
+async def test_a_revoked_session_is_not_retried(gateway, proxied):
+    _, url = proxied
+    name = "c" + secrets.token_hex(5)
+    reader = await Hapta.connect(url, backoff=(0.05, 0.5))
+    await reader.register(email=f"{name}@example.com", password=PASSWORD, username=name)
+    states: list[str] = []
+    reader.on_state.append(states.append)
+    feed = await reader.subscribe("posts")
+    other = await Hapta.connect(gateway.url, local_addr=(next_loopback(), 0))   # the same user on another device ends this session
+    await other.login(f"{name}@example.com", PASSWORD)
+    [mine] = [s for s in (await other.call("auth.sessions"))["items"] if not s["current"]]
+    await other.call("auth.revoke", {"session": mine["id"]})
+    with pytest.raises(ConnectionError):
+        await feed.next(10)
+    assert states == ["closed"] and reader.reconnects == 0
+    with pytest.raises(ConnectionError):
+        await reader.call("ping")
+    await reader.close()
+    await other.close()
+
+
+async def test_channel_members_stay_right_across_a_cut_socket(gateway, proxied):
+    proxy, url = proxied
+    room = f"room:{secrets.token_hex(4)}"
+    carol, carol_user = await _account(url)
+    goes, _ = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    watcher = await Client.connect(gateway.url, local_addr=(next_loopback(), 0))
+    name = "w" + secrets.token_hex(5)
+    watched = await watcher.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD,
+                                                   "username": name})
+    first = await goes.join(room)
+    await carol.join(room)
+    assert {m["user"] for m in carol.members(room)} == {carol_user["id"], goes.members(room)[0]["user"]}
+    await watcher.call("channels.join", {"channel": room})
+    rejoined: list[dict] = []
+    carol.on_event.append(lambda e: rejoined.append(e) if e["event"] == "channels.rejoined" else None)
+    await proxy.cut()
+    await goes.close()                     # leaves while carol is away
+    await events_until(watcher, lambda e: e["event"] == "channels.presence" and e["data"]["action"] == "leave")
+    comes, comes_user = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    await comes.join(room)                 # and another joins
+    await proxy.start()
+    while not rejoined:
+        await carol.call("ping")           # waits for the socket to be back
+    assert "members" not in rejoined[0]["data"]   # told only the difference
+    assert first["member"] in [m["id"] for m in rejoined[0]["data"]["left"]]
+    assert {m["user"] for m in carol.members(room)} == {carol_user["id"], comes_user["id"],
+                                                     watched["user"]["id"]}
+    await carol.close()
+    await comes.close()
+    await watcher.close()
