@@ -120,3 +120,25 @@ def test_the_import_graph_has_no_circle():
         if name not in state:
             circle = walk(name, [])
             assert circle is None, " -> ".join(circle[circle.index(circle[-1]):])
+
+
+# Handles whose documented fields their owner sets while using them (not services): (file, target) pairs.
+SET_THROUGH = {
+    ("hapta/files/transfers.py", "self.writer.content_type"),   # the type an upload's content turned out to be
+}
+
+
+def test_no_object_is_wired_through_another_after_construction():
+    """No code sets an attribute of an object it reaches through another (`self.live.realtime.sent = ...`,
+    `gateway.files.public_url = ...`): a service gets what it uses in its constructor, or asks a callable it was
+    given there, so that wiring cannot hide a cycle."""
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                for item in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]):
+                    if isinstance(item, ast.Attribute) and isinstance(item.value, ast.Attribute):
+                        found.add((str(path.relative_to(PACKAGE.parent)), ast.unparse(item)))
+    assert found == SET_THROUGH, sorted(found ^ SET_THROUGH)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 import asyncpg
 
@@ -65,13 +65,14 @@ def declared_fields(collections: Iterable[Collection], models: dict[str, Model])
 
 class FileService:
     def __init__(self, bounds: FileBounds, collections: Iterable[Collection], settings: Settings, db: Database,
-                 models: dict[str, Model], listener: Listener, storage: Storage | None = None):
+                 models: dict[str, Model], listener: Listener, storage: Storage | None = None, *,
+                 public_url: Callable[[], str | None] = lambda: None):
         self.db = db
         self.models = models
         self.fields = declared_fields(collections, models)
         self.storage = storage or open_storage(settings)
         self.signer = UrlSigner(settings.jwt_secret)
-        self.public_url = settings.public_url   # how browsers reach the gateway: set at start if not configured
+        self.public_url = public_url   # how browsers reach the gateway (asked each time: known once it listens)
         self.limits = bounds   # chunk, window, idle_timeout: what every stream keeps to
         self.interval = bounds.sweep_interval
         self.lease = max(4 * self.interval, 2.0)   # renewed every interval: three renewals may fail in a row

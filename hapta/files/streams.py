@@ -207,5 +207,5 @@ class Streams:
         expires_at = int(time.time()) + expires
         presigned = await service.storage.presigned_url(entry["key"], name, kind, expires)
         if presigned is None:
-            presigned = (service.public_url or "") + service.signer.path(entry["key"], name, kind, expires_at)
+            presigned = (service.public_url() or "") + service.signer.path(entry["key"], name, kind, expires_at)
         return {"url": presigned, "expires_at": expires_at}

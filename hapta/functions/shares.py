@@ -32,8 +32,8 @@ class Shares:
         shares = cls(principal, max(principal, size * 3 // 4) if per_address is None else per_address, webhooks,
                      max(1, min(webhooks, size // 4)) if http_per_address is None else http_per_address)
         if min(shares.per_principal, shares.per_address, shares.http, shares.http_per_address) < 1:
-            raise ValueError("functions: the workers' shares (function_per_principal, function_per_address, "
-                             "function_http_workers, function_http_per_address) must be >= 1")
+            raise ValueError("App.functions: the workers' shares (per_principal, per_address, http_workers, "
+                             "http_per_address) must be >= 1")
         return shares
 
     def caller(self, who: Who) -> Caller:

@@ -102,7 +102,11 @@ class Gateway:
         # the change feed, realtime, channels and the read cache
         self.live = Live(app.realtime, app.channels, settings, db, models, listener, cache, view, clock)
         self.hub.watch(self.live.channels.recheck)   # memberships end with the principal they were joined as
-        self.files = FileService(app.files, app.collections, settings, db, models, listener, storage)
+        # Where browsers reach us (OAuth2 redirects, mail links, signed file URLs): HAPTA_PUBLIC_URL, else the
+        # address the server listens on, which it sets once it knows it (cli.py).
+        self.public_url: str | None = settings.public_url
+        self.files = FileService(app.files, app.collections, settings, db, models, listener, storage,
+                                 public_url=lambda: self.public_url)
         self.records = Records(db, models, schemas, hooks, view, read=cache.read,
                                max_filter_cost=app.database.max_filter_cost)
         self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
@@ -233,15 +237,6 @@ class Gateway:
         await self.listener.close()
         await self.db.close()
         await self.limiter.close()
-
-    @property
-    def public_url(self) -> str | None:
-        """Where browsers reach us (OAuth2 redirects, signed file URLs); the server fills in a default."""
-        return self.files.public_url
-
-    @public_url.setter
-    def public_url(self, url: str | None) -> None:
-        self.files.public_url = url
 
     def _mail_link(self, action: str, token: str) -> str:
         return string.Template(self.app.mail_link).safe_substitute(

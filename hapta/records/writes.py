@@ -1,7 +1,7 @@
 """records.* writes: create, update, delete and batch, each authorized by the collection's rules (access/).
 
 A write checks the rule on the row as it stands before (update, delete) and as it is stored (create, update), with
-the rules' hooks around them, so that nobody can write a record into a state they could not have created: a create
+the collection's hooks around them, so that nobody can write a record into a state they could not have created: a create
 in one statement that judges itself and undoes itself when refused (access.Sql.judged: one round trip), an update
 or delete in a transaction. Every identifier in the SQL comes from the catalog (models), every value is a
 parameter.
