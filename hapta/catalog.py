@@ -11,6 +11,7 @@ class Column:
     kind: str          # a value kind of the filter language (query/schema.py)
     nullable: bool
     has_default: bool
+    default: str | None = None   # the default's SQL text, as the catalog gives it ("hapta.new_id()")
 
 
 @dataclass
@@ -21,3 +22,10 @@ class TableInfo:
     uniques: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint/index name -> columns
     foreign_keys: dict[str, str] = field(default_factory=dict)       # constraint name -> column
     checks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # constraint name -> columns
+
+    @property
+    def gateway_ids(self) -> bool:
+        """Whether the gateway may name a new row's id itself: the column's default is hapta.new_id(), whose ids
+        (15 characters of [a-z0-9]) records/combine.py new_id makes the same way, without a call per row."""
+        column = self.columns.get("id")
+        return column is not None and column.kind == "text" and column.default == "hapta.new_id()"

@@ -16,8 +16,8 @@ from .functions import compile_allow, may_call
 from .filters import (BoundFilter, anyone_key, anyone_sees, bound_filter, client_filter, query_key, realtime_filter,
                       rule_fields)
 from .rules import check_caller, reads, rule_for, variable_key
-from .sql import JUDGED, Schemas, Sql, missing_related, refuse_judged, refuse_unless_allowed
+from .sql import JUDGED, Schemas, Sql, judged_together, missing_related, refuse_judged, refuse_unless_allowed
 
-__all__ = ["JUDGED", "NAME", "BoundFilter", "Schemas", "Sql", "anyone_key", "anyone_sees", "bound_filter", "check_caller", "client_filter", "compile_allow", "may_call", "may_join",
+__all__ = ["JUDGED", "NAME", "BoundFilter", "Schemas", "Sql", "anyone_key", "anyone_sees", "bound_filter", "check_caller", "client_filter", "compile_allow", "judged_together", "may_call", "may_join",
            "missing_related", "query_key", "reads", "realtime_filter", "refuse_judged", "refuse_unless_allowed", "rule_for", "rule_fields",
            "variable_key"]

@@ -32,14 +32,15 @@ class Schemas:
 class Sql:
     """Builds one statement's text and parameters for one model and principal."""
 
-    def __init__(self, model: Model, principal: Principal, schemas: Schemas):
+    def __init__(self, model: Model, principal: Principal, schemas: Schemas, params: list[Any] | None = None):
         self.model = model
         self.admin = principal.is_admin
         # Admins filter on guarded columns as they are; everyone else through the guards.
         self.schema = schemas.of(principal)
         self.table = self.schema.tables[model.name]
         self.vars = principal.rule_vars()
-        self.params: list[Any] = []
+        # Several principals' parts of one statement (records/combine.py) number their parameters in one list.
+        self.params: list[Any] = [] if params is None else params
 
     def param(self, value: Any) -> str:
         self.params.append(value)
@@ -94,11 +95,34 @@ class Sql:
         undoes itself: no transaction of our own, no BEGIN or COMMIT round trip. Returns the statement and the
         relations it checks, in order."""
         checks, relations = self.write_checks(rule, written)
-        marks = ", ".join(f'"__rel{i}"' for i in range(len(relations)))
-        marks = f"ARRAY[{marks}]::boolean[]" if relations else "'{}'::boolean[]"
         return (f'WITH "__w" AS ({write} RETURNING *), '
                 f'"__j" AS (SELECT {self.select_list(self.model.visible)}, {checks} FROM "__w" AS "{self.model.name}") '
-                f'SELECT *, hapta.judge({marks}, "__allowed") AS "__judged" FROM "__j"'), relations
+                f'SELECT *, hapta.judge({_marks(relations)}, "__allowed") AS "__judged" FROM "__j"'), relations
+
+
+def judged_together(model: Model, insert: str, rows: list[tuple[Sql, Rule, list[str], str]]) -> str:
+    """Sql.judged for an INSERT of several rows (records/combine.py), each written by its own principal: `rows`
+    holds each one's Sql (all sharing one parameter list, the INSERT's), create rule, written columns and the
+    parameter of its id. Each row is read back and judged as its writer would see it alone, marked "__n" with its
+    place in `rows`; any refusal raises and undoes the whole statement (the caller then runs each row alone, so
+    that only the refused one is refused)."""
+    name = model.name
+    columns = ", ".join(f'"{column}"' for column in model.visible)
+    parts, reads = [], []
+    for n, (sql, rule, written, key) in enumerate(rows):
+        checks, relations = sql.write_checks(rule, written)
+        parts.append(f'"__j{n}" AS (SELECT {sql.select_list(model.visible)}, {checks} FROM "__w" AS "{name}" '
+                     f'WHERE "{name}"."id" = {key})')
+        reads.append(f'SELECT {n} AS "__n", {columns}, hapta.judge({_marks(relations)}, "__allowed") AS "__judged" '
+                     f'FROM "__j{n}"')
+    return f'WITH "__w" AS ({insert} RETURNING *), {", ".join(parts)} {" UNION ALL ".join(reads)}'
+
+
+def _marks(relations: list[str]) -> str:
+    """The relation checks' columns as the array hapta.judge takes."""
+    if not relations:
+        return "'{}'::boolean[]"
+    return "ARRAY[" + ", ".join(f'"__rel{i}"' for i in range(len(relations))) + "]::boolean[]"
 
 
 JUDGED = ("HA001", "HA002")

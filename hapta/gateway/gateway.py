@@ -227,6 +227,7 @@ class Gateway:
         self.functions.start()
 
     async def close(self) -> None:
+        await self.writes.close()   # combined creates under way land
         await self.hooks.close()   # first: after_* hooks under way may still need the database
         await self.functions.close()
         await self.deadlines.close()

@@ -44,13 +44,16 @@ class Delivery:
 
 
 def plan(change: Change, outcome: Outcome, topics: Iterable[Topic], related: dict[tuple[str, str], dict],
-         moment: datetime, wall: float, *, only: Subscription | None = None) -> Iterator[Delivery]:
+         moment: datetime, wall: float, *, only: Subscription | None = None,
+         payloads: dict[tuple, Payload] | None = None) -> Iterator[Delivery]:
     """The deliveries of one change to the subscriptions of `topics` (or, replaying, to `only`), in order.
 
     `related`: the rows the rules reach through relations, keyed (table, id); `moment`: the rules' @now; `wall`:
     epoch seconds, against which access tokens expire. A live subscription hears only changes after where it
-    started (`Subscription.hears`); a replay (`only`) is given exactly what it missed."""
-    payloads: dict[tuple, Payload] = {}   # shared by every topic of the change that sends the same fields
+    started (`Subscription.hears`); a replay (`only`) is given exactly what it missed. `payloads`: the payloads
+    made so far for this change, when its topics are planned a slice at a time."""
+    if payloads is None:   # shared by every topic of the change that sends the same fields (across calls: given)
+        payloads = {}
     for topic in topics:
         model = topic.model
         now_related = _related(model, topic.relations, outcome.now, related)

@@ -40,6 +40,7 @@ CHANGE_EVENT = "records.change"
 RESET_EVENT = "realtime.reset"
 # Seconds of delivery work after which it lets other tasks run (a ping's reply waits at most about this long).
 DELIVERY_SLICE = 0.005
+PLAN_SLICE = 128   # subscriptions (topics) planned between two looks at the clock
 
 
 class View(Protocol):
@@ -71,6 +72,7 @@ class Realtime:
         self.by_peer: dict[Peer, dict[str, Subscription]] = {}
         self.numbers: dict[Peer, int] = {}
         self.delivered = 0
+        self.holding = 0.0   # when the delivery under way last let other tasks run (perf_counter)
 
     # ---- subscriptions ----------------------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class Realtime:
             return
         outcomes, related = await self._outcomes(changes)
         sent = self.delivered
+        self.holding = time.perf_counter()
         for change, outcome in outcomes:
             by_id = self.topics.get(change.table, {})
             topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
@@ -196,13 +199,20 @@ class Realtime:
         now = self.clock()
         moment = datetime.fromtimestamp(now, timezone.utc)
         deliveries: list[Delivery] = []
-        began = time.perf_counter()
-        for delivery in plan(change, outcome, topics, related, moment, now, only=only):
-            deliveries.append(delivery)
-            if len(deliveries) % 64 == 0 and time.perf_counter() - began > DELIVERY_SLICE:
-                await asyncio.sleep(0)
-                began = time.perf_counter()
+        payloads: dict = {}
+        for start in range(0, len(topics), PLAN_SLICE):
+            deliveries.extend(plan(change, outcome, topics[start:start + PLAN_SLICE], related, moment, now,
+                                   only=only, payloads=payloads))
+            await self._pause()
         return deliveries
+
+    async def _pause(self) -> None:
+        """Let other tasks run when this delivery has held the loop for DELIVERY_SLICE: a batch of changes (a
+        combined write's rows arrive together) to thousands of subscriptions is a lot of rule checks, matched or
+        not."""
+        if time.perf_counter() - self.holding > DELIVERY_SLICE:
+            await asyncio.sleep(0)
+            self.holding = time.perf_counter()
 
     async def _enrich(self, model: Model, deliveries: list[Delivery]) -> list[tuple[Delivery, Payload]]:
         """Each delivery with the payload it sends: through the before_send hook for its principal and with its

@@ -29,6 +29,7 @@ from ..query.sql import PG_TYPES
 from ..store.postgres import Database
 from ..store.failures import failure
 from .batch import failed_at, resolve_data, resolve_id
+from .combine import Combiner
 from .idempotency import Idempotency, Once
 from .service import Records, row_fields
 from .values import database_refusals, invalid, record_key, writable_data
@@ -46,6 +47,10 @@ class Writes:
         self.hooks = hooks
         self.announce = announce
         self.idempotency = Idempotency()
+        self.combiner = Combiner(db, records.schemas, partial(self.insert, None))
+
+    async def close(self) -> None:
+        await self.combiner.close()
 
     async def create(self, peer: Peer, collection: str, data: dict[str, Any], once: Once | None = None
                      ) -> dict[str, Any]:
@@ -128,6 +133,17 @@ class Writes:
         missing = [n for n in model.required() if n not in values]
         if missing:
             raise invalid(missing[0], f"{missing[0]} is required")
+        if conn is None:   # by itself: with whatever other creates of this collection wait (combine.py)
+            row = await self.combiner.create(principal, model, rule, values)
+        else:
+            row = await self.insert(conn, principal, model, rule, values)
+        record = row_fields(row, model.visible)
+        later.append(partial(self.hooks.after, model.name, "after_create", ctx, record))
+        return model.public(record)
+
+    async def insert(self, conn: asyncpg.Connection | None, principal: Principal, model: Model, rule: Rule,
+                     values: dict[str, Any]) -> asyncpg.Record:
+        """One create's INSERT, judged in the statement (on `conn`, in its transaction; None: by itself)."""
         sql = self.records.sql(principal, model)
         columns = ", ".join(f'"{n}"' for n in values)
         params = ", ".join(sql.param(v) for v in values.values())
@@ -140,12 +156,11 @@ class Writes:
             with database_refusals(model):
                 try:
                     if conn is None:
-                        row = await self.db.write(statement, *sql.params)
-                    elif savepoint:
+                        return await self.db.write(statement, *sql.params)
+                    if savepoint:
                         async with conn.transaction():
-                            row = await conn.fetchrow(statement, *sql.params)
-                    else:
-                        row = await conn.fetchrow(statement, *sql.params)
+                            return await conn.fetchrow(statement, *sql.params)
+                    return await conn.fetchrow(statement, *sql.params)
                 except asyncpg.PostgresError as exc:
                     if exc.sqlstate not in JUDGED:
                         raise
@@ -154,9 +169,6 @@ class Writes:
             if error.code == CONFLICT and not principal.is_admin:
                 await self._refuse_rather_than_conflict(conn, principal, model, rule, values)
             raise
-        record = row_fields(row, model.visible)
-        later.append(partial(self.hooks.after, model.name, "after_create", ctx, record))
-        return model.public(record)
 
     async def _refuse_rather_than_conflict(self, conn: asyncpg.Connection | None, principal: Principal,
                                            model: Model, rule: Rule, data: dict[str, Any]) -> None:

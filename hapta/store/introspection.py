@@ -20,7 +20,7 @@ async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, Ta
     tables: dict[str, TableInfo] = {}
     for r in await conn.fetch("""
             SELECT table_name, column_name, data_type, is_nullable = 'YES' AS nullable,
-                   column_default IS NOT NULL OR is_identity = 'YES' AS has_default
+                   column_default IS NOT NULL OR is_identity = 'YES' AS has_default, column_default
             FROM information_schema.columns
             WHERE table_schema = current_schema() AND table_name = ANY($1::text[])
             ORDER BY table_name, ordinal_position""", names):
@@ -28,7 +28,8 @@ async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, Ta
         if kind is None:
             continue
         info = tables.setdefault(r["table_name"], TableInfo(r["table_name"]))
-        info.columns[r["column_name"]] = Column(r["column_name"], kind, r["nullable"], r["has_default"])
+        info.columns[r["column_name"]] = Column(r["column_name"], kind, r["nullable"], r["has_default"],
+                                                   r["column_default"])
     for r in await conn.fetch("""
             SELECT rel.relname AS tbl, con.conname, con.contype::text AS contype,
                    array_agg(att.attname ORDER BY att.attnum) AS cols, frel.relname AS target

@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator, Sequence
 
 import asyncpg
 import msgspec
 
 from ..protocol.errors import UNAVAILABLE, HaptaError
 from .failures import RETRY_AFTER, failure, outcome_unknown
-from .shares import Gate, current_work
+from .shares import Gate, Work, current_work
 
 log = logging.getLogger("hapta.postgres")
 
@@ -76,12 +76,13 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statem
 
 
 @contextmanager
-def _committing() -> Iterator[None]:
-    """Around what commits (a COMMIT, a statement in its own implicit transaction): the request's Work says how far
-    it got. An error the server sent in answer means nothing was written; no answer at all (the connection died,
-    the client gave up waiting) leaves the outcome unknown: UNAVAILABLE that says so."""
-    work = current_work()
-    if work is not None:
+def _committing(works: Sequence[Work | None] = ()) -> Iterator[None]:
+    """Around what commits (a COMMIT, a statement in its own implicit transaction): the request's Work (and those
+    of `works`, requests whose writes it carries too) says how far it got. An error the server sent in answer means
+    nothing was written; no answer at all (the connection died, the client gave up waiting) leaves the outcome
+    unknown: UNAVAILABLE that says so."""
+    marked = [work for work in (current_work(), *works) if work is not None]
+    for work in marked:
         work.commit = "sent"
     try:
         yield
@@ -91,10 +92,10 @@ def _committing() -> Iterator[None]:
         answered = isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, asyncpg.PostgresConnectionError)
         if not answered and failure(exc) is not None:
             raise outcome_unknown() from None
-        if work is not None:
+        for work in marked:
             work.commit = ""
         raise
-    if work is not None:
+    for work in marked:
         work.commit = "done"
 
 
@@ -140,6 +141,13 @@ class Database:
         async with self.acquire() as conn:
             with _committing():
                 return await conn.fetchrow(query, *args)
+
+    async def write_all(self, query: str, *args: Any, works: Sequence[Work | None] = ()) -> list[asyncpg.Record]:
+        """`write` for a statement that returns several rows, and carries the writes of the requests of `works`
+        too (records/combine.py)."""
+        async with self.acquire() as conn:
+            with _committing(works):
+                return await conn.fetch(query, *args)
 
     async def fetch_for_app(self, query: str, *args: Any, conn: asyncpg.Connection | None = None
                             ) -> list[asyncpg.Record]:
