@@ -125,8 +125,9 @@ class Writes:
         principal = peer.principal
         rule = rule_for(model, "create", principal)
         values = writable_data(model, data)
-        ctx = self.records.context(peer, "records.create", model, conn)
-        if self.hooks.has(model.name, "before_create"):
+        hooked = self.hooks.has(model.name, "before_create"), self.hooks.has(model.name, "after_create")
+        ctx = self.records.context(peer, "records.create", model, conn) if any(hooked) else None
+        if hooked[0]:
             changed = await self.hooks.before(model.name, "before_create", ctx, dict(values))
             if changed is not None:
                 values = writable_data(model, changed)
@@ -138,7 +139,8 @@ class Writes:
         else:
             row = await self.insert(conn, principal, model, rule, values)
         record = row_fields(row, model.visible)
-        later.append(partial(self.hooks.after, model.name, "after_create", ctx, record))
+        if hooked[1]:
+            later.append(partial(self.hooks.after, model.name, "after_create", ctx, record))
         return model.public(record)
 
     async def insert(self, conn: asyncpg.Connection | None, principal: Principal, model: Model, rule: Rule,
