@@ -17,6 +17,7 @@ The log is pruned in the background to App.realtime.log_retention seconds and Ap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -39,6 +40,9 @@ NUMBER_BATCH = 5000                # changes one hapta.position_changes() call n
 READ_BATCH = 1000                  # changes read from the log (and handed to delivery) at once
 RETRY = 0.5                        # seconds before trying again after the database failed us
 LEADER_KEY = 0x68617074614e        # the advisory lock whose holder numbers on doorbells ("haptaN")
+# Seconds between two numberings that doorbells alone asked for: at one writer, numbering each change on its own
+# cost PostgreSQL as much as the write itself (docs/realtime.md, "Numbering"); this delays an event by at most this.
+NUMBER_EVERY = 0.005
 LEAD_EVERY = 1.0                   # seconds between a follower's tries to lead, and its checks on the leader
 
 
@@ -168,6 +172,7 @@ class ChangeFeed:
         self.max_kept = max_kept
         self.last = 0                          # the newest position handed on
         self.numbering = asyncio.Event()       # a doorbell rang (or a subscription waits): number what committed
+        self.hurry = asyncio.Event()           # a subscription waits: number now, do not let doorbells gather
         self.waiters: list[asyncio.Future] = []
         self.reading = asyncio.Event()         # the log grew past `last`: read it
         self.seen = 0                          # the newest position heard of (read or not)
@@ -244,12 +249,23 @@ class ChangeFeed:
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         self.numbering.set()
+        self.hurry.set()
         return await waiter
 
     async def _number(self) -> None:
+        loop = asyncio.get_running_loop()
+        numbered_at = -NUMBER_EVERY
         while True:
             await self.numbering.wait()
+            rest = numbered_at + NUMBER_EVERY - loop.time()
+            if rest > 0 and not self.waiters:
+                # Doorbells alone, soon after the last numbering: let them gather, one call numbers them all (a
+                # subscription that waits for its position cuts this short).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.hurry.wait(), rest)
+            self.hurry.clear()
             self.numbering.clear()
+            numbered_at = loop.time()
             waiters, self.waiters = self.waiters, []
             try:
                 head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
