@@ -174,7 +174,8 @@ def per_create(rows: list[processes.Row], vus_list: list[int]) -> list[str]:
         unflushed = found.get(("create, unflushed", str(vus), SERVERS["unflushed"]))
         if ours is None or theirs is None:
             continue
-        part = f"{vus} VUs: Hapta {ours:.0f} µs, PocketBase {theirs:.0f} µs, Hapta ÷ PocketBase {ours / theirs:.2f}"
+        part = (f"{vus} VU{'s' if vus != 1 else ''}: Hapta {ours:.0f} µs, PocketBase {theirs:.0f} µs, "
+                f"Hapta ÷ PocketBase {ours / theirs:.2f}")
         if unflushed is not None:
             part += f" (commits not flushed: {unflushed:.0f} µs, {unflushed / theirs:.2f})"
         parts.append(part)
