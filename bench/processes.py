@@ -194,7 +194,7 @@ NOTES = (f"CPU (user + system) over the measured windows ÷ the operations k6 co
          f"server's own processes and its database backends: `{POOL}` (the gateway's asyncpg pool, numbering by "
          f"hapta.position_changes included: it runs on whichever pool connection is free), `{LISTENER}` (the "
          f"connection that LISTENs), `{WALSENDER}` (replication; none unless something replicates); not `{IDLE}` "
-         f"(the other servers of the bench, idle meanwhile, and their backends, which still hear the changes), "
+         f"(the bench's other servers, idle meanwhile, and their backends), "
          f"`{UNATTRIBUTED}` (held by no process of the bench) nor `{CLUSTER}` (the postmaster, checkpointer, "
          f"background writer, walwriter, autovacuum: shared by every database of the cluster, another tenant's "
          f"load included). `{WORKERS}`: the processes that run rules/ and functions/ (one command line for both).")
