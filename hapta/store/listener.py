@@ -1,4 +1,5 @@
-"""One dedicated PostgreSQL connection that LISTENs for the gateway: the bus between worker processes and nodes.
+"""One dedicated PostgreSQL connection that LISTENs for the gateway: the bus between worker processes and nodes
+(`hapta-listener` in pg_stat_activity).
 
 Every process that serves sockets holds one Listener. What one process must tell all the others (a session was
 revoked, an OAuth2 login finished for a socket held elsewhere, a row changed) travels as `NOTIFY channel, payload`
@@ -18,7 +19,7 @@ import asyncpg
 
 from .. import metrics
 from .failures import UPSTREAM_ERRORS
-from .postgres import Database
+from .postgres import Database, application_name
 
 log = logging.getLogger("hapta.listener")
 
@@ -72,7 +73,7 @@ class Listener:
             await self._conn.close(timeout=2)
 
     async def _connect(self) -> None:
-        conn = await asyncpg.connect(self._dsn, timeout=10)
+        conn = await asyncpg.connect(self._dsn, timeout=10, server_settings=application_name(self._dsn, "listener"))
         conn.add_termination_listener(lambda _conn: self._mark_lost())
         for channel, callbacks in self._channels.items():
             await conn.add_listener(channel, self._dispatcher(channel, callbacks))

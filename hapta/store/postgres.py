@@ -16,6 +16,7 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, AsyncIterator, Iterator, Sequence
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import msgspec
@@ -33,6 +34,15 @@ RELEASE_TIMEOUT = 1.0
 # Seconds the client waits for a statement beyond the server's own statement_timeout: a server that stopped
 # answering (frozen, partitioned) cannot cancel anything, so the client gives up by itself.
 CLIENT_GRACE = 1.0
+
+
+def application_name(dsn: str, role: str) -> dict[str, str]:
+    """The session setting that names one of the gateway's connections by its role in pg_stat_activity
+    (`hapta-pool`, `hapta-listener`), so that an operator, and bench.processes, can tell its backends apart; none
+    when the DSN names the application itself (`?application_name=...`): the operator's name wins."""
+    if "application_name" in parse_qs(urlsplit(dsn).query):
+        return {}
+    return {"application_name": f"hapta-{role}"}
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -66,10 +76,11 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statem
                       lock_timeout: float = 2.0) -> asyncpg.Pool:
     """Every connection starts with the server-side bounds as its session defaults (RESET ALL, which the pool runs
     on release after anything that may have changed them, goes back to them): no statement outlives
-    statement_timeout, no lock wait lock_timeout, no transaction idles open longer than a minute."""
+    statement_timeout, no lock wait lock_timeout, no transaction idles open longer than a minute; each is named
+    `hapta-pool` in pg_stat_activity."""
     settings = {"statement_timeout": str(int(statement_timeout * 1000)),
                 "lock_timeout": str(int(lock_timeout * 1000)),
-                "idle_in_transaction_session_timeout": "60000"}
+                "idle_in_transaction_session_timeout": "60000", **application_name(dsn, "pool")}
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                                      command_timeout=statement_timeout + CLIENT_GRACE, server_settings=settings,
                                      timeout=10, connection_class=PooledConnection)

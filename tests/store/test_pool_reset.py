@@ -12,9 +12,10 @@ async def test_a_connection_comes_back_as_new_after_app_sql_and_costs_nothing_ot
     pool = await create_pool(dsn, min_size=1, max_size=1)   # one connection: each acquire gets the same one
     db = Database(pool)
     try:
-        # the app's SQL changes the session (a hook's ctx.sql may): the next user must not inherit it
+        # the app's SQL changes the session (a hook's ctx.sql may): the next user must not inherit it, and the
+        # connection keeps the name it started with
         await db.fetch_for_app("SELECT set_config('application_name', 'hook was here', false)")
-        assert await db.fetchval("SHOW application_name") == ""
+        assert await db.fetchval("SHOW application_name") == "hapta-pool"
         async with db.acquire() as conn:
             sent = conn._con._protocol.queries_count
         async with db.acquire() as conn:   # the release in between sent nothing
