@@ -1,26 +1,29 @@
 """Creates that wait for one collection go to PostgreSQL together: one multi-row INSERT, like a group commit.
 
-A statement costs PostgreSQL (and asyncpg, and the feed's trigger) about as much for one row as for ten
-(docs/performance.md, "The write path"), so concurrent creates are worth combining; a lone create is not worth
-delaying. Per collection, one create statement is under way at a time:
+Most of what a single-row create costs PostgreSQL is paid per statement and per commit, not per row (a row of a
+10-row INSERT costs about a third of a lone one: docs/performance.md, "The write path"), so concurrent creates
+are worth combining; a lone create is not worth delaying. Per collection, at most MAX_FLIGHTS create statements
+are under way at once:
 
-    nothing under way      the create goes at once, alone, exactly as it always did: no added latency
-    one under way          it waits; when that one lands, everything waiting goes as one statement
+    room, nothing waiting  the create goes at once, alone, exactly as it always did: no added latency
+    no room                it waits; when a statement lands, everything waiting goes as the next one
                            (access.judged_together: each row judged by its own writer's rule and relation checks)
     that statement failed  answered by PostgreSQL (a refused row, a unique value taken, a bad value): nothing was
                            written, so each create runs again alone and gets exactly the answer it would have had
                            alone; not answered (the database went away): each gets what a lone create would get
 
-So a refused row refuses only its own request, with its own error; one connection's creates keep their order (one
-statement at a time, rows in the order they came); idempotent creates and batches do not come here (they run in
-their own transactions). The combined statement is the gateway's own work, counted against no principal's share of
-the pool (shares.py): it serves many, and one at a time per collection bounds it.
+So a refused row refuses only its own request, with its own error. One connection's creates keep their order: rows
+go in the order they came, and a connection with a create under way has its next ones wait for it to land.
+Idempotent creates and batches do not come here (they run in their own transactions). A combined statement is the
+gateway's own work, counted against no principal's share of the pool (shares.py): it serves many, and MAX_FLIGHTS
+per collection bounds it.
 """
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -38,6 +41,9 @@ ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"   # hapta.new_id()'s (store
 # an id, a name and not a secret, can afford).
 _TO_ID = bytes(ord(ID_ALPHABET[b % 36]) for b in range(256))
 MAX_ROWS = 100   # rows of one statement: the rest wait for the next (bounds its text, its parameters, its time)
+# Create statements of one collection under way at once: while one commits, the next is written (two PostgreSQL
+# backends, two cores), and what arrives meanwhile gathers for the one after.
+MAX_FLIGHTS = 2
 
 # alone(principal, model, rule, values): one create's INSERT, judged, by itself (records/writes.py)
 Alone = Callable[[Principal, Model, Rule, dict[str, Any]], Awaitable[asyncpg.Record]]
@@ -50,6 +56,7 @@ def new_id() -> str:
 
 @dataclass(slots=True)
 class _Create:
+    source: int                  # the connection (peer) it came from: its creates keep their order
     principal: Principal
     rule: Rule
     values: dict[str, Any]
@@ -62,50 +69,74 @@ class Combiner:
         self.db = db
         self.schemas = schemas
         self.alone = alone
-        self.waiting: dict[str, list[_Create]] = {}   # by collection: creates for the next statement
-        self.under_way: set[str] = set()              # collections with a create statement under way
+        self.waiting: dict[str, list[_Create]] = {}   # by collection: creates for the next statements
+        self.flights: dict[str, int] = {}             # by collection: create statements under way
+        self.sending: dict[str, Counter] = {}         # by collection: creates under way, by source
         self.runners: set[asyncio.Task] = set()
 
-    async def create(self, principal: Principal, model: Model, rule: Rule, values: dict[str, Any]
-                     ) -> asyncpg.Record:
+    async def create(self, source: object, principal: Principal, model: Model, rule: Rule,
+                     values: dict[str, Any]) -> asyncpg.Record:
         """The row `values` made (its visible columns as `principal` reads them), judged by `rule`; or the error a
-        lone create of it would raise."""
+        lone create of it would raise. `source`: the connection it came from (its creates keep their order)."""
         if not model.info.gateway_ids:   # no id of ours to tell its row by: alone, as ever
             return await self.alone(principal, model, rule, values)
         if "id" not in values:
             values = {"id": new_id(), **values}
-        if model.name not in self.under_way:
-            self.under_way.add(model.name)
+        create = _Create(id(source), principal, rule, values, current_work())
+        name = model.name
+        if not self.waiting.get(name) and self.flights.get(name, 0) < MAX_FLIGHTS \
+                and not self.sending.get(name, {}).get(create.source):
+            self._take_off(name, [create])   # nothing waits and there is room: at once, alone, in this task
             try:
                 return await self.alone(principal, model, rule, values)
             finally:
-                self._landed(model)
-        create = _Create(principal, rule, values, current_work())
-        self.waiting.setdefault(model.name, []).append(create)
+                self._landed(model, [create])
+        self.waiting.setdefault(name, []).append(create)
         return await create.answer   # cancelled (the request's deadline): its row is left out, or ignored
 
-    def _landed(self, model: Model) -> None:
-        if not self.waiting.get(model.name):
-            self.under_way.discard(model.name)
-            return
-        # The statements that follow are nobody's in particular: run them with no request's Work.
-        runner = asyncio.get_running_loop().create_task(self._run(model), context=contextvars.Context())
-        self.runners.add(runner)
-        runner.add_done_callback(self.runners.discard)
+    def _take_off(self, name: str, batch: list[_Create]) -> None:
+        self.flights[name] = self.flights.get(name, 0) + 1
+        self.sending.setdefault(name, Counter()).update(create.source for create in batch)
 
-    async def _run(self, model: Model) -> None:
+    def _landed(self, model: Model, batch: list[_Create]) -> None:
+        name = model.name
+        self.flights[name] -= 1
+        self.sending[name].subtract(create.source for create in batch)
+        self._next(model)
+
+    def _next(self, model: Model) -> None:
+        """Start statements for what waits, while there is room: each takes the waiting creates in the order they
+        came, but none of a connection that has a create under way (nor any after one of its creates left
+        waiting), so that a connection's creates are written in its order."""
+        name = model.name
+        while self.waiting.get(name) and self.flights.get(name, 0) < MAX_FLIGHTS:
+            busy = +self.sending.get(name, Counter())
+            batch, left = [], []
+            for create in self.waiting[name]:
+                if create.answer.done():
+                    continue   # its request's deadline passed while it waited
+                if create.source in busy or len(batch) == MAX_ROWS:
+                    busy[create.source] += 1
+                    left.append(create)
+                else:
+                    batch.append(create)
+            if left:
+                self.waiting[name] = left
+            else:
+                self.waiting.pop(name, None)
+            if not batch:
+                return
+            self._take_off(name, batch)
+            # The statement is nobody's in particular: run it with no request's Work (each row's is marked).
+            runner = asyncio.get_running_loop().create_task(self._fly(model, batch), context=contextvars.Context())
+            self.runners.add(runner)
+            runner.add_done_callback(self.runners.discard)
+
+    async def _fly(self, model: Model, batch: list[_Create]) -> None:
         try:
-            while self.waiting.get(model.name):
-                queue = self.waiting[model.name]
-                batch = [c for c in queue[:MAX_ROWS] if not c.answer.done()]
-                del queue[:MAX_ROWS]
-                if not queue:
-                    del self.waiting[model.name]
-                await self._send(model, batch)
+            await self._send(model, batch)
         finally:
-            self.under_way.discard(model.name)
-            for create in self.waiting.pop(model.name, []):   # only when cancelled (the gateway is closing)
-                create.answer.cancel()
+            self._landed(model, batch)
 
     async def _send(self, model: Model, batch: list[_Create]) -> None:
         if len(batch) < 2:

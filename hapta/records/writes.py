@@ -135,7 +135,7 @@ class Writes:
         if missing:
             raise invalid(missing[0], f"{missing[0]} is required")
         if conn is None:   # by itself: with whatever other creates of this collection wait (combine.py)
-            row = await self.combiner.create(principal, model, rule, values)
+            row = await self.combiner.create(peer, principal, model, rule, values)
         else:
             row = await self.insert(conn, principal, model, rule, values)
         record = row_fields(row, model.visible)

@@ -12,6 +12,8 @@ from typing import Any, AsyncIterator
 
 import pytest
 
+from hapta.records.combine import MAX_FLIGHTS
+
 
 async def _until(condition, what: str) -> None:
     for _ in range(500):
@@ -26,19 +28,23 @@ def _post(device, **data: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _held(harness, device, collection: str, make: dict[str, Any]) -> AsyncIterator[list[asyncio.Task]]:
-    """A lone create of `device` under way on `collection` and blocked (its user's row locked) while the block
-    runs; yields the list the block adds its own request tasks to, awaited once the lock is gone."""
+async def _held(harness, devices: list, collection: str, make) -> AsyncIterator[list[asyncio.Task]]:
+    """A lone create of each of `devices` under way on `collection` and blocked (their users' rows locked) while
+    the block runs: every statement the combiner may have under way at once is taken, so what the block sends
+    waits. Yields the list the block adds its own request tasks to, awaited once the locks are gone."""
     combiner = harness.gateway.writes.combiner
+    assert len(devices) == MAX_FLIGHTS
     tasks: list[asyncio.Task] = []
     async with harness.gateway.db.pool.acquire() as locker:
         async with locker.transaction():
-            await locker.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", device.user["id"])
-            first = asyncio.ensure_future(device.request("records.create", make))
-            await _until(lambda: collection in combiner.under_way, "the lone create is under way")
+            await locker.execute("SELECT 1 FROM users WHERE id = ANY($1::text[]) FOR UPDATE",
+                                 [device.user["id"] for device in devices])
+            first = [asyncio.ensure_future(device.request("records.create", make(device))) for device in devices]
+            await _until(lambda: combiner.flights.get(collection) == MAX_FLIGHTS, "the lone creates are under way")
             yield tasks
             await _until(lambda: len(combiner.waiting.get(collection, [])) >= len(tasks), "the others wait")
-    assert (await first)["ok"]
+    for request in first:
+        assert (await request)["ok"]
 
 
 async def _xmin(harness, table: str, ids: list[str]) -> set[str]:
@@ -51,7 +57,7 @@ async def test_waiting_creates_are_written_by_one_statement_each_as_its_writer_r
     alice = await harness.user()
     others = [await harness.user() for _ in range(3)]
     admin = await harness.admin()
-    async with _held(harness, alice, "posts", _post(alice)) as tasks:
+    async with _held(harness, [alice, await harness.user()], "posts", _post) as tasks:
         for device in others:
             tasks.append(asyncio.ensure_future(device.call("records.create", _post(device, text=device.user["id"]))))
         tasks.append(asyncio.ensure_future(admin.call("records.create", _post(others[0], text="by the admin"))))
@@ -71,7 +77,7 @@ async def test_a_refused_row_refuses_only_its_own_request_with_its_own_error(har
                        ("missing", _post(bob, author="nosuchuser0000"))]:
         alone[name] = (await bob.request("records.create", args))["error"]
     assert alone["forbidden"]["code"] == "FORBIDDEN" and alone["missing"]["code"] == "VALIDATION_FAILED"
-    async with _held(harness, alice, "posts", _post(alice)) as tasks:
+    async with _held(harness, [alice, await harness.user()], "posts", _post) as tasks:
         for device, args in [(carol, _post(carol, text="fine")), (bob, _post(bob, author=carol.user["id"])),
                              (bob, _post(bob, author="nosuchuser0000")), (dave, _post(dave, text="fine too"))]:
             tasks.append(asyncio.ensure_future(device.request("records.create", args)))
@@ -85,7 +91,7 @@ async def test_a_unique_value_taken_twice_in_one_statement_conflicts_once(harnes
     alice, bob, carol = [await harness.user() for _ in range(3)]
     post = await alice.call("records.create", _post(alice))
     like = lambda device: {"collection": "likes", "data": {"post": post["id"], "user": device.user["id"]}}  # noqa
-    async with _held(harness, alice, "likes", like(alice)) as tasks:
+    async with _held(harness, [alice, await harness.user()], "likes", like) as tasks:
         for device in (bob, bob, carol):
             tasks.append(asyncio.ensure_future(device.request("records.create", like(device))))
     first, second, other = await asyncio.gather(*tasks)
@@ -93,7 +99,7 @@ async def test_a_unique_value_taken_twice_in_one_statement_conflicts_once(harnes
     assert second["error"]["code"] == "CONFLICT"
     admin = await harness.admin()
     page = await admin.call("records.list", {"collection": "likes", "filter": f'post = "{post["id"]}"', "count": True})
-    assert page["total"] == 3
+    assert page["total"] == 4   # the two held ones, one of bob's, carol's
 
 
 async def test_creates_keep_the_order_they_came_in(harness):
@@ -103,7 +109,7 @@ async def test_creates_keep_the_order_they_came_in(harness):
     await bob.call("realtime.subscribe", {"collection": "posts", "filter": f'author = "{bob.user["id"]}"'})
     texts = [str(n) for n in range(6)]
     waiting = harness.gateway.writes.combiner.waiting
-    async with _held(harness, alice, "posts", _post(alice)) as tasks:
+    async with _held(harness, [alice, await harness.user()], "posts", _post) as tasks:
         messages = [{"id": 100 + n, "op": "records.create", "args": _post(bob, text=text)}
                     for n, text in enumerate(texts)]
         tasks.append(asyncio.ensure_future(bob.send(messages)))
@@ -118,7 +124,7 @@ async def test_creates_keep_the_order_they_came_in(harness):
 async def test_a_create_whose_deadline_passes_while_waiting_is_left_out(harness):
     alice, bob, carol = [await harness.user() for _ in range(3)]
     combiner = harness.gateway.writes.combiner
-    async with _held(harness, alice, "posts", _post(alice)) as tasks:
+    async with _held(harness, [alice, await harness.user()], "posts", _post) as tasks:
         gone = asyncio.ensure_future(bob.call("records.create", _post(bob, text="gone")))
         tasks.append(asyncio.ensure_future(carol.call("records.create", _post(carol, text="stays"))))
         await _until(lambda: len(combiner.waiting.get("posts", [])) == 2, "both wait")
@@ -131,3 +137,23 @@ async def test_a_create_whose_deadline_passes_while_waiting_is_left_out(harness)
     page = await admin.call("records.list", {"collection": "posts", "filter": f'author = "{bob.user["id"]}"',
                                              "count": True})
     assert page["total"] == 0
+
+
+async def test_a_connection_with_a_create_under_way_has_its_next_wait_for_it(harness):
+    """Room for another statement is not taken by a connection whose earlier create has not landed: its creates
+    are written in the order it sent them."""
+    alice = await harness.user()
+    combiner = harness.gateway.writes.combiner
+    await alice.call("realtime.subscribe", {"collection": "posts", "filter": f'author = "{alice.user["id"]}"'})
+    async with harness.gateway.db.pool.acquire() as locker:
+        async with locker.transaction():
+            await locker.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", alice.user["id"])
+            first = asyncio.ensure_future(alice.call("records.create", _post(alice, text="first")))
+            await _until(lambda: combiner.flights.get("posts") == 1, "the first is under way")
+            second = asyncio.ensure_future(alice.call("records.create", _post(alice, text="second")))
+            await _until(lambda: len(combiner.waiting.get("posts", [])) == 1, "the second waits")
+            assert combiner.flights["posts"] == 1 < MAX_FLIGHTS   # though there is room
+    made = [await first, await second]
+    assert [post["text"] for post in made] == ["first", "second"]
+    heard = [(await alice.event("records.change"))["data"]["record"]["text"] for _ in made]
+    assert heard == ["first", "second"]
