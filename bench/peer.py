@@ -191,7 +191,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--vus", default="1,50")
+    parser.add_argument("--cases", default=",".join(case for case, _ in CASES),
+                        help="which cases to run (ping, get, list, create)")
     args = parser.parse_args()
+    CASES[:] = [(case, label) for case, label in CASES if case in args.cases.split(",")]
     ensure_tools()
     vus_list = [int(v) for v in args.vus.split(",")]
 
