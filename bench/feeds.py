@@ -413,9 +413,36 @@ async def numbering_loop(conn: asyncpg.Connection, state: ConsumerState, wake: a
             state.empty += 1
 
 
+async def _keep(fresh: list, head: int, near: int, insert, state) -> tuple[int, int]:
+    """Write decoded transactions to the log with the next positions, in commit order, once every one of their
+    xids is visible to the inserting statement (`insert` returns false until then: the visibility guard); returns
+    the new head and the last widened xid."""
+    from hapta.live.pgoutput import widen_xid
+    positions, lsns, tables, changes, xids = [], [], [], [], []
+    for transaction in fresh:
+        xact = widen_xid(transaction.xid, near)
+        near = xact
+        xids.append(xact)
+        for change in transaction.changes:
+            table, body = change_json(change, xact)
+            head += 1
+            positions.append(head)
+            lsns.append(transaction.commit_lsn)
+            tables.append(table)
+            changes.append(body.decode())
+    if positions:
+        while not await insert.fetchval(positions, lsns, tables, changes, xids, str(head)):
+            state.guard_waits += 1
+            await asyncio.sleep(0.0005)
+        state.handled += len(positions)
+        state.head = head
+        state.marks.append((time.monotonic(), head))
+    return head, near
+
+
 async def logical_loop(conn: asyncpg.Connection, state: ConsumerState, wake: asyncio.Event, window: float,
                        poll: float | None) -> None:
-    from hapta.live.pgoutput import Transactions, lsn_text, parse_lsn, widen_xid
+    from hapta.live.pgoutput import Transactions, lsn_text, parse_lsn
     head = await conn.fetchval("SELECT greatest((SELECT max(pos) FROM hapta.change_log), "
                                "(SELECT pruned FROM hapta.change_horizon))")
     # A restart: transactions at or before the newest commit LSN the log holds are in it already.
@@ -441,28 +468,7 @@ async def logical_loop(conn: asyncpg.Connection, state: ConsumerState, wake: asy
         fresh = [t for t in done if t.commit_lsn > done_lsn]
         busy = bool(done)
         if fresh:
-            positions, lsns, tables, changes, xids = [], [], [], [], []
-            for transaction in fresh:
-                xact = widen_xid(transaction.xid, near)
-                near = xact
-                xids.append(xact)
-                for change in transaction.changes:
-                    table, body = change_json(change, xact)
-                    head += 1
-                    positions.append(head)
-                    lsns.append(transaction.commit_lsn)
-                    tables.append(table)
-                    changes.append(body.decode())
-            if positions:
-                while True:
-                    inserted = await insert.fetchval(positions, lsns, tables, changes, xids, str(head))
-                    if inserted:
-                        break
-                    state.guard_waits += 1
-                    await asyncio.sleep(0.0005)
-                state.handled += len(positions)
-                state.head = head
-                state.marks.append((time.monotonic(), head))
+            head, near = await _keep(fresh, head, near, insert, state)
             done_lsn = fresh[-1].commit_lsn
         if done:
             upto = done[-1].end_lsn
@@ -560,7 +566,7 @@ class ReplicationStream(asyncio.Protocol):
 
 
 async def stream_loop(stream_box: dict, dsn: str, conn: asyncpg.Connection, state: ConsumerState, window: float) -> None:
-    from hapta.live.pgoutput import Transactions, widen_xid
+    from hapta.live.pgoutput import Transactions
     head = await conn.fetchval("SELECT greatest((SELECT max(pos) FROM hapta.change_log), "
                                "(SELECT pruned FROM hapta.change_horizon))")
     done_lsn = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM hapta.change_log")
@@ -594,28 +600,7 @@ async def stream_loop(stream_box: dict, dsn: str, conn: asyncpg.Connection, stat
         in_flight = True
         state.calls += 1
         fresh = [t for t in batch if t.commit_lsn > done_lsn]
-        positions, lsns, tables, changes, xids = [], [], [], [], []
-        for transaction in fresh:
-            xact = widen_xid(transaction.xid, near)
-            near = xact
-            xids.append(xact)
-            for change in transaction.changes:
-                table, body = change_json(change, xact)
-                head += 1
-                positions.append(head)
-                lsns.append(transaction.commit_lsn)
-                tables.append(table)
-                changes.append(body.decode())
-        if positions:
-            while True:
-                inserted = await insert.fetchval(positions, lsns, tables, changes, xids, str(head))
-                if inserted:
-                    break
-                state.guard_waits += 1
-                await asyncio.sleep(0.0005)
-            state.handled += len(positions)
-            state.head = head
-            state.marks.append((time.monotonic(), head))
+        head, near = await _keep(fresh, head, near, insert, state)
         if fresh:
             done_lsn = fresh[-1].commit_lsn
         in_flight = False
