@@ -41,7 +41,8 @@ READ_BATCH = 1000                  # changes read from the log (and handed to de
 RETRY = 0.5                        # seconds before trying again after the database failed us
 LEADER_KEY = 0x68617074614e        # the advisory lock whose holder numbers on doorbells ("haptaN")
 # Seconds between two numberings that doorbells alone asked for: at one writer, numbering each change on its own
-# cost PostgreSQL as much as the write itself (docs/realtime.md, "Numbering"); this delays an event by at most this.
+# cost PostgreSQL as much as the write itself (docs/realtime.md, "What the feed costs a write"); this delays an
+# event by at most this.
 NUMBER_EVERY = 0.005
 LEAD_EVERY = 1.0                   # seconds between a follower's tries to lead, and its checks on the leader
 
