@@ -7,7 +7,7 @@ read as NULL where their guard does not hold; a written row is judged in the sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from ..models import EVERYONE, Model, Rule
 from ..principal import Principal
@@ -32,13 +32,15 @@ class Schemas:
 class Sql:
     """Builds one statement's text and parameters for one model and principal."""
 
-    def __init__(self, model: Model, principal: Principal, schemas: Schemas, params: list[Any] | None = None):
+    def __init__(self, model: Model, principal: Principal, schemas: Schemas, params: list[Any] | None = None,
+                 vars: Mapping[str, Any] | None = None):
         self.model = model
         self.admin = principal.is_admin
         # Admins filter on guarded columns as they are; everyone else through the guards.
         self.schema = schemas.of(principal)
         self.table = self.schema.tables[model.name]
-        self.vars = principal.rule_vars()
+        # The principal's values, or VarSlots: parameters filled per execution (a text kept for many).
+        self.vars = principal.rule_vars() if vars is None else vars
         # Several principals' parts of one statement (records/combine.py) number their parameters in one list.
         self.params: list[Any] = [] if params is None else params
 

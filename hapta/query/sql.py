@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from . import schema as s
 from .ast import SEARCH, And, Compare, Field, Literal, Node, Not, Operand, Var, is_null
@@ -61,6 +61,22 @@ def rank_sql(search: Compare, table: s.Table, schema: s.Schema, vars: Mapping[st
     sort by `@rank`."""
     vector, query = _Compiler(schema, vars, params).search_parts(search, _Scope(table, table.name))
     return f"ts_rank({vector}, {query})"
+
+
+class VarRef(NamedTuple):
+    """A parameter standing for `@name` of row `row`'s writer, filled in when the statement runs (var_value)."""
+    row: int
+    name: str
+
+
+class VarSlots(dict):
+    """Variables not known yet: compiled with these, every `@name` becomes a parameter holding VarRef(row, name),
+    so that one statement text serves every principal of the same shape (records/combine.py keeps such texts). The
+    text never depends on a variable's value: variables are always parameters, compared as such."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__()
+        self.row = row
 
 
 @dataclass(frozen=True)
@@ -117,7 +133,9 @@ class _Compiler:
         if isinstance(operand, Literal):
             return "NULL" if operand.value is None else self.param(operand.value, PG_TYPES[kind])
         if isinstance(operand, Var):
-            return self.param(var_value(self.variables, operand.name), PG_TYPES[kind])
+            value = VarRef(self.variables.row, operand.name) if isinstance(self.variables, VarSlots) \
+                else var_value(self.variables, operand.name)
+            return self.param(value, PG_TYPES[kind])
         sql = self.field(operand, scope)
         return sql if operand.kind == kind else f"{sql}::{PG_TYPES[kind]}"
 

@@ -25,13 +25,15 @@ import contextvars
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 
 import asyncpg
 
 from ..access import Schemas, Sql, judged_together
 from ..models import Model, Rule
 from ..principal import Principal
+from ..query.sql import VarRef, VarSlots
+from ..query.values import var_value
 from ..store.failures import failure
 from ..store.postgres import Database
 from ..store.shares import Work, current_work, done_working, working
@@ -44,6 +46,7 @@ MAX_ROWS = 100   # rows of one statement: the rest wait for the next (bounds its
 # Create statements of one collection under way at once: while one commits, the next is written (two PostgreSQL
 # backends, two cores), and what arrives meanwhile gathers for the one after.
 MAX_FLIGHTS = 2
+TEMPLATES = 512   # statement texts kept (by the shapes of their rows): the bench's all alike need one per size
 
 # alone(principal, model, rule, values): one create's INSERT, judged, by itself (records/writes.py)
 Alone = Callable[[Principal, Model, Rule, dict[str, Any]], Awaitable[asyncpg.Record]]
@@ -52,6 +55,18 @@ def new_id() -> str:
     """An id as hapta.new_id() makes them: the gateway names its rows itself, so that it knows which row of a
     combined INSERT is whose, and PostgreSQL plans no id function per row."""
     return os.urandom(15).translate(_TO_ID).decode()
+
+
+class _Cell(NamedTuple):
+    """A parameter standing for row `row`'s value of `column`."""
+    row: int
+    column: str
+
+
+class _Template(NamedTuple):
+    text: str
+    params: tuple          # constants of the rules, _Cell and VarRef: filled per batch
+    rules: tuple           # the rules it judges by (held: the cache is keyed by their ids)
 
 
 @dataclass(slots=True)
@@ -73,6 +88,7 @@ class Combiner:
         self.flights: dict[str, int] = {}             # by collection: create statements under way
         self.sending: dict[str, Counter] = {}         # by collection: creates under way, by source
         self.runners: set[asyncio.Task] = set()
+        self.templates: dict[tuple, _Template] = {}   # statements by the shapes of their rows, oldest first
 
     async def create(self, source: object, principal: Principal, model: Model, rule: Rule,
                      values: dict[str, Any]) -> asyncpg.Record:
@@ -159,20 +175,41 @@ class Combiner:
 
     async def _together(self, model: Model, batch: list[_Create]) -> list[asyncpg.Record]:
         """One INSERT of every row of `batch`, judged row by row; the rows in batch order."""
+        key = (model.name, tuple((c.principal.is_admin, id(c.rule), tuple(c.values)) for c in batch))
+        template = self.templates.get(key)
+        if template is None:
+            template = self.templates[key] = self._template(model, batch)
+            if len(self.templates) > TEMPLATES:
+                del self.templates[next(iter(self.templates))]   # the oldest
+        variables: dict[int, dict[str, Any]] = {}
+        params = []
+        for slot in template.params:
+            if type(slot) is _Cell:
+                params.append(batch[slot.row].values[slot.column])
+            elif type(slot) is VarRef:
+                if slot.row not in variables:
+                    variables[slot.row] = batch[slot.row].principal.rule_vars()
+                params.append(var_value(variables[slot.row], slot.name))
+            else:
+                params.append(slot)
+        rows = await self.db.write_all(template.text, *params, works=[create.work for create in batch])
+        by_place = {row["__n"]: row for row in rows}
+        return [by_place[n] for n in range(len(batch))]
+
+    def _template(self, model: Model, batch: list[_Create]) -> _Template:
+        """The statement for rows of these shapes (writer's kind, rule, columns), its parameters standing for the
+        rows' values and their writers' variables: built once, filled per batch."""
         params: list[Any] = []
         columns = list(dict.fromkeys(name for create in batch for name in create.values))
         tuples, judged = [], []
-        for create in batch:
-            sql = Sql(model, create.principal, self.schemas, params)
-            cells = [sql.param(create.values[name]) if name in create.values else "DEFAULT" for name in columns]
+        for n, create in enumerate(batch):
+            sql = Sql(model, create.principal, self.schemas, params, VarSlots(n))
+            cells = [sql.param(_Cell(n, name)) if name in create.values else "DEFAULT" for name in columns]
             tuples.append(f"({', '.join(cells)})")
             judged.append((sql, create.rule, list(create.values), cells[columns.index("id")]))
         names = ", ".join(f'"{name}"' for name in columns)
         insert = f'INSERT INTO "{model.name}" ({names}) VALUES {", ".join(tuples)}'
-        rows = await self.db.write_all(judged_together(model, insert, judged), *params,
-                                       works=[create.work for create in batch])
-        by_place = {row["__n"]: row for row in rows}
-        return [by_place[n] for n in range(len(batch))]
+        return _Template(judged_together(model, insert, judged), tuple(params), tuple(c.rule for c in batch))
 
     async def _each_alone(self, model: Model, batch: list[_Create]) -> None:
         """Each create by itself, counted as its own request's work (its principal's share, its COMMIT)."""

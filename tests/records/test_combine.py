@@ -157,3 +157,26 @@ async def test_a_connection_with_a_create_under_way_has_its_next_wait_for_it(har
     assert [post["text"] for post in made] == ["first", "second"]
     heard = [(await alice.event("records.change"))["data"]["record"]["text"] for _ in made]
     assert heard == ["first", "second"]
+
+
+async def test_a_statement_kept_for_rows_of_one_shape_judges_each_batch_by_its_own_writers(harness):
+    """The text of a combined statement is kept per shape of its rows and filled per batch: the next batch of the
+    same shape is judged by its own writers' variables, not the first one's."""
+    combiner = harness.gateway.writes.combiner
+    rounds = []
+    for _ in range(2):
+        writers = [await harness.user() for _ in range(2)]
+        async with _held(harness, [await harness.user(), await harness.user()], "posts", _post) as tasks:
+            tasks.append(asyncio.ensure_future(writers[0].request("records.create", _post(writers[0]))))
+            tasks.append(asyncio.ensure_future(writers[1].request("records.create", _post(writers[1]))))
+        rounds.append((writers, await asyncio.gather(*tasks)))
+        kept = len(combiner.templates)
+    (first_writers, first), (writers, second) = rounds
+    assert all(reply["ok"] for reply in first + second)
+    assert [reply["data"]["author"] for reply in second] == [w.user["id"] for w in writers]
+    async with _held(harness, [await harness.user(), await harness.user()], "posts", _post) as tasks:
+        tasks.append(asyncio.ensure_future(writers[0].request("records.create", _post(writers[0]))))
+        tasks.append(asyncio.ensure_future(first_writers[0].request("records.create", _post(writers[1]))))
+    own, forged = await asyncio.gather(*tasks)
+    assert own["ok"] and forged["error"]["code"] == "FORBIDDEN"
+    assert len(combiner.templates) == kept   # the same text all along
