@@ -5,12 +5,16 @@ Most of what a single-row create costs PostgreSQL is paid per statement and per 
 are worth combining; a lone create is not worth delaying. Per collection, at most MAX_FLIGHTS create statements
 are under way at once:
 
-    room, nothing waiting  the create goes at once, alone, exactly as it always did: no added latency
+    room, nothing waiting  the create goes at once, a statement of its own: no added latency
     no room                it waits; when a statement lands, everything waiting goes as the next one
                            (access.judged_together: each row judged by its own writer's rule and relation checks)
     that statement failed  answered by PostgreSQL (a refused row, a unique value taken, a bad value): nothing was
-                           written, so each create runs again alone and gets exactly the answer it would have had
-                           alone; not answered (the database went away): each gets what a lone create would get
+                           written, so each create runs again alone (Writes.insert) and gets exactly the answer it
+                           would have had alone; not answered (the database went away): each gets what a lone
+                           create would get
+
+Statements are kept per shape of their rows (the writer's kind, rule and columns) and filled per batch, so the SQL
+is built once per shape, not per request. A refused create costs its statement twice; refusals are the exception.
 
 So a refused row refuses only its own request, with its own error. One connection's creates keep their order: rows
 go in the order they came, and a connection with a create under way has its next ones wait for it to land.
@@ -104,9 +108,10 @@ class Combiner:
                 and not self.sending.get(name, {}).get(create.source):
             self._take_off(name, [create])   # nothing waits and there is room: at once, alone, in this task
             try:
-                return await self.alone(principal, model, rule, values)
+                await self._send(model, [create])
             finally:
                 self._landed(model, [create])
+            return create.answer.result()
         self.waiting.setdefault(name, []).append(create)
         return await create.answer   # cancelled (the request's deadline): its row is left out, or ignored
 
@@ -155,15 +160,15 @@ class Combiner:
             self._landed(model, batch)
 
     async def _send(self, model: Model, batch: list[_Create]) -> None:
-        if len(batch) < 2:
-            await self._each_alone(model, batch)
+        if not batch:
             return
         try:
             rows = await self._together(model, batch)
         except asyncpg.PostgresError as exc:
             if failure(exc) is not None:   # the database is not there (for now): as a lone create would hear
                 self._answer(batch, exc)
-            else:   # answered and undone: nothing was written; each alone gets exactly its own answer
+            else:   # answered and undone: nothing was written; each alone gets exactly its own answer (the
+                # refusal's own words, a unique value taken by someone the writer may not see: Writes.insert)
                 await self._each_alone(model, batch)
             return
         except Exception as exc:   # the pool is busy, or the outcome is unknown: the same for every row
