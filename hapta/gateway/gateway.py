@@ -187,8 +187,8 @@ class Gateway:
                 await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")   # migrations take their time
                 await migrations.migrate(conn, app_dir / "migrations")
                 # updated and version kept current on every exposed table, whoever writes
-                await create_triggers(conn, "hapta_touch", "BEFORE UPDATE", "touch",
-                                      {c.name: "" for c in app.collections})
+                await create_triggers(conn, "touch", {c.name: "" for c in app.collections},
+                                      {"hapta_touch": ("BEFORE UPDATE", "FOR EACH ROW")})
                 infos = await introspect(conn, [c.name for c in app.collections])
                 configs = sorted({config for c in app.collections for config in c.search.values()})
                 unknown = set(configs) - await known_search_configs(conn, configs)

@@ -1,6 +1,6 @@
 """The change feed: every write to an exposed table, whoever made it, numbered in commit order and kept a while.
 
-    writer's transaction   trigger -> hapta.change_inbox row + NOTIFY hapta_changes {t, x}   (the doorbell)
+    writer's statement     trigger -> hapta.change_inbox rows + NOTIFY hapta_changes {t, x}  (the doorbell)
     any gateway process    hears the doorbell -> ReadCache.changed at once; hapta.position_changes()
                            numbers what has committed -> hapta.change_log, NOTIFY hapta_positions <head>
     every gateway process  hears the head -> reads the log after the last position it handed on -> Realtime
@@ -95,7 +95,16 @@ async def install_triggers(conn: asyncpg.Connection, models: dict[str, Model]) -
         hidden = [c for c in model.info.columns if c not in model.table.fields]
         arguments[name] = await conn.fetchval("SELECT quote_literal($1) || ', ' || quote_literal($2)",
                                               _array_literal(rule_columns(model)), _array_literal(hidden))
-    await create_triggers(conn, "hapta_changes", "AFTER INSERT OR UPDATE OR DELETE", "notify_change", arguments)
+    await create_triggers(conn, "notify_changes", arguments, CHANGE_TRIGGERS, replaces=("hapta_changes",))
+
+
+# One trigger per event (transition tables allow no more), once per statement: store/sql/0015_statement_changes.sql.
+CHANGE_TRIGGERS = {
+    "hapta_changes_insert": ("AFTER INSERT", "REFERENCING NEW TABLE AS hapta_new FOR EACH STATEMENT"),
+    "hapta_changes_update": ("AFTER UPDATE", "REFERENCING OLD TABLE AS hapta_old NEW TABLE AS hapta_new "
+                                             "FOR EACH STATEMENT"),
+    "hapta_changes_delete": ("AFTER DELETE", "REFERENCING OLD TABLE AS hapta_old FOR EACH STATEMENT"),
+}
 
 
 def typed(model: Model, values: dict[str, Any]) -> dict[str, Any]:

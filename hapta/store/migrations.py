@@ -61,11 +61,13 @@ async def migrate(conn: asyncpg.Connection, app_dir: Path | None) -> list[str]:
     return applied_now
 
 
-async def create_triggers(conn: asyncpg.Connection, name: str, when: str, function: str,
-                          tables: dict[str, str]) -> None:
-    """(Re)create the trigger `name` (`when`: e.g. "BEFORE UPDATE") running hapta.<function>(its arguments) on each
-    table of `tables` (table -> the arguments' SQL text, already quoted literals) that exists in the current
-    schema. Table names come from the catalog and config.py; many workers start at once, so one at a time."""
+async def create_triggers(conn: asyncpg.Connection, function: str, tables: dict[str, str],
+                          triggers: dict[str, str], replaces: tuple[str, ...] = ()) -> None:
+    """(Re)create each trigger of `triggers` (name -> what fires it and how often, e.g. "BEFORE UPDATE" and "FOR
+    EACH ROW") running hapta.<function>(its arguments) on each table of `tables` (table -> the arguments' SQL
+    text, already quoted literals) that exists in the current schema, dropping the triggers named in `replaces`,
+    all in one transaction (no write sees both the old and the new). Table names come from the catalog and
+    config.py; many workers start at once, so one at a time."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hapta.triggers'))")
         existing = {r["relname"] for r in await conn.fetch(
@@ -73,5 +75,8 @@ async def create_triggers(conn: asyncpg.Connection, name: str, when: str, functi
             "AND relnamespace = current_schema()::regnamespace", list(tables))}
         for table, arguments in tables.items():
             if table in existing and table.isidentifier():
-                await conn.execute(f'CREATE OR REPLACE TRIGGER {name} {when} ON "{table}" '
-                                   f'FOR EACH ROW EXECUTE FUNCTION hapta.{function}({arguments})')
+                for old in replaces:
+                    await conn.execute(f'DROP TRIGGER IF EXISTS {old} ON "{table}"')
+                for name, (when, each) in triggers.items():
+                    await conn.execute(f'CREATE OR REPLACE TRIGGER {name} {when} ON "{table}" {each} '
+                                       f'EXECUTE FUNCTION hapta.{function}({arguments})')

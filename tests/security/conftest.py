@@ -31,12 +31,12 @@ async def seed(dsn: str) -> str:
     try:
         author = await conn.fetchval("INSERT INTO users (email, username) VALUES ($1, $2) RETURNING id",
                                      f"seed-{secrets.token_hex(4)}@example.com", "seed" + secrets.token_hex(4))
-        await conn.execute("ALTER TABLE posts DISABLE TRIGGER hapta_changes")   # not 50,000 notifications
+        await conn.execute("ALTER TABLE posts DISABLE TRIGGER hapta_changes_insert")   # not 50,000 changes
         await conn.execute("""
             INSERT INTO posts (author, text, public)
             SELECT $1, 'seeded post number ' || n || ' ' || md5(n::text), true FROM generate_series(1, $2) AS n""",
                            author, SEEDED_POSTS)
-        await conn.execute("ALTER TABLE posts ENABLE TRIGGER hapta_changes")
+        await conn.execute("ALTER TABLE posts ENABLE TRIGGER hapta_changes_insert")
         await conn.execute("ANALYZE posts")
         return author
     finally:
