@@ -105,7 +105,7 @@ class Combiner:
         create = _Create(id(source), principal, rule, values, current_work())
         name = model.name
         if not self.waiting.get(name) and self.flights.get(name, 0) < MAX_FLIGHTS \
-                and not self.sending.get(name, {}).get(create.source):
+                and create.source not in self.sending.get(name, ()):
             self._take_off(name, [create])   # nothing waits and there is room: at once, alone, in this task
             try:
                 await self._send(model, [create])
@@ -122,7 +122,11 @@ class Combiner:
     def _landed(self, model: Model, batch: list[_Create]) -> None:
         name = model.name
         self.flights[name] -= 1
-        self.sending[name].subtract(create.source for create in batch)
+        sending = self.sending[name]
+        for create in batch:   # no count is kept at zero: a connection leaves nothing behind here
+            sending[create.source] -= 1
+            if not sending[create.source]:
+                del sending[create.source]
         self._next(model)
 
     def _next(self, model: Model) -> None:
@@ -131,13 +135,13 @@ class Combiner:
         waiting), so that a connection's creates are written in its order."""
         name = model.name
         while self.waiting.get(name) and self.flights.get(name, 0) < MAX_FLIGHTS:
-            busy = +self.sending.get(name, Counter())
+            busy = set(self.sending.get(name, ()))
             batch, left = [], []
             for create in self.waiting[name]:
                 if create.answer.done():
                     continue   # its request's deadline passed while it waited
                 if create.source in busy or len(batch) == MAX_ROWS:
-                    busy[create.source] += 1
+                    busy.add(create.source)
                     left.append(create)
                 else:
                     batch.append(create)

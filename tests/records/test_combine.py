@@ -180,3 +180,13 @@ async def test_a_statement_kept_for_rows_of_one_shape_judges_each_batch_by_its_o
     own, forged = await asyncio.gather(*tasks)
     assert own["ok"] and forged["error"]["code"] == "FORBIDDEN"
     assert len(combiner.templates) == kept   # the same text all along
+
+
+async def test_nothing_is_kept_of_a_connection_once_its_creates_landed(harness):
+    combiner = harness.gateway.writes.combiner
+    async with _held(harness, [await harness.user(), await harness.user()], "posts", _post) as tasks:
+        for device in [await harness.user() for _ in range(3)]:
+            tasks.append(asyncio.ensure_future(device.call("records.create", _post(device))))
+    await asyncio.gather(*tasks)
+    await _until(lambda: not combiner.flights.get("posts"), "every statement landed")
+    assert not combiner.sending["posts"] and not combiner.waiting.get("posts")
