@@ -26,8 +26,11 @@ import json
 import os
 import resource
 import secrets
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ import psutil
 
 from hapta.auth.tokens import TokenSigner
 from tests.conftest import gateway_env
-from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database
+from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database, write_app
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fanout.md"
 PER_ADDRESS = 200    # connections per loopback source address (the gateway bounds connections per address)
@@ -268,23 +271,34 @@ async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count
             "connect_s": round(connect_seconds, 1),
             # CPU per write, each gateway and each load process (includes their idle keepalive, which is tiny)
             "gateway_cpu_ms": round(1000 * max(cpu[:len(servers)]) / len(commits), 1),
-            "load_cpu_ms": round(1000 * max(cpu[len(servers):]) / len(commits), 1)}
+            "load_cpu_ms": round(1000 * max(cpu[len(servers):]) / len(commits), 1),
+            # all of the gateways' (and the load processes') CPU over the writes, per event delivered
+            "gateway_us_per_event": round(1e6 * sum(cpu[:len(servers)]) / max(delivered, 1), 1),
+            "load_us_per_event": round(1e6 * sum(cpu[len(servers):]) / max(delivered, 1), 1)}
 
 
-async def orchestrate(args: argparse.Namespace) -> None:
-    raise_file_limit()
-    admin = await admin_dsn()
+DEMO = """
+    import runpy
+    app = runpy.run_path(APP + "/config.py")["app"]
+"""
+
+
+async def one_tree(admin: str, tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every --subscribers row against fresh gateways that import `tree`'s hapta (and serve its demo app)."""
     dsn = await create_database(admin)
-    env = gateway_env(dsn)
-    gateways = [GatewayProcess(env, config=ROOT / "config.py") for _ in range(args.workers)]
-    tokens_file = Path(f"/tmp/hapta-fanout-{os.getpid()}.json")
+    env = {**gateway_env(dsn), "PYTHONPATH": str(tree)}
+    folder = Path(tempfile.mkdtemp(prefix="hapta-fanout-"))
+    config = write_app(folder / "demo", DEMO, app=tree)
+    gateways = [GatewayProcess(env, config=config) for _ in range(args.workers)]
+    tokens_file = folder / "tokens.json"
     rows = []
     try:
         for gateway in gateways:
             await asyncio.to_thread(gateway.start)
         for count in args.subscribers:
-            rows.append(await run_scale(dsn, gateways, env["HAPTA_JWT_SECRET"], count, args.writes,
-                                        args.interval * max(1, count / 2000), tokens_file))
+            row = await run_scale(dsn, gateways, env["HAPTA_JWT_SECRET"], count, args.writes,
+                                  args.interval * max(1, count / 2000), tokens_file)
+            rows.append({"tree": str(tree), **row})
             print(json.dumps(rows[-1]), flush=True)
     finally:
         for gateway in gateways:
@@ -292,16 +306,49 @@ async def orchestrate(args: argparse.Namespace) -> None:
             problems = [line for line in gateway.log_text().splitlines() if " WARNING " in line or " ERROR " in line]
             if problems:   # what the gateway had to say about the run (e.g. a guard that closed connections)
                 print(f"gateway on port {gateway.port}: {len(problems)} warnings, e.g.:", *problems[:5], sep="\n  ")
-        tokens_file.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
         await drop_database(admin, dsn)
-    header = ("| subscribers (2 workers) | writes | delivered | p50 ms | p99 ms | max ms | events/s "
-              "| CPU ms per write: each gateway / each load process |\n|---|---|---|---|---|---|---|---|")
-    table = header + "\n" + "\n".join(
-        f"| {r['subscribers']:,} | {r['writes']} | {r['delivered']} | {r['p50_ms']} | {r['p99_ms']} | "
-        f"{r['max_ms']} | {r['events_per_s']:,} | {r['gateway_cpu_ms']} / {r['load_cpu_ms']} |" for r in rows)
+    return rows
+
+
+async def orchestrate(args: argparse.Namespace) -> None:
+    raise_file_limit()
+    admin = await admin_dsn()
+    trees = [Path(t).resolve() for t in args.trees.split(",")]
+    rows = []
+    for round_ in range(args.rounds):
+        for tree in (trees if round_ % 2 == 0 else trees[::-1]):
+            rows += await one_tree(admin, tree, args)
+    table = summary(rows, trees, args)
     print(table)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(table + "\n")
+
+
+def summary(rows: list[dict[str, Any]], trees: list[Path], args: argparse.Namespace) -> str:
+    """One line per tree and subscriber count: medians over the rounds (with the runs' range when there are
+    several)."""
+    def cell(values: list[float], fmt: str = "{:,.1f}") -> str:
+        if len(values) == 1:
+            return fmt.format(values[0])
+        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    several = len(trees) > 1
+    header = ("| " + ("tree | " if several else "") + f"subscribers ({args.workers} workers) | runs | writes | delivered "
+              "| p50 ms | p99 ms | max ms | events/s | CPU ms per write: each gateway / each load process "
+              "| CPU µs per event: gateways / loads |\n|" + "---|" * (10 + several))
+    lines = [header]
+    for tree in trees:
+        for count in args.subscribers:
+            mine = [r for r in rows if r["tree"] == str(tree) and r["subscribers"] == count]
+            if not mine:
+                continue
+            pick = lambda key: [r[key] for r in mine]  # noqa: E731
+            lines.append("| " + (f"{tree.name or tree} | " if several else "") + f"{count:,} | {len(mine)} | "
+                         f"{mine[0]['writes']} | {', '.join(r['delivered'] for r in mine)} | {cell(pick('p50_ms'))} | "
+                         f"{cell(pick('p99_ms'))} | {cell(pick('max_ms'))} | {cell(pick('events_per_s'), '{:,.0f}')} | "
+                         f"{cell(pick('gateway_cpu_ms'))} / {cell(pick('load_cpu_ms'))} | "
+                         f"{cell(pick('gateway_us_per_event'))} / {cell(pick('load_us_per_event'))} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -311,6 +358,9 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between writes (per 2,000 subs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--trees", default=str(ROOT),
+                        help="checkouts of Hapta to compare, comma-separated (each gateway imports its hapta)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every tree, in alternating order")
     # for --role subscribers
     parser.add_argument("--tokens")
     parser.add_argument("--first", type=int, default=0)
