@@ -66,8 +66,28 @@ def _frame(payload: bytes, opcode: int = 0x1) -> bytes:
     return header + b"\0\0\0\0" + payload
 
 
+def _whole(data: bytes) -> bool:
+    """Is `data` exactly one server frame (unmasked), with nothing before or after it?"""
+    length = data[1]
+    if length < 126:
+        return len(data) == 2 + length
+    if length == 126:
+        return len(data) == 4 + int.from_bytes(data[2:4], "big")
+    return len(data) == 10 + int.from_bytes(data[2:10], "big")
+
+
+def _payload(frame: bytes) -> bytes:
+    """The message of a whole unmasked frame kept by `Subscriber` (its length byte 0: a message parsed already,
+    after a two-byte stand-in header)."""
+    length = frame[1]
+    return frame[2:] if length < 126 else frame[4:] if length == 126 else frame[10:]
+
+
 class Subscriber(asyncio.Protocol):
-    """One WebSocket client that signs in, subscribes, then only stamps what arrives (and answers pings)."""
+    """One WebSocket client that signs in, subscribes, then only stamps what arrives (and answers pings).
+
+    What it does per event is kept small (a whole text frame is kept as it came, parsed after the run): the load
+    processes share the cores with the gateways, and every µs they spend is one the gateways do not get."""
 
     def __init__(self, host: str, port: int, token: str, ready: asyncio.Future):
         self.request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -92,6 +112,9 @@ class Subscriber(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
+        if self.subscribed and not self.buffer and data[0] == 0x81 and _whole(data):
+            self.arrivals.append((now, data))   # one whole text frame, as events come: its header is cut later
+            return
         self.buffer += data
         if not self.upgraded:
             end = self.buffer.find(b"\r\n\r\n")
@@ -116,12 +139,15 @@ class Subscriber(asyncio.Protocol):
                 self.transport.write(_frame(payload, 0xA))
             elif opcode == 0x1:
                 if self.subscribed:
-                    self.arrivals.append((now, payload))
+                    self.arrivals.append((now, bytes([0x81, 0]) + payload))   # as if whole (see _payload)
                 elif payload.startswith(b'{"id":1,"ok":true'):
                     self.transport.write(_frame(self.subscribe))
                 elif b'"sub"' in payload:
                     self.subscribed = True
-                    self.ready.set_result(None)
+                    self.ready.done() or self.ready.set_result(None)
+                elif b'"RATE_LIMITED"' in payload:   # setup on a busy machine: the gateway's share per address
+                    again = self.hello if payload.startswith(b'{"id":1,') else self.subscribe
+                    asyncio.get_running_loop().call_later(1.0, self.transport.write, _frame(again))
                 elif b'"ok":false' in payload and not self.ready.done():
                     self.ready.set_exception(RuntimeError(payload.decode()))
 
@@ -162,8 +188,8 @@ async def subscribers(args: argparse.Namespace) -> None:
     await loop.run_in_executor(None, sys.stdin.readline)
     versions: dict[int, list[float]] = {}
     for protocol in protocols:
-        for arrived, payload in protocol.arrivals:
-            message = json.loads(payload)
+        for arrived, frame in protocol.arrivals:
+            message = json.loads(_payload(frame))
             for item in message if isinstance(message, list) else [message]:
                 if item.get("event") == "records.change":
                     versions.setdefault(item["data"]["record"]["version"], []).append(arrived)
@@ -208,7 +234,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count: int, writes: int,
-                    interval: float, tokens_file: Path) -> dict[str, Any]:
+                    interval: float, tokens_file: Path, profile: Path | None = None) -> dict[str, Any]:
     tokens = await make_users(dsn, secret, count)
     tokens_file.write_text(json.dumps(tokens))
     half = count // len(gateways)
@@ -230,6 +256,16 @@ async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count
         commits: dict[int, float] = {}
         servers = [psutil.Process(g.proc.pid) for g in gateways]
         clients = [psutil.Process(load.pid) for load in loads]
+        spies = []
+        if profile is not None:   # py-spy (pip install py-spy) on every gateway and load process while writing
+            profile.mkdir(parents=True, exist_ok=True)
+            seconds = str(int(interval * (writes + 1)) + 1)
+            for name, proc in [*((f"gateway{i}", p) for i, p in enumerate(servers)),
+                               *((f"load{i}", p) for i, p in enumerate(clients))]:
+                spies.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(proc.pid), "-d", seconds,
+                     "-r", "200", "-f", "raw", "-o", str(profile / f"{name}-{count}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         cpu_before = [_cpu(p) for p in servers + clients]
         try:
             author = await conn.fetchval("SELECT id FROM users LIMIT 1")
@@ -244,6 +280,8 @@ async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count
         finally:
             await conn.close()
         cpu = [_cpu(p) - before for p, before in zip(servers + clients, cpu_before)]
+        for spy in spies:
+            await asyncio.to_thread(spy.wait)
         arrivals: dict[int, list[float]] = {}
         for load in loads:
             load.stdin.write("STOP\n")
@@ -297,7 +335,8 @@ async def one_tree(admin: str, tree: Path, args: argparse.Namespace) -> list[dic
             await asyncio.to_thread(gateway.start)
         for count in args.subscribers:
             row = await run_scale(dsn, gateways, env["HAPTA_JWT_SECRET"], count, args.writes,
-                                  args.interval * max(1, count / 2000), tokens_file)
+                                  args.interval * max(1, count / 2000), tokens_file,
+                                  args.profile and Path(args.profile) / tree.name)
             rows.append({"tree": str(tree), **row})
             print(json.dumps(rows[-1]), flush=True)
     finally:
@@ -360,6 +399,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--trees", default=str(ROOT),
                         help="checkouts of Hapta to compare, comma-separated (each gateway imports its hapta)")
+    parser.add_argument("--profile", help="a folder for py-spy's raw stacks of every gateway and load process "
+                        "while the writes go on (one file each, per tree and subscriber count)")
     parser.add_argument("--rounds", type=int, default=1, help="runs of every tree, in alternating order")
     # for --role subscribers
     parser.add_argument("--tokens")
