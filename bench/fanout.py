@@ -26,8 +26,11 @@ import json
 import os
 import resource
 import secrets
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ import psutil
 
 from hapta.auth.tokens import TokenSigner
 from tests.conftest import gateway_env
-from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database
+from tests.services import ROOT, GatewayProcess, admin_dsn, create_database, drop_database, write_app
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fanout.md"
 PER_ADDRESS = 200    # connections per loopback source address (the gateway bounds connections per address)
@@ -63,8 +66,28 @@ def _frame(payload: bytes, opcode: int = 0x1) -> bytes:
     return header + b"\0\0\0\0" + payload
 
 
+def _whole(data: bytes) -> bool:
+    """Is `data` exactly one server frame (unmasked), with nothing before or after it?"""
+    length = data[1]
+    if length < 126:
+        return len(data) == 2 + length
+    if length == 126:
+        return len(data) == 4 + int.from_bytes(data[2:4], "big")
+    return len(data) == 10 + int.from_bytes(data[2:10], "big")
+
+
+def _payload(frame: bytes) -> bytes:
+    """The message of a whole unmasked frame kept by `Subscriber` (its length byte 0: a message parsed already,
+    after a two-byte stand-in header)."""
+    length = frame[1]
+    return frame[2:] if length < 126 else frame[4:] if length == 126 else frame[10:]
+
+
 class Subscriber(asyncio.Protocol):
-    """One WebSocket client that signs in, subscribes, then only stamps what arrives (and answers pings)."""
+    """One WebSocket client that signs in, subscribes, then only stamps what arrives (and answers pings).
+
+    What it does per event is kept small (a whole text frame is kept as it came, parsed after the run): the load
+    processes share the cores with the gateways, and every µs they spend is one the gateways do not get."""
 
     def __init__(self, host: str, port: int, token: str, ready: asyncio.Future):
         self.request = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -89,6 +112,9 @@ class Subscriber(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
+        if self.subscribed and not self.buffer and data[0] == 0x81 and _whole(data):
+            self.arrivals.append((now, data))   # one whole text frame, as events come: its header is cut later
+            return
         self.buffer += data
         if not self.upgraded:
             end = self.buffer.find(b"\r\n\r\n")
@@ -113,12 +139,15 @@ class Subscriber(asyncio.Protocol):
                 self.transport.write(_frame(payload, 0xA))
             elif opcode == 0x1:
                 if self.subscribed:
-                    self.arrivals.append((now, payload))
+                    self.arrivals.append((now, bytes([0x81, 0]) + payload))   # as if whole (see _payload)
                 elif payload.startswith(b'{"id":1,"ok":true'):
                     self.transport.write(_frame(self.subscribe))
                 elif b'"sub"' in payload:
                     self.subscribed = True
-                    self.ready.set_result(None)
+                    self.ready.done() or self.ready.set_result(None)
+                elif b'"RATE_LIMITED"' in payload:   # setup on a busy machine: the gateway's share per address
+                    again = self.hello if payload.startswith(b'{"id":1,') else self.subscribe
+                    asyncio.get_running_loop().call_later(1.0, self.transport.write, _frame(again))
                 elif b'"ok":false' in payload and not self.ready.done():
                     self.ready.set_exception(RuntimeError(payload.decode()))
 
@@ -159,8 +188,8 @@ async def subscribers(args: argparse.Namespace) -> None:
     await loop.run_in_executor(None, sys.stdin.readline)
     versions: dict[int, list[float]] = {}
     for protocol in protocols:
-        for arrived, payload in protocol.arrivals:
-            message = json.loads(payload)
+        for arrived, frame in protocol.arrivals:
+            message = json.loads(_payload(frame))
             for item in message if isinstance(message, list) else [message]:
                 if item.get("event") == "records.change":
                     versions.setdefault(item["data"]["record"]["version"], []).append(arrived)
@@ -205,7 +234,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count: int, writes: int,
-                    interval: float, tokens_file: Path) -> dict[str, Any]:
+                    interval: float, tokens_file: Path, profile: Path | None = None) -> dict[str, Any]:
     tokens = await make_users(dsn, secret, count)
     tokens_file.write_text(json.dumps(tokens))
     half = count // len(gateways)
@@ -227,7 +256,24 @@ async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count
         commits: dict[int, float] = {}
         servers = [psutil.Process(g.proc.pid) for g in gateways]
         clients = [psutil.Process(load.pid) for load in loads]
-        cpu_before = [_cpu(p) for p in servers + clients]
+        # what every process spends idle (keepalive pings of thousands of sockets, timers): measured over the same
+        # span as the writes will take, before them, so that the CPU per event can be given above it
+        await asyncio.sleep(1)
+        idle_before, idle_started = [_cpu(p) for p in servers + clients], time.monotonic()
+        await asyncio.sleep(interval * writes)
+        idle = [(_cpu(p) - before) / (time.monotonic() - idle_started)
+                for p, before in zip(servers + clients, idle_before)]
+        spies = []
+        if profile is not None:   # py-spy (pip install py-spy) on every gateway and load process while writing
+            profile.mkdir(parents=True, exist_ok=True)
+            seconds = str(int(interval * (writes + 1)) + 1)
+            for name, proc in [*((f"gateway{i}", p) for i, p in enumerate(servers)),
+                               *((f"load{i}", p) for i, p in enumerate(clients))]:
+                spies.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(proc.pid), "-d", seconds,
+                     "-r", "200", "-f", "raw", "-o", str(profile / f"{name}-{count}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        cpu_before, started = [_cpu(p) for p in servers + clients], time.monotonic()
         try:
             author = await conn.fetchval("SELECT id FROM users LIMIT 1")
             post_id = await conn.fetchval("INSERT INTO posts (author, text, public) VALUES ($1, 'v', true) "
@@ -241,6 +287,9 @@ async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count
         finally:
             await conn.close()
         cpu = [_cpu(p) - before for p, before in zip(servers + clients, cpu_before)]
+        above_idle = [spent - rate * (time.monotonic() - started) for spent, rate in zip(cpu, idle)]
+        for spy in spies:
+            await asyncio.to_thread(spy.wait)
         arrivals: dict[int, list[float]] = {}
         for load in loads:
             load.stdin.write("STOP\n")
@@ -268,23 +317,36 @@ async def run_scale(dsn: str, gateways: list[GatewayProcess], secret: str, count
             "connect_s": round(connect_seconds, 1),
             # CPU per write, each gateway and each load process (includes their idle keepalive, which is tiny)
             "gateway_cpu_ms": round(1000 * max(cpu[:len(servers)]) / len(commits), 1),
-            "load_cpu_ms": round(1000 * max(cpu[len(servers):]) / len(commits), 1)}
+            "load_cpu_ms": round(1000 * max(cpu[len(servers):]) / len(commits), 1),
+            # the gateways' (and the load processes') CPU over the writes above what they spend idle, per event
+            "gateway_us_per_event": round(1e6 * sum(above_idle[:len(servers)]) / max(delivered, 1), 1),
+            "load_us_per_event": round(1e6 * sum(above_idle[len(servers):]) / max(delivered, 1), 1),
+            "gateway_idle_pct": round(100 * max(idle[:len(servers)]), 1)}
 
 
-async def orchestrate(args: argparse.Namespace) -> None:
-    raise_file_limit()
-    admin = await admin_dsn()
+DEMO = """
+    import runpy
+    app = runpy.run_path(APP + "/config.py")["app"]
+"""
+
+
+async def one_tree(admin: str, tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every --subscribers row against fresh gateways that import `tree`'s hapta (and serve its demo app)."""
     dsn = await create_database(admin)
-    env = gateway_env(dsn)
-    gateways = [GatewayProcess(env, config=ROOT / "config.py") for _ in range(args.workers)]
-    tokens_file = Path(f"/tmp/hapta-fanout-{os.getpid()}.json")
+    env = {**gateway_env(dsn), "PYTHONPATH": str(tree)}
+    folder = Path(tempfile.mkdtemp(prefix="hapta-fanout-"))
+    config = write_app(folder / "demo", DEMO, app=tree)
+    gateways = [GatewayProcess(env, config=config) for _ in range(args.workers)]
+    tokens_file = folder / "tokens.json"
     rows = []
     try:
         for gateway in gateways:
             await asyncio.to_thread(gateway.start)
         for count in args.subscribers:
-            rows.append(await run_scale(dsn, gateways, env["HAPTA_JWT_SECRET"], count, args.writes,
-                                        args.interval * max(1, count / 2000), tokens_file))
+            row = await run_scale(dsn, gateways, env["HAPTA_JWT_SECRET"], count, args.writes,
+                                  args.interval * max(1, count / 2000), tokens_file,
+                                  args.profile and Path(args.profile) / tree.name)
+            rows.append({"tree": str(tree), **row})
             print(json.dumps(rows[-1]), flush=True)
     finally:
         for gateway in gateways:
@@ -292,16 +354,50 @@ async def orchestrate(args: argparse.Namespace) -> None:
             problems = [line for line in gateway.log_text().splitlines() if " WARNING " in line or " ERROR " in line]
             if problems:   # what the gateway had to say about the run (e.g. a guard that closed connections)
                 print(f"gateway on port {gateway.port}: {len(problems)} warnings, e.g.:", *problems[:5], sep="\n  ")
-        tokens_file.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
         await drop_database(admin, dsn)
-    header = ("| subscribers (2 workers) | writes | delivered | p50 ms | p99 ms | max ms | events/s "
-              "| CPU ms per write: each gateway / each load process |\n|---|---|---|---|---|---|---|---|")
-    table = header + "\n" + "\n".join(
-        f"| {r['subscribers']:,} | {r['writes']} | {r['delivered']} | {r['p50_ms']} | {r['p99_ms']} | "
-        f"{r['max_ms']} | {r['events_per_s']:,} | {r['gateway_cpu_ms']} / {r['load_cpu_ms']} |" for r in rows)
+    return rows
+
+
+async def orchestrate(args: argparse.Namespace) -> None:
+    raise_file_limit()
+    admin = await admin_dsn()
+    trees = [Path(t).resolve() for t in args.trees.split(",")]
+    rows = []
+    for round_ in range(args.rounds):
+        for tree in (trees if round_ % 2 == 0 else trees[::-1]):
+            rows += await one_tree(admin, tree, args)
+    table = summary(rows, trees, args)
     print(table)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(table + "\n")
+
+
+def summary(rows: list[dict[str, Any]], trees: list[Path], args: argparse.Namespace) -> str:
+    """One line per tree and subscriber count: medians over the rounds (with the runs' range when there are
+    several)."""
+    def cell(values: list[float], fmt: str = "{:,.1f}") -> str:
+        if len(values) == 1:
+            return fmt.format(values[0])
+        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    several = len(trees) > 1
+    header = ("| " + ("tree | " if several else "") + f"subscribers ({args.workers} workers) | runs | writes | delivered "
+              "| p50 ms | p99 ms | max ms | events/s | CPU ms per write: each gateway / each load process "
+              "| CPU µs per event above idle: gateways / loads | idle CPU % of each gateway |\n|" + "---|" * (11 + several))
+    lines = [header]
+    for tree in trees:
+        for count in args.subscribers:
+            mine = [r for r in rows if r["tree"] == str(tree) and r["subscribers"] == count]
+            if not mine:
+                continue
+            pick = lambda key: [r[key] for r in mine]  # noqa: E731
+            lines.append("| " + (f"{tree.name or tree} | " if several else "") + f"{count:,} | {len(mine)} | "
+                         f"{mine[0]['writes']} | {', '.join(r['delivered'] for r in mine)} | {cell(pick('p50_ms'))} | "
+                         f"{cell(pick('p99_ms'))} | {cell(pick('max_ms'))} | {cell(pick('events_per_s'), '{:,.0f}')} | "
+                         f"{cell(pick('gateway_cpu_ms'))} / {cell(pick('load_cpu_ms'))} | "
+                         f"{cell(pick('gateway_us_per_event'))} / {cell(pick('load_us_per_event'))} | "
+                         f"{cell(pick('gateway_idle_pct'))} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -311,6 +407,11 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between writes (per 2,000 subs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--trees", default=str(ROOT),
+                        help="checkouts of Hapta to compare, comma-separated (each gateway imports its hapta)")
+    parser.add_argument("--profile", help="a folder for py-spy's raw stacks of every gateway and load process "
+                        "while the writes go on (one file each, per tree and subscriber count)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every tree, in alternating order")
     # for --role subscribers
     parser.add_argument("--tokens")
     parser.add_argument("--first", type=int, default=0)

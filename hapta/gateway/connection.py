@@ -217,14 +217,14 @@ class Connection:
         subscribers is a loop of buffer writes, as in websockets.broadcast); else the message queues behind what
         waits. The max_outgoing cap applies as to every message."""
         ws = self.ws
-        if self.phase is Phase.DROPPED or ws.state is not State.OPEN:
+        if self.phase is Phase.DROPPED or ws.protocol.state is not State.OPEN:   # (ws.state, without the property)
             return
-        transport = ws.transport
-        if self.outbox.full(transport.get_write_buffer_size()):
+        transport, outbox = ws.transport, self.outbox
+        if outbox.full(transport.get_write_buffer_size()):
             self.drop()
             return
-        if self.outbox:   # (nothing is ever half-sent between frames: we never send a fragmented message)
-            self.outbox.put(event.frame(self.codec))   # the flush to come takes it along, in order
+        if outbox.parts:   # (nothing is ever half-sent between frames: we never send a fragmented message)
+            outbox.put(event.frame(self.codec))   # the flush to come takes it along, in order
             self.flush_soon()
         else:
             transport.write(event.wire(self.codec))

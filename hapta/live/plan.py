@@ -43,17 +43,44 @@ class Delivery:
         return sub.group is self.group and sub.peer.principal is self.principal and sub.state is not State.ENDED
 
 
+@dataclass(slots=True)
+class Audience:
+    """The subscriptions of one group that hear one payload of a change: the plan's unit. Delivery writes an audience
+    as soon as it is planned (no await in between), so what was decided still holds when it is written."""
+    group: Group
+    payload: Payload
+    shown: bool
+    action: str
+    subs: list[Subscription]   # signed in as the principal they were grouped for, unexpired, and it is news to them
+
+
 def plan(change: Change, outcome: Outcome, topics: Iterable[Topic], related: dict[tuple[str, str], dict],
          moment: datetime, wall: float, *, only: Subscription | None = None,
          payloads: dict[tuple, Payload] | None = None) -> Iterator[Delivery]:
-    """The deliveries of one change to the subscriptions of `topics` (or, replaying, to `only`), in order.
+    """The deliveries of one change to the subscriptions of `topics` (or, replaying, to `only`), in order: each
+    audience (`audiences`) one subscription at a time."""
+    for audience in audiences(change, outcome, topics, related, moment, wall, only=only, payloads=payloads):
+        for sub in audience.subs:
+            yield Delivery(sub, audience.group, sub.principal, audience.payload, audience.shown, audience.action)
+
+
+def audiences(change: Change, outcome: Outcome, topics: Iterable[Topic], related: dict[tuple[str, str], dict],
+              moment: datetime, wall: float, *, only: Subscription | None = None,
+              payloads: dict[tuple, Payload] | None = None) -> Iterator[Audience]:
+    """Who hears what of one change: per group of `topics` (or, replaying, `only`'s), the payload it is sent and
+    its subscriptions that hear it, in order.
 
     `related`: the rows the rules reach through relations, keyed (table, id); `moment`: the rules' @now; `wall`:
     epoch seconds, against which access tokens expire. A live subscription hears only changes after where it
     started (`Subscription.hears`); a replay (`only`) is given exactly what it missed. `payloads`: the payloads
-    made so far for this change, when its topics are planned a slice at a time."""
+    made so far for this change, when its topics are planned a slice at a time.
+
+    The caller may let other tasks run between two audiences: each topic's groups and their members are taken as
+    they are when the topic is reached, so a subscription regrouped meanwhile is in one audience at most (and the
+    caller skips it when its group is no longer the audience's)."""
     if payloads is None:   # shared by every topic of the change that sends the same fields (across calls: given)
         payloads = {}
+    position, place = change.position, change.place
     for topic in topics:
         model = topic.model
         now_related = _related(model, topic.relations, outcome.now, related)
@@ -61,10 +88,11 @@ def plan(change: Change, outcome: Outcome, topics: Iterable[Topic], related: dic
         checks = Checks(model.rules["view"], topic.filter, outcome, now_related, before_related)
         # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
         shared = checks.decide_for_anyone() if not topic.guarded else None
-        groups = [only.group] if only is not None else list(topic.groups.values())
-        for group in groups:
-            if group is None:
-                continue
+        if only is not None:
+            members = [(only.group, [only])] if only.group is not None else []
+        else:
+            members = [(group, list(group.subs)) for group in topic.groups.values()]
+        for group, subs in members:
             action, record = shared if shared is not None and not group.admin else checks.decide(group, moment)
             if action is None:
                 continue
@@ -74,22 +102,26 @@ def plan(change: Change, outcome: Outcome, topics: Iterable[Topic], related: dic
                 key: tuple = ("left",)
             else:
                 guards = guard_outcomes(model, topic.guarded, record, group, moment,
-                                        now_related if outcome.now is not None else before_related)
+                                        now_related if outcome.now is not None else before_related) \
+                    if topic.guarded else ()
                 key = (action, topic.fields, guards)
             payload = payloads.get(key)
             if payload is None:
                 shown = record if left else model.public(project(record, topic.fields, guards))
                 payload = payloads[key] = Payload({"action": action, "collection": model.name, "record": shown,
-                                                   "pos": change.position})
-            for sub in [only] if only is not None else list(group.subs):
+                                                   "pos": position})
+            hearing = []
+            for sub in subs:
                 principal = sub.peer.principal
                 if principal is not sub.principal:
                     continue   # signed in as someone else since it was grouped: regrouped before the next change
                 if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
                     continue   # signed out or expired since it subscribed: it hears nothing
-                if only is None and not sub.hears(change.position, change.place):
-                    continue   # from before it started, or already in its snapshot
-                yield Delivery(sub, group, principal, payload, not left, action)
+                if only is None and not (position > sub.floor and place not in sub.skip):
+                    continue   # from before it started, or already in its snapshot (Subscription.hears)
+                hearing.append(sub)
+            if hearing:
+                yield Audience(group, payload, not left, action, hearing)
 
 
 def _related(model: Model, relations: frozenset[str], record: dict[str, Any] | None,

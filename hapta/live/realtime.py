@@ -31,7 +31,7 @@ from ..store.postgres import Database
 from ..query.ast import Node
 from .events import Event, Payload, event
 from .feed import Change, id_param, typed
-from .plan import Delivery, plan
+from .plan import Delivery, audiences, plan
 from .topics import State, Subscription, TooMany, Topic
 
 __all__ = ["Realtime", "Subscription", "TooMany", "View", "reset_event", "CHANGE_EVENT", "RESET_EVENT"]
@@ -186,11 +186,51 @@ class Realtime:
     async def _deliver(self, change: Change, outcome: Outcome, topics: list[Topic], related: dict, *,
                        only: Subscription | None = None, sink: list[Event] | None = None) -> None:
         """One change: plan, enrich, write (to the connections, or, replaying, into `sink`)."""
+        if sink is None and not self.view.sends(change.table) and not any(t.expanding for t in topics):
+            await self._send(change, outcome, topics, related)   # nothing to enrich: written as planned
+            return
         deliveries = await self._plan(change, outcome, topics, related, only)
         if not deliveries:
             return
         sends = await self._enrich(self.models[change.table], deliveries)
         self._write(change, sends, sink)
+
+    async def _send(self, change: Change, outcome: Outcome, topics: list[Topic], related: dict) -> None:
+        """A change whose events need no enrichment (no before_send hook, no expand), live: each audience is
+        written as soon as it is planned, with no await in between (so what was decided holds when it is written),
+        each event encoded once per payload and subscription id. Other tasks run between slices of it."""
+        now = self.clock()
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        payloads: dict = {}
+        frames: dict[Payload, dict[str, Event]] = {}   # payload -> subscription id -> its event
+        position, place = change.position, change.place
+        sent = 0
+        since_look = 0
+        for start in range(0, len(topics), PLAN_SLICE):
+            for audience in audiences(change, outcome, topics[start:start + PLAN_SLICE], related, moment, now,
+                                      payloads=payloads):
+                group = audience.group
+                by_id = frames.get(audience.payload)
+                if by_id is None:
+                    by_id = frames[audience.payload] = {}
+                for sub in audience.subs:
+                    if sub.group is not group:
+                        continue   # regrouped (or gone) while this change's delivery let other tasks run
+                    frame = by_id.get(sub.id)
+                    if frame is None:
+                        frame = by_id[sub.id] = Event(CHANGE_EVENT, audience.payload, sub.id)
+                    state = sub.state
+                    if state is State.LIVE:
+                        sub.peer.deliver(frame)
+                        sent += 1
+                    elif state is not State.ENDED:
+                        sub.hold(position, place, frame)
+                since_look += len(audience.subs) + 1
+                if since_look >= PLAN_SLICE:   # a big topic: a look at the clock every PLAN_SLICE deliveries
+                    since_look = 0
+                    await self._pause()
+            await self._pause()
+        self.delivered += sent
 
     async def _plan(self, change: Change, outcome: Outcome, topics: list[Topic], related: dict,
                     only: Subscription | None) -> list[Delivery]:

@@ -126,6 +126,7 @@ class Topic:
     relations: frozenset[str]     # relation fields they follow
     guarded: tuple[str, ...]      # fields among `fields` that a guard may blank
     groups: dict[tuple, Group] = field(default_factory=dict)
+    expanding: int = 0            # its subscriptions whose events embed relations (`Subscription.expand`)
 
     @classmethod
     def of(cls, model: Model, record_id: str | None, filter_node: Node | None, fields: tuple[str, ...]) -> "Topic":
@@ -149,6 +150,8 @@ class Topic:
             group = self.groups[key] = Group(key, variables, principal.role == ADMIN)
         group.subs.add(sub)
         sub.group = group
+        if sub.expand is not None:
+            self.expanding += 1
 
     def remove(self, sub: Subscription) -> None:
         group = sub.group
@@ -156,6 +159,8 @@ class Topic:
             group.subs.discard(sub)
             if not group.subs:
                 self.groups.pop(group.key, None)
+            if sub.expand is not None:
+                self.expanding -= 1
         sub.group = None
 
     def regroup(self) -> None:
