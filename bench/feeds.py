@@ -964,12 +964,17 @@ async def run_cell(cluster: Cluster, design: str, workload: str, duration: float
                 writers.stopping = True
                 await asyncio.gather(*writers.tasks, return_exceptions=True)
             await writers.close()
-        if consumer is not None:
-            consumer.stop()
-        if design in SLOTTED:
-            with contextlib.suppress(Exception):
-                await control.execute(f"SELECT pg_drop_replication_slot('{SLOT}')")
-        await control.close()
+        await _finish(consumer, design, control)
+
+
+async def _finish(consumer, design: str, control: asyncpg.Connection) -> None:
+    """After a design's run, also on failure: its consumer stopped, its slot dropped, the control connection closed."""
+    if consumer is not None:
+        consumer.stop()
+    if design in SLOTTED:
+        with contextlib.suppress(Exception):
+            await control.execute(f"SELECT pg_drop_replication_slot('{SLOT}')")
+    await control.close()
 
 
 # ---------------------------------------------------------------------------------------------------- latency, idle, snapshots
@@ -1030,12 +1035,7 @@ async def latency_and_checks(cluster: Cluster, design: str, seconds: float) -> d
         out["snapshots"] = await snapshot_check(dsn, design, control, consumer)
         return out
     finally:
-        if consumer is not None:
-            consumer.stop()
-        if design in SLOTTED:
-            with contextlib.suppress(Exception):
-                await control.execute(f"SELECT pg_drop_replication_slot('{SLOT}')")
-        await control.close()
+        await _finish(consumer, design, control)
 
 
 def _snapshot(text: str) -> tuple[int, int, frozenset[int]]:
