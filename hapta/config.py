@@ -99,6 +99,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "files.upload": Limit(5, per=1, burst=10),
     "files.delete": Limit(20, per=1, burst=40),
     "realtime.subscribe": Limit(20, per=1, burst=200),    # a reconnect resubscribes everything at once
+    "realtime.query": Limit(20, per=1, burst=200),        # ... and asks its live queries again
     "channels.join": Limit(10, per=1, burst=32),
     "channels.publish": Limit(20, per=1, burst=40),
     # each call holds a function worker for as long as it runs (and a caller at most its share of them)

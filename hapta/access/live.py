@@ -32,9 +32,10 @@ class Outcome:
     before: dict[str, Any] | None
 
 
-def topic_nodes(model: Model, filter_node: Node | None, fields: tuple[str, ...]) -> list[Node]:
-    """What a topic's delivery reads: the view rule, the filter, and the guards of the fields it sends."""
-    rule = model.rules["view"]
+def topic_nodes(model: Model, filter_node: Node | None, fields: tuple[str, ...], rule_op: str = "view") -> list[Node]:
+    """What a topic's delivery reads: its rule (a subscription's view rule, a live query's list rule), the filter,
+    and the guards of the fields it sends (or sorts by)."""
+    rule = model.rules[rule_op]
     nodes = [n for n in (rule, filter_node) if n is not None and n is not EVERYONE]
     nodes += [model.table.fields[f].guard for f in fields if model.table.fields[f].guard is not None]
     return nodes

@@ -28,6 +28,7 @@ from .channels import Channels
 from .feed import (CHANNEL as CHANGES_CHANNEL, LEADER_KEY, POSITIONS, ChangeFeed, changes_after, horizon,
                    install_triggers)
 from .realtime import Realtime, Subscription, View, reset_event
+from .window import TextKey, collation_key
 
 # Changes a resume replays at most; a subscription that missed more is told to refetch (cheaper than replaying).
 MAX_REPLAY = 10_000
@@ -67,9 +68,15 @@ class Live:
         self.listener.add(CHANGES_CHANNEL, self.feed.rung)
         self.listener.add(POSITIONS, self.feed.positioned)
         self.listener.on_reset(self._reconnected)
+        self.collation = "C"
+        self.text_key: TextKey | None = str   # how live queries compare text: as the database does (window.py)
 
     async def start(self) -> None:
         """After the listener started."""
+        row = await self.db.fetchrow("SELECT datcollate, to_jsonb(d) ->> 'datlocprovider' AS provider "
+                                     "FROM pg_database d WHERE datname = current_database()")   # (15+)
+        self.collation = row["datcollate"]
+        self.text_key = collation_key(row["datcollate"], row["provider"] or "c")
         await self.feed.start()
         await self.channels.start()
 

@@ -15,6 +15,7 @@ being resumed or snapshotted queues live events until `release` says where it st
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Iterable, Protocol
@@ -32,9 +33,13 @@ from ..query.ast import Node
 from .events import Event, Payload, event
 from .feed import Change, id_param, typed
 from .plan import Delivery, audiences, plan
+from .queries import DIFF_EVENT, effects
 from .topics import State, Subscription, TooMany, Topic
+from .window import diff
 
 __all__ = ["Realtime", "Subscription", "TooMany", "View", "reset_event", "CHANGE_EVENT", "RESET_EVENT"]
+
+log = logging.getLogger("hapta.realtime")
 
 CHANGE_EVENT = "records.change"
 RESET_EVENT = "realtime.reset"
@@ -73,6 +78,10 @@ class Realtime:
         self.numbers: dict[Peer, int] = {}
         self.delivered = 0
         self.holding = 0.0   # when the delivery under way last let other tasks run (perf_counter)
+        # Deliveries, and live queries catching up on what they queued while starting, one at a time: a query's
+        # diffs go out in position order, and nothing later overtakes what it queued.
+        self.turn = asyncio.Lock()
+        self.starting: set[asyncio.Task] = set()
 
     # ---- subscriptions ----------------------------------------------------------------------------------
 
@@ -81,9 +90,10 @@ class Realtime:
 
     def subscribe(self, peer: Peer, model: Model, record_id: str | None, filter_node: Node | None,
                   fields: tuple[str, ...], *, holders: tuple[str, ...] = (), weight: int = 0,
-                  expand: Any = None) -> Subscription:
+                  expand: Any = None, query: Any = None, view: Any = None) -> Subscription:
         """A new subscription counted against `holders` (its principal's and its address's quotas) with `weight`
-        bytes of filter text; TooMany when a quota has no room. It is held until `release` says where it starts."""
+        bytes of filter text; TooMany when a quota has no room. It is held until `release` says where it starts.
+        With `query` (queries.Query) and `view` (queries.QueryView) it is a live query."""
         refused = self.counts.take(holders)
         if refused is not None:
             raise TooMany(f"subscriptions per {'user' if refused == 'user' else 'client address'}",
@@ -95,11 +105,12 @@ class Realtime:
         self.numbers[peer] = number
         sub_id = f"s{number}"
         by_id = self.topics.setdefault(model.name, {}).setdefault(record_id, {})
-        key = (record_id, filter_node, fields)
+        key = (record_id, filter_node, fields, None if query is None else query.key)
         topic = by_id.get(key)
         if topic is None:
-            topic = by_id[key] = Topic.of(model, record_id, filter_node, fields)
-        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight, expand=expand)
+            topic = by_id[key] = Topic.of(model, record_id, filter_node, fields, query)
+        sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight, expand=expand,
+                           view=view)
         topic.add(sub)
         self.by_peer.setdefault(peer, {})[sub_id] = sub
         metrics.SUBSCRIPTIONS.inc()
@@ -112,6 +123,11 @@ class Realtime:
         `floor` on. One that queued more than it may lost some: it gets `realtime.reset` instead of them."""
         if sub.state is State.ENDED:
             return   # unsubscribed (or the connection closed) meanwhile
+        if sub.view is not None:   # a live query: what it queued is applied in turn with deliveries
+            task = asyncio.get_running_loop().create_task(self._start_query(sub, floor, skip))
+            self.starting.add(task)
+            task.add_done_callback(self.starting.discard)
+            return
         overflowed, queued = sub.release(floor, skip)
         if reset or overflowed:
             sub.peer.deliver(reset_event([sub.id], sub=sub.id))
@@ -161,15 +177,83 @@ class Realtime:
         changes = _coalesce([c for c in batch if c.table in self.topics])
         if not changes:
             return
-        outcomes, related = await self._outcomes(changes)
-        sent = self.delivered
-        self.holding = time.perf_counter()
-        for change, outcome in outcomes:
-            by_id = self.topics.get(change.table, {})
-            topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
-            if topics:
-                await self._deliver(change, outcome, topics, related)
-        metrics.EVENTS.inc(self.delivered - sent)
+        async with self.turn:
+            outcomes, related = await self._outcomes(changes)
+            sent = self.delivered
+            self.holding = time.perf_counter()
+            touched: dict[Subscription, None] = {}   # live queries whose windows this transaction changed
+            xact, position = None, 0
+            for change, outcome in outcomes:
+                if touched and change.xact != xact:   # a transaction's diffs go out together, before the next's
+                    await self._settle(touched, position)
+                    touched = {}
+                xact, position = change.xact, change.position
+                by_id = self.topics.get(change.table, {})
+                topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
+                plain = [topic for topic in topics if topic.query is None]
+                if plain:
+                    await self._deliver(change, outcome, plain, related)
+                if len(plain) < len(topics):
+                    self._query(change, outcome, [topic for topic in topics if topic.query is not None],
+                                related, touched)
+            if touched:
+                await self._settle(touched, position)
+            metrics.EVENTS.inc(self.delivered - sent)
+
+    # ---- live queries ----
+
+    def _query(self, change: Change, outcome: Outcome, topics: list[Topic], related: dict,
+               touched: dict[Subscription, None]) -> None:
+        """One change to the live queries of `topics`: into their windows, or into the queues of those starting."""
+        now = self.clock()
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        for topic in topics:
+            for sub, pending in effects(change, outcome, topic, related, moment, now):
+                if sub.starting:
+                    sub.hold(change.position, change.place, (change.position, pending))
+                else:
+                    sub.view.apply(pending)
+                    touched[sub] = None
+
+    async def _settle(self, subs: Iterable[Subscription], position: int) -> None:
+        """Each live query's diff from what its client holds to its window's items now, as of `position`; a
+        window that ran short is read again first (once per group of queries that share it). A read that fails
+        tells the query to start over (`realtime.reset`: the client asks again with `have`)."""
+        reads: dict[tuple[int, int], Any] = {}
+        for sub in subs:
+            if sub.state is State.ENDED:
+                continue
+            view = sub.view
+            try:
+                if view.window.short:
+                    shared = (id(sub.topic), id(sub.group))
+                    if shared not in reads:
+                        reads[shared] = await view.read()
+                    view.window.fill(*reads[shared])
+                items = await view.shown(view.window.items())
+            except Exception as exc:   # the database (or a before_send hook) failed us: never a silent gap
+                log.warning("live query %s could not be kept: %r", sub.id, exc)
+                sub.peer.deliver(reset_event([sub.id], sub=sub.id))
+                continue
+            ops = diff(view.sent, items)
+            view.sent = items
+            if ops and sub.state is State.LIVE:
+                sub.peer.deliver(Event(DIFF_EVENT, Payload({"pos": position, "ops": ops}), sub.id))
+                self.delivered += 1
+
+    async def _start_query(self, sub: Subscription, floor: int, skip: frozenset[int]) -> None:
+        """A live query goes live after `floor`: what it queued meanwhile (past its window's read) is applied,
+        in turn with deliveries, and sent as one diff; one that queued more than it may is read again."""
+        async with self.turn:
+            if sub.state is State.ENDED:
+                return
+            overflowed, queued = sub.release(floor, skip)
+            position = floor
+            if overflowed:
+                sub.view.window.fill([], complete=False)   # short: read again by _settle
+            for position, pending in queued:
+                sub.view.apply(pending)
+            await self._settle([sub], position)
 
     async def replay(self, sub: Subscription, changes: list[Change]) -> list[Event]:
         """The events `changes` (from the log, in position order) make for `sub` as the record and the subscriber

@@ -69,6 +69,7 @@ class Subscription:
     floor: int = 0                # it hears changes at positions after this
     skip: frozenset[int] = frozenset()   # inbox places of changes its snapshot already showed
     expand: Any = None            # the relations its events embed (records/expand.py Plan), or None
+    view: Any = None              # a live query's window and what its client holds (queries.QueryView), or None
     state: State = State.STARTING
     queue: list[tuple[int, int, Any]] = field(default_factory=list)   # (position, inbox place, event) while starting
 
@@ -127,16 +128,25 @@ class Topic:
     guarded: tuple[str, ...]      # fields among `fields` that a guard may blank
     groups: dict[tuple, Group] = field(default_factory=dict)
     expanding: int = 0            # its subscriptions whose events embed relations (`Subscription.expand`)
+    query: Any = None             # a live query's order and limit (queries.Query), or None: a subscription
 
     @classmethod
-    def of(cls, model: Model, record_id: str | None, filter_node: Node | None, fields: tuple[str, ...]) -> "Topic":
-        var_names, relations = reads(tuple(topic_nodes(model, filter_node, fields)))
+    def of(cls, model: Model, record_id: str | None, filter_node: Node | None, fields: tuple[str, ...],
+           query: Any = None) -> "Topic":
+        """A subscription's topic (the view rule decides), or, with `query`, a live query's (the list rule decides,
+        as records.list's does, and the guards of the fields it sorts by are read too)."""
+        rule_op, read = ("view", fields) if query is None else ("list", (*fields, *query.order.fields))
+        var_names, relations = reads(tuple(topic_nodes(model, filter_node, tuple(dict.fromkeys(read)), rule_op)))
         guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
-        return cls(model, record_id, filter_node, fields, var_names, relations, guarded)
+        return cls(model, record_id, filter_node, fields, var_names, relations, guarded, query=query)
+
+    @property
+    def rule(self) -> Any:
+        return self.model.rules["view" if self.query is None else "list"]
 
     @property
     def key(self) -> tuple:
-        return (self.record_id, self.filter, self.fields)
+        return (self.record_id, self.filter, self.fields, None if self.query is None else self.query.key)
 
     def group_key(self, principal: Principal) -> tuple:
         return variable_key(self.var_names, principal)

@@ -30,6 +30,18 @@ class SubscribeArgs(Args):
     expand: Expand | None = None                                          # relations its records embed
 
 
+class QueryArgs(Args):
+    collection: Name
+    sort: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]   # records.list's grammar; ties by id
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)]
+    filter: FilterText | None = None
+    fields: FieldNames | None = None
+    expand: Expand | None = None
+    # the items the client holds, in its order, [id, version] each: answered with ops that bring them up to date
+    have: Annotated[list[tuple[Annotated[str, msgspec.Meta(max_length=128)] | int, int]],
+                    msgspec.Meta(max_length=500)] | None = None
+
+
 class UnsubscribeArgs(Args):
     sub: Annotated[str, msgspec.Meta(max_length=32)]
 
@@ -66,6 +78,17 @@ class LiveOps:
             call.peer, args.collection, record_id=args.id, filter_text=args.filter, fields=args.fields,
             since=args.since, snapshot=args.snapshot, sort=args.sort, per_page=args.per_page, expand=args.expand)
         after_reply(start)   # what it missed, and what came meanwhile, follow the answer in order
+        return answer
+
+    @op("realtime.query", QueryArgs)
+    async def query(self, call: Call, args: QueryArgs) -> dict[str, Any]:
+        if args.have is not None and len(args.have) > args.limit:
+            raise HaptaError(BAD_REQUEST, f"have holds at most limit ({args.limit}) items",
+                             details={"field": "have"})
+        answer, start = await self.subscriptions.query(
+            call.peer, args.collection, filter_text=args.filter, sort=args.sort, limit=args.limit,
+            fields=args.fields, expand=args.expand, have=args.have)
+        after_reply(start)   # what changed while it was read follows the answer, as one diff
         return answer
 
     @op("realtime.unsubscribe", UnsubscribeArgs)

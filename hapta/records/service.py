@@ -32,6 +32,12 @@ def row_fields(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
     return {name: row[name] for name in fields}
 
 
+def _order_by(sql: Sql, terms: list[tuple[str, bool]], search: Any) -> str:
+    """records.list's ORDER BY: each term through the reader's guards (a hidden value sorts as a null)."""
+    return ", ".join(f'{sql.rank(search) if name == RANK else sql.column(name)} {"DESC" if descending else "ASC"}'
+                     for name, descending in terms)
+
+
 class Records:
     def __init__(self, db: Database, models: dict[str, Model], schemas: Schemas, hooks: Hooks, view: RecordView,
                  read: ReadThrough, max_filter_cost: int):
@@ -126,8 +132,7 @@ class Records:
             if not keyset_ready(model, terms):
                 raise HaptaError(BAD_REQUEST, "after needs a sort over fields that are never null")
             where.append(after_condition(sql, terms, decode_cursor(model, terms, after)))
-        order = ", ".join(f'{sql.rank(search) if n == RANK else sql.column(n)} {"DESC" if d else "ASC"}'
-                          for n, d in terms)
+        order = _order_by(sql, terms, search)
         # the cursor's values (a sort by @rank has no cursor: keyset_ready)
         sort_keys = "".join(f', "{model.name}"."{n}" AS "__k{i}"' for i, (n, _) in enumerate(terms) if n != RANK)
         limit = sql.param(per_page + 1)
@@ -149,6 +154,22 @@ class Records:
         if total is not None:
             result["total"] = total
         return result
+
+    async def window(self, conn: asyncpg.Connection | None, principal: Principal, model: Model,
+                     found: BoundFilter | None, fields: tuple[str, ...], terms: list[tuple[str, bool]],
+                     size: int) -> list[asyncpg.Record]:
+        """The first `size` records records.list lists (its rule, filter and order), never from the cache: a live
+        query's window (live/window.py). Each row has `fields` as records.list gives them, its sort values as the
+        order reads them (`__k<i>`: a guarded field as this reader's guard leaves it) and its version (`__v`)."""
+        sql = self.sql(principal, model)
+        where = [sql.rule(rule_for(model, "list", principal)), sql.filter(found.node if found else None)]
+        keys = "".join(f', {sql.column(name)} AS "__k{i}"' for i, (name, _) in enumerate(terms))
+        version = f'"{model.name}"."version"' if "version" in model.info.columns else "0"
+        limit = sql.param(size)
+        statement = (f'SELECT {sql.select_list(fields)}{keys}, {version} AS "__v" FROM "{model.name}" '
+                     f'WHERE {" AND ".join(where)} ORDER BY {_order_by(sql, terms, None)} LIMIT {limit}')
+        async with nullcontext(conn) if conn is not None else self.db.acquire() as conn:
+            return await conn.fetch(statement, *sql.params)
 
     async def aggregate(self, principal: Principal, collection: str, *, filter: str | None,
                         request: aggregates.Aggregate) -> dict[str, Any]:

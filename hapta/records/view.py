@@ -32,6 +32,12 @@ class RecordView:
             return records
         return [r for r in await self.hooks.before_send(model.name, principal, None, records) if r is not None]
 
+    async def each(self, principal: Principal, model: Model, records: list[dict[str, Any]]) -> list[dict | None]:
+        """Each record as the before_send hook lets `principal` see it, in place; None for one it leaves out."""
+        if not self.hooks.sends(model.name) or principal.is_admin:
+            return records
+        return list(await self.hooks.before_send(model.name, principal, None, records))
+
     async def page(self, principal: Principal, model: Model, result: dict[str, Any]) -> dict[str, Any]:
         """A page as the before_send hook lets `principal` see it (a new dict: the cached one is shared)."""
         if not self.hooks.sends(model.name):
