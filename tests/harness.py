@@ -33,6 +33,7 @@ class Device:
         self.codec = CODECS[subprotocol]
         self.peer = SocketPeer(address=next(_addresses), push=self._push, close=self._close, deliver=self._deliver)
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.frames: list[int] = []   # the events in each frame delivered, in order
         self.closed: tuple[int, str] | None = None
         self.user: dict[str, Any] | None = None
         self._ids = itertools.count(1)
@@ -49,7 +50,11 @@ class Device:
         self.events.put_nowait(self._read(self.codec.encode(message)))
 
     def _deliver(self, event: Any) -> None:
-        self.events.put_nowait(self._read(event.frame(self.codec)))
+        """An event, or several in one frame (a transaction's: an array), each kept as the client reads it."""
+        read = self._read(event.frame(self.codec))
+        for message in read if isinstance(read, list) else [read]:
+            self.events.put_nowait(message)
+        self.frames.append(len(read) if isinstance(read, list) else 1)
 
     def _close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)

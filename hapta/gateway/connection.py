@@ -212,7 +212,8 @@ class Connection:
         self.flush_soon()
 
     def deliver(self, event: Any) -> None:
-        """Send a realtime event encoded once for many connections (hapta.live.events.Event). With nothing queued
+        """Send a realtime event encoded once for many connections (hapta.live.events.Event), or several that
+        leave in one frame (Events). With nothing queued
         its frame's bytes, the same for every connection, are written at once, without a task (a change to 10,000
         subscribers is a loop of buffer writes, as in websockets.broadcast); else the message queues behind what
         waits. The max_outgoing cap applies as to every message."""
@@ -224,7 +225,8 @@ class Connection:
             self.drop()
             return
         if outbox.parts:   # (nothing is ever half-sent between frames: we never send a fragmented message)
-            outbox.put(event.frame(self.codec))   # the flush to come takes it along, in order
+            for part in event.parts(self.codec):   # the flush to come takes it along, in order
+                outbox.put(part)
             self.flush_soon()
         else:
             transport.write(event.wire(self.codec))

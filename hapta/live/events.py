@@ -49,6 +49,9 @@ class Event:
             wire = self._wire[codec.subprotocol] = frame_bytes(self.frame(codec), text=not codec.binary)
         return wire
 
+    def parts(self, codec: Codec) -> list[bytes]:
+        return [self.frame(codec)]
+
     def frame(self, codec: Codec) -> bytes:
         frame = self._frames.get(codec.subprotocol)
         if frame is None:
@@ -59,6 +62,25 @@ class Event:
                 message["data"] = self.payload.raw(codec)
             frame = self._frames[codec.subprotocol] = codec.encode(message)
         return frame
+
+
+class Events:
+    """Several events for one connection that leave together, in one frame (an array): what one transaction
+    brings it (docs/protocol.md, "One view per transaction")."""
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[Event]):
+        self.events = events
+
+    def wire(self, codec: Codec) -> bytes:
+        return frame_bytes(self.frame(codec), text=not codec.binary)
+
+    def frame(self, codec: Codec) -> bytes:
+        return codec.encode([msgspec.Raw(e.frame(codec)) for e in self.events])
+
+    def parts(self, codec: Codec) -> list[bytes]:
+        """Its messages, each encoded, to join a frame with others (replies waiting to leave)."""
+        return [e.frame(codec) for e in self.events]
 
 
 def event(name: str, data: Any = None, sub: str | None = None) -> Event:

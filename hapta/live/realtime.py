@@ -30,7 +30,7 @@ from ..models import Model
 from ..principal import Peer, Principal
 from ..store.postgres import Database
 from ..query.ast import Node
-from .events import Event, Payload, event
+from .events import Event, Events, Payload, event
 from .feed import Change, id_param, typed
 from .plan import Delivery, audiences, plan
 from .queries import DIFF_EVENT, effects
@@ -82,6 +82,9 @@ class Realtime:
         # diffs go out in position order, and nothing later overtakes what it queued.
         self.turn = asyncio.Lock()
         self.starting: set[asyncio.Task] = set()
+        # While a transaction's changes are delivered: each connection's events so far (one, or a list), written
+        # together once the transaction is done, in one frame (`_out`, `_let_go`).
+        self.gathering: dict[Peer, Any] | None = None
 
     # ---- subscriptions ----------------------------------------------------------------------------------
 
@@ -184,9 +187,12 @@ class Realtime:
             touched: dict[Subscription, None] = {}   # live queries whose windows this transaction changed
             xact, position = None, 0
             for change, outcome in outcomes:
-                if touched and change.xact != xact:   # a transaction's diffs go out together, before the next's
-                    await self._settle(touched, position)
-                    touched = {}
+                if change.xact != xact:   # the last transaction's events go out together, before the next's
+                    if touched:
+                        await self._settle(touched, position)
+                        touched = {}
+                    await self._let_go()
+                    self.gathering = {}
                 xact, position = change.xact, change.position
                 by_id = self.topics.get(change.table, {})
                 topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
@@ -198,7 +204,36 @@ class Realtime:
                                 related, touched)
             if touched:
                 await self._settle(touched, position)
+            await self._let_go()
             metrics.EVENTS.inc(self.delivered - sent)
+
+    def _out(self, peer: Peer, frame: Event) -> None:
+        """An event for `peer`: written now, or, while a transaction is delivered, gathered with its others."""
+        gathering = self.gathering
+        if gathering is None:
+            peer.deliver(frame)
+            return
+        held = gathering.get(peer)
+        if held is None:
+            gathering[peer] = frame
+        elif type(held) is list:
+            held.append(frame)
+        else:
+            gathering[peer] = [held, frame]
+
+    async def _let_go(self) -> None:
+        """Write what a transaction brought each connection: one event as it is (encoded once for all), several as
+        one frame. Other tasks run between slices of it."""
+        gathering, self.gathering = self.gathering, None
+        if not gathering:
+            return
+        written = 0
+        for peer, held in gathering.items():
+            peer.deliver(Events(held) if type(held) is list else held)
+            written += 1
+            if written == PLAN_SLICE:
+                written = 0
+                await self._pause()
 
     # ---- live queries ----
 
@@ -233,12 +268,12 @@ class Realtime:
                 items = await view.shown(view.window.items())
             except Exception as exc:   # the database (or a before_send hook) failed us: never a silent gap
                 log.warning("live query %s could not be kept: %r", sub.id, exc)
-                sub.peer.deliver(reset_event([sub.id], sub=sub.id))
+                self._out(sub.peer, reset_event([sub.id], sub=sub.id))
                 continue
             ops = diff(view.sent, items)
             view.sent = items
             if ops and sub.state is State.LIVE:
-                sub.peer.deliver(Event(DIFF_EVENT, Payload({"pos": position, "ops": ops}), sub.id))
+                self._out(sub.peer, Event(DIFF_EVENT, Payload({"pos": position, "ops": ops}), sub.id))
                 self.delivered += 1
 
     async def _start_query(self, sub: Subscription, floor: int, skip: frozenset[int]) -> None:
@@ -288,6 +323,7 @@ class Realtime:
         payloads: dict = {}
         frames: dict[Payload, dict[str, Event]] = {}   # payload -> subscription id -> its event
         position, place = change.position, change.place
+        out = self._out
         sent = 0
         since_look = 0
         for start in range(0, len(topics), PLAN_SLICE):
@@ -305,7 +341,7 @@ class Realtime:
                         frame = by_id[sub.id] = Event(CHANGE_EVENT, audience.payload, sub.id)
                     state = sub.state
                     if state is State.LIVE:
-                        sub.peer.deliver(frame)
+                        out(sub.peer, frame)
                         sent += 1
                     elif state is not State.ENDED:
                         sub.hold(position, place, frame)
@@ -375,7 +411,7 @@ class Realtime:
             elif sub.starting:
                 sub.hold(change.position, change.place, frame)
             else:
-                sub.peer.deliver(frame)
+                self._out(sub.peer, frame)
                 self.delivered += 1
 
     async def _personal(self, model: Model, principal: Principal, payload: Payload,
