@@ -51,6 +51,9 @@ FEED_CHANGES = Counter("hapta_feed_changes", "Row changes read from the change l
 FEED_RESETS = Counter("hapta_feed_resets", "Times the change feed fell behind the change log it reads (subscribers reset).")
 SUBSCRIPTIONS = Gauge("hapta_realtime_subscriptions", "Realtime subscriptions held.", multiprocess_mode="livesum")
 EVENTS = Counter("hapta_realtime_events", "records.change events written to connections.")
+LIVE_QUERY_DIFFS = Counter("hapta_live_query_diffs", "realtime.diff events written to connections.")
+LIVE_QUERY_READS = Counter("hapta_live_query_reads", "Live query windows read again from PostgreSQL because "
+                           "changes left fewer than their limit (one read per group of identical queries).")
 CHANNEL_MEMBERS = Gauge("hapta_channel_members", "Channel memberships of this process's connections.",
                         multiprocess_mode="livesum")
 FEED_BARRIERS = Counter("hapta_feed_barriers", "Round trips of the change feed's barrier (a SELECT 1 on the "

@@ -264,6 +264,7 @@ class Realtime:
                     shared = (id(sub.topic), id(sub.group))
                     if shared not in reads:
                         reads[shared] = await view.read()
+                        metrics.LIVE_QUERY_READS.inc()
                     view.window.fill(*reads[shared])
                 items = await view.shown(view.window.items())
             except Exception as exc:   # the database (or a before_send hook) failed us: never a silent gap
@@ -275,6 +276,7 @@ class Realtime:
             if ops and sub.state is State.LIVE:
                 self._out(sub.peer, Event(DIFF_EVENT, Payload({"pos": position, "ops": ops}), sub.id))
                 self.delivered += 1
+                metrics.LIVE_QUERY_DIFFS.inc()
 
     async def _start_query(self, sub: Subscription, floor: int, skip: frozenset[int]) -> None:
         """A live query goes live after `floor`: what it queued meanwhile (past its window's read) is applied,
