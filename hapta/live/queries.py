@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, NamedTuple
 
 from ..access.live import Checks, Outcome, guard_outcomes, project
-from ..principal import GUEST
+from ..principal import GUEST, Principal
 from .feed import Change
 from .plan import _related
 from .topics import State, Subscription, Topic
@@ -53,10 +53,10 @@ class Query:
         return (tuple(self.order.terms), self.limit)
 
 
-# What reads a window afresh (records.window for the query's reader): its first entries, and whether that is all.
-Read = Callable[[], Awaitable[tuple[list[Entry], bool]]]
-# The window's items as its reader receives them (before_send, expand): (id, version, record) each.
-Shown = Callable[[list[Entry]], Awaitable[list[tuple[Any, int, dict]]]]
+# What reads a window afresh for a reader (records.window): its first entries, and whether that is all.
+Read = Callable[[Principal], Awaitable[tuple[list[Entry], bool]]]
+# The window's items as a reader receives them (before_send, expand): (id, version, record) each.
+Shown = Callable[[Principal, list[Entry]], Awaitable[list[tuple[Any, int, dict]]]]
 
 
 @dataclass(eq=False)

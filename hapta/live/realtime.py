@@ -27,7 +27,7 @@ from ..clock import Clock, wall
 from ..access.live import Outcome
 from ..limits.quota import Quota
 from ..models import Model
-from ..principal import Peer, Principal
+from ..principal import GUEST, Peer, Principal
 from ..store.postgres import Database
 from ..query.ast import Node
 from .events import Event, Events, Payload, event
@@ -85,6 +85,7 @@ class Realtime:
         # While a transaction's changes are delivered: each connection's events so far (one, or a list), written
         # together once the transaction is done, in one frame (`_out`, `_let_go`).
         self.gathering: dict[Peer, Any] | None = None
+        self.regrouped: list[Subscription] = []   # live queries whose connection signed in as someone else
 
     # ---- subscriptions ----------------------------------------------------------------------------------
 
@@ -184,11 +185,13 @@ class Realtime:
             outcomes, related = await self._outcomes(changes)
             sent = self.delivered
             self.holding = time.perf_counter()
-            touched: dict[Subscription, None] = {}   # live queries whose windows this transaction changed
+            # live queries whose windows this transaction changed (or that must be read again for a new principal)
+            touched: dict[Subscription, None] = dict.fromkeys(sub for sub in self.regrouped if not sub.starting)
+            self.regrouped = []
             xact, position = None, 0
             for change, outcome in outcomes:
                 if change.xact != xact:   # the last transaction's events go out together, before the next's
-                    if touched:
+                    if touched and xact is not None:
                         await self._settle(touched, position)
                         touched = {}
                     await self._let_go()
@@ -263,10 +266,10 @@ class Realtime:
                 if view.window.short:
                     shared = (id(sub.topic), id(sub.group))
                     if shared not in reads:
-                        reads[shared] = await view.read()
+                        reads[shared] = await view.read(sub.principal)
                         metrics.LIVE_QUERY_READS.inc()
                     view.window.fill(*reads[shared])
-                items = await view.shown(view.window.items())
+                items = await view.shown(sub.principal, view.window.items())
             except Exception as exc:   # the database (or a before_send hook) failed us: never a silent gap
                 log.warning("live query %s could not be kept: %r", sub.id, exc)
                 self._out(sub.peer, reset_event([sub.id], sub=sub.id))
@@ -510,11 +513,15 @@ class Realtime:
         return related
 
     def _regroup(self, outcomes: list[tuple[Change, Outcome]]) -> None:
-        """Move subscriptions whose connection signed in as someone else since they subscribed."""
+        """Move subscriptions whose connection signed in as someone else since they subscribed. A live query's
+        window was read for its old principal: it is read again for the new one (`regrouped`, settled first)."""
         for collection in {change.table for change, _ in outcomes}:
             for topics in self.topics.get(collection, {}).values():
                 for topic in topics.values():
-                    topic.regroup()
+                    for sub in topic.regroup():
+                        if sub.view is not None and sub.principal.role != GUEST:
+                            sub.view.window.fill([], complete=False)
+                            self.regrouped.append(sub)
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:

@@ -91,21 +91,22 @@ class Subscriptions:
         terms = query.order.terms
         read_size = query.limit + margin(query.limit)
 
-        async def read(conn: Any = None) -> tuple[list[Entry], bool]:
-            rows = await self.records.window(conn, principal, model, found, shown, terms, read_size + 1)
+        async def read(reader: Principal, conn: Any = None) -> tuple[list[Entry], bool]:
+            found = realtime_filter(self.records.filter(reader, model, filter_text))   # bound for this reader
+            rows = await self.records.window(conn, reader, model, found, shown, terms, read_size + 1)
             entries = [Entry(query.order.key({name: row[f"__k{i}"] for i, (name, _) in enumerate(terms)}),
                              ident(row["id"]), row["__v"], model.public({name: row[name] for name in shown})) for row in rows]
             return entries[:read_size], len(entries) <= read_size
 
-        async def items_shown(entries: list[Entry]) -> list[tuple[Any, int, dict]]:
-            return await self._shown(principal, model, plan, entries)
+        async def items_shown(reader: Principal, entries: list[Entry]) -> list[tuple[Any, int, dict]]:
+            return await self._shown(reader, model, plan, entries)
 
         view = QueryView(Window(query.limit, margin(query.limit)), read, items_shown)
         sub = self._subscribe(peer, model, None, found, shown, len(filter_text or "") + len(sort), plan, query, view)
         try:
-            (entries, complete), position, start = await self.live.snapshot(sub, read)
+            (entries, complete), position, start = await self.live.snapshot(sub, lambda conn: read(principal, conn))
             view.window.fill(entries, complete)
-            items = await items_shown(view.window.items())
+            items = await items_shown(principal, view.window.items())
             view.sent = items
             if have is None:
                 return {"sub": sub.id, "pos": position, "items": [record for _, _, record in items]}, start

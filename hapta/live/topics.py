@@ -173,13 +173,15 @@ class Topic:
                 self.expanding -= 1
         sub.group = None
 
-    def regroup(self) -> None:
-        """Move the subscriptions whose connection signed in as someone else since they joined their group."""
+    def regroup(self) -> list[Subscription]:
+        """Move the subscriptions whose connection signed in as someone else since they joined their group; the
+        ones moved."""
         moved = [sub for group in self.groups.values() for sub in group.subs if sub.peer.principal is not sub.principal]
         for sub in moved:
             self.remove(sub)
             sub.principal = sub.peer.principal
             self.add(sub)
+        return moved
 
     def __len__(self) -> int:
         return sum(len(g.subs) for g in self.groups.values())

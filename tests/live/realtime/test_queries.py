@@ -10,6 +10,7 @@ import asyncpg
 
 from hapta.client import Client, HaptaError
 from hapta.live.window import apply
+from tests.conftest import PASSWORD
 from tests.live.realtime.helpers import post
 
 DIFF = "realtime.diff"
@@ -181,3 +182,19 @@ async def test_what_a_live_query_cannot_be_is_refused_precisely(user):
             assert error.code == code and words in error.message, (args, error)
         else:
             raise AssertionError(f"{args} was accepted")
+
+
+async def test_a_connection_signed_in_as_someone_else_holds_only_what_they_may_see(user, connect):
+    alice_client, alice = await user()
+    _, bob = await user()
+    tag = "w" + secrets.token_hex(4)
+    query = {"filter": f'text ~ "{tag}"', "sort": "-created", "limit": 5}
+    secret = await post(alice_client, alice["user"]["id"], f"{tag} alice's own", public=False)
+    device = await connect()
+    await device.call("auth.login", {"identity": alice["user"]["email"], "password": PASSWORD})
+    held = Held(device, await device.call("realtime.query", {"collection": "posts", **query}))
+    assert held.items == [secret]
+    await device.call("auth.login", {"identity": bob["user"]["email"], "password": PASSWORD})
+    shown = await post(alice_client, alice["user"]["id"], f"{tag} public")
+    await held.until([shown])   # read again for bob: alice's private post is gone
+    assert ids(held.items) == ids(await listed(device, **query))
