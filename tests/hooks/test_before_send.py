@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from hapta.client import Client, HaptaError
+from hapta.live.window import apply
 from tests.conftest import ANON_KEY, PASSWORD, gateway_env
 from tests.live.realtime.helpers import change_of, events_until
 from tests.services import APP, GatewayProcess, next_loopback
@@ -127,3 +128,28 @@ async def test_expand_passes_related_records_through_their_collections_before_se
     for reader, sees in ((alice, True), (bob, False)):
         got = await reader.call("records.get", {"collection": "comments", "id": comment["id"], "expand": ["post"]})
         assert ("post" in got["expand"]) is sees   # the draft is its author's alone, embedded or not
+
+
+async def test_a_live_query_holds_what_the_hook_lets_each_reader_see(connect):
+    alice_client, alice = await connect()
+    bob_client, _ = await connect()
+    tag = secrets.token_hex(4)
+    query = {"collection": "posts", "filter": f'text ~ "{tag}"', "sort": "-created", "limit": 3}
+    page = {"collection": "posts", "filter": f'text ~ "{tag}"', "sort": "-created", "per_page": 3}
+    first = await post(alice_client, alice, f"{tag} one")
+    answer = await bob_client.call("realtime.query", query)
+    assert answer["items"] == [first]
+    items, pos = answer["items"], answer["pos"]
+    draft = await post(alice_client, alice, f"{tag} [draft] hers alone")
+    second = await post(alice_client, alice, f"{tag} two")
+    wanted = (await bob_client.call("records.list", page))["items"]
+    assert [r["id"] for r in wanted] == [second["id"], first["id"]]   # as records.list: the draft is left out
+    while items != wanted:
+        event = await bob_client.next_event(timeout=10)
+        if event["event"] == "realtime.diff" and event["sub"] == answer["sub"]:
+            assert event["data"]["pos"] > pos
+            pos = event["data"]["pos"]
+            items = apply(items, event["data"]["ops"])
+            assert draft["id"] not in [r["id"] for r in items]
+    mine = await alice_client.call("realtime.query", query)
+    assert [r["id"] for r in mine["items"]] == [second["id"], draft["id"], first["id"]]

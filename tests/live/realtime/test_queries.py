@@ -198,3 +198,17 @@ async def test_a_connection_signed_in_as_someone_else_holds_only_what_they_may_s
     shown = await post(alice_client, alice["user"]["id"], f"{tag} public")
     await held.until([shown])   # read again for bob: alice's private post is gone
     assert ids(held.items) == ids(await listed(device, **query))
+
+
+async def test_a_live_query_expands_its_relations_as_records_list_does(user):
+    writer, alice = await user()
+    reader, _ = await user()
+    tag = "e" + secrets.token_hex(4)
+    query = {"filter": f'text ~ "{tag}"', "sort": "-created", "limit": 2, "expand": ["author"]}
+    await post(writer, alice["user"]["id"], f"{tag} one")
+    held = Held(reader, await reader.call("realtime.query", {"collection": "posts", **query}))
+    assert held.items == await listed(reader, **query)
+    assert held.items[0]["expand"]["author"]["id"] == alice["user"]["id"]
+    await post(writer, alice["user"]["id"], f"{tag} two")
+    await held.until(await listed(reader, **query))
+    assert all(item["expand"]["author"]["id"] == alice["user"]["id"] for item in held.items)
