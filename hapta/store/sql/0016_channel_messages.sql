@@ -1,0 +1,25 @@
+-- Channel messages that go out only if a transaction commits (records.batch's `publish`, a function's
+-- ctx.transaction(..., publish=...)): docs/realtime.md, "Messages that wait for a commit".
+--
+-- They travel as the changes do: written into the change inbox by the transaction itself, after its own changes
+-- (its statement triggers ran already), so they exist exactly when it commits, numbering gives them the next
+-- positions after those changes, and every gateway process reads them from the log and tells its own members. A
+-- message's inbox row is {t: "hapta.channels", a: "message", x, n}: `t` names no collection (a collection's name
+-- is [a-z_][a-z0-9_]*), so nothing that reads changes of a collection ever sees it, and `n` is the notice as the
+-- channel bus carries it (hapta/live/channels.py Notice, as JSON text). One doorbell rings for them, as for a
+-- table, so that numbering runs even when the transaction wrote no record.
+CREATE FUNCTION hapta.publish_messages(notices text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  xact text := pg_current_xact_id()::text;
+  notice text;
+BEGIN
+  IF coalesce(array_length(notices, 1), 0) = 0 THEN
+    RETURN;
+  END IF;
+  FOREACH notice IN ARRAY notices LOOP   -- one INSERT each: their inbox places keep the order they were given in
+    INSERT INTO hapta.change_inbox (change)
+    VALUES (jsonb_build_object('t', 'hapta.channels', 'a', 'message', 'x', xact, 'n', notice));
+  END LOOP;
+  PERFORM pg_notify('hapta_changes', json_build_object('t', 'hapta.channels', 'x', xact)::text);
+END
+$$;
