@@ -132,7 +132,8 @@ class Gateway:
             return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True,
                                      function_ops)
         self.functions = Functions(function_workers, app, db, set(models), run_op=run_op,
-                                   publish=self.live.channels.announce, reload=reload)
+                                   publish=self.live.channels.announce, hold=self.live.channels.hold_from_server,
+                                   reload=reload)
         self.hub.also_sweep(self.functions.sweep)   # webhook deliveries past their window
         self.ops: dict[str, OpSpec] = table(
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
