@@ -68,6 +68,7 @@ class Change(msgspec.Struct, frozen=True):
     position: int = msgspec.field(default=0, name="p")        # its position
     place: int = msgspec.field(default=0, name="s")           # its place in the inbox (a snapshot knows which it holds)
     notice: str | None = msgspec.field(default=None, name="n")   # a channel message (table MESSAGES): its notice
+    closing: bool = msgspec.field(default=False, name="e")       # the last message of its transaction
 
 
 class Doorbell(msgspec.Struct, frozen=True):
@@ -207,8 +208,9 @@ class ChangeFeed:
         # `last` up with the positions it hears of, so that every change still costs one read per listening process.
         self.listening = listening
         # Transactions whose channel messages a doorbell announced while this process held channel members, not yet
-        # read: while there are any, the log is read even without subscriptions. `told`: those read lately (a
-        # doorbell may be heard after another process's numbering let us read its messages), oldest first.
+        # all read (up to the one marked `closing`): while there are any, the log is read even without
+        # subscriptions. `told`: those read lately (a doorbell may be heard after another process's numbering let
+        # us read its messages), oldest first.
         self.owed: set[str] = set()
         self.told: dict[str, None] = {}
         self.recount = False                   # the listener was away: ask the database which messages wait
@@ -408,10 +410,11 @@ class ChangeFeed:
         self.last = run[-1].position
 
     def _tell(self, change: Change) -> None:
-        self.owed.discard(change.xact)
-        self.told[change.xact] = None
-        if len(self.told) > TOLD_KEPT:
-            del self.told[next(iter(self.told))]
+        if change.closing:   # every message of its transaction is read now
+            self.owed.discard(change.xact)
+            self.told[change.xact] = None
+            if len(self.told) > TOLD_KEPT:
+                del self.told[next(iter(self.told))]
         if change.notice is not None:
             self.tell(change.notice)
 
