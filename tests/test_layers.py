@@ -30,7 +30,8 @@ LATERAL = {
     ("live", "limits"),       # what a principal may hold of subscriptions (quota), and its key
     ("admin", "live"),        # the dashboard's view of connections and channels
     ("admin", "limits"),      # the dashboard's view of rate limits
-    ("functions", "live"),    # ctx.publish: a channel the bus cannot reach right now (BusDown)
+    ("functions", "live"),    # ctx.publish: a channel the bus cannot reach right now (BusDown); ctx.transaction's
+                              # messages, checked, as a transaction writes them (live.channels.Held)
     ("functions", "limits"),  # a function caller's share is keyed by its address, as limits key it
     ("rules", "hooks"),       # hapta.rules: the name apps import the hooks' API by
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from ..workers.api import Deny, SqlError
 
@@ -240,7 +240,7 @@ class FunctionContext:
     _sql: Callable[..., Awaitable[Any]] | None = None
     _op: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None
     _publish: Callable[[str, Any], Awaitable[None]] | None = None
-    _transaction: Callable[[list[tuple[str, list[Any]]]], Awaitable[Any]] | None = None
+    _transaction: Callable[[list[tuple[str, list[Any]]], list[tuple[str, Any]]], Awaitable[Any]] | None = None
 
     async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
         """Run one parameterised statement ($1, $2, ...) as the gateway; return its rows as dicts."""
@@ -248,12 +248,22 @@ class FunctionContext:
             raise RuntimeError("no database in this context")
         return await self._sql(query, *params)
 
-    async def transaction(self, *statements: tuple[str, list[Any] | tuple[Any, ...]]) -> list[list[dict[str, Any]]]:
+    async def transaction(self, *statements: tuple[str, list[Any] | tuple[Any, ...]],
+                          publish: Iterable[dict[str, Any] | tuple[str, Any]] = ()) -> list[list[dict[str, Any]]]:
         """Several statements in one transaction, all or nothing: `await ctx.transaction(("UPDATE ... $1", [a]),
-        ("UPDATE ... $1", [b]))` -> each one's rows. A failure raises SqlError and keeps none of them."""
+        ("UPDATE ... $1", [b]))` -> each one's rows. A failure raises SqlError and keeps none of them.
+
+        `publish=[{"channel": "room:1", "data": {...}}, ...]` (or (channel, data) pairs, at most 16): channel
+        messages from the server, as ctx.publish sends them, that go out only if the transaction commits, to every
+        member, after the record changes its statements made. A statement that fails publishes nothing; a message
+        the gateway refuses (not a channel name, too large) raises OpError before any statement runs."""
         if self._transaction is None:
             raise RuntimeError("no database in this context")
-        return await self._transaction([(query, list(params)) for query, params in statements])
+        messages = [(entry["channel"], entry.get("data")) if isinstance(entry, dict) else (entry[0], entry[1])
+                    for entry in publish]
+        if not all(isinstance(channel, str) for channel, _ in messages):
+            raise TypeError("publish: each message is {'channel': str, 'data': ...} or a (channel, data) pair")
+        return await self._transaction([(query, list(params)) for query, params in statements], messages)
 
     def records(self, collection: str) -> Records:
         """A collection's records.* ops, under the caller's rules (or as admin: @call(admin=True))."""

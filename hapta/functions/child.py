@@ -77,7 +77,8 @@ class FunctionProgram:
                                log=RunLog(invoke.name), _sql=lambda query, *params: link.sql(call, query, params),
                                _op=lambda op, args: ask(RunOp(call, op, args)),
                                _publish=lambda channel, data: ask(Publish(call, channel, data)),
-                               _transaction=lambda statements: ask(Transaction(call, statements)))
+                               _transaction=lambda statements, publish: ask(Transaction(call, statements,
+                                                                                        publish)))
 
     def logs(self, ctx: FunctionContext) -> list[str]:
         return ctx.log.lines   # type: ignore[attr-defined]   (a RunLog)

@@ -24,6 +24,7 @@ from ..access import NAME, compile_allow
 from ..config import App, ConfigError
 from ..isolation import WorkerUser, refused_names
 from ..live.bus import BusDown
+from ..live.channels import Held
 from ..principal import ADMIN, Peer, Principal, SocketPeer
 from ..protocol.errors import BAD_REQUEST, TOO_LARGE, UNAVAILABLE, HaptaError
 from ..store.postgres import Database
@@ -53,6 +54,9 @@ RECORD_OPS = frozenset({"records.get", "records.list", "records.create", "record
 RunOp = Callable[[Peer, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 # publish(channel, data) -> False when too large (live.channels.Channels.announce)
 PublishTo = Callable[[str, Any], Awaitable[bool]]
+# hold([(channel, data), ...]) -> messages from the server, checked, that a transaction writes to go out when it
+# commits (live.channels.Channels.hold_from_server; HaptaError names the entry it refuses)
+HoldFor = Callable[[list[tuple[str, Any]]], Held]
 
 # Calls that may wait for a free function worker, in all; past that UNAVAILABLE at once. Each caller but admins and
 # the gateway's own runs is held to far less by its share (WAITING_PER_SHARE calls per worker of it): this bounds
@@ -95,17 +99,18 @@ async def start_workers(app: App, folder: Path, *, reload: bool = False,
 
 class Functions:
     def __init__(self, pool: WorkerPool | None, app: App, db: Database, collections: set[str], *, run_op: RunOp,
-                 publish: PublishTo, reload: bool = False):
+                 publish: PublishTo, hold: HoldFor, reload: bool = False):
         """The functions the pool's workers reported (`pool` None: the app has no functions/), checked now
         (ConfigError), with what their ctx reaches: `run_op` runs ctx.records' ops (RECORD_OPS) through the
-        gateway's request path, `publish` sends ctx.publish's messages to a channel. Their triggers start with
-        `start`, once the gateway serves."""
+        gateway's request path, `publish` sends ctx.publish's messages to a channel, `hold` checks the messages
+        of ctx.transaction's `publish`. Their triggers start with `start`, once the gateway serves."""
         self.pool = pool
         self.db = db
         self.app = app
         self._database = db.fetch_for_app   # runs ctx.sql
         self._run_op = run_op
         self._publish = publish
+        self._hold = hold
         # the longest a function may declare: a call's reply has App.connections.request_timeout
         self._longest = min(app.functions.timeout, app.connections.request_timeout)
         self._chores: set[asyncio.Task] = set()
@@ -301,8 +306,10 @@ class Functions:
                 return Answer(message.call, code=UNAVAILABLE, message="channels are unavailable right now")
             return Answer(message.call) if sent else Answer(message.call, code=TOO_LARGE, message="too large")
         if isinstance(message, Transaction):
+            held = self._hold(message.publish)   # refused (HaptaError): the function's OpError, nothing runs
             try:
-                results = await self.db.transaction_for_app(message.statements)
+                results = await self.db.transaction_for_app(message.statements,
+                                                            then=held.write if held.notices else None)
             except asyncpg.PostgresError as exc:   # the function's own SQL failed: it decides what that means
                 return Answer(message.call, exc.sqlstate, code=SQL_FAILED, message=str(exc) or type(exc).__name__)
             return Answer(message.call, [[dict(row) for row in rows] for rows in results])

@@ -122,7 +122,7 @@ class Gateway:
         self.accounts = Accounts(db, Users(db), self.hub, self.mailer, self._throttle, link=self._mail_link,
                                  min_password_length=app.sessions.min_password_length,
                                  register_by_mail=app.require_verified, clock=clock)
-        record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max)
+        record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max, self.live.channels)
         admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__))
         # What a function's ctx.records reaches: these ops only, through the same request path as a client's
         # (who may call them, their args, their limits: _run), as the caller or as admin.
@@ -132,7 +132,8 @@ class Gateway:
             return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True,
                                      function_ops)
         self.functions = Functions(function_workers, app, db, set(models), run_op=run_op,
-                                   publish=self.live.channels.announce, reload=reload)
+                                   publish=self.live.channels.announce, hold=self.live.channels.hold_from_server,
+                                   reload=reload)
         self.hub.also_sweep(self.functions.sweep)   # webhook deliveries past their window
         self.ops: dict[str, OpSpec] = table(
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
@@ -249,8 +250,8 @@ class Gateway:
         hashed, so that no email address lands in Redis."""
         await self.limiter.enforce(op, f"{kind}:{hash_secret(value)[:32]}", collection=kind)
 
-    async def _charge(self, peer: Peer, op: str, collection: str) -> None:
-        """Count one op of a batch against its single op's limit, as _run counts a request."""
+    async def _charge(self, peer: Peer, op: str, collection: str | None) -> None:
+        """Count one op (or message) of a batch against its single op's limit, as _run counts a request."""
         if not peer.principal.is_admin:
             await self.limiter.enforce(op, principal_key(peer), collection=collection)
 

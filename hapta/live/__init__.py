@@ -2,7 +2,8 @@
 
     Listener (one LISTENing connection per process)
         hapta_changes   -> ChangeFeed.rung -> ReadCache.changed (at once); number what committed
-        hapta_positions -> ChangeFeed.positioned -> read the log on -> Realtime.deliver (batched)
+        hapta_positions -> ChangeFeed.positioned -> read the log on -> Realtime.deliver (batched), and the channel
+                           messages that waited for their commit -> Channels.notified, each after the changes before it
         hapta_channels  -> Channels.notified (the PostgreSQL bus; Redis pub/sub with REDIS_URL)
         reconnected     -> cache flushed, the feed reads the log on from where it was, memberships restored; the
                            PostgreSQL bus tells channel members with `realtime.reset` (their notices are not kept)
@@ -58,13 +59,14 @@ class Live:
         self.realtime = Realtime(models, db, view, clock=clock, per_principal=bounds.per_principal,
                                  per_address=bounds.per_address,
                                  filter_bytes_per_address=bounds.filter_bytes_per_address)
-        self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),
-                               changed=cache.changed, reset=self._feed_reset,
-                               try_lead=lambda: listener.try_lock(LEADER_KEY),
-                               retention=bounds.log_retention, max_kept=bounds.log_max)
         bus: Bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else \
             PostgresBus(db, listener)
         self.channels = Channels(channel_rules, db, bus, on_missed=self._channels_missed)
+        self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),
+                               changed=cache.changed, reset=self._feed_reset,
+                               try_lead=lambda: listener.try_lock(LEADER_KEY),
+                               retention=bounds.log_retention, max_kept=bounds.log_max,
+                               tell=self.channels.notified, messaging=lambda: bool(self.channels.local))
         self.listener.add(CHANGES_CHANNEL, self.feed.rung)
         self.listener.add(POSITIONS, self.feed.positioned)
         self.listener.on_reset(self._reconnected)
@@ -98,11 +100,13 @@ class Live:
             log.warning("restoring channel members failed: %r", exc)
 
     def _feed_reset(self) -> None:
-        """The log no longer reaches back to what this process handed on: every subscriber may have missed some."""
+        """The log no longer reaches back to what this process handed on: every subscriber may have missed some,
+        and every channel member messages that waited for a commit."""
         self.cache.flush()
-        for peer, subs in self.realtime.by_peer.items():
-            if subs:
-                peer.deliver(reset_event(list(subs)))
+        for peer in {*self.realtime.by_peer, *self.channels.by_peer}:
+            subs, channels = self.realtime.by_peer.get(peer), self.channels.by_peer.get(peer)
+            if subs or channels:
+                peer.deliver(reset_event(list(subs or ()), list(channels or ())))
 
     def _channels_missed(self) -> None:
         """Channel notices were lost (the listener or Redis came back): members should ask again who is there."""

@@ -8,21 +8,30 @@ notices on a bus (bus.py: NOTIFY `hapta_channels`, or Redis pub/sub with REDIS_U
 its own members. A process heartbeats in
 hapta.live_processes; one that stops (killed, cut off) is reaped by the others after PROCESS_TIMEOUT, with leave
 events for its members.
+
+A message may also wait for a transaction (records.batch's `publish`, a function's ctx.transaction): checked now as
+channels.publish or ctx.publish checks it (`hold`, `hold_from_server`), then written into the change inbox by that
+transaction (`Held.write`), so that it goes out only if the transaction commits, after its changes, through the
+change feed rather than the bus (feed.py; docs/realtime.md says why).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any, Callable
 
+import asyncpg
 import msgspec
 
 from .. import metrics
 from ..principal import GUEST, Peer
+from ..protocol.codec import MAX_NESTING, nesting
+from ..protocol.errors import BAD_REQUEST, FORBIDDEN, TOO_LARGE, HaptaError
 from ..store.failures import UPSTREAM_ERRORS
 from ..store.postgres import Database
-from ..access.channels import compile_rules
+from ..access.channels import NAME, compile_rules
 from .bus import BusDown, PostgresBus, RedisBus
 from .events import event
 
@@ -43,6 +52,7 @@ class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 SERVER = "server"   # the member id and role of what the server itself publishes (no member has it: ids are random)
+HELD_MAX = 16       # messages one transaction may publish when it commits (records.batch's `publish`, ctx.transaction)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Notice).decode
 
@@ -70,6 +80,32 @@ UPDATE hapta.channel_versions v SET pruned = greatest(v.pruned, g.version)
   FROM (SELECT channel, max(version) AS version FROM gone GROUP BY channel) g
  WHERE v.channel = g.channel
 """
+
+
+def channel_name(channel: str) -> str:
+    if not NAME.fullmatch(channel):
+        raise HaptaError(BAD_REQUEST, "a channel name is 1-128 of A-Z a-z 0-9 _ . @ : -")
+    return channel
+
+
+@dataclass(frozen=True)
+class Held:
+    """Channel messages, checked, that go out only if the transaction that writes them commits: their notices as
+    the bus would carry them."""
+    notices: tuple[str, ...] = ()
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        """Into the change inbox, in `conn`'s transaction, after whatever it wrote so far (hapta.publish_messages,
+        0016_channel_messages.sql): numbered after those changes when it commits, gone with it when it does not."""
+        if self.notices:
+            await conn.execute("SELECT hapta.publish_messages($1::text[])", list(self.notices))
+
+
+def publish_failed(index: int, channel: str, error: HaptaError) -> HaptaError:
+    """A transaction's answer when its publish entry `index` was refused: that refusal's code, message (prefixed
+    with which entry) and details, with `details.publish` = index (as a batch's failed op has `details.index`)."""
+    return HaptaError(error.code, f"publish {index} (to {channel[:128]}) failed: {error.message}",
+                      details={**(error.details or {}), "publish": index}, retry_after=error.retry_after)
 
 
 class Channels:
@@ -266,16 +302,59 @@ class Channels:
         except (*UPSTREAM_ERRORS, BusDown) as exc:
             log.warning("withdrawing a channel member failed (reaped later): %r", exc)
 
-    async def publish(self, peer: Peer, channel: str, data: Any) -> bool:
-        """Send `data` to the channel's other members; False when it is too big to travel (BusDown when the
-        bus is down)."""
-        member = self.member_of(peer, channel)
+    def message(self, peer: Peer, channel: str, data: Any) -> str:
+        """`data` from `peer` to `channel`, checked as channels.publish checks it, as the notice that carries it:
+        a channel name (BAD_REQUEST), a member of it on this connection (FORBIDDEN), nested at most MAX_NESTING
+        levels (BAD_REQUEST), and no larger encoded than the bus carries (TOO_LARGE)."""
+        name = channel_name(channel)
+        member = self.member_of(peer, name)
+        if member is None:
+            raise HaptaError(FORBIDDEN, f"join {name} before publishing to it")
+        if nesting(data) > MAX_NESTING:
+            raise HaptaError(BAD_REQUEST, f"data is nested more than {MAX_NESTING} levels deep")
         principal = peer.principal
-        payload = _encode(Notice("msg", channel, member, principal.user_id, principal.role, data))
+        return self._fits(Notice("msg", name, member, principal.user_id, principal.role, data))
+
+    def _fits(self, notice: Notice) -> str:
+        payload = _encode(notice)
         if len(payload) > self.bus.limit:
-            return False
-        await self.bus.send([payload.decode()])
-        return True
+            raise HaptaError(TOO_LARGE, f"a channel message is at most {self.bus.limit} bytes encoded")
+        return payload.decode()
+
+    async def publish(self, peer: Peer, channel: str, data: Any) -> None:
+        """channels.publish: `data` to the channel's other members, now (refusals: `message`; BusDown when the bus
+        is down)."""
+        await self.bus.send([self.message(peer, channel, data)])
+
+    def hold(self, peer: Peer, entries: list[tuple[str, Any]]) -> Held:
+        """Messages from `peer` that wait for a transaction's commit (records.batch's `publish`), each checked as
+        channels.publish checks it, all before anything is written; a refusal names its entry (publish_failed)."""
+        self._bounded(entries)
+        notices = []
+        for index, (channel, data) in enumerate(entries):
+            try:
+                notices.append(self.message(peer, channel, data))
+            except HaptaError as error:
+                raise publish_failed(index, channel, error) from None
+        return Held(tuple(notices))
+
+    def hold_from_server(self, entries: list[tuple[str, Any]]) -> Held:
+        """Messages from the server that wait for a transaction's commit (a function's ctx.transaction), each
+        checked as ctx.publish checks it (a channel name, the bus's size), all before anything is written."""
+        self._bounded(entries)
+        notices = []
+        for index, (channel, data) in enumerate(entries):
+            try:
+                notices.append(self._fits(Notice("msg", channel_name(channel), SERVER, None, SERVER, data)))
+            except HaptaError as error:
+                raise publish_failed(index, channel, error) from None
+        return Held(tuple(notices))
+
+    @staticmethod
+    def _bounded(entries: list[tuple[str, Any]]) -> None:
+        if len(entries) > HELD_MAX:
+            raise HaptaError(BAD_REQUEST, f"a transaction publishes at most {HELD_MAX} messages, not {len(entries)}",
+                             details={"field": "publish", "max": HELD_MAX})
 
     async def announce(self, channel: str, data: Any) -> bool:
         """Send `data` to every member of the channel from the server (a function's ctx.publish): `from` is

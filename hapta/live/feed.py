@@ -12,6 +12,12 @@ down, PostgreSQL restarted) costs nothing but the read after it reconnects. Only
 back to `last` (pruned past it: the process fell behind by more than App.realtime.log_retention) were changes
 missed: then the cache is flushed and subscribers are told (`realtime.reset`).
 
+Channel messages that wait for a commit (records.batch's `publish`, a function's ctx.transaction) ride the same
+feed: the transaction writes them into the inbox after its own changes (hapta.publish_messages, 0016), so they get
+the positions after those changes, and each process tells its own channel members as it reads them, after handing
+on the changes before them. A process with no subscriptions reads no log for ordinary writes, as before; only when a
+message doorbell rang while it holds channel members does it read on until it has read that transaction's messages.
+
 The log is pruned in the background to App.realtime.log_retention seconds and App.realtime.log_max changes.
 """
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ..store.failures import failure
 log = logging.getLogger("hapta.feed")
 
 CHANNEL = "hapta_changes"          # writers' doorbell: {t, x}
+MESSAGES = "hapta.channels"        # the `t` of a channel message's row (no collection is named so)
 POSITIONS = "hapta_positions"      # numbering's doorbell: the newest position
 NUMBER_BATCH = 5000                # changes one hapta.position_changes() call numbers
 READ_BATCH = 1000                  # changes read from the log (and handed to delivery) at once
@@ -45,6 +52,7 @@ LEADER_KEY = 0x68617074614e        # the advisory lock whose holder numbers on d
 # event by at most this.
 NUMBER_EVERY = 0.005
 LEAD_EVERY = 1.0                   # seconds between a follower's tries to lead, and its checks on the leader
+TOLD_KEPT = 1024                   # transactions whose messages were read lately (a doorbell heard late finds them)
 
 
 class Change(msgspec.Struct, frozen=True):
@@ -59,6 +67,8 @@ class Change(msgspec.Struct, frozen=True):
                                                                          # the old row (delete)
     position: int = msgspec.field(default=0, name="p")        # its position
     place: int = msgspec.field(default=0, name="s")           # its place in the inbox (a snapshot knows which it holds)
+    notice: str | None = msgspec.field(default=None, name="n")   # a channel message (table MESSAGES): its notice
+    closing: bool = msgspec.field(default=False, name="e")       # the last message of its transaction
 
 
 class Doorbell(msgspec.Struct, frozen=True):
@@ -138,8 +148,8 @@ class Horizon(msgspec.Struct, frozen=True):
     head: int
 
 
-HORIZON = ("SELECT (SELECT pruned FROM hapta.change_horizon), "
-           "greatest((SELECT max(pos) FROM hapta.change_log), (SELECT pruned FROM hapta.change_horizon))")
+HORIZON_HEAD = "SELECT greatest((SELECT max(pos) FROM hapta.change_log), (SELECT pruned FROM hapta.change_horizon))"
+HORIZON = f"SELECT (SELECT pruned FROM hapta.change_horizon), ({HORIZON_HEAD})"
 
 
 async def horizon(conn: asyncpg.Connection | Database) -> Horizon:
@@ -164,6 +174,8 @@ class ChangeFeed:
 
         deliver(changes)          the changes read from the log, in position order (realtime)
         listening()               whether anyone in this process wants them delivered (subscriptions held)
+        tell(notice)              a channel message that waited for its commit, in its place between the changes
+        messaging()               whether this process holds channel members (who may be told messages)
         try_lead()                take the numbering lease (the listener's advisory lock); None: always number
         changed(table, xact)      a table changed (at once, before anything is read: the read cache)
         reset()                   changes may have been missed: start over (the cache, every subscriber)
@@ -172,10 +184,13 @@ class ChangeFeed:
     def __init__(self, models: dict[str, Model], db: Database, *, deliver: Consumer,
                  listening: Callable[[], bool], changed: Callable[[str, str], None], reset: Callable[[], Any],
                  try_lead: Callable[[], Awaitable[bool]] | None = None, retention: float = 900.0,
-                 max_kept: int = 1_000_000):
+                 max_kept: int = 1_000_000, tell: Callable[[str], None] = lambda notice: None,
+                 messaging: Callable[[], bool] = lambda: False):
         self.models = models
         self.db = db
         self.deliver = deliver
+        self.tell = tell
+        self.messaging = messaging
         self.changed = changed
         self.on_reset = reset
         self.retention = retention
@@ -185,10 +200,20 @@ class ChangeFeed:
         self.hurry = asyncio.Event()           # a subscription waits: number now, do not let doorbells gather
         self.waiters: list[asyncio.Future] = []
         self.reading = asyncio.Event()         # the log grew past `last`: read it
-        self.seen = 0                          # the newest position heard of (read or not)
+        # The newest position heard of on the listener (or counted by `_recount`), read or not. Not what this
+        # process's own numbering returns: a head heard comes after the doorbells of every message below it (one
+        # connection, commit order), so a process that skips the log up to it has heard of each of them.
+        self.seen = 0
         # Whether anyone here listens (realtime subscriptions): a process with none reads no log, it only keeps
         # `last` up with the positions it hears of, so that every change still costs one read per listening process.
         self.listening = listening
+        # Transactions whose channel messages a doorbell announced while this process held channel members, not yet
+        # all read (up to the one marked `closing`): while there are any, the log is read even without
+        # subscriptions. `told`: those read lately (a doorbell may be heard after another process's numbering let
+        # us read its messages), oldest first.
+        self.owed: set[str] = set()
+        self.told: dict[str, None] = {}
+        self.recount = False                   # the listener was away: ask the database which messages wait
         # One process numbers on doorbells, the holder of LEADER_KEY on its listening connection (every process
         # numbering each burst costs P rounds, serialized on one lock, for one that does work). The others number
         # for their own subscriptions (`numbered`), take over when the lease is free, and number themselves when a
@@ -219,9 +244,13 @@ class ChangeFeed:
         except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("ignored a malformed change notification")
             return
-        if bell.table not in self.models:
+        if bell.table in self.models:
+            self.changed(bell.table, bell.xact)
+        elif bell.table == MESSAGES:
+            if bell.xact not in self.told and self.messaging():
+                self.owed.add(bell.xact)
+        else:
             return
-        self.changed(bell.table, bell.xact)
         if self.leading:
             self.numbering.set()
         elif self.unanswered is None:
@@ -241,6 +270,7 @@ class ChangeFeed:
     def reconnected(self) -> None:
         """The listener was away: doorbells may have rung unheard. The inbox and the log still hold everything."""
         self.seen = -1   # not known: ask the log
+        self.recount = True   # message doorbells may have gone unheard too
         self.leading = self.try_lead is None   # the lease ended with the old connection
         self.numbering.set()
         self.reading.set()
@@ -281,8 +311,7 @@ class ChangeFeed:
                 head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
                 while moved == NUMBER_BATCH:
                     head, moved = await self.db.fetchrow("SELECT * FROM hapta.position_changes($1)", NUMBER_BATCH)
-                self.seen = max(self.seen, head)   # the log's head now: every position up to it exists
-                self.reading.set()   # ours is heard too, but there is no need to wait for it
+                self.reading.set()   # ours is heard too (and moves `seen`), but there is no need to wait for it
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(head)
@@ -315,9 +344,9 @@ class ChangeFeed:
             await self.reading.wait()
             self.reading.clear()
             try:
-                if not self.listening():   # nobody to deliver to: only keep up
-                    if self.seen < 0:
-                        self.seen = (await horizon(self.db)).head
+                if self.recount:
+                    await self._recount()
+                if not self.listening() and not self.owed:   # nobody to deliver to: only keep up
                     self.last = max(self.last, self.seen)
                     continue
                 while await self._read_some() == READ_BATCH:
@@ -329,8 +358,21 @@ class ChangeFeed:
                 await asyncio.sleep(RETRY)
                 self.reading.set()
 
+    async def _recount(self) -> None:
+        """After the listener was away: the head, and the transactions whose channel messages wait in the inbox or
+        in the log after `last`, in one snapshot. Their doorbells may have rung unheard; what commits after this is
+        heard."""
+        head, waiting = await self.db.fetchrow(
+            f"SELECT ({HORIZON_HEAD}), array(SELECT change->>'x' FROM hapta.change_inbox WHERE change->>'t' = $1 "
+            "UNION SELECT change->>'x' FROM hapta.change_log WHERE t = $1 AND pos > $2)", MESSAGES, self.last)
+        self.seen = max(self.seen, head)
+        if self.messaging():
+            self.owed.update(xact for xact in waiting if xact not in self.told)
+        self.recount = False
+
     async def _read_some(self) -> int:
-        """Hand on the next changes after `last`; how many there were."""
+        """Hand on the next changes after `last`, and tell the channel messages among them each in its place; how
+        many there were."""
         batch = decode_rows(await self.db.fetch(
             f"SELECT {LOG_ROW} FROM hapta.change_log WHERE pos > $1 ORDER BY pos LIMIT $2", self.last, READ_BATCH))
         if not batch:
@@ -340,19 +382,41 @@ class ChangeFeed:
             log.warning("the change feed fell behind the change log's retention; subscribers are told to refetch")
             await self.reset()
         metrics.FEED_CHANGES.inc(len(batch))
-        wanted = [change for change in batch if change.table in self.models]
-        if wanted:
-            try:
-                await self.deliver(wanted)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if failure(exc) is not None:
-                    raise   # nothing was sent yet (rows are fetched first): read these again
-                log.exception("delivering %d changes failed", len(wanted))
-                await self.reset()
+        run: list[Change] = []
+        for change in batch:
+            if change.table in self.models:
+                run.append(change)
+            elif change.table == MESSAGES:
+                await self._hand_on(run)   # what came before it, first
+                run = []
+                self._tell(change)
+                self.last = change.position
+        await self._hand_on(run)
         self.last = batch[-1].position
         return len(batch)
+
+    async def _hand_on(self, run: list[Change]) -> None:
+        if not run:
+            return
+        try:
+            await self.deliver(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if failure(exc) is not None:
+                raise   # nothing of the run was sent yet (rows are fetched first): read it again
+            log.exception("delivering %d changes failed", len(run))
+            await self.reset()
+        self.last = run[-1].position
+
+    def _tell(self, change: Change) -> None:
+        if change.closing:   # every message of its transaction is read now
+            self.owed.discard(change.xact)
+            self.told[change.xact] = None
+            if len(self.told) > TOLD_KEPT:
+                del self.told[next(iter(self.told))]
+        if change.notice is not None:
+            self.tell(change.notice)
 
     async def _prune(self) -> None:
         every = max(0.05, min(30.0, self.retention / 4))
@@ -372,8 +436,10 @@ class ChangeFeed:
             log.exception("%s failed", doing)
 
     async def reset(self) -> None:
-        """Changes may have been missed: the cache and every subscriber must start over."""
+        """Changes may have been missed: the cache and every subscriber must start over (channel members too: they
+        may have missed messages)."""
         metrics.FEED_RESETS.inc()
+        self.owed.clear()
         result = self.on_reset()
         if asyncio.iscoroutine(result):
             await result

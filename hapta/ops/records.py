@@ -5,6 +5,7 @@ from typing import Annotated, Any, Awaitable, Callable, Literal
 
 import msgspec
 
+from ..live.channels import Channels, publish_failed
 from ..principal import Peer
 from ..protocol.errors import BAD_REQUEST, HaptaError
 from ..records import batch
@@ -16,7 +17,7 @@ from ..query.kinds import INT64
 from .base import Args, Call, op
 
 # charge(peer, op, collection): count one single op against its rate limit, as the dispatcher would (gateway.py)
-Charge = Callable[[Peer, str, str], Awaitable[None]]
+Charge = Callable[[Peer, str, str | None], Awaitable[None]]
 
 Name = Annotated[str, msgspec.Meta(max_length=63)]
 RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -28,6 +29,7 @@ IdempotencyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Version = Annotated[int, msgspec.Meta(ge=0, le=INT64[1])]
 # Past App.database.batch_max (checked by records/batch.py) but this bound: refused while decoding
 BATCH_BOUND = 1000
+ChannelName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
 class ListArgs(Args):
@@ -90,18 +92,27 @@ class BatchOp(Args):
     version: Version | None = None
 
 
+class BatchPublish(Args):
+    """A channel message the batch sends if it commits, as channels.publish would send it."""
+    channel: ChannelName
+    data: Any = None
+
+
 class BatchArgs(Args):
     ops: Annotated[list[BatchOp], msgspec.Meta(min_length=1, max_length=BATCH_BOUND)]
     atomic: bool = True
     idempotency_key: IdempotencyKey | None = None
+    # Past live.channels.HELD_MAX (checked by Channels.hold, details.max) but this bound: refused while decoding
+    publish: Annotated[list[BatchPublish], msgspec.Meta(max_length=BATCH_BOUND)] | None = None
 
 
 class RecordOps:
-    def __init__(self, records: Records, writes: Writes, charge: Charge, batch_max: int):
+    def __init__(self, records: Records, writes: Writes, charge: Charge, batch_max: int, channels: Channels):
         self.records = records
         self.writes = writes
         self.charge = charge
         self.batch_max = batch_max
+        self.channels = channels   # a batch's `publish`: checked as channels.publish, sent if it commits
 
     @op("records.list", ListArgs)
     async def list(self, call: Call, args: ListArgs) -> dict[str, Any]:
@@ -134,16 +145,25 @@ class RecordOps:
 
     @op("records.batch", BatchArgs)
     async def batch(self, call: Call, args: BatchArgs) -> dict[str, Any]:
-        """Checked whole before anything runs; then each op counted against its single op's rate limit (a batch
-        is no way around them), then all of them in one transaction."""
+        """Checked whole before anything runs (its ops, and its `publish` messages as channels.publish checks
+        them); then each op counted against its single op's rate limit and each message against channels.publish's
+        (a batch is no way around them), then all of them in one transaction, the messages written last: they go
+        out if it commits, after its changes (live/feed.py)."""
         if not args.atomic:
             raise HaptaError(BAD_REQUEST, "only atomic batches are served (atomic: true); send independent writes "
                              "as single ops, or as many messages in one frame")
         batch.check(args.ops, self.batch_max)
+        entries = [(entry.channel, entry.data) for entry in args.publish or ()]
+        held = self.channels.hold(call.peer, entries)
         key = once(call.principal, call.op, args)
         for index, step in enumerate(args.ops):
             try:
                 await self.charge(call.peer, f"records.{step.op}", step.collection)
             except HaptaError as error:
                 raise batch.failed_at(index, step, error) from None
-        return await self.writes.batch(call.peer, args.ops, key)
+        for index, (channel, _) in enumerate(entries):
+            try:
+                await self.charge(call.peer, "channels.publish", None)
+            except HaptaError as error:
+                raise publish_failed(index, channel, error) from None
+        return await self.writes.batch(call.peer, args.ops, key, then=held.write if held.notices else None)

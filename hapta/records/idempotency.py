@@ -25,6 +25,9 @@ from ..principal import ADMIN, USER, Principal
 from ..protocol.errors import BAD_REQUEST, CONFLICT, HaptaError
 
 TTL_HOURS = 24
+# Arguments added to an op after keys were first stored: left out of the hash when not given, so that a request
+# sent before they existed still matches its stored answer.
+LATER_ARGS = ("publish",)
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
@@ -56,6 +59,9 @@ def once(principal: Principal, op: str, args: Any) -> Once | None:
         return None
     asked = msgspec.to_builtins(args)
     asked.pop("idempotency_key", None)
+    for name in LATER_ARGS:
+        if asked.get(name) is None:
+            asked.pop(name, None)
     digest = hashlib.sha256(_encode_sorted([op, asked])).digest()
     return Once(owner_of(principal), key, op, digest)
 

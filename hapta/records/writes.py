@@ -73,10 +73,13 @@ class Writes:
         return await self.transact(once, lambda conn, later: self.delete_in(conn, peer, model, record_id, later),
                                    model, deleting=True)
 
-    async def batch(self, peer: Peer, ops: list[Any], once: Once | None = None) -> dict[str, Any]:
+    async def batch(self, peer: Peer, ops: list[Any], once: Once | None = None,
+                    then: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> dict[str, Any]:
         """Every op of a batch (records/batch.py: shapes and references already checked) in one transaction, each
         exactly as its single op runs it; the first failure rolls back all of them and is answered as that op's
-        own error, naming its index. After-commit work (after_* hooks) runs once everything committed."""
+        own error, naming its index. `then(conn)` runs last in the same transaction (what the batch publishes:
+        live.channels.Held.write, after its changes). After-commit work (after_* hooks) runs once everything
+        committed. A key already answered runs none of it."""
         async def run(conn: asyncpg.Connection, later: AfterCommit) -> dict[str, Any]:
             results: list[dict[str, Any]] = []
             for index, step in enumerate(ops):
@@ -87,6 +90,8 @@ class Writes:
                     if mapped is None:
                         raise   # a bug of ours: INTERNAL, as for a single op
                     raise failed_at(index, step, mapped) from None
+            if then is not None:
+                await then(conn)
             return {"results": results}
         return await self.transact(once, run)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -171,13 +171,19 @@ class Database:
             conn.mark_touched()
             return await conn.fetch(query, *args)
 
-    async def transaction_for_app(self, statements: list[tuple[str, list[Any]]]) -> list[list[asyncpg.Record]]:
+    async def transaction_for_app(self, statements: list[tuple[str, list[Any]]],
+                                  then: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+                                  ) -> list[list[asyncpg.Record]]:
         """The app's own statements in one transaction (a function's ctx.transaction): each one's rows, or the
-        first failure's exception with nothing of them kept."""
+        first failure's exception with nothing of them kept. `then(conn)` runs after them, in the transaction
+        (what it publishes when it commits)."""
         async with self.acquire() as conn:
             conn.mark_touched()
             async with conn.transaction():
-                return [await conn.fetch(query, *params) for query, params in statements]
+                rows = [await conn.fetch(query, *params) for query, params in statements]
+                if then is not None:
+                    await then(conn)
+                return rows
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         async with self.acquire() as conn:

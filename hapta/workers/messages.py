@@ -73,9 +73,11 @@ class Publish(msgspec.Struct, tag="publish", array_like=True):
 
 
 class Transaction(msgspec.Struct, tag="transaction", array_like=True):
-    """A function's ctx.transaction: statements run in one transaction by the gateway (Answer: each one's rows)."""
+    """A function's ctx.transaction: statements run in one transaction by the gateway (Answer: each one's rows),
+    and channel messages, (channel, data), that go out from the server if it commits."""
     call: int
     statements: list[tuple[str, list[Any]]]
+    publish: list[tuple[str, Any]] = []
 
 
 class RunOp(msgspec.Struct, tag="op", array_like=True):

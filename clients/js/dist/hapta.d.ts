@@ -150,6 +150,16 @@ export interface BatchOp {
     };
     version?: number;
 }
+/** A channel message `Hapta.batch` sends only if it commits, after its record changes (as channels.publish). */
+export interface BatchPublish {
+    channel: string;
+    data?: Json;
+}
+/** `Hapta.batch`'s options: `publish` (at most 16) goes out only if the batch commits. */
+export interface BatchOptions extends WriteOptions {
+    atomic?: boolean;
+    publish?: BatchPublish[];
+}
 /** What a collection asks of the client: requests, and subscriptions kept across reconnects (the Hapta). */
 interface RecordsClient extends Caller {
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
@@ -308,10 +318,10 @@ export declare class Hapta {
     on(event: string, handler: Handler): () => void;
     records<T = Json>(collection: string): Records<T>;
     /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
-     * HaptaError with `details.index`. Answers each op's result, in order. */
-    batch(ops: BatchOp[], options?: {
-        atomic?: boolean;
-    } & WriteOptions): Promise<{
+     * HaptaError with `details.index`. Answers each op's result, in order. `publish`: up to 16 channel messages
+     * (channels this connection joined) sent only if the batch commits, after its record changes; a refused one
+     * refuses the batch with `details.publish`. */
+    batch(ops: BatchOp[], options?: BatchOptions): Promise<{
         results: Json[];
     }>;
     channel(name: string): Channel;

@@ -1142,10 +1142,17 @@ var Hapta = class _Hapta {
     return new Records(this, collection);
   }
   /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
-   * HaptaError with `details.index`. Answers each op's result, in order. */
+   * HaptaError with `details.index`. Answers each op's result, in order. `publish`: up to 16 channel messages
+   * (channels this connection joined) sent only if the batch commits, after its record changes; a refused one
+   * refuses the batch with `details.publish`. */
   batch(ops, options = {}) {
-    const { atomic, ...rest } = options;
-    return this.call("records.batch", { ops, ...atomic === void 0 ? {} : { atomic }, ...keyed(rest) });
+    const { atomic, publish, ...rest } = options;
+    return this.call("records.batch", {
+      ops,
+      ...atomic === void 0 ? {} : { atomic },
+      ...publish === void 0 ? {} : { publish },
+      ...keyed(rest)
+    });
   }
   channel(name) {
     return this.channels.get(name);

@@ -19,8 +19,8 @@ import { Backoff } from "./backoff.js";
 import { Channel, Channels, type Handler } from "./channels.js";
 import { HaptaError, type Json } from "./errors.js";
 import { Files, type UploadOptions } from "./files.js";
-import { keyed, Records, type BatchOp, type Change, type SubscribeOptions, type Unsubscribe,
-         type WriteOptions } from "./records.js";
+import { keyed, Records, type BatchOp, type BatchOptions, type Change, type SubscribeOptions,
+         type Unsubscribe } from "./records.js";
 import { Requests } from "./requests.js";
 import { SessionStore, Sessions, type Session, type StorageLike } from "./session.js";
 import { Subscriptions } from "./subscriptions.js";
@@ -31,8 +31,8 @@ export { Channel, type Member } from "./channels.js";
 export { HaptaError } from "./errors.js";
 export type { UploadOptions } from "./files.js";
 export { Records } from "./records.js";
-export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, Change, ListOptions, Page, SubscribeOptions,
-              Unsubscribe, WriteOptions } from "./records.js";
+export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change, ListOptions,
+              Page, SubscribeOptions, Unsubscribe, WriteOptions } from "./records.js";
 export type { Session, StorageLike } from "./session.js";
 export type { Protocol } from "./transport.js";
 
@@ -191,10 +191,14 @@ export class Hapta {
   }
 
   /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
-   * HaptaError with `details.index`. Answers each op's result, in order. */
-  batch(ops: BatchOp[], options: { atomic?: boolean } & WriteOptions = {}): Promise<{ results: Json[] }> {
-    const { atomic, ...rest } = options;
-    return this.call("records.batch", { ops, ...(atomic === undefined ? {} : { atomic }), ...keyed(rest) });
+   * HaptaError with `details.index`. Answers each op's result, in order. `publish`: up to 16 channel messages
+   * (channels this connection joined) sent only if the batch commits, after its record changes; a refused one
+   * refuses the batch with `details.publish`. */
+  batch(ops: BatchOp[], options: BatchOptions = {}): Promise<{ results: Json[] }> {
+    const { atomic, publish, ...rest } = options;
+    return this.call("records.batch", {
+      ops, ...(atomic === undefined ? {} : { atomic }), ...(publish === undefined ? {} : { publish }), ...keyed(rest),
+    });
   }
 
   channel(name: string): Channel {

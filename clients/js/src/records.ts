@@ -95,6 +95,18 @@ export interface BatchOp {
   version?: number;
 }
 
+/** A channel message `Hapta.batch` sends only if it commits, after its record changes (as channels.publish). */
+export interface BatchPublish {
+  channel: string;
+  data?: Json;
+}
+
+/** `Hapta.batch`'s options: `publish` (at most 16) goes out only if the batch commits. */
+export interface BatchOptions extends WriteOptions {
+  atomic?: boolean;
+  publish?: BatchPublish[];
+}
+
 /** A write's `idempotency_key` arg, when the caller gave one. */
 export function keyed(options: WriteOptions): Json {
   return options.idempotencyKey === undefined ? {} : { idempotency_key: options.idempotencyKey };

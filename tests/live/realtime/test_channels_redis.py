@@ -60,3 +60,30 @@ async def test_channels_over_redis(redis_pair):
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_messages_that_wait_for_a_commit_need_no_redis(redis_pair):
+    """A batch's `publish` rides the change feed, not Redis: as large as the bus with Redis allows, across
+    processes, and sent while Redis is down."""
+    redis, (first, second) = redis_pair
+    room = f"room:{secrets.token_hex(4)}"
+    alice, bob = await _signed_in(first), await _signed_in(second)
+    try:
+        await alice.call("channels.join", {"channel": room})
+        await bob.call("channels.join", {"channel": room})
+        me = (await bob.call("auth.me"))["user"]["id"]
+        post = {"op": "create", "collection": "posts", "data": {"author": me, "text": "with a message"}}
+        big = "x" * 20_000   # more than a NOTIFY could carry
+        await bob.call("records.batch", {"ops": [post], "publish": [{"channel": room, "data": big}]})
+        [message] = [e for e in await events_until(alice, lambda e: e["event"] == "channels.message")
+                     if e["event"] == "channels.message"]
+        assert message["data"]["data"] == big
+
+        redis.stop()
+        await bob.call("records.batch", {"ops": [post], "publish": [{"channel": room, "data": "during"}]})
+        [message] = [e for e in await events_until(alice, lambda e: e["event"] == "channels.message")
+                     if e["event"] == "channels.message"]
+        assert message["data"]["data"] == "during"
+    finally:
+        await alice.close()
+        await bob.close()
