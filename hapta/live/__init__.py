@@ -61,7 +61,7 @@ class Live:
                                  filter_bytes_per_address=bounds.filter_bytes_per_address)
         bus: Bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else \
             PostgresBus(db, listener)
-        self.channels = Channels(channel_rules, db, bus, on_missed=self._channels_missed)
+        self.channels = Channels(channel_rules, db, bus, on_missed=self._channels_missed, out=self.realtime.out)
         self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),
                                changed=cache.changed, reset=self._feed_reset,
                                try_lead=lambda: listener.try_lock(LEADER_KEY),

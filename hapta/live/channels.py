@@ -110,11 +110,13 @@ def publish_failed(index: int, channel: str, error: HaptaError) -> HaptaError:
 
 class Channels:
     def __init__(self, rules: dict[str, str | None], db: Database, bus: PostgresBus | RedisBus,
-                 on_missed: Callable[[], None] = lambda: None):
+                 on_missed: Callable[[], None] = lambda: None,
+                 out: Callable[[Peer, Any], None] = lambda peer, frame: peer.deliver(frame)):
         self.rules = compile_rules(rules)
         self.db = db
         self.bus = bus
         self.on_missed = on_missed
+        self.out = out   # how an event reaches a member's connection (Realtime.out: with its transaction's others)
         self.process = secrets.token_hex(6)
         self.local: dict[str, dict[str, Peer]] = {}        # channel -> member -> connection
         self.by_peer: dict[Peer, dict[str, str]] = {}      # connection -> channel -> its member id
@@ -406,7 +408,8 @@ class Channels:
         else:
             message = event("channels.presence", {"channel": notice.c, "action": notice.k,
                                                   "member": _member(notice.m, notice.u, notice.r)})
+        out = self.out
         for member, peer in list(members.items()):
             if member != notice.m:   # nobody hears their own join, leave or message
-                peer.deliver(message)
+                out(peer, message)
 

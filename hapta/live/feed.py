@@ -166,7 +166,7 @@ async def changes_after(conn: asyncpg.Connection | Database, table: str, since: 
         table, since, head, limit, *(() if record_id is None else (record_id,))))
 
 
-Consumer = Callable[[list[Change]], Awaitable[None]]
+Consumer = Callable[[list[Change], Callable[[Change], None]], Awaitable[None]]
 
 
 class ChangeFeed:
@@ -382,16 +382,8 @@ class ChangeFeed:
             log.warning("the change feed fell behind the change log's retention; subscribers are told to refetch")
             await self.reset()
         metrics.FEED_CHANGES.inc(len(batch))
-        run: list[Change] = []
-        for change in batch:
-            if change.table in self.models:
-                run.append(change)
-            elif change.table == MESSAGES:
-                await self._hand_on(run)   # what came before it, first
-                run = []
-                self._tell(change)
-                self.last = change.position
-        await self._hand_on(run)
+        # channel messages go with the changes, each told in its place (Realtime.deliver): with its transaction's
+        await self._hand_on([c for c in batch if c.table in self.models or c.table == MESSAGES])
         self.last = batch[-1].position
         return len(batch)
 
@@ -399,7 +391,7 @@ class ChangeFeed:
         if not run:
             return
         try:
-            await self.deliver(run)
+            await self.deliver(run, self._tell)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -410,6 +402,7 @@ class ChangeFeed:
         self.last = run[-1].position
 
     def _tell(self, change: Change) -> None:
+        """A channel message that waited for its transaction's commit, read from the log: to its members."""
         if change.closing:   # every message of its transaction is read now
             self.owed.discard(change.xact)
             self.told[change.xact] = None

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 import msgspec
 
@@ -176,13 +176,18 @@ class Realtime:
 
     # ---- delivery ---------------------------------------------------------------------------------------
 
-    async def deliver(self, batch: list[Change]) -> None:
-        """Live: `batch` (from the feed, in position order) to every subscription it concerns."""
+    async def deliver(self, batch: list[Change], tell: Callable[[Change], None] | None = None) -> None:
+        """Live: `batch` (from the feed, in position order) to every subscription it concerns. What is not a
+        record's change (a channel message that waited for its transaction's commit) goes to `tell` in its place,
+        so that what a connection hears of it leaves with the rest of its transaction."""
         changes = _coalesce([c for c in batch if c.table in self.topics])
-        if not changes:
+        told = [c for c in batch if c.table not in self.models] if tell is not None else []
+        if not changes and not told:
             return
         async with self.turn:
-            outcomes, related = await self._outcomes(changes)
+            outcomes, related = await self._outcomes(changes) if changes else ([], {})
+            if told:   # in position order with the changes (the read above is done: nothing fails after a tell)
+                outcomes = sorted([*outcomes, *((c, None) for c in told)], key=lambda pair: pair[0].position)
             sent = self.delivered
             self.holding = time.perf_counter()
             # live queries whose windows this transaction changed (or that must be read again for a new principal)
@@ -196,7 +201,14 @@ class Realtime:
                         touched = {}
                     await self._let_go()
                     self.gathering = {}
-                xact, position = change.xact, change.position
+                xact = change.xact
+                if outcome is None:   # a message: after the diffs of the changes before it
+                    if touched:
+                        await self._settle(touched, position)
+                        touched = {}
+                    tell(change)
+                    continue
+                position = change.position
                 by_id = self.topics.get(change.table, {})
                 topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
                 plain = [topic for topic in topics if topic.query is None]
@@ -210,7 +222,7 @@ class Realtime:
             await self._let_go()
             metrics.EVENTS.inc(self.delivered - sent)
 
-    def _out(self, peer: Peer, frame: Event) -> None:
+    def out(self, peer: Peer, frame: Event) -> None:
         """An event for `peer`: written now, or, while a transaction is delivered, gathered with its others."""
         gathering = self.gathering
         if gathering is None:
@@ -272,12 +284,12 @@ class Realtime:
                 items = await view.shown(sub.principal, view.window.items())
             except Exception as exc:   # the database (or a before_send hook) failed us: never a silent gap
                 log.warning("live query %s could not be kept: %r", sub.id, exc)
-                self._out(sub.peer, reset_event([sub.id], sub=sub.id))
+                self.out(sub.peer, reset_event([sub.id], sub=sub.id))
                 continue
             ops = diff(view.sent, items)
             view.sent = items
             if ops and sub.state is State.LIVE:
-                self._out(sub.peer, Event(DIFF_EVENT, Payload({"pos": position, "ops": ops}), sub.id))
+                self.out(sub.peer, Event(DIFF_EVENT, Payload({"pos": position, "ops": ops}), sub.id))
                 self.delivered += 1
                 metrics.LIVE_QUERY_DIFFS.inc()
 
@@ -328,7 +340,7 @@ class Realtime:
         payloads: dict = {}
         frames: dict[Payload, dict[str, Event]] = {}   # payload -> subscription id -> its event
         position, place = change.position, change.place
-        out = self._out
+        out = self.out
         sent = 0
         since_look = 0
         for start in range(0, len(topics), PLAN_SLICE):
@@ -416,7 +428,7 @@ class Realtime:
             elif sub.starting:
                 sub.hold(change.position, change.place, frame)
             else:
-                self._out(sub.peer, frame)
+                self.out(sub.peer, frame)
                 self.delivered += 1
 
     async def _personal(self, model: Model, principal: Principal, payload: Payload,

@@ -9,7 +9,7 @@ import msgspec
 from ..access import may_join
 from ..live.channels import Channels, channel_name
 from ..live.subscriptions import Subscriptions
-from ..protocol.errors import FORBIDDEN, NOT_FOUND, TOO_LARGE, HaptaError
+from ..protocol.errors import BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_LARGE, HaptaError
 from ..query.kinds import INT64
 from .base import Args, Call, after_reply, op
 from .records import ChannelName, Expand, FieldNames, FilterText, Name, RecordId
