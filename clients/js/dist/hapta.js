@@ -283,6 +283,8 @@ var LiveQueries = class {
   requests;
   live = /* @__PURE__ */ new Set();
   bySub = /* @__PURE__ */ new Map();
+  /** Asking again on the socket being restored, before anything waiting may go. */
+  restoring = false;
   async query(collection, options, onChange) {
     const held = {
       args: { collection, ...options },
@@ -305,13 +307,15 @@ var LiveQueries = class {
   /** On the socket being restored: every live query again, with what it holds. */
   async resume() {
     this.bySub.clear();
-    for (const held of this.live) {
-      held.sub = null;
-      await this.requests.direct(
-        "realtime.query",
-        { ...held.args, have: have(held.items, held.args.limit) },
-        this.answer(held)
-      );
+    this.restoring = true;
+    try {
+      for (const held of this.live) {
+        held.sub = null;
+        const args = { ...held.args, have: have(held.items, held.args.limit) };
+        await this.requests.direct("realtime.query", args, this.answer(held));
+      }
+    } finally {
+      this.restoring = false;
     }
   }
   /** realtime.diff */
@@ -370,7 +374,13 @@ var LiveQueries = class {
     held.items.splice(0, held.items.length, ...next);
     if (ops.length === 0 && held.started) return;
     held.started = true;
-    held.onChange?.(held.items, ops);
+    try {
+      held.onChange?.(held.items, ops);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
   }
   /** Ask again on this socket, with what it holds (`keep`), or for the whole items (what it holds went wrong);
    * while the socket is down, the resume asks anyway. The gateway's old sub for it is ended. */
@@ -381,9 +391,8 @@ var LiveQueries = class {
       this.bySub.delete(old);
       this.unsubscribe(old);
     }
-    if (!this.requests.ready) return;
     const args = keep ? { ...held.args, have: have(held.items, held.args.limit) } : held.args;
-    this.requests.call("realtime.query", args, this.answer(held)).catch(() => void 0);
+    this.send("realtime.query", args, this.answer(held));
   }
   async stop(held) {
     held.stopped = true;
@@ -396,7 +405,13 @@ var LiveQueries = class {
     }
   }
   unsubscribe(sub) {
-    if (this.requests.ready) this.requests.call("realtime.unsubscribe", { sub }).catch(() => void 0);
+    this.send("realtime.unsubscribe", { sub });
+  }
+  /** A request of the queries' own, on the socket there is: the one being restored, or the open one. With none,
+   * nothing: the next socket's resume asks for every query anyway. */
+  send(op, args, onReply) {
+    if (this.restoring) this.requests.direct(op, args, onReply).catch(() => void 0);
+    else if (this.requests.ready) this.requests.call(op, args, onReply).catch(() => void 0);
   }
 };
 

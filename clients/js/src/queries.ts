@@ -7,7 +7,7 @@ import type { Json } from "./errors.js";
 import type { LiveOp, LiveQuery, LiveQueryListener, QueryOptions } from "./records.js";
 import type { Requests } from "./requests.js";
 
-/** The items after `ops`, applied in order as the gateway means them (hapta/live/window.py's `apply`): a new
+/** The items after `ops`, applied in order as the gateway means them (hapta/protocol/ops.py's `apply`): a new
  * array; `items` is left as it was. Throws when an op names a record that is not held (the items went wrong). */
 export function applyOps<T>(items: readonly T[], ops: readonly LiveOp<T>[]): T[] {
   const out = [...items];
@@ -57,6 +57,8 @@ interface Held {
 export class LiveQueries {
   private live = new Set<Held>();
   private bySub = new Map<string, Held>();
+  /** Asking again on the socket being restored, before anything waiting may go. */
+  private restoring = false;
 
   constructor(private readonly requests: Requests) {}
 
@@ -74,10 +76,15 @@ export class LiveQueries {
   /** On the socket being restored: every live query again, with what it holds. */
   async resume(): Promise<void> {
     this.bySub.clear();   // the old socket's ids; each query gets one on this socket
-    for (const held of this.live) {
-      held.sub = null;
-      await this.requests.direct("realtime.query", { ...held.args, have: have(held.items, held.args.limit as number) },
-                                 this.answer(held));
+    this.restoring = true;
+    try {
+      for (const held of this.live) {
+        held.sub = null;
+        const args = { ...held.args, have: have(held.items, held.args.limit as number) };
+        await this.requests.direct("realtime.query", args, this.answer(held));
+      }
+    } finally {
+      this.restoring = false;
     }
   }
 
@@ -138,7 +145,11 @@ export class LiveQueries {
     held.items.splice(0, held.items.length, ...next);
     if (ops.length === 0 && held.started) return;
     held.started = true;
-    held.onChange?.(held.items, ops);
+    try {
+      held.onChange?.(held.items, ops);
+    } catch (error) {
+      queueMicrotask(() => { throw error; });   // the app's own fault, reported as such; the query goes on
+    }
   }
 
   /** Ask again on this socket, with what it holds (`keep`), or for the whole items (what it holds went wrong);
@@ -150,9 +161,8 @@ export class LiveQueries {
       this.bySub.delete(old);
       this.unsubscribe(old);
     }
-    if (!this.requests.ready) return;
     const args = keep ? { ...held.args, have: have(held.items, held.args.limit as number) } : held.args;
-    this.requests.call("realtime.query", args, this.answer(held)).catch(() => undefined);
+    this.send("realtime.query", args, this.answer(held));
   }
 
   private async stop(held: Held): Promise<void> {
@@ -167,6 +177,13 @@ export class LiveQueries {
   }
 
   private unsubscribe(sub: string): void {
-    if (this.requests.ready) this.requests.call("realtime.unsubscribe", { sub }).catch(() => undefined);
+    this.send("realtime.unsubscribe", { sub });
+  }
+
+  /** A request of the queries' own, on the socket there is: the one being restored, or the open one. With none,
+   * nothing: the next socket's resume asks for every query anyway. */
+  private send(op: string, args: Json, onReply?: (data: any) => void): void {
+    if (this.restoring) this.requests.direct(op, args, onReply).catch(() => undefined);
+    else if (this.requests.ready) this.requests.call(op, args, onReply).catch(() => undefined);
   }
 }
