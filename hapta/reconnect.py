@@ -13,9 +13,10 @@ When the socket drops it reconnects with exponential backoff and jitter, signs i
 subscription from the last position it delivered (the gateway replays what was missed, rule-checked, in commit
 order: docs/realtime.md), asks for every live query again with the ids and versions of the items it holds (the
 answer says what changed meanwhile) and joins its channels again (told only who joined and left meanwhile:
-`members(channel)` stays right). Calls made while it is away wait for the socket, up to `call_timeout`. It stops retrying only when the gateway said not to: the session was revoked (1008) or the
-credentials no longer work. `write()` sends a write with an idempotency key, so that it can be sent again after
-a drop without writing twice (docs/writes.md).
+`members(channel)` stays right). Calls made while it is away wait for the socket, up to `call_timeout`. It stops
+retrying only when the gateway said not to: the session was revoked (1008) or the credentials no longer work.
+`write()` sends a write with an idempotency key, so that it can be sent again after a drop without writing twice
+(docs/writes.md).
 
 `Client` (hapta/client.py) is one socket and nothing more; this wraps one Client at a time.
 """
