@@ -5,15 +5,18 @@
     posts = await hapta.subscribe("posts", filter='text ~ "cats"')
     async for change in posts:          # {"action", "collection", "record", "pos"}
         ...                             # raises Reset (then goes on) when the app must refetch
+    feed = await hapta.records("posts").query(sort="-created", limit=20, on_change=lambda items, ops: ...)
+    feed.items                          # what records.list would answer now, kept current
 
 When the socket drops it reconnects with exponential backoff and jitter, signs in again the way it was signed in
 (the session's access token while it is valid, else its refresh token; an anon or admin key again), resumes every
 subscription from the last position it delivered (the gateway replays what was missed, rule-checked, in commit
-order: docs/realtime.md) and joins its channels again (told only who joined and left meanwhile: `members(channel)`
-stays right). Calls made while it is away wait for the socket, up to
-`call_timeout`. It stops retrying only when the gateway said not to: the session was revoked (1008) or the
-credentials no longer work. `write()` sends a write with an idempotency key, so that it can be sent again after
-a drop without writing twice (docs/writes.md).
+order: docs/realtime.md), asks for every live query again with the ids and versions of the items it holds (the
+answer says what changed meanwhile) and joins its channels again (told only who joined and left meanwhile:
+`members(channel)` stays right). Calls made while it is away wait for the socket, up to `call_timeout`. It stops
+retrying only when the gateway said not to: the session was revoked (1008) or the credentials no longer work.
+`write()` sends a write with an idempotency key, so that it can be sent again after a drop without writing twice
+(docs/writes.md).
 
 `Client` (hapta/client.py) is one socket and nothing more; this wraps one Client at a time.
 """
@@ -28,10 +31,11 @@ from typing import Any, AsyncIterator, Callable
 
 from .client import JSON, Client
 from .protocol.errors import HaptaError
+from .protocol.ops import apply
 
 log = logging.getLogger("hapta.reconnect")
 
-__all__ = ["Hapta", "Reset", "Subscription"]
+__all__ = ["Hapta", "LiveQuery", "Reset", "Subscription"]
 
 # Close codes after which reconnecting would be refused again: a policy violation (a revoked session, garbage).
 FINAL_CLOSE_CODES = frozenset({1008})
@@ -93,6 +97,102 @@ class Subscription:
         self.queue.put_nowait(ConnectionError("subscription closed"))
 
 
+class LiveQuery:
+    """A live query (realtime.query) across reconnects: `items` is always the first `limit` records that records.list
+    would answer (its rules, filter, sort, fields, expand), one list changed in place. `on_change(items, ops)` runs
+    once at the start and after each change, `ops` turning the items it held before into `items` (docs/protocol.md,
+    "Live queries"). After a reconnect, or a `realtime.reset` for it, it is asked for again with `have`: the
+    gateway answers what changed meanwhile, however long it was away."""
+
+    def __init__(self, owner: "Hapta", args: dict[str, Any],
+                 on_change: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None] | None):
+        self.owner = owner
+        self.args = args
+        self.sub: str | None = None           # the gateway's id on the current socket; None while it is asked for
+        self.pos: int = 0                     # the position the items are as of
+        self.items: list[dict[str, Any]] = []
+        self.on_change = on_change
+        self.ask = 0                          # which ask of it counts: an older one's answer is let go
+        self.started = False
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    def have(self) -> list[list[Any]]:
+        """What it holds, as a resume names it: [id, version] in order (-1 for a record without a version: a
+        version no record has, so the gateway sends it again)."""
+        return [[item["id"], item.get("version") if isinstance(item.get("version"), int) else -1]
+                for item in self.items[:self.args["limit"]]]
+
+    async def wait_for(self, condition: Callable[[list[dict[str, Any]]], bool],
+                       timeout: float | None = None) -> list[dict[str, Any]]:
+        """The items, once `condition(items)` holds (checked now and after each change); ConnectionError once
+        closed."""
+        async def waiting() -> list[dict[str, Any]]:
+            while not condition(self.items):
+                if self.closed or self.owner.failure is not None:
+                    raise ConnectionError("live query closed")
+                await self._changed.wait()
+            return self.items
+        return await asyncio.wait_for(waiting(), timeout)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.owner.queries.discard(self)
+        client, sub = self.owner.client, self.sub
+        self.sub = None
+        self._wake()
+        if sub is not None:
+            self.owner.by_query.pop(sub, None)
+            if client is not None:
+                try:
+                    await client.call("realtime.unsubscribe", {"sub": sub})
+                except (HaptaError, ConnectionError):
+                    pass   # gone with its socket anyway
+
+    def _answered(self, data: dict[str, Any]) -> bool:
+        """Its answer (as the reply is read, before any diff after it): the items, or ops from those held. False:
+        the ops do not fit what it holds."""
+        self.sub, self.pos = data["sub"], data["pos"]
+        if "ops" in data:
+            try:
+                self._show(apply(self.items, data["ops"]), data["ops"])
+            except ValueError:
+                return False
+        else:
+            ops = [{"op": "delete", "id": item["id"]} for item in self.items]
+            self._show(data["items"], ops + [{"op": "insert", "index": n, "record": record}
+                                             for n, record in enumerate(data["items"])])
+        return True
+
+    def _diffed(self, data: dict[str, Any]) -> bool:
+        """realtime.diff; False: its ops do not fit what it holds."""
+        if data["pos"] <= self.pos:
+            return True   # (never after a gap-free start; cheap to be sure)
+        try:
+            items = apply(self.items, data["ops"])
+        except ValueError:
+            return False
+        self.pos = data["pos"]
+        self._show(items, data["ops"])
+        return True
+
+    def _show(self, items: list[dict[str, Any]], ops: list[dict[str, Any]]) -> None:
+        self.items[:] = items
+        if not ops and self.started:
+            return
+        self.started = True
+        self._wake()
+        if self.on_change is not None:
+            try:
+                self.on_change(self.items, ops)
+            except Exception:   # the app's own fault: it must not stop the socket's reading
+                log.exception("a live query's on_change failed")
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
 class Records:
     """One collection's records ops through a reconnecting client; its writes survive a dropped socket without
     writing twice (Hapta.write: an idempotency key, sent again with the same key)."""
@@ -123,6 +223,12 @@ class Records:
     async def delete(self, record_id: str, **args: Any) -> dict[str, Any]:
         return await self.hapta._write("records.delete", {"collection": self.collection, "id": record_id, **args})
 
+    async def query(self, *, sort: str, limit: int,
+                    on_change: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None] | None = None,
+                    **args: Any) -> LiveQuery:
+        """A live query of this collection (Hapta.query)."""
+        return await self.hapta.query(self.collection, sort=sort, limit=limit, on_change=on_change, **args)
+
 
 class Hapta:
     def __init__(self, url: str, *, subprotocol: str = JSON, backoff: tuple[float, float] = (0.2, 10.0),
@@ -138,6 +244,8 @@ class Hapta:
         self.session: dict[str, Any] | None = None
         self.subscriptions: set[Subscription] = set()
         self.by_sub: dict[str, Subscription] = {}
+        self.queries: set[LiveQuery] = set()
+        self.by_query: dict[str, LiveQuery] = {}
         self.channels: dict[str, dict[str, Any]] = {}   # channel -> {"version", "members": {id: member}}
         self.on_event: list[Callable[[dict[str, Any]], None]] = []   # every other event (channels.*, auth.*)
         self.on_state: list[Callable[[str], None]] = []              # "open", "reconnecting", "closed"
@@ -245,6 +353,64 @@ class Hapta:
         self.subscriptions.add(subscription)
         return subscription
 
+    async def query(self, collection: str, *, sort: str, limit: int,
+                    on_change: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None] | None = None,
+                    **args: Any) -> LiveQuery:
+        """A live query that follows this client across reconnects: the first `limit` records (1-500) of what
+        records.list answers with `sort` (required), `filter`, `fields` (with `id` and `version`) and `expand`,
+        kept current in `items`. Returns once they are there (on_change has heard them)."""
+        live = LiveQuery(self, {"collection": collection, "sort": sort, "limit": limit, **args}, on_change)
+        client = await self._socket()
+        await client.call("realtime.query", live.args, on_reply=self._answer(live, client))
+        return live
+
+    def _answer(self, live: LiveQuery, client: Client) -> Callable[[dict[str, Any]], None]:
+        """What takes the answer of one ask of `live` on `client`; a later ask (a resume) makes this one's answer
+        void."""
+        live.ask += 1
+        ask = live.ask
+
+        def answered(data: dict[str, Any]) -> None:
+            if live.closed or ask != live.ask:   # closed meanwhile, or overtaken: the gateway may end this one
+                self._unsubscribe(client, data["sub"])
+                return
+            self.by_query[data["sub"]] = live
+            self.queries.add(live)
+            if not live._answered(data):
+                self._ask_again(client, live, keep=False)
+        return answered
+
+    def _ask_again(self, client: Client, live: LiveQuery, *, keep: bool) -> None:
+        """Ask for `live` again on `client`, with what it holds (`keep`), or for the whole items (what it holds
+        went wrong); if that socket drops first, the resume asks anyway. Its old sub there is ended."""
+        old, live.sub = live.sub, None
+        if old is not None:
+            self.by_query.pop(old, None)
+            self._unsubscribe(client, old)
+        if live.closed:
+            return
+        args = {**live.args, "have": live.have()} if keep else live.args
+
+        async def ask() -> None:
+            try:
+                await client.call("realtime.query", args, on_reply=self._answer(live, client))
+            except (HaptaError, ConnectionError) as exc:
+                log.info("asking for live query %s again failed: %s", live.args["collection"], exc)
+        self._spawn(ask())
+
+    def _unsubscribe(self, client: Client, sub: str) -> None:
+        async def end() -> None:
+            try:
+                await client.call("realtime.unsubscribe", {"sub": sub})
+            except (HaptaError, ConnectionError):
+                pass
+        self._spawn(end())
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def join(self, channel: str) -> dict[str, Any]:
         """Join a channel and keep it across reconnects; `members(channel)` follows who is there."""
         answer = await self.call("channels.join", {"channel": channel})
@@ -326,11 +492,18 @@ class Hapta:
                 subscription = self.by_sub.get(event.get("sub"))
                 if subscription is not None:
                     subscription._deliver(event.get("data") or {})
+            elif name == "realtime.diff":
+                live = self.by_query.get(event.get("sub"))
+                if live is not None and not live._diffed(event.get("data") or {}):
+                    self._ask_again(client, live, keep=False)
             elif name == "realtime.reset":
                 for sub in (event.get("data") or {}).get("subs", []):
                     subscription = self.by_sub.get(sub)
                     if subscription is not None:
                         subscription.queue.put_nowait(Reset(f"subscription {sub} must refetch"))
+                    live = self.by_query.get(sub)
+                    if live is not None:
+                        self._ask_again(client, live, keep=True)   # a fresh read: what it holds, up to date
                 self._tell(event)
             elif name == "channels.presence":
                 data = event.get("data") or {}
@@ -342,9 +515,7 @@ class Hapta:
                         members.pop(data["member"]["id"], None)
                 self._tell(event)
             elif name == "auth.expiring" and self.session and self.session.get("refresh_token"):
-                task = asyncio.ensure_future(self._refresh(client))   # in-band, before the token lapses
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._spawn(self._refresh(client))   # in-band, before the token lapses
             else:
                 self._tell(event)
 
@@ -385,7 +556,8 @@ class Hapta:
             return client
 
     async def _restore(self, client: Client) -> None:
-        """Sign in again, resume every subscription from its position, join every channel again."""
+        """Sign in again, resume every subscription from its position and every live query from what it holds,
+        join every channel again."""
         if self.session is not None:
             expires_at = self.session.get("expires_at")
             if expires_at is not None and expires_at > time.time() + 5:
@@ -399,6 +571,11 @@ class Hapta:
         for subscription in list(self.subscriptions):
             await client.call("realtime.subscribe", {**subscription.args, "since": subscription.pos},
                               on_reply=lambda data, s=subscription: self._started(s, data))
+        self.by_query.clear()
+        for live in list(self.queries):
+            live.sub = None
+            await client.call("realtime.query", {**live.args, "have": live.have()},
+                              on_reply=self._answer(live, client))
         for channel, known in sorted(self.channels.items()):   # only what changed since, where it can be told
             answer = await client.call("channels.join", {"channel": channel, "version": known["version"]})
             self._presence(channel, answer)
@@ -409,3 +586,5 @@ class Hapta:
         self._state("closed")
         for subscription in list(self.subscriptions):
             subscription.queue.put_nowait(ConnectionError("the client is closed"))
+        for live in list(self.queries):
+            live._wake()

@@ -7,8 +7,9 @@ const $ = (id) => document.getElementById(id);
 const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 const hapta = await Hapta.connect(url, { storage: localStorage });
 
-const posts = new Map();        // id -> post, as the feed shows it
-let stopFeed = null;
+const FEED = { filter: "public = true", sort: "-created", limit: 50 };
+let feed = null;                // the live query: its items are the 50 newest public posts, kept current
+let posts = [];                 // what the feed shows: its items as last heard
 let room = null;
 
 hapta.on("state", (state) => {
@@ -68,10 +69,11 @@ async function start() {
 
 function stop() {
   started = false;
-  stopFeed?.();
-  stopFeed = null;
+  feed?.stop();
+  feed = null;
   room = null;
-  posts.clear();
+  posts = [];
+  for (const postId of [...openComments.keys()]) closeComments(postId);
   render();
   $("account").hidden = false;
   $("feed-area").hidden = true;
@@ -79,19 +81,15 @@ function stop() {
   $("who").textContent = "";
 }
 
+// The gateway keeps the list: the first 50 posts records.list would answer, in order, across reconnects (the client
+// asks again with what it holds and is sent only what changed). The callback hears them at the start and after
+// every change.
 async function watchFeed() {
-  stopFeed?.();
-  posts.clear();
-  const stop = await hapta.records("posts").subscribe(
-    { filter: "public = true", snapshot: true, sort: "-created", per_page: 50, onReset: watchFeed },
-    (change) => {
-      if (change.action === "delete") posts.delete(change.record.id);
-      else posts.set(change.record.id, change.record);
-      render();
-    });
-  for (const post of stop.snapshot.items) posts.set(post.id, post);
-  stopFeed = stop;
-  render();
+  feed?.stop();
+  feed = await hapta.records("posts").query(FEED, (items) => {
+    posts = items;
+    render();
+  });
 }
 
 const pictures = new Map();     // "post id/name" -> a signed URL
@@ -104,8 +102,7 @@ async function pictureUrl(post, file) {
 
 function render() {
   const list = $("feed");
-  const shown = [...posts.values()].sort((a, b) => (a.created < b.created ? 1 : -1));
-  list.replaceChildren(...shown.map((post) => {
+  list.replaceChildren(...posts.map((post) => {
     const item = document.createElement("li");
     item.className = "post";
     item.dataset.id = post.id;
@@ -129,7 +126,7 @@ function render() {
 
 // ---- comments ----
 
-const openComments = new Map();  // post id -> {items, stop}
+const openComments = new Map();  // post id -> its comments' live query ({items, stop})
 
 function comments(post) {
   const box = document.createElement("div");
@@ -142,7 +139,7 @@ function comments(post) {
   if (open) {
     const list = document.createElement("ul");
     list.className = "comments";
-    for (const comment of open.items.values()) {
+    for (const comment of open.items) {
       const line = document.createElement("li");
       line.textContent = comment.text;
       list.append(line);
@@ -166,17 +163,13 @@ function comments(post) {
 }
 
 async function showComments(postId) {
-  const open = { items: new Map(), stop: null };
+  const open = { items: [], stop: null };
   openComments.set(postId, open);
-  open.stop = await hapta.records("comments").subscribe(
-    { filter: `post = "${postId}"`, snapshot: true, sort: "created", per_page: 100 },
-    (change) => {
-      if (change.action === "delete") open.items.delete(change.record.id);
-      else open.items.set(change.record.id, change.record);
-      render();
-    });
-  for (const comment of open.stop.snapshot.items) open.items.set(comment.id, comment);
-  render();
+  const query = await hapta.records("comments").query(
+    { filter: `post = "${postId}"`, sort: "created", limit: 100 },
+    (items) => { open.items = items; render(); });
+  open.stop = query.stop;
+  if (openComments.get(postId) !== open) query.stop();   // closed while it started
 }
 
 function closeComments(postId) {

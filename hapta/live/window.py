@@ -30,6 +30,7 @@ import bisect
 import math
 from typing import Any, Callable, Iterable, NamedTuple
 
+from ..protocol.ops import apply  # noqa: F401  (what a client does with a diff: the reference, beside diff)
 from ..query import schema as kinds
 
 TextKey = Callable[[str], Any]
@@ -202,27 +203,6 @@ def _longest_rising(values: list[int]) -> list[int]:
         out.append(values[n])
         n = before[n]
     return out[::-1]
-
-
-def apply(items: list[dict[str, Any]], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What a client does with a diff (the reference the JS and Python clients follow, and the tests use)."""
-    items = list(items)
-    for op in ops:
-        kind = op["op"]
-        if kind == "insert":
-            items.insert(op["index"], op["record"])
-            continue
-        place = next(n for n, item in enumerate(items) if item["id"] == op["id"])
-        if kind == "delete":
-            del items[place]
-        elif kind == "update":
-            items[place] = op["record"]
-        elif kind == "move":
-            del items[place]
-            items.insert(op["index"], op["record"])
-        else:
-            raise ValueError(f"unknown op {kind!r}")
-    return items
 
 
 def collation_key(collate: str, provider: str = "c") -> TextKey | None:

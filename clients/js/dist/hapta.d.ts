@@ -136,6 +136,48 @@ export interface Unsubscribe<T> {
     (): Promise<void>;
     snapshot: Page<T> | null;
 }
+/** What a live query takes (realtime.query): the first `limit` records of what `list` would list for you with
+ * this `filter` and `sort`, kept current. `fields`, when given, must include `id` and `version`. */
+export interface QueryOptions {
+    /** records.list's sort, required (ties broken by id); not by `@rank`. */
+    sort: string;
+    /** 1-500: how many of the first records are held. */
+    limit: number;
+    /** records.list's filter, without `@@`. */
+    filter?: string;
+    fields?: string[];
+    /** Relations embedded under `record.expand`, as in `list`. */
+    expand?: string[];
+}
+/** One step of a live query's diff, applied in order to the items held: `move` takes the record out, then puts
+ * it at `index` of the list without it. */
+export type LiveOp<T> = {
+    op: "insert";
+    index: number;
+    record: T;
+} | {
+    op: "delete";
+    id: string;
+} | {
+    op: "update";
+    id: string;
+    record: T;
+} | {
+    op: "move";
+    id: string;
+    index: number;
+    record: T;
+};
+/** Hears a live query's items each time they change (and once at the start): `ops` turn the items it held before
+ * into `items`. */
+export type LiveQueryListener<T> = (items: T[], ops: LiveOp<T>[]) => void;
+/** A live query, kept across reconnects. */
+export interface LiveQuery<T> {
+    /** The current items, in order: one array, changed in place (copy it where a framework wants a new one). */
+    readonly items: T[];
+    /** Ends it. */
+    stop(): Promise<void>;
+}
 export interface WriteOptions {
     /** 1-255 characters: a retry with the same key gets the first answer (docs/writes.md). */
     idempotencyKey?: string;
@@ -160,9 +202,11 @@ export interface BatchOptions extends WriteOptions {
     atomic?: boolean;
     publish?: BatchPublish[];
 }
-/** What a collection asks of the client: requests, and subscriptions kept across reconnects (the Hapta). */
+/** What a collection asks of the client: requests, and subscriptions and live queries kept across reconnects (the
+ * Hapta). */
 interface RecordsClient extends Caller {
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
+    query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>>;
 }
 /** Typed access to one collection: `hapta.records<Post>("posts")`. */
 export declare class Records<T = Json> {
@@ -190,6 +234,10 @@ export declare class Records<T = Json> {
     /** Hear every change to the collection (or to one record, `id`) that matches `filter` and that you may view,
      * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
     subscribe(options: SubscribeOptions, onChange: (change: Change<T>) => void): Promise<Unsubscribe<T>>;
+    /** The first `limit` records `list` would list for you (`filter`, `sort`, `fields`, `expand`), kept current
+     * across reconnects: `items` is always what `list` would answer now, and `onChange` hears each change (with the
+     * ops that made it) and the items once at the start. Resolves once the first items are there. */
+    query(options: QueryOptions, onChange?: LiveQueryListener<T>): Promise<LiveQuery<T>>;
 }
 export interface StorageLike {
     getItem(key: string): string | null;
@@ -303,6 +351,7 @@ export declare class Hapta {
     private readonly requests;
     private readonly sessions;
     private readonly subscriptions;
+    private readonly liveQueries;
     private readonly channels;
     private readonly transfers;
     private handlers;
@@ -330,9 +379,11 @@ export declare class Hapta {
     close(): void;
     /** @internal Records.subscribe */
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
+    /** @internal Records.query */
+    query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>>;
     private open;
-    /** Sign in again, resume every subscription from its position, join every channel again: before anything
-     * waiting is sent, so that it runs as the same principal as before. */
+    /** Sign in again, resume every subscription from its position and every live query from what it holds, join
+     * every channel again: before anything waiting is sent, so that it runs as the same principal as before. */
     private restore;
     private lost;
     private received;

@@ -249,6 +249,172 @@ var Files = class {
   }
 };
 
+// src/queries.ts
+function applyOps(items, ops) {
+  const out = [...items];
+  for (const op of ops) {
+    if (op.op === "insert") {
+      out.splice(op.index, 0, op.record);
+      continue;
+    }
+    const place = out.findIndex((item) => item.id === op.id);
+    if (place < 0) throw new Error(`a live query's ${op.op} names ${op.id}, which it does not hold`);
+    if (op.op === "delete") out.splice(place, 1);
+    else if (op.op === "update") out[place] = op.record;
+    else if (op.op === "move") {
+      out.splice(place, 1);
+      out.splice(op.index, 0, op.record);
+    } else {
+      throw new Error(`a live query's op ${op.op} is not one it knows`);
+    }
+  }
+  return out;
+}
+function have(items, limit) {
+  return items.slice(0, limit).map((item) => {
+    const { id, version } = item;
+    return [id, typeof version === "number" ? version : -1];
+  });
+}
+var LiveQueries = class {
+  constructor(requests) {
+    this.requests = requests;
+  }
+  requests;
+  live = /* @__PURE__ */ new Set();
+  bySub = /* @__PURE__ */ new Map();
+  /** Asking again on the socket being restored, before anything waiting may go. */
+  restoring = false;
+  async query(collection, options, onChange) {
+    const held = {
+      args: { collection, ...options },
+      sub: null,
+      pos: 0,
+      items: [],
+      onChange,
+      ask: 0,
+      started: false,
+      stopped: false
+    };
+    await this.requests.call("realtime.query", held.args, this.answer(held));
+    return {
+      get items() {
+        return held.items;
+      },
+      stop: () => this.stop(held)
+    };
+  }
+  /** On the socket being restored: every live query again, with what it holds. */
+  async resume() {
+    this.bySub.clear();
+    this.restoring = true;
+    try {
+      for (const held of this.live) {
+        held.sub = null;
+        const args = { ...held.args, have: have(held.items, held.args.limit) };
+        await this.requests.direct("realtime.query", args, this.answer(held));
+      }
+    } finally {
+      this.restoring = false;
+    }
+  }
+  /** realtime.diff */
+  diffed(sub, data) {
+    const held = sub ? this.bySub.get(sub) : void 0;
+    if (!held || data.pos <= held.pos) return;
+    let next;
+    try {
+      next = applyOps(held.items, data.ops);
+    } catch {
+      this.again(held, false);
+      return;
+    }
+    held.pos = data.pos;
+    this.show(held, next, data.ops);
+  }
+  /** realtime.reset: these queries must be asked for again (with what they hold). */
+  reset(subs) {
+    for (const sub of subs) {
+      const held = this.bySub.get(sub);
+      if (held) this.again(held, true);
+    }
+  }
+  /** A query's answer, as its reply is read (before any diff after it): the items, or ops from those held. */
+  answer(held) {
+    const ask = ++held.ask;
+    return (data) => {
+      if (held.stopped || ask !== held.ask) {
+        this.unsubscribe(data.sub);
+        return;
+      }
+      held.sub = data.sub;
+      held.pos = data.pos;
+      this.bySub.set(held.sub, held);
+      this.live.add(held);
+      let ops = data.ops;
+      let next;
+      if (ops) {
+        try {
+          next = applyOps(held.items, ops);
+        } catch {
+          this.again(held, false);
+          return;
+        }
+      } else {
+        next = data.items;
+        ops = [
+          ...held.items.map((item) => ({ op: "delete", id: item.id })),
+          ...next.map((record, index) => ({ op: "insert", index, record }))
+        ];
+      }
+      this.show(held, next, ops);
+    };
+  }
+  show(held, next, ops) {
+    held.items.splice(0, held.items.length, ...next);
+    if (ops.length === 0 && held.started) return;
+    held.started = true;
+    try {
+      held.onChange?.(held.items, ops);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+  /** Ask again on this socket, with what it holds (`keep`), or for the whole items (what it holds went wrong);
+   * while the socket is down, the resume asks anyway. The gateway's old sub for it is ended. */
+  again(held, keep) {
+    const old = held.sub;
+    held.sub = null;
+    if (old) {
+      this.bySub.delete(old);
+      this.unsubscribe(old);
+    }
+    const args = keep ? { ...held.args, have: have(held.items, held.args.limit) } : held.args;
+    this.send("realtime.query", args, this.answer(held));
+  }
+  async stop(held) {
+    held.stopped = true;
+    this.live.delete(held);
+    const sub = held.sub;
+    held.sub = null;
+    if (sub) {
+      this.bySub.delete(sub);
+      if (this.requests.ready) await this.requests.call("realtime.unsubscribe", { sub }).catch(() => void 0);
+    }
+  }
+  unsubscribe(sub) {
+    this.send("realtime.unsubscribe", { sub });
+  }
+  /** A request of the queries' own, on the socket there is: the one being restored, or the open one. With none,
+   * nothing: the next socket's resume asks for every query anyway. */
+  send(op, args, onReply) {
+    if (this.restoring) this.requests.direct(op, args, onReply).catch(() => void 0);
+    else if (this.requests.ready) this.requests.call(op, args, onReply).catch(() => void 0);
+  }
+};
+
 // src/records.ts
 function keyed(options) {
   return options.idempotencyKey === void 0 ? {} : { idempotency_key: options.idempotencyKey };
@@ -294,6 +460,12 @@ var Records = class {
    * across reconnects: each once, in commit order. Resolves once the gateway has started it. */
   subscribe(options, onChange) {
     return this.hapta.subscribe(this.collection, options, onChange);
+  }
+  /** The first `limit` records `list` would list for you (`filter`, `sort`, `fields`, `expand`), kept current
+   * across reconnects: `items` is always what `list` would answer now, and `onChange` hears each change (with the
+   * ops that made it) and the items once at the start. Resolves once the first items are there. */
+  query(options, onChange) {
+    return this.hapta.query(this.collection, options, onChange);
   }
 };
 
@@ -1047,6 +1219,7 @@ var Hapta = class _Hapta {
       (session) => this.emit("auth", session)
     );
     this.subscriptions = new Subscriptions(this.requests);
+    this.liveQueries = new LiveQueries(this.requests);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
   }
@@ -1108,6 +1281,7 @@ var Hapta = class _Hapta {
   requests;
   sessions;
   subscriptions;
+  liveQueries;
   channels;
   transfers;
   handlers = /* @__PURE__ */ new Map();
@@ -1171,6 +1345,10 @@ var Hapta = class _Hapta {
   subscribe(collection, options, onChange) {
     return this.subscriptions.subscribe(collection, options, onChange);
   }
+  /** @internal Records.query */
+  query(collection, options, onChange) {
+    return this.liveQueries.query(collection, options, onChange);
+  }
   // ---- the socket's life ----
   open() {
     return new Promise((resolve, reject) => {
@@ -1207,11 +1385,12 @@ var Hapta = class _Hapta {
       }
     });
   }
-  /** Sign in again, resume every subscription from its position, join every channel again: before anything
-   * waiting is sent, so that it runs as the same principal as before. */
+  /** Sign in again, resume every subscription from its position and every live query from what it holds, join
+   * every channel again: before anything waiting is sent, so that it runs as the same principal as before. */
   async restore() {
     await this.sessions.restore();
     await this.subscriptions.resume();
+    await this.liveQueries.resume();
     await this.channels.rejoin();
   }
   lost(code, wasOpen) {
@@ -1244,8 +1423,13 @@ var Hapta = class _Hapta {
       this.subscriptions.changed(sub, data);
       return;
     }
+    if (name === "realtime.diff") {
+      this.liveQueries.diffed(sub, data);
+      return;
+    }
     if (name === "realtime.reset") {
       this.subscriptions.reset(data.subs ?? []);
+      this.liveQueries.reset(data.subs ?? []);
       this.channels.reset(data.channels ?? []);
       this.emit("reset", data);
       return;

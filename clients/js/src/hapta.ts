@@ -4,11 +4,14 @@
 //   await hapta.auth.login("ada@example.com", "correct horse battery");
 //   const stop = await hapta.records<Post>("posts").subscribe({ filter: "public = true", snapshot: true },
 //                                                         (change) => render(change));
+//   const feed = await hapta.records<Post>("posts").query({ filter: "public = true", sort: "-created", limit: 50 },
+//                                                         (items) => render(items));
 //
 // The socket may drop at any time (a phone in a tunnel, a frozen tab, a gateway restart). The client reconnects
 // with exponential backoff and jitter, signs in again (the session's access token while valid, else its refresh
 // token, else the anon key), resumes every subscription from the last position it delivered (the gateway replays
-// what was missed, rule-checked, in commit order) and joins its channels again, told only who came and went.
+// what was missed, rule-checked, in commit order), asks for every live query again with the items it holds (the
+// answer says what changed) and joins its channels again, told only who came and went.
 // Requests made meanwhile wait for the socket, up to `requestTimeout`. It gives up only when the gateway said not
 // to retry: close 1008 (a revoked session, a refused policy). The wire protocol: docs/protocol.md.
 //
@@ -19,8 +22,9 @@ import { Backoff } from "./backoff.js";
 import { Channel, Channels, type Handler } from "./channels.js";
 import { HaptaError, type Json } from "./errors.js";
 import { Files, type UploadOptions } from "./files.js";
-import { keyed, Records, type BatchOp, type BatchOptions, type Change, type SubscribeOptions,
-         type Unsubscribe } from "./records.js";
+import { LiveQueries } from "./queries.js";
+import { keyed, Records, type BatchOp, type BatchOptions, type Change, type LiveQuery, type LiveQueryListener,
+         type QueryOptions, type SubscribeOptions, type Unsubscribe, type WriteOptions } from "./records.js";
 import { Requests } from "./requests.js";
 import { SessionStore, Sessions, type Session, type StorageLike } from "./session.js";
 import { Subscriptions } from "./subscriptions.js";
@@ -32,7 +36,8 @@ export { HaptaError } from "./errors.js";
 export type { UploadOptions } from "./files.js";
 export { Records } from "./records.js";
 export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change, ListOptions,
-              Page, SubscribeOptions, Unsubscribe, WriteOptions } from "./records.js";
+              LiveOp, LiveQuery, LiveQueryListener, Page, QueryOptions, SubscribeOptions, Unsubscribe,
+              WriteOptions } from "./records.js";
 export type { Session, StorageLike } from "./session.js";
 export type { Protocol } from "./transport.js";
 
@@ -131,6 +136,7 @@ export class Hapta {
   private readonly requests: Requests;
   private readonly sessions: Sessions;
   private readonly subscriptions: Subscriptions;
+  private readonly liveQueries: LiveQueries;
   private readonly channels: Channels;
   private readonly transfers: Files;
   private handlers = new Map<string, Handler[]>();
@@ -152,6 +158,7 @@ export class Hapta {
     this.sessions = new Sessions(new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
                                  this.requests, options.apikey, (session) => this.emit("auth", session));
     this.subscriptions = new Subscriptions(this.requests);
+    this.liveQueries = new LiveQueries(this.requests);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
   }
@@ -223,6 +230,11 @@ export class Hapta {
     return this.subscriptions.subscribe(collection, options, onChange);
   }
 
+  /** @internal Records.query */
+  query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>> {
+    return this.liveQueries.query(collection, options, onChange);
+  }
+
   // ---- the socket's life ----
 
   private open(): Promise<void> {
@@ -263,11 +275,12 @@ export class Hapta {
     });
   }
 
-  /** Sign in again, resume every subscription from its position, join every channel again: before anything
-   * waiting is sent, so that it runs as the same principal as before. */
+  /** Sign in again, resume every subscription from its position and every live query from what it holds, join
+   * every channel again: before anything waiting is sent, so that it runs as the same principal as before. */
   private async restore(): Promise<void> {
     await this.sessions.restore();
     await this.subscriptions.resume();
+    await this.liveQueries.resume();
     await this.channels.rejoin();
   }
 
@@ -301,8 +314,13 @@ export class Hapta {
       this.subscriptions.changed(sub, data);
       return;
     }
+    if (name === "realtime.diff") {
+      this.liveQueries.diffed(sub, data);
+      return;
+    }
     if (name === "realtime.reset") {
       this.subscriptions.reset((data.subs as string[]) ?? []);
+      this.liveQueries.reset((data.subs as string[]) ?? []);
       this.channels.reset((data.channels as string[]) ?? []);
       this.emit("reset", data);
       return;

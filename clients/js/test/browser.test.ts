@@ -315,9 +315,11 @@ describe.skipIf(!chromiumPath)(`in Chromium${chromiumPath ? "" : ` (skipped: ${w
       await ann.page.fill("#text", words);
       await ann.page.setInputFiles("#picture", { name: "hello.png", mimeType: "image/png", buffer: png });
       await ann.page.click("#compose button[type=submit]");
-      // ben's feed shows it live, with its picture (its files.url link, from the gateway's own origin)
+      // ben's feed (a live query, newest first) shows it live, at the top, with its picture (its files.url link,
+      // from the gateway's own origin)
       const post = ben.page.locator(".post", { hasText: words });
       await post.waitFor();
+      expect(await ben.page.locator(".post").first().textContent()).toContain(words);
       // (an img is drawn at once; its src is set when the files.url reply arrives)
       await post.locator("img[src]").waitFor();
       expect(await post.locator("img").getAttribute("src")).toContain("/files/");

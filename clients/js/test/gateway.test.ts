@@ -1,6 +1,8 @@
 // @hapta/client against a real `hapta serve` (test/support.ts): what an app does, through the real socket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Hapta, HaptaError, type Change } from "../src/hapta";
+import { createServer } from "node:net";
+import { Hapta, HaptaError, type Change, type LiveOp } from "../src/hapta";
+import { applyOps } from "../src/queries";
 import { ADMIN_KEY, ANON_KEY, MemoryStorage, PASSWORD, startGateway, uniqueName, until, type Gateway } from "./support";
 
 interface Post {
@@ -154,6 +156,149 @@ describe("realtime", () => {
     await until(() => hapta.state === "closed");
     expect(states).toEqual(["closed"]);
     expect((await hapta.call("ping").catch((e) => e)).code).toBe("UNAVAILABLE");
+  });
+});
+
+/** A WebSocket class whose sockets the test can cut, and that does not get through again until the test lets it
+ * (meanwhile it dials a port nobody listens on): what is written meanwhile is written while the client is away.
+ * It keeps every message its sockets sent and heard. */
+async function gated() {
+  const spare = createServer();
+  await new Promise<void>((done) => spare.listen(0, "127.0.0.1", done));
+  const nowhere = `ws://127.0.0.1:${(spare.address() as { port: number }).port}/ws`;
+  await new Promise((done) => spare.close(done));
+  const gate = { open: true, sockets: [] as any[], sent: [] as any[], heard: [] as any[] };
+  const Native = (globalThis as any).WebSocket;
+  class Gated extends Native {
+    constructor(url: string, protocols?: string | string[]) {
+      super(gate.open ? url : nowhere, protocols);
+      gate.sockets.push(this);
+      this.addEventListener("message", (event: { data: unknown }) => {
+        if (typeof event.data === "string") gate.heard.push(...[JSON.parse(event.data)].flat());
+      });
+    }
+
+    send(data: string | Uint8Array): void {
+      if (typeof data === "string") gate.sent.push(JSON.parse(data));
+      super.send(data);
+    }
+  }
+  return { gate, Gated: Gated as any };
+}
+
+describe("live queries", () => {
+  /** A writer's posts tagged `tag`, and a reader holding the newest `limit` of them live. */
+  async function feed(limit: number, options: Parameters<typeof Hapta.connect>[1] = {}) {
+    const writer = await signedUp();
+    const reader = await signedUp(options);
+    const tag = uniqueName("live");
+    const posts = writer.hapta.records<Post>("posts");
+    const write = (text: string) => posts.create({ author: writer.user.id, text: `${tag} ${text}`, public: true });
+    const made = [];
+    for (let i = 0; i < limit + 2; i++) made.push(await write(String(i)));
+    const listing = { filter: `text ~ "${tag}"`, sort: "-created" };
+    const query = { ...listing, limit };
+    const heard: { items: Post[]; ops: LiveOp<Post>[] }[] = [];
+    const live = await reader.hapta.records<Post>("posts").query(query, (items, ops) => heard.push({
+      items: [...items], ops }));
+    const listed = async () => (await reader.hapta.records<Post>("posts").list({ ...listing, per_page: limit })).items;
+    return { writer, reader, posts, write, made, live, heard, listed, query, tag };
+  }
+
+  /** Every time the items changed, the ops heard turned the items before into the items after. */
+  function heardInOrder(heard: { items: Post[]; ops: LiveOp<Post>[] }[]) {
+    heard.reduce((before: Post[], { items, ops }) => {
+      expect(applyOps(before, ops)).toEqual(items);
+      return items;
+    }, []);
+  }
+
+  it("holds what records.list answers, kept so through another client's creates, updates and deletes",
+    async () => {
+      const { reader, posts, write, made, live, heard, listed, tag } = await feed(3);
+      expect(live.items).toEqual(await listed());
+      expect(live.items.map((p) => p.id)).toEqual([made[4].id, made[3].id, made[2].id]);
+      expect(heard).toHaveLength(1);   // once at the start
+      const items = live.items;
+
+      await posts.delete(made[4].id);   // the newest leaves; the next one enters at the bottom
+      await until(() => live.items[0]?.id === made[3].id && live.items.length === 3);
+      expect(live.items).toEqual(await listed());
+      const newest = await write("newest");
+      await until(() => live.items[0]?.id === newest.id);
+      const edited = await posts.update(made[2].id, { text: "no longer tagged" });   // leaves the filter
+      await until(() => live.items.every((p) => p.id !== edited.id));
+      const text = await posts.update(made[3].id, { text: `${newest.text} edited` });
+      await until(() => live.items.some((p) => p.version === text.version && p.id === text.id));
+      expect(live.items).toEqual(await listed());
+      expect(live.items).toBe(items);   // one array, kept current in place
+      heardInOrder(heard);
+      expect(heard.at(-1)!.ops).toEqual([{ op: "update", id: text.id, record: text }]);
+
+      await live.stop();
+      const count = heard.length;
+      const kept = [...live.items];
+      const marks: Change<Post>[] = [];
+      await reader.hapta.records<Post>("posts").subscribe({ filter: `text ~ "${tag}"` }, (c) => marks.push(c));
+      await write("after the stop");
+      const marker = await write("marker");   // its event comes after any diff of the write before it would have
+      await until(() => marks.some((c) => c.record.id === marker.id));
+      expect(heard).toHaveLength(count);
+      expect(live.items).toEqual(kept);
+    });
+
+  it("a dropped socket: meanwhile changes; the resume sends what it holds (have) and ends as records.list",
+    async () => {
+      const { gate, Gated } = await gated();
+      const { reader, posts, write, made, live, heard, listed } = await feed(4, { WebSocket: Gated });
+      expect(live.items).toEqual(await listed());
+      const held = live.items.map((p) => [p.id, p.version]);
+
+      gate.open = false;
+      gate.sockets.at(-1).close(4000);
+      await until(() => reader.hapta.state === "reconnecting");
+      const asked = gate.sent.length;
+      await posts.delete(made[5].id);                                           // held, gone
+      const edited = await posts.update(made[3].id, { text: `${made[3].text} edited` });   // held, changed
+      const newest = await write("newest");                                     // new
+      expect(reader.hapta.state).toBe("reconnecting");   // all of it while the reader was away
+      gate.open = true;
+
+      await until(() => reader.hapta.state === "open", 30_000);
+      expect(reader.hapta.reconnects).toBe(1);
+      expect(live.items).toEqual(await listed());
+      expect(live.items.map((p) => p.id)).toEqual([newest.id, made[4].id, made[3].id, made[2].id]);
+      expect(live.items[2]).toEqual(edited);
+      const resume = gate.sent.slice(asked).find((m) => m.op === "realtime.query");
+      expect(resume.args.have).toEqual(held);
+      const answer = gate.heard.find((m) => m.id === resume.id && m.ok);
+      expect(answer.data.items).toBeUndefined();   // ops: only what changed
+      const sent = answer.data.ops.filter((op: LiveOp<Post>) => "record" in op).map((op: any) => op.record.id);
+      expect(sent.sort()).toEqual([newest.id, edited.id].sort());
+      heardInOrder(heard);
+
+      const later = await write("after the resume");   // and it goes on live
+      await until(() => live.items[0]?.id === later.id);
+      expect(live.items).toEqual(await listed());
+    }, 60_000);
+
+  it("a realtime.reset for the query asks again with what it holds, and goes on live", async () => {
+    const { gate, Gated } = await gated();
+    const { write, live, heard, listed } = await feed(3, { WebSocket: Gated });
+    const first = gate.sent.find((m) => m.op === "realtime.query");
+    const sub = gate.heard.find((m) => m.id === first.id).data.sub;
+    const asked = gate.sent.length;
+    // What the gateway sends when it could not keep the query (a read that failed), as it would arrive
+    gate.sockets.at(-1).onmessage({ data: JSON.stringify({ event: "realtime.reset", sub,
+                                                           data: { subs: [sub], channels: [] } }) });
+    await until(() => gate.heard.some((m) => m.id === gate.sent.at(-1).id));
+    const again = gate.sent.slice(asked);
+    expect(again.find((m) => m.op === "realtime.unsubscribe").args).toEqual({ sub });
+    expect(again.find((m) => m.op === "realtime.query").args.have).toEqual(live.items.map((p) => [p.id, p.version]));
+    const newest = await write("after the reset");
+    await until(() => live.items[0]?.id === newest.id);
+    expect(live.items).toEqual(await listed());
+    heardInOrder(heard);
   });
 });
 

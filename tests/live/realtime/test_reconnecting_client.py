@@ -1,6 +1,7 @@
 """The Python client that reconnects (hapta/reconnect.py), against a real gateway behind a proxy the test cuts: the
 app's subscription keeps delivering every change, once, in order, across the cut; a change it cannot be given
-comes as Reset; a revoked session is not retried."""
+comes as Reset; a revoked session is not retried; a live query's items stay what records.list answers, resumed
+with what it holds."""
 from __future__ import annotations
 
 import secrets
@@ -9,6 +10,7 @@ import asyncpg
 import pytest
 
 from hapta.client import Client
+from hapta.protocol.ops import apply
 from hapta.reconnect import Hapta, Reset
 from tests.conftest import PASSWORD
 from tests.live.realtime.helpers import events_until
@@ -22,8 +24,25 @@ async def proxied(gateway):
     await proxy.cut()
 
 
-async def _account(gateway_url: str, **options) -> tuple[Hapta, dict]:
-    hapta = await Hapta.connect(gateway_url, backoff=(0.05, 0.5), **options)
+class Recording(Hapta):
+    """A reconnecting client that keeps every request of its sockets with its answer: what a resume sent."""
+
+    async def _open(self) -> Client:
+        client = await super()._open()
+        call = client.call
+        calls = self.__dict__.setdefault("calls", [])
+
+        async def recorded(op, args=None, **options):
+            entry = {"op": op, "args": args}
+            calls.append(entry)
+            entry["data"] = await call(op, args, **options)
+            return entry["data"]
+        client.call = recorded
+        return client
+
+
+async def _account(gateway_url: str, cls: type[Hapta] = Hapta, **options) -> tuple[Hapta, dict]:
+    hapta = await cls.connect(gateway_url, backoff=(0.05, 0.5), **options)
     name = "c" + secrets.token_hex(5)
     session = await hapta.register(email=f"{name}@example.com", password=PASSWORD, username=name)
     return hapta, session["user"]
@@ -131,3 +150,99 @@ async def test_channel_members_stay_right_across_a_cut_socket(gateway, proxied):
     await carol.close()
     await comes.close()
     await watcher.close()
+
+
+async def _live_feed(reader: Hapta, writer: Hapta, author: dict, limit: int):
+    """`limit` + 2 posts of `author` tagged alike, and `reader` holding the newest `limit` of them live; every
+    (items, ops) it heard, and how records.list answers the same now."""
+    tag = "lq" + secrets.token_hex(4)
+    made = [await writer.records("posts").create({"author": author["id"], "text": f"{tag} {n}", "public": True})
+            for n in range(limit + 2)]
+    heard: list[tuple[list, list]] = []
+    query = {"filter": f'text ~ "{tag}"', "sort": "-created"}
+    live = await reader.records("posts").query(limit=limit, on_change=lambda items, ops: heard.append(
+        (list(items), ops)), **query)
+
+    async def listed() -> list[dict]:
+        return (await reader.records("posts").list(per_page=limit, **query))["items"]
+    return tag, made, live, heard, listed
+
+
+def _heard_in_order(heard: list[tuple[list, list]]) -> None:
+    """Each time the items changed, the ops heard turned the items before into the items after."""
+    before: list = []
+    for items, ops in heard:
+        assert apply(before, ops) == items
+        before = items
+
+
+async def test_a_live_query_is_kept_as_records_list_answers_it_across_a_cut_socket(gateway, proxied):
+    proxy, url = proxied
+    reader, _ = await _account(url, Recording)
+    writer, alice = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    posts = writer.records("posts")
+    tag, made, live, heard, listed = await _live_feed(reader, writer, alice, 4)
+    assert live.items == await listed()
+    assert [p["id"] for p in live.items] == [p["id"] for p in made[:1:-1]]
+    assert len(heard) == 1   # once at the start
+
+    await posts.delete(made[5]["id"])
+    newest = await posts.create({"author": alice["id"], "text": f"{tag} newest", "public": True})
+    await posts.update(made[3]["id"], {"text": f"{tag} edited"})
+    wanted = await listed()
+    await live.wait_for(lambda items: items == wanted, 10)
+
+    held = [[p["id"], p["version"]] for p in live.items]
+    asked = len(reader.calls)
+    await proxy.cut()   # the socket dies; nothing reaches the reader until the proxy is back
+    gone = await posts.delete(made[4]["id"])
+    edited = await posts.update(made[3]["id"], {"text": f"{tag} edited again"})
+    later = await posts.create({"author": alice["id"], "text": f"{tag} while away", "public": True})
+    await proxy.start()
+    await reader.call("ping")   # waits for the socket, restored
+    assert reader.reconnects == 1
+    wanted = await listed()
+    await live.wait_for(lambda items: items == wanted, 10)
+    assert [p["id"] for p in wanted] == [later["id"], newest["id"], made[3]["id"], made[2]["id"]]
+    assert gone["id"] not in [p["id"] for p in live.items] and live.items[2] == edited
+    [resume] = [c for c in reader.calls[asked:] if c["op"] == "realtime.query"]
+    assert resume["args"]["have"] == held
+    assert "items" not in resume["data"]   # only what changed meanwhile came
+    assert sorted(op["record"]["id"] for op in resume["data"]["ops"] if "record" in op) == sorted(
+        [later["id"], edited["id"]])
+
+    last = await posts.create({"author": alice["id"], "text": f"{tag} after", "public": True})
+    await live.wait_for(lambda items: items and items[0]["id"] == last["id"], 10)   # and on it goes, live
+    assert live.items == await listed()
+    _heard_in_order(heard)
+    await live.close()
+    await reader.close()
+    await writer.close()
+
+
+async def test_a_reset_of_a_live_query_asks_again_with_what_it_holds(gateway, proxied):
+    _, url = proxied
+    reader, _ = await _account(url, Recording)
+    writer, alice = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    tag, made, live, heard, listed = await _live_feed(reader, writer, alice, 3)
+    held = [[p["id"], p["version"]] for p in live.items]
+    old = live.sub
+    asked = len(reader.calls)
+    # What the gateway sends when it could not keep the query (a read that failed), as it would arrive
+    reset = {"event": "realtime.reset", "sub": old, "data": {"subs": [old], "channels": []}}
+    reader.client._events.put_nowait(reset)
+    def answered(op: str) -> list[dict]:
+        return [c for c in reader.calls[asked:] if c["op"] == op and "data" in c]
+    while not (answered("realtime.query") and answered("realtime.unsubscribe")):
+        await reader.call("ping")   # the reset is read, and the query asked again, in turn with these
+    again = reader.calls[asked:]
+    assert live.sub not in (None, old)
+    assert {"op": "realtime.unsubscribe", "args": {"sub": old}, "data": {}} in again
+    [query] = [c for c in again if c["op"] == "realtime.query"]
+    assert query["args"]["have"] == held and query["data"]["ops"] == []
+    newest = await writer.records("posts").create({"author": alice["id"], "text": f"{tag} new", "public": True})
+    await live.wait_for(lambda items: items and items[0]["id"] == newest["id"], 10)
+    assert live.items == await listed()
+    _heard_in_order(heard)
+    await reader.close()
+    await writer.close()
