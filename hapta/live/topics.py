@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..access.live import topic_nodes
+from ..access.live import related_columns, topic_nodes
 from ..access.rules import reads, variable_key
 from ..models import Model
 from ..principal import ADMIN, Peer, Principal
@@ -125,14 +125,18 @@ class Topic:
     var_names: frozenset[str]     # what the rule, filter and guards of `fields` read about the principal
     relations: frozenset[str]     # relation fields they follow
     guarded: tuple[str, ...]      # fields among `fields` that a guard may blank
+    # relation field -> the related record's columns they read (a change of one of them may move records of this
+    # topic in or out of view: Realtime's derived outcomes)
+    follows: dict[str, frozenset[str]] = field(default_factory=dict)
     groups: dict[tuple, Group] = field(default_factory=dict)
     expanding: int = 0            # its subscriptions whose events embed relations (`Subscription.expand`)
 
     @classmethod
     def of(cls, model: Model, record_id: str | None, filter_node: Node | None, fields: tuple[str, ...]) -> "Topic":
-        var_names, relations = reads(tuple(topic_nodes(model, filter_node, fields)))
+        nodes = tuple(topic_nodes(model, filter_node, fields))
+        var_names, relations = reads(nodes)
         guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
-        return cls(model, record_id, filter_node, fields, var_names, relations, guarded)
+        return cls(model, record_id, filter_node, fields, var_names, relations, guarded, related_columns(nodes))
 
     @property
     def key(self) -> tuple:
