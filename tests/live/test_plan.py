@@ -9,7 +9,7 @@ import pytest
 from hapta.access.filters import bound_filter
 from hapta.access.live import Outcome
 from hapta.config import App, Collection
-from hapta.live.feed import Change
+from hapta.live.feed import Change, rule_columns
 from hapta.live.plan import plan
 from hapta.live.topics import MAX_HELD, TRANSITIONS, BadTransition, State, Subscription, Topic
 from hapta.models import build_models
@@ -225,6 +225,19 @@ def test_only_the_before_side_reads_the_old_related_row(models):
     outcome = Outcome("update", edited, edited, {("posts", "p1"): post(False)})
     assert heard(models, topic, outcome, change=CAUSED, related={("posts", "p1"): post(True)}) == \
         {"s1": ("update", edited)}
+
+
+def test_the_trigger_records_old_values_of_what_other_collections_read_through_a_relation():
+    app = App(collections=[
+        Collection("posts", list="public = true", view="public = true"),
+        Collection("quotes", list='post.text ~ "quote"', view='post.text ~ "quote"'),
+    ])
+    infos = {"posts": _info("posts", {"public": "bool", "text": "text", "likes": "int"}),
+             "quotes": _info("quotes", {"post": "text"}, {"post": "posts"})}
+    _, found = build_models(app, infos)
+    assert rule_columns(found["posts"]) == ["public"]
+    assert rule_columns(found["posts"], found) == ["public", "text"]
+    assert rule_columns(found["quotes"], found) == ["post"]
 
 
 # ---- a subscription's states -------------------------------------------------------------------------------
