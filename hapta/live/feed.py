@@ -167,6 +167,17 @@ async def changes_after(conn: asyncpg.Connection | Database, table: str, since: 
         table, since, head, limit, *(() if record_id is None else (record_id,))))
 
 
+async def causes_after(conn: asyncpg.Connection | Database, table: str, columns: list[str], since: int, head: int,
+                       limit: int) -> list[Change]:
+    """The changes of `table` at positions in [since, head] that may have moved records pointing at theirs in or
+    out of view (live/realtime.py, derived outcomes): deletes, and updates whose old values hold one of `columns`;
+    oldest first, at most `limit`. From `since` itself: its derived events may have reached a client in part."""
+    return decode_rows(await conn.fetch(
+        f"SELECT {LOG_ROW} FROM hapta.change_log WHERE t = $1 AND pos >= $2 AND pos <= $3 "
+        "AND (change->>'a' = 'delete' OR (change->>'a' = 'update' AND change->'o' ?| $4::text[])) "
+        "ORDER BY pos LIMIT $5", table, since, head, columns, limit))
+
+
 Consumer = Callable[[list[Change]], Awaitable[None]]
 
 

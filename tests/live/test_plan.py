@@ -11,6 +11,7 @@ from hapta.access.live import Outcome
 from hapta.config import App, Collection
 from hapta.live.feed import Change, rule_columns
 from hapta.live.plan import plan
+from hapta.live.realtime import _fold, _moves, dependencies_of
 from hapta.live.topics import MAX_HELD, TRANSITIONS, BadTransition, State, Subscription, Topic
 from hapta.models import build_models
 from hapta.principal import ADMIN, GUEST, USER, Principal, SocketPeer
@@ -225,6 +226,35 @@ def test_only_the_before_side_reads_the_old_related_row(models):
     outcome = Outcome("update", edited, edited, {("posts", "p1"): post(False)})
     assert heard(models, topic, outcome, change=CAUSED, related={("posts", "p1"): post(True)}) == \
         {"s1": ("update", edited)}
+
+
+def test_what_a_change_of_a_related_record_costs_is_decided_from_the_topics(models):
+    comments, posts = models["comments"], models["posts"]
+    follows = dependencies_of([Topic.of(comments, None, None, comments.visible), Topic.of(posts, None, None,
+                                                                                          posts.visible)])
+    assert follows == {"posts": {("comments", "post"): frozenset({"public"})}}
+    wanted = follows["posts"]
+    assert _moves(Change("posts", "update", "p1", old={"public": True}), wanted)
+    assert _moves(Change("posts", "delete", "p1", old={"id": "p1"}), wanted)
+    assert not _moves(Change("posts", "update", "p1"), wanted)                 # no rule column changed
+    assert not _moves(Change("posts", "update", "p1", old={"text": "x"}), wanted)
+    assert not _moves(Change("posts", "create", "p1"), wanted)
+
+
+def test_a_record_that_changed_itself_keeps_its_own_outcome(models):
+    created = Change("comments", "create", "c1", 1, position=3, place=30)
+    derived = {("comments", "c1"): (CAUSED, moved(post(True), post(False))[0])}
+    other = Change("comments", "update", "c2", 1, position=7, place=70)
+    other_outcome = moved(post(True), post(False), {**comment(), "id": "c2"})[0]
+    mine = Outcome("create", comment(), None)
+    folded = _fold([(created, mine)], {**derived, ("comments", "c2"): (other, other_outcome)})
+    assert folded == [(created, mine), (other, other_outcome)]   # a create stands as it now is
+
+    edited = Change("comments", "update", "c1", 2, position=5, place=50)   # edited, then its post turned private
+    [(change, outcome)] = _fold([(edited, Outcome("update", comment(), None))], derived)
+    assert (change.position, change.place) == (7, 70)   # the later of the two
+    assert outcome.before == comment() and outcome.before_related == {("posts", "p1"): post(True)}
+    assert not outcome.derived
 
 
 def test_the_trigger_records_old_values_of_what_other_collections_read_through_a_relation():
