@@ -266,23 +266,32 @@ class Realtime:
     async def replay(self, sub: Subscription, changes: list[Change], since: int | None = None) -> list[Event] | None:
         """The events `changes` (from the log, in position order) make for `sub` as the record and the subscriber
         are now: what it missed, checked as a live delivery would be now. `changes` may hold changes of the
-        collections its topic reads through relations (from position `since` on: the records they moved in or out
-        of view are replayed as derived events; its own collection's changes at or before `since` are not). None
-        when the records a change moved were too many to read (MAX_DEPENDENTS): it must refetch."""
+        collections its topic reads through relations, from position `since` on: the records they moved in or
+        out of view are replayed as derived events (its own collection's changes at or before `since` are not).
+        None when the records a change moved were too many to read (MAX_DEPENDENTS): it must refetch.
+
+        The changes at `since` are judged apart from the later ones: the client may have got all, part or none
+        of the events they caused (they share that position), so it may hold the records as they were before
+        them or after; each group's events, from its own before to now, cover both."""
         topic = sub.topic
-        outcomes, related, unread = await self._outcomes(_coalesce(changes), [topic])
-        if any(u.collection == topic.model.name and u.relation in topic.relations for u in unread):
-            return None
+        groups = [changes] if since is None else [[c for c in changes if c.position <= since],
+                                                  [c for c in changes if c.position > since]]
         replayed: list[Event] = []
-        for change, outcome in outcomes:
-            if sub.state is State.ENDED:
-                return []   # unsubscribed meanwhile
-            if change.table != topic.model.name:
-                continue   # a change of a related collection: only the records it moved concern this topic
-            if since is not None and change.position <= since and not outcome.derived:
-                continue   # seen before it dropped (read only as the cause of derived events at `since`)
-            if topic.record_id in (None, str(change.id)):
-                await self._deliver(change, outcome, [topic], related, only=sub, sink=replayed)
+        for group in groups:
+            if not group:
+                continue
+            outcomes, related, unread = await self._outcomes(_coalesce(group), [topic])
+            if any(u.collection == topic.model.name and u.relation in topic.relations for u in unread):
+                return None
+            for change, outcome in outcomes:
+                if sub.state is State.ENDED:
+                    return []   # unsubscribed meanwhile
+                if change.table != topic.model.name:
+                    continue   # a change of a related collection: only the records it moved concern this topic
+                if since is not None and change.position <= since and not outcome.derived:
+                    continue   # seen before it dropped (read only as the cause of derived events at `since`)
+                if topic.record_id in (None, str(change.id)):
+                    await self._deliver(change, outcome, [topic], related, only=sub, sink=replayed)
         return replayed
 
     async def _deliver(self, change: Change, outcome: Outcome, topics: list[Topic], related: dict, *,

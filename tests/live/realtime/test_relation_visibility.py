@@ -190,6 +190,22 @@ async def test_a_resume_across_the_change_gets_what_a_live_subscriber_got(user, 
         assert _sorted(again) == _sorted(live)
 
 
+async def test_a_resume_from_a_change_that_was_undone_since_gets_the_records_back(user, connect):
+    """The post turned private (p), then public again (q): a client that got the deletes at p, all or some,
+    resumes from p and gets the creates of q, as a live subscriber did."""
+    cast = await Cast.make(user)
+    await cast.alice.call("records.update", {"collection": "posts", "id": cast.post["id"], "data": {"public": False}})
+    *hidden, first_marker = await events_until(cast.bob, change_of(await _marker(cast)))
+    await cast.alice.call("records.update", {"collection": "posts", "id": cast.post["id"], "data": {"public": True}})
+    live = await events_until(cast.bob, change_of(await _marker(cast)))
+    assert {e["data"]["action"] for e in live[:-1]} == {"create"} and len(live) == 3
+    back = await connect()
+    await back.call("auth.login", {"identity": cast.emails["bob"], "password": PASSWORD})
+    await back.call("realtime.subscribe", {"collection": "comments", "since": hidden[0]["data"]["pos"]})
+    replayed = await events_until(back, change_of(cast.marker["id"]))
+    assert _sorted(replayed) == _sorted([first_marker, *live])
+
+
 async def _marker(cast: Cast) -> str:
     cast.marker = await _comment(cast.alice, cast.elsewhere["id"], cast.ids["alice"], "marker")
     return cast.marker["id"]
