@@ -22,12 +22,12 @@ before with P's old row and now with its new one. A change nothing subscribed de
     _outcomes(changes, topics=None) -> Outcomes(pairs, related, unread)
         pairs    (Change, Outcome) in position order, the direct ones and the derived ones. A derived pair's Change
                  has table C, action "update", the C record's id and version, and the causing change's
-                 position, inbox place and transaction; its Outcome has now == before (the C row as it stands),
-                 `through` (the relation fields whose related record changed: Outcome.derived is true) and
-                 `before_related` ((P, id) -> P's old row, None where it did not exist), which the before side
-                 reads in place of `related`. A C record that also changed itself in the batch gets no derived
-                 pair: its own update carries `before_related` (and the later position of the two); its create
-                 needs none.
+                 position, inbox place and transaction; its Outcome has now == before (the C row as it stands)
+                 and `through` (the relation fields whose related record changed: Outcome.derived is true). Every
+                 outcome with a before side (derived or direct: a comment deleted with its post) carries
+                 `before_related`, (P, id) -> P's row as it was before the batch, which the before side reads in
+                 place of `related`. A C record that also changed itself in the batch gets no derived pair: its
+                 own update is judged so (at the later position of the two); its create needs none.
         related  (table, id) -> the row as it stands, for every relation the topics' rules, filters and guards read
         unread   Unread(change, collection, relation): a changed P record with more dependents in C than
                  MAX_DEPENDENTS (or past MAX_DEPENDENTS_READ in its query): the subscriptions of C's topics that
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Iterable, NamedTuple, Protocol
 
@@ -449,8 +449,13 @@ class Realtime:
             before = {**now, **typed(model, change.old)} if change.action == "update" and change.old else None
             outcomes.append((change, Outcome(change.action, now, before)))
         unread: list[Unread] = []
-        if any(change.table in follows for change in changes):
-            derived, unread = await self._derived(changes, rows, follows)
+        olds = self._olds(changes, rows, follows) if any(change.table in follows for change in changes) else {}
+        if olds:
+            # What a subscriber knew of the related records is how they were before this batch: every record's
+            # before side reads them so (a comment deleted with its post: who saw it through the post sees it go)
+            outcomes = [(change, outcome if outcome.before is None else replace(outcome, before_related=olds))
+                        for change, outcome in outcomes]
+            derived, unread = await self._derived(changes, olds, follows)
             if derived:
                 outcomes = _fold(outcomes, derived)
         if not outcomes:
@@ -459,34 +464,40 @@ class Realtime:
         self._regroup(outcomes)
         return Outcomes(outcomes, related, unread)
 
-    async def _derived(self, changes: list[Change], rows: dict[tuple[str, str], dict[str, Any]],
-                       follows: Dependencies) -> tuple[dict[tuple[str, str], tuple[Change, Outcome]], list[Unread]]:
-        """The records of other collections whose visibility the changes may have moved, each as a derived
-        outcome keyed (collection, id), and the changes whose dependents were too many to read."""
-        causes: dict[tuple[str, str], list[tuple[Change, dict[str, Any]]]] = {}   # (C, relation) -> changes, old rows
+    def _olds(self, changes: list[Change], rows: dict[tuple[str, str], dict[str, Any]],
+              follows: Dependencies) -> dict[tuple[str, str], dict[str, Any]]:
+        """(table, id) -> the row as it was before the batch, of the changed records that topics read through a
+        relation and whose change may move what points at them (`_moves`)."""
+        olds: dict[tuple[str, str], dict[str, Any]] = {}
         for change in changes:
             wanted = follows.get(change.table)
             if not wanted or not _moves(change, wanted):
                 continue
             model = self.models[change.table]
+            key = (change.table, str(change.id))
             if change.action == "delete":
-                old = typed(model, change.old) if change.old else {"id": change.id}   # (rules then fail closed)
-            else:
-                now = rows.get((change.table, str(change.id)))
-                if now is None:
-                    continue   # deleted since: its delete follows
-                old = {**now, **typed(model, change.old)}
-            for (collection, relation), columns in wanted.items():
+                olds[key] = typed(model, change.old) if change.old else {"id": change.id}   # (rules fail closed)
+            elif key in rows:   # (else deleted since: its delete follows)
+                olds[key] = {**rows[key], **typed(model, change.old)}
+        return olds
+
+    async def _derived(self, changes: list[Change], olds: dict[tuple[str, str], dict[str, Any]],
+                       follows: Dependencies) -> tuple[dict[tuple[str, str], tuple[Change, Outcome]], list[Unread]]:
+        """The records of other collections whose visibility the changes may have moved, each as a derived
+        outcome keyed (collection, id), and the changes whose dependents were too many to read."""
+        causes: dict[tuple[str, str], list[Change]] = {}   # (collection, relation) -> changes of what it points at
+        for change in changes:
+            if (change.table, str(change.id)) not in olds:
+                continue
+            for (collection, relation), columns in follows[change.table].items():
                 if change.action == "update" and columns.isdisjoint(change.old):
                     continue   # none of what these rules read through it changed
-                causes.setdefault((collection, relation), []).append((change, old))
+                causes.setdefault((collection, relation), []).append(change)
         derived: dict[tuple[str, str], tuple[Change, Outcome]] = {}
         unread: list[Unread] = []
         for (collection, relation), caused in causes.items():
-            model = self.models[collection]
-            found, over = await self._dependents(model, relation, [change.id for change, _ in caused])
-            target = model.table.fields[relation].relation
-            for change, old in caused:
+            found, over = await self._dependents(self.models[collection], relation, [c.id for c in caused])
+            for change in caused:
                 key = str(change.id)
                 if key in over:
                     unread.append(Unread(change, collection, relation))
@@ -498,15 +509,14 @@ class Realtime:
                         derived[record_key] = (
                             Change(collection, "update", row["id"], row.get("version", 0), change.xact,
                                    position=change.position, place=change.place),
-                            Outcome("update", row, row, {(target, key): old}, frozenset((relation,))))
+                            Outcome("update", row, row, olds, frozenset((relation,))))
                         continue
                     # two of its relations changed in this batch: one outcome, at the later change
                     first, outcome = was
-                    later = change if change.position > first.position else first
-                    derived[record_key] = (
-                        msgspec.structs.replace(first, position=later.position, place=later.place, xact=later.xact),
-                        Outcome("update", row, row, {**(outcome.before_related or {}), (target, key): old},
-                                outcome.through | {relation}))
+                    if change.position > first.position:
+                        first = msgspec.structs.replace(first, position=change.position, place=change.place,
+                                                        xact=change.xact)
+                    derived[record_key] = (first, Outcome("update", row, row, olds, outcome.through | {relation}))
         unread.sort(key=lambda u: u.change.position)
         return derived, unread
 

@@ -135,6 +135,29 @@ async def test_straight_sql_changes_of_the_post_move_its_comments_too(user, data
         await sql.close()
 
 
+async def test_comments_deleted_with_their_post_leave_who_saw_them_through_it(user, database):
+    """The post is deleted and its comments with it (ON DELETE CASCADE, in the same transaction): their deletes
+    are judged with the post as it was, so whoever saw them through it sees them go."""
+    cast = await Cast.make(user)
+    private = await post(cast.alice, cast.ids["alice"], "never public", public=False)
+    unseen = await _comment(cast.alice, private["id"], cast.ids["alice"], "on a private post")
+    cast.round()
+    await cast.alice.call("records.delete", {"collection": "posts", "id": cast.post["id"]})
+    sql = await asyncpg.connect(database)
+    try:
+        await sql.execute("DELETE FROM posts WHERE id = $1", private["id"])
+    finally:
+        await sql.close()
+    for name in ("bob", "carol", "alice"):
+        heard = await cast.until_marker(name)
+        if name == "alice":   # she made the comment on her private post, and sees it go
+            assert heard[0][:2] == ("create", unseen["id"]) and heard.pop(0)
+        assert sorted((action, rid) for action, rid, _ in heard) == sorted(
+            [("delete", cast.carols["id"]), ("delete", cast.alices["id"])] + (
+                [("delete", unseen["id"])] if name == "alice" else [])), name
+        assert all(record["text"] for _, _, record in heard)   # a delete carries the record as it was
+
+
 async def test_a_comment_that_changed_with_its_post_is_heard_once(user, database):
     """One transaction edits a comment and hides its post: one event for the comment, whatever came first."""
     cast = await Cast.make(user)
