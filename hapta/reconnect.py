@@ -58,6 +58,9 @@ class Subscription:
         self.args = args
         self.sub: str | None = None          # the gateway's id on the current socket
         self.pos: int = 0                     # the last position delivered (or where it started)
+        # the records delivered at `pos`: the events one change caused in other records (a post turned private:
+        # its comments) share its position, and a resume from it sends them all again (docs/realtime.md)
+        self.at_pos: set[Any] = set()
         self.snapshot: dict[str, Any] | None = None   # with snapshot=True: the first page, read at `pos`
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = False
@@ -79,10 +82,19 @@ class Subscription:
     def _deliver(self, data: dict[str, Any]) -> None:
         position = data.get("pos")
         if isinstance(position, int):
-            if position <= self.pos:
-                return   # already delivered (never happens with a gap-free resume; cheap to be sure)
-            self.pos = position
+            record_id = (data.get("record") or {}).get("id")
+            if position < self.pos or (position == self.pos and record_id in self.at_pos):
+                return   # already delivered (a resume from a position sends what shares it again)
+            if position > self.pos:
+                self.pos, self.at_pos = position, set()
+            self.at_pos.add(record_id)
         self.queue.put_nowait(data)
+
+    def _start(self, position: int) -> None:
+        """Where the gateway says it starts: its own position when resumed, the head when reset."""
+        if position != self.pos:
+            self.at_pos = set()
+        self.pos = position
 
     async def close(self) -> None:
         self.closed = True
@@ -465,7 +477,7 @@ class Hapta:
 
     def _started(self, subscription: Subscription, answer: dict[str, Any]) -> None:
         subscription.sub = answer["sub"]
-        subscription.pos = answer["pos"]   # where it starts: its own position when resumed, the head when reset
+        subscription._start(answer["pos"])
         self.by_sub[subscription.sub] = subscription
 
     async def _run(self, client: Client) -> None:

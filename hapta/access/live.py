@@ -6,15 +6,20 @@ now, saw it before, and so what they hear: the change, a `delete` carrying only 
 view), or nothing. It first asks whether the answer is the same for anyone (a public post), and only where it
 depends on the asker evaluates per group. The same bound rule that becomes SQL for records.* is evaluated here
 (hapta.query.evaluate agrees with the SQL, three-valued logic included).
+
+A *derived* outcome (Outcome.through) is a record that did not change while a record its rules read through a
+relation did (a comment whose post turned private): it is judged before with the related record's old row
+(Outcome.before_related) and now with its new one, and a group hears it only if that moved it in or out of view:
+a `create` with the record where it came into view, a `delete` with its id alone where it left.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 from ..models import EVERYONE, Model, Rule
-from ..query import evaluate, evaluate_for_anyone
+from ..query import evaluate, evaluate_for_anyone, fields_used
 from ..query.ast import Node
 
 
@@ -26,10 +31,36 @@ class Viewer(Protocol):
 
 @dataclass
 class Outcome:
-    """What one change looks like: the record now (None if gone) and before (None if not known or not needed)."""
+    """What one change looks like: the record now (None if gone) and before (None if not known or not needed).
+
+    The rules read related records (`post.public`) from the rows delivery fetched, as they stand now, on both
+    sides; `before_related`, keyed like them ((table, id) -> row, or None where it did not exist), says which
+    related records the before side reads as they were instead: the old rows of related records that changed in
+    the same delivery. `through` names the relation fields whose related record changed when the record itself
+    did not (a derived outcome: now and before are the same row)."""
     action: str                          # the change's: "create", "update" or "delete"
     now: dict[str, Any] | None
     before: dict[str, Any] | None
+    before_related: dict[tuple[str, str], dict[str, Any] | None] | None = None
+    through: frozenset[str] = frozenset()
+
+    @property
+    def derived(self) -> bool:
+        """Only its visibility may have changed, through a related record: heard as a create or a delete, or not."""
+        return bool(self.through)
+
+
+def related_columns(nodes: Iterable[Node]) -> dict[str, frozenset[str]]:
+    """Relation field -> the related record's columns that `nodes` read through it (`post.public` -> post:
+    {public}), guards and view rules of the related collection included."""
+    found: dict[str, set[str]] = {}
+    for node in nodes:
+        if node is None or node is EVERYONE:
+            continue
+        for path in fields_used(node):
+            if len(path) == 2:
+                found.setdefault(path[0], set()).add(path[1])
+    return {name: frozenset(columns) for name, columns in found.items()}
 
 
 def topic_nodes(model: Model, filter_node: Node | None, fields: tuple[str, ...], rule_op: str = "view") -> list[Node]:
@@ -57,6 +88,9 @@ class Checks:
     def decide(self, group: Viewer, moment: datetime) -> tuple[str | None, dict[str, Any] | None]:
         outcome = self.outcome
         action = outcome.action
+        if outcome.derived:
+            shown, was_shown = self.shows(group, moment, now=True), self.shows(group, moment, now=False)
+            return self._moved(shown, was_shown)
         if outcome.now is not None:
             if self.shows(group, moment, now=True):
                 return action, outcome.now
@@ -70,6 +104,12 @@ class Checks:
     def decide_for_anyone(self) -> tuple[str | None, dict[str, Any] | None] | None:
         """decide() for every non-admin group at once, or None when the answer depends on who asks."""
         outcome = self.outcome
+        if outcome.derived:
+            shown = self._shows_for_anyone(now=True)
+            was_shown = self._shows_for_anyone(now=False) if shown is not None else None
+            if shown is None or was_shown is None:
+                return None
+            return self._moved(shown, was_shown)
         if outcome.now is not None:
             shown = self._shows_for_anyone(now=True)
             if shown is None:
@@ -88,6 +128,12 @@ class Checks:
         if was_shown is None:
             return None
         return ("delete", outcome.before) if was_shown else (None, None)
+
+    def _moved(self, shown: bool, was_shown: bool) -> tuple[str | None, dict[str, Any] | None]:
+        """A derived outcome: news only where it came into view (the whole record) or left it (its id)."""
+        if shown == was_shown:
+            return None, None
+        return ("create", self.outcome.now) if shown else ("delete", self.left)
 
     def _shows_for_anyone(self, now: bool) -> bool | None:
         if self.rule is None:

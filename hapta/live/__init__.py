@@ -26,9 +26,9 @@ from ..store.postgres import Database
 from .bus import Bus, PostgresBus, RedisBus
 from .cache import ReadCache, SharedStore
 from .channels import Channels
-from .feed import (CHANNEL as CHANGES_CHANNEL, LEADER_KEY, POSITIONS, ChangeFeed, changes_after, horizon,
-                   install_triggers)
-from .realtime import Realtime, Subscription, View, reset_event
+from .feed import (CHANNEL as CHANGES_CHANNEL, LEADER_KEY, POSITIONS, ChangeFeed, causes_after, changes_after,
+                   horizon, install_triggers)
+from .realtime import Realtime, Subscription, View, dependencies_of, reset_event
 from .window import TextKey, collation_key
 
 # Changes a resume replays at most; a subscription that missed more is told to refetch (cheaper than replaying).
@@ -134,9 +134,18 @@ class Live:
             if kept.pruned <= since <= kept.head:
                 changes = await changes_after(conn, topic.model.name, since, kept.head, MAX_REPLAY + 1,
                                               record_id=topic.record_id)
+                # Changes of what its rules read through relations (a post turned private hides its comments),
+                # from `since` itself: the events a change derived share its position, and may have reached the
+                # client in part before it dropped.
+                for target, reading in dependencies_of([topic]).items():
+                    columns = sorted(set().union(*reading.values()))
+                    changes += await causes_after(conn, target, columns, since, kept.head, MAX_REPLAY + 1)
         if changes is None or len(changes) > MAX_REPLAY:
             return kept.head, lambda: self.realtime.release(sub, kept.head, reset=True)
-        replayed = await self.realtime.replay(sub, changes)
+        changes = sorted({change.position: change for change in changes}.values(), key=lambda c: c.position)
+        replayed = await self.realtime.replay(sub, changes, since)
+        if replayed is None:   # a change moved more records than are read for it
+            return kept.head, lambda: self.realtime.release(sub, kept.head, reset=True)
         return since, lambda: self.realtime.release(sub, kept.head, replayed)
 
     async def snapshot(self, sub: Subscription, read: Callable[[Any], Awaitable[T]]) -> tuple[T, int, Callable[[], None]]:

@@ -83,14 +83,24 @@ _decode_doorbell = msgspec.json.Decoder(Doorbell).decode
 LOG_ROW = "(change || jsonb_build_object('p', pos, 's', seq))::text"
 
 
-def rule_columns(model: Model) -> list[str]:
-    """Columns of the model's own row that its rules and guards read: their old values say who could see it."""
+def rule_columns(model: Model, models: dict[str, Model] | None = None) -> list[str]:
+    """Columns of the model's own row that its rules and guards read, and (given every model) those that other
+    collections' rules and guards read through a relation into it (`post.public` of comments: posts.public): their
+    old values say who could see the row, and who could see the records that point at it (the derived outcomes of
+    live/realtime.py; docs/realtime.md, "Visibility through relations")."""
     columns: set[str] = set()
-    nodes = [model.rules[op] for op in RULE_OPS] + [f.guard for f in model.table.fields.values()]
-    for node in nodes:
-        if node is not None and not isinstance(node, Everyone):
-            columns.update(path[0] for path in fields_used(node))
+    for node in _rule_nodes(model):
+        columns.update(path[0] for path in fields_used(node))
+    for other in (models or {}).values():
+        for node in _rule_nodes(other):
+            columns.update(path[1] for path in fields_used(node) if len(path) == 2
+                           and getattr(other.table.fields.get(path[0]), "relation", None) == model.name)
     return sorted(columns)
+
+
+def _rule_nodes(model: Model) -> list:
+    nodes = [model.rules[op] for op in RULE_OPS] + [f.guard for f in model.table.fields.values()]
+    return [node for node in nodes if node is not None and not isinstance(node, Everyone)]
 
 
 def _array_literal(names: list[str]) -> str:
@@ -98,13 +108,14 @@ def _array_literal(names: list[str]) -> str:
 
 
 async def install_triggers(conn: asyncpg.Connection, models: dict[str, Model]) -> None:
-    """(Re)create each exposed table's change trigger with the columns its rules read today. The column lists
-    travel as trigger arguments (string literals, quoted by quote_literal)."""
+    """(Re)create each exposed table's change trigger with the columns its rules, and other collections' rules
+    through relations into it, read today. The column lists travel as trigger arguments (string literals, quoted
+    by quote_literal)."""
     arguments = {}
     for name, model in models.items():
         hidden = [c for c in model.info.columns if c not in model.table.fields]
         arguments[name] = await conn.fetchval("SELECT quote_literal($1) || ', ' || quote_literal($2)",
-                                              _array_literal(rule_columns(model)), _array_literal(hidden))
+                                              _array_literal(rule_columns(model, models)), _array_literal(hidden))
     await create_triggers(conn, "notify_changes", arguments, CHANGE_TRIGGERS, replaces=("hapta_changes",))
 
 
@@ -164,6 +175,17 @@ async def changes_after(conn: asyncpg.Connection | Database, table: str, since: 
     return decode_rows(await conn.fetch(
         f"SELECT {LOG_ROW} FROM hapta.change_log WHERE t = $1 AND pos > $2 AND pos <= $3 {one}ORDER BY pos LIMIT $4",
         table, since, head, limit, *(() if record_id is None else (record_id,))))
+
+
+async def causes_after(conn: asyncpg.Connection | Database, table: str, columns: list[str], since: int, head: int,
+                       limit: int) -> list[Change]:
+    """The changes of `table` at positions in [since, head] that may have moved records pointing at theirs in or
+    out of view (live/realtime.py, derived outcomes): deletes, and updates whose old values hold one of `columns`;
+    oldest first, at most `limit`. From `since` itself: its derived events may have reached a client in part."""
+    return decode_rows(await conn.fetch(
+        f"SELECT {LOG_ROW} FROM hapta.change_log WHERE t = $1 AND pos >= $2 AND pos <= $3 "
+        "AND (change->>'a' = 'delete' OR (change->>'a' = 'update' AND change->'o' ?| $4::text[])) "
+        "ORDER BY pos LIMIT $5", table, since, head, columns, limit))
 
 
 Consumer = Callable[[list[Change], Callable[[Change], None]], Awaitable[None]]

@@ -12,6 +12,11 @@ expansions, which await) checks that the subscription is still where it was (`De
 Rules are checked against the record as it stands when delivered, with the principal as it is then: an expired
 token or a signed-out connection hears nothing; a record that stops being viewable reaches those who could see it
 as a `delete` carrying only its id; one that becomes viewable reaches them as its change.
+
+A derived outcome (a comment whose post turned private: Outcome.through) is planned like any other, for the topics
+that follow one of its changed relations: its before side reads the related records' old rows
+(Outcome.before_related), and a group hears a `create` where it came into view, a `delete` of its id where it left,
+and nothing where neither.
 """
 from __future__ import annotations
 
@@ -83,8 +88,10 @@ def audiences(change: Change, outcome: Outcome, topics: Iterable[Topic], related
     position, place = change.position, change.place
     for topic in topics:
         model = topic.model
+        if outcome.through and outcome.through.isdisjoint(topic.relations):
+            continue   # derived through a relation this topic does not read: nothing moved for it
         now_related = _related(model, topic.relations, outcome.now, related)
-        before_related = _related(model, topic.relations, outcome.before, related)
+        before_related = _related(model, topic.relations, outcome.before, related, outcome.before_related)
         checks = Checks(model.rules["view"], topic.filter, outcome, now_related, before_related)
         # Usually the rule and filter answer the same for anyone (a public post): decide once for the topic.
         shared = checks.decide_for_anyone() if not topic.guarded else None
@@ -125,12 +132,18 @@ def audiences(change: Change, outcome: Outcome, topics: Iterable[Topic], related
 
 
 def _related(model: Model, relations: frozenset[str], record: dict[str, Any] | None,
-             rows: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """The related rows a record's relations point at, by relation field (None where the row is not there)."""
+             rows: dict[tuple[str, str], dict[str, Any]],
+             instead: dict[tuple[str, str], dict[str, Any] | None] | None = None) -> dict[str, dict[str, Any] | None]:
+    """The related rows a record's relations point at, by relation field (None where the row is not there); from
+    `instead` where it has the row (the before side of an outcome whose related record changed)."""
     if record is None or not relations:
         return {}
     out = {}
     for name in relations:
         value = record.get(name)
-        out[name] = None if value is None else rows.get((model.table.fields[name].relation, str(value)))
+        if value is None:
+            out[name] = None
+            continue
+        key = (model.table.fields[name].relation, str(value))
+        out[name] = instead[key] if instead is not None and key in instead else rows.get(key)
     return out

@@ -11,14 +11,39 @@ A change to 10,000 subscribers is a tight loop of buffer writes; the plan lets o
 DELIVERY_SLICE. A connection that cannot keep up is never waited for: past App.connections.outgoing unsent bytes it is
 dropped (Connection.deliver). Every event carries its change's position (`pos`, feed.py); a subscription that is
 being resumed or snapshotted queues live events until `release` says where it starts (docs/realtime.md).
+
+Visibility through relations. A change to a record of P (an update whose old values show that a column some
+subscribed topic of another collection C reads through a relation changed, or a delete) may move records of C in
+or out of view without changing them: a post turned private hides its comments. `_outcomes` then reads the C
+records pointing at the changed P records (one query per (C, relation) per batch, at most MAX_DEPENDENTS per changed
+record and MAX_DEPENDENTS_READ per query) and adds a *derived* outcome for each: the record now and before, judged
+before with P's old row and now with its new one. A change nothing subscribed depends on costs no query.
+
+    _outcomes(changes, topics=None) -> Outcomes(pairs, related, unread)
+        pairs    (Change, Outcome) in position order, the direct ones and the derived ones. A derived pair's Change
+                 has table C, action "update", the C record's id and version, and the causing change's
+                 position, inbox place and transaction; its Outcome has now == before (the C row as it stands)
+                 and `through` (the relation fields whose related record changed: Outcome.derived is true). Every
+                 outcome with a before side (derived or direct: a comment deleted with its post) carries
+                 `before_related`, (P, id) -> P's row as it was before the batch, which the before side reads in
+                 place of `related`. A C record that also changed itself in the batch gets no derived pair: its
+                 own update is judged so (at the later position of the two); its create needs none.
+        related  (table, id) -> the row as it stands, for every relation the topics' rules, filters and guards read
+        unread   Unread(change, collection, relation): a changed P record with more dependents in C than
+                 MAX_DEPENDENTS (or past MAX_DEPENDENTS_READ in its query): the subscriptions of C's topics that
+                 follow the relation are told `realtime.reset` (refetch) at that change instead of reading on
+
+Live queries (or anything else kept by diffs of C) consume derived pairs like any update whose before and now were
+judged apart: in view before and not now, it left; now and not before, it entered; both or neither, nothing moved.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, NamedTuple, Protocol
 
 import msgspec
 
@@ -37,7 +62,8 @@ from .queries import DIFF_EVENT, effects
 from .topics import State, Subscription, TooMany, Topic
 from .window import diff
 
-__all__ = ["Realtime", "Subscription", "TooMany", "View", "reset_event", "CHANGE_EVENT", "RESET_EVENT"]
+__all__ = ["Realtime", "Subscription", "TooMany", "View", "Outcomes", "Unread", "reset_event", "CHANGE_EVENT",
+           "RESET_EVENT", "MAX_DEPENDENTS", "MAX_DEPENDENTS_READ", "dependencies_of"]
 
 log = logging.getLogger("hapta.realtime")
 
@@ -46,6 +72,32 @@ RESET_EVENT = "realtime.reset"
 # Seconds of delivery work after which it lets other tasks run (a ping's reply waits at most about this long).
 DELIVERY_SLICE = 0.005
 PLAN_SLICE = 128   # subscriptions (topics) planned between two looks at the clock
+# Records of another collection read per changed record and relation when the change may move them in or out of
+# view (a post turned private: its comments); past it, the subscriptions that follow the relation are told
+# `realtime.reset` (refetch) rather than read on without bound.
+MAX_DEPENDENTS = 1_000
+# ... and at most this many per query (one per collection and relation per batch of the feed, up to 1,000 changes):
+# the changed records past it get `realtime.reset` too.
+MAX_DEPENDENTS_READ = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """A changed record (`change`) whose dependents in `collection` through `relation` were not read: too many."""
+    change: Change
+    collection: str
+    relation: str
+
+
+class Outcomes(NamedTuple):
+    """What `_outcomes` makes of a batch of changes (the module's docstring says what each holds)."""
+    pairs: list[tuple[Change, Outcome]]
+    related: dict[tuple[str, str], dict[str, Any]]
+    unread: list[Unread]
+
+
+# target collection -> (collection, relation field) -> the target's columns read through it
+Dependencies = dict[str, dict[tuple[str, str], frozenset[str]]]
 
 
 class View(Protocol):
@@ -86,6 +138,7 @@ class Realtime:
         # together once the transaction is done, in one frame (`_out`, `_let_go`).
         self.gathering: dict[Peer, Any] | None = None
         self.regrouped: list[Subscription] = []   # live queries whose connection signed in as someone else
+        self._follows: Dependencies | None = None   # what the topics read through relations (None: work it out)
 
     # ---- subscriptions ----------------------------------------------------------------------------------
 
@@ -113,6 +166,7 @@ class Realtime:
         topic = by_id.get(key)
         if topic is None:
             topic = by_id[key] = Topic.of(model, record_id, filter_node, fields, query)
+            self._follows = None
         sub = Subscription(sub_id, peer, topic, peer.principal, holders=holders, weight=weight, expand=expand,
                            view=view)
         topic.add(sub)
@@ -166,6 +220,7 @@ class Realtime:
             by_id = self.topics.get(topic.model.name, {})
             topics = by_id.get(topic.record_id, {})
             topics.pop(topic.key, None)
+            self._follows = None
             if not topics:
                 by_id.pop(topic.record_id, None)
             if not by_id:
@@ -176,20 +231,33 @@ class Realtime:
 
     # ---- delivery ---------------------------------------------------------------------------------------
 
+    @property
+    def dependencies(self) -> Dependencies:
+        """What the subscribed topics read through relations: for each collection they point at, which
+        (collection, relation) read which of its columns. Worked out again when a topic comes or goes."""
+        if self._follows is None:
+            self._follows = dependencies_of(topic for by_id in self.topics.values() for topics in by_id.values()
+                                            for topic in topics.values())
+        return self._follows
+
     async def deliver(self, batch: list[Change], tell: Callable[[Change], None] | None = None) -> None:
         """Live: `batch` (from the feed, in position order) to every subscription it concerns. What is not a
         record's change (a channel message that waited for its transaction's commit) goes to `tell` in its place,
         so that what a connection hears of it leaves with the rest of its transaction."""
-        changes = _coalesce([c for c in batch if c.table in self.topics])
-        told = [c for c in batch if c.table not in self.models] if tell is not None else []
-        if not changes and not told:
+        follows = self.dependencies
+        changes = _coalesce([c for c in batch if c.table in self.topics
+                             or (c.table in follows and _moves(c, follows[c.table]))])
+        messages = [c for c in batch if c.table not in self.models] if tell is not None else []
+        if not changes and not messages:
             return
         async with self.turn:
-            outcomes, related = await self._outcomes(changes) if changes else ([], {})
-            if told:   # in position order with the changes (the read above is done: nothing fails after a tell)
-                outcomes = sorted([*outcomes, *((c, None) for c in told)], key=lambda pair: pair[0].position)
+            outcomes, related, unread = await self._outcomes(changes) if changes else ([], {}, [])
+            if messages:   # in position order with the changes (the reads above are done: nothing fails after)
+                outcomes = sorted([*outcomes, *((c, None) for c in messages)], key=lambda pair: pair[0].position)
             sent = self.delivered
             self.holding = time.perf_counter()
+            unread.reverse()   # popped from the end, oldest first
+            reset: set[Subscription] = set()
             # live queries whose windows this transaction changed (or that must be read again for a new principal)
             touched: dict[Subscription, None] = dict.fromkeys(sub for sub in self.regrouped if not sub.starting)
             self.regrouped = []
@@ -209,14 +277,20 @@ class Realtime:
                     tell(change)
                     continue
                 position = change.position
+                while unread and unread[-1].change.position <= position:
+                    self._tell_unread(unread.pop(), reset)
                 by_id = self.topics.get(change.table, {})
                 topics = [*by_id.get(None, {}).values(), *by_id.get(str(change.id), {}).values()]
+                if not topics:
+                    continue
                 plain = [topic for topic in topics if topic.query is None]
                 if plain:
                     await self._deliver(change, outcome, plain, related)
                 if len(plain) < len(topics):
                     self._query(change, outcome, [topic for topic in topics if topic.query is not None],
                                 related, touched)
+            while unread:
+                self._tell_unread(unread.pop(), reset)
             if touched:
                 await self._settle(touched, position)
             await self._let_go()
@@ -304,19 +378,62 @@ class Realtime:
             if overflowed:
                 sub.view.window.fill([], complete=False)   # short: read again by _settle
             for position, pending in queued:
-                sub.view.apply(pending)
+                if pending is None:   # its dependents were too many to read (_tell_unread): read it all again
+                    sub.view.window.fill([], complete=False)
+                else:
+                    sub.view.apply(pending)
             await self._settle([sub], position)
 
-    async def replay(self, sub: Subscription, changes: list[Change]) -> list[Event]:
+    def _tell_unread(self, unread: Unread, told: set[Subscription]) -> None:
+        """The dependents of a change were too many to read: `realtime.reset` (refetch) to each subscription that
+        follows the relation and hears the change, once per batch; a starting one queues it in its place."""
+        change = unread.change
+        for topics in self.topics.get(unread.collection, {}).values():
+            for topic in topics.values():
+                if unread.relation not in topic.relations:
+                    continue
+                for group in list(topic.groups.values()):
+                    for sub in list(group.subs):
+                        if sub in told or sub.state is State.ENDED:
+                            continue
+                        told.add(sub)
+                        frame = reset_event([sub.id], sub=sub.id)
+                        if sub.starting:   # (a live query starting reads its window again: Pending None)
+                            sub.hold(change.position, change.place,
+                                     frame if sub.view is None else (change.position, None))
+                        elif sub.hears(change.position, change.place):
+                            self.out(sub.peer, frame)
+                            self.delivered += 1
+
+    async def replay(self, sub: Subscription, changes: list[Change], since: int | None = None) -> list[Event] | None:
         """The events `changes` (from the log, in position order) make for `sub` as the record and the subscriber
-        are now: what it missed, checked as a live delivery would be now."""
-        outcomes, related = await self._outcomes(_coalesce(changes))
+        are now: what it missed, checked as a live delivery would be now. `changes` may hold changes of the
+        collections its topic reads through relations, from position `since` on: the records they moved in or
+        out of view are replayed as derived events (its own collection's changes at or before `since` are not).
+        None when the records a change moved were too many to read (MAX_DEPENDENTS): it must refetch.
+
+        The changes at `since` are judged apart from the later ones: the client may have got all, part or none
+        of the events they caused (they share that position), so it may hold the records as they were before
+        them or after; each group's events, from its own before to now, cover both."""
+        topic = sub.topic
+        groups = [changes] if since is None else [[c for c in changes if c.position <= since],
+                                                  [c for c in changes if c.position > since]]
         replayed: list[Event] = []
-        for change, outcome in outcomes:
-            if sub.state is State.ENDED:
-                return []   # unsubscribed meanwhile
-            if sub.topic.record_id in (None, str(change.id)):
-                await self._deliver(change, outcome, [sub.topic], related, only=sub, sink=replayed)
+        for group in groups:
+            if not group:
+                continue
+            outcomes, related, unread = await self._outcomes(_coalesce(group), [topic])
+            if any(u.collection == topic.model.name and u.relation in topic.relations for u in unread):
+                return None
+            for change, outcome in outcomes:
+                if sub.state is State.ENDED:
+                    return []   # unsubscribed meanwhile
+                if change.table != topic.model.name:
+                    continue   # a change of a related collection: only the records it moved concern this topic
+                if since is not None and change.position <= since and not outcome.derived:
+                    continue   # seen before it dropped (read only as the cause of derived events at `since`)
+                if topic.record_id in (None, str(change.id)):
+                    await self._deliver(change, outcome, [topic], related, only=sub, sink=replayed)
         return replayed
 
     async def _deliver(self, change: Change, outcome: Outcome, topics: list[Topic], related: dict, *,
@@ -453,10 +570,14 @@ class Realtime:
             expansions[key] = Payload({**value, "record": shown})
         return expansions[key]
 
-    async def _outcomes(self, changes: list[Change]) -> tuple[list[tuple[Change, Outcome]], dict]:
-        """Each change with the record now and before, and the related records the rules reach."""
+    async def _outcomes(self, changes: list[Change], topics: Iterable[Topic] | None = None) -> Outcomes:
+        """Each change with the record now and before, the changes of records whose visibility moved with a change
+        to a record their rules read through a relation (derived), and the related records the rules reach; for
+        the topics subscribed (or `topics`). The module's docstring says what each holds."""
+        topics = None if topics is None else list(topics)
+        follows = self.dependencies if topics is None else dependencies_of(topics)
         rows = await self._fetch_rows(changes)
-        outcomes = []
+        outcomes: list[tuple[Change, Outcome]] = []
         for change in changes:
             model = self.models[change.table]
             key = str(change.id)
@@ -470,11 +591,110 @@ class Realtime:
                 continue   # deleted since: its delete follows
             before = {**now, **typed(model, change.old)} if change.action == "update" and change.old else None
             outcomes.append((change, Outcome(change.action, now, before)))
+        unread: list[Unread] = []
+        olds = self._olds(changes, rows, follows) if any(change.table in follows for change in changes) else {}
+        if olds:
+            # What a subscriber knew of the related records is how they were before this batch: every record's
+            # before side reads them so (a comment deleted with its post: who saw it through the post sees it go)
+            outcomes = [(change, outcome if outcome.before is None else replace(outcome, before_related=olds))
+                        for change, outcome in outcomes]
+            derived, unread = await self._derived(changes, olds, follows)
+            if derived:
+                outcomes = _fold(outcomes, derived)
         if not outcomes:
-            return [], {}
-        related = await self._fetch_related(outcomes)
+            return Outcomes([], {}, unread)
+        related = await self._fetch_related(outcomes, rows, changes, topics)
         self._regroup(outcomes)
-        return outcomes, related
+        return Outcomes(outcomes, related, unread)
+
+    def _olds(self, changes: list[Change], rows: dict[tuple[str, str], dict[str, Any]],
+              follows: Dependencies) -> dict[tuple[str, str], dict[str, Any]]:
+        """(table, id) -> the row as it was before the batch, of the changed records that topics read through a
+        relation and whose change may move what points at them (`_moves`)."""
+        olds: dict[tuple[str, str], dict[str, Any]] = {}
+        for change in changes:
+            wanted = follows.get(change.table)
+            if not wanted or not _moves(change, wanted):
+                continue
+            model = self.models[change.table]
+            key = (change.table, str(change.id))
+            if change.action == "delete":
+                olds[key] = typed(model, change.old) if change.old else {"id": change.id}   # (rules fail closed)
+            elif key in rows:   # (else deleted since: its delete follows)
+                olds[key] = {**rows[key], **typed(model, change.old)}
+        return olds
+
+    async def _derived(self, changes: list[Change], olds: dict[tuple[str, str], dict[str, Any]],
+                       follows: Dependencies) -> tuple[dict[tuple[str, str], tuple[Change, Outcome]], list[Unread]]:
+        """The records of other collections whose visibility the changes may have moved, each as a derived
+        outcome keyed (collection, id), and the changes whose dependents were too many to read."""
+        causes: dict[tuple[str, str], list[Change]] = {}   # (collection, relation) -> changes of what it points at
+        for change in changes:
+            if (change.table, str(change.id)) not in olds:
+                continue
+            for (collection, relation), columns in follows[change.table].items():
+                if change.action == "update" and columns.isdisjoint(change.old):
+                    continue   # none of what these rules read through it changed
+                causes.setdefault((collection, relation), []).append(change)
+        derived: dict[tuple[str, str], tuple[Change, Outcome]] = {}
+        unread: list[Unread] = []
+        for (collection, relation), caused in causes.items():
+            found, over = await self._dependents(self.models[collection], relation, [c.id for c in caused])
+            for change in caused:
+                key = str(change.id)
+                if key in over:
+                    unread.append(Unread(change, collection, relation))
+                    continue
+                for row in found.get(key, ()):
+                    record_key = (collection, str(row["id"]))
+                    was = derived.get(record_key)
+                    if was is None:
+                        derived[record_key] = (
+                            Change(collection, "update", row["id"], row.get("version", 0), change.xact,
+                                   position=change.position, place=change.place),
+                            Outcome("update", row, row, olds, frozenset((relation,))))
+                        continue
+                    # two of its relations changed in this batch: one outcome, at the later change
+                    first, outcome = was
+                    if change.position > first.position:
+                        first = msgspec.structs.replace(first, position=change.position, place=change.place,
+                                                        xact=change.xact)
+                    derived[record_key] = (first, Outcome("update", row, row, olds, outcome.through | {relation}))
+        unread.sort(key=lambda u: u.change.position)
+        return derived, unread
+
+    async def _dependents(self, model: Model, relation: str, ids: list[Any]) -> tuple[dict[str, list[dict]], set[str]]:
+        """The records of `model` whose `relation` points at one of `ids`, by that id (as text), in one query; and
+        the ids whose records were too many to read (MAX_DEPENDENTS of them, or past MAX_DEPENDENTS_READ)."""
+        target = self.models[model.table.fields[relation].relation]
+        params: list[Any] = []
+        for value in ids:
+            try:
+                params.append(id_param(target, value))
+            except (ValueError, TypeError):
+                continue
+        params = list(dict.fromkeys(params))
+        if not params:
+            return {}, set()
+        columns = ", ".join(f'"{n}"' for n in model.visible)
+        kind = {"int": "int8", "uuid": "uuid"}.get(model.info.columns[relation].kind, "text")
+        found = await self.db.fetch(
+            f'SELECT p.n, d.* FROM unnest($1::{kind}[]) WITH ORDINALITY AS p(v, n) '
+            f'CROSS JOIN LATERAL (SELECT {columns} FROM "{model.name}" WHERE "{relation}" = p.v LIMIT $2) AS d '
+            f'ORDER BY p.n LIMIT $3', params, MAX_DEPENDENTS + 1, MAX_DEPENDENTS_READ + 1)
+        cut = len(params) + 1
+        if len(found) > MAX_DEPENDENTS_READ:
+            cut = found[-1][0]   # that id's records may be cut short, and those after it were not read
+        by_id: dict[str, list[dict]] = {}
+        for record in found:
+            n = record[0]
+            if n < cut:
+                by_id.setdefault(str(params[n - 1]), []).append(dict(list(record.items())[1:]))
+        over = {key for key, records in by_id.items() if len(records) > MAX_DEPENDENTS}
+        over |= {str(params[n - 1]) for n in range(cut, len(params) + 1)}
+        for key in over:
+            by_id.pop(key, None)
+        return by_id, over
 
     async def _fetch_rows(self, changes: list[Change]) -> dict[tuple[str, str], dict[str, Any]]:
         """The current rows of created/updated records: one query per table."""
@@ -503,22 +723,33 @@ class Realtime:
                                       list(dict.fromkeys(params)))
         return [dict(r) for r in found]
 
-    async def _fetch_related(self, outcomes: list[tuple[Change, Outcome]]) -> dict[tuple[str, str], dict[str, Any]]:
+    async def _fetch_related(self, outcomes: list[tuple[Change, Outcome]], rows: dict[tuple[str, str], dict],
+                             changes: list[Change], topics: list[Topic] | None) -> dict[tuple[str, str], dict]:
         """Records that rules, filters and guards reach through relations (`post.public`), in one query per
-        target table. Keyed by (target table, id)."""
+        target table; those the batch already read as changed records (`rows`) or deleted are not read again.
+        Keyed by (target table, id)."""
+        relations: dict[str, set[str]] = {}
+        for topic in (topics if topics is not None else (
+                topic for by_id in self.topics.values() for group in by_id.values() for topic in group.values())):
+            relations.setdefault(topic.model.name, set()).update(topic.relations)
+        gone = {(change.table, str(change.id)) for change in changes if change.action == "delete"}
+        related: dict[tuple[str, str], dict[str, Any]] = {}
         wanted: dict[str, set[Any]] = {}
         for change, outcome in outcomes:
-            model = self.models[change.table]
-            relations: set[str] = set()
-            for topics in self.topics.get(model.name, {}).values():
-                for topic in topics.values():
-                    relations |= topic.relations
-            for name in relations:
-                target = model.table.fields[name].relation
+            names = relations.get(change.table)
+            if not names:
+                continue
+            fields = self.models[change.table].table.fields
+            for name in names:
+                target = fields[name].relation
                 for record in (outcome.now, outcome.before):
-                    if record is not None and record.get(name) is not None:
+                    if record is None or record.get(name) is None:
+                        continue
+                    key = (target, str(record[name]))
+                    if key in rows:
+                        related[key] = rows[key]
+                    elif key not in gone:
                         wanted.setdefault(target, set()).add(record[name])
-        related: dict[tuple[str, str], dict[str, Any]] = {}
         for table, ids in wanted.items():
             for record in await self._fetch(self.models[table], ids):
                 related[(table, str(record["id"]))] = record
@@ -534,6 +765,53 @@ class Realtime:
                         if sub.view is not None and sub.principal.role != GUEST:
                             sub.view.window.fill([], complete=False)
                             self.regrouped.append(sub)
+
+
+def dependencies_of(topics: Iterable[Topic]) -> Dependencies:
+    """For each collection the topics' rules, filters and guards read through a relation: which (collection,
+    relation) read which of its columns."""
+    found: Dependencies = {}
+    for topic in topics:
+        fields = topic.model.table.fields
+        for relation, columns in topic.follows.items():
+            target = fields[relation].relation
+            if target is None:
+                continue
+            by = found.setdefault(target, {})
+            key = (topic.model.name, relation)
+            by[key] = by.get(key, frozenset()) | columns
+    return found
+
+
+def _moves(change: Change, wanted: dict[tuple[str, str], frozenset[str]]) -> bool:
+    """May `change` move records that point at its record in or out of someone's view? Its delete may; an update
+    only where its old values show a column those records' rules read through the relation changed."""
+    if change.action == "delete":
+        return True
+    if change.action != "update" or not change.old:
+        return False
+    return any(not columns.isdisjoint(change.old) for columns in wanted.values())
+
+
+def _fold(outcomes: list[tuple[Change, Outcome]],
+          derived: dict[tuple[str, str], tuple[Change, Outcome]]) -> list[tuple[Change, Outcome]]:
+    """The direct and the derived outcomes in position order (a derived one right after the change that caused
+    it). A record that changed itself in the batch keeps its own outcome: a create as it stands; an update judged
+    before with the related records' old rows too, at the later position of the two; a delete as it came."""
+    derived = dict(derived)
+    out: list[tuple[Change, Outcome]] = []
+    for change, outcome in outcomes:
+        also = derived.pop((change.table, str(change.id)), None)
+        if also is not None and change.action == "update":
+            cause, moved = also
+            outcome = Outcome("update", outcome.now, outcome.before if outcome.before is not None else outcome.now,
+                              moved.before_related)
+            if cause.position > change.position:
+                change = msgspec.structs.replace(change, position=cause.position, place=cause.place)
+        out.append((change, outcome))
+    out.extend(derived.values())
+    out.sort(key=lambda pair: pair[0].position)   # stable: a change's own outcome before those it caused
+    return out
 
 
 def _coalesce(changes: list[Change]) -> list[Change]:

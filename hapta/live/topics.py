@@ -22,7 +22,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..access.live import topic_nodes
+from ..access.live import related_columns, topic_nodes
 from ..access.rules import reads, variable_key
 from ..models import Model
 from ..principal import ADMIN, Peer, Principal
@@ -126,6 +126,9 @@ class Topic:
     var_names: frozenset[str]     # what the rule, filter and guards of `fields` read about the principal
     relations: frozenset[str]     # relation fields they follow
     guarded: tuple[str, ...]      # fields among `fields` that a guard may blank
+    # relation field -> the related record's columns they read (a change of one of them may move records of this
+    # topic in or out of view: Realtime's derived outcomes)
+    follows: dict[str, frozenset[str]] = field(default_factory=dict)
     groups: dict[tuple, Group] = field(default_factory=dict)
     expanding: int = 0            # its subscriptions whose events embed relations (`Subscription.expand`)
     query: Any = None             # a live query's order and limit (queries.Query), or None: a subscription
@@ -136,9 +139,11 @@ class Topic:
         """A subscription's topic (the view rule decides), or, with `query`, a live query's (the list rule decides,
         as records.list's does, and the guards of the fields it sorts by are read too)."""
         rule_op, read = ("view", fields) if query is None else ("list", (*fields, *query.order.fields))
-        var_names, relations = reads(tuple(topic_nodes(model, filter_node, tuple(dict.fromkeys(read)), rule_op)))
+        nodes = tuple(topic_nodes(model, filter_node, tuple(dict.fromkeys(read)), rule_op))
+        var_names, relations = reads(nodes)
         guarded = tuple(f for f in fields if model.table.fields[f].guard is not None)
-        return cls(model, record_id, filter_node, fields, var_names, relations, guarded, query=query)
+        return cls(model, record_id, filter_node, fields, var_names, relations, guarded, related_columns(nodes),
+                   query=query)
 
     @property
     def rule(self) -> Any:

@@ -141,3 +141,35 @@ async def test_realtime_events_and_snapshots_carry_the_same_expansions(harness):
     await bob.call("records.delete", {"collection": "comments", "id": comment["id"]})
     deleted = (await bob.event("records.change"))["data"]
     assert deleted["action"] == "delete" and "expand" not in deleted["record"]
+
+
+async def test_records_that_come_into_view_through_a_relation_carry_the_same_expansions(harness):
+    """A private post turned public: its comment and its like reach a subscriber as creates, each exactly as
+    records.get shows it to that reader (the comment with its expansion); turned private again, as deletes of
+    their ids alone."""
+    alice, bob = await harness.user(), await harness.user()
+    post = await _post(alice, "not yet", public=False)
+    comment = await alice.call("records.create", {"collection": "comments", "data": {
+        "post": post["id"], "author": alice.user["id"], "text": "first"}})
+    like = await alice.call("records.create", {"collection": "likes", "data": {
+        "post": post["id"], "user": alice.user["id"]}})
+    comments = (await bob.call("realtime.subscribe", {"collection": "comments",
+                                                      "expand": ["post", "post.author"]}))["sub"]
+    likes = (await bob.call("realtime.subscribe", {"collection": "likes"}))["sub"]
+
+    await alice.call("records.update", {"collection": "posts", "id": post["id"], "data": {"public": True}})
+    heard: dict[str, dict] = {}
+    for _ in range(2):
+        event = await bob.event("records.change")
+        heard[event["sub"]] = event["data"]
+    assert heard[comments]["action"] == heard[likes]["action"] == "create"
+    assert heard[comments]["record"] == await bob.call("records.get", {
+        "collection": "comments", "id": comment["id"], "expand": ["post", "post.author"]})
+    assert heard[comments]["record"]["expand"]["post"]["expand"]["author"]["email"] is None   # alice's, to bob
+    assert heard[likes]["record"] == await bob.call("records.get", {"collection": "likes", "id": like["id"]})
+
+    await alice.call("records.update", {"collection": "posts", "id": post["id"], "data": {"public": False}})
+    gone = [(await bob.event("records.change")) for _ in range(2)]
+    assert {(e["sub"], e["data"]["action"], repr(e["data"]["record"])) for e in gone} == {
+        (comments, "delete", repr({"id": comment["id"]})), (likes, "delete", repr({"id": like["id"]}))}
+    assert bob.events.empty()

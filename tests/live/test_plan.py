@@ -9,8 +9,9 @@ import pytest
 from hapta.access.filters import bound_filter
 from hapta.access.live import Outcome
 from hapta.config import App, Collection
-from hapta.live.feed import Change
+from hapta.live.feed import Change, rule_columns
 from hapta.live.plan import plan
+from hapta.live.realtime import _fold, _moves, dependencies_of
 from hapta.live.topics import MAX_HELD, TRANSITIONS, BadTransition, State, Subscription, Topic
 from hapta.models import build_models
 from hapta.principal import ADMIN, GUEST, USER, Principal, SocketPeer
@@ -147,6 +148,126 @@ def test_a_rule_through_a_relation_reads_the_related_row(models):
     created = Change("comments", "create", "c1", 1, position=5, place=5)
     assert heard(models, topic, outcome, change=created, related={("posts", "p1"): post(False)}) == {}
     assert set(heard(models, topic, outcome, change=created, related={("posts", "p1"): post(True)})) == {"s1"}
+
+
+# ---- visibility through a relation: derived outcomes ----------------------------------------------------------
+
+CAROL = Principal(USER, "carol", "sc")
+
+
+def comment(author: str = "carol", text: str = "hi") -> dict:
+    return {"id": "c1", "post": "p1", "author": author, "text": text, "created": MOMENT, "updated": MOMENT,
+            "version": 1}
+
+
+def moved(before: dict, now: dict, record: dict | None = None) -> tuple[Outcome, dict]:
+    """A comment that did not change while its post went from `before` to `now`: the derived outcome, and the
+    rows delivery read as they stand (the post now)."""
+    record = record or comment()
+    return Outcome("update", record, record, {("posts", "p1"): before}, frozenset({"post"})), {("posts", "p1"): now}
+
+
+CAUSED = Change("comments", "update", "c1", 1, position=7, place=70)   # at the post's change's position
+
+
+def test_a_post_turned_private_removes_its_comments_from_who_saw_them_through_it(models):
+    comments = models["comments"]
+    topic = Topic.of(comments, None, None, comments.visible)
+    subscribe(topic, BOB, 1), subscribe(topic, ALICE, 2), subscribe(topic, CAROL, 3)
+    outcome, related = moved(post(True), post(False))
+    # bob and alice saw it through the public post; carol wrote it, and her rule still shows it to her: nothing
+    assert heard(models, topic, outcome, change=CAUSED, related=related) == \
+        {"s1": ("delete", {"id": "c1"}), "s2": ("delete", {"id": "c1"})}
+    deliveries = list(plan(CAUSED, outcome, [topic], related, MOMENT, WALL))
+    assert {d.payload.value["pos"] for d in deliveries} == {7} and len({id(d.payload) for d in deliveries}) == 1
+
+    # turned public again: a create of the whole record, to those who could not see it
+    outcome, related = moved(post(False), post(True))
+    assert heard(models, topic, outcome, change=CAUSED, related=related) == \
+        {"s1": ("create", comment()), "s2": ("create", comment())}
+
+
+def test_who_could_see_it_before_and_after_or_neither_hears_nothing(models):
+    comments = models["comments"]
+    topic = Topic.of(comments, None, None, comments.visible)
+    subscribe(topic, BOB, 1), subscribe(topic, CAROL, 2), subscribe(topic, Principal(ADMIN), 3)
+    # still private, moved to another author: bob could not see it before nor now; carol (its author) both
+    outcome, related = moved(post(False), post(False, author="dave"))
+    assert heard(models, topic, outcome, change=CAUSED, related=related) == {}
+    # public before and after (decided once for anyone), and admins see it either way
+    outcome, related = moved(post(True), post(True, text="edited"))
+    assert heard(models, topic, outcome, change=CAUSED, related=related) == {}
+    outcome, related = moved(post(True), post(False))
+    assert set(heard(models, topic, outcome, change=CAUSED, related=related)) == {"s1"}
+
+
+def test_a_derived_create_is_projected_and_a_gone_post_reads_as_missing(models):
+    comments = models["comments"]
+    narrow = Topic.of(comments, None, None, ("id", "text"))
+    subscribe(narrow, BOB, 1)
+    outcome, related = moved(post(False), post(True))
+    assert heard(models, narrow, outcome, change=CAUSED, related=related) == \
+        {"s1": ("create", {"id": "c1", "text": "hi"})}
+    # the post was deleted (its comments stay, pointing at nothing): those who saw them through it see them leave
+    outcome, _ = moved(post(True), None)
+    assert heard(models, narrow, outcome, change=CAUSED, related={}) == {"s1": ("delete", {"id": "c1"})}
+
+
+def test_only_the_before_side_reads_the_old_related_row(models):
+    """A direct change judged with a related record that changed in the same batch (its own update carries the
+    related record's old row for its before side): entering and leaving as for any update."""
+    comments = models["comments"]
+    topic = Topic.of(comments, None, None, comments.visible)
+    subscribe(topic, BOB, 1)
+    edited = comment(text="edited")
+    outcome = Outcome("update", edited, edited, {("posts", "p1"): post(True)})
+    assert heard(models, topic, outcome, change=CAUSED, related={("posts", "p1"): post(False)}) == \
+        {"s1": ("delete", {"id": "c1"})}
+    outcome = Outcome("update", edited, edited, {("posts", "p1"): post(False)})
+    assert heard(models, topic, outcome, change=CAUSED, related={("posts", "p1"): post(True)}) == \
+        {"s1": ("update", edited)}
+
+
+def test_what_a_change_of_a_related_record_costs_is_decided_from_the_topics(models):
+    comments, posts = models["comments"], models["posts"]
+    follows = dependencies_of([Topic.of(comments, None, None, comments.visible), Topic.of(posts, None, None,
+                                                                                          posts.visible)])
+    assert follows == {"posts": {("comments", "post"): frozenset({"public"})}}
+    wanted = follows["posts"]
+    assert _moves(Change("posts", "update", "p1", old={"public": True}), wanted)
+    assert _moves(Change("posts", "delete", "p1", old={"id": "p1"}), wanted)
+    assert not _moves(Change("posts", "update", "p1"), wanted)                 # no rule column changed
+    assert not _moves(Change("posts", "update", "p1", old={"text": "x"}), wanted)
+    assert not _moves(Change("posts", "create", "p1"), wanted)
+
+
+def test_a_record_that_changed_itself_keeps_its_own_outcome(models):
+    created = Change("comments", "create", "c1", 1, position=3, place=30)
+    derived = {("comments", "c1"): (CAUSED, moved(post(True), post(False))[0])}
+    other = Change("comments", "update", "c2", 1, position=7, place=70)
+    other_outcome = moved(post(True), post(False), {**comment(), "id": "c2"})[0]
+    mine = Outcome("create", comment(), None)
+    folded = _fold([(created, mine)], {**derived, ("comments", "c2"): (other, other_outcome)})
+    assert folded == [(created, mine), (other, other_outcome)]   # a create stands as it now is
+
+    edited = Change("comments", "update", "c1", 2, position=5, place=50)   # edited, then its post turned private
+    [(change, outcome)] = _fold([(edited, Outcome("update", comment(), None))], derived)
+    assert (change.position, change.place) == (7, 70)   # the later of the two
+    assert outcome.before == comment() and outcome.before_related == {("posts", "p1"): post(True)}
+    assert not outcome.derived
+
+
+def test_the_trigger_records_old_values_of_what_other_collections_read_through_a_relation():
+    app = App(collections=[
+        Collection("posts", list="public = true", view="public = true"),
+        Collection("quotes", list='post.text ~ "quote"', view='post.text ~ "quote"'),
+    ])
+    infos = {"posts": _info("posts", {"public": "bool", "text": "text", "likes": "int"}),
+             "quotes": _info("quotes", {"post": "text"}, {"post": "posts"})}
+    _, found = build_models(app, infos)
+    assert rule_columns(found["posts"]) == ["public"]
+    assert rule_columns(found["posts"], found) == ["public", "text"]
+    assert rule_columns(found["quotes"], found) == ["post"]
 
 
 # ---- a subscription's states -------------------------------------------------------------------------------

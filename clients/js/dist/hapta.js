@@ -1144,7 +1144,14 @@ var Subscriptions = class {
   bySub = /* @__PURE__ */ new Map();
   async subscribe(collection, options, onChange) {
     const { onReset, ...wire } = options;
-    const live = { args: { collection, ...wire }, sub: null, pos: 0, onChange, onReset };
+    const live = {
+      args: { collection, ...wire },
+      sub: null,
+      pos: 0,
+      atPos: /* @__PURE__ */ new Set(),
+      onChange,
+      onReset
+    };
     const answer = await this.requests.call("realtime.subscribe", live.args, (data) => this.started(live, data));
     const { snapshot, sort, per_page, ...resume } = live.args;
     live.args = resume;
@@ -1180,10 +1187,16 @@ var Subscriptions = class {
   /** records.change */
   changed(sub, data) {
     const live = sub ? this.bySub.get(sub) : void 0;
-    if (live && data.pos > live.pos) {
-      live.pos = data.pos;
-      live.onChange(data);
+    if (!live) return;
+    const pos = data.pos;
+    const id = data.record?.id;
+    if (pos < live.pos || pos === live.pos && live.atPos.has(id)) return;
+    if (pos > live.pos) {
+      live.pos = pos;
+      live.atPos = /* @__PURE__ */ new Set();
     }
+    live.atPos.add(id);
+    live.onChange(data);
   }
   /** realtime.reset: what these subscriptions missed cannot be replayed. */
   reset(subs) {
@@ -1191,7 +1204,9 @@ var Subscriptions = class {
   }
   started(live, answer) {
     live.sub = answer.sub;
-    live.pos = answer.pos;
+    const pos = answer.pos;
+    if (pos !== live.pos) live.atPos = /* @__PURE__ */ new Set();
+    live.pos = pos;
     this.bySub.set(live.sub, live);
   }
 };

@@ -1,7 +1,9 @@
 // Realtime subscriptions that outlive the socket. Each remembers the last position it delivered; on a new socket it
 // is asked for again `since` that position, and the gateway replays what was missed (rule-checked, in commit
-// order). A position is handed on once, whatever a resume overlapped. When the gateway cannot replay (its log no
-// longer reaches back), the subscription's onReset tells the app to refetch.
+// order). A record's change at a position is handed on once, whatever a resume overlapped: the events one change
+// caused in other records (a post turned private: its comments) share its position, and a resume from it sends
+// them again. When the gateway cannot replay (its log no longer reaches back), the subscription's onReset tells the
+// app to refetch.
 import type { Json } from "./errors.js";
 import type { Change, SubscribeOptions, Unsubscribe } from "./records.js";
 import type { Requests } from "./requests.js";
@@ -12,6 +14,8 @@ interface LiveSubscription {
   sub: string | null;
   /** The last position delivered: where a resume starts. */
   pos: number;
+  /** The ids of the records delivered at `pos` (several records' events may share it). */
+  atPos: Set<unknown>;
   onChange: (change: Change<any>) => void;
   onReset?: () => void;
 }
@@ -25,7 +29,8 @@ export class Subscriptions {
   async subscribe(collection: string, options: SubscribeOptions,
                   onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>> {
     const { onReset, ...wire } = options;
-    const live: LiveSubscription = { args: { collection, ...wire }, sub: null, pos: 0, onChange, onReset };
+    const live: LiveSubscription = { args: { collection, ...wire }, sub: null, pos: 0, atPos: new Set(), onChange,
+                                    onReset };
     const answer = await this.requests.call("realtime.subscribe", live.args, (data) => this.started(live, data));
     const { snapshot, sort, per_page, ...resume } = live.args;   // a resume wants no page
     live.args = resume;
@@ -56,10 +61,16 @@ export class Subscriptions {
   /** records.change */
   changed(sub: string | undefined, data: Json): void {
     const live = sub ? this.bySub.get(sub) : undefined;
-    if (live && (data.pos as number) > live.pos) {   // each position once, whatever a resume overlapped
-      live.pos = data.pos as number;
-      live.onChange(data as unknown as Change<any>);
+    if (!live) return;
+    const pos = data.pos as number;
+    const id = (data.record as { id?: unknown } | undefined)?.id;
+    if (pos < live.pos || (pos === live.pos && live.atPos.has(id))) return;   // already handed on
+    if (pos > live.pos) {
+      live.pos = pos;
+      live.atPos = new Set();
     }
+    live.atPos.add(id);
+    live.onChange(data as unknown as Change<any>);
   }
 
   /** realtime.reset: what these subscriptions missed cannot be replayed. */
@@ -69,7 +80,9 @@ export class Subscriptions {
 
   private started(live: LiveSubscription, answer: Json): void {
     live.sub = answer.sub as string;
-    live.pos = answer.pos as number;   // where it starts: its own position when resumed, the head when reset
+    const pos = answer.pos as number;   // where it starts: its own position when resumed, the head when reset
+    if (pos !== live.pos) live.atPos = new Set();
+    live.pos = pos;
     this.bySub.set(live.sub, live);
   }
 }

@@ -118,3 +118,37 @@ async def test_straight_sql_writes_invalidate_the_cache(user, database):
     deadline = time.monotonic() + 10   # a write outside the gateway is seen once its notification arrives
     while (await client.call("records.get", read))["text"] != "after sql":
         assert time.monotonic() < deadline, "the cache kept serving a value older than a committed write"
+
+
+async def test_a_change_of_a_post_invalidates_the_cached_pages_of_its_comments(user, gateway, database):
+    """Pages of comments are kept under the generation of posts too (their rule reads `post.public`): a post
+    turned private, through the gateway or straight in SQL, is never answered from a page cached before it."""
+    alice, session = await user()
+    bob, _ = await user()
+    author = session["user"]["id"]
+    target = await post(alice, author, "its comments follow it")
+    note = await alice.call("records.create", {"collection": "comments",
+                                               "data": {"post": target["id"], "author": author, "text": "hi"}})
+    page = {"collection": "comments", "filter": f'post = "{target["id"]}"'}
+    one = {"collection": "comments", "id": note["id"]}
+    for _ in range(2):
+        assert [r["id"] for r in (await bob.call("records.list", page))["items"]] == [note["id"]]
+        assert (await bob.call("records.get", one))["id"] == note["id"]
+    before = _cache_loads(gateway)
+    await bob.call("records.list", page)
+    assert _cache_loads(gateway) == before   # served from the cache
+    await alice.call("records.update", {"collection": "posts", "id": target["id"], "data": {"public": False}})
+    assert (await bob.call("records.list", page))["items"] == []
+    with pytest.raises(HaptaError) as hidden:
+        await bob.call("records.get", one)
+    assert hidden.value.code == "NOT_FOUND"
+
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("UPDATE posts SET public = true WHERE id = $1", target["id"])
+    finally:
+        await conn.close()
+    deadline = time.monotonic() + 10   # a write outside the gateway is seen once its notification arrives
+    while [r["id"] for r in (await bob.call("records.list", page))["items"]] != [note["id"]]:
+        assert time.monotonic() < deadline, "a cached page outlived the change of the post its comments read"
+    assert (await bob.call("records.get", one))["id"] == note["id"]

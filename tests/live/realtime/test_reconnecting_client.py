@@ -4,7 +4,9 @@ comes as Reset; a revoked session is not retried; a live query's items stay what
 with what it holds."""
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 
 import asyncpg
 import pytest
@@ -74,6 +76,39 @@ async def test_a_subscription_goes_on_across_a_cut_socket(gateway, proxied, data
     assert states == ["reconnecting", "open"] and reader.reconnects == 1
     # it is signed in again as itself
     assert (await reader.call("auth.me"))["user"]["id"] != alice["id"]
+    assert feed.queue.empty()
+    await reader.close()
+    await writer.close()
+
+
+async def test_events_that_share_a_position_are_each_delivered_once_across_a_cut(gateway, proxied):
+    """A post turned private: its two comments leave the reader's view in two events at the post's change's
+    position. Both reach the app; after a cut, the resume from that position sends them again, and the client
+    passes neither on twice."""
+    proxy, url = proxied
+    reader, _ = await _account(url)
+    writer, alice = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    post = await writer.call("records.create", {"collection": "posts", "data": {
+        "author": alice["id"], "text": "two comments", "public": True}})
+    feed = await reader.subscribe("comments", filter=f'post = "{post["id"]}"')
+    made = {(await writer.call("records.create", {"collection": "comments", "data": {
+        "post": post["id"], "author": alice["id"], "text": f"comment {i}"}}))["id"] for i in range(2)}
+    assert {(await feed.next(10))["record"]["id"] for _ in range(2)} == made
+
+    await writer.call("records.update", {"collection": "posts", "id": post["id"], "data": {"public": False}})
+    hidden = [await feed.next(10) for _ in range(2)]
+    assert {(c["action"], c["record"]["id"]) for c in hidden} == {("delete", i) for i in made}
+    assert hidden[0]["pos"] == hidden[1]["pos"] == feed.pos
+
+    await proxy.cut()
+    await proxy.start()
+    deadline = time.monotonic() + 30
+    while reader.reconnects < 1:   # the socket is back and the subscription resumed
+        assert time.monotonic() < deadline, "the client did not reconnect"
+        await asyncio.sleep(0.05)
+    await writer.call("records.update", {"collection": "posts", "id": post["id"], "data": {"public": True}})
+    shown = [await feed.next(10) for _ in range(2)]
+    assert {(c["action"], c["record"]["id"]) for c in shown} == {("create", i) for i in made}
     assert feed.queue.empty()
     await reader.close()
     await writer.close()
