@@ -9,8 +9,9 @@ kind) are under way at once:
     room, nothing waiting  the write goes at once, a statement of its own: no added latency (an update or delete
                            of one row is then one statement too, where alone it is a transaction of four)
     no room                it waits; when a statement lands, the waiting writes go as the next one, of the kind
-                           of the first that may go (access.judged_together: each row judged by its own writer's
-                           rule and relation checks, and read back as its writer sees it)
+                           of the first that may go (updates: that set the same columns as it), each row judged
+                           by its own writer's rule and relation checks and read back as its writer sees it
+                           (access.judged_together)
     a row not written      an update or delete whose record is not there, or does not pass its writer's rule or
                            expected version as it stands: that write runs again alone (records/writes.py), which
                            says exactly why (NOT_FOUND, FORBIDDEN, CONFLICT with the version)
@@ -123,6 +124,14 @@ class _Write:
         return self.principal.is_admin, id(self.rule), id(self.may), tuple(self.values), self.version is not None
 
 
+def _fit(first: _Write | None, write: _Write) -> bool:
+    """Whether `write` may share `first`'s statement: of its kind, and an update only with updates that set the
+    same columns (a column that one row sets and another keeps would be set to itself in that one, and an app's
+    trigger `BEFORE UPDATE OF` it would fire for it)."""
+    return first is not None and write.kind == first.kind and \
+        (write.kind != UPDATE or write.values.keys() == first.values.keys())
+
+
 class Combiner:
     def __init__(self, db: Database, schemas: Schemas):
         self.db = db
@@ -190,24 +199,24 @@ class Combiner:
         self._next(model)
 
     def _next(self, model: Model) -> None:
-        """Start statements for what waits, while there is room: each of the kind of the first write that may go,
-        and takes the waiting writes of that kind in the order they came, but none of a connection that has a
-        write under way or already in it (creates aside: an INSERT keeps its rows' order), nor any after one of a
+        """Start statements for what waits, while there is room: each takes the first write that may go and the
+        waiting writes that fit with it (_fit), in the order they came; but none of a connection that has a write
+        under way or already in it (creates aside: an INSERT keeps its rows' order), nor any after one of a
         connection's writes left waiting, so that a connection's writes are written in its order; and none of a
         record that a write under way or in it writes."""
         name = model.name
         while self.waiting.get(name) and self.flights.get(name, 0) < MAX_FLIGHTS:
             busy = set(self.sending.get(name, ()))
             records = set(self.writing.get(name, ()))
-            kind = None
+            first = None
             batch, left = [], []
             for write in self.waiting[name]:
                 if write.answer.done():
                     continue   # its request's deadline passed while it waited
                 free = write.source not in busy and (write.key is None or write.key not in records)
-                if kind is None and free:
-                    kind = write.kind
-                if not free or write.kind != kind or len(batch) == MAX_ROWS:
+                if first is None and free:
+                    first = write
+                if not free or not _fit(first, write) or len(batch) == MAX_ROWS:
                     busy.add(write.source)
                     left.append(write)
                     continue
@@ -335,14 +344,12 @@ class Combiner:
             write = f'DELETE FROM {table}{" USING " + rows if rows else ""} WHERE {where}'
         else:
             sets = []
-            for column in dict.fromkeys(column for write in batch for column in write.values):
+            for column in batch[0].values:   # every row sets the same columns (_fit)
                 if one:
                     sets.append(f'"{column}" = {sqls[0].param(_Cell(0, column))}')
                     continue
-                # Each row's own value or, for a row that does not change the column, what it holds (which also
-                # gives the parameters their type: the column's)
-                cases = " ".join(f"WHEN {n} THEN {sqls[n].param(_Cell(n, column))}"
-                                 for n, write in enumerate(batch) if column in write.values)
+                # Each row's own value; the ELSE, never taken, gives the parameters their type: the column's
+                cases = " ".join(f"WHEN {n} THEN {sqls[n].param(_Cell(n, column))}" for n in range(len(batch)))
                 sets.append(f'"{column}" = CASE "__v"."__n" {cases} ELSE {table}."{column}" END')
             write = f'UPDATE {table} SET {", ".join(sets)}{" FROM " + rows if rows else ""} WHERE {where}'
         return judged_together(model, write, [

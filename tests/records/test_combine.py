@@ -430,3 +430,22 @@ async def test_a_kept_update_statement_judges_each_batch_by_its_own_writers(harn
     assert all(reply["ok"] for reply in replies[0]) and replies[1][0]["ok"]
     assert replies[1][1]["error"] == forged["error"]
     assert len(combiner.templates) == kept   # the same text for both rounds
+
+
+async def test_updates_that_set_different_columns_go_in_different_statements(harness):
+    """A row of a combined UPDATE sets only what its own update sets: an app's trigger `BEFORE UPDATE OF` a column
+    fires for the updates that set it, as alone."""
+    post, other_post = await _public_post(harness), await _public_post(harness)
+    comment = _comment(post)
+    carol, dave, erin = [await harness.user() for _ in range(3)]
+    records = [await device.call("records.create", comment(device)) for device in (carol, dave, erin)]
+    async with _held(harness, [await harness.user(), await harness.user()], "comments", comment) as tasks:
+        for device, record, data in [(carol, records[0], {"text": "new text"}),
+                                     (dave, records[1], {"post": other_post["id"]}),
+                                     (erin, records[2], {"text": "new too"})]:
+            tasks.append(asyncio.ensure_future(device.call("records.update", _update("comments", record, data=data))))
+    texts, moved, too = await asyncio.gather(*tasks)
+    assert (texts["text"], moved["post"], moved["text"], too["text"]) == ("new text", other_post["id"], "held",
+                                                                          "new too")
+    assert len(await _xmin(harness, "comments", [texts["id"], too["id"]])) == 1
+    assert len(await _xmin(harness, "comments", [texts["id"], moved["id"]])) == 2
