@@ -50,6 +50,7 @@ import asyncpg
 from ..access import Schemas, Sql, judged_together
 from ..models import Model, Rule
 from ..principal import Principal
+from ..protocol.errors import HaptaError
 from ..query.sql import PG_TYPES, VarRef, VarSlots
 from ..query.values import var_value
 from ..store.failures import failure
@@ -124,6 +125,18 @@ class _Write:
         return self.principal.is_admin, id(self.rule), id(self.may), tuple(self.values), self.version is not None
 
 
+def _unknown(exc: BaseException) -> bool:
+    """Whether a write's failure leaves its outcome unknown (store.failures.outcome_unknown)."""
+    return isinstance(exc, HaptaError) and (exc.details or {}).get("outcome") == "unknown"
+
+
+def _not_sent(batch: list[_Write]) -> None:
+    """Their writes are known not to have happened (failed before their statement went, or refused)."""
+    for write in batch:
+        if write.work is not None:
+            write.work.commit = ""
+
+
 def _fit(first: _Write | None, write: _Write) -> bool:
     """Whether `write` may share `first`'s statement: of its kind, and an update only with updates that set the
     same columns (a column that one row sets and another keeps would be set to itself in that one, and an app's
@@ -182,6 +195,12 @@ class Combiner:
         return await write.answer   # cancelled (the request's deadline): its row is left out, or ignored
 
     def _take_off(self, name: str, batch: list[_Write]) -> None:
+        """`batch` leaves the waiting for a statement: from here on each of its requests, if its deadline strikes,
+        says that its write may or may not happen (Work.commit "sent", as for a COMMIT under way; store/postgres.py
+        makes it "done" or "" once the statement is answered), for the statement goes on without it."""
+        for write in batch:
+            if write.work is not None:
+                write.work.commit = "sent"
         self.flights[name] = self.flights.get(name, 0) + 1
         self.sending.setdefault(name, Counter()).update(write.source for write in batch)
         writing = self.writing.setdefault(name, set())
@@ -255,6 +274,8 @@ class Combiner:
                 await self._each_alone(batch)
             return
         except Exception as exc:   # the pool is busy, or the outcome is unknown: the same for every row
+            if not _unknown(exc):
+                _not_sent(batch)
             self._answer(batch, exc)
             return
         missing = []
@@ -362,9 +383,13 @@ class Combiner:
             if write.answer.done():
                 continue
             token = working(write.work) if write.work is not None else None
+            if write.work is not None:   # it runs on if the request's deadline strikes meanwhile: may or may not
+                write.work.commit = "sent"
             try:
                 row = await write.alone()
             except Exception as exc:
+                if not _unknown(exc):
+                    _not_sent([write])
                 self._answer([write], exc)
             else:
                 if not write.answer.done():
