@@ -130,11 +130,13 @@ def _unknown(exc: BaseException) -> bool:
     return isinstance(exc, HaptaError) and (exc.details or {}).get("outcome") == "unknown"
 
 
-def _not_sent(batch: list[_Write]) -> None:
-    """Their writes are known not to have happened (failed before their statement went, or refused)."""
+def _mark(batch: list[_Write], commit: str) -> None:
+    """How far their writes got, for their requests to say if their deadlines strike (store.shares.Work.commit):
+    "sent", may or may not happen; "", known not to have happened (failed before their statement went, refused)."""
     for write in batch:
-        if write.work is not None:
-            write.work.commit = ""
+        work = write.work   # a handle whose documented field its holders set (store/postgres.py _committing too)
+        if work is not None:
+            work.commit = commit
 
 
 def _fit(first: _Write | None, write: _Write) -> bool:
@@ -198,9 +200,7 @@ class Combiner:
         """`batch` leaves the waiting for a statement: from here on each of its requests, if its deadline strikes,
         says that its write may or may not happen (Work.commit "sent", as for a COMMIT under way; store/postgres.py
         makes it "done" or "" once the statement is answered), for the statement goes on without it."""
-        for write in batch:
-            if write.work is not None:
-                write.work.commit = "sent"
+        _mark(batch, "sent")
         self.flights[name] = self.flights.get(name, 0) + 1
         self.sending.setdefault(name, Counter()).update(write.source for write in batch)
         writing = self.writing.setdefault(name, set())
@@ -275,7 +275,7 @@ class Combiner:
             return
         except Exception as exc:   # the pool is busy, or the outcome is unknown: the same for every row
             if not _unknown(exc):
-                _not_sent(batch)
+                _mark(batch, "")
             self._answer(batch, exc)
             return
         missing = []
@@ -383,13 +383,12 @@ class Combiner:
             if write.answer.done():
                 continue
             token = working(write.work) if write.work is not None else None
-            if write.work is not None:   # it runs on if the request's deadline strikes meanwhile: may or may not
-                write.work.commit = "sent"
+            _mark([write], "sent")   # it runs on if the request's deadline strikes meanwhile
             try:
                 row = await write.alone()
             except Exception as exc:
                 if not _unknown(exc):
-                    _not_sent([write])
+                    _mark([write], "")
                 self._answer([write], exc)
             else:
                 if not write.answer.done():
