@@ -70,7 +70,7 @@ TEMPLATES = 512   # statement texts kept (by the shapes of their rows): the benc
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 # What a statement of several rows may fail with because of one of them, the database being there: a record
 # locked by someone else past lock_timeout, a deadlock. Its rows then run alone, each waiting only for its own.
-_ONE_ROWS_FAULT = {"55P03", "40P01"}
+_ONE_ROW_FAULTS = {"55P03", "40P01"}
 
 # alone(): one write by itself, in a statement or transaction of its own, as records/writes.py runs it when it is
 # not combined: its row (what the combined statement would have returned for it), or its error.
@@ -177,7 +177,7 @@ class Combiner:
                                                 key, may, version))
 
     async def delete(self, source: object, principal: Principal, model: Model, key: Any, may: Rule,
-                     alone: Alone) -> asyncpg.Record:
+                     alone: Alone) -> asyncpg.Record | dict[str, Any]:
         """Record `key` deleted, where it meets `may`: the row as `principal` read it; or what alone() returns or
         raises."""
         return await self._submit(model, _Write(DELETE, id(source), principal, None, {}, alone, current_work(),
@@ -267,7 +267,7 @@ class Combiner:
         try:
             rows = await self._together(model, batch)
         except asyncpg.PostgresError as exc:
-            if failure(exc) is not None and not (len(batch) > 1 and exc.sqlstate in _ONE_ROWS_FAULT):
+            if failure(exc) is not None and not (len(batch) > 1 and exc.sqlstate in _ONE_ROW_FAULTS):
                 self._answer(batch, exc)   # the database is not there (for now): as a lone write would hear
             else:   # answered and undone: nothing was written; each alone gets exactly its own answer (the
                 # refusal's own words, a unique value taken by someone the writer may not see: records/writes.py)
