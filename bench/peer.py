@@ -12,7 +12,7 @@ PocketBase (bench/k6/pocketbase.js). Medians over the rounds; writes bench/resul
 Beside the rates, the CPU per operation of every server process by role over each measured window
 (bench/processes.py): the gateway's processes, its PostgreSQL backends (pool, listener), any walsender, PocketBase's
 one process, the echo server's; the other servers idle meanwhile and the cluster's own PostgreSQL processes apart;
-then the total server CPU per create, Hapta against PocketBase.
+then the total server CPU per write (create, update, create + delete), Hapta against PocketBase.
 """
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "peer.md"
 K6 = Path(__file__).resolve().parent / "k6"
 BIN = Path(sys.executable).parent
 # ping: Hapta's `ping` op, PocketBase's GET /api/health (neither touches the database)
+# update: a post of the VU's own user, its text; delete: a create and then the delete of what it made, counted as
+# one operation (each delete needs a record of its own, and seeding enough for every round would cost more)
 CASES = [("ping", "ping (no database)"), ("get", "get by id (cached)"), ("list", "list of 20 public"),
-         ("create", "create")]
+         ("create", "create"), ("update", "update own post"), ("delete", "create, then delete it (pairs)")]
+WRITES = ("create", "update", "delete")
 # PocketBase's SQLite runs in WAL mode with synchronous=NORMAL (core/db_connect.go): a commit is not flushed to
 # disk, a power cut may lose the last ones. The table's create row gives Hapta PostgreSQL's default durability
 # (every commit fsynced); this extra row shows creates on a second gateway whose commits do not wait for the flush
@@ -96,6 +99,7 @@ def seed_pocketbase(base: str) -> dict:
     _pb(base, "POST", "/api/collections", {
         "name": "posts", "type": "base", "listRule": read, "viewRule": read,
         "createRule": "@request.auth.id != '' && author = @request.auth.id",
+        "updateRule": "author = @request.auth.id", "deleteRule": "author = @request.auth.id",
         "fields": [{"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1,
                     "required": True},
                    {"name": "text", "type": "text", "required": True, "max": 280},
@@ -107,11 +111,12 @@ def seed_pocketbase(base: str) -> dict:
             {"email": email, "password": PB_PASSWORD, "passwordConfirm": PB_PASSWORD})
         session = _pb(base, "POST", "/api/collections/users/auth-with-password",
                       {"identity": email, "password": PB_PASSWORD})
-        users.append({"id": session["record"]["id"], "token": session["token"]})
+        users.append({"id": session["record"]["id"], "token": session["token"], "posts": []})
     for n in range(POSTS):
         user = users[n % USERS]
         posts.append(_pb(base, "POST", "/api/collections/posts/records",
                          {"author": user["id"], "text": f"seeded post {n}", "public": True}, user["token"])["id"])
+        user["posts"].append(posts[-1])
     return {"users": users, "posts": posts}
 
 
@@ -165,22 +170,27 @@ def cpu_rows(windows: dict[tuple[str, str, int], list[tuple[int, processes.Windo
     return rows
 
 
-def per_create(rows: list[processes.Row], vus_list: list[int]) -> list[str]:
-    """Total server CPU per create, Hapta against PocketBase, at each VU count."""
+def per_write(rows: list[processes.Row], vus_list: list[int]) -> list[str]:
+    """Total server CPU per write (create, update, create + delete), Hapta against PocketBase, at each VU count."""
     found = {(row.labels[0], row.labels[1], row.labels[2]): row.micros() for row in rows}
-    parts = []
-    for vus in vus_list:
-        ours, theirs = found.get(("create", str(vus), "Hapta")), found.get(("create", str(vus), "PocketBase"))
-        unflushed = found.get(("create, unflushed", str(vus), SERVERS["unflushed"]))
-        if ours is None or theirs is None:
-            continue
-        part = (f"{vus} VU{'s' if vus != 1 else ''}: Hapta {ours:.0f} µs, PocketBase {theirs:.0f} µs, "
-                f"Hapta ÷ PocketBase {ours / theirs:.2f}")
-        if unflushed is not None:
-            part += f" (commits not flushed: {unflushed:.0f} µs, {unflushed / theirs:.2f})"
-        parts.append(part)
-    return ["**Total server CPU per create, Hapta vs PocketBase** (all of each server's processes, Hapta's PostgreSQL "
-            "backends included; not the cluster-wide ones): " + "; ".join(parts) + "."] if parts else []
+    lines = []
+    for case in WRITES:
+        parts = []
+        for vus in vus_list:
+            ours, theirs = found.get((case, str(vus), "Hapta")), found.get((case, str(vus), "PocketBase"))
+            unflushed = found.get((f"{case}, unflushed", str(vus), SERVERS["unflushed"]))
+            if ours is None or theirs is None:
+                continue
+            part = (f"{vus} VU{'s' if vus != 1 else ''}: Hapta {ours:.0f} µs, PocketBase {theirs:.0f} µs, "
+                    f"Hapta ÷ PocketBase {ours / theirs:.2f}")
+            if unflushed is not None:
+                part += f" (commits not flushed: {unflushed:.0f} µs, {unflushed / theirs:.2f})"
+            parts.append(part)
+        if parts:
+            lines.append(f"**Total server CPU per {dict(CASES)[case]}, Hapta vs PocketBase** (all of each server's "
+                         "processes, Hapta's PostgreSQL backends included; not the cluster-wide ones): "
+                         + "; ".join(parts) + ".")
+    return lines
 
 
 def main() -> None:
@@ -192,9 +202,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--vus", default="1,50")
     parser.add_argument("--cases", default=",".join(case for case, _ in CASES),
-                        help="which cases to run (ping, get, list, create)")
+                        help="which cases to run (ping, get, list, create, update, delete)")
     args = parser.parse_args()
-    CASES[:] = [(case, label) for case, label in CASES if case in args.cases.split(",")]
+    CASES[:] = [(case, label) for case, label in CASES if case in args.cases.split(",")]   # (the unflushed row: with create)
     ensure_tools()
     vus_list = [int(v) for v in args.vus.split(",")]
 
@@ -250,7 +260,8 @@ def main() -> None:
                     pair = [("hapta", "hapta.js", hapta.url), ("pocketbase", "pocketbase.js", pb_base)]
                     for name, script, url in (pair if round_ % 2 == 0 else pair[::-1]):
                         run(name, script, url, files[name], case, vus, round_)
-                run("unflushed", "hapta.js", unflushed.url, files["unflushed"], "create", vus, round_)
+                if "create" in dict(CASES):
+                    run("unflushed", "hapta.js", unflushed.url, files["unflushed"], "create", vus, round_)
 
         median = lambda key: statistics.median(rates[key])  # noqa: E731
         lines = [f"# Hapta beside PocketBase — {time.strftime('%Y-%m-%d %H:%M')}", "",
@@ -266,7 +277,7 @@ def main() -> None:
                     median(("echo", "ping", vus))
                 lines.append(f"| {label} | {vus} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
                              f"{ours / echo_rate:.2f} |")
-        for vus in vus_list:
+        for vus in vus_list if "create" in dict(CASES) else ():
             ours, theirs = median(("unflushed", "create", vus)), median(("pocketbase", "create", vus))
             lines.append(f"| {UNFLUSHED} | {vus} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} | "
                          f"{ours / median(('echo', 'ping', vus)):.2f} |")
@@ -274,7 +285,7 @@ def main() -> None:
         lines.append(f"| bare echo (ping) | {' / '.join(str(v) for v in vus_list)} | {echoes} | | | 1.00 |")
         rows = cpu_rows(windows, rates, vus_list)
         lines += ["", "## CPU per operation of every server process, by role", "",
-                  processes.table(rows, ("case", "VUs", "server")), "", *per_create(rows, vus_list), "",
+                  processes.table(rows, ("case", "VUs", "server")), "", *per_write(rows, vus_list), "",
                   processes.NOTES,
                   processes.census_note({SERVERS[name]: runs[-1][1].kinds(SERVERS[name])
                                          for (name, _, _), runs in windows.items()})]

@@ -55,7 +55,7 @@ async def seed(url: str, users: int, posts: int) -> dict[str, Any]:
             return {"id": user_id, "token": session["token"], "posts": [post["id"] for post in created]}
 
     made = await asyncio.gather(*(one(i) for i in range(users)))
-    return {"users": [{"id": u["id"], "token": u["token"]} for u in made],
+    return {"users": [{"id": u["id"], "token": u["token"], "posts": u["posts"]} for u in made],
             "posts": [post for u in made for post in u["posts"]]}
 
 

@@ -29,9 +29,14 @@ export default function () {
     if (__ENV.CASE === "ping") answer = http.get(`${__ENV.URL}/api/health`);
     else if (__ENV.CASE === "get") answer = http.get(`${base}/${seed.posts[(vu * 7 + n) % seed.posts.length]}`, params);
     else if (__ENV.CASE === "list") answer = http.get(`${base}?filter=(public%3Dtrue)&perPage=20&skipTotal=1`, params);
-    else answer = http.post(base, JSON.stringify({ author: user.id, text: `k6 ${n}`, public: true }), params);
+    else if (__ENV.CASE === "update") {
+      answer = http.patch(`${base}/${user.posts[n % user.posts.length]}`, JSON.stringify({ text: `k6 ${n}` }), params);
+    } else if (__ENV.CASE === "delete") {   // a create, then the delete of what it made: one operation
+      answer = http.post(base, JSON.stringify({ author: user.id, text: `k6 ${n}` }), params);
+      if (answer.status === 200) answer = http.del(`${base}/${answer.json().id}`, null, params);
+    } else answer = http.post(base, JSON.stringify({ author: user.id, text: `k6 ${n}`, public: true }), params);
     if (Date.now() - started >= warmup) {
-      if (answer.status === 200) ops.add(1); else failures.add(1);
+      if (answer.status === 200 || answer.status === 204) ops.add(1); else failures.add(1);
     }
   }
 }

@@ -102,22 +102,28 @@ class Sql:
                 f'SELECT *, hapta.judge({_marks(relations)}, "__allowed") AS "__judged" FROM "__j"'), relations
 
 
-def judged_together(model: Model, insert: str, rows: list[tuple[Sql, Rule, list[str], str]]) -> str:
-    """Sql.judged for an INSERT of several rows (records/combine.py), each written by its own principal: `rows`
-    holds each one's Sql (all sharing one parameter list, the INSERT's), create rule, written columns and the
-    parameter of its id. Each row is read back and judged as its writer would see it alone, marked "__n" with its
-    place in `rows`; any refusal raises and undoes the whole statement (the caller then runs each row alone, so
-    that only the refused one is refused)."""
+def judged_together(model: Model, write: str, rows: list[tuple[Sql, Rule | None, list[str], str]]) -> str:
+    """Sql.judged for a statement that writes several rows (records/combine.py: an INSERT, an UPDATE, a DELETE),
+    each for its own principal: `rows` holds each one's Sql (all sharing one parameter list, the statement's), its
+    rule (a create's, or what an update must leave true; None: a deleted row, read back and not judged), the
+    columns it wrote, and the condition that picks its row out of what `write` returned. Each row is read back as
+    its writer would see it alone, marked "__n" with its place in `rows`; any refusal raises and undoes the whole
+    statement (the caller then runs each row alone, so that only the refused one is refused)."""
     name = model.name
     columns = ", ".join(f'"{column}"' for column in model.visible)
     parts, reads = [], []
-    for n, (sql, rule, written, key) in enumerate(rows):
+    for n, (sql, rule, written, which) in enumerate(rows):
+        if rule is None:
+            parts.append(f'"__j{n}" AS (SELECT {sql.select_list(model.visible)} FROM "__w" AS "{name}" '
+                         f'WHERE {which})')
+            reads.append(f'SELECT {n} AS "__n", {columns} FROM "__j{n}"')
+            continue
         checks, relations = sql.write_checks(rule, written)
         parts.append(f'"__j{n}" AS (SELECT {sql.select_list(model.visible)}, {checks} FROM "__w" AS "{name}" '
-                     f'WHERE "{name}"."id" = {key})')
+                     f'WHERE {which})')
         reads.append(f'SELECT {n} AS "__n", {columns}, hapta.judge({_marks(relations)}, "__allowed") AS "__judged" '
                      f'FROM "__j{n}"')
-    return f'WITH "__w" AS ({insert} RETURNING *), {", ".join(parts)} {" UNION ALL ".join(reads)}'
+    return f'WITH "__w" AS ({write} RETURNING *), {", ".join(parts)} {" UNION ALL ".join(reads)}'
 
 
 def _marks(relations: list[str]) -> str:

@@ -22,7 +22,7 @@ import asyncpg
 from ..access import JUDGED, Sql, refuse_judged, refuse_unless_allowed, rule_for
 from ..hooks.api import Context
 from ..hooks.service import Hooks
-from ..models import Model, Rule
+from ..models import AUTH_COLLECTION, Model, Rule
 from ..principal import Peer, Principal
 from ..protocol.errors import CONFLICT, FORBIDDEN, NOT_FOUND, HaptaError
 from ..query.sql import PG_TYPES
@@ -47,7 +47,7 @@ class Writes:
         self.hooks = hooks
         self.announce = announce
         self.idempotency = Idempotency()
-        self.combiner = Combiner(db, records.schemas, partial(self.insert, None))
+        self.combiner = Combiner(db, records.schemas)
 
     async def close(self) -> None:
         await self.combiner.close()
@@ -65,13 +65,62 @@ class Writes:
     async def update(self, peer: Peer, collection: str, record_id: str, data: dict[str, Any],
                      version: int | None, once: Once | None = None) -> dict[str, Any]:
         model = self.records.model(collection)
+        if once is None and not self.hooks.has(model.name, "before_update"):
+            return await self._update_combined(peer, model, record_id, data, version)
         return await self.transact(once, lambda conn, later: self.update_in(conn, peer, model, record_id, data,
                                                                             version, later), model)
 
     async def delete(self, peer: Peer, collection: str, record_id: str, once: Once | None = None) -> dict[str, Any]:
         model = self.records.model(collection)
+        if once is None and not self.hooks.has(model.name, "before_delete") and model.name != AUTH_COLLECTION:
+            return await self._delete_combined(peer, model, record_id)
         return await self.transact(once, lambda conn, later: self.delete_in(conn, peer, model, record_id, later),
                                    model, deleting=True)
+
+    async def _update_combined(self, peer: Peer, model: Model, record_id: str, data: dict[str, Any],
+                               version: int | None) -> dict[str, Any]:
+        """An update with no hook before it and no key: with whatever other writes of the collection wait
+        (combine.py), one statement that checks, writes and judges. What it cannot answer (its record not there
+        for it as it stands, a refusal) it answers as update_in does, by running alone. An update that changes
+        nothing, or expects a version a reader may not see plainly, runs as update_in runs it."""
+        principal = peer.principal
+        may = rule_for(model, "update", principal)
+        key_value = record_key(model, record_id)
+        changes = writable_data(model, data)
+        if not changes or (version is not None and not _plain_version(model)):
+            return await self.transact(None, lambda conn, later: self.update_in(conn, peer, model, record_id, data,
+                                                                                version, later), model)
+        rule = rule_for(model, "update", principal, changed=[*changes])
+
+        async def alone() -> asyncpg.Record:
+            with database_refusals(model):
+                async with self.db.transaction() as conn:
+                    current = await self.lock_for_write(conn, principal, model, key_value, "update")
+                    check_version(model, record_id, current, version)
+                    return await self._set(conn, principal, model, key_value, changes)
+        row = await self.combiner.update(peer, principal, model, key_value, changes, version, may, rule, alone)
+        record = row_fields(row, model.visible)
+        if self.hooks.has(model.name, "after_update"):
+            self.hooks.after(model.name, "after_update", self.records.context(peer, "records.update", model), record)
+        return model.public(record)
+
+    async def _delete_combined(self, peer: Peer, model: Model, record_id: str) -> dict[str, Any]:
+        """A delete with no hook before it and no key, not of a user: as _update_combined."""
+        principal = peer.principal
+        may = rule_for(model, "delete", principal)
+        key_value = record_key(model, record_id)
+
+        async def alone() -> dict[str, Any]:
+            with database_refusals(model, deleting=True):
+                async with self.db.transaction() as conn:
+                    current = await self.lock_for_write(conn, principal, model, key_value, "delete")
+                    await conn.execute(f'DELETE FROM "{model.name}" WHERE "id" = $1', key_value)
+            return current
+        row = await self.combiner.delete(peer, principal, model, key_value, may, alone)
+        if self.hooks.has(model.name, "after_delete"):
+            self.hooks.after(model.name, "after_delete", self.records.context(peer, "records.delete", model),
+                             row_fields(row, model.visible))
+        return {"id": record_id}
 
     async def batch(self, peer: Peer, ops: list[Any], once: Once | None = None,
                     then: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> dict[str, Any]:
@@ -140,7 +189,8 @@ class Writes:
         if missing:
             raise invalid(missing[0], f"{missing[0]} is required")
         if conn is None:   # by itself: with whatever other creates of this collection wait (combine.py)
-            row = await self.combiner.create(peer, principal, model, rule, values)
+            row = await self.combiner.create(peer, principal, model, rule, values,
+                                             partial(self.insert, None, principal, model, rule))
         else:
             row = await self.insert(conn, principal, model, rule, values)
         record = row_fields(row, model.visible)
@@ -248,15 +298,20 @@ class Writes:
                     changes = writable_data(model, changed)
             if not changes:
                 return model.public(current)
-            sql = self.records.sql(principal, model)
-            assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
-            update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(key_value)}'
-            row = await self.checked_write(conn, principal, model, sql, update,
-                                           rule_for(model, "update", principal, changed=[*changes]),
-                                           list(changes), "update")
+            row = await self._set(conn, principal, model, key_value, changes)
         record = row_fields(row, model.visible)
         later.append(partial(self.hooks.after, model.name, "after_update", ctx, record))
         return model.public(record)
+
+    async def _set(self, conn: asyncpg.Connection, principal: Principal, model: Model, key_value: Any,
+                   changes: dict[str, Any]) -> asyncpg.Record:
+        """An update's UPDATE of a record locked and checked as it stood, judged as it is stored."""
+        sql = self.records.sql(principal, model)
+        assignments = ", ".join(f'"{n}" = {sql.param(v)}' for n, v in changes.items())
+        update = f'UPDATE "{model.name}" SET {assignments} WHERE "{model.name}"."id" = {sql.param(key_value)}'
+        return await self.checked_write(conn, principal, model, sql, update,
+                                        rule_for(model, "update", principal, changed=[*changes]),
+                                        list(changes), "update")
 
     async def write_field(self, peer: Peer, op: str, model: Model, record_id: Any, field: str,
                           change: Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[list]]) -> dict:
@@ -300,6 +355,12 @@ class Writes:
             later.append(partial(self.announce, [row["id"] for row in ended], "user deleted"))
         later.append(partial(self.hooks.after, model.name, "after_delete", ctx, current))
         return {"id": record_id}
+
+
+def _plain_version(model: Model) -> bool:
+    """Whether a record's version reads the same to every writer (visible, unguarded), as the combined statement
+    compares it: otherwise check_version compares what the writer reads (NULL through a guard)."""
+    return "version" in model.visible and model.table.fields["version"].guard is None
 
 
 def check_version(model: Model, record_id: str, current: dict[str, Any], version: int | None) -> None:

@@ -5,17 +5,23 @@ database or Redis does, and a write's reply says what is known of it.
 - A write whose COMMIT succeeded answers ok, even when its connection dies right after; one whose COMMIT got no
   answer says the outcome is unknown (so that a client does not retry a create blindly).
 - A frozen PostgreSQL (SIGSTOP) or Redis costs TIMEOUT or UNAVAILABLE within the request's deadline.
+- Writes combined into one statement (records/combine.py) through restarts and a freeze: each done once or not at
+  all, as its reply says, and heard once on resume.
 """
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
+from collections import Counter
 
+import asyncpg
 import pytest
 
 from hapta.client import HaptaError
+from hapta.live import MAX_REPLAY
 from tests.conftest import ADMIN_KEY, gateway_env
+from tests.live.realtime.helpers import change_of, events_until
 from tests.security.conftest import register
 from tests.services import GatewayProcess, PrivatePostgres, RedisServer, cuttable_database, write_app
 
@@ -221,4 +227,157 @@ async def test_a_frozen_redis_costs_a_timeout_now_and_then_not_one_per_request(d
     finally:
         process.stop()
         redis.stop()
+    clean(process)
+
+
+COMBINED = f"""
+    import dataclasses, runpy
+    from hapta.config import ConnectionBounds, DatabaseBounds, Limit
+    demo = runpy.run_path(APP + "/config.py")["app"]
+    app = dataclasses.replace(demo, connections=ConnectionBounds(request_timeout={DEADLINE}),
+                              database=DatabaseBounds(statement_timeout=1.0, acquire_timeout=1.0, lock_timeout=1.0),
+                              limits={{"records.create": Limit(1000, per=1), "records.update": Limit(1000, per=1)}})
+"""
+
+
+def unhooked_gateway(tmp_path_factory, dsn: str) -> GatewayProcess:
+    """The quick gateway with an empty rules/: posts' updates are combined too (the demo's before_update hook
+    would keep each in a transaction of its own)."""
+    config = write_app(tmp_path_factory.mktemp("combined"), COMBINED)
+    (config.parent / "rules").unlink()
+    (config.parent / "rules").mkdir()
+    return GatewayProcess(gateway_env(dsn), config=config)
+
+
+async def combined_traffic(client, author: str, prefix: str, creates: dict, updates: dict, codes: list[str],
+                           stop: asyncio.Event) -> None:
+    """Until `stop`: frames of 8 creates of posts (each text once) and an update of up to 4 posts this client made
+    before (each once, to public), every reply noted: creates[text] and updates[id] are the record or the error."""
+    made: list[str] = []
+    n = 0
+    while not stop.is_set():
+        texts = [f"{prefix} {n + i}" for i in range(8)]
+        n += len(texts)
+        touched, made[:] = made[:4], made[4:]
+        calls = [("records.create", {"collection": "posts", "data": {"author": author, "text": text}})
+                 for text in texts]
+        calls += [("records.update", {"collection": "posts", "id": record_id, "data": {"public": True}})
+                  for record_id in touched]
+        try:
+            replies = await client.batch(calls)
+        except ConnectionError:
+            codes.append("CLOSED")
+            return
+        for text, reply in zip(texts, replies):
+            creates[text] = reply
+            if not isinstance(reply, HaptaError):
+                made.append(reply["id"])
+        for record_id, reply in zip(touched, replies[len(texts):]):
+            updates[record_id] = reply
+        for reply in replies:
+            if isinstance(reply, HaptaError):
+                assert reply.code not in ("UNAVAILABLE", "TIMEOUT", "RATE_LIMITED") or reply.retry_after, reply
+            codes.append(reply.code if isinstance(reply, HaptaError) else "OK")
+        await asyncio.sleep(0.1)   # the pace of a busy client, not a flood: the resume below replays it all
+
+
+async def until(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"within {seconds} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+def unknown(reply) -> bool:
+    return isinstance(reply, HaptaError) and (reply.details or {}).get("outcome") == "unknown"
+
+
+async def test_combined_writes_through_restarts_and_a_freeze_are_done_once_or_not_at_all_as_answered(
+        private_pg, tmp_path_factory, open_client):
+    """Several clients pipeline creates and updates of posts, which the gateway combines, while PostgreSQL restarts
+    twice and freezes once. A create answered ok is there once; one refused with a known outcome is not; one whose
+    outcome is unknown is there at most once; an update likewise; and a subscriber that resumes from before it all
+    hears one create per record there."""
+    process = unhooked_gateway(tmp_path_factory, private_pg.dsn)
+    await asyncio.to_thread(process.start)
+    try:
+        tag = "combined" + secrets.token_hex(4)
+        watch = {"collection": "posts", "filter": f'text ~ "{tag}"'}
+        admin = await open_client(process)
+        await admin.call("auth.admin", {"key": ADMIN_KEY})
+        since = (await admin.call("realtime.subscribe", watch))["pos"]
+        await admin.close()
+
+        creates: dict[str, object] = {}
+        updates: dict[str, object] = {}
+        codes: list[str] = []
+        stop = asyncio.Event()
+        running, authors = [], []
+        for c in range(4):
+            client = await open_client(process)
+            session = await register(client)
+            authors.append(session["user"]["id"])
+            running.append(asyncio.ensure_future(combined_traffic(client, session["user"]["id"], f"{tag} {c}",
+                                                                  creates, updates, codes, stop)))
+        await until(lambda: codes.count("OK") >= 200, "writes go through")
+        for fault in ("restart", "restart", "freeze"):
+            seen = len(codes)
+            if fault == "restart":
+                await asyncio.to_thread(private_pg.stop, "fast")
+            else:
+                private_pg.freeze()
+            try:
+                await until(lambda: {"UNAVAILABLE", "TIMEOUT"} & set(codes[seen:]), f"the {fault} is felt")
+            finally:
+                if fault == "restart":
+                    await asyncio.to_thread(private_pg.start)
+                else:
+                    private_pg.thaw()
+            back = len(codes)
+            await until(lambda: codes[back:].count("OK") >= 50, f"writes go through after the {fault}")
+        stop.set()
+        await asyncio.gather(*running)
+        assert set(codes) <= {"OK", "UNAVAILABLE", "TIMEOUT", "RATE_LIMITED"}, sorted(set(codes))
+
+        sql = await asyncpg.connect(private_pg.dsn)
+        try:
+            rows = await sql.fetch("SELECT id, text, public, xmin::text AS x FROM posts WHERE text LIKE $1",
+                                   f"{tag} %")
+        finally:
+            await sql.close()
+        assert max(Counter(row["text"] for row in rows).values()) == 1   # no text twice
+        stored = {row["text"]: row for row in rows}
+        assert set(stored) <= set(creates)
+        for text, reply in creates.items():
+            if not isinstance(reply, HaptaError):
+                assert stored[text]["id"] == reply["id"], (text, reply)
+            elif not unknown(reply):
+                assert text not in stored, (text, reply)
+        public = {row["id"]: row["public"] for row in rows}
+        for record_id, reply in updates.items():
+            if not isinstance(reply, HaptaError):
+                assert public[record_id] is True, (record_id, reply)
+            elif not unknown(reply):
+                assert public[record_id] is False, (record_id, reply)
+        # the writes were combined: rows that one statement wrote share its transaction
+        together = Counter((row["x"], row["public"]) for row in rows)
+        assert max(n for (_, updated), n in together.items() if not updated) > 1
+        assert max(n for (_, updated), n in together.items() if updated) > 1
+        replies = [*creates.values(), *updates.values()]
+        assert any(isinstance(reply, HaptaError) for reply in replies)   # the faults were felt by writes
+        assert len(creates) + len(updates) < MAX_REPLAY - 100   # what the resume replays stays in one answer
+
+        admin = await open_client(process)
+        await admin.call("auth.admin", {"key": ADMIN_KEY})
+        resumed = await admin.call("realtime.subscribe", {**watch, "since": since})
+        marker = await admin.call("records.create", {"collection": "posts", "data": {
+            "author": authors[0], "text": f"{tag} marker"}})
+        events = await events_until(admin, change_of(marker["id"]), timeout=60)
+        heard = [(e["data"]["record"]["id"], e["data"]["action"]) for e in events
+                 if e["event"] == "records.change" and e.get("sub") == resumed["sub"]]
+        assert Counter(record_id for record_id, action in heard if action == "create") == \
+            Counter([*public, marker["id"]])
+        assert {record_id for record_id, _ in heard} <= {*public, marker["id"]}
+    finally:
+        await asyncio.to_thread(process.stop)
     clean(process)
