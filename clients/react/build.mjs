@@ -42,7 +42,9 @@ try {
       peers.set(from, known);
       return "";
     });
-    if (/^import .* from "[^.]/m.test(text)) throw new Error(`${file}: a peer's import that is not \`import type { ... }\``);
+    if (/^import .* from "[^.]/m.test(text)) {
+      throw new Error(`${file}: a peer's import that is not \`import type { ... }\``);
+    }
     writeFileSync(join(types, file), text);
   }
   const imports = [...peers].sort(([a], [b]) => a.localeCompare(b))

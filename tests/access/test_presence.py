@@ -1,5 +1,5 @@
-"""Presence profiles without any server: which fields of a member's users record each reader is shown (access/presence.py),
-and the configurations refused at start."""
+"""Presence profiles without any server: which fields of a member's users record each reader is shown
+(access/presence.py), and the configurations refused at start."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -7,7 +7,8 @@
 //
 //   function Feed() {
 //     const { items, status } = useQuery<Post>("posts", { filter: "public = true", sort: "-created", limit: 50 });
-//     return status === "loading" ? <p>Loading</p> : <ul>{items.map((post) => <li key={post.id}>{post.text}</li>)}</ul>;
+//     if (status === "loading") return <p>Loading</p>;
+//     return <ul>{items.map((post) => <li key={post.id}>{post.text}</li>)}</ul>;
 //   }
 //
 // README.md says what each hook answers; "How it is built" there, how the modules divide the work.

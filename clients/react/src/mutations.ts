@@ -8,7 +8,8 @@ export type MutationStatus = "idle" | "pending" | "success" | "error";
 
 export interface MutationResult {
   /** Creates a record of `collection`; resolves to it, or to undefined when refused (then `error` says why). */
-  create: <T = Record<string, unknown>>(collection: string, data: Partial<T>, options?: WriteOptions) => Promise<T | undefined>;
+  create: <T = Record<string, unknown>>(collection: string, data: Partial<T>,
+                                         options?: WriteOptions) => Promise<T | undefined>;
   /** Updates fields of a record; `version`: only if it is still at that version (else CONFLICT). */
   update: <T = Record<string, unknown>>(collection: string, id: string, data: Partial<T>,
                      options?: { version?: number } & WriteOptions) => Promise<T | undefined>;

@@ -58,7 +58,9 @@ const Post = memo(function Post({ post, me, like }) {
           ♥ <span className="likes">{post.likes}</span>
         </button>
         <button className="toggle" onClick={() => setOpen(!open)}>{open ? "Hide comments" : "Comments"}</button>
-        {post.author === me && <button className="delete" onClick={() => write.delete("posts", post.id)}>Delete</button>}
+        {post.author === me && (
+          <button className="delete" onClick={() => write.delete("posts", post.id)}>Delete</button>
+        )}
       </div>
       {write.error && <p className="error">{write.error.message}</p>}
       {open && <Comments post={post.id} me={me} />}
