@@ -1,6 +1,7 @@
 """@hapta/react's own tests (clients/react: vitest), run by bin/test: its pure functions, the check that the committed
-dist/ is what src/ builds to, and its hooks in Chromium against a real `hapta serve` (which the JS tests start
-themselves, on a database of this session's PostgreSQL)."""
+dist/ is what src/ builds to, its hooks and the React example (examples/react-feed) in Chromium against real `hapta
+serve` processes (which the JS tests start themselves, on a database of this session's PostgreSQL), and the check
+that the example's committed dist/ is what its sources build to."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.test_js import CLIENT as JS_CLIENT, _vitest
+from tests.clients.test_js import _vitest
 from tests.npm import npm_ci
 from tests.services import ROOT
 
@@ -18,7 +19,8 @@ REACT = ROOT / "clients" / "react"
 
 @pytest.fixture(scope="module")
 def npm() -> str:
-    npm_ci(JS_CLIENT)   # its dist/ is there already; the test support (startGateway) is shared
+    # @hapta/client is linked from clients/js (its committed dist/, which needs no install), and so is the test
+    # support that starts gateways (clients/js/test/support.ts, Node's own modules only)
     return npm_ci(REACT)
 
 
