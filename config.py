@@ -4,7 +4,7 @@ Rules are filter expressions over the record and @user (docs/protocol.md):
     None -> admin only      "" -> everyone past the guest stage      "expr" -> only where expr holds
 """
 # hapta-demo: the shipped demo app. tests/demo/ runs the demo's own tests while this line is here; your app drops it.
-from hapta.config import App, Collection, FileField, Limit
+from hapta.config import App, Channel, Collection, FileField, Limit
 
 SIGNED_IN = "@user.id != null"
 OWN = "author = @user.id"
@@ -73,9 +73,11 @@ app = App(
         "auth.register:identity": Limit(1000, per=3600),
     },
     # Who may join which channel (channels.join): a rule over the channel's `name` and what each `*` matched
-    # (`part1`, `part2`, ...). Typing indicators in rooms for anyone signed in; a private channel per user.
+    # (`part1`, `part2`, ...). Typing indicators in rooms for anyone signed in; a private channel per user; who is
+    # online, each member with their username (presence: fields of their users record, as the rules show them).
     channels={
         "room:*": SIGNED_IN,
         "user:*": "part1 = @user.id",
+        "online": Channel(SIGNED_IN, presence=("username",)),
     },
 )

@@ -144,6 +144,17 @@ class OAuth2Provider:
     trust_email: bool = False
 
 
+@dataclass(frozen=True)
+class Channel:
+    """A pattern of App.channels that says more than who may join: `Channel("@user.id != null",
+    presence=("username",))`. `rule` is who may join, as the plain string form says it (None: admins only, "":
+    everyone past the guest stage). `presence` names fields of the `users` record that each member carries to the
+    others (`profile` in members and presence events), each shown to a reader only as the users collection's view
+    rule and that field's guard let that reader see it (docs/realtime.md, "Who is there, by name")."""
+    rule: str | None
+    presence: tuple[str, ...] = ()
+
+
 def github(client_id: str, client_secret: str) -> OAuth2Provider:
     """GitHub's OAuth app endpoints. Its /user email is not marked verified, so emails are never linked."""
     return OAuth2Provider("https://github.com/login/oauth/authorize", "https://github.com/login/oauth/access_token",
@@ -310,8 +321,9 @@ class _AppFields:
     development_limits: dict[str, Limit | None] = field(default_factory=dict)
     limits_fallback: str = "local"              # while Redis is down: "local" limits per process, or "refuse"
     origins: tuple[str, ...] | None = None     # allowed Origin headers; None allows any (native apps send none)
-    # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py)
-    channels: dict[str, str | None] = field(default_factory=dict)
+    # channel name pattern -> who may join (a rule over `name`, `part1`..`part3`; see hapta/live/channels.py), or a
+    # Channel with that rule and the fields of `users` its members carry (presence)
+    channels: dict[str, str | None | Channel] = field(default_factory=dict)
     oauth2: dict[str, "OAuth2Provider"] = field(default_factory=dict)   # provider name -> how to reach it
     app_name: str = "Hapta"                     # what mails call the app
     require_verified: bool = False              # users whose email is not verified may call only auth.* and ping
@@ -390,7 +402,7 @@ def _failure(path: Path, exc: Exception) -> str:
     where = f"{path.name}, line {lines[-1]}" if lines else path.name
     unknown = _UNEXPECTED.search(str(exc))
     if isinstance(exc, TypeError) and unknown:
-        classes = (Collection, FileField, Limit, OAuth2Provider, *SECTIONS.values())
+        classes = (Channel, Collection, FileField, Limit, OAuth2Provider, *SECTIONS.values())
         known = {"_AppFields": App, **{cls.__name__: cls for cls in classes}}.get(unknown[1])
         if known is not None:
             fields = [f.name for f in dataclasses.fields(known)]
@@ -429,6 +441,12 @@ def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
             _check_fields(file, f"Collection {collection.name!r} files[{name!r}]")
     for name, provider in app.oauth2.items():
         _check_fields(provider, f"App.oauth2[{name!r}]")
+    for pattern, channel in app.channels.items():
+        if isinstance(channel, Channel):
+            _check_fields(channel, f"App.channels[{pattern!r}]")
+            twice = sorted({name for name in channel.presence if channel.presence.count(name) > 1})
+            if twice:
+                raise ConfigError(f"App.channels[{pattern!r}].presence names {twice[0]!r} twice")
     for section in SECTIONS:
         _check_fields(getattr(app, section), f"App.{section}")
     functions, connections = app.functions, app.connections

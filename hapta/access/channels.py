@@ -3,7 +3,8 @@
 `App(channels={"room:*": "@user.id != null"})`: the first pattern that matches the channel's name applies (`*`
 matches one `:`-separated part; none matching: only admins). The rule is a filter expression over the channel,
 with the fields `name` and `part1`..`part3` (what the `*`s matched), so `"user:*": "part1 = @user.id"` makes a
-private channel per user.
+private channel per user. `App(channels={"room:*": Channel("@user.id != null", presence=("username",))})` also
+names the fields of the users record each member of a matching channel carries (access/presence.py shapes them).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import ConfigError
+from ..config import Channel, ConfigError
 from ..models import EVERYONE
 from ..principal import ADMIN, Principal
 from ..query import FilterError, bind, evaluate, parse
@@ -29,11 +30,13 @@ RULE_SCHEMA = kinds.Schema({"channel": RULE_TABLE})
 class ChannelRule:
     pattern: re.Pattern
     rule: Any           # Node, EVERYONE, or None (admins only)
+    presence: tuple[str, ...] = ()   # fields of the users record its members carry
 
 
-def compile_rules(rules: dict[str, str | None]) -> list[ChannelRule]:
+def compile_rules(rules: dict[str, str | None | Channel]) -> list[ChannelRule]:
     compiled = []
-    for pattern, text in rules.items():
+    for pattern, given in rules.items():
+        text, presence = (given.rule, tuple(given.presence)) if isinstance(given, Channel) else (given, ())
         parts = pattern.split(":")
         if sum(p == "*" for p in parts) > MAX_PARTS or not all(p == "*" or NAME.fullmatch(p) for p in parts):
             raise ConfigError(f"channels: pattern {pattern!r} must be `:`-separated names or `*` (at most "
@@ -48,8 +51,17 @@ def compile_rules(rules: dict[str, str | None]) -> list[ChannelRule]:
                 rule = bind(parse(text), RULE_TABLE, RULE_SCHEMA)
             except FilterError as exc:
                 raise ConfigError(f"channels[{pattern!r}]: {exc}") from None
-        compiled.append(ChannelRule(regex, rule))
+        compiled.append(ChannelRule(regex, rule, presence))
     return compiled
+
+
+def presence_of(rules: list[ChannelRule], channel: str) -> tuple[str, ...]:
+    """The fields of the users record that members of `channel` carry: its first matching pattern's (none where no
+    pattern matches: a channel only admins may join)."""
+    for entry in rules:
+        if entry.pattern.fullmatch(channel):
+            return entry.presence
+    return ()
 
 
 def may_join(rules: list[ChannelRule], channel: str, principal: Principal) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from ..clock import Clock, wall
 from ..config import RealtimeBounds
-from ..models import Model
+from ..models import AUTH_COLLECTION, Model
 from ..principal import Peer
 from ..protocol.errors import UNAVAILABLE, HaptaError
 from ..settings import Settings
@@ -51,7 +51,7 @@ def read_cache(settings: Settings, listener: Listener) -> ReadCache:
 
 
 class Live:
-    def __init__(self, bounds: RealtimeBounds, channel_rules: dict[str, str | None], settings: Settings, db: Database,
+    def __init__(self, bounds: RealtimeBounds, channel_rules: dict[str, Any], settings: Settings, db: Database,
                  models: dict[str, Model], listener: Listener, cache: ReadCache, view: View, clock: Clock = wall):
         self.listener = listener
         self.cache = cache
@@ -61,7 +61,8 @@ class Live:
                                  filter_bytes_per_address=bounds.filter_bytes_per_address)
         bus: Bus = RedisBus(settings.redis_url, settings.redis_prefix) if settings.redis_url else \
             PostgresBus(db, listener)
-        self.channels = Channels(channel_rules, db, bus, on_missed=self._channels_missed, out=self.realtime.out)
+        self.channels = Channels(channel_rules, db, bus, on_missed=self._channels_missed, out=self.realtime.out,
+                                 users=models.get(AUTH_COLLECTION), users_hooked=view.sends(AUTH_COLLECTION))
         self.feed = ChangeFeed(models, db, deliver=self.realtime.deliver, listening=lambda: bool(self.realtime.topics),
                                changed=cache.changed, reset=self._feed_reset,
                                try_lead=lambda: listener.try_lock(LEADER_KEY),

@@ -13,6 +13,11 @@ A message may also wait for a transaction (records.batch's `publish`, a function
 channels.publish or ctx.publish checks it (`hold`, `hold_from_server`), then written into the change inbox by that
 transaction (`Held.write`), so that it goes out only if the transaction commits, after its changes, through the
 change feed rather than the bus (feed.py; docs/realtime.md says why).
+
+Where a channel's pattern names presence fields (`Channel(rule, presence=("username",))`), a member carries them:
+read from its users record when it joins, they travel with its join notice as the record holds them, and every
+process shows each of its members the profile that reader may see (access/presence.py), in join answers and join
+events alike. Leaves and messages carry none: a member is known by its id.
 """
 from __future__ import annotations
 
@@ -26,14 +31,19 @@ import asyncpg
 import msgspec
 
 from .. import metrics
-from ..principal import GUEST, Peer
+from ..principal import GUEST, Peer, Principal
 from ..protocol.codec import MAX_NESTING, nesting
 from ..protocol.errors import BAD_REQUEST, FORBIDDEN, TOO_LARGE, HaptaError
 from ..store.failures import UPSTREAM_ERRORS
 from ..store.postgres import Database
-from ..access.channels import NAME, compile_rules
+from ..access.channels import NAME, compile_rules, presence_of
+from ..access.presence import Profiles
+from ..config import ConfigError
+from ..models import AUTH_COLLECTION, Model
+from ..query.sql import quote
 from .bus import BusDown, PostgresBus, RedisBus
 from .events import event
+from .feed import typed
 
 log = logging.getLogger("hapta.channels")
 
@@ -49,6 +59,7 @@ class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
     u: str | None = None        # user id
     r: str | None = None        # role
     d: Any = None               # message data
+    p: dict[str, Any] | None = None   # a join's: the columns of its users record that presence shows and judges by
 
 
 SERVER = "server"   # the member id and role of what the server itself publishes (no member has it: ids are random)
@@ -109,10 +120,23 @@ def publish_failed(index: int, channel: str, error: HaptaError) -> HaptaError:
 
 
 class Channels:
-    def __init__(self, rules: dict[str, str | None], db: Database, bus: PostgresBus | RedisBus,
+    def __init__(self, rules: dict[str, Any], db: Database, bus: PostgresBus | RedisBus,
                  on_missed: Callable[[], None] = lambda: None,
-                 out: Callable[[Peer, Any], None] = lambda peer, frame: peer.deliver(frame)):
+                 out: Callable[[Peer, Any], None] = lambda peer, frame: peer.deliver(frame),
+                 users: Model | None = None, users_hooked: bool = False):
+        """`users`: the users collection's model, which presence fields are read from; `users_hooked`: it has a
+        before_send hook, which presence (judged in the gateway, for every reader of every join) cannot run."""
         self.rules = compile_rules(rules)
+        # the profiles of each distinct presence, checked at start
+        self.profiles: dict[tuple[str, ...], Profiles] = {}
+        for pattern, entry in zip(rules, self.rules):
+            if entry.presence and entry.presence not in self.profiles:
+                where = f"App.channels[{pattern!r}]"
+                if users_hooked:
+                    raise ConfigError(f"{where}.presence: {AUTH_COLLECTION} has a before_send hook, which presence "
+                                      f"cannot run; shape what members carry with guards instead")
+                self.profiles[entry.presence] = Profiles(users, entry.presence, where)
+        self.carried: dict[tuple[Peer, str], dict[str, Any] | None] = {}   # (connection, channel) -> its Notice.p
         self.db = db
         self.bus = bus
         self.on_missed = on_missed
@@ -189,7 +213,8 @@ class Channels:
                 added = await self.db.fetchval("SELECT hapta.presence_join($1, $2, $3, $4, $5)",
                                                channel, member, self.process, principal.user_id, principal.role)
                 if added:
-                    await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
+                    await self._send([self._joined(channel, member, principal.user_id, principal.role,
+                                                   self.carried.get((peer, channel)))])
 
     async def everyone(self, per_channel: int) -> list[dict[str, Any]]:
         """Every channel with members, across processes and nodes (presence is in PostgreSQL), at most
@@ -230,20 +255,50 @@ class Channels:
             self.local.setdefault(channel, {})[member] = peer
             metrics.CHANNEL_MEMBERS.inc()
             try:
+                profiles = self._profiles(channel)
+                carried = None
+                if profiles is not None and principal.user_id is not None:
+                    carried = (await self._users(self.db, profiles, [principal.user_id])).get(principal.user_id)
+                self.carried[(peer, channel)] = carried
                 await self.db.execute("SELECT hapta.presence_join($1, $2, $3, $4, $5)",
                                       channel, member, self.process, principal.user_id, principal.role)
             except BaseException:
                 self._forget(peer, channel)
                 raise
             try:
-                await self._send([Notice("join", channel, member, principal.user_id, principal.role)])
+                await self._send([self._joined(channel, member, principal.user_id, principal.role, carried)])
             except BusDown as exc:   # joined all the same: the others see it in the member list
                 log.warning("could not announce a join: %s", exc)
-        return {"channel": channel, "member": member, **await self._presence(channel, known)}
+        return {"channel": channel, "member": member, **await self._presence(channel, known, principal)}
 
-    async def _presence(self, channel: str, known: str | None) -> dict[str, Any]:
+    def _profiles(self, channel: str) -> Profiles | None:
+        presence = presence_of(self.rules, channel)
+        return self.profiles[presence] if presence else None
+
+    def _joined(self, channel: str, member: str, user: str | None, role: str | None,
+                carried: dict[str, Any] | None) -> Notice:
+        """A join's notice, with what its profile is shown from, where that fits on the bus (a profile too large to
+        travel reaches the other members as none; their next join answer has it)."""
+        notice = Notice("join", channel, member, user, role, p=carried)
+        if carried is not None and len(_encode(notice)) > self.bus.limit:
+            log.warning("a presence profile of %s is too large for the bus; the join is announced without it", user)
+            notice = Notice("join", channel, member, user, role)
+        return notice
+
+    @staticmethod
+    async def _users(conn: Any, profiles: Profiles, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The users records of `ids` (those that exist), the columns their profiles are shown and judged by."""
+        if not ids:
+            return {}
+        columns = ", ".join(quote(name) for name in profiles.columns)
+        rows = await conn.fetch(f"SELECT {columns} FROM {quote(AUTH_COLLECTION)} WHERE id = ANY($1)", ids)
+        return {row["id"]: dict(row) for row in rows}
+
+    async def _presence(self, channel: str, known: str | None, reader: Principal) -> dict[str, Any]:
         """{version, members} or, from a usable `known` version, {version, since, joined, left}: read in one
-        snapshot, so that the version names exactly the joins and leaves the answer reflects."""
+        snapshot, so that the version names exactly the joins and leaves the answer reflects. Where the channel
+        has presence fields, the members there carry the profiles `reader` may see, read in that snapshot too."""
+        profiles = self._profiles(channel)
         async with self.db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             head = await conn.fetchrow("SELECT epoch, version, pruned FROM hapta.channel_versions "
                                        "WHERE channel = $1", channel)
@@ -252,15 +307,23 @@ class Channels:
             if since is None:
                 rows = await conn.fetch(f"SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 "
                                         f"AND {ALIVE} ORDER BY since", channel, PROCESS_TIMEOUT)
-                return {"version": version, "members": [_member(r["member"], r["user_id"], r["role"]) for r in rows]}
+                return {"version": version, "members": await self._there(conn, profiles, rows, reader)}
             joined = await conn.fetch(f"SELECT member, user_id, role FROM hapta.presence WHERE channel = $1 "
                                       f"AND {ALIVE} AND since > $3 ORDER BY since", channel, PROCESS_TIMEOUT, since)
             # Every leave since, also of members who joined after it: the client may have heard of those joins.
             left = await conn.fetch("SELECT member, user_id, role FROM hapta.presence_gone WHERE channel = $1 "
                                     "AND version > $2 ORDER BY version", channel, since)
-        return {"version": version, "since": known,
-                "joined": [_member(r["member"], r["user_id"], r["role"]) for r in joined],
-                "left": [_member(r["member"], r["user_id"], r["role"]) for r in left]}
+            return {"version": version, "since": known,
+                    "joined": await self._there(conn, profiles, joined, reader),
+                    "left": [_member(r["member"], r["user_id"], r["role"]) for r in left]}
+
+    async def _there(self, conn: Any, profiles: Profiles | None, rows: list, reader: Principal) -> list[dict[str, Any]]:
+        """Members present, as `reader` is shown them."""
+        if profiles is None:
+            return [_member(r["member"], r["user_id"], r["role"]) for r in rows]
+        users = await self._users(conn, profiles, sorted({r["user_id"] for r in rows if r["user_id"] is not None}))
+        return [{**_member(r["member"], r["user_id"], r["role"]),
+                 "profile": profiles.shown(users.get(r["user_id"]), reader)} for r in rows]
 
     async def leave(self, peer: Peer, channel: str) -> bool:
         member = self._forget(peer, channel)
@@ -379,6 +442,7 @@ class Channels:
     def _forget(self, peer: Peer, channel: str) -> str | None:
         channels = self.by_peer.get(peer, {})
         member = channels.pop(channel, None)
+        self.carried.pop((peer, channel), None)
         if not channels:
             self.by_peer.pop(peer, None)
             self.identities.pop(peer, None)
@@ -402,14 +466,37 @@ class Channels:
         members = self.local.get(notice.c)
         if not members:
             return
+        profiles = self._profiles(notice.c) if notice.k == "join" else None
         if notice.k == "msg":
             message = event("channels.message", {"channel": notice.c, "from": _member(notice.m, notice.u, notice.r),
                                                  "data": notice.d})
-        else:
+        elif profiles is None:
             message = event("channels.presence", {"channel": notice.c, "action": notice.k,
                                                   "member": _member(notice.m, notice.u, notice.r)})
+        else:
+            self._tell_join(notice, profiles, members)
+            return
         out = self.out
         for member, peer in list(members.items()):
             if member != notice.m:   # nobody hears their own join, leave or message
                 out(peer, message)
+
+    def _tell_join(self, notice: Notice, profiles: Profiles, members: dict[str, Peer]) -> None:
+        """A join in a channel with presence fields: each member is shown the profile it may see, shaped once per
+        group of readers the rules cannot tell apart."""
+        record = typed(profiles.model, notice.p) if notice.p is not None else None
+        shaped: dict[tuple, Any] = {}
+        out = self.out
+        for member, peer in list(members.items()):
+            if member == notice.m:
+                continue
+            principal = peer.principal
+            key = profiles.key(principal)
+            message = shaped.get(key) if key is not None else None
+            if message is None:
+                message = event("channels.presence", {"channel": notice.c, "action": "join", "member": {
+                    **_member(notice.m, notice.u, notice.r), "profile": profiles.shown(record, principal)}})
+                if key is not None:
+                    shaped[key] = message
+            out(peer, message)
 

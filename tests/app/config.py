@@ -4,7 +4,7 @@ migrations/), kept here so that the tests do not change when a user replaces the
 Rules are filter expressions over the record and @user (docs/protocol.md):
     None -> admin only      "" -> everyone past the guest stage      "expr" -> only where expr holds
 """
-from hapta.config import App, Collection, FileField, Limit
+from hapta.config import App, Channel, Collection, FileField, Limit
 
 SIGNED_IN = "@user.id != null"
 OWN = "author = @user.id"
@@ -66,9 +66,13 @@ app = App(
         "records.create": Limit(10, per=1, burst=20),    # per user
     },
     # Who may join which channel (channels.join): a rule over the channel's `name` and what each `*` matched
-    # (`part1`, `part2`, ...). Typing indicators in rooms for anyone signed in; a private channel per user.
+    # (`part1`, `part2`, ...). Typing indicators in rooms for anyone signed in; a private channel per user; who is
+    # online, each member with their username (presence: fields of their users record, as the rules show them).
     channels={
         "room:*": SIGNED_IN,
         "user:*": "part1 = @user.id",
+        "online": Channel(SIGNED_IN, presence=("username",)),
+        # the tests of presence profiles: a guarded field (email, its owner's alone) among what members carry
+        "profiles:*": Channel(SIGNED_IN, presence=("username", "email", "created")),
     },
 )

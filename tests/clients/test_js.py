@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,12 +21,13 @@ def npm() -> str:
     return npm_ci(CLIENT)
 
 
-async def _vitest(npm: str, pg_admin: str, *files: str) -> str:
-    """`npm test -- <files>` on a database of its own; its output. Fails the test on any failure."""
+async def _vitest(npm: str, pg_admin: str, *files: str, folder: Path = CLIENT) -> str:
+    """`npm test -- <files>` in `folder` (a package of clients/) on a database of its own; its output. Fails the
+    test on any failure."""
     dsn = await create_database(pg_admin)
     try:
         env = {**os.environ, "DATABASE_URL": dsn, "CI": "true", "NO_COLOR": "1"}
-        done = subprocess.run([npm, "test", "--", *files], cwd=CLIENT, env=env, capture_output=True, text=True,
+        done = subprocess.run([npm, "test", "--", *files], cwd=folder, env=env, capture_output=True, text=True,
                               timeout=900)
     finally:
         await drop_database(pg_admin, dsn)

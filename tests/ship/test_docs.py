@@ -13,7 +13,8 @@ from tests.services import ROOT
 
 DOCS = sorted({path for path in (ROOT / "docs").glob("*.md")}
               | {ROOT / name for name in ("README.md", "CHANGELOG.md", "clients/js/README.md", "bench/README.md",
-                                          "examples/web-feed/README.md")})
+                                          "examples/web-feed/README.md", "clients/react/README.md",
+                                          "examples/react-feed/README.md")})
 # Outside pages a doc may link to, each with why. Empty: every standard the docs rely on is named, not linked.
 ALLOWED: dict[str, str] = {}
 # Addresses that are not pages elsewhere: the reader's own machine, the names RFC 2606 keeps for examples, and the

@@ -6,8 +6,13 @@ import type { Caller, Requests } from "./requests.js";
 
 export interface Member {
   id: string;
+  /** The user id (null for anon or admin). */
   user: string | null;
   role: string;
+  /** Where the channel's pattern names presence fields (App.channels): those fields of the member's users record
+   * as this reader may see them (each null where its guard does not hold for the reader), or null where the reader
+   * may not view that record (or there is none: anon, admin). Absent in other channels, and in leaves. */
+  profile?: Record<string, unknown> | null;
 }
 
 export type Handler = (data: any) => void;

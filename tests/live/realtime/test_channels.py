@@ -143,3 +143,66 @@ async def test_a_rejoin_with_its_version_hears_only_what_changed(gateway, second
     finally:
         for client in (carol, stays, goes, comes):
             await client.close()
+
+
+async def test_members_carry_the_profile_each_reader_may_see(gateway, second_gateway, admin):
+    """A channel whose pattern names presence fields (tests/app: "profiles:*" carries username, email and created):
+    each member's profile is its users record as the reader may see it, in join answers and in join events, across
+    processes. The email is guarded (its owner's alone): shown to its owner and to admins, never to anyone else."""
+    channel = f"profiles:{secrets.token_hex(4)}"
+    alice, alice_id = await _signed_in(gateway.url)
+    bob, bob_id = await _signed_in(second_gateway.url)
+    alice_mail, bob_mail = f"{alice.name}@example.com", f"{bob.name}@example.com"
+    try:
+        first = await alice.call("channels.join", {"channel": channel})
+        [own] = first["members"]
+        assert own["user"] == alice_id and own["profile"]["email"] == alice_mail   # her own: she may see it
+        assert own["profile"]["username"] == alice.name and own["profile"]["created"]
+
+        bob_joined = await bob.call("channels.join", {"channel": channel})
+        shown = {m["user"]: m["profile"] for m in bob_joined["members"]}
+        assert shown[alice_id] == {"username": alice.name, "email": None, "created": own["profile"]["created"]}
+        assert shown[bob_id]["email"] == bob_mail
+        [event] = await events_until(alice, _presence("join", bob_joined["member"]))
+        assert event["data"]["member"] == {"id": bob_joined["member"], "user": bob_id, "role": "user",
+                                           "profile": {"username": bob.name, "email": None,
+                                                       "created": shown[bob_id]["created"]}}
+
+        # an admin sees every field; the others see the admin (no users record) without a profile
+        admin_joined = await admin.call("channels.join", {"channel": channel})
+        assert {m["user"]: m["profile"]["email"] for m in admin_joined["members"] if m["user"]} == \
+            {alice_id: alice_mail, bob_id: bob_mail}
+        heard = await events_until(bob, _presence("join", admin_joined["member"]))
+        assert heard[-1]["data"]["member"]["profile"] is None
+
+        # back after a drop, told only who joined since: those carry profiles too, as this reader may see them
+        again = await bob.call("channels.join", {"channel": channel, "version": first["version"]})
+        assert {m["user"]: m["profile"]["email"] for m in again["joined"] if m["user"]} == {bob_id: bob_mail}
+
+        # whatever bob was sent, alice's address was in none of it (nor bob's in what alice heard)
+        await bob.call("channels.publish", {"channel": channel, "data": "hi"})
+        heard_by_alice = await events_until(alice, lambda e: e["event"] == "channels.message")
+        assert alice_mail not in repr([bob_joined, again, heard])
+        assert bob_mail not in repr([first, event, heard_by_alice])
+        assert "profile" not in heard_by_alice[-1]["data"]["from"]   # messages name their sender by id
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_the_demo_online_channel_shows_usernames_and_rooms_show_no_profiles(user):
+    alice, alice_session = await user()
+    bob, bob_session = await user()
+    await alice.call("channels.join", {"channel": "online"})
+    joined = await bob.call("channels.join", {"channel": "online"})
+    shown = {m["user"]: m["profile"] for m in joined["members"]}
+    assert shown[alice_session["user"]["id"]] == {"username": alice_session["user"]["username"]}
+    assert shown[bob_session["user"]["id"]] == {"username": bob_session["user"]["username"]}
+    [event] = await events_until(alice, _presence("join", joined["member"]))
+    assert event["data"]["member"]["profile"] == {"username": bob_session["user"]["username"]}
+    room = f"room:{secrets.token_hex(4)}"
+    await alice.call("channels.join", {"channel": room})
+    assert all("profile" not in m for m in (await bob.call("channels.join", {"channel": room}))["members"])
+    await bob.call("channels.leave", {"channel": "online"})
+    left = (await events_until(alice, _presence("leave", joined["member"])))[-1]
+    assert "profile" not in left["data"]["member"]   # a leave names the member by id
