@@ -249,6 +249,427 @@ var Files = class {
   }
 };
 
+// src/filter.ts
+var OPERATORS = ["!=", ">=", "<=", "!~", "@@", "=", ">", "<", "~"];
+var PUNCTUATION = ["&&", "||", "!", "(", ")", "[", "]", ","];
+function tokenize(text) {
+  const tokens = [];
+  let at = 0;
+  const name = /[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/y;
+  const number = /-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+  while (true) {
+    while (at < text.length && " 	\r\n".includes(text[at])) at++;
+    if (at >= text.length) {
+      tokens.push({ type: "end", value: null });
+      return tokens;
+    }
+    const char = text[at];
+    if (char === '"') {
+      let out = "";
+      at++;
+      while (text[at] !== '"') {
+        if (at >= text.length) throw new Error("unterminated string");
+        if (text[at] === "\\") {
+          const code = text[at + 1];
+          if (code === "u") {
+            out += String.fromCharCode(parseInt(text.slice(at + 2, at + 6), 16));
+            at += 6;
+          } else {
+            out += { n: "\n", t: "	" }[code] ?? code;
+            at += 2;
+          }
+        } else {
+          out += text[at++];
+        }
+      }
+      at++;
+      tokens.push({ type: "value", value: out });
+      continue;
+    }
+    number.lastIndex = at;
+    if (/[0-9]/.test(char) || char === "-" && /[0-9]/.test(text[at + 1] ?? "")) {
+      const found = number.exec(text);
+      tokens.push({ type: "value", value: Number(found[0]) });
+      at += found[0].length;
+      continue;
+    }
+    const op = OPERATORS.find((symbol) => text.startsWith(symbol, at));
+    if (op) {
+      tokens.push({ type: "op", value: op });
+      at += op.length;
+      continue;
+    }
+    name.lastIndex = char === "@" ? at + 1 : at;
+    const word = name.exec(text);
+    if (word) {
+      at = name.lastIndex;
+      if (char === "@") tokens.push({ type: "var", value: word[0] });
+      else if (word[0] === "true" || word[0] === "false") tokens.push({ type: "value", value: word[0] === "true" });
+      else if (word[0] === "null") tokens.push({ type: "value", value: null });
+      else if (word[0] === "in") tokens.push({ type: "op", value: "in" });
+      else tokens.push({ type: "field", value: word[0].split(".") });
+      continue;
+    }
+    const punct = PUNCTUATION.find((symbol) => text.startsWith(symbol, at));
+    if (!punct) throw new Error(`unexpected character ${char} at ${at}`);
+    tokens.push({ type: punct, value: punct });
+    at += punct.length;
+  }
+}
+function parseFilter(text) {
+  const tokens = tokenize(text);
+  let at = 0;
+  const next = () => tokens[at++];
+  const peek = () => tokens[at];
+  const expect = (type) => {
+    if (peek().type !== type) throw new Error(`expected ${type}`);
+    return next();
+  };
+  const operand = () => {
+    const token = next();
+    if (token.type === "field") return { kind: "field", path: token.value };
+    if (token.type === "var") return { kind: "var", name: token.value };
+    if (token.type === "value") return { kind: "value", value: token.value };
+    throw new Error("expected a field or value");
+  };
+  const comparison = () => {
+    const left = operand();
+    const op = expect("op").value;
+    if (op === "in" && peek().type === "[") {
+      next();
+      const values = [];
+      while (peek().type !== "]") {
+        if (values.length) expect(",");
+        values.push(expect("value").value);
+      }
+      next();
+      return { kind: "compare", left, op, right: { kind: "value", value: values } };
+    }
+    return { kind: "compare", left, op, right: operand() };
+  };
+  const unary = () => {
+    if (peek().type === "!") {
+      next();
+      return { kind: "not", item: unary() };
+    }
+    if (peek().type === "(") {
+      next();
+      const inner = expr();
+      expect(")");
+      return inner;
+    }
+    return comparison();
+  };
+  const joined = (kind, separator, part) => () => {
+    const items = [part()];
+    while (peek().type === separator) {
+      next();
+      items.push(part());
+    }
+    return items.length === 1 ? items[0] : kind === "and" ? { kind, items } : { kind, items };
+  };
+  const conjunction = joined("and", "&&", unary);
+  const expr = joined("or", "||", conjunction);
+  const tree = expr();
+  expect("end");
+  return tree;
+}
+function decide(node, record, vars = {}) {
+  try {
+    return truth(node, record, vars);
+  } catch (error) {
+    if (error === UNDECIDED) return "unknown";
+    throw error;
+  }
+}
+var UNDECIDED = /* @__PURE__ */ Symbol("undecided");
+function truth(node, record, vars) {
+  if (node.kind === "not") {
+    const value = truth(node.item, record, vars);
+    return value === null ? null : !value;
+  }
+  if (node.kind === "and" || node.kind === "or") {
+    const decisive = node.kind === "or";
+    let result = !decisive;
+    let undecided2 = false;
+    for (const item of node.items) {
+      let value;
+      try {
+        value = truth(item, record, vars);
+      } catch (error) {
+        if (error !== UNDECIDED) throw error;
+        undecided2 = true;
+        continue;
+      }
+      if (value === decisive) return decisive;
+      if (value === null) result = null;
+    }
+    if (undecided2) throw UNDECIDED;
+    return result;
+  }
+  return compare(node, record, vars);
+}
+function compare(node, record, vars) {
+  const { op } = node;
+  if (op === "@@") return undecided();
+  const read = (operand) => {
+    if (operand.kind === "value") return operand.value;
+    if (operand.kind === "var") return variable(operand.name, vars);
+    if (operand.path.length > 1 || !(operand.path[0] in record)) return undecided();
+    return record[operand.path[0]];
+  };
+  const isNull = (operand) => operand.kind === "value" && operand.value === null;
+  if ((op === "=" || op === "!=") && (isNull(node.left) || isNull(node.right))) {
+    const missing = read(isNull(node.left) ? node.right : node.left) == null;
+    return op === "=" ? missing : !missing;
+  }
+  const left = read(node.left);
+  const right = read(node.right);
+  if (op === "in") {
+    const list = Array.isArray(right) ? right : null;
+    if (!list) return null;
+    if (!list.length) return false;
+    if (left == null) return null;
+    if (list.some((item) => item != null && same(left, item))) return true;
+    return list.some((item) => item == null) ? null : false;
+  }
+  if (left == null || right == null) return null;
+  if (op === "~" || op === "!~") {
+    if (typeof left !== "string" || typeof right !== "string") return undecided();
+    return left.toLowerCase().includes(right.toLowerCase()) === (op === "~");
+  }
+  if (op === "=") return same(left, right);
+  if (op === "!=") return !same(left, right);
+  const order = orderOf(left, right);
+  if (order === null) return undecided();
+  return op === ">" ? order > 0 : op === ">=" ? order >= 0 : op === "<" ? order < 0 : order <= 0;
+}
+function undecided() {
+  throw UNDECIDED;
+}
+function variable(name, vars) {
+  if (name === "now") return new Date(vars.now ?? Date.now()).toISOString();
+  const user = vars.user;
+  if (name === "user.id") return user ? user.id ?? null : null;
+  if (name === "user.role") return user ? "user" : undecided();
+  const field = name.slice("user.".length);
+  if (user && field in user) return user[field];
+  return user ? undecided() : null;
+}
+function same(left, right) {
+  const order = orderOf(left, right);
+  return order === null ? left === right : order === 0;
+}
+var TIMESTAMP = /^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d)?)(?:\.(\d{1,9}))?)?(Z|[+-]\d\d:?\d\d)?$/;
+function timestampKey(value) {
+  const found = TIMESTAMP.exec(value);
+  if (!found) return null;
+  const [, date, time = "00:00:00", fraction = "", zone = "Z"] = found;
+  const ms = Date.parse(`${date}T${time.length === 5 ? time + ":00" : time}${zone}`);
+  if (Number.isNaN(ms)) return null;
+  return ms * 1e3 + Number((fraction + "000000").slice(0, 6));
+}
+function orderOf(left, right) {
+  if (typeof left === "number" && typeof right === "number") return Math.sign(left - right);
+  if (typeof left === "boolean" && typeof right === "boolean") return Number(left) - Number(right);
+  if (typeof left === "string" && typeof right === "string") {
+    const a = timestampKey(left);
+    const b = a === null ? null : timestampKey(right);
+    if (a !== null && b !== null) return Math.sign(a - b);
+    return left < right ? -1 : left > right ? 1 : 0;
+  }
+  return null;
+}
+function comparator(sort) {
+  const terms = sort.split(",").map((term) => term.trim()).filter(Boolean).map((term) => term.startsWith("-") ? { field: term.slice(1), descending: true } : { field: term.replace(/^\+/, ""), descending: false });
+  if (!terms.some((term) => term.field === "id")) terms.push({ field: "id", descending: false });
+  return (a, b) => {
+    for (const { field, descending } of terms) {
+      const left = a[field] ?? null;
+      const right = b[field] ?? null;
+      let order;
+      if (left === null || right === null) order = left === right ? 0 : left === null ? 1 : -1;
+      else order = orderOf(left, right) ?? 0;
+      if (order !== 0) return descending ? -order : order;
+    }
+    return 0;
+  };
+}
+
+// src/overlay.ts
+function recordKey(collection, id) {
+  return `${collection}\0${String(id)}`;
+}
+function iso(ms) {
+  return new Date(ms).toISOString();
+}
+function steps(write) {
+  const { op, args } = write;
+  if (op === "records.create") {
+    const id = write.answer ? String(write.answer.id) : write.tempIds?.[0] ?? "";
+    return [{
+      action: "create",
+      collection: String(args.collection),
+      id,
+      data: args.data ?? {},
+      answer: write.answer
+    }];
+  }
+  if (op === "records.update" || op === "records.delete") {
+    return [{
+      action: op === "records.update" ? "update" : "delete",
+      collection: String(args.collection),
+      id: String(args.id),
+      data: args.data ?? {},
+      answer: write.answer
+    }];
+  }
+  if (op !== "records.batch") return [];
+  const ops = args.ops ?? [];
+  const results = write.answer?.results ?? [];
+  const ids = [];
+  const ref = (value) => {
+    if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 1 && typeof value.$ref === "number") {
+      return ids[value.$ref];
+    }
+    return value;
+  };
+  return ops.map((step, n) => {
+    const action = step.op;
+    const answer = results[n];
+    const id = answer ? String(answer.id) : action === "create" ? write.tempIds?.[n] ?? "" : String(ref(step.id));
+    ids[n] = id;
+    const data = Object.fromEntries(Object.entries(step.data ?? {}).map(([k, v]) => [k, ref(v)]));
+    return { action, collection: String(step.collection), id, data, answer };
+  });
+}
+function effectsOf(writes, index) {
+  const now = new Map(index);
+  const out = [];
+  for (const write of writes) {
+    for (const step of steps(write)) {
+      const at = recordKey(step.collection, step.id);
+      const before = now.get(at) ?? null;
+      let record = null;
+      if (step.action === "create") {
+        record = step.answer ?? { ...step.data, id: step.id, created: iso(write.made), updated: iso(write.made) };
+      } else if (step.action === "update") {
+        record = step.answer ?? (before ? { ...before, ...step.data, updated: iso(write.made) } : null);
+      }
+      if (record) now.set(at, record);
+      else if (step.action === "delete") now.delete(at);
+      out.push({
+        key: write.key,
+        collection: step.collection,
+        action: step.action,
+        id: step.id,
+        record,
+        before,
+        landed: !!write.answer
+      });
+    }
+  }
+  return out;
+}
+function shapeOf(args, parse) {
+  let filter = null;
+  if (typeof args.filter === "string" && args.filter.trim()) {
+    try {
+      filter = parse(args.filter);
+    } catch {
+      filter = "unparsed";
+    }
+  }
+  return {
+    collection: String(args.collection),
+    limit: Number(args.limit),
+    filter,
+    compare: comparator(String(args.sort ?? "-created"))
+  };
+}
+function overlay(server, effects, shape, vars, echoed) {
+  const items = [...server];
+  const serverAt = new Map(server.map((item) => [String(item.id), item]));
+  for (const effect of effects) {
+    if (effect.collection !== shape.collection) continue;
+    const mark = `${effect.key}\0${effect.id}`;
+    if (echoed.has(mark)) continue;
+    if (effect.landed) {
+      const shown = serverAt.get(effect.id);
+      const caughtUp = effect.action === "delete" ? !shown : !!shown && typeof shown.version === "number" && shown.version >= Number(effect.record?.version);
+      if (caughtUp) {
+        echoed.add(mark);
+        continue;
+      }
+    }
+    const place = items.findIndex((item) => String(item.id) === effect.id);
+    if (effect.action === "delete") {
+      if (place >= 0) items.splice(place, 1);
+      continue;
+    }
+    const record = effect.record;
+    if (!record) continue;
+    const matches = shape.filter === null ? true : shape.filter === "unparsed" ? "unknown" : decide(shape.filter, record, vars);
+    if (matches === "unknown" && place >= 0) {
+      items[place] = { ...record, $pending: true };
+      continue;
+    }
+    if (place >= 0) items.splice(place, 1);
+    if (matches !== true) continue;
+    const marked = { ...record, $pending: true };
+    let at = items.findIndex((item) => shape.compare(marked, item) < 0);
+    if (at < 0) at = items.length;
+    if (at >= shape.limit || at === items.length && place < 0 && server.length >= shape.limit) continue;
+    items.splice(at, 0, marked);
+  }
+  return items.slice(0, shape.limit);
+}
+function same2(a, b) {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+function diffItems(before, after) {
+  const afterIds = new Set(after.map((item) => String(item.id)));
+  const ops = before.filter((item) => !afterIds.has(String(item.id))).map((item) => ({ op: "delete", id: String(item.id) }));
+  const kept = before.filter((item) => afterIds.has(String(item.id)));
+  const oldPlace = new Map(kept.map((item, n) => [String(item.id), n]));
+  const oldItem = new Map(kept.map((item) => [String(item.id), item]));
+  const staying = new Set(longestRising(after.filter((item) => oldPlace.has(String(item.id))).map((item) => oldPlace.get(String(item.id)))).map((n) => String(kept[n].id)));
+  const current = kept.map((item) => String(item.id));
+  const updates = [];
+  after.forEach((record, n) => {
+    const id = String(record.id);
+    if (staying.has(id)) {
+      if (!same2(oldItem.get(id), record)) updates.push({ op: "update", id, record });
+      return;
+    }
+    if (oldPlace.has(id)) current.splice(current.indexOf(id), 1);
+    const index = n === 0 ? 0 : current.indexOf(String(after[n - 1].id)) + 1;
+    current.splice(index, 0, id);
+    ops.push(oldPlace.has(id) ? { op: "move", id, index, record } : { op: "insert", index, record });
+  });
+  return [...ops, ...updates];
+}
+function longestRising(values) {
+  const tails = [];
+  const tailAt = [];
+  const previous = new Array(values.length).fill(-1);
+  values.forEach((value, n) => {
+    let low = 0;
+    let high = tails.length;
+    while (low < high) {
+      const middle = low + high >> 1;
+      if (tails[middle] < value) low = middle + 1;
+      else high = middle;
+    }
+    tails[low] = value;
+    tailAt[low] = n;
+    previous[n] = low ? tailAt[low - 1] : -1;
+  });
+  const out = [];
+  for (let n = tails.length ? tailAt[tails.length - 1] : -1; n !== -1; n = previous[n]) out.push(values[n]);
+  return out.reverse();
+}
+
 // src/queries.ts
 function applyOps(items, ops) {
   const out = [...items];
@@ -276,11 +697,23 @@ function have(items, limit) {
     return [id, typeof version === "number" ? version : -1];
   });
 }
+var REFUSED = /* @__PURE__ */ new Set([
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "BAD_REQUEST",
+  "TOO_LARGE",
+  "TOKEN_EXPIRED",
+  "VALIDATION_FAILED",
+  "RATE_LIMITED"
+]);
 var LiveQueries = class {
-  constructor(requests) {
+  constructor(requests, offline = null) {
     this.requests = requests;
+    this.offline = offline;
   }
   requests;
+  offline;
   live = /* @__PURE__ */ new Set();
   bySub = /* @__PURE__ */ new Map();
   /** Asking again on the socket being restored, before anything waiting may go. */
@@ -290,32 +723,77 @@ var LiveQueries = class {
       args: { collection, ...options },
       sub: null,
       pos: 0,
+      server: [],
       items: [],
       onChange,
       ask: 0,
       started: false,
-      stopped: false
+      stopped: false,
+      stale: false,
+      echoed: /* @__PURE__ */ new Set(),
+      overlaid: false,
+      shape: shapeOf({ collection, ...options }, parseFilter)
     };
-    await this.requests.call("realtime.query", held.args, this.answer(held));
-    return {
+    const handle = {
       get items() {
         return held.items;
       },
+      get stale() {
+        return held.stale;
+      },
       stop: () => this.stop(held)
     };
+    if (!this.offline) {
+      await this.requests.call("realtime.query", held.args, this.answer(held));
+      return handle;
+    }
+    const cached = await this.offline.cached(this.cacheId(held)).catch(() => null);
+    this.live.add(held);
+    held.stale = true;
+    if (cached) {
+      held.server = cached.items;
+      this.show(held);
+    }
+    if (this.requests.ready) {
+      const asked = this.requests.call("realtime.query", cached ? this.withHave(held) : held.args, this.answer(held));
+      if (!cached) {
+        try {
+          await asked;
+        } catch (error) {
+          this.live.delete(held);
+          throw error;
+        }
+      } else {
+        asked.catch(() => void 0);
+      }
+    } else if (!cached) {
+      this.show(held);
+    }
+    return handle;
   }
-  /** On the socket being restored: every live query again, with what it holds. */
+  /** On the socket being restored: every live query again, with what it holds. One the gateway refuses now (a
+   * session that ended) waits to be asked for again after a sign-in (`askUnasked`). */
   async resume() {
     this.bySub.clear();
     this.restoring = true;
     try {
       for (const held of this.live) {
         held.sub = null;
-        const args = { ...held.args, have: have(held.items, held.args.limit) };
-        await this.requests.direct("realtime.query", args, this.answer(held));
+        try {
+          await this.requests.direct("realtime.query", this.withHave(held), this.answer(held));
+        } catch (error) {
+          if (!(error instanceof HaptaError) || !REFUSED.has(error.code)) throw error;
+        }
       }
     } finally {
       this.restoring = false;
+    }
+  }
+  /** On the open socket: every query that has no sub on it (refused before a sign-in, or made while the socket
+   * was being restored), asked for again. */
+  askUnasked() {
+    for (const held of this.live) {
+      if (held.sub === null && !held.stopped) this.send("realtime.query", this.withHave(held), this.answer(held));
     }
   }
   /** realtime.diff */
@@ -324,13 +802,14 @@ var LiveQueries = class {
     if (!held || data.pos <= held.pos) return;
     let next;
     try {
-      next = applyOps(held.items, data.ops);
+      next = applyOps(held.server, data.ops);
     } catch {
       this.again(held, false);
       return;
     }
     held.pos = data.pos;
-    this.show(held, next, data.ops);
+    held.server = next;
+    this.show(held, data.ops);
   }
   /** realtime.reset: these queries must be asked for again (with what they hold). */
   reset(subs) {
@@ -338,6 +817,22 @@ var LiveQueries = class {
       const held = this.bySub.get(sub);
       if (held) this.again(held, true);
     }
+  }
+  /** The writes laid over the queries changed: each shows them again. */
+  rewrite() {
+    for (const held of this.live) this.show(held);
+  }
+  /** The records every query holds from the gateway, by collection and id (the newest version of each). */
+  index() {
+    const index = /* @__PURE__ */ new Map();
+    for (const held of this.live) {
+      for (const record of held.server) {
+        const at = recordKey(held.shape.collection, record.id);
+        const known = index.get(at);
+        if (!known || Number(record.version) > Number(known.version)) index.set(at, record);
+      }
+    }
+    return index;
   }
   /** A query's answer, as its reply is read (before any diff after it): the items, or ops from those held. */
   answer(held) {
@@ -355,7 +850,7 @@ var LiveQueries = class {
       let next;
       if (ops) {
         try {
-          next = applyOps(held.items, ops);
+          next = applyOps(held.server, ops);
         } catch {
           this.again(held, false);
           return;
@@ -363,24 +858,59 @@ var LiveQueries = class {
       } else {
         next = data.items;
         ops = [
-          ...held.items.map((item) => ({ op: "delete", id: item.id })),
+          ...held.server.map((item) => ({ op: "delete", id: item.id })),
           ...next.map((record, index) => ({ op: "insert", index, record }))
         ];
       }
-      this.show(held, next, ops);
+      held.server = next;
+      const wasStale = held.stale;
+      held.stale = false;
+      this.show(held, ops, wasStale);
     };
   }
-  show(held, next, ops) {
+  /** Shows what the query holds now: its server items with the writes laid over them. `ops` (the gateway's, from
+   * the items shown before) are handed on as they are where no write is laid over it, before or now; else the
+   * ops are made from what was shown. */
+  show(held, ops, changedState = false) {
+    const fromGateway = ops !== void 0;
+    const writes = this.offline?.writes() ?? [];
+    let next = held.server;
+    if (writes.length) {
+      const effects = effectsOf(writes, this.index()).filter((e) => e.collection === held.shape.collection);
+      if (effects.length) next = overlay(held.server, effects, held.shape, this.offline.vars(), held.echoed);
+    }
+    const overlaid = next !== held.server;
+    if (!ops || overlaid || held.overlaid) ops = diffItems(held.items, next);
+    held.overlaid = overlaid;
     held.items.splice(0, held.items.length, ...next);
-    if (ops.length === 0 && held.started) return;
+    if (ops.length || !held.started || changedState) this.tell(held, ops);
+    if (fromGateway) this.save(held);
+  }
+  tell(held, ops) {
     held.started = true;
     try {
-      held.onChange?.(held.items, ops);
+      held.onChange?.(held.items, ops, { stale: held.stale });
     } catch (error) {
       queueMicrotask(() => {
         throw error;
       });
     }
+  }
+  /** Keeps the server items in the store (an offline client), a little after the last change. */
+  save(held) {
+    const offline = this.offline;
+    if (!offline) return;
+    clearTimeout(held.saving);
+    held.saving = setTimeout(() => {
+      if (held.stopped || held.stale) return;
+      offline.cache(this.cacheId(held), { items: held.server, pos: held.pos, at: Date.now() });
+    }, 100);
+  }
+  cacheId(held) {
+    return `${this.offline.owner()}\0${JSON.stringify(held.args)}`;
+  }
+  withHave(held) {
+    return { ...held.args, have: have(held.server, held.args.limit) };
   }
   /** Ask again on this socket, with what it holds (`keep`), or for the whole items (what it holds went wrong);
    * while the socket is down, the resume asks anyway. The gateway's old sub for it is ended. */
@@ -391,11 +921,11 @@ var LiveQueries = class {
       this.bySub.delete(old);
       this.unsubscribe(old);
     }
-    const args = keep ? { ...held.args, have: have(held.items, held.args.limit) } : held.args;
-    this.send("realtime.query", args, this.answer(held));
+    this.send("realtime.query", keep ? this.withHave(held) : held.args, this.answer(held));
   }
   async stop(held) {
     held.stopped = true;
+    clearTimeout(held.saving);
     this.live.delete(held);
     const sub = held.sub;
     held.sub = null;
@@ -1135,6 +1665,16 @@ var Sessions = class {
 };
 
 // src/subscriptions.ts
+var REFUSED2 = /* @__PURE__ */ new Set([
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "BAD_REQUEST",
+  "TOO_LARGE",
+  "TOKEN_EXPIRED",
+  "VALIDATION_FAILED",
+  "RATE_LIMITED"
+]);
 var Subscriptions = class {
   constructor(requests) {
     this.requests = requests;
@@ -1170,12 +1710,71 @@ var Subscriptions = class {
   async resume() {
     this.bySub.clear();
     for (const live of this.live) {
-      await this.requests.direct(
-        "realtime.subscribe",
-        { ...live.args, since: live.pos },
-        (data) => this.started(live, data)
-      );
+      live.sub = null;
+      try {
+        await this.requests.direct(
+          "realtime.subscribe",
+          { ...live.args, since: live.pos },
+          (data) => this.started(live, data)
+        );
+      } catch (error) {
+        if (!(error instanceof HaptaError) || !REFUSED2.has(error.code)) throw error;
+      }
     }
+  }
+  /** On the open socket: every subscription that has no sub on it (refused before a sign-in), asked for again
+   * from its position. */
+  askUnasked() {
+    for (const live of this.live) {
+      if (live.sub !== null || !this.requests.ready) continue;
+      this.requests.call("realtime.subscribe", { ...live.args, since: live.pos }, (data) => this.started(live, data)).catch(() => void 0);
+    }
+  }
+  /** Effects of this client's writes the gateway has not confirmed (`rolledBack` false), or that it refused
+   * (`rolledBack` true): each subscription they match hears them as changes. */
+  optimistic(effects, vars, rolledBack) {
+    for (const live of this.live) {
+      for (const effect of effects) {
+        const change = this.changeOf(live, effect, vars, rolledBack);
+        if (!change) continue;
+        try {
+          live.onChange(change);
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    }
+  }
+  changeOf(live, effect, vars, rolledBack) {
+    const { args } = live;
+    if (args.collection !== effect.collection || args.id !== void 0 && args.id !== effect.id) return null;
+    const shown = effect.record ?? effect.before ?? { id: effect.id };
+    if (live.filter === void 0) {
+      live.filter = null;
+      if (typeof args.filter === "string" && args.filter.trim()) {
+        try {
+          live.filter = parseFilter(args.filter);
+        } catch {
+          live.filter = "unparsed";
+        }
+      }
+    }
+    if (live.filter === "unparsed") return null;
+    if (live.filter && decide(live.filter, shown, vars) !== true) return null;
+    const base = { collection: effect.collection, pos: live.pos };
+    if (!rolledBack) {
+      return { ...base, action: effect.action, record: { ...shown, $pending: true }, pending: true };
+    }
+    if (effect.action === "create") return { ...base, action: "delete", record: { id: effect.id }, rolledBack: true };
+    if (!effect.before) return null;
+    return {
+      ...base,
+      action: effect.action === "delete" ? "create" : "update",
+      record: effect.before,
+      rolledBack: true
+    };
   }
   /** records.change */
   changed(sub, data) {
