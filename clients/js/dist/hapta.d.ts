@@ -354,6 +354,10 @@ export declare class Hapta {
             session: Promise<Session>;
         }>;
     };
+    readonly functions: {
+        /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
+        call: <T = any>(name: string, args?: unknown) => Promise<T>;
+    };
     readonly files: {
         upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer, options?: UploadOptions) => Promise<{
             file: Json;
@@ -372,6 +376,11 @@ export declare class Hapta {
     private readonly transfers;
     private handlers;
     private closing;
+    /** A socket was opened and restored before: the next is a reconnect. */
+    private hadSocket;
+    private reconnectTimer;
+    /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
+    private revoked;
     private constructor();
     /** Opens the socket and signs in again as the stored session (or the anon key). */
     static connect(url: string, options?: ConnectOptions): Promise<Hapta>;
@@ -397,11 +406,15 @@ export declare class Hapta {
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
     /** @internal Records.query */
     query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>>;
+    /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; after a sign-in, queries and
+     * subscriptions refused before (while signed out) are asked for again. */
+    private signedIn;
     private open;
     /** Sign in again, resume every subscription from its position and every live query from what it holds, join
      * every channel again: before anything waiting is sent, so that it runs as the same principal as before. */
     private restore;
     private lost;
+    private reconnect;
     private received;
     /** A gateway event, to the part it is for; then to the app's handlers of it. */
     private event;

@@ -1815,7 +1815,7 @@ var Hapta = class _Hapta {
       new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
       this.requests,
       options.apikey,
-      (session) => this.emit("auth", session)
+      (session) => this.signedIn(session)
     );
     this.subscriptions = new Subscriptions(this.requests);
     this.liveQueries = new LiveQueries(this.requests);
@@ -1870,6 +1870,10 @@ var Hapta = class _Hapta {
     /** Starts an OAuth2 sign-in: open `url` in a browser; `session` resolves when the provider sent it back. */
     oauth2: (provider) => this.sessions.oauth2(provider)
   };
+  functions = {
+    /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
+    call: (name, args) => this.call("functions.call", args === void 0 ? { name } : { name, args })
+  };
   files = {
     upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
     download: (collection, id, field, name) => this.transfers.download(collection, id, field, name),
@@ -1885,6 +1889,11 @@ var Hapta = class _Hapta {
   transfers;
   handlers = /* @__PURE__ */ new Map();
   closing = false;
+  /** A socket was opened and restored before: the next is a reconnect. */
+  hadSocket = false;
+  reconnectTimer;
+  /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
+  revoked = false;
   /** Opens the socket and signs in again as the stored session (or the anon key). */
   static async connect(url, options = {}) {
     const hapta = new _Hapta(url, options);
@@ -1936,6 +1945,7 @@ var Hapta = class _Hapta {
   }
   close() {
     this.closing = true;
+    clearTimeout(this.reconnectTimer);
     this.setState("closed");
     this.transport.close(1e3);
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
@@ -1948,6 +1958,15 @@ var Hapta = class _Hapta {
   query(collection, options, onChange) {
     return this.liveQueries.query(collection, options, onChange);
   }
+  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; after a sign-in, queries and
+   * subscriptions refused before (while signed out) are asked for again. */
+  signedIn(session) {
+    this.emit("auth", session);
+    if (session && this.state === "open") {
+      this.liveQueries.askUnasked();
+      this.subscriptions.askUnasked();
+    }
+  }
   // ---- the socket's life ----
   open() {
     return new Promise((resolve, reject) => {
@@ -1956,8 +1975,13 @@ var Hapta = class _Hapta {
           opened: (socket) => {
             this.restore().then(() => {
               this.backoff.reset();
+              this.revoked = false;
+              if (this.hadSocket) this.reconnects++;
+              this.hadSocket = true;
               this.setState("open");
               this.requests.flush();
+              this.liveQueries.askUnasked();
+              this.subscriptions.askUnasked();
               resolve();
             }, (error) => {
               socket.close(1e3);
@@ -1996,18 +2020,19 @@ var Hapta = class _Hapta {
     this.requests.lost(code);
     this.transfers.lost();
     if (this.closing) return;
-    if (final(code) && wasOpen) {
+    if (final(code) && wasOpen && !this.revoked) {
       this.setState("closed");
       this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
-    setTimeout(() => {
-      if (this.closing) return;
-      this.open().then(() => {
-        this.reconnects++;
-      }, () => void 0);
-    }, this.backoff.next());
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.reconnect(), this.revoked ? 0 : this.backoff.next());
+  }
+  reconnect() {
+    this.reconnectTimer = void 0;
+    if (this.closing) return;
+    this.open().catch(() => void 0);
   }
   received(message) {
     if (typeof message.event === "string") {
@@ -2037,7 +2062,10 @@ var Hapta = class _Hapta {
     else if (name === "auth.expiring") this.sessions.expiring();
     else if (name === "auth.oauth2") this.sessions.oauth2Answered(data);
     else if (name.startsWith("files.")) this.transfers.heard(name, data);
-    if (name === "auth.revoked") this.sessions.set(null);
+    if (name === "auth.revoked") {
+      this.revoked = true;
+      this.sessions.set(null);
+    }
     this.emit(name, data);
   }
   emit(event, data) {

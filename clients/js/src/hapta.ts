@@ -13,7 +13,8 @@
 // what was missed, rule-checked, in commit order), asks for every live query again with the items it holds (the
 // answer says what changed) and joins its channels again, told only who came and went.
 // Requests made meanwhile wait for the socket, up to `requestTimeout`. It gives up only when the gateway said not
-// to retry: close 1008 (a revoked session, a refused policy). The wire protocol: docs/protocol.md.
+// to retry: close 1008 (a refused policy), but for the close that follows `auth.revoked`: then it is signed out and
+// opens a new socket as a guest, where the app may sign in again. The wire protocol: docs/protocol.md.
 //
 // This module is the facade: it builds the parts (README.md, "How the client is built"), keeps the socket's life
 // (open, restore, lost, reconnect), hands each arriving event to the part it is for, and exports the public API.
@@ -122,6 +123,12 @@ export class Hapta {
       this.sessions.oauth2(provider),
   };
 
+  readonly functions = {
+    /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
+    call: <T = any>(name: string, args?: unknown): Promise<T> =>
+      this.call<T>("functions.call", args === undefined ? { name } : { name, args: args as any }),
+  };
+
   readonly files = {
     upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer,
              options: UploadOptions = {}) => this.transfers.upload(collection, id, field, data, options),
@@ -141,6 +148,11 @@ export class Hapta {
   private readonly transfers: Files;
   private handlers = new Map<string, Handler[]>();
   private closing = false;
+  /** A socket was opened and restored before: the next is a reconnect. */
+  private hadSocket = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
+  private revoked = false;
 
   private constructor(readonly url: string, options: ConnectOptions) {
     this.transport = new Transport(url, options.protocol ?? "json", options.WebSocket);
@@ -156,7 +168,7 @@ export class Hapta {
       retry: { attempts: options.retry?.attempts ?? 3, maxWait: options.retry?.maxWait ?? 10_000 },
     });
     this.sessions = new Sessions(new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
-                                 this.requests, options.apikey, (session) => this.emit("auth", session));
+                                 this.requests, options.apikey, (session) => this.signedIn(session));
     this.subscriptions = new Subscriptions(this.requests);
     this.liveQueries = new LiveQueries(this.requests);
     this.channels = new Channels(this, this.requests);
@@ -219,6 +231,7 @@ export class Hapta {
 
   close(): void {
     this.closing = true;
+    clearTimeout(this.reconnectTimer);
     this.setState("closed");
     this.transport.close(1000);
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
@@ -235,6 +248,16 @@ export class Hapta {
     return this.liveQueries.query(collection, options, onChange);
   }
 
+  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; after a sign-in, queries and
+   * subscriptions refused before (while signed out) are asked for again. */
+  private signedIn(session: Session | null): void {
+    this.emit("auth", session);
+    if (session && this.state === "open") {
+      this.liveQueries.askUnasked();
+      this.subscriptions.askUnasked();
+    }
+  }
+
   // ---- the socket's life ----
 
   private open(): Promise<void> {
@@ -244,8 +267,13 @@ export class Hapta {
           opened: (socket) => {
             this.restore().then(() => {
               this.backoff.reset();
+              this.revoked = false;
+              if (this.hadSocket) this.reconnects++;
+              this.hadSocket = true;
               this.setState("open");
               this.requests.flush();
+              this.liveQueries.askUnasked();
+              this.subscriptions.askUnasked();
               resolve();
             }, (error) => {
               socket.close(1000);
@@ -288,16 +316,20 @@ export class Hapta {
     this.requests.lost(code);
     this.transfers.lost();
     if (this.closing) return;
-    if (final(code) && wasOpen) {
+    if (final(code) && wasOpen && !this.revoked) {
       this.setState("closed");
       this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
-    setTimeout(() => {
-      if (this.closing) return;
-      this.open().then(() => { this.reconnects++; }, () => undefined);   // a failed open closes: lost() again
-    }, this.backoff.next());
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.reconnect(), this.revoked ? 0 : this.backoff.next());
+  }
+
+  private reconnect(): void {
+    this.reconnectTimer = undefined;
+    if (this.closing) return;
+    this.open().catch(() => undefined);   // a failed open closes: lost() again
   }
 
   private received(message: Json): void {
@@ -329,7 +361,10 @@ export class Hapta {
     else if (name === "auth.expiring") this.sessions.expiring();   // in-band, before it lapses
     else if (name === "auth.oauth2") this.sessions.oauth2Answered(data);
     else if (name.startsWith("files.")) this.transfers.heard(name, data);
-    if (name === "auth.revoked") this.sessions.set(null);
+    if (name === "auth.revoked") {   // signed out; the gateway closes this socket next (1008): open another
+      this.revoked = true;
+      this.sessions.set(null);
+    }
     this.emit(name, data);
   }
 
