@@ -39,8 +39,8 @@ async def _vitest(npm: str, pg_admin: str, *files: str) -> str:
 async def test_the_js_client(npm, pg_admin):
     """Unit tests, the modules check (no import cycles), the dist/ check, and end to end against real gateways, in
     Node."""
-    print((await _vitest(npm, pg_admin, "test/backoff", "test/msgpack", "test/queries", "test/overlay", "test/modules",
-                         "test/dist", "test/gateway"))[-400:])
+    print((await _vitest(npm, pg_admin, "test/backoff", "test/msgpack", "test/queries", "test/overlay", "test/outbox",
+                         "test/modules", "test/dist", "test/gateway"))[-400:])
 
 
 async def test_the_js_client_in_chromium(npm, pg_admin):

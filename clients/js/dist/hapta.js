@@ -122,8 +122,8 @@ var Channels = class {
     this.channels.get(data.channel)?.heard(event, data);
   }
   /** realtime.reset: who is in these channels cannot be told as a difference; join them afresh. */
-  reset(names) {
-    for (const name of names) {
+  reset(names2) {
+    for (const name of names2) {
       const joined = this.channels.get(name);
       if (joined?.joined) joined.join().catch(() => void 0);
     }
@@ -500,6 +500,7 @@ function comparator(sort) {
 function recordKey(collection, id) {
   return `${collection}\0${String(id)}`;
 }
+var TEMP_PREFIX = "local-";
 function iso(ms) {
   return new Date(ms).toISOString();
 }
@@ -1445,6 +1446,17 @@ var Requests = class {
       this.send(this.request(op, args, resolve, reject, onReply, this.options.retry.attempts));
     });
   }
+  /** One request on the open, restored socket, sent once: never queued, retried or sent again after a lost
+   * socket. Its caller (the outbox) decides what comes next: a lost socket or a deadline rejects with
+   * `details.outcome: "unknown"` (it may have been served), no socket with UNAVAILABLE (it was not sent). */
+  attempt(op, args) {
+    if (!this.link.ready()) return Promise.reject(new HaptaError("UNAVAILABLE", "not connected"));
+    return new Promise((resolve, reject) => {
+      const request = this.request(op, args, resolve, reject, void 0, Infinity);
+      request.once = true;
+      this.send(request);
+    });
+  }
   /** The socket is open and restored: send what waited for it. */
   flush() {
     const waiting = this.waiting;
@@ -1488,7 +1500,14 @@ var Requests = class {
    * answer); otherwise whether they ran is unknown and only the app can tell (read it back). */
   lost(code) {
     for (const request of this.pending.values()) {
-      if (unserved(code) || idempotent(request)) {
+      if (request.once) {
+        clearTimeout(request.timer);
+        request.reject(new HaptaError(
+          "UNAVAILABLE",
+          "the connection was lost before the reply",
+          unserved(code) ? void 0 : { outcome: "unknown" }
+        ));
+      } else if (unserved(code) || idempotent(request)) {
         request.sent = false;
         this.waiting.push(request);
       } else {
@@ -1524,12 +1543,23 @@ var Requests = class {
     const id = ++this.ids;
     request.sent = true;
     this.pending.set(id, request);
-    this.link.send({ id, op: request.op, args: request.args });
+    try {
+      this.link.send({ id, op: request.op, args: request.args });
+    } catch (error) {
+      if (!request.once) throw error;
+      this.pending.delete(id);
+      clearTimeout(request.timer);
+      request.reject(error);
+    }
   }
   expire(request) {
     this.waiting = this.waiting.filter((r) => r !== request);
     for (const [id, r] of this.pending) if (r === request) this.pending.delete(id);
-    request.reject(new HaptaError("TIMEOUT", `no answer to ${request.op} within ${this.options.timeout} ms`));
+    request.reject(new HaptaError(
+      "TIMEOUT",
+      `no answer to ${request.op} within ${this.options.timeout} ms`,
+      request.once ? { outcome: "unknown" } : void 0
+    ));
   }
 };
 function newKey() {
@@ -1539,6 +1569,424 @@ function newKey() {
   for (let i = 0; i < 4; i++) key += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
   return key;
 }
+
+// src/outbox.ts
+var FOR_NOW = /* @__PURE__ */ new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
+function classify(error) {
+  if (!(error instanceof HaptaError)) return "refused";
+  if (FOR_NOW.has(error.code)) return "retry";
+  if (error.code === "CONFLICT" && typeof error.details?.version === "number") return "conflict";
+  return "refused";
+}
+function uncertain(error) {
+  return error instanceof HaptaError && error.details?.outcome === "unknown";
+}
+function asWrite(entry) {
+  return { key: entry.key, op: entry.op, args: entry.args, user: entry.user, made: entry.made };
+}
+var isRef = (value) => !!value && typeof value === "object" && !Array.isArray(value);
+function replaceIds(args, ids) {
+  let swapped = false;
+  const swap = (value) => {
+    if (typeof value === "string" && ids.has(value)) {
+      swapped = true;
+      return ids.get(value);
+    }
+    return value;
+  };
+  const data = (value) => isRef(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, swap(v)])) : value;
+  const out = { ...args };
+  if ("id" in out) out.id = swap(out.id);
+  if ("data" in out) out.data = data(out.data);
+  if (Array.isArray(out.ops)) {
+    out.ops = out.ops.map((op) => ({
+      ...op,
+      ..."id" in op ? { id: swap(op.id) } : {},
+      ..."data" in op ? { data: data(op.data) } : {}
+    }));
+  }
+  return swapped ? out : args;
+}
+function names(write, ids) {
+  const hit = (value) => typeof value === "string" && ids.has(value);
+  const inData = (value) => isRef(value) && Object.values(value).some(hit);
+  const { args } = write;
+  return hit(args.id) || inData(args.data) || Array.isArray(args.ops) && args.ops.some((op) => hit(op.id) || inData(op.data));
+}
+function touches(write, collection, id) {
+  const { op, args } = write;
+  if (op === "records.create") return args.collection === collection && write.tempIds?.[0] === id;
+  if (op === "records.update" || op === "records.delete") return args.collection === collection && args.id === id;
+  if (op !== "records.batch") return false;
+  return (args.ops ?? []).some((step, n) => step.collection === collection && (step.id === id || write.tempIds?.[n] === id));
+}
+function versionIn(write, answer, collection, id) {
+  const records = write.op === "records.batch" ? (answer.results ?? []).filter((_, n) => (write.args.ops[n] ?? {}).collection === collection) : write.args.collection === collection ? [answer] : [];
+  const found = records.find((record) => record && record.id === id);
+  return typeof found?.version === "number" ? found.version : void 0;
+}
+function idsIn(write, answer) {
+  const results = write.op === "records.batch" ? answer.results ?? [] : [answer];
+  return (write.tempIds ?? []).flatMap((temp, n) => temp && results[n]?.id !== void 0 ? [[temp, String(results[n].id)]] : []);
+}
+function errorOf(wire) {
+  return new HaptaError(
+    String(wire.code),
+    String(wire.message),
+    wire.details,
+    wire.retryAfter
+  );
+}
+function wireOf(error) {
+  return { code: error.code, message: error.message, details: error.details, retryAfter: error.retryAfter };
+}
+var Outbox = class {
+  constructor(store, tabs, link, listener, options) {
+    this.store = store;
+    this.tabs = tabs;
+    this.link = link;
+    this.listener = listener;
+    this.options = options;
+  }
+  store;
+  tabs;
+  link;
+  listener;
+  options;
+  /** The store's entries as this tab last read them, then those it is still storing. */
+  mirror = [];
+  /** Answered writes, laid over the views until their diffs show them (or `grace` passes). */
+  landed = [];
+  /** Temporary ids whose creates landed, and the gateway's ids for them. */
+  ids = /* @__PURE__ */ new Map();
+  /** The app's promises of the writes made in this tab, by key. */
+  waiters = /* @__PURE__ */ new Map();
+  flushing = false;
+  again = false;
+  retryTimer;
+  delay = 0;
+  closed = false;
+  /** Reads what the store holds, and starts hearing the other tabs. */
+  async load() {
+    await this.reload();
+    this.tabs.listen((message) => this.heard(message));
+  }
+  /** The writes to lay over the views, in order: those answered but not yet shown by the gateway, then the
+   * outbox. */
+  writes() {
+    return [...this.landed, ...this.mirror];
+  }
+  /** The writes waiting to be sent or answered, in order. */
+  pending() {
+    return this.mirror.map(asWrite);
+  }
+  /** The gateway's id for a temporary one, once its create has landed (in this page's life). */
+  idFor(id) {
+    return this.ids.get(id);
+  }
+  /** Keeps a write of the signed-in user, lays it over the views at once, and sends it when it may. Resolves with
+   * the gateway's answer once it landed; rejects with the refusal. */
+  add(op, args) {
+    const user = this.link.user();
+    if (!user) return Promise.reject(new HaptaError("UNAUTHENTICATED", "the outbox keeps the writes of a user"));
+    const key = typeof args.idempotency_key === "string" ? args.idempotency_key : newKey();
+    const entry = {
+      key,
+      user,
+      op,
+      args: replaceIds({ ...args, idempotency_key: key }, this.ids),
+      made: Date.now()
+    };
+    if (op === "records.create") entry.tempIds = [TEMP_PREFIX + newKey()];
+    if (op === "records.batch") {
+      entry.tempIds = (args.ops ?? []).map((step) => step.op === "create" ? TEMP_PREFIX + newKey() : null);
+    }
+    if (op === "records.update" && entry.args.version === void 0) this.version(entry);
+    const promise = new Promise((resolve, reject) => this.waiters.set(key, { resolve, reject }));
+    promise.catch(() => void 0);
+    this.mirror.push(entry);
+    this.listener.added(entry);
+    this.listener.changed();
+    this.store.add(entry).then((seq) => {
+      entry.seq = seq;
+      this.tabs.post({ type: "added", entry });
+      this.flush();
+    }, (error) => {
+      this.mirror = this.mirror.filter((e) => e !== entry);
+      this.waiters.get(key)?.reject(error);
+      this.waiters.delete(key);
+      this.listener.changed();
+    });
+    return promise;
+  }
+  /** An update that names no version is made against the one the client shows: an earlier write of the record
+   * still in the outbox gives it its version when it lands; else the version held. */
+  version(entry) {
+    const { collection, id } = entry.args;
+    const earlier = [...this.mirror].reverse().find((write) => touches(write, collection, id));
+    if (earlier) {
+      entry.follows = earlier.key;
+      return;
+    }
+    const versions = [
+      this.link.version(String(collection), String(id)),
+      ...this.landed.filter((write) => touches(write, collection, id)).map((write) => versionIn(write, write.answer, collection, id))
+    ].filter((version) => version !== void 0);
+    if (versions.length) entry.args = { ...entry.args, version: Math.max(...versions) };
+  }
+  /** Sends what waits, in order, while the socket is open and signed in as its user; one tab at a time. */
+  flush() {
+    if (this.closed) return;
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    this.flushing = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = void 0;
+    this.tabs.exclusive("outbox", () => this.sendAll()).catch(() => void 0).finally(() => {
+      this.flushing = false;
+      if (this.again) {
+        this.again = false;
+        this.flush();
+      }
+    });
+  }
+  /** A user signed in: the writes of anyone else are dropped, reported; then theirs go. */
+  async signedIn(user) {
+    await this.tabs.exclusive("outbox", async () => {
+      const others = (await this.reload()).filter((entry) => entry.user !== user);
+      if (others.length) {
+        await this.settle("dropped", others, new HaptaError("UNAUTHENTICATED", "another user signed in: a write is sent only as the user who made it"));
+      }
+    });
+    this.flush();
+  }
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+  }
+  async sendAll() {
+    while (!this.closed && this.link.ready()) {
+      const user = this.link.user();
+      const entry = (await this.reload())[0];
+      if (!user || !entry || entry.user !== user) return;
+      if (entry.sentAt !== void 0 && Date.now() - entry.sentAt > this.options.keyLife) {
+        await this.settle("expired", [entry], new HaptaError(
+          "UNAVAILABLE",
+          "sent more than a day ago without an answer: its idempotency key may be forgotten, so it was not sent again (read back whether it was done)",
+          { outcome: "unknown" }
+        ));
+        continue;
+      }
+      const first = entry.sentAt === void 0;
+      if (first) {
+        entry.sentAt = Date.now();
+        await this.store.put([entry]);
+      }
+      let answer;
+      try {
+        answer = await this.link.attempt(entry.op, entry.args);
+      } catch (error) {
+        const outcome = classify(error);
+        if (outcome === "retry") {
+          if (first && !uncertain(error)) {
+            delete entry.sentAt;
+            await this.store.put([entry]);
+          }
+          if (this.link.ready()) this.retryLater(error);
+          return;
+        }
+        if (outcome === "conflict" && entry.op === "records.update") await this.conflicted(entry, error);
+        else await this.refused(outcome === "conflict" ? "conflict" : "refused", entry, error);
+        continue;
+      }
+      this.delay = 0;
+      await this.answered(entry, answer);
+    }
+  }
+  retryLater(error) {
+    this.delay = error.retryAfter !== void 0 ? error.retryAfter * 1e3 : Math.min(3e4, Math.max(1e3, this.delay * 2));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.flush(), this.delay);
+  }
+  /** It landed: later writes get the ids and the version it was given; it is laid over the views until their
+   * diffs show it. */
+  async answered(entry, answer) {
+    const ids = new Map(idsIn(entry, answer));
+    const later = (await this.store.entries()).filter((e) => e.seq > entry.seq);
+    const changed = [];
+    for (const e of later) {
+      let touched = false;
+      if (ids.size && e.sentAt === void 0) {
+        const args = replaceIds(e.args, ids);
+        touched = args !== e.args;
+        e.args = args;
+      }
+      if (e.follows === entry.key) {
+        e.args = { ...e.args };
+        const version = versionIn(entry, answer, e.args.collection, e.args.id);
+        if (version === void 0) delete e.args.version;
+        else e.args.version = version;
+        delete e.follows;
+        touched = true;
+      }
+      if (touched) changed.push(e);
+    }
+    if (changed.length) await this.store.put(changed);
+    await this.store.remove([entry.seq]);
+    const write = {
+      key: entry.key,
+      op: entry.op,
+      args: entry.args,
+      made: entry.made,
+      tempIds: entry.tempIds,
+      answer
+    };
+    this.tabs.post({ type: "landed", write, ids: [...ids] });
+    await this.landedHere(write, [...ids]);
+  }
+  async landedHere(write, ids) {
+    ids.forEach(([temp, id]) => this.ids.set(temp, id));
+    if (!this.landed.some((w) => w.key === write.key)) {
+      this.landed.push(write);
+      setTimeout(() => {
+        this.landed = this.landed.filter((w) => w !== write);
+        this.listener.changed();
+      }, this.options.grace);
+    }
+    await this.reload();
+    this.listener.changed();
+    this.waiters.get(write.key)?.resolve(write.answer);
+    this.waiters.delete(write.key);
+  }
+  /** Refused: it leaves, and so do later writes that name a record only it would have created; later updates
+   * that were to take its version take the one it was made against. */
+  async refused(kind, entry, error, extra = {}) {
+    const later = (await this.store.entries()).filter((e) => e.seq > entry.seq);
+    const doomedIds = new Set((entry.tempIds ?? []).filter((id) => !!id));
+    const doomed = [];
+    const changed = [];
+    for (const e of later) {
+      if (doomedIds.size && names(e, doomedIds)) {
+        doomed.push(e);
+        (e.tempIds ?? []).forEach((id) => id && doomedIds.add(id));
+      } else if (e.follows === entry.key) {
+        e.args = { ...e.args };
+        if (entry.args.version === void 0) delete e.args.version;
+        else e.args.version = entry.args.version;
+        delete e.follows;
+        changed.push(e);
+      }
+    }
+    if (changed.length) await this.store.put(changed);
+    await this.settle(kind, [entry, ...doomed], error, extra);
+  }
+  /** A stale version: the app's policy decides; by default (or when the record cannot be read) the gateway's
+   * version stands. */
+  async conflicted(entry, error) {
+    const collection = String(entry.args.collection);
+    const id = String(entry.args.id);
+    const server = await this.link.read(collection, id).catch(() => null);
+    let decided = null;
+    if (server && this.options.conflict) {
+      try {
+        decided = await this.options.conflict({
+          collection,
+          id,
+          mine: entry.args.data ?? {},
+          server,
+          write: asWrite(entry)
+        });
+      } catch {
+        decided = null;
+      }
+    }
+    if (!decided || !server) {
+      await this.refused("conflict", entry, error, { server });
+      return;
+    }
+    const key = newKey();
+    const replaced = { ...entry, key, args: {
+      ...entry.args,
+      data: decided,
+      version: server.version,
+      idempotency_key: key
+    } };
+    delete replaced.sentAt;
+    const followers = (await this.store.entries()).filter((e) => e.follows === entry.key).map((e) => ({ ...e, follows: key }));
+    await this.store.put([replaced, ...followers]);
+    this.tabs.post({ type: "replaced", from: entry.key, to: key });
+    this.replacedHere(entry.key, key);
+    await this.reload();
+    this.listener.changed();
+  }
+  replacedHere(from, to) {
+    const waiter = this.waiters.get(from);
+    this.waiters.delete(from);
+    if (waiter) this.waiters.set(to, waiter);
+  }
+  /** Writes leave unsent or refused: what the views showed of them is undone, each is reported (here and in every
+   * other tab) and its promise rejected. The first is the one `error` is about; the rest could only follow it. */
+  async settle(kind, entries, error, extra = {}) {
+    await this.store.remove(entries.map((e) => e.seq));
+    const follow = new HaptaError("NOT_FOUND", `it named a record that an earlier write was to create, and that write was ${kind}`);
+    const errors = entries.map((_, n) => n === 0 || kind === "dropped" ? error : follow);
+    this.tabs.post({ type: "settled", kind, entries, errors: errors.map(wireOf), extra });
+    await this.settledHere(kind, entries, errors, extra);
+  }
+  async settledHere(kind, entries, errors, extra) {
+    const rolledBack = this.listener.undoing(entries);
+    const keys = new Set(entries.map((e) => e.key));
+    this.mirror = this.mirror.filter((e) => !keys.has(e.key));
+    this.listener.changed();
+    entries.forEach((entry, n) => {
+      const undone = rolledBack.filter((item) => item.key === entry.key);
+      const mine = undone.find((item) => item.id === entry.args.id)?.shown ?? null;
+      const event = {
+        kind: n === 0 || kind === "dropped" ? kind : "refused",
+        write: asWrite(entry),
+        error: errors[n],
+        rolledBack: undone,
+        ...n === 0 && kind === "conflict" ? { mine, server: extra.server ?? null } : {}
+      };
+      this.listener.report(event);
+      this.waiters.get(entry.key)?.reject(errors[n]);
+      this.waiters.delete(entry.key);
+    });
+    await this.reload();
+  }
+  /** Another tab told what it did. */
+  heard(message) {
+    if (this.closed) return;
+    if (message.type === "added") {
+      this.reload().then(() => {
+        this.listener.added(message.entry);
+        this.listener.changed();
+      });
+    } else if (message.type === "landed") {
+      this.landedHere(message.write, message.ids);
+    } else if (message.type === "settled") {
+      this.settledHere(
+        message.kind,
+        message.entries,
+        message.errors.map(errorOf),
+        message.extra
+      );
+    } else if (message.type === "replaced") {
+      this.replacedHere(String(message.from), String(message.to));
+      this.reload().then(() => this.listener.changed());
+    }
+  }
+  /** The store's entries, now; the copy this tab lays over its views follows them (with those it is still
+   * storing after). */
+  async reload() {
+    const stored = await this.store.entries();
+    const keys = new Set(stored.map((e) => e.key));
+    this.mirror = [...stored, ...this.mirror.filter((e) => e.seq === void 0 && !keys.has(e.key))];
+    return stored;
+  }
+};
 
 // src/session.ts
 var SESSION_OVER = /* @__PURE__ */ new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
@@ -1661,6 +2109,122 @@ var Sessions = class {
       this.set(data);
       waiters.forEach((w) => w.resolve(data));
     }
+  }
+};
+
+// src/store.ts
+var clone = (value) => JSON.parse(JSON.stringify(value));
+var MemoryStore = class {
+  outbox = [];
+  seq = 0;
+  queries = /* @__PURE__ */ new Map();
+  whose = void 0;
+  async entries() {
+    return clone(this.outbox);
+  }
+  async add(entry) {
+    const seq = ++this.seq;
+    this.outbox.push(clone({ ...entry, seq }));
+    return seq;
+  }
+  async put(entries) {
+    for (const entry of entries) {
+      const at = this.outbox.findIndex((e) => e.seq === entry.seq);
+      if (at >= 0) this.outbox[at] = clone(entry);
+    }
+  }
+  async remove(seqs) {
+    this.outbox = this.outbox.filter((e) => !seqs.includes(e.seq));
+  }
+  async cached(id) {
+    return this.queries.has(id) ? clone(this.queries.get(id)) : null;
+  }
+  async cache(id, value) {
+    this.queries.set(id, clone(value));
+  }
+  async clearCache(owner) {
+    this.queries.clear();
+    this.whose = owner;
+  }
+  async owner() {
+    return this.whose;
+  }
+};
+var OUTBOX = "outbox";
+var QUERIES = "queries";
+var META = "meta";
+function done(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+var IndexedDbStore = class _IndexedDbStore {
+  constructor(db) {
+    this.db = db;
+  }
+  db;
+  static async open(name) {
+    const factory = globalThis.indexedDB;
+    if (!factory) throw new Error('persist: "indexeddb" needs IndexedDB (a browser); use persist: "memory" here');
+    const request = factory.open(name, 1);
+    request.onupgradeneeded = () => {
+      const db2 = request.result;
+      db2.createObjectStore(OUTBOX, { keyPath: "seq", autoIncrement: true });
+      db2.createObjectStore(QUERIES);
+      db2.createObjectStore(META);
+    };
+    const db = await done(request);
+    db.onversionchange = () => db.close();
+    return new _IndexedDbStore(db);
+  }
+  /** Runs `body` in one transaction over `stores`; resolves once it has committed. */
+  run(stores, mode, body) {
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction(stores, mode);
+      let result;
+      Promise.resolve(body(tx)).then((value) => {
+        result = value;
+      }, reject);
+      tx.oncomplete = () => resolve(result);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error ?? new Error("the IndexedDB transaction was aborted"));
+    });
+  }
+  entries() {
+    return this.run([OUTBOX], "readonly", (tx) => done(tx.objectStore(OUTBOX).getAll()));
+  }
+  add(entry) {
+    const { seq, ...stored } = entry;
+    return this.run([OUTBOX], "readwrite", (tx) => done(tx.objectStore(OUTBOX).add(stored)));
+  }
+  put(entries) {
+    return this.run([OUTBOX], "readwrite", (tx) => {
+      const outbox = tx.objectStore(OUTBOX);
+      for (const entry of entries) outbox.put(clone(entry));
+    });
+  }
+  remove(seqs) {
+    return this.run([OUTBOX], "readwrite", (tx) => {
+      for (const seq of seqs) tx.objectStore(OUTBOX).delete(seq);
+    });
+  }
+  async cached(id) {
+    return await this.run([QUERIES], "readonly", (tx) => done(tx.objectStore(QUERIES).get(id))) ?? null;
+  }
+  cache(id, value) {
+    return this.run([QUERIES], "readwrite", (tx) => {
+      tx.objectStore(QUERIES).put(clone(value), id);
+    });
+  }
+  clearCache(owner) {
+    return this.run([QUERIES, META], "readwrite", (tx) => {
+      tx.objectStore(QUERIES).clear();
+      tx.objectStore(META).put(owner, "owner");
+    });
+  }
+  owner() {
+    return this.run([META], "readonly", (tx) => done(tx.objectStore(META).get("owner")));
   }
 };
 
@@ -1795,10 +2359,47 @@ var Subscriptions = class {
   }
 };
 
+// src/tabs.ts
+var LocalLocks = class {
+  tails = /* @__PURE__ */ new Map();
+  exclusive(name, body) {
+    const before = this.tails.get(name) ?? Promise.resolve();
+    const run = before.then(body, body);
+    const tail = run.catch(() => void 0);
+    this.tails.set(name, tail);
+    tail.then(() => {
+      if (this.tails.get(name) === tail) this.tails.delete(name);
+    });
+    return run;
+  }
+};
+function tabsOf(name, shared) {
+  const Channel3 = shared ? globalThis.BroadcastChannel : void 0;
+  const locks = shared ? globalThis.navigator?.locks : void 0;
+  const channel = Channel3 ? new Channel3(name) : null;
+  const local = new LocalLocks();
+  const handlers = [];
+  if (channel) channel.onmessage = (event) => handlers.forEach((handler) => handler(event.data));
+  return {
+    post: (message) => channel?.postMessage(message),
+    listen: (handler) => {
+      handlers.push(handler);
+    },
+    exclusive: (lock, body) => locks ? locks.request(`${name} ${lock}`, body) : local.exclusive(lock, body),
+    close: () => channel?.close()
+  };
+}
+
 // src/hapta.ts
+var KEY_LIFE = 23 * 36e5;
+var LANDED_GRACE = 15e3;
 var Hapta = class _Hapta {
   constructor(url, options) {
     this.url = url;
+    this.options = options;
+    if (options.persist === "indexeddb" && !options.storage) {
+      options = { ...options, storage: globalThis.localStorage };
+    }
     this.transport = new Transport(url, options.protocol ?? "json", options.WebSocket);
     this.backoff = new Backoff(options.backoff?.base ?? 250, options.backoff?.cap ?? 15e3);
     const idempotentWrites = options.idempotentWrites ?? true;
@@ -1818,11 +2419,20 @@ var Hapta = class _Hapta {
       (session) => this.signedIn(session)
     );
     this.subscriptions = new Subscriptions(this.requests);
-    this.liveQueries = new LiveQueries(this.requests);
+    this.liveQueries = new LiveQueries(this.requests, options.persist ? {
+      cached: (id) => this.store ? this.store.cached(id) : Promise.resolve(null),
+      cache: (id, value) => {
+        this.store?.cache(id, value).catch(() => void 0);
+      },
+      owner: () => this.owner ?? "",
+      writes: () => this.queue?.writes() ?? [],
+      vars: () => ({ user: this.session?.user ?? null })
+    } : null);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
   }
   url;
+  options;
   state = "connecting";
   /** Sockets opened after the first. */
   reconnects = 0;
@@ -1874,6 +2484,14 @@ var Hapta = class _Hapta {
     /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
     call: (name, args) => this.call("functions.call", args === void 0 ? { name } : { name, args })
   };
+  /** The offline outbox (ConnectOptions.persist); empty without one. */
+  outbox = {
+    /** The writes waiting for the gateway (of every tab of the origin), in the order they go. */
+    pending: () => this.queue?.pending() ?? [],
+    /** The gateway's id of a record created offline, for the temporary one (`local-...`) it showed under, once its
+     * create has landed (while this page lives). */
+    idFor: (id) => this.queue?.idFor(id)
+  };
   files = {
     upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
     download: (collection, id, field, name) => this.transfers.download(collection, id, field, name),
@@ -1894,10 +2512,22 @@ var Hapta = class _Hapta {
   reconnectTimer;
   /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
   revoked = false;
-  /** Opens the socket and signs in again as the stored session (or the anon key). */
+  // Offline first (ConnectOptions.persist):
+  store = null;
+  tabs = null;
+  queue = null;
+  /** Whose the kept live queries are: the user signed in (null: nobody). */
+  owner = null;
+  /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
+   * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
   static async connect(url, options = {}) {
     const hapta = new _Hapta(url, options);
     try {
+      if (options.persist) {
+        await hapta.loadOffline(options.persist);
+        hapta.open().catch(() => void 0);
+        return hapta;
+      }
       await hapta.open();
     } catch (error) {
       hapta.close();
@@ -1912,8 +2542,9 @@ var Hapta = class _Hapta {
   set session(session) {
     this.sessions.current = session;
   }
-  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
-   * event by name ("auth.revoked", ...). Returns the unsubscriber. */
+  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), "outbox" (an
+   * OutboxEvent: a write that left the outbox unsent or refused, and what was rolled back), or any gateway event
+   * by name ("auth.revoked", ...). Returns the unsubscriber. */
   on(event, handler) {
     const list = this.handlers.get(event) ?? [];
     list.push(handler);
@@ -1939,8 +2570,11 @@ var Hapta = class _Hapta {
   channel(name) {
     return this.channels.get(name);
   }
-  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
+  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. With
+   * `persist`, a write of a signed-in user goes through the outbox instead: it resolves when the gateway has done
+   * it, however long that takes, and rejects if it refuses it. */
   call(op, args = {}, onReply) {
+    if (this.queue && takesKey(op) && this.session?.user?.id !== void 0) return this.queue.add(op, args);
     return this.requests.call(op, args, onReply);
   }
   close() {
@@ -1949,6 +2583,8 @@ var Hapta = class _Hapta {
     this.setState("closed");
     this.transport.close(1e3);
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
+    this.queue?.close();
+    this.tabs?.close();
   }
   /** @internal Records.subscribe */
   subscribe(collection, options, onChange) {
@@ -1958,14 +2594,79 @@ var Hapta = class _Hapta {
   query(collection, options, onChange) {
     return this.liveQueries.query(collection, options, onChange);
   }
-  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; after a sign-in, queries and
-   * subscriptions refused before (while signed out) are asked for again. */
+  // ---- offline first ----
+  /** Opens the store, reads the outbox, and forgets the kept queries if they are someone else's. */
+  async loadOffline(persist) {
+    const name = `hapta ${this.url}`;
+    const store = persist === "memory" ? new MemoryStore() : await IndexedDbStore.open(name);
+    this.store = store;
+    this.tabs = tabsOf(name, persist === "indexeddb");
+    this.queue = new Outbox(store, this.tabs, {
+      ready: () => this.state === "open",
+      user: () => this.userId(),
+      attempt: (op, args) => this.requests.attempt(op, args),
+      read: (collection, id) => this.requests.call("records.get", { collection, id }).catch(() => null),
+      version: (collection, id) => {
+        const held = this.liveQueries.index().get(recordKey(collection, id));
+        return typeof held?.version === "number" ? held.version : void 0;
+      }
+    }, {
+      changed: () => this.liveQueries.rewrite(),
+      added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),
+      undoing: (entries) => this.undoing(entries),
+      report: (event) => this.emit("outbox", event)
+    }, { conflict: this.options.conflict, keyLife: KEY_LIFE, grace: LANDED_GRACE });
+    await this.queue.load();
+    this.owner = this.userId();
+    if (await store.owner() !== this.owner) await store.clearCache(this.owner);
+    if (this.owner) this.queue.signedIn(this.owner).catch(() => void 0);
+    const online = globalThis.addEventListener;
+    if (typeof online === "function") globalThis.addEventListener("online", () => this.reconnectNow());
+  }
+  userId() {
+    const id = this.session?.user?.id;
+    return id === void 0 || id === null ? null : String(id);
+  }
+  vars() {
+    return { user: this.session?.user ?? null };
+  }
+  /** What `entries` do to the records the live queries hold, after the writes before them. */
+  effects(entries) {
+    const keys = new Set(entries.map((entry) => entry.key));
+    const writes = this.queue.writes().filter((write) => !keys.has(write.key));
+    return effectsOf([...writes, ...entries], this.liveQueries.index()).filter((effect) => keys.has(effect.key));
+  }
+  /** Writes about to leave unsent or refused: the subscriptions hear them undone; the event says what the views
+   * showed of them and show again. */
+  undoing(entries) {
+    const effects = this.effects(entries);
+    this.subscriptions.optimistic(effects, this.vars(), true);
+    const index = this.liveQueries.index();
+    return effects.map((effect) => ({
+      key: effect.key,
+      collection: effect.collection,
+      id: effect.id,
+      action: effect.action,
+      shown: effect.record,
+      restored: index.get(recordKey(effect.collection, effect.id)) ?? null
+    }));
+  }
+  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; the kept queries are forgotten when
+   * it is no longer theirs; after a sign-in the writes of anyone else are dropped, the user's go, and queries and
+   * subscriptions refused before are asked for again. */
   signedIn(session) {
     this.emit("auth", session);
     if (session && this.state === "open") {
       this.liveQueries.askUnasked();
       this.subscriptions.askUnasked();
     }
+    if (!this.store) return;
+    const user = this.userId();
+    if (user !== this.owner) {
+      this.owner = user;
+      this.store.clearCache(user).catch(() => void 0);
+    }
+    if (user) this.queue?.signedIn(user).catch(() => void 0);
   }
   // ---- the socket's life ----
   open() {
@@ -1982,6 +2683,7 @@ var Hapta = class _Hapta {
               this.requests.flush();
               this.liveQueries.askUnasked();
               this.subscriptions.askUnasked();
+              this.queue?.flush();
               resolve();
             }, (error) => {
               socket.close(1e3);
@@ -2033,6 +2735,12 @@ var Hapta = class _Hapta {
     this.reconnectTimer = void 0;
     if (this.closing) return;
     this.open().catch(() => void 0);
+  }
+  /** The browser says it is online again: no need to wait out the backoff. */
+  reconnectNow() {
+    if (this.state !== "reconnecting" || this.reconnectTimer === void 0) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnect();
   }
   received(message) {
     if (typeof message.event === "string") {

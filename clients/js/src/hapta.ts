@@ -7,6 +7,10 @@
 //   const feed = await hapta.records<Post>("posts").query({ filter: "public = true", sort: "-created", limit: 50 },
 //                                                         (items) => render(items));
 //
+// Offline first (`persist: "indexeddb"`): every write of a signed-in user goes through a durable outbox (outbox.ts)
+// and shows at once in the live queries and subscriptions it touches, marked pending (overlay.ts); live queries
+// start from what was kept of them (queries.ts); the tabs of an origin share both (tabs.ts, store.ts).
+//
 // The socket may drop at any time (a phone in a tunnel, a frozen tab, a gateway restart). The client reconnects
 // with exponential backoff and jitter, signs in again (the session's access token while valid, else its refresh
 // token, else the anon key), resumes every subscription from the last position it delivered (the gateway replays
@@ -26,18 +30,24 @@ import { Files, type UploadOptions } from "./files.js";
 import { LiveQueries } from "./queries.js";
 import { keyed, Records, type BatchOp, type BatchOptions, type Change, type LiveQuery, type LiveQueryListener,
          type QueryOptions, type SubscribeOptions, type Unsubscribe, type WriteOptions } from "./records.js";
+import { takesKey } from "./backoff.js";
+import { Outbox, type ConflictPolicy, type OutboxEvent, type OutboxWrite, type RolledBack } from "./outbox.js";
+import { effectsOf, recordKey, type Effect } from "./overlay.js";
 import { Requests } from "./requests.js";
 import { SessionStore, Sessions, type Session, type StorageLike } from "./session.js";
+import { IndexedDbStore, MemoryStore, type OfflineStore, type OutboxEntry } from "./store.js";
 import { Subscriptions } from "./subscriptions.js";
+import { tabsOf, type Tabs } from "./tabs.js";
 import { final, Transport, type Protocol, type SocketConstructor } from "./transport.js";
 
 export { backoffDelay } from "./backoff.js";
 export { Channel, type Member } from "./channels.js";
 export { HaptaError } from "./errors.js";
 export type { UploadOptions } from "./files.js";
+export type { Conflict, ConflictPolicy, OutboxEvent, OutboxWrite, RolledBack } from "./outbox.js";
 export { Records } from "./records.js";
 export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change, ListOptions,
-              LiveOp, LiveQuery, LiveQueryListener, Page, QueryOptions, SubscribeOptions, Unsubscribe,
+              LiveOp, LiveQuery, LiveQueryListener, Page, Pending, QueryOptions, SubscribeOptions, Unsubscribe,
               WriteOptions } from "./records.js";
 export type { Session, StorageLike } from "./session.js";
 export type { Protocol } from "./transport.js";
@@ -47,7 +57,8 @@ export type State = "connecting" | "open" | "reconnecting" | "closed";
 export interface ConnectOptions {
   /** Signs in as anon (auth.anon) whenever there is no session. */
   apikey?: string;
-  /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. */
+  /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. With
+   * `persist: "indexeddb"` it is localStorage unless given. */
   storage?: StorageLike;
   storageKey?: string;
   protocol?: Protocol;
@@ -66,7 +77,24 @@ export interface ConnectOptions {
    * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
    * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
   idempotentWrites?: boolean;
+  /** Offline first (docs/offline.md). `"indexeddb"`: every write of a signed-in user is kept in IndexedDB with its
+   * idempotency key before it is sent, and leaves only when the gateway answered it (refusals are reported as the
+   * event "outbox"); writes show at once in the live queries and subscriptions they touch, marked pending; live
+   * queries start from their items kept from before (stale) and are brought up to date with `have`; the tabs of the
+   * origin share all of it. `connect` resolves without waiting for the socket. `"memory"`: the same, kept by this
+   * page only. */
+  persist?: "indexeddb" | "memory";
+  /** What an outbox update refused for a stale version becomes: by default the gateway's version stands (the
+   * write is rolled back and reported with both versions); a policy may answer data to write over it instead. */
+  conflict?: ConflictPolicy;
 }
+
+// The gateway keeps an idempotency key's answer 24 hours from the write's commit; a write first sent longer ago than
+// this (an hour less, for clocks) whose outcome is unknown is not sent again (docs/offline.md).
+const KEY_LIFE = 23 * 3600_000;
+// How long a landed write stays laid over the live queries when no diff of theirs shows it (one the client placed
+// where the gateway would not: a filter through a relation, a window that moved meanwhile).
+const LANDED_GRACE = 15_000;
 
 export class Hapta {
   state: State = "connecting";
@@ -129,6 +157,15 @@ export class Hapta {
       this.call<T>("functions.call", args === undefined ? { name } : { name, args: args as any }),
   };
 
+  /** The offline outbox (ConnectOptions.persist); empty without one. */
+  readonly outbox = {
+    /** The writes waiting for the gateway (of every tab of the origin), in the order they go. */
+    pending: (): OutboxWrite[] => this.queue?.pending() ?? [],
+    /** The gateway's id of a record created offline, for the temporary one (`local-...`) it showed under, once its
+     * create has landed (while this page lives). */
+    idFor: (id: string): string | undefined => this.queue?.idFor(id),
+  };
+
   readonly files = {
     upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer,
              options: UploadOptions = {}) => this.transfers.upload(collection, id, field, data, options),
@@ -153,8 +190,17 @@ export class Hapta {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
   private revoked = false;
+  // Offline first (ConnectOptions.persist):
+  private store: OfflineStore | null = null;
+  private tabs: Tabs | null = null;
+  private queue: Outbox | null = null;
+  /** Whose the kept live queries are: the user signed in (null: nobody). */
+  private owner: string | null = null;
 
-  private constructor(readonly url: string, options: ConnectOptions) {
+  private constructor(readonly url: string, private readonly options: ConnectOptions) {
+    if (options.persist === "indexeddb" && !options.storage) {
+      options = { ...options, storage: (globalThis as any).localStorage };
+    }
     this.transport = new Transport(url, options.protocol ?? "json", options.WebSocket);
     this.backoff = new Backoff(options.backoff?.base ?? 250, options.backoff?.cap ?? 15_000);
     const idempotentWrites = options.idempotentWrites ?? true;
@@ -170,15 +216,27 @@ export class Hapta {
     this.sessions = new Sessions(new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
                                  this.requests, options.apikey, (session) => this.signedIn(session));
     this.subscriptions = new Subscriptions(this.requests);
-    this.liveQueries = new LiveQueries(this.requests);
+    this.liveQueries = new LiveQueries(this.requests, options.persist ? {
+      cached: (id) => this.store ? this.store.cached(id) : Promise.resolve(null),
+      cache: (id, value) => { this.store?.cache(id, value).catch(() => undefined); },
+      owner: () => this.owner ?? "",
+      writes: () => this.queue?.writes() ?? [],
+      vars: () => ({ user: this.session?.user ?? null }),
+    } : null);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
   }
 
-  /** Opens the socket and signs in again as the stored session (or the anon key). */
+  /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
+   * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
   static async connect(url: string, options: ConnectOptions = {}): Promise<Hapta> {
     const hapta = new Hapta(url, options);
     try {
+      if (options.persist) {
+        await hapta.loadOffline(options.persist);
+        hapta.open().catch(() => undefined);   // a failed open reconnects (lost)
+        return hapta;
+      }
       await hapta.open();
     } catch (error) {
       hapta.close();   // no client, no reconnects behind the app's back
@@ -196,8 +254,9 @@ export class Hapta {
     this.sessions.current = session;
   }
 
-  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
-   * event by name ("auth.revoked", ...). Returns the unsubscriber. */
+  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), "outbox" (an
+   * OutboxEvent: a write that left the outbox unsent or refused, and what was rolled back), or any gateway event
+   * by name ("auth.revoked", ...). Returns the unsubscriber. */
   on(event: string, handler: Handler): () => void {
     const list = this.handlers.get(event) ?? [];
     list.push(handler);
@@ -224,8 +283,11 @@ export class Hapta {
     return this.channels.get(name);
   }
 
-  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
+  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. With
+   * `persist`, a write of a signed-in user goes through the outbox instead: it resolves when the gateway has done
+   * it, however long that takes, and rejects if it refuses it. */
   call<T = any>(op: string, args: Json = {}, onReply?: (data: any) => void): Promise<T> {
+    if (this.queue && takesKey(op) && this.session?.user?.id !== undefined) return this.queue.add(op, args);
     return this.requests.call<T>(op, args, onReply);
   }
 
@@ -235,6 +297,8 @@ export class Hapta {
     this.setState("closed");
     this.transport.close(1000);
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
+    this.queue?.close();
+    this.tabs?.close();
   }
 
   /** @internal Records.subscribe */
@@ -248,14 +312,80 @@ export class Hapta {
     return this.liveQueries.query(collection, options, onChange);
   }
 
-  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; after a sign-in, queries and
-   * subscriptions refused before (while signed out) are asked for again. */
+  // ---- offline first ----
+
+  /** Opens the store, reads the outbox, and forgets the kept queries if they are someone else's. */
+  private async loadOffline(persist: "indexeddb" | "memory"): Promise<void> {
+    const name = `hapta ${this.url}`;
+    const store = persist === "memory" ? new MemoryStore() : await IndexedDbStore.open(name);
+    this.store = store;
+    this.tabs = tabsOf(name, persist === "indexeddb");
+    this.queue = new Outbox(store, this.tabs, {
+      ready: () => this.state === "open",
+      user: () => this.userId(),
+      attempt: (op, args) => this.requests.attempt(op, args),
+      read: (collection, id) => this.requests.call("records.get", { collection, id }).catch(() => null),
+      version: (collection, id) => {
+        const held = this.liveQueries.index().get(recordKey(collection, id));
+        return typeof held?.version === "number" ? held.version : undefined;
+      },
+    }, {
+      changed: () => this.liveQueries.rewrite(),
+      added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),
+      undoing: (entries) => this.undoing(entries),
+      report: (event: OutboxEvent) => this.emit("outbox", event),
+    }, { conflict: this.options.conflict, keyLife: KEY_LIFE, grace: LANDED_GRACE });
+    await this.queue.load();
+    this.owner = this.userId();
+    if (await store.owner() !== this.owner) await store.clearCache(this.owner);
+    if (this.owner) this.queue.signedIn(this.owner).catch(() => undefined);
+    const online = (globalThis as any).addEventListener;
+    if (typeof online === "function") (globalThis as any).addEventListener("online", () => this.reconnectNow());
+  }
+
+  private userId(): string | null {
+    const id = this.session?.user?.id;
+    return id === undefined || id === null ? null : String(id);
+  }
+
+  private vars() {
+    return { user: this.session?.user ?? null };
+  }
+
+  /** What `entries` do to the records the live queries hold, after the writes before them. */
+  private effects(entries: OutboxEntry[]): Effect[] {
+    const keys = new Set(entries.map((entry) => entry.key));
+    const writes = this.queue!.writes().filter((write) => !keys.has(write.key));
+    return effectsOf([...writes, ...entries], this.liveQueries.index()).filter((effect) => keys.has(effect.key));
+  }
+
+  /** Writes about to leave unsent or refused: the subscriptions hear them undone; the event says what the views
+   * showed of them and show again. */
+  private undoing(entries: OutboxEntry[]): RolledBack[] {
+    const effects = this.effects(entries);
+    this.subscriptions.optimistic(effects, this.vars(), true);
+    const index = this.liveQueries.index();
+    return effects.map((effect) => ({ key: effect.key, collection: effect.collection, id: effect.id,
+                                      action: effect.action, shown: effect.record,
+                                      restored: index.get(recordKey(effect.collection, effect.id)) ?? null }));
+  }
+
+  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; the kept queries are forgotten when
+   * it is no longer theirs; after a sign-in the writes of anyone else are dropped, the user's go, and queries and
+   * subscriptions refused before are asked for again. */
   private signedIn(session: Session | null): void {
     this.emit("auth", session);
     if (session && this.state === "open") {
       this.liveQueries.askUnasked();
       this.subscriptions.askUnasked();
     }
+    if (!this.store) return;
+    const user = this.userId();
+    if (user !== this.owner) {
+      this.owner = user;
+      this.store.clearCache(user).catch(() => undefined);
+    }
+    if (user) this.queue?.signedIn(user).catch(() => undefined);
   }
 
   // ---- the socket's life ----
@@ -274,6 +404,7 @@ export class Hapta {
               this.requests.flush();
               this.liveQueries.askUnasked();
               this.subscriptions.askUnasked();
+              this.queue?.flush();
               resolve();
             }, (error) => {
               socket.close(1000);
@@ -330,6 +461,13 @@ export class Hapta {
     this.reconnectTimer = undefined;
     if (this.closing) return;
     this.open().catch(() => undefined);   // a failed open closes: lost() again
+  }
+
+  /** The browser says it is online again: no need to wait out the backoff. */
+  private reconnectNow(): void {
+    if (this.state !== "reconnecting" || this.reconnectTimer === undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnect();
   }
 
   private received(message: Json): void {

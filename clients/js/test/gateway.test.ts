@@ -489,6 +489,86 @@ describe("batches and idempotent writes", () => {
     }, 30_000);
 });
 
+describe("offline first (persist)", () => {
+  it("writes made while the socket is down show at once, pending, and land once each, in order", async () => {
+    const { gate, Gated } = await gated();
+    const { hapta, user } = await signedUp({ persist: "memory", WebSocket: Gated });
+    const reader = (await signedUp()).hapta;
+    const tag = uniqueName("off");
+    const posts = hapta.records<Post>("posts");
+    const kept = await posts.create({ author: user.id, text: `${tag} kept`, public: true });
+    const feed = await posts.query({ filter: `text ~ "${tag}"`, sort: "-created", limit: 10 });
+    await until(() => feed.items.length === 1 && !feed.stale);
+    gate.open = false;
+    gate.sockets.at(-1).close();
+    await until(() => hapta.state === "reconnecting");
+    const sentBefore = gate.sent.length;
+    const first = posts.create({ author: user.id, text: `${tag} 1`, public: true });
+    await new Promise((wait) => setTimeout(wait, 5));
+    const second = posts.create({ author: user.id, text: `${tag} 2`, public: true });
+    expect(feed.items.map((p) => [p.text, p.$pending])).toEqual([[`${tag} 2`, true], [`${tag} 1`, true],
+                                                                [`${tag} kept`, undefined]]);
+    const draft = feed.items[1].id;
+    expect(draft).toMatch(/^local-/);
+    const edited = posts.update(draft, { text: `${tag} 1 edited` });
+    const removed = posts.delete(kept.id);
+    expect(feed.items.map((p) => p.text)).toEqual([`${tag} 2`, `${tag} 1 edited`]);
+    expect(hapta.outbox.pending().map((w) => w.op)).toEqual(["records.create", "records.create", "records.update",
+                                                              "records.delete"]);
+    expect(gate.sent.length).toBe(sentBefore);   // nothing went anywhere
+    gate.open = true;
+    const [one, two] = await Promise.all([first, second]);
+    await Promise.all([edited, removed]);
+    await until(() => feed.items.length === 2 && feed.items.every((p) => !p.$pending));
+    expect(feed.items.map((p) => [p.id, p.text])).toEqual([[two.id, `${tag} 2`], [one.id, `${tag} 1 edited`]]);
+    expect(hapta.outbox.idFor(draft)).toBe(one.id);
+    const rows = await reader.records<Post>("posts").list({ filter: `text ~ "${tag}"`, sort: "created" });
+    expect(rows.items.map((p) => p.text)).toEqual([`${tag} 1 edited`, `${tag} 2`]);
+    const writes = gate.sent.filter((m) => String(m.op).startsWith("records.") && m.args.idempotency_key);
+    expect(writes).toHaveLength(5);   // each write once, the one made online too
+    expect(new Set(writes.map((m) => m.args.idempotency_key)).size).toBe(5);
+    expect(hapta.outbox.pending()).toEqual([]);
+  });
+
+  it("a write the gateway refuses is rolled back where it showed, and reported", async () => {
+    const { hapta, user } = await signedUp({ persist: "memory" });
+    const someone = await signedUp();
+    const tag = uniqueName("no");
+    const posts = hapta.records<Post>("posts");
+    const mine = await posts.create({ author: user.id, text: `${tag} mine`, public: true });
+    const feed = await posts.query({ filter: `text ~ "${tag}"`, sort: "-created", limit: 10 });
+    const heard: Change<Post>[] = [];
+    await posts.subscribe({ filter: `text ~ "${tag}"` }, (change) => heard.push(change));
+    const events: any[] = [];
+    hapta.on("outbox", (event) => events.push(event));
+    const refused = posts.create({ author: someone.user.id, text: `${tag} forged`, public: true });
+    expect(feed.items.map((p) => p.text)).toEqual([`${tag} forged`, `${tag} mine`]);   // at once, before the gateway
+    const error = await refused.catch((e) => e);
+    expect(error.code).toBe("FORBIDDEN");
+    await until(() => events.length === 1);
+    expect(feed.items.map((p) => p.text)).toEqual([`${tag} mine`]);
+    expect(events[0]).toMatchObject({ kind: "refused", write: { op: "records.create", user: user.id },
+                                      error: { code: "FORBIDDEN" } });
+    expect(events[0].rolledBack).toMatchObject([{ action: "create", collection: "posts",
+                                                  shown: { text: `${tag} forged` }, restored: null }]);
+    expect(heard.map((c) => [c.action, c.pending ?? c.rolledBack])).toEqual([["create", true], ["delete", true]]);
+    // an update at a stale version (another client of the same user changed it first): the gateway's version
+    // stands, and the app is told both
+    const elsewhere = await Hapta.connect(gateway.url);
+    open.push(elsewhere);
+    await elsewhere.auth.login(hapta.session!.user.email as string, PASSWORD);
+    await elsewhere.records<Post>("posts").update(mine.id, { text: `${tag} theirs` });
+    await until(() => feed.items[0]?.text === `${tag} theirs`);
+    const stale = posts.update(mine.id, { text: `${tag} stale` }, { version: mine.version });
+    expect(feed.items[0]).toMatchObject({ text: `${tag} stale`, $pending: true });
+    expect((await stale.catch((e) => e)).code).toBe("CONFLICT");
+    await until(() => events.length === 2);
+    expect(events[1]).toMatchObject({ kind: "conflict", mine: { text: `${tag} stale` },
+                                      server: { text: `${tag} theirs`, version: mine.version + 1 } });
+    expect(feed.items.map((p) => [p.text, p.$pending])).toEqual([[`${tag} theirs`, undefined]]);
+  });
+});
+
 describe("retry_after", () => {
   it("a write refused for now is sent again after retry_after; with retries off the refusal is the caller's",
     async () => {
