@@ -449,7 +449,11 @@ export declare class Hapta {
     private queue;
     /** Whose the kept live queries are: the user signed in (null: nobody). */
     private owner;
+    /** The browser's "offline" and "online": the socket is let go at once, and opened again at once. */
+    private readonly network;
     private constructor();
+    /** Where there is a browser's window (with navigator.onLine), hear when it goes offline and online. */
+    private listenToNetwork;
     /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
      * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
     static connect(url: string, options?: ConnectOptions): Promise<Hapta>;

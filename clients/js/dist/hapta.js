@@ -1335,6 +1335,8 @@ var Transport = class {
   protocol;
   socket = null;
   Socket;
+  /** Ends the current socket at once, as lost (drop). */
+  abandon = null;
   /** Opens a socket (throwing what the WebSocket constructor throws) and tells `events` what becomes of it. */
   open(events) {
     const socket = new this.Socket(this.url, [SUBPROTOCOLS[this.protocol]]);
@@ -1351,13 +1353,24 @@ var Transport = class {
       if (ended) return;
       ended = true;
       if (this.socket === socket) this.socket = null;
+      if (this.abandon === abandon) this.abandon = null;
       events.ended(code, opened);
     };
+    const abandon = () => {
+      end(1006);
+      socket.close(1e3);
+    };
+    this.abandon = abandon;
     socket.onerror = () => {
       if (!opened) end(1006);
     };
     socket.onclose = (event) => end(event.code);
     return socket;
+  }
+  /** Lets the socket go now, told as lost (1006), without waiting for its close: the browser says it is offline,
+   * and a close handshake over no network may take long to fail. */
+  drop() {
+    this.abandon?.();
   }
   /** Writes one message to the open socket; without one, throws UNAVAILABLE. */
   send(message) {
@@ -2430,6 +2443,7 @@ var Hapta = class _Hapta {
     } : null);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
+    this.listenToNetwork(true);
   }
   url;
   options;
@@ -2518,6 +2532,22 @@ var Hapta = class _Hapta {
   queue = null;
   /** Whose the kept live queries are: the user signed in (null: nobody). */
   owner = null;
+  /** The browser's "offline" and "online": the socket is let go at once, and opened again at once. */
+  network = {
+    offline: () => {
+      if (this.state === "open" || this.state === "connecting") this.transport.drop();
+    },
+    online: () => this.reconnectNow()
+  };
+  /** Where there is a browser's window (with navigator.onLine), hear when it goes offline and online. */
+  listenToNetwork(on) {
+    const scope = globalThis;
+    if (typeof scope.addEventListener !== "function" || typeof scope.navigator?.onLine !== "boolean") return;
+    for (const name of ["offline", "online"]) {
+      if (on) scope.addEventListener(name, this.network[name]);
+      else scope.removeEventListener(name, this.network[name]);
+    }
+  }
   /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
    * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
   static async connect(url, options = {}) {
@@ -2585,6 +2615,7 @@ var Hapta = class _Hapta {
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
     this.queue?.close();
     this.tabs?.close();
+    this.listenToNetwork(false);
   }
   /** @internal Records.subscribe */
   subscribe(collection, options, onChange) {
@@ -2620,8 +2651,6 @@ var Hapta = class _Hapta {
     this.owner = this.userId();
     if (await store.owner() !== this.owner) await store.clearCache(this.owner);
     if (this.owner) this.queue.signedIn(this.owner).catch(() => void 0);
-    const online = globalThis.addEventListener;
-    if (typeof online === "function") globalThis.addEventListener("online", () => this.reconnectNow());
   }
   userId() {
     const id = this.session?.user?.id;
@@ -2670,6 +2699,7 @@ var Hapta = class _Hapta {
   }
   // ---- the socket's life ----
   open() {
+    const online = globalThis.navigator?.onLine !== false;
     return new Promise((resolve, reject) => {
       try {
         this.transport.open({
@@ -2693,7 +2723,7 @@ var Hapta = class _Hapta {
           message: (message) => this.received(message),
           chunk: (stream, data) => this.transfers.chunk(stream, data),
           ended: async (code, opened) => {
-            if (!opened && await this.transport.refusing()) {
+            if (!opened && online && await this.transport.refusing()) {
               const refused = new HaptaError("FORBIDDEN", "the gateway refused the connection: is this page's origin in App.origins?");
               this.closing = true;
               this.setState("closed");

@@ -197,6 +197,12 @@ export class Hapta {
   /** Whose the kept live queries are: the user signed in (null: nobody). */
   private owner: string | null = null;
 
+  /** The browser's "offline" and "online": the socket is let go at once, and opened again at once. */
+  private readonly network = {
+    offline: () => { if (this.state === "open" || this.state === "connecting") this.transport.drop(); },
+    online: () => this.reconnectNow(),
+  };
+
   private constructor(readonly url: string, private readonly options: ConnectOptions) {
     if (options.persist === "indexeddb" && !options.storage) {
       options = { ...options, storage: (globalThis as any).localStorage };
@@ -225,6 +231,17 @@ export class Hapta {
     } : null);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
+    this.listenToNetwork(true);
+  }
+
+  /** Where there is a browser's window (with navigator.onLine), hear when it goes offline and online. */
+  private listenToNetwork(on: boolean): void {
+    const scope = globalThis as any;
+    if (typeof scope.addEventListener !== "function" || typeof scope.navigator?.onLine !== "boolean") return;
+    for (const name of ["offline", "online"] as const) {
+      if (on) scope.addEventListener(name, this.network[name]);
+      else scope.removeEventListener(name, this.network[name]);
+    }
   }
 
   /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
@@ -299,6 +316,7 @@ export class Hapta {
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
     this.queue?.close();
     this.tabs?.close();
+    this.listenToNetwork(false);
   }
 
   /** @internal Records.subscribe */
@@ -339,8 +357,6 @@ export class Hapta {
     this.owner = this.userId();
     if (await store.owner() !== this.owner) await store.clearCache(this.owner);
     if (this.owner) this.queue.signedIn(this.owner).catch(() => undefined);
-    const online = (globalThis as any).addEventListener;
-    if (typeof online === "function") (globalThis as any).addEventListener("online", () => this.reconnectNow());
   }
 
   private userId(): string | null {
@@ -391,6 +407,8 @@ export class Hapta {
   // ---- the socket's life ----
 
   private open(): Promise<void> {
+    // An attempt made while the browser is offline fails for that alone, whatever /health answers later.
+    const online = (globalThis as any).navigator?.onLine !== false;
     return new Promise((resolve, reject) => {
       try {
         this.transport.open({
@@ -415,7 +433,7 @@ export class Hapta {
           chunk: (stream, data) => this.transfers.chunk(stream, data),
           ended: async (code, opened) => {
             // Up, but it will not take this page: retrying cannot help.
-            if (!opened && await this.transport.refusing()) {
+            if (!opened && online && await this.transport.refusing()) {
               const refused = new HaptaError("FORBIDDEN", "the gateway refused the connection: is this page's origin "
                 + "in App.origins?");
               this.closing = true;
