@@ -50,6 +50,14 @@ async def test_the_js_client_in_chromium(npm, pg_admin):
     print((await _vitest(npm, pg_admin, "test/browser"))[-400:])
 
 
+async def test_the_js_client_offline_in_chromium(npm, pg_admin):
+    """Offline first in Chromium (persist: "indexeddb"): writes made offline, a reload and a browser restart while
+    offline, two tabs sharing one outbox, a refusal rolled back, and a gateway restart while the outbox is sent."""
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")
+    print((await _vitest(npm, pg_admin, "test/offline"))[-400:])
+
+
 USAGE = """
 import { Hapta } from "%(dist)s";
 import type { PostsRecord, UsersRecord, Collections } from "./types";
