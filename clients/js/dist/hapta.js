@@ -902,8 +902,9 @@ var LiveQueries = class {
     const offline = this.offline;
     if (!offline) return;
     clearTimeout(held.saving);
+    const owner = offline.owner();
     held.saving = setTimeout(() => {
-      if (held.stopped || held.stale) return;
+      if (held.stopped || held.stale || offline.owner() !== owner) return;
       offline.cache(this.cacheId(held), { items: held.server, pos: held.pos, at: Date.now() });
     }, 100);
   }

@@ -272,8 +272,10 @@ export class LiveQueries {
     const offline = this.offline;
     if (!offline) return;
     clearTimeout(held.saving);
+    const owner = offline.owner();
     held.saving = setTimeout(() => {
-      if (held.stopped || held.stale) return;
+      // Items read for someone who has signed out since are theirs: never kept under whoever came next.
+      if (held.stopped || held.stale || offline.owner() !== owner) return;
       offline.cache(this.cacheId(held), { items: held.server, pos: held.pos, at: Date.now() });
     }, 100);
   }
