@@ -569,6 +569,55 @@ describe("offline first (persist)", () => {
   });
 });
 
+describe("offline first: whose writes", () => {
+  it("a revoked session keeps its user's writes until they sign in again; another user's sign-in drops them",
+    async () => {
+      const { gate, Gated } = await gated();
+      const { hapta, user, email } = await signedUp({ persist: "memory", WebSocket: Gated });
+      const tag = uniqueName("who");
+      const posts = hapta.records<Post>("posts");
+      const events: any[] = [];
+      hapta.on("outbox", (event) => events.push(event));
+      const revoke = async () => {
+        const other = await connect();
+        await other.auth.login(email, PASSWORD);
+        const listed = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
+        await other.call("auth.revoke", { session: listed.find((s) => !s.current)!.id });
+        other.close();
+      };
+      // offline, a write; meanwhile the session is revoked: back online the client is signed out, and waits
+      gate.open = false;
+      gate.sockets.at(-1).close();
+      await until(() => hapta.state === "reconnecting");
+      const kept = posts.create({ author: user.id, text: `${tag} kept`, public: true });
+      await revoke();
+      gate.open = true;
+      await until(() => hapta.state === "open" && hapta.session === null);
+      await new Promise((wait) => setTimeout(wait, 200));
+      expect(hapta.outbox.pending().map((w) => [w.op, w.user])).toEqual([["records.create", user.id]]);
+      await hapta.auth.login(email, PASSWORD);   // the same user: the write goes
+      expect((await kept).text).toBe(`${tag} kept`);
+      expect(events).toEqual([]);
+
+      // again, but someone else signs in: the write is dropped, and said so
+      gate.open = false;
+      gate.sockets.at(-1).close();
+      await until(() => hapta.state === "reconnecting");
+      const dropped = posts.create({ author: user.id, text: `${tag} dropped`, public: true });
+      await revoke();
+      gate.open = true;
+      await until(() => hapta.state === "open" && hapta.session === null);
+      const name = uniqueName("next");
+      await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+      expect((await dropped.catch((e) => e)).code).toBe("UNAUTHENTICATED");
+      expect(events.map((e) => [e.kind, e.write.user, e.rolledBack.map((r: any) => r.action)]))
+        .toEqual([["dropped", user.id, ["create"]]]);
+      expect(hapta.outbox.pending()).toEqual([]);
+      const written = await hapta.records<Post>("posts").list({ filter: `text ~ "${tag}"` });
+      expect(written.items.map((p) => p.text)).toEqual([`${tag} kept`]);
+    });
+});
+
 describe("retry_after", () => {
   it("a write refused for now is sent again after retry_after; with retries off the refusal is the caller's",
     async () => {

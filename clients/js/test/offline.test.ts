@@ -183,6 +183,37 @@ describe.skipIf(!chromiumPath)(`offline first, in Chromium${chromiumPath ? "" : 
     await context.close();
   }, 90_000);
 
+  it("signing out forgets the kept queries", async () => {
+    const context = await browser.newContext();
+    const tag = uniqueName("s");
+    const first = await open(context);
+    await start(first.page, tag, true);
+    await first.page.evaluate(async (tag: string) => {
+      const hapta = (window as any).client;
+      await hapta.records("posts").create({ author: hapta.session.user.id, text: `${tag} private`, public: false });
+    }, tag);
+    await first.page.waitForFunction(() => (window as any).feed.items.length === 1);
+    await new Promise((wait) => setTimeout(wait, 300));   // kept
+    const kept = await open(context, [], true);
+    await start(kept.page, tag);
+    expect((await kept.page.evaluate(() => (window as any).firstShown)).items.map((p: any) => p.text))
+      .toEqual([`${tag} private`]);
+    await kept.page.close();
+
+    await first.page.evaluate(() => (window as any).client.auth.logout());
+    await new Promise((wait) => setTimeout(wait, 300));   // (a save the live query had planned would come by now)
+    const stored = await first.page.evaluate((url: string) => new Promise((resolve, reject) => {
+      const request = indexedDB.open(`hapta ${url}`);
+      request.onerror = () => reject(request.error);
+      request.onsuccess = () => {
+        const count = request.result.transaction("queries").objectStore("queries").count();
+        count.onsuccess = () => resolve(count.result);
+      };
+    }), gateway.url);
+    expect(stored).toBe(0);
+    await context.close();
+  }, 60_000);
+
   it("a write the rules refuse after coming back is rolled back and reported; the others land", async () => {
     const context = await browser.newContext();
     const tag = uniqueName("r");
