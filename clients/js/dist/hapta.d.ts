@@ -123,6 +123,9 @@ export interface Change<T> {
     pending?: true;
     /** Undoes a pending change the gateway refused: the record as it was before (a delete: only its id). */
     rolledBack?: true;
+    /** A record created here under a temporary id (`local-...`) that the gateway has now created under this id: the
+     * temporary one is deleted (the gateway's own create of it comes as any change does). */
+    replacedBy?: string;
 }
 export interface SubscribeOptions {
     id?: string;

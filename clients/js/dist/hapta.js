@@ -566,6 +566,7 @@ function effectsOf(writes, index) {
         id: step.id,
         record,
         before,
+        data: step.data,
         landed: !!write.answer
       });
     }
@@ -1862,6 +1863,7 @@ var Outbox = class {
   }
   async landedHere(write, ids) {
     ids.forEach(([temp, id]) => this.ids.set(temp, id));
+    this.listener.landed(write, ids);
     if (!this.landed.some((w) => w.key === write.key)) {
       this.landed.push(write);
       setTimeout(() => {
@@ -2325,10 +2327,27 @@ var Subscriptions = class {
       }
     }
   }
+  /** Creates of this client landed: `ids` (temporary → the gateway's) by collection. Each subscription that heard
+   * one pending hears its temporary id deleted, `replacedBy` the gateway's (whose own create comes as any change
+   * does). */
+  replaced(ids) {
+    for (const live of this.live) {
+      for (const { collection, temp, id } of ids) {
+        if (!live.temps?.delete(temp)) continue;
+        try {
+          live.onChange({ action: "delete", collection, record: { id: temp }, pos: live.pos, replacedBy: id });
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    }
+  }
   changeOf(live, effect, vars, rolledBack) {
     const { args } = live;
     if (args.collection !== effect.collection || args.id !== void 0 && args.id !== effect.id) return null;
-    const shown = effect.record ?? effect.before ?? { id: effect.id };
+    const shown = effect.record ?? (effect.action === "update" ? { ...effect.data, id: effect.id } : null) ?? effect.before ?? { id: effect.id };
     if (live.filter === void 0) {
       live.filter = null;
       if (typeof args.filter === "string" && args.filter.trim()) {
@@ -2343,9 +2362,13 @@ var Subscriptions = class {
     if (live.filter && decide(live.filter, shown, vars) !== true) return null;
     const base = { collection: effect.collection, pos: live.pos };
     if (!rolledBack) {
+      if (effect.action === "create") (live.temps ??= /* @__PURE__ */ new Set()).add(effect.id);
       return { ...base, action: effect.action, record: { ...shown, $pending: true }, pending: true };
     }
-    if (effect.action === "create") return { ...base, action: "delete", record: { id: effect.id }, rolledBack: true };
+    if (effect.action === "create") {
+      if (!live.temps?.delete(effect.id)) return null;
+      return { ...base, action: "delete", record: { id: effect.id }, rolledBack: true };
+    }
     if (!effect.before) return null;
     return {
       ...base,
@@ -2645,6 +2668,11 @@ var Hapta = class _Hapta {
     }, {
       changed: () => this.liveQueries.rewrite(),
       added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),
+      landed: (write, ids) => this.subscriptions.replaced(ids.map(([temp, id]) => {
+        const at = (write.tempIds ?? []).indexOf(temp);
+        const collection = write.op === "records.batch" ? write.args.ops[at]?.collection : write.args.collection;
+        return { collection: String(collection), temp, id };
+      })),
       undoing: (entries) => this.undoing(entries),
       report: (event) => this.emit("outbox", event)
     }, { conflict: this.options.conflict, keyLife: KEY_LIFE, grace: LANDED_GRACE });

@@ -350,6 +350,12 @@ export class Hapta {
     }, {
       changed: () => this.liveQueries.rewrite(),
       added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),
+      landed: (write, ids) => this.subscriptions.replaced(ids.map(([temp, id]) => {
+        const at = (write.tempIds ?? []).indexOf(temp);
+        const collection = write.op === "records.batch" ? (write.args.ops as Json[])[at]?.collection
+          : write.args.collection;
+        return { collection: String(collection), temp, id };
+      })),
       undoing: (entries) => this.undoing(entries),
       report: (event: OutboxEvent) => this.emit("outbox", event),
     }, { conflict: this.options.conflict, keyLife: KEY_LIFE, grace: LANDED_GRACE });

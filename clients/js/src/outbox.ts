@@ -88,6 +88,8 @@ export interface OutboxListener {
   changed(): void;
   /** A write was made, here or in another tab. */
   added(entry: OutboxEntry): void;
+  /** A write landed (here or in another tab): `ids` are the gateway's ids for its temporary ones. */
+  landed(write: Write, ids: [string, string][]): void;
   /** What the views show of these writes, about to be undone. */
   undoing(entries: OutboxEntry[]): RolledBack[];
   report(event: OutboxEvent): void;
@@ -393,6 +395,7 @@ export class Outbox {
 
   private async landedHere(write: Write, ids: [string, string][]): Promise<void> {
     ids.forEach(([temp, id]) => this.ids.set(temp, id));
+    this.listener.landed(write, ids);
     if (!this.landed.some((w) => w.key === write.key)) {
       this.landed.push(write);
       setTimeout(() => {

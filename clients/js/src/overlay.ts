@@ -34,6 +34,8 @@ export interface Effect {
   record: Json | null;
   /** The record before it, as far as the client knows (null: none, or unknown). */
   before: Json | null;
+  /** What the write sets (a create's or update's data). */
+  data: Json;
   /** Landed: the gateway answered it (record is its answer). */
   landed: boolean;
 }
@@ -110,7 +112,7 @@ export function effectsOf(writes: readonly Write[], index: RecordIndex): Effect[
       if (record) now.set(at, record);
       else if (step.action === "delete") now.delete(at);
       out.push({ key: write.key, collection: step.collection, action: step.action, id: step.id, record, before,
-                 landed: !!write.answer });
+                 data: step.data, landed: !!write.answer });
     }
   }
   return out;

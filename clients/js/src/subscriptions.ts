@@ -25,6 +25,8 @@ interface LiveSubscription {
   onReset?: () => void;
   /** Its filter, parsed once it is needed (null: none; "unparsed": one the client cannot read). */
   filter?: FilterNode | null | "unparsed";
+  /** Temporary ids of pending creates it heard: it hears them replaced (or rolled back). */
+  temps?: Set<string>;
 }
 
 export class Subscriptions {
@@ -95,11 +97,28 @@ export class Subscriptions {
     }
   }
 
+  /** Creates of this client landed: `ids` (temporary → the gateway's) by collection. Each subscription that heard
+   * one pending hears its temporary id deleted, `replacedBy` the gateway's (whose own create comes as any change
+   * does). */
+  replaced(ids: { collection: string; temp: string; id: string }[]): void {
+    for (const live of this.live) {
+      for (const { collection, temp, id } of ids) {
+        if (!live.temps?.delete(temp)) continue;
+        try {
+          live.onChange({ action: "delete", collection, record: { id: temp }, pos: live.pos, replacedBy: id });
+        } catch (error) {
+          queueMicrotask(() => { throw error; });
+        }
+      }
+    }
+  }
+
   private changeOf(live: LiveSubscription, effect: Effect, vars: FilterVars, rolledBack: boolean):
     Change<any> | null {
     const { args } = live;
     if (args.collection !== effect.collection || (args.id !== undefined && args.id !== effect.id)) return null;
-    const shown = effect.record ?? effect.before ?? { id: effect.id };
+    const shown = effect.record ?? (effect.action === "update" ? { ...effect.data, id: effect.id } : null)
+      ?? effect.before ?? { id: effect.id };
     if (live.filter === undefined) {
       live.filter = null;
       if (typeof args.filter === "string" && args.filter.trim()) {
@@ -114,9 +133,13 @@ export class Subscriptions {
     if (live.filter && decide(live.filter, shown, vars) !== true) return null;
     const base = { collection: effect.collection, pos: live.pos };
     if (!rolledBack) {
+      if (effect.action === "create") (live.temps ??= new Set()).add(effect.id);
       return { ...base, action: effect.action, record: { ...shown, $pending: true }, pending: true };
     }
-    if (effect.action === "create") return { ...base, action: "delete", record: { id: effect.id }, rolledBack: true };
+    if (effect.action === "create") {
+      if (!live.temps?.delete(effect.id)) return null;
+      return { ...base, action: "delete", record: { id: effect.id }, rolledBack: true };
+    }
     if (!effect.before) return null;   // what it was is not known here: the app reads it again if it must
     return { ...base, action: effect.action === "delete" ? "create" : "update", record: effect.before,
              rolledBack: true };

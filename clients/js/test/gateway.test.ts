@@ -499,6 +499,8 @@ describe("offline first (persist)", () => {
     const kept = await posts.create({ author: user.id, text: `${tag} kept`, public: true });
     const feed = await posts.query({ filter: `text ~ "${tag}"`, sort: "-created", limit: 10 });
     await until(() => feed.items.length === 1 && !feed.stale);
+    const heard: Change<Post>[] = [];
+    await posts.subscribe({ filter: `text ~ "${tag} 2"` }, (change) => heard.push(change));
     gate.open = false;
     gate.sockets.at(-1).close();
     await until(() => hapta.state === "reconnecting");
@@ -522,6 +524,11 @@ describe("offline first (persist)", () => {
     await until(() => feed.items.length === 2 && feed.items.every((p) => !p.$pending));
     expect(feed.items.map((p) => [p.id, p.text])).toEqual([[two.id, `${tag} 2`], [one.id, `${tag} 1 edited`]]);
     expect(hapta.outbox.idFor(draft)).toBe(one.id);
+    // a subscription heard the create at once, under its temporary id; then that id replaced; then the gateway's
+    await until(() => heard.length === 3);
+    const temp = heard[0].record.id;
+    expect(heard.map((c) => [c.action, c.record.id, c.pending, c.replacedBy])).toEqual([
+      ["create", temp, true, undefined], ["delete", temp, undefined, two.id], ["create", two.id, undefined, undefined]]);
     const rows = await reader.records<Post>("posts").list({ filter: `text ~ "${tag}"`, sort: "created" });
     expect(rows.items.map((p) => p.text)).toEqual([`${tag} 1 edited`, `${tag} 2`]);
     const writes = gate.sent.filter((m) => String(m.op).startsWith("records.") && m.args.idempotency_key);

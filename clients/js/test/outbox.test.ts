@@ -59,6 +59,7 @@ function outbox(store: MemoryStore, answer: Answer, tabs: Tabs = tabsOf("solo", 
   const box = new Outbox(store, tabs, link, {
     changed: () => { changes++; },
     added: (entry) => added.push(entry),
+    landed: () => undefined,
     undoing: (entries) => entries.map((e) => ({ key: e.key, collection: String(e.args.collection), id: String(e.args.id),
                                                 action: "update" as const, shown: e.args.data as Json, restored: null })),
     report: (event) => events.push(event),
