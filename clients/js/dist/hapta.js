@@ -1947,7 +1947,16 @@ var Outbox = class {
   async settle(kind, entries, error, extra = {}) {
     await this.store.remove(entries.map((e) => e.seq));
     const follow = new HaptaError("NOT_FOUND", `it named a record that an earlier write was to create, and that write was ${kind}`);
-    const errors = entries.map((_, n) => n === 0 || kind === "dropped" ? error : follow);
+    const errors = entries.map((entry, n) => {
+      if (kind === "dropped" && entry.sentAt !== void 0) {
+        return new HaptaError(
+          error.code,
+          `${error.message} (it was sent once, and may have been done)`,
+          { outcome: "unknown" }
+        );
+      }
+      return n === 0 || kind === "dropped" ? error : follow;
+    });
     this.tabs.post({ type: "settled", kind, entries, errors: errors.map(wireOf), extra });
     await this.settledHere(kind, entries, errors, extra);
   }
