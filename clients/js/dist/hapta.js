@@ -1796,6 +1796,8 @@ var Outbox = class {
       }
       const first = entry.sentAt === void 0;
       if (first) {
+        entry.args = replaceIds(entry.args, this.ids);
+        if (entry.follows !== void 0) this.followLanded(entry);
         entry.sentAt = Date.now();
         await this.store.put([entry]);
       }
@@ -1819,6 +1821,16 @@ var Outbox = class {
       this.delay = 0;
       await this.answered(entry, answer);
     }
+  }
+  /** A write to take its version from an earlier one that landed before it was stored (made while that one was on
+   * the wire): the version that one's answer gave, if this tab still has it; else none (the last write wins). */
+  followLanded(entry) {
+    const earlier = this.landed.find((write) => write.key === entry.follows);
+    const version = earlier ? versionIn(earlier, earlier.answer, entry.args.collection, entry.args.id) : void 0;
+    entry.args = { ...entry.args };
+    if (version === void 0) delete entry.args.version;
+    else entry.args.version = version;
+    delete entry.follows;
   }
   retryLater(error) {
     this.delay = error.retryAfter !== void 0 ? error.retryAfter * 1e3 : Math.min(3e4, Math.max(1e3, this.delay * 2));

@@ -330,6 +330,8 @@ export class Outbox {
       }
       const first = entry.sentAt === undefined;
       if (first) {   // kept before it goes: a page that dies now leaves a write that may have been done
+        entry.args = replaceIds(entry.args, this.ids);   // a create it names that landed before it was kept
+        if (entry.follows !== undefined) this.followLanded(entry);
         entry.sentAt = Date.now();
         await this.store.put([entry]);
       }
@@ -353,6 +355,17 @@ export class Outbox {
       this.delay = 0;
       await this.answered(entry, answer);
     }
+  }
+
+  /** A write to take its version from an earlier one that landed before it was stored (made while that one was on
+   * the wire): the version that one's answer gave, if this tab still has it; else none (the last write wins). */
+  private followLanded(entry: OutboxEntry): void {
+    const earlier = this.landed.find((write) => write.key === entry.follows);
+    const version = earlier ? versionIn(earlier, earlier.answer!, entry.args.collection, entry.args.id) : undefined;
+    entry.args = { ...entry.args };
+    if (version === undefined) delete entry.args.version;
+    else entry.args.version = version;
+    delete entry.follows;
   }
 
   private retryLater(error: HaptaError): void {

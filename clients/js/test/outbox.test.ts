@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { HaptaError } from "../src/errors";
 import { classify, Outbox, replaceIds, type OutboxEvent, type OutboxLink } from "../src/outbox";
-import { MemoryStore, type OutboxEntry } from "../src/store";
+import { MemoryStore, type OfflineStore, type OutboxEntry } from "../src/store";
 import { tabsOf, type Tabs } from "../src/tabs";
 import { until } from "./support";
 
@@ -39,7 +39,7 @@ function origin() {
 }
 
 /** An outbox over `store`, on a connection that answers with `answer` (a thrown HaptaError is a refusal). */
-function outbox(store: MemoryStore, answer: Answer, tabs: Tabs = tabsOf("solo", false),
+function outbox(store: OfflineStore, answer: Answer, tabs: Tabs = tabsOf("solo", false),
                 options: Partial<ConstructorParameters<typeof Outbox>[4]> = {}) {
   const state = { ready: true, user: "u1" as string | null, server: null as Json | null };
   const sent: Json[] = [];
@@ -203,6 +203,32 @@ describe("the outbox", () => {
     ]);
     expect(rows[0]).toMatchObject({ text: "edited again", version: 3 });
     expect(box.idFor(temp)).toBe(id);
+  });
+
+  it("a write kept only after the create it names has landed still gets its id and its version", async () => {
+    const store = new MemoryStore();
+    let release = () => {};
+    const later = new Promise<void>((done) => { release = done; });
+    let adds = 0;
+    const slow: OfflineStore = {   // the second write's keeping takes longer than the first write's trip
+      entries: () => store.entries(), put: (e) => store.put(e), remove: (seqs) => store.remove(seqs),
+      cached: (id) => store.cached(id), cache: (id, v) => store.cache(id, v), clearCache: (o) => store.clearCache(o),
+      owner: () => store.owner(),
+      add: async (entry) => {
+        if (++adds === 2) await later;
+        return store.add(entry);
+      },
+    };
+    const { answer, rows } = gateway();
+    const { box, sent } = outbox(slow, answer);
+    const created = box.add("records.create", { collection: "posts", data: { text: "draft" } });
+    const temp = box.writes().at(-1)!.tempIds![0]!;
+    const edited = box.add("records.update", { collection: "posts", id: temp, data: { text: "edited" } });
+    await created;
+    release();
+    await edited;
+    expect(sent[1].args).toMatchObject({ id: rows[0].id, version: 1 });
+    expect(rows[0]).toMatchObject({ text: "edited", version: 2 });
   });
 
   it("an update names the version the client holds; writes that follow a refused create are dropped too",
