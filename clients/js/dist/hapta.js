@@ -2756,7 +2756,6 @@ var Hapta = class _Hapta {
           opened: (socket) => {
             this.restore().then(() => {
               this.backoff.reset();
-              this.revoked = false;
               if (this.hadSocket) this.reconnects++;
               this.hadSocket = true;
               this.setState("open");
@@ -2802,14 +2801,16 @@ var Hapta = class _Hapta {
     this.requests.lost(code);
     this.transfers.lost();
     if (this.closing) return;
-    if (final(code) && wasOpen && !this.revoked) {
+    const revoked = this.revoked;
+    this.revoked = false;
+    if (final(code) && wasOpen && !revoked) {
       this.setState("closed");
       this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => this.reconnect(), this.revoked ? 0 : this.backoff.next());
+    this.reconnectTimer = setTimeout(() => this.reconnect(), revoked ? 0 : this.backoff.next());
   }
   reconnect() {
     this.reconnectTimer = void 0;

@@ -421,7 +421,6 @@ export class Hapta {
           opened: (socket) => {
             this.restore().then(() => {
               this.backoff.reset();
-              this.revoked = false;
               if (this.hadSocket) this.reconnects++;
               this.hadSocket = true;
               this.setState("open");
@@ -471,14 +470,16 @@ export class Hapta {
     this.requests.lost(code);
     this.transfers.lost();
     if (this.closing) return;
-    if (final(code) && wasOpen && !this.revoked) {
+    const revoked = this.revoked;   // the close that follows auth.revoked: once, at once; later ones back off
+    this.revoked = false;
+    if (final(code) && wasOpen && !revoked) {
       this.setState("closed");
       this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => this.reconnect(), this.revoked ? 0 : this.backoff.next());
+    this.reconnectTimer = setTimeout(() => this.reconnect(), revoked ? 0 : this.backoff.next());
   }
 
   private reconnect(): void {

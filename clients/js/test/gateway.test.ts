@@ -176,6 +176,25 @@ describe("realtime", () => {
   });
 });
 
+describe("a revoked session, then no gateway", () => {
+  it("the first socket after the revocation opens at once; while none gets through, they back off", async () => {
+    const { gate, Gated } = await gated();
+    const { hapta, email } = await signedUp({ WebSocket: Gated });
+    const other = await connect();
+    await other.auth.login(email, PASSWORD);
+    const listed = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
+    gate.open = false;   // the next sockets dial nowhere
+    const before = gate.sockets.length;
+    await other.call("auth.revoke", { session: listed.find((s) => !s.current)!.id });
+    await until(() => hapta.session === null && gate.sockets.length > before);
+    await new Promise((wait) => setTimeout(wait, 1000));
+    expect(gate.sockets.length - before).toBeLessThan(15);   // 50 ms doubling to 500 ms: a handful, not a storm
+    expect(hapta.state).toBe("reconnecting");
+    gate.open = true;
+    await until(() => hapta.state === "open", 5000);
+  });
+});
+
 describe("functions", () => {
   it("calls a server function by name, as the signed-in user; a refusal is a HaptaError", async () => {
     const folder = mkdtempSync(join(tmpdir(), "hapta-js-functions-"));
