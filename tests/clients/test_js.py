@@ -41,8 +41,8 @@ async def _vitest(npm: str, pg_admin: str, *files: str, folder: Path = CLIENT) -
 async def test_the_js_client(npm, pg_admin):
     """Unit tests, the modules check (no import cycles), the dist/ check, and end to end against real gateways, in
     Node."""
-    print((await _vitest(npm, pg_admin, "test/backoff", "test/msgpack", "test/queries", "test/modules", "test/dist",
-                         "test/gateway"))[-400:])
+    print((await _vitest(npm, pg_admin, "test/backoff", "test/msgpack", "test/queries", "test/overlay", "test/outbox",
+                         "test/modules", "test/dist", "test/gateway"))[-400:])
 
 
 async def test_the_js_client_in_chromium(npm, pg_admin):
@@ -50,6 +50,14 @@ async def test_the_js_client_in_chromium(npm, pg_admin):
     if shutil.which("chromium") is None:
         pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")
     print((await _vitest(npm, pg_admin, "test/browser"))[-400:])
+
+
+async def test_the_js_client_offline_in_chromium(npm, pg_admin):
+    """Offline first in Chromium (persist: "indexeddb"): writes made offline, a reload and a browser restart while
+    offline, two tabs sharing one outbox, a refusal rolled back, and a gateway restart while the outbox is sent."""
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")
+    print((await _vitest(npm, pg_admin, "test/offline"))[-400:])
 
 
 USAGE = """

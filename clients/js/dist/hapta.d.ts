@@ -120,8 +120,17 @@ export interface Change<T> {
     collection: string;
     /** For a delete: the record as it was (only its id when it left the subscriber's view). */
     record: T;
-    /** The change's position: ordered by commit, the same on every gateway process. */
+    /** The change's position: ordered by commit, the same on every gateway process. A change this client made
+     * ahead of the gateway (`pending` or `rolledBack`) carries the position of the last one delivered. */
     pos: number;
+    /** A write of this client that the gateway has not confirmed yet (ConnectOptions.persist); the gateway's own
+     * change follows once it has done it. */
+    pending?: true;
+    /** Undoes a pending change the gateway refused: the record as it was before (a delete: only its id). */
+    rolledBack?: true;
+    /** A record created here under a temporary id (`local-...`) that the gateway has now created under this id: the
+     * temporary one is deleted (the gateway's own create of it comes as any change does). */
+    replacedBy?: string;
 }
 export interface SubscribeOptions {
     id?: string;
@@ -174,12 +183,22 @@ export type LiveOp<T> = {
     record: T;
 };
 /** Hears a live query's items each time they change (and once at the start): `ops` turn the items it held before
- * into `items`. */
-export type LiveQueryListener<T> = (items: T[], ops: LiveOp<T>[]) => void;
+ * into `items`. `state.stale`: the items are what an offline client kept from before (ConnectOptions.persist), and
+ * the gateway has not answered yet. */
+export type LiveQueryListener<T> = (items: Pending<T>[], ops: LiveOp<Pending<T>>[], state: {
+    stale: boolean;
+}) => void;
+/** A record as a live query shows it: `$pending` while a write of this client that the gateway has not shown yet
+ * made it so (ConnectOptions.persist). */
+export type Pending<T> = T & {
+    $pending?: true;
+};
 /** A live query, kept across reconnects. */
 export interface LiveQuery<T> {
     /** The current items, in order: one array, changed in place (copy it where a framework wants a new one). */
-    readonly items: T[];
+    readonly items: Pending<T>[];
+    /** The items are what an offline client kept from before, and the gateway has not answered yet. */
+    readonly stale: boolean;
     /** Ends it. */
     stop(): Promise<void>;
 }
@@ -244,6 +263,49 @@ export declare class Records<T = Json> {
      * ops that made it) and the items once at the start. Resolves once the first items are there. */
     query(options: QueryOptions, onChange?: LiveQueryListener<T>): Promise<LiveQuery<T>>;
 }
+/** A write of the outbox, as the app is told of it. */
+export interface OutboxWrite {
+    key: string;
+    op: string;
+    args: Json;
+    /** The user who made it. */
+    user: string;
+    /** Milliseconds since 1970 when it was made. */
+    made: number;
+}
+/** What the views showed of a write that was undone, and what they show again (null: nothing, or not known). */
+export interface RolledBack {
+    /** The write's key. */
+    key: string;
+    collection: string;
+    id: string;
+    action: "create" | "update" | "delete";
+    shown: Json | null;
+    restored: Json | null;
+}
+/** Why a write left the outbox unsent or refused: "refused" by the gateway; "conflict", its version was stale
+ * and the gateway's stands (`mine` and `server` are both versions); "dropped", another user signed in;
+ * "expired", sent long ago without an answer and its idempotency key may be forgotten (see docs/offline.md). */
+export interface OutboxEvent {
+    kind: "refused" | "conflict" | "dropped" | "expired";
+    write: OutboxWrite;
+    error: HaptaError;
+    rolledBack: RolledBack[];
+    /** A conflict: the record as this client made it, and as the gateway has it (null: it could not be read). */
+    mine?: Json | null;
+    server?: Json | null;
+}
+/** An update refused for a stale version: `mine` is the data it set, `server` the record the gateway has now. */
+export interface Conflict {
+    collection: string;
+    id: string;
+    mine: Json;
+    server: Json;
+    write: OutboxWrite;
+}
+/** Decides a conflict: data to write over the gateway's version (sent at once, as a new write), or null for the
+ * gateway's version to stand (the write is rolled back and reported). */
+export type ConflictPolicy = (conflict: Conflict) => Json | null | undefined | Promise<Json | null | undefined>;
 export interface StorageLike {
     getItem(key: string): string | null;
     setItem(key: string, value: string): void;
@@ -259,7 +321,8 @@ export type State = "connecting" | "open" | "reconnecting" | "closed";
 export interface ConnectOptions {
     /** Signs in as anon (auth.anon) whenever there is no session. */
     apikey?: string;
-    /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. */
+    /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. With
+     * `persist: "indexeddb"` it is localStorage unless given. */
     storage?: StorageLike;
     storageKey?: string;
     protocol?: Protocol;
@@ -284,9 +347,20 @@ export interface ConnectOptions {
      * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
      * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
     idempotentWrites?: boolean;
+    /** Offline first (docs/offline.md). `"indexeddb"`: every write of a signed-in user is kept in IndexedDB with its
+     * idempotency key before it is sent, and leaves only when the gateway answered it (refusals are reported as the
+     * event "outbox"); writes show at once in the live queries and subscriptions they touch, marked pending; live
+     * queries start from their items kept from before (stale) and are brought up to date with `have`; the tabs of the
+     * origin share all of it. `connect` resolves without waiting for the socket. `"memory"`: the same, kept by this
+     * page only. */
+    persist?: "indexeddb" | "memory";
+    /** What an outbox update refused for a stale version becomes: by default the gateway's version stands (the
+     * write is rolled back and reported with both versions); a policy may answer data to write over it instead. */
+    conflict?: ConflictPolicy;
 }
 export declare class Hapta {
     readonly url: string;
+    private readonly options;
     state: State;
     /** Sockets opened after the first. */
     reconnects: number;
@@ -343,6 +417,18 @@ export declare class Hapta {
             session: Promise<Session>;
         }>;
     };
+    readonly functions: {
+        /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
+        call: <T = any>(name: string, args?: unknown) => Promise<T>;
+    };
+    /** The offline outbox (ConnectOptions.persist); empty without one. */
+    readonly outbox: {
+        /** The writes waiting for the gateway (of every tab of the origin), in the order they go. */
+        pending: () => OutboxWrite[];
+        /** The gateway's id of a record created offline, for the temporary one (`local-...`) it showed under, once its
+         * create has landed (while this page lives). */
+        idFor: (id: string) => string | undefined;
+    };
     readonly files: {
         upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer, options?: UploadOptions) => Promise<{
             file: Json;
@@ -361,14 +447,30 @@ export declare class Hapta {
     private readonly transfers;
     private handlers;
     private closing;
+    /** A socket was opened and restored before: the next is a reconnect. */
+    private hadSocket;
+    private reconnectTimer;
+    /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
+    private revoked;
+    private store;
+    private tabs;
+    private queue;
+    /** Whose the kept live queries are: the user signed in (null: nobody). */
+    private owner;
+    /** The browser's "offline" and "online": the socket is let go at once, and opened again at once. */
+    private readonly network;
     private constructor();
-    /** Opens the socket and signs in again as the stored session (or the anon key). */
+    /** Where there is a browser's window (with navigator.onLine), hear when it goes offline and online. */
+    private listenToNetwork;
+    /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
+     * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
     static connect(url: string, options?: ConnectOptions): Promise<Hapta>;
     /** The session signed in as; null: a guest, or anon with the apikey. */
     get session(): Session | null;
     set session(session: Session | null);
-    /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
-     * event by name ("auth.revoked", ...). Returns the unsubscriber. */
+    /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), "outbox" (an
+     * OutboxEvent: a write that left the outbox unsent or refused, and what was rolled back), or any gateway event
+     * by name ("auth.revoked", ...). Returns the unsubscriber. */
     on(event: string, handler: Handler): () => void;
     records<T = Json>(collection: string): Records<T>;
     /** Up to App.batch_max writes in one transaction: all of them or none; a failure is the failing op's own
@@ -379,18 +481,36 @@ export declare class Hapta {
         results: Json[];
     }>;
     channel(name: string): Channel;
-    /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
+    /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. With
+     * `persist`, a write of a signed-in user goes through the outbox instead: it resolves when the gateway has done
+     * it, however long that takes, and rejects if it refuses it. */
     call<T = any>(op: string, args?: Json, onReply?: (data: any) => void): Promise<T>;
     close(): void;
     /** @internal Records.subscribe */
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
     /** @internal Records.query */
     query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>>;
+    /** Opens the store, reads the outbox, and forgets the kept queries if they are someone else's. */
+    private loadOffline;
+    private userId;
+    private vars;
+    /** What `entries` do to the records the live queries hold, after the writes before them. */
+    private effects;
+    /** Writes about to leave unsent or refused: the subscriptions hear them undone; the event says what the views
+     * showed of them and show again. */
+    private undoing;
+    /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; the kept queries are forgotten when
+     * it is no longer theirs; after a sign-in the writes of anyone else are dropped, the user's go, and queries and
+     * subscriptions refused before are asked for again. */
+    private signedIn;
     private open;
     /** Sign in again, resume every subscription from its position and every live query from what it holds, join
      * every channel again: before anything waiting is sent, so that it runs as the same principal as before. */
     private restore;
     private lost;
+    private reconnect;
+    /** The browser says it is online again: no need to wait out the backoff. */
+    private reconnectNow;
     private received;
     /** A gateway event, to the part it is for; then to the app's handlers of it. */
     private event;

@@ -122,8 +122,8 @@ var Channels = class {
     this.channels.get(data.channel)?.heard(event, data);
   }
   /** realtime.reset: who is in these channels cannot be told as a difference; join them afresh. */
-  reset(names) {
-    for (const name of names) {
+  reset(names2) {
+    for (const name of names2) {
       const joined = this.channels.get(name);
       if (joined?.joined) joined.join().catch(() => void 0);
     }
@@ -249,6 +249,429 @@ var Files = class {
   }
 };
 
+// src/filter.ts
+var OPERATORS = ["!=", ">=", "<=", "!~", "@@", "=", ">", "<", "~"];
+var PUNCTUATION = ["&&", "||", "!", "(", ")", "[", "]", ","];
+function tokenize(text) {
+  const tokens = [];
+  let at = 0;
+  const name = /[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/y;
+  const number = /-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+  while (true) {
+    while (at < text.length && " 	\r\n".includes(text[at])) at++;
+    if (at >= text.length) {
+      tokens.push({ type: "end", value: null });
+      return tokens;
+    }
+    const char = text[at];
+    if (char === '"') {
+      let out = "";
+      at++;
+      while (text[at] !== '"') {
+        if (at >= text.length) throw new Error("unterminated string");
+        if (text[at] === "\\") {
+          const code = text[at + 1];
+          if (code === "u") {
+            out += String.fromCharCode(parseInt(text.slice(at + 2, at + 6), 16));
+            at += 6;
+          } else {
+            out += { n: "\n", t: "	" }[code] ?? code;
+            at += 2;
+          }
+        } else {
+          out += text[at++];
+        }
+      }
+      at++;
+      tokens.push({ type: "value", value: out });
+      continue;
+    }
+    number.lastIndex = at;
+    if (/[0-9]/.test(char) || char === "-" && /[0-9]/.test(text[at + 1] ?? "")) {
+      const found = number.exec(text);
+      tokens.push({ type: "value", value: Number(found[0]) });
+      at += found[0].length;
+      continue;
+    }
+    const op = OPERATORS.find((symbol) => text.startsWith(symbol, at));
+    if (op) {
+      tokens.push({ type: "op", value: op });
+      at += op.length;
+      continue;
+    }
+    name.lastIndex = char === "@" ? at + 1 : at;
+    const word = name.exec(text);
+    if (word) {
+      at = name.lastIndex;
+      if (char === "@") tokens.push({ type: "var", value: word[0] });
+      else if (word[0] === "true" || word[0] === "false") tokens.push({ type: "value", value: word[0] === "true" });
+      else if (word[0] === "null") tokens.push({ type: "value", value: null });
+      else if (word[0] === "in") tokens.push({ type: "op", value: "in" });
+      else tokens.push({ type: "field", value: word[0].split(".") });
+      continue;
+    }
+    const punct = PUNCTUATION.find((symbol) => text.startsWith(symbol, at));
+    if (!punct) throw new Error(`unexpected character ${char} at ${at}`);
+    tokens.push({ type: punct, value: punct });
+    at += punct.length;
+  }
+}
+function parseFilter(text) {
+  const tokens = tokenize(text);
+  let at = 0;
+  const next = () => tokens[at++];
+  const peek = () => tokens[at];
+  const expect = (type) => {
+    if (peek().type !== type) throw new Error(`expected ${type}`);
+    return next();
+  };
+  const operand = () => {
+    const token = next();
+    if (token.type === "field") return { kind: "field", path: token.value };
+    if (token.type === "var") return { kind: "var", name: token.value };
+    if (token.type === "value") return { kind: "value", value: token.value };
+    throw new Error("expected a field or value");
+  };
+  const comparison = () => {
+    const left = operand();
+    const op = expect("op").value;
+    if (op === "in" && peek().type === "[") {
+      next();
+      const values = [];
+      while (peek().type !== "]") {
+        if (values.length) expect(",");
+        values.push(expect("value").value);
+      }
+      next();
+      return { kind: "compare", left, op, right: { kind: "value", value: values } };
+    }
+    return { kind: "compare", left, op, right: operand() };
+  };
+  const unary = () => {
+    if (peek().type === "!") {
+      next();
+      return { kind: "not", item: unary() };
+    }
+    if (peek().type === "(") {
+      next();
+      const inner = expr();
+      expect(")");
+      return inner;
+    }
+    return comparison();
+  };
+  const joined = (kind, separator, part) => () => {
+    const items = [part()];
+    while (peek().type === separator) {
+      next();
+      items.push(part());
+    }
+    return items.length === 1 ? items[0] : kind === "and" ? { kind, items } : { kind, items };
+  };
+  const conjunction = joined("and", "&&", unary);
+  const expr = joined("or", "||", conjunction);
+  const tree = expr();
+  expect("end");
+  return tree;
+}
+function decide(node, record, vars = {}) {
+  try {
+    return truth(node, record, vars);
+  } catch (error) {
+    if (error === UNDECIDED) return "unknown";
+    throw error;
+  }
+}
+var UNDECIDED = /* @__PURE__ */ Symbol("undecided");
+function truth(node, record, vars) {
+  if (node.kind === "not") {
+    const value = truth(node.item, record, vars);
+    return value === null ? null : !value;
+  }
+  if (node.kind === "and" || node.kind === "or") {
+    const decisive = node.kind === "or";
+    let result = !decisive;
+    let undecided2 = false;
+    for (const item of node.items) {
+      let value;
+      try {
+        value = truth(item, record, vars);
+      } catch (error) {
+        if (error !== UNDECIDED) throw error;
+        undecided2 = true;
+        continue;
+      }
+      if (value === decisive) return decisive;
+      if (value === null) result = null;
+    }
+    if (undecided2) throw UNDECIDED;
+    return result;
+  }
+  return compare(node, record, vars);
+}
+function compare(node, record, vars) {
+  const { op } = node;
+  if (op === "@@") return undecided();
+  const read = (operand) => {
+    if (operand.kind === "value") return operand.value;
+    if (operand.kind === "var") return variable(operand.name, vars);
+    if (operand.path.length > 1 || !(operand.path[0] in record)) return undecided();
+    return record[operand.path[0]];
+  };
+  const isNull = (operand) => operand.kind === "value" && operand.value === null;
+  if ((op === "=" || op === "!=") && (isNull(node.left) || isNull(node.right))) {
+    const missing = read(isNull(node.left) ? node.right : node.left) == null;
+    return op === "=" ? missing : !missing;
+  }
+  const left = read(node.left);
+  const right = read(node.right);
+  if (op === "in") {
+    const list = Array.isArray(right) ? right : null;
+    if (!list) return null;
+    if (!list.length) return false;
+    if (left == null) return null;
+    if (list.some((item) => item != null && same(left, item))) return true;
+    return list.some((item) => item == null) ? null : false;
+  }
+  if (left == null || right == null) return null;
+  if (op === "~" || op === "!~") {
+    if (typeof left !== "string" || typeof right !== "string") return undecided();
+    return left.toLowerCase().includes(right.toLowerCase()) === (op === "~");
+  }
+  if (op === "=") return same(left, right);
+  if (op === "!=") return !same(left, right);
+  const order = orderOf(left, right);
+  if (order === null) return undecided();
+  return op === ">" ? order > 0 : op === ">=" ? order >= 0 : op === "<" ? order < 0 : order <= 0;
+}
+function undecided() {
+  throw UNDECIDED;
+}
+function variable(name, vars) {
+  if (name === "now") return new Date(vars.now ?? Date.now()).toISOString();
+  const user = vars.user;
+  if (name === "user.id") return user ? user.id ?? null : null;
+  if (name === "user.role") return user ? "user" : undecided();
+  const field = name.slice("user.".length);
+  if (user && field in user) return user[field];
+  return user ? undecided() : null;
+}
+function same(left, right) {
+  const order = orderOf(left, right);
+  return order === null ? left === right : order === 0;
+}
+var TIMESTAMP = /^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d)?)(?:\.(\d{1,9}))?)?(Z|[+-]\d\d:?\d\d)?$/;
+function timestampKey(value) {
+  const found = TIMESTAMP.exec(value);
+  if (!found) return null;
+  const [, date, time = "00:00:00", fraction = "", zone = "Z"] = found;
+  const ms = Date.parse(`${date}T${time.length === 5 ? time + ":00" : time}${zone}`);
+  if (Number.isNaN(ms)) return null;
+  return ms * 1e3 + Number((fraction + "000000").slice(0, 6));
+}
+function orderOf(left, right) {
+  if (typeof left === "number" && typeof right === "number") return Math.sign(left - right);
+  if (typeof left === "boolean" && typeof right === "boolean") return Number(left) - Number(right);
+  if (typeof left === "string" && typeof right === "string") {
+    const a = timestampKey(left);
+    const b = a === null ? null : timestampKey(right);
+    if (a !== null && b !== null) return Math.sign(a - b);
+    return left < right ? -1 : left > right ? 1 : 0;
+  }
+  return null;
+}
+function comparator(sort) {
+  const terms = sort.split(",").map((term) => term.trim()).filter(Boolean).map((term) => term.startsWith("-") ? { field: term.slice(1), descending: true } : { field: term.replace(/^\+/, ""), descending: false });
+  if (!terms.some((term) => term.field === "id")) terms.push({ field: "id", descending: false });
+  return (a, b) => {
+    for (const { field, descending } of terms) {
+      const left = a[field] ?? null;
+      const right = b[field] ?? null;
+      let order;
+      if (left === null || right === null) order = left === right ? 0 : left === null ? 1 : -1;
+      else order = orderOf(left, right) ?? 0;
+      if (order !== 0) return descending ? -order : order;
+    }
+    return 0;
+  };
+}
+
+// src/overlay.ts
+function recordKey(collection, id) {
+  return `${collection}\0${String(id)}`;
+}
+var TEMP_PREFIX = "local-";
+function iso(ms) {
+  return new Date(ms).toISOString();
+}
+function steps(write) {
+  const { op, args } = write;
+  if (op === "records.create") {
+    const id = write.answer ? String(write.answer.id) : write.tempIds?.[0] ?? "";
+    return [{
+      action: "create",
+      collection: String(args.collection),
+      id,
+      data: args.data ?? {},
+      answer: write.answer
+    }];
+  }
+  if (op === "records.update" || op === "records.delete") {
+    return [{
+      action: op === "records.update" ? "update" : "delete",
+      collection: String(args.collection),
+      id: String(args.id),
+      data: args.data ?? {},
+      answer: write.answer
+    }];
+  }
+  if (op !== "records.batch") return [];
+  const ops = args.ops ?? [];
+  const results = write.answer?.results ?? [];
+  const ids = [];
+  const ref = (value) => {
+    if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 1 && typeof value.$ref === "number") {
+      return ids[value.$ref];
+    }
+    return value;
+  };
+  return ops.map((step, n) => {
+    const action = step.op;
+    const answer = results[n];
+    const id = answer ? String(answer.id) : action === "create" ? write.tempIds?.[n] ?? "" : String(ref(step.id));
+    ids[n] = id;
+    const data = Object.fromEntries(Object.entries(step.data ?? {}).map(([k, v]) => [k, ref(v)]));
+    return { action, collection: String(step.collection), id, data, answer };
+  });
+}
+function effectsOf(writes, index) {
+  const now = new Map(index);
+  const out = [];
+  for (const write of writes) {
+    for (const step of steps(write)) {
+      const at = recordKey(step.collection, step.id);
+      const before = now.get(at) ?? null;
+      let record = null;
+      if (step.action === "create") {
+        record = step.answer ?? { ...step.data, id: step.id, created: iso(write.made), updated: iso(write.made) };
+      } else if (step.action === "update") {
+        record = step.answer ?? (before ? { ...before, ...step.data, updated: iso(write.made) } : null);
+      }
+      if (record) now.set(at, record);
+      else if (step.action === "delete") now.delete(at);
+      out.push({
+        key: write.key,
+        collection: step.collection,
+        action: step.action,
+        id: step.id,
+        record,
+        before,
+        data: step.data,
+        landed: !!write.answer
+      });
+    }
+  }
+  return out;
+}
+function shapeOf(args, parse) {
+  let filter = null;
+  if (typeof args.filter === "string" && args.filter.trim()) {
+    try {
+      filter = parse(args.filter);
+    } catch {
+      filter = "unparsed";
+    }
+  }
+  return {
+    collection: String(args.collection),
+    limit: Number(args.limit),
+    filter,
+    compare: comparator(String(args.sort ?? "-created"))
+  };
+}
+function overlay(server, effects, shape, vars, echoed) {
+  const items = [...server];
+  const serverAt = new Map(server.map((item) => [String(item.id), item]));
+  for (const effect of effects) {
+    if (effect.collection !== shape.collection) continue;
+    const mark = `${effect.key}\0${effect.id}`;
+    if (echoed.has(mark)) continue;
+    if (effect.landed) {
+      const shown = serverAt.get(effect.id);
+      const caughtUp = effect.action === "delete" ? !shown : !!shown && typeof shown.version === "number" && shown.version >= Number(effect.record?.version);
+      if (caughtUp) {
+        echoed.add(mark);
+        continue;
+      }
+    }
+    const place = items.findIndex((item) => String(item.id) === effect.id);
+    if (effect.action === "delete") {
+      if (place >= 0) items.splice(place, 1);
+      continue;
+    }
+    const record = effect.record;
+    if (!record) continue;
+    const matches = shape.filter === null ? true : shape.filter === "unparsed" ? "unknown" : decide(shape.filter, record, vars);
+    if (matches === "unknown" && place >= 0) {
+      items[place] = { ...record, $pending: true };
+      continue;
+    }
+    if (place >= 0) items.splice(place, 1);
+    if (matches !== true) continue;
+    const marked = { ...record, $pending: true };
+    let at = items.findIndex((item) => shape.compare(marked, item) < 0);
+    if (at < 0) at = items.length;
+    if (at >= shape.limit || at === items.length && place < 0 && server.length >= shape.limit) continue;
+    items.splice(at, 0, marked);
+  }
+  return items.slice(0, shape.limit);
+}
+function same2(a, b) {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+function diffItems(before, after) {
+  const afterIds = new Set(after.map((item) => String(item.id)));
+  const ops = before.filter((item) => !afterIds.has(String(item.id))).map((item) => ({ op: "delete", id: String(item.id) }));
+  const kept = before.filter((item) => afterIds.has(String(item.id)));
+  const oldPlace = new Map(kept.map((item, n) => [String(item.id), n]));
+  const oldItem = new Map(kept.map((item) => [String(item.id), item]));
+  const staying = new Set(longestRising(after.filter((item) => oldPlace.has(String(item.id))).map((item) => oldPlace.get(String(item.id)))).map((n) => String(kept[n].id)));
+  const current = kept.map((item) => String(item.id));
+  const updates = [];
+  after.forEach((record, n) => {
+    const id = String(record.id);
+    if (staying.has(id)) {
+      if (!same2(oldItem.get(id), record)) updates.push({ op: "update", id, record });
+      return;
+    }
+    if (oldPlace.has(id)) current.splice(current.indexOf(id), 1);
+    const index = n === 0 ? 0 : current.indexOf(String(after[n - 1].id)) + 1;
+    current.splice(index, 0, id);
+    ops.push(oldPlace.has(id) ? { op: "move", id, index, record } : { op: "insert", index, record });
+  });
+  return [...ops, ...updates];
+}
+function longestRising(values) {
+  const tails = [];
+  const tailAt = [];
+  const previous = new Array(values.length).fill(-1);
+  values.forEach((value, n) => {
+    let low = 0;
+    let high = tails.length;
+    while (low < high) {
+      const middle = low + high >> 1;
+      if (tails[middle] < value) low = middle + 1;
+      else high = middle;
+    }
+    tails[low] = value;
+    tailAt[low] = n;
+    previous[n] = low ? tailAt[low - 1] : -1;
+  });
+  const out = [];
+  for (let n = tails.length ? tailAt[tails.length - 1] : -1; n !== -1; n = previous[n]) out.push(values[n]);
+  return out.reverse();
+}
+
 // src/queries.ts
 function applyOps(items, ops) {
   const out = [...items];
@@ -276,11 +699,23 @@ function have(items, limit) {
     return [id, typeof version === "number" ? version : -1];
   });
 }
+var REFUSED = /* @__PURE__ */ new Set([
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "BAD_REQUEST",
+  "TOO_LARGE",
+  "TOKEN_EXPIRED",
+  "VALIDATION_FAILED",
+  "RATE_LIMITED"
+]);
 var LiveQueries = class {
-  constructor(requests) {
+  constructor(requests, offline = null) {
     this.requests = requests;
+    this.offline = offline;
   }
   requests;
+  offline;
   live = /* @__PURE__ */ new Set();
   bySub = /* @__PURE__ */ new Map();
   /** Asking again on the socket being restored, before anything waiting may go. */
@@ -290,32 +725,77 @@ var LiveQueries = class {
       args: { collection, ...options },
       sub: null,
       pos: 0,
+      server: [],
       items: [],
       onChange,
       ask: 0,
       started: false,
-      stopped: false
+      stopped: false,
+      stale: false,
+      echoed: /* @__PURE__ */ new Set(),
+      overlaid: false,
+      shape: shapeOf({ collection, ...options }, parseFilter)
     };
-    await this.requests.call("realtime.query", held.args, this.answer(held));
-    return {
+    const handle = {
       get items() {
         return held.items;
       },
+      get stale() {
+        return held.stale;
+      },
       stop: () => this.stop(held)
     };
+    if (!this.offline) {
+      await this.requests.call("realtime.query", held.args, this.answer(held));
+      return handle;
+    }
+    const cached = await this.offline.cached(this.cacheId(held)).catch(() => null);
+    this.live.add(held);
+    held.stale = true;
+    if (cached) {
+      held.server = cached.items;
+      this.show(held);
+    }
+    if (this.requests.ready) {
+      const asked = this.requests.call("realtime.query", cached ? this.withHave(held) : held.args, this.answer(held));
+      if (!cached) {
+        try {
+          await asked;
+        } catch (error) {
+          this.live.delete(held);
+          throw error;
+        }
+      } else {
+        asked.catch(() => void 0);
+      }
+    } else if (!cached) {
+      this.show(held);
+    }
+    return handle;
   }
-  /** On the socket being restored: every live query again, with what it holds. */
+  /** On the socket being restored: every live query again, with what it holds. One the gateway refuses now (a
+   * session that ended) waits to be asked for again after a sign-in (`askUnasked`). */
   async resume() {
     this.bySub.clear();
     this.restoring = true;
     try {
       for (const held of this.live) {
         held.sub = null;
-        const args = { ...held.args, have: have(held.items, held.args.limit) };
-        await this.requests.direct("realtime.query", args, this.answer(held));
+        try {
+          await this.requests.direct("realtime.query", this.withHave(held), this.answer(held));
+        } catch (error) {
+          if (!(error instanceof HaptaError) || !REFUSED.has(error.code)) throw error;
+        }
       }
     } finally {
       this.restoring = false;
+    }
+  }
+  /** On the open socket: every query that has no sub on it (refused before a sign-in, or made while the socket
+   * was being restored), asked for again. */
+  askUnasked() {
+    for (const held of this.live) {
+      if (held.sub === null && !held.stopped) this.send("realtime.query", this.withHave(held), this.answer(held));
     }
   }
   /** realtime.diff */
@@ -324,13 +804,14 @@ var LiveQueries = class {
     if (!held || data.pos <= held.pos) return;
     let next;
     try {
-      next = applyOps(held.items, data.ops);
+      next = applyOps(held.server, data.ops);
     } catch {
       this.again(held, false);
       return;
     }
     held.pos = data.pos;
-    this.show(held, next, data.ops);
+    held.server = next;
+    this.show(held, data.ops);
   }
   /** realtime.reset: these queries must be asked for again (with what they hold). */
   reset(subs) {
@@ -338,6 +819,22 @@ var LiveQueries = class {
       const held = this.bySub.get(sub);
       if (held) this.again(held, true);
     }
+  }
+  /** The writes laid over the queries changed: each shows them again. */
+  rewrite() {
+    for (const held of this.live) this.show(held);
+  }
+  /** The records every query holds from the gateway, by collection and id (the newest version of each). */
+  index() {
+    const index = /* @__PURE__ */ new Map();
+    for (const held of this.live) {
+      for (const record of held.server) {
+        const at = recordKey(held.shape.collection, record.id);
+        const known = index.get(at);
+        if (!known || Number(record.version) > Number(known.version)) index.set(at, record);
+      }
+    }
+    return index;
   }
   /** A query's answer, as its reply is read (before any diff after it): the items, or ops from those held. */
   answer(held) {
@@ -355,7 +852,7 @@ var LiveQueries = class {
       let next;
       if (ops) {
         try {
-          next = applyOps(held.items, ops);
+          next = applyOps(held.server, ops);
         } catch {
           this.again(held, false);
           return;
@@ -363,24 +860,60 @@ var LiveQueries = class {
       } else {
         next = data.items;
         ops = [
-          ...held.items.map((item) => ({ op: "delete", id: item.id })),
+          ...held.server.map((item) => ({ op: "delete", id: item.id })),
           ...next.map((record, index) => ({ op: "insert", index, record }))
         ];
       }
-      this.show(held, next, ops);
+      held.server = next;
+      const wasStale = held.stale;
+      held.stale = false;
+      this.show(held, ops, wasStale);
     };
   }
-  show(held, next, ops) {
+  /** Shows what the query holds now: its server items with the writes laid over them. `ops` (the gateway's, from
+   * the items shown before) are handed on as they are where no write is laid over it, before or now; else the
+   * ops are made from what was shown. */
+  show(held, ops, changedState = false) {
+    const fromGateway = ops !== void 0;
+    const writes = this.offline?.writes() ?? [];
+    let next = held.server;
+    if (writes.length) {
+      const effects = effectsOf(writes, this.index()).filter((e) => e.collection === held.shape.collection);
+      if (effects.length) next = overlay(held.server, effects, held.shape, this.offline.vars(), held.echoed);
+    }
+    const overlaid = next !== held.server;
+    if (!ops || overlaid || held.overlaid) ops = diffItems(held.items, next);
+    held.overlaid = overlaid;
     held.items.splice(0, held.items.length, ...next);
-    if (ops.length === 0 && held.started) return;
+    if (ops.length || !held.started || changedState) this.tell(held, ops);
+    if (fromGateway) this.save(held);
+  }
+  tell(held, ops) {
     held.started = true;
     try {
-      held.onChange?.(held.items, ops);
+      held.onChange?.(held.items, ops, { stale: held.stale });
     } catch (error) {
       queueMicrotask(() => {
         throw error;
       });
     }
+  }
+  /** Keeps the server items in the store (an offline client), a little after the last change. */
+  save(held) {
+    const offline = this.offline;
+    if (!offline) return;
+    clearTimeout(held.saving);
+    const owner = offline.owner();
+    held.saving = setTimeout(() => {
+      if (held.stopped || held.stale || offline.owner() !== owner) return;
+      offline.cache(this.cacheId(held), { items: held.server, pos: held.pos, at: Date.now() });
+    }, 100);
+  }
+  cacheId(held) {
+    return `${this.offline.owner()}\0${JSON.stringify(held.args)}`;
+  }
+  withHave(held) {
+    return { ...held.args, have: have(held.server, held.args.limit) };
   }
   /** Ask again on this socket, with what it holds (`keep`), or for the whole items (what it holds went wrong);
    * while the socket is down, the resume asks anyway. The gateway's old sub for it is ended. */
@@ -391,11 +924,11 @@ var LiveQueries = class {
       this.bySub.delete(old);
       this.unsubscribe(old);
     }
-    const args = keep ? { ...held.args, have: have(held.items, held.args.limit) } : held.args;
-    this.send("realtime.query", args, this.answer(held));
+    this.send("realtime.query", keep ? this.withHave(held) : held.args, this.answer(held));
   }
   async stop(held) {
     held.stopped = true;
+    clearTimeout(held.saving);
     this.live.delete(held);
     const sub = held.sub;
     held.sub = null;
@@ -804,6 +1337,8 @@ var Transport = class {
   protocol;
   socket = null;
   Socket;
+  /** Ends the current socket at once, as lost (drop). */
+  abandon = null;
   /** Opens a socket (throwing what the WebSocket constructor throws) and tells `events` what becomes of it. */
   open(events) {
     const socket = new this.Socket(this.url, [SUBPROTOCOLS[this.protocol]]);
@@ -820,13 +1355,24 @@ var Transport = class {
       if (ended) return;
       ended = true;
       if (this.socket === socket) this.socket = null;
+      if (this.abandon === abandon) this.abandon = null;
       events.ended(code, opened);
     };
+    const abandon = () => {
+      end(1006);
+      socket.close(1e3);
+    };
+    this.abandon = abandon;
     socket.onerror = () => {
       if (!opened) end(1006);
     };
     socket.onclose = (event) => end(event.code);
     return socket;
+  }
+  /** Lets the socket go now, told as lost (1006), without waiting for its close: the browser says it is offline,
+   * and a close handshake over no network may take long to fail. */
+  drop() {
+    this.abandon?.();
   }
   /** Writes one message to the open socket; without one, throws UNAVAILABLE. */
   send(message) {
@@ -915,6 +1461,17 @@ var Requests = class {
       this.send(this.request(op, args, resolve, reject, onReply, this.options.retry.attempts));
     });
   }
+  /** One request on the open, restored socket, sent once: never queued, retried or sent again after a lost
+   * socket. Its caller (the outbox) decides what comes next: a lost socket or a deadline rejects with
+   * `details.outcome: "unknown"` (it may have been served), no socket with UNAVAILABLE (it was not sent). */
+  attempt(op, args) {
+    if (!this.link.ready()) return Promise.reject(new HaptaError("UNAVAILABLE", "not connected"));
+    return new Promise((resolve, reject) => {
+      const request = this.request(op, args, resolve, reject, void 0, Infinity);
+      request.once = true;
+      this.send(request);
+    });
+  }
   /** The socket is open and restored: send what waited for it. */
   flush() {
     const waiting = this.waiting;
@@ -958,7 +1515,14 @@ var Requests = class {
    * answer); otherwise whether they ran is unknown and only the app can tell (read it back). */
   lost(code) {
     for (const request of this.pending.values()) {
-      if (unserved(code) || idempotent(request)) {
+      if (request.once) {
+        clearTimeout(request.timer);
+        request.reject(new HaptaError(
+          "UNAVAILABLE",
+          "the connection was lost before the reply",
+          unserved(code) ? void 0 : { outcome: "unknown" }
+        ));
+      } else if (unserved(code) || idempotent(request)) {
         request.sent = false;
         this.waiting.push(request);
       } else {
@@ -994,12 +1558,23 @@ var Requests = class {
     const id = ++this.ids;
     request.sent = true;
     this.pending.set(id, request);
-    this.link.send({ id, op: request.op, args: request.args });
+    try {
+      this.link.send({ id, op: request.op, args: request.args });
+    } catch (error) {
+      if (!request.once) throw error;
+      this.pending.delete(id);
+      clearTimeout(request.timer);
+      request.reject(error);
+    }
   }
   expire(request) {
     this.waiting = this.waiting.filter((r) => r !== request);
     for (const [id, r] of this.pending) if (r === request) this.pending.delete(id);
-    request.reject(new HaptaError("TIMEOUT", `no answer to ${request.op} within ${this.options.timeout} ms`));
+    request.reject(new HaptaError(
+      "TIMEOUT",
+      `no answer to ${request.op} within ${this.options.timeout} ms`,
+      request.once ? { outcome: "unknown" } : void 0
+    ));
   }
 };
 function newKey() {
@@ -1009,6 +1584,446 @@ function newKey() {
   for (let i = 0; i < 4; i++) key += Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
   return key;
 }
+
+// src/outbox.ts
+var FOR_NOW = /* @__PURE__ */ new Set(["RATE_LIMITED", "UNAVAILABLE", "TIMEOUT", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
+function classify(error) {
+  if (!(error instanceof HaptaError)) return "refused";
+  if (FOR_NOW.has(error.code)) return "retry";
+  if (error.code === "CONFLICT" && typeof error.details?.version === "number") return "conflict";
+  return "refused";
+}
+function uncertain(error) {
+  return error instanceof HaptaError && error.details?.outcome === "unknown";
+}
+function asWrite(entry) {
+  return { key: entry.key, op: entry.op, args: entry.args, user: entry.user, made: entry.made };
+}
+var isRef = (value) => !!value && typeof value === "object" && !Array.isArray(value);
+function replaceIds(args, ids) {
+  let swapped = false;
+  const swap = (value) => {
+    if (typeof value === "string" && ids.has(value)) {
+      swapped = true;
+      return ids.get(value);
+    }
+    return value;
+  };
+  const data = (value) => isRef(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, swap(v)])) : value;
+  const out = { ...args };
+  if ("id" in out) out.id = swap(out.id);
+  if ("data" in out) out.data = data(out.data);
+  if (Array.isArray(out.ops)) {
+    out.ops = out.ops.map((op) => ({
+      ...op,
+      ..."id" in op ? { id: swap(op.id) } : {},
+      ..."data" in op ? { data: data(op.data) } : {}
+    }));
+  }
+  return swapped ? out : args;
+}
+function names(write, ids) {
+  const hit = (value) => typeof value === "string" && ids.has(value);
+  const inData = (value) => isRef(value) && Object.values(value).some(hit);
+  const { args } = write;
+  return hit(args.id) || inData(args.data) || Array.isArray(args.ops) && args.ops.some((op) => hit(op.id) || inData(op.data));
+}
+function touches(write, collection, id) {
+  const { op, args } = write;
+  if (op === "records.create") return args.collection === collection && write.tempIds?.[0] === id;
+  if (op === "records.update" || op === "records.delete") return args.collection === collection && args.id === id;
+  if (op !== "records.batch") return false;
+  return (args.ops ?? []).some((step, n) => step.collection === collection && (step.id === id || write.tempIds?.[n] === id));
+}
+function versionIn(write, answer, collection, id) {
+  const records = write.op === "records.batch" ? (answer.results ?? []).filter((_, n) => (write.args.ops[n] ?? {}).collection === collection) : write.args.collection === collection ? [answer] : [];
+  const found = records.find((record) => record && record.id === id);
+  return typeof found?.version === "number" ? found.version : void 0;
+}
+function idsIn(write, answer) {
+  const results = write.op === "records.batch" ? answer.results ?? [] : [answer];
+  return (write.tempIds ?? []).flatMap((temp, n) => temp && results[n]?.id !== void 0 ? [[temp, String(results[n].id)]] : []);
+}
+function errorOf(wire) {
+  return new HaptaError(
+    String(wire.code),
+    String(wire.message),
+    wire.details,
+    wire.retryAfter
+  );
+}
+function wireOf(error) {
+  return { code: error.code, message: error.message, details: error.details, retryAfter: error.retryAfter };
+}
+var Outbox = class {
+  constructor(store, tabs, link, listener, options) {
+    this.store = store;
+    this.tabs = tabs;
+    this.link = link;
+    this.listener = listener;
+    this.options = options;
+  }
+  store;
+  tabs;
+  link;
+  listener;
+  options;
+  /** The store's entries as this tab last read them, then those it is still storing. */
+  mirror = [];
+  /** Answered writes, laid over the views until their diffs show them (or `grace` passes). */
+  landed = [];
+  /** Temporary ids whose creates landed, and the gateway's ids for them. */
+  ids = /* @__PURE__ */ new Map();
+  /** The app's promises of the writes made in this tab, by key. */
+  waiters = /* @__PURE__ */ new Map();
+  flushing = false;
+  again = false;
+  retryTimer;
+  delay = 0;
+  closed = false;
+  /** Reads what the store holds, and starts hearing the other tabs. */
+  async load() {
+    await this.reload();
+    this.tabs.listen((message) => this.heard(message));
+  }
+  /** The writes to lay over the views, in order: those answered but not yet shown by the gateway, then the
+   * outbox. */
+  writes() {
+    return [...this.landed, ...this.mirror];
+  }
+  /** The writes waiting to be sent or answered, in order. */
+  pending() {
+    return this.mirror.map(asWrite);
+  }
+  /** The gateway's id for a temporary one, once its create has landed (in this page's life). */
+  idFor(id) {
+    return this.ids.get(id);
+  }
+  /** Keeps a write of the signed-in user, lays it over the views at once, and sends it when it may. Resolves with
+   * the gateway's answer once it landed; rejects with the refusal. */
+  add(op, args) {
+    const user = this.link.user();
+    if (!user) return Promise.reject(new HaptaError("UNAUTHENTICATED", "the outbox keeps the writes of a user"));
+    const key = typeof args.idempotency_key === "string" ? args.idempotency_key : newKey();
+    const entry = {
+      key,
+      user,
+      op,
+      args: replaceIds({ ...args, idempotency_key: key }, this.ids),
+      made: Date.now()
+    };
+    if (op === "records.create") entry.tempIds = [TEMP_PREFIX + newKey()];
+    if (op === "records.batch") {
+      entry.tempIds = (args.ops ?? []).map((step) => step.op === "create" ? TEMP_PREFIX + newKey() : null);
+    }
+    if (op === "records.update" && entry.args.version === void 0) this.version(entry);
+    const promise = new Promise((resolve, reject) => this.waiters.set(key, { resolve, reject }));
+    promise.catch(() => void 0);
+    this.mirror.push(entry);
+    this.listener.added(entry);
+    this.listener.changed();
+    this.store.add(entry).then((seq) => {
+      entry.seq = seq;
+      this.tabs.post({ type: "added", entry });
+      this.flush();
+    }, (error) => {
+      this.mirror = this.mirror.filter((e) => e !== entry);
+      this.waiters.get(key)?.reject(error);
+      this.waiters.delete(key);
+      this.listener.changed();
+    });
+    return promise;
+  }
+  /** An update that names no version is made against the one the client shows: an earlier write of the record
+   * still in the outbox gives it its version when it lands; else the version held. */
+  version(entry) {
+    const { collection, id } = entry.args;
+    const earlier = [...this.mirror].reverse().find((write) => touches(write, collection, id));
+    if (earlier) {
+      entry.follows = earlier.key;
+      return;
+    }
+    const versions = [
+      this.link.version(String(collection), String(id)),
+      ...this.landed.filter((write) => touches(write, collection, id)).map((write) => versionIn(write, write.answer, collection, id))
+    ].filter((version) => version !== void 0);
+    if (versions.length) entry.args = { ...entry.args, version: Math.max(...versions) };
+  }
+  /** Sends what waits, in order, while the socket is open and signed in as its user; one tab at a time. */
+  flush() {
+    if (this.closed) return;
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    this.flushing = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = void 0;
+    this.tabs.exclusive("outbox", () => this.sendAll()).catch(() => void 0).finally(() => {
+      this.flushing = false;
+      if (this.again) {
+        this.again = false;
+        this.flush();
+      }
+    });
+  }
+  /** A user signed in: the writes of anyone else are dropped, reported; then theirs go. */
+  async signedIn(user) {
+    await this.tabs.exclusive("outbox", async () => {
+      const others = (await this.reload()).filter((entry) => entry.user !== user);
+      if (others.length) {
+        await this.settle("dropped", others, new HaptaError("UNAUTHENTICATED", "another user signed in: a write is sent only as the user who made it"));
+      }
+    });
+    this.flush();
+  }
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+  }
+  async sendAll() {
+    while (!this.closed && this.link.ready()) {
+      const user = this.link.user();
+      const entry = (await this.reload())[0];
+      if (!user || !entry || entry.user !== user) return;
+      if (entry.sentAt !== void 0 && Date.now() - entry.sentAt > this.options.keyLife) {
+        await this.settle("expired", [entry], new HaptaError(
+          "UNAVAILABLE",
+          "sent more than a day ago without an answer: its idempotency key may be forgotten, so it was not sent again (read back whether it was done)",
+          { outcome: "unknown" }
+        ));
+        continue;
+      }
+      const first = entry.sentAt === void 0;
+      if (first) {
+        entry.args = replaceIds(entry.args, this.ids);
+        if (entry.follows !== void 0) this.followLanded(entry);
+        entry.sentAt = Date.now();
+        await this.store.put([entry]);
+      }
+      let answer;
+      try {
+        answer = await this.link.attempt(entry.op, entry.args);
+      } catch (error) {
+        const outcome = classify(error);
+        if (outcome === "retry") {
+          if (first && !uncertain(error)) {
+            delete entry.sentAt;
+            await this.store.put([entry]);
+          }
+          if (this.link.ready()) this.retryLater(error);
+          return;
+        }
+        if (outcome === "conflict" && entry.op === "records.update") await this.conflicted(entry, error);
+        else await this.refused(outcome === "conflict" ? "conflict" : "refused", entry, error);
+        continue;
+      }
+      this.delay = 0;
+      await this.answered(entry, answer);
+    }
+  }
+  /** A write to take its version from an earlier one that landed before it was stored (made while that one was on
+   * the wire): the version that one's answer gave, if this tab still has it; else none (the last write wins). */
+  followLanded(entry) {
+    const earlier = this.landed.find((write) => write.key === entry.follows);
+    const version = earlier ? versionIn(earlier, earlier.answer, entry.args.collection, entry.args.id) : void 0;
+    entry.args = { ...entry.args };
+    if (version === void 0) delete entry.args.version;
+    else entry.args.version = version;
+    delete entry.follows;
+  }
+  retryLater(error) {
+    this.delay = error.retryAfter !== void 0 ? error.retryAfter * 1e3 : Math.min(3e4, Math.max(1e3, this.delay * 2));
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.flush(), this.delay);
+  }
+  /** It landed: later writes get the ids and the version it was given; it is laid over the views until their
+   * diffs show it. */
+  async answered(entry, answer) {
+    const ids = new Map(idsIn(entry, answer));
+    const later = (await this.store.entries()).filter((e) => e.seq > entry.seq);
+    const changed = [];
+    for (const e of later) {
+      let touched = false;
+      if (ids.size && e.sentAt === void 0) {
+        const args = replaceIds(e.args, ids);
+        touched = args !== e.args;
+        e.args = args;
+      }
+      if (e.follows === entry.key) {
+        e.args = { ...e.args };
+        const version = versionIn(entry, answer, e.args.collection, e.args.id);
+        if (version === void 0) delete e.args.version;
+        else e.args.version = version;
+        delete e.follows;
+        touched = true;
+      }
+      if (touched) changed.push(e);
+    }
+    if (changed.length) await this.store.put(changed);
+    await this.store.remove([entry.seq]);
+    const write = {
+      key: entry.key,
+      op: entry.op,
+      args: entry.args,
+      made: entry.made,
+      tempIds: entry.tempIds,
+      answer
+    };
+    this.tabs.post({ type: "landed", write, ids: [...ids] });
+    await this.landedHere(write, [...ids]);
+  }
+  async landedHere(write, ids) {
+    ids.forEach(([temp, id]) => this.ids.set(temp, id));
+    this.listener.landed(write, ids);
+    if (!this.landed.some((w) => w.key === write.key)) {
+      this.landed.push(write);
+      setTimeout(() => {
+        this.landed = this.landed.filter((w) => w !== write);
+        this.listener.changed();
+      }, this.options.grace);
+    }
+    await this.reload();
+    this.listener.changed();
+    this.waiters.get(write.key)?.resolve(write.answer);
+    this.waiters.delete(write.key);
+  }
+  /** Refused: it leaves, and so do later writes that name a record only it would have created; later updates
+   * that were to take its version take the one it was made against. */
+  async refused(kind, entry, error, extra = {}) {
+    const later = (await this.store.entries()).filter((e) => e.seq > entry.seq);
+    const doomedIds = new Set((entry.tempIds ?? []).filter((id) => !!id));
+    const doomed = [];
+    const changed = [];
+    for (const e of later) {
+      if (doomedIds.size && names(e, doomedIds)) {
+        doomed.push(e);
+        (e.tempIds ?? []).forEach((id) => id && doomedIds.add(id));
+      } else if (e.follows === entry.key) {
+        e.args = { ...e.args };
+        if (entry.args.version === void 0) delete e.args.version;
+        else e.args.version = entry.args.version;
+        delete e.follows;
+        changed.push(e);
+      }
+    }
+    if (changed.length) await this.store.put(changed);
+    await this.settle(kind, [entry, ...doomed], error, extra);
+  }
+  /** A stale version: the app's policy decides; by default (or when the record cannot be read) the gateway's
+   * version stands. */
+  async conflicted(entry, error) {
+    const collection = String(entry.args.collection);
+    const id = String(entry.args.id);
+    const server = await this.link.read(collection, id).catch(() => null);
+    let decided = null;
+    if (server && this.options.conflict) {
+      try {
+        decided = await this.options.conflict({
+          collection,
+          id,
+          mine: entry.args.data ?? {},
+          server,
+          write: asWrite(entry)
+        });
+      } catch {
+        decided = null;
+      }
+    }
+    if (!decided || !server) {
+      await this.refused("conflict", entry, error, { server });
+      return;
+    }
+    const key = newKey();
+    const replaced = { ...entry, key, args: {
+      ...entry.args,
+      data: decided,
+      version: server.version,
+      idempotency_key: key
+    } };
+    delete replaced.sentAt;
+    const followers = (await this.store.entries()).filter((e) => e.follows === entry.key).map((e) => ({ ...e, follows: key }));
+    await this.store.put([replaced, ...followers]);
+    this.tabs.post({ type: "replaced", from: entry.key, to: key });
+    this.replacedHere(entry.key, key);
+    await this.reload();
+    this.listener.changed();
+  }
+  replacedHere(from, to) {
+    const waiter = this.waiters.get(from);
+    this.waiters.delete(from);
+    if (waiter) this.waiters.set(to, waiter);
+  }
+  /** Writes leave unsent or refused: what the views showed of them is undone, each is reported (here and in every
+   * other tab) and its promise rejected. The first is the one `error` is about; the rest could only follow it. */
+  async settle(kind, entries, error, extra = {}) {
+    await this.store.remove(entries.map((e) => e.seq));
+    const follow = new HaptaError("NOT_FOUND", `it named a record that an earlier write was to create, and that write was ${kind}`);
+    const errors = entries.map((entry, n) => {
+      if (kind === "dropped" && entry.sentAt !== void 0) {
+        return new HaptaError(
+          error.code,
+          `${error.message} (it was sent once, and may have been done)`,
+          { outcome: "unknown" }
+        );
+      }
+      return n === 0 || kind === "dropped" ? error : follow;
+    });
+    this.tabs.post({ type: "settled", kind, entries, errors: errors.map(wireOf), extra });
+    await this.settledHere(kind, entries, errors, extra);
+  }
+  async settledHere(kind, entries, errors, extra) {
+    const rolledBack = this.listener.undoing(entries);
+    const keys = new Set(entries.map((e) => e.key));
+    this.mirror = this.mirror.filter((e) => !keys.has(e.key));
+    this.listener.changed();
+    entries.forEach((entry, n) => {
+      const undone = rolledBack.filter((item) => item.key === entry.key);
+      const mine = undone.find((item) => item.id === entry.args.id)?.shown ?? null;
+      const event = {
+        kind: n === 0 || kind === "dropped" ? kind : "refused",
+        write: asWrite(entry),
+        error: errors[n],
+        rolledBack: undone,
+        ...n === 0 && kind === "conflict" ? { mine, server: extra.server ?? null } : {}
+      };
+      this.listener.report(event);
+      this.waiters.get(entry.key)?.reject(errors[n]);
+      this.waiters.delete(entry.key);
+    });
+    await this.reload();
+  }
+  /** Another tab told what it did. */
+  heard(message) {
+    if (this.closed) return;
+    if (message.type === "added") {
+      this.reload().then(() => {
+        this.listener.added(message.entry);
+        this.listener.changed();
+      });
+    } else if (message.type === "landed") {
+      this.landedHere(message.write, message.ids);
+    } else if (message.type === "settled") {
+      this.settledHere(
+        message.kind,
+        message.entries,
+        message.errors.map(errorOf),
+        message.extra
+      );
+    } else if (message.type === "replaced") {
+      this.replacedHere(String(message.from), String(message.to));
+      this.reload().then(() => this.listener.changed());
+    }
+  }
+  /** The store's entries, now; the copy this tab lays over its views follows them (with those it is still
+   * storing after). */
+  async reload() {
+    const stored = await this.store.entries();
+    const keys = new Set(stored.map((e) => e.key));
+    this.mirror = [...stored, ...this.mirror.filter((e) => e.seq === void 0 && !keys.has(e.key))];
+    return stored;
+  }
+};
 
 // src/session.ts
 var SESSION_OVER = /* @__PURE__ */ new Set(["TOKEN_INVALID", "TOKEN_REUSED", "TOKEN_EXPIRED", "UNAUTHENTICATED"]);
@@ -1134,7 +2149,133 @@ var Sessions = class {
   }
 };
 
+// src/store.ts
+var clone = (value) => JSON.parse(JSON.stringify(value));
+var MemoryStore = class {
+  outbox = [];
+  seq = 0;
+  queries = /* @__PURE__ */ new Map();
+  whose = void 0;
+  async entries() {
+    return clone(this.outbox);
+  }
+  async add(entry) {
+    const seq = ++this.seq;
+    this.outbox.push(clone({ ...entry, seq }));
+    return seq;
+  }
+  async put(entries) {
+    for (const entry of entries) {
+      const at = this.outbox.findIndex((e) => e.seq === entry.seq);
+      if (at >= 0) this.outbox[at] = clone(entry);
+    }
+  }
+  async remove(seqs) {
+    this.outbox = this.outbox.filter((e) => !seqs.includes(e.seq));
+  }
+  async cached(id) {
+    return this.queries.has(id) ? clone(this.queries.get(id)) : null;
+  }
+  async cache(id, value) {
+    this.queries.set(id, clone(value));
+  }
+  async clearCache(owner) {
+    this.queries.clear();
+    this.whose = owner;
+  }
+  async owner() {
+    return this.whose;
+  }
+};
+var OUTBOX = "outbox";
+var QUERIES = "queries";
+var META = "meta";
+function done(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+var IndexedDbStore = class _IndexedDbStore {
+  constructor(db) {
+    this.db = db;
+  }
+  db;
+  static async open(name) {
+    const factory = globalThis.indexedDB;
+    if (!factory) throw new Error('persist: "indexeddb" needs IndexedDB (a browser); use persist: "memory" here');
+    const request = factory.open(name, 1);
+    request.onupgradeneeded = () => {
+      const db2 = request.result;
+      db2.createObjectStore(OUTBOX, { keyPath: "seq", autoIncrement: true });
+      db2.createObjectStore(QUERIES);
+      db2.createObjectStore(META);
+    };
+    const db = await done(request);
+    db.onversionchange = () => db.close();
+    return new _IndexedDbStore(db);
+  }
+  /** Runs `body` in one transaction over `stores`; resolves once it has committed. */
+  run(stores, mode, body) {
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction(stores, mode);
+      let result;
+      Promise.resolve(body(tx)).then((value) => {
+        result = value;
+      }, reject);
+      tx.oncomplete = () => resolve(result);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error ?? new Error("the IndexedDB transaction was aborted"));
+    });
+  }
+  entries() {
+    return this.run([OUTBOX], "readonly", (tx) => done(tx.objectStore(OUTBOX).getAll()));
+  }
+  add(entry) {
+    const { seq, ...stored } = entry;
+    return this.run([OUTBOX], "readwrite", (tx) => done(tx.objectStore(OUTBOX).add(stored)));
+  }
+  put(entries) {
+    return this.run([OUTBOX], "readwrite", (tx) => {
+      const outbox = tx.objectStore(OUTBOX);
+      for (const entry of entries) outbox.put(clone(entry));
+    });
+  }
+  remove(seqs) {
+    return this.run([OUTBOX], "readwrite", (tx) => {
+      for (const seq of seqs) tx.objectStore(OUTBOX).delete(seq);
+    });
+  }
+  async cached(id) {
+    return await this.run([QUERIES], "readonly", (tx) => done(tx.objectStore(QUERIES).get(id))) ?? null;
+  }
+  cache(id, value) {
+    return this.run([QUERIES], "readwrite", (tx) => {
+      tx.objectStore(QUERIES).put(clone(value), id);
+    });
+  }
+  clearCache(owner) {
+    return this.run([QUERIES, META], "readwrite", (tx) => {
+      tx.objectStore(QUERIES).clear();
+      tx.objectStore(META).put(owner, "owner");
+    });
+  }
+  owner() {
+    return this.run([META], "readonly", (tx) => done(tx.objectStore(META).get("owner")));
+  }
+};
+
 // src/subscriptions.ts
+var REFUSED2 = /* @__PURE__ */ new Set([
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "BAD_REQUEST",
+  "TOO_LARGE",
+  "TOKEN_EXPIRED",
+  "VALIDATION_FAILED",
+  "RATE_LIMITED"
+]);
 var Subscriptions = class {
   constructor(requests) {
     this.requests = requests;
@@ -1177,12 +2318,92 @@ var Subscriptions = class {
   async resume() {
     this.bySub.clear();
     for (const live of this.live) {
-      await this.requests.direct(
-        "realtime.subscribe",
-        { ...live.args, since: live.pos },
-        (data) => this.started(live, data)
-      );
+      live.sub = null;
+      try {
+        await this.requests.direct(
+          "realtime.subscribe",
+          { ...live.args, since: live.pos },
+          (data) => this.started(live, data)
+        );
+      } catch (error) {
+        if (!(error instanceof HaptaError) || !REFUSED2.has(error.code)) throw error;
+      }
     }
+  }
+  /** On the open socket: every subscription that has no sub on it (refused before a sign-in), asked for again
+   * from its position. */
+  askUnasked() {
+    for (const live of this.live) {
+      if (live.sub !== null || !this.requests.ready) continue;
+      this.requests.call("realtime.subscribe", { ...live.args, since: live.pos }, (data) => this.started(live, data)).catch(() => void 0);
+    }
+  }
+  /** Effects of this client's writes the gateway has not confirmed (`rolledBack` false), or that it refused
+   * (`rolledBack` true): each subscription they match hears them as changes. */
+  optimistic(effects, vars, rolledBack) {
+    for (const live of this.live) {
+      for (const effect of effects) {
+        const change = this.changeOf(live, effect, vars, rolledBack);
+        if (!change) continue;
+        try {
+          live.onChange(change);
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    }
+  }
+  /** Creates of this client landed: `ids` (temporary → the gateway's) by collection. Each subscription that heard
+   * one pending hears its temporary id deleted, `replacedBy` the gateway's (whose own create comes as any change
+   * does). */
+  replaced(ids) {
+    for (const live of this.live) {
+      for (const { collection, temp, id } of ids) {
+        if (!live.temps?.delete(temp)) continue;
+        try {
+          live.onChange({ action: "delete", collection, record: { id: temp }, pos: live.pos, replacedBy: id });
+        } catch (error) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+    }
+  }
+  changeOf(live, effect, vars, rolledBack) {
+    const { args } = live;
+    if (args.collection !== effect.collection || args.id !== void 0 && args.id !== effect.id) return null;
+    const shown = effect.record ?? (effect.action === "update" ? { ...effect.data, id: effect.id } : null) ?? effect.before ?? { id: effect.id };
+    if (live.filter === void 0) {
+      live.filter = null;
+      if (typeof args.filter === "string" && args.filter.trim()) {
+        try {
+          live.filter = parseFilter(args.filter);
+        } catch {
+          live.filter = "unparsed";
+        }
+      }
+    }
+    if (live.filter === "unparsed") return null;
+    if (live.filter && decide(live.filter, shown, vars) !== true) return null;
+    const base = { collection: effect.collection, pos: live.pos };
+    if (!rolledBack) {
+      if (effect.action === "create") (live.temps ??= /* @__PURE__ */ new Set()).add(effect.id);
+      return { ...base, action: effect.action, record: { ...shown, $pending: true }, pending: true };
+    }
+    if (effect.action === "create") {
+      if (!live.temps?.delete(effect.id)) return null;
+      return { ...base, action: "delete", record: { id: effect.id }, rolledBack: true };
+    }
+    if (!effect.before) return null;
+    return {
+      ...base,
+      action: effect.action === "delete" ? "create" : "update",
+      record: effect.before,
+      rolledBack: true
+    };
   }
   /** records.change */
   changed(sub, data) {
@@ -1211,10 +2432,47 @@ var Subscriptions = class {
   }
 };
 
+// src/tabs.ts
+var LocalLocks = class {
+  tails = /* @__PURE__ */ new Map();
+  exclusive(name, body) {
+    const before = this.tails.get(name) ?? Promise.resolve();
+    const run = before.then(body, body);
+    const tail = run.catch(() => void 0);
+    this.tails.set(name, tail);
+    tail.then(() => {
+      if (this.tails.get(name) === tail) this.tails.delete(name);
+    });
+    return run;
+  }
+};
+function tabsOf(name, shared) {
+  const Channel3 = shared ? globalThis.BroadcastChannel : void 0;
+  const locks = shared ? globalThis.navigator?.locks : void 0;
+  const channel = Channel3 ? new Channel3(name) : null;
+  const local = new LocalLocks();
+  const handlers = [];
+  if (channel) channel.onmessage = (event) => handlers.forEach((handler) => handler(event.data));
+  return {
+    post: (message) => channel?.postMessage(message),
+    listen: (handler) => {
+      handlers.push(handler);
+    },
+    exclusive: (lock, body) => locks ? locks.request(`${name} ${lock}`, body) : local.exclusive(lock, body),
+    close: () => channel?.close()
+  };
+}
+
 // src/hapta.ts
+var KEY_LIFE = 23 * 36e5;
+var LANDED_GRACE = 15e3;
 var Hapta = class _Hapta {
   constructor(url, options) {
     this.url = url;
+    this.options = options;
+    if (options.persist === "indexeddb" && !options.storage) {
+      options = { ...options, storage: globalThis.localStorage };
+    }
     this.transport = new Transport(url, options.protocol ?? "json", options.WebSocket);
     this.backoff = new Backoff(options.backoff?.base ?? 250, options.backoff?.cap ?? 15e3);
     const idempotentWrites = options.idempotentWrites ?? true;
@@ -1231,14 +2489,24 @@ var Hapta = class _Hapta {
       new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
       this.requests,
       options.apikey,
-      (session) => this.emit("auth", session)
+      (session) => this.signedIn(session)
     );
     this.subscriptions = new Subscriptions(this.requests);
-    this.liveQueries = new LiveQueries(this.requests);
+    this.liveQueries = new LiveQueries(this.requests, options.persist ? {
+      cached: (id) => this.store ? this.store.cached(id) : Promise.resolve(null),
+      cache: (id, value) => {
+        this.store?.cache(id, value).catch(() => void 0);
+      },
+      owner: () => this.owner ?? "",
+      writes: () => this.queue?.writes() ?? [],
+      vars: () => ({ user: this.session?.user ?? null })
+    } : null);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
+    this.listenToNetwork(true);
   }
   url;
+  options;
   state = "connecting";
   /** Sockets opened after the first. */
   reconnects = 0;
@@ -1286,6 +2554,18 @@ var Hapta = class _Hapta {
     /** Starts an OAuth2 sign-in: open `url` in a browser; `session` resolves when the provider sent it back. */
     oauth2: (provider) => this.sessions.oauth2(provider)
   };
+  functions = {
+    /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
+    call: (name, args) => this.call("functions.call", args === void 0 ? { name } : { name, args })
+  };
+  /** The offline outbox (ConnectOptions.persist); empty without one. */
+  outbox = {
+    /** The writes waiting for the gateway (of every tab of the origin), in the order they go. */
+    pending: () => this.queue?.pending() ?? [],
+    /** The gateway's id of a record created offline, for the temporary one (`local-...`) it showed under, once its
+     * create has landed (while this page lives). */
+    idFor: (id) => this.queue?.idFor(id)
+  };
   files = {
     upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
     download: (collection, id, field, name) => this.transfers.download(collection, id, field, name),
@@ -1301,10 +2581,43 @@ var Hapta = class _Hapta {
   transfers;
   handlers = /* @__PURE__ */ new Map();
   closing = false;
-  /** Opens the socket and signs in again as the stored session (or the anon key). */
+  /** A socket was opened and restored before: the next is a reconnect. */
+  hadSocket = false;
+  reconnectTimer;
+  /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
+  revoked = false;
+  // Offline first (ConnectOptions.persist):
+  store = null;
+  tabs = null;
+  queue = null;
+  /** Whose the kept live queries are: the user signed in (null: nobody). */
+  owner = null;
+  /** The browser's "offline" and "online": the socket is let go at once, and opened again at once. */
+  network = {
+    offline: () => {
+      if (this.state === "open" || this.state === "connecting") this.transport.drop();
+    },
+    online: () => this.reconnectNow()
+  };
+  /** Where there is a browser's window (with navigator.onLine), hear when it goes offline and online. */
+  listenToNetwork(on) {
+    const scope = globalThis;
+    if (typeof scope.addEventListener !== "function" || typeof scope.navigator?.onLine !== "boolean") return;
+    for (const name of ["offline", "online"]) {
+      if (on) scope.addEventListener(name, this.network[name]);
+      else scope.removeEventListener(name, this.network[name]);
+    }
+  }
+  /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
+   * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
   static async connect(url, options = {}) {
     const hapta = new _Hapta(url, options);
     try {
+      if (options.persist) {
+        await hapta.loadOffline(options.persist);
+        hapta.open().catch(() => void 0);
+        return hapta;
+      }
       await hapta.open();
     } catch (error) {
       hapta.close();
@@ -1319,8 +2632,9 @@ var Hapta = class _Hapta {
   set session(session) {
     this.sessions.current = session;
   }
-  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
-   * event by name ("auth.revoked", ...). Returns the unsubscriber. */
+  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), "outbox" (an
+   * OutboxEvent: a write that left the outbox unsent or refused, and what was rolled back), or any gateway event
+   * by name ("auth.revoked", ...). Returns the unsubscriber. */
   on(event, handler) {
     const list = this.handlers.get(event) ?? [];
     list.push(handler);
@@ -1346,15 +2660,22 @@ var Hapta = class _Hapta {
   channel(name) {
     return this.channels.get(name);
   }
-  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
+  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. With
+   * `persist`, a write of a signed-in user goes through the outbox instead: it resolves when the gateway has done
+   * it, however long that takes, and rejects if it refuses it. */
   call(op, args = {}, onReply) {
+    if (this.queue && takesKey(op) && this.session?.user?.id !== void 0) return this.queue.add(op, args);
     return this.requests.call(op, args, onReply);
   }
   close() {
     this.closing = true;
+    clearTimeout(this.reconnectTimer);
     this.setState("closed");
     this.transport.close(1e3);
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
+    this.queue?.close();
+    this.tabs?.close();
+    this.listenToNetwork(false);
   }
   /** @internal Records.subscribe */
   subscribe(collection, options, onChange) {
@@ -1364,16 +2685,99 @@ var Hapta = class _Hapta {
   query(collection, options, onChange) {
     return this.liveQueries.query(collection, options, onChange);
   }
+  // ---- offline first ----
+  /** Opens the store, reads the outbox, and forgets the kept queries if they are someone else's. */
+  async loadOffline(persist) {
+    const name = `hapta ${this.url}`;
+    const store = persist === "memory" ? new MemoryStore() : await IndexedDbStore.open(name);
+    this.store = store;
+    this.tabs = tabsOf(name, persist === "indexeddb");
+    this.queue = new Outbox(store, this.tabs, {
+      ready: () => this.state === "open",
+      user: () => this.userId(),
+      attempt: (op, args) => this.requests.attempt(op, args),
+      read: (collection, id) => this.requests.call("records.get", { collection, id }).catch(() => null),
+      version: (collection, id) => {
+        const held = this.liveQueries.index().get(recordKey(collection, id));
+        return typeof held?.version === "number" ? held.version : void 0;
+      }
+    }, {
+      changed: () => this.liveQueries.rewrite(),
+      added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),
+      landed: (write, ids) => this.subscriptions.replaced(ids.map(([temp, id]) => {
+        const at = (write.tempIds ?? []).indexOf(temp);
+        const collection = write.op === "records.batch" ? write.args.ops[at]?.collection : write.args.collection;
+        return { collection: String(collection), temp, id };
+      })),
+      undoing: (entries) => this.undoing(entries),
+      report: (event) => this.emit("outbox", event)
+    }, { conflict: this.options.conflict, keyLife: KEY_LIFE, grace: LANDED_GRACE });
+    await this.queue.load();
+    this.owner = this.userId();
+    if (await store.owner() !== this.owner) await store.clearCache(this.owner);
+    if (this.owner) this.queue.signedIn(this.owner).catch(() => void 0);
+  }
+  userId() {
+    const id = this.session?.user?.id;
+    return id === void 0 || id === null ? null : String(id);
+  }
+  vars() {
+    return { user: this.session?.user ?? null };
+  }
+  /** What `entries` do to the records the live queries hold, after the writes before them. */
+  effects(entries) {
+    const keys = new Set(entries.map((entry) => entry.key));
+    const writes = this.queue.writes().filter((write) => !keys.has(write.key));
+    return effectsOf([...writes, ...entries], this.liveQueries.index()).filter((effect) => keys.has(effect.key));
+  }
+  /** Writes about to leave unsent or refused: the subscriptions hear them undone; the event says what the views
+   * showed of them and show again. */
+  undoing(entries) {
+    const effects = this.effects(entries);
+    this.subscriptions.optimistic(effects, this.vars(), true);
+    const index = this.liveQueries.index();
+    return effects.map((effect) => ({
+      key: effect.key,
+      collection: effect.collection,
+      id: effect.id,
+      action: effect.action,
+      shown: effect.record,
+      restored: index.get(recordKey(effect.collection, effect.id)) ?? null
+    }));
+  }
+  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; the kept queries are forgotten when
+   * it is no longer theirs; after a sign-in the writes of anyone else are dropped, the user's go, and queries and
+   * subscriptions refused before are asked for again. */
+  signedIn(session) {
+    this.emit("auth", session);
+    if (session && this.state === "open") {
+      this.liveQueries.askUnasked();
+      this.subscriptions.askUnasked();
+    }
+    if (!this.store) return;
+    const user = this.userId();
+    if (user !== this.owner) {
+      this.owner = user;
+      this.store.clearCache(user).catch(() => void 0);
+    }
+    if (user) this.queue?.signedIn(user).catch(() => void 0);
+  }
   // ---- the socket's life ----
   open() {
+    const online = globalThis.navigator?.onLine !== false;
     return new Promise((resolve, reject) => {
       try {
         this.transport.open({
           opened: (socket) => {
             this.restore().then(() => {
               this.backoff.reset();
+              if (this.hadSocket) this.reconnects++;
+              this.hadSocket = true;
               this.setState("open");
               this.requests.flush();
+              this.liveQueries.askUnasked();
+              this.subscriptions.askUnasked();
+              this.queue?.flush();
               resolve();
             }, (error) => {
               socket.close(1e3);
@@ -1383,7 +2787,7 @@ var Hapta = class _Hapta {
           message: (message) => this.received(message),
           chunk: (stream, data) => this.transfers.chunk(stream, data),
           ended: async (code, opened) => {
-            if (!opened && await this.transport.refusing()) {
+            if (!opened && online && await this.transport.refusing()) {
               const refused = new HaptaError("FORBIDDEN", "the gateway refused the connection: is this page's origin in App.origins?");
               this.closing = true;
               this.setState("closed");
@@ -1412,18 +2816,27 @@ var Hapta = class _Hapta {
     this.requests.lost(code);
     this.transfers.lost();
     if (this.closing) return;
-    if (final(code) && wasOpen) {
+    const revoked = this.revoked;
+    this.revoked = false;
+    if (final(code) && wasOpen && !revoked) {
       this.setState("closed");
       this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
-    setTimeout(() => {
-      if (this.closing) return;
-      this.open().then(() => {
-        this.reconnects++;
-      }, () => void 0);
-    }, this.backoff.next());
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.reconnect(), revoked ? 0 : this.backoff.next());
+  }
+  reconnect() {
+    this.reconnectTimer = void 0;
+    if (this.closing) return;
+    this.open().catch(() => void 0);
+  }
+  /** The browser says it is online again: no need to wait out the backoff. */
+  reconnectNow() {
+    if (this.state !== "reconnecting" || this.reconnectTimer === void 0) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnect();
   }
   received(message) {
     if (typeof message.event === "string") {
@@ -1453,7 +2866,10 @@ var Hapta = class _Hapta {
     else if (name === "auth.expiring") this.sessions.expiring();
     else if (name === "auth.oauth2") this.sessions.oauth2Answered(data);
     else if (name.startsWith("files.")) this.transfers.heard(name, data);
-    if (name === "auth.revoked") this.sessions.set(null);
+    if (name === "auth.revoked") {
+      this.revoked = true;
+      this.sessions.set(null);
+    }
     this.emit(name, data);
   }
   emit(event, data) {

@@ -7,13 +7,18 @@
 //   const feed = await hapta.records<Post>("posts").query({ filter: "public = true", sort: "-created", limit: 50 },
 //                                                         (items) => render(items));
 //
+// Offline first (`persist: "indexeddb"`): every write of a signed-in user goes through a durable outbox (outbox.ts)
+// and shows at once in the live queries and subscriptions it touches, marked pending (overlay.ts); live queries
+// start from what was kept of them (queries.ts); the tabs of an origin share both (tabs.ts, store.ts).
+//
 // The socket may drop at any time (a phone in a tunnel, a frozen tab, a gateway restart). The client reconnects
 // with exponential backoff and jitter, signs in again (the session's access token while valid, else its refresh
 // token, else the anon key), resumes every subscription from the last position it delivered (the gateway replays
 // what was missed, rule-checked, in commit order), asks for every live query again with the items it holds (the
 // answer says what changed) and joins its channels again, told only who came and went.
 // Requests made meanwhile wait for the socket, up to `requestTimeout`. It gives up only when the gateway said not
-// to retry: close 1008 (a revoked session, a refused policy). The wire protocol: docs/protocol.md.
+// to retry: close 1008 (a refused policy), but for the close that follows `auth.revoked`: then it is signed out and
+// opens a new socket as a guest, where the app may sign in again. The wire protocol: docs/protocol.md.
 //
 // This module is the facade: it builds the parts (README.md, "How the client is built"), keeps the socket's life
 // (open, restore, lost, reconnect), hands each arriving event to the part it is for, and exports the public API.
@@ -25,18 +30,24 @@ import { Files, type UploadOptions } from "./files.js";
 import { LiveQueries } from "./queries.js";
 import { keyed, Records, type BatchOp, type BatchOptions, type Change, type LiveQuery, type LiveQueryListener,
          type QueryOptions, type SubscribeOptions, type Unsubscribe, type WriteOptions } from "./records.js";
+import { takesKey } from "./backoff.js";
+import { Outbox, type ConflictPolicy, type OutboxEvent, type OutboxWrite, type RolledBack } from "./outbox.js";
+import { effectsOf, recordKey, type Effect } from "./overlay.js";
 import { Requests } from "./requests.js";
 import { SessionStore, Sessions, type Session, type StorageLike } from "./session.js";
+import { IndexedDbStore, MemoryStore, type OfflineStore, type OutboxEntry } from "./store.js";
 import { Subscriptions } from "./subscriptions.js";
+import { tabsOf, type Tabs } from "./tabs.js";
 import { final, Transport, type Protocol, type SocketConstructor } from "./transport.js";
 
 export { backoffDelay } from "./backoff.js";
 export { Channel, type Member } from "./channels.js";
 export { HaptaError } from "./errors.js";
 export type { UploadOptions } from "./files.js";
+export type { Conflict, ConflictPolicy, OutboxEvent, OutboxWrite, RolledBack } from "./outbox.js";
 export { Records } from "./records.js";
 export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change, ListOptions,
-              LiveOp, LiveQuery, LiveQueryListener, Page, QueryOptions, SubscribeOptions, Unsubscribe,
+              LiveOp, LiveQuery, LiveQueryListener, Page, Pending, QueryOptions, SubscribeOptions, Unsubscribe,
               WriteOptions } from "./records.js";
 export type { Session, StorageLike } from "./session.js";
 export type { Protocol } from "./transport.js";
@@ -46,7 +57,8 @@ export type State = "connecting" | "open" | "reconnecting" | "closed";
 export interface ConnectOptions {
   /** Signs in as anon (auth.anon) whenever there is no session. */
   apikey?: string;
-  /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. */
+  /** Where the session is kept between page loads and shared by tabs (localStorage); memory only without it. With
+   * `persist: "indexeddb"` it is localStorage unless given. */
   storage?: StorageLike;
   storageKey?: string;
   protocol?: Protocol;
@@ -65,7 +77,24 @@ export interface ConnectOptions {
    * one, kept across its retries: a write whose socket dropped before the reply (or whose commit's outcome is
    * unknown) is sent again after the reconnect, and the gateway answers it once. Default true. */
   idempotentWrites?: boolean;
+  /** Offline first (docs/offline.md). `"indexeddb"`: every write of a signed-in user is kept in IndexedDB with its
+   * idempotency key before it is sent, and leaves only when the gateway answered it (refusals are reported as the
+   * event "outbox"); writes show at once in the live queries and subscriptions they touch, marked pending; live
+   * queries start from their items kept from before (stale) and are brought up to date with `have`; the tabs of the
+   * origin share all of it. `connect` resolves without waiting for the socket. `"memory"`: the same, kept by this
+   * page only. */
+  persist?: "indexeddb" | "memory";
+  /** What an outbox update refused for a stale version becomes: by default the gateway's version stands (the
+   * write is rolled back and reported with both versions); a policy may answer data to write over it instead. */
+  conflict?: ConflictPolicy;
 }
+
+// The gateway keeps an idempotency key's answer 24 hours from the write's commit; a write first sent longer ago than
+// this (an hour less, for clocks) whose outcome is unknown is not sent again (docs/offline.md).
+const KEY_LIFE = 23 * 3600_000;
+// How long a landed write stays laid over the live queries when no diff of theirs shows it (one the client placed
+// where the gateway would not: a filter through a relation, a window that moved meanwhile).
+const LANDED_GRACE = 15_000;
 
 export class Hapta {
   state: State = "connecting";
@@ -122,6 +151,21 @@ export class Hapta {
       this.sessions.oauth2(provider),
   };
 
+  readonly functions = {
+    /** Calls the app's server function `name` (functions/*.py, `@call`): its return value. */
+    call: <T = any>(name: string, args?: unknown): Promise<T> =>
+      this.call<T>("functions.call", args === undefined ? { name } : { name, args: args as any }),
+  };
+
+  /** The offline outbox (ConnectOptions.persist); empty without one. */
+  readonly outbox = {
+    /** The writes waiting for the gateway (of every tab of the origin), in the order they go. */
+    pending: (): OutboxWrite[] => this.queue?.pending() ?? [],
+    /** The gateway's id of a record created offline, for the temporary one (`local-...`) it showed under, once its
+     * create has landed (while this page lives). */
+    idFor: (id: string): string | undefined => this.queue?.idFor(id),
+  };
+
   readonly files = {
     upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer,
              options: UploadOptions = {}) => this.transfers.upload(collection, id, field, data, options),
@@ -141,8 +185,28 @@ export class Hapta {
   private readonly transfers: Files;
   private handlers = new Map<string, Handler[]>();
   private closing = false;
+  /** A socket was opened and restored before: the next is a reconnect. */
+  private hadSocket = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The gateway said `auth.revoked`: the close (1008) that follows is no reason to stop. */
+  private revoked = false;
+  // Offline first (ConnectOptions.persist):
+  private store: OfflineStore | null = null;
+  private tabs: Tabs | null = null;
+  private queue: Outbox | null = null;
+  /** Whose the kept live queries are: the user signed in (null: nobody). */
+  private owner: string | null = null;
 
-  private constructor(readonly url: string, options: ConnectOptions) {
+  /** The browser's "offline" and "online": the socket is let go at once, and opened again at once. */
+  private readonly network = {
+    offline: () => { if (this.state === "open" || this.state === "connecting") this.transport.drop(); },
+    online: () => this.reconnectNow(),
+  };
+
+  private constructor(readonly url: string, private readonly options: ConnectOptions) {
+    if (options.persist === "indexeddb" && !options.storage) {
+      options = { ...options, storage: (globalThis as any).localStorage };
+    }
     this.transport = new Transport(url, options.protocol ?? "json", options.WebSocket);
     this.backoff = new Backoff(options.backoff?.base ?? 250, options.backoff?.cap ?? 15_000);
     const idempotentWrites = options.idempotentWrites ?? true;
@@ -156,17 +220,40 @@ export class Hapta {
       retry: { attempts: options.retry?.attempts ?? 3, maxWait: options.retry?.maxWait ?? 10_000 },
     });
     this.sessions = new Sessions(new SessionStore(options.storage, options.storageKey ?? "hapta.session"),
-                                 this.requests, options.apikey, (session) => this.emit("auth", session));
+                                 this.requests, options.apikey, (session) => this.signedIn(session));
     this.subscriptions = new Subscriptions(this.requests);
-    this.liveQueries = new LiveQueries(this.requests);
+    this.liveQueries = new LiveQueries(this.requests, options.persist ? {
+      cached: (id) => this.store ? this.store.cached(id) : Promise.resolve(null),
+      cache: (id, value) => { this.store?.cache(id, value).catch(() => undefined); },
+      owner: () => this.owner ?? "",
+      writes: () => this.queue?.writes() ?? [],
+      vars: () => ({ user: this.session?.user ?? null }),
+    } : null);
     this.channels = new Channels(this, this.requests);
     this.transfers = new Files(this.requests, this.transport);
+    this.listenToNetwork(true);
   }
 
-  /** Opens the socket and signs in again as the stored session (or the anon key). */
+  /** Where there is a browser's window (with navigator.onLine), hear when it goes offline and online. */
+  private listenToNetwork(on: boolean): void {
+    const scope = globalThis as any;
+    if (typeof scope.addEventListener !== "function" || typeof scope.navigator?.onLine !== "boolean") return;
+    for (const name of ["offline", "online"] as const) {
+      if (on) scope.addEventListener(name, this.network[name]);
+      else scope.removeEventListener(name, this.network[name]);
+    }
+  }
+
+  /** Opens the socket and signs in again as the stored session (or the anon key). With `persist`, resolves once
+   * what was kept is loaded, without waiting for the socket: it opens, and opens again, meanwhile. */
   static async connect(url: string, options: ConnectOptions = {}): Promise<Hapta> {
     const hapta = new Hapta(url, options);
     try {
+      if (options.persist) {
+        await hapta.loadOffline(options.persist);
+        hapta.open().catch(() => undefined);   // a failed open reconnects (lost)
+        return hapta;
+      }
       await hapta.open();
     } catch (error) {
       hapta.close();   // no client, no reconnects behind the app's back
@@ -184,8 +271,9 @@ export class Hapta {
     this.sessions.current = session;
   }
 
-  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), or any gateway
-   * event by name ("auth.revoked", ...). Returns the unsubscriber. */
+  /** "state" (the State), "auth" (the Session or null), "reset" (`{subs, channels}`: refetch), "outbox" (an
+   * OutboxEvent: a write that left the outbox unsent or refused, and what was rolled back), or any gateway event
+   * by name ("auth.revoked", ...). Returns the unsubscriber. */
   on(event: string, handler: Handler): () => void {
     const list = this.handlers.get(event) ?? [];
     list.push(handler);
@@ -212,16 +300,23 @@ export class Hapta {
     return this.channels.get(name);
   }
 
-  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. */
+  /** One request; waits for the socket while it reconnects (up to requestTimeout). Rejects with HaptaError. With
+   * `persist`, a write of a signed-in user goes through the outbox instead: it resolves when the gateway has done
+   * it, however long that takes, and rejects if it refuses it. */
   call<T = any>(op: string, args: Json = {}, onReply?: (data: any) => void): Promise<T> {
+    if (this.queue && takesKey(op) && this.session?.user?.id !== undefined) return this.queue.add(op, args);
     return this.requests.call<T>(op, args, onReply);
   }
 
   close(): void {
     this.closing = true;
+    clearTimeout(this.reconnectTimer);
     this.setState("closed");
     this.transport.close(1000);
     this.requests.failAll(new HaptaError("UNAVAILABLE", "the client is closed"));
+    this.queue?.close();
+    this.tabs?.close();
+    this.listenToNetwork(false);
   }
 
   /** @internal Records.subscribe */
@@ -235,17 +330,104 @@ export class Hapta {
     return this.liveQueries.query(collection, options, onChange);
   }
 
+  // ---- offline first ----
+
+  /** Opens the store, reads the outbox, and forgets the kept queries if they are someone else's. */
+  private async loadOffline(persist: "indexeddb" | "memory"): Promise<void> {
+    const name = `hapta ${this.url}`;
+    const store = persist === "memory" ? new MemoryStore() : await IndexedDbStore.open(name);
+    this.store = store;
+    this.tabs = tabsOf(name, persist === "indexeddb");
+    this.queue = new Outbox(store, this.tabs, {
+      ready: () => this.state === "open",
+      user: () => this.userId(),
+      attempt: (op, args) => this.requests.attempt(op, args),
+      read: (collection, id) => this.requests.call("records.get", { collection, id }).catch(() => null),
+      version: (collection, id) => {
+        const held = this.liveQueries.index().get(recordKey(collection, id));
+        return typeof held?.version === "number" ? held.version : undefined;
+      },
+    }, {
+      changed: () => this.liveQueries.rewrite(),
+      added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),
+      landed: (write, ids) => this.subscriptions.replaced(ids.map(([temp, id]) => {
+        const at = (write.tempIds ?? []).indexOf(temp);
+        const collection = write.op === "records.batch" ? (write.args.ops as Json[])[at]?.collection
+          : write.args.collection;
+        return { collection: String(collection), temp, id };
+      })),
+      undoing: (entries) => this.undoing(entries),
+      report: (event: OutboxEvent) => this.emit("outbox", event),
+    }, { conflict: this.options.conflict, keyLife: KEY_LIFE, grace: LANDED_GRACE });
+    await this.queue.load();
+    this.owner = this.userId();
+    if (await store.owner() !== this.owner) await store.clearCache(this.owner);
+    if (this.owner) this.queue.signedIn(this.owner).catch(() => undefined);
+  }
+
+  private userId(): string | null {
+    const id = this.session?.user?.id;
+    return id === undefined || id === null ? null : String(id);
+  }
+
+  private vars() {
+    return { user: this.session?.user ?? null };
+  }
+
+  /** What `entries` do to the records the live queries hold, after the writes before them. */
+  private effects(entries: OutboxEntry[]): Effect[] {
+    const keys = new Set(entries.map((entry) => entry.key));
+    const writes = this.queue!.writes().filter((write) => !keys.has(write.key));
+    return effectsOf([...writes, ...entries], this.liveQueries.index()).filter((effect) => keys.has(effect.key));
+  }
+
+  /** Writes about to leave unsent or refused: the subscriptions hear them undone; the event says what the views
+   * showed of them and show again. */
+  private undoing(entries: OutboxEntry[]): RolledBack[] {
+    const effects = this.effects(entries);
+    this.subscriptions.optimistic(effects, this.vars(), true);
+    const index = this.liveQueries.index();
+    return effects.map((effect) => ({ key: effect.key, collection: effect.collection, id: effect.id,
+                                      action: effect.action, shown: effect.record,
+                                      restored: index.get(recordKey(effect.collection, effect.id)) ?? null }));
+  }
+
+  /** The session changed (a sign-in, a refresh, a sign-out): the app hears it; the kept queries are forgotten when
+   * it is no longer theirs; after a sign-in the writes of anyone else are dropped, the user's go, and queries and
+   * subscriptions refused before are asked for again. */
+  private signedIn(session: Session | null): void {
+    this.emit("auth", session);
+    if (session && this.state === "open") {
+      this.liveQueries.askUnasked();
+      this.subscriptions.askUnasked();
+    }
+    if (!this.store) return;
+    const user = this.userId();
+    if (user !== this.owner) {
+      this.owner = user;
+      this.store.clearCache(user).catch(() => undefined);
+    }
+    if (user) this.queue?.signedIn(user).catch(() => undefined);
+  }
+
   // ---- the socket's life ----
 
   private open(): Promise<void> {
+    // An attempt made while the browser is offline fails for that alone, whatever /health answers later.
+    const online = (globalThis as any).navigator?.onLine !== false;
     return new Promise((resolve, reject) => {
       try {
         this.transport.open({
           opened: (socket) => {
             this.restore().then(() => {
               this.backoff.reset();
+              if (this.hadSocket) this.reconnects++;
+              this.hadSocket = true;
               this.setState("open");
               this.requests.flush();
+              this.liveQueries.askUnasked();
+              this.subscriptions.askUnasked();
+              this.queue?.flush();
               resolve();
             }, (error) => {
               socket.close(1000);
@@ -256,7 +438,7 @@ export class Hapta {
           chunk: (stream, data) => this.transfers.chunk(stream, data),
           ended: async (code, opened) => {
             // Up, but it will not take this page: retrying cannot help.
-            if (!opened && await this.transport.refusing()) {
+            if (!opened && online && await this.transport.refusing()) {
               const refused = new HaptaError("FORBIDDEN", "the gateway refused the connection: is this page's origin "
                 + "in App.origins?");
               this.closing = true;
@@ -288,16 +470,29 @@ export class Hapta {
     this.requests.lost(code);
     this.transfers.lost();
     if (this.closing) return;
-    if (final(code) && wasOpen) {
+    const revoked = this.revoked;   // the close that follows auth.revoked: once, at once; later ones back off
+    this.revoked = false;
+    if (final(code) && wasOpen && !revoked) {
       this.setState("closed");
       this.requests.failAll(new HaptaError("UNAVAILABLE", `the gateway closed the connection (${code}); not retrying`));
       return;
     }
     if (this.state !== "reconnecting") this.setState("reconnecting");
-    setTimeout(() => {
-      if (this.closing) return;
-      this.open().then(() => { this.reconnects++; }, () => undefined);   // a failed open closes: lost() again
-    }, this.backoff.next());
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.reconnect(), revoked ? 0 : this.backoff.next());
+  }
+
+  private reconnect(): void {
+    this.reconnectTimer = undefined;
+    if (this.closing) return;
+    this.open().catch(() => undefined);   // a failed open closes: lost() again
+  }
+
+  /** The browser says it is online again: no need to wait out the backoff. */
+  private reconnectNow(): void {
+    if (this.state !== "reconnecting" || this.reconnectTimer === undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnect();
   }
 
   private received(message: Json): void {
@@ -329,7 +524,10 @@ export class Hapta {
     else if (name === "auth.expiring") this.sessions.expiring();   // in-band, before it lapses
     else if (name === "auth.oauth2") this.sessions.oauth2Answered(data);
     else if (name.startsWith("files.")) this.transfers.heard(name, data);
-    if (name === "auth.revoked") this.sessions.set(null);
+    if (name === "auth.revoked") {   // signed out; the gateway closes this socket next (1008): open another
+      this.revoked = true;
+      this.sessions.set(null);
+    }
     this.emit(name, data);
   }
 

@@ -57,8 +57,17 @@ export interface Change<T> {
   collection: string;
   /** For a delete: the record as it was (only its id when it left the subscriber's view). */
   record: T;
-  /** The change's position: ordered by commit, the same on every gateway process. */
+  /** The change's position: ordered by commit, the same on every gateway process. A change this client made
+   * ahead of the gateway (`pending` or `rolledBack`) carries the position of the last one delivered. */
   pos: number;
+  /** A write of this client that the gateway has not confirmed yet (ConnectOptions.persist); the gateway's own
+   * change follows once it has done it. */
+  pending?: true;
+  /** Undoes a pending change the gateway refused: the record as it was before (a delete: only its id). */
+  rolledBack?: true;
+  /** A record created here under a temporary id (`local-...`) that the gateway has now created under this id: the
+   * temporary one is deleted (the gateway's own create of it comes as any change does). */
+  replacedBy?: string;
 }
 
 export interface SubscribeOptions {
@@ -104,13 +113,20 @@ export type LiveOp<T> =
   | { op: "move"; id: string; index: number; record: T };
 
 /** Hears a live query's items each time they change (and once at the start): `ops` turn the items it held before
- * into `items`. */
-export type LiveQueryListener<T> = (items: T[], ops: LiveOp<T>[]) => void;
+ * into `items`. `state.stale`: the items are what an offline client kept from before (ConnectOptions.persist), and
+ * the gateway has not answered yet. */
+export type LiveQueryListener<T> = (items: Pending<T>[], ops: LiveOp<Pending<T>>[], state: { stale: boolean }) => void;
+
+/** A record as a live query shows it: `$pending` while a write of this client that the gateway has not shown yet
+ * made it so (ConnectOptions.persist). */
+export type Pending<T> = T & { $pending?: true };
 
 /** A live query, kept across reconnects. */
 export interface LiveQuery<T> {
   /** The current items, in order: one array, changed in place (copy it where a framework wants a new one). */
-  readonly items: T[];
+  readonly items: Pending<T>[];
+  /** The items are what an offline client kept from before, and the gateway has not answered yet. */
+  readonly stale: boolean;
   /** Ends it. */
   stop(): Promise<void>;
 }

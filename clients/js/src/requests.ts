@@ -24,6 +24,8 @@ export interface Request {
   /** Runs with the reply's data before the caller hears it. */
   onReply?: (data: any) => void;
   sent: boolean;
+  /** Sent once (Requests.attempt): never retried, queued or sent again after a lost socket. */
+  once?: boolean;
 }
 
 /** The connection, as the request path sees it. */
@@ -76,6 +78,18 @@ export class Requests implements Caller {
     });
   }
 
+  /** One request on the open, restored socket, sent once: never queued, retried or sent again after a lost
+   * socket. Its caller (the outbox) decides what comes next: a lost socket or a deadline rejects with
+   * `details.outcome: "unknown"` (it may have been served), no socket with UNAVAILABLE (it was not sent). */
+  attempt(op: string, args: Json): Promise<any> {
+    if (!this.link.ready()) return Promise.reject(new HaptaError("UNAVAILABLE", "not connected"));
+    return new Promise((resolve, reject) => {
+      const request = this.request(op, args, resolve, reject, undefined, Infinity);
+      request.once = true;
+      this.send(request);
+    });
+  }
+
   /** The socket is open and restored: send what waited for it. */
   flush(): void {
     const waiting = this.waiting;
@@ -117,7 +131,11 @@ export class Requests implements Caller {
    * answer); otherwise whether they ran is unknown and only the app can tell (read it back). */
   lost(code: number): void {
     for (const request of this.pending.values()) {
-      if (unserved(code) || idempotent(request)) {
+      if (request.once) {
+        clearTimeout(request.timer);
+        request.reject(new HaptaError("UNAVAILABLE", "the connection was lost before the reply",
+                                      unserved(code) ? undefined : { outcome: "unknown" }));
+      } else if (unserved(code) || idempotent(request)) {
         request.sent = false;
         this.waiting.push(request);
       } else {
@@ -152,18 +170,26 @@ export class Requests implements Caller {
     const id = ++this.ids;
     request.sent = true;
     this.pending.set(id, request);
-    this.link.send({ id, op: request.op, args: request.args });
+    try {
+      this.link.send({ id, op: request.op, args: request.args });
+    } catch (error) {
+      if (!request.once) throw error;
+      this.pending.delete(id);   // not written: not sent
+      clearTimeout(request.timer);
+      request.reject(error);
+    }
   }
 
   private expire(request: Request): void {
     this.waiting = this.waiting.filter((r) => r !== request);
     for (const [id, r] of this.pending) if (r === request) this.pending.delete(id);
-    request.reject(new HaptaError("TIMEOUT", `no answer to ${request.op} within ${this.options.timeout} ms`));
+    request.reject(new HaptaError("TIMEOUT", `no answer to ${request.op} within ${this.options.timeout} ms`,
+                                  request.once ? { outcome: "unknown" } : undefined));
   }
 }
 
 /** A new idempotency key: a UUID where there is crypto.randomUUID, else 128 random bits in hex. */
-function newKey(): string {
+export function newKey(): string {
   const crypto = (globalThis as any).crypto;
   if (crypto?.randomUUID) return crypto.randomUUID();
   let key = "";

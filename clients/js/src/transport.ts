@@ -51,6 +51,8 @@ export interface SocketEvents {
 export class Transport {
   private socket: SocketLike | null = null;
   private readonly Socket: SocketConstructor;
+  /** Ends the current socket at once, as lost (drop). */
+  private abandon: (() => void) | null = null;
 
   constructor(readonly url: string, readonly protocol: Protocol, Socket: SocketConstructor | undefined) {
     const found = Socket ?? (globalThis as any).WebSocket;
@@ -74,12 +76,24 @@ export class Transport {
       if (ended) return;
       ended = true;
       if (this.socket === socket) this.socket = null;
+      if (this.abandon === abandon) this.abandon = null;
       events.ended(code, opened);
     };
+    const abandon = () => {
+      end(1006);
+      socket.close(1000);
+    };
+    this.abandon = abandon;
     // A browser follows a failed connection's error with a close; some WebSockets (Node's) end at the error.
     socket.onerror = () => { if (!opened) end(1006); };
     socket.onclose = (event) => end(event.code);
     return socket;
+  }
+
+  /** Lets the socket go now, told as lost (1006), without waiting for its close: the browser says it is offline,
+   * and a close handshake over no network may take long to fail. */
+  drop(): void {
+    this.abandon?.();
   }
 
   /** Writes one message to the open socket; without one, throws UNAVAILABLE. */

@@ -2,27 +2,15 @@
 // The page loads the committed dist/hapta.js as a plain ES module (no build step), from a static server of the
 // test's own. Where no Chromium is installed, these tests say they are skipped and why; they never pass without
 // running.
-import { createServer, type Server } from "node:http";
-import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { crc32, deflateSync } from "node:zlib";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumPath, launch, noChromium as why, pageServer } from "./chromium";
 import { PASSWORD, ROOT, startGateway, uniqueName, type Gateway } from "./support";
 
-const here = resolve(__dirname, "..");
-
-function findChromium(): string | null {
-  try {
-    return execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim() || null;
-  } catch {
-    return null;
-  }
-}
-
-const chromiumPath = findChromium();
-const why = "no chromium here (bin/test installs Debian's package where it can: apt-get install chromium)";
 if (!chromiumPath) console.warn(`browser tests skipped: ${why}`);
 
 /** A real PNG (a colour gradient), so that the screenshot shows a picture. */
@@ -66,32 +54,12 @@ describe.skipIf(!chromiumPath)(`in Chromium${chromiumPath ? "" : ` (skipped: ${w
   let foreign = "";
   let browser: any;
 
-  /** A static server for the test page and dist/hapta.js, on a port (so an origin) of its own. */
-  async function pageServer(): Promise<[Server, string]> {
-    const found = createServer((request, response) => {
-      if (request.url === "/dist/hapta.js") {
-        response.writeHead(200, { "content-type": "text/javascript" });
-        response.end(readFileSync(join(here, "dist", "hapta.js")));
-      } else {
-        response.writeHead(200, { "content-type": "text/html" });
-        response.end(PAGE);
-      }
-    });
-    await new Promise<void>((done) => found.listen(0, "127.0.0.1", done));
-    return [found, `http://127.0.0.1:${(found.address() as { port: number }).port}`];
-  }
-
   beforeAll(async () => {
-    [server, origin] = await pageServer();
-    [elsewhere, foreign] = await pageServer();
+    [server, origin] = await pageServer(PAGE);
+    [elsewhere, foreign] = await pageServer(PAGE);
     [gateway, shortTokens, guarded] = await Promise.all([
       startGateway(), startGateway("access_token_ttl=4"), startGateway(`origins=(${JSON.stringify(origin)},)`)]);
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({
-      executablePath: chromiumPath!,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run"],
-    });
+    browser = await launch();
   }, 180_000);
 
   afterAll(async () => {

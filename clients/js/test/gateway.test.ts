@@ -1,6 +1,9 @@
 // @hapta/client against a real `hapta serve` (test/support.ts): what an app does, through the real socket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Hapta, HaptaError, type Change, type LiveOp } from "../src/hapta";
 import { applyOps } from "../src/queries";
 import { ADMIN_KEY, ANON_KEY, MemoryStorage, PASSWORD, startGateway, uniqueName, until, type Gateway } from "./support";
@@ -174,18 +177,82 @@ describe("realtime", () => {
     expect(heard).toHaveLength(6);
   }, 60_000);
 
-  it("a revoked session is not retried", async () => {
-    const { hapta, email } = await signedUp();
+  it("a revoked session signs the client out: it stays open as a guest and may sign in again", async () => {
+    const { hapta, email, user } = await signedUp();
     const states: string[] = [];
+    const sessions: unknown[] = [];
     hapta.on("state", (state) => states.push(state));
+    hapta.on("auth", (session) => sessions.push(session));
+    const mine = await hapta.records<Post>("posts").query({ filter: `author = "${user.id}"`, sort: "-created",
+                                                            limit: 5 });
     const other = await connect();
     await other.auth.login(email, PASSWORD);
-    const sessions = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
-    await other.call("auth.revoke", { session: sessions.find((s) => !s.current)!.id });
-    await until(() => hapta.state === "closed");
-    expect(states).toEqual(["closed"]);
-    expect((await hapta.call("ping").catch((e) => e)).code).toBe("UNAVAILABLE");
+    const listed = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
+    await other.call("auth.revoke", { session: listed.find((s) => !s.current)!.id });
+    await until(() => states.includes("open"));   // the gateway closed the socket (1008); a new one took its place
+    expect(states).toEqual(["reconnecting", "open"]);
+    expect(sessions).toEqual([null]);
+    expect(hapta.session).toBeNull();
+    expect(await hapta.auth.me()).toEqual({ role: "guest" });
+    const read = await hapta.records("posts").list().catch((e) => e);
+    expect(read.code).toBe("UNAUTHENTICATED");
+    await hapta.auth.login(email, PASSWORD);
+    expect((await hapta.auth.me()).user).toMatchObject({ id: user.id });
+    expect(hapta.state).toBe("open");
+    // the live query, refused while signed out, is asked for again after the sign-in and goes on live
+    const post = await hapta.records<Post>("posts").create({ author: user.id, text: "back", public: false });
+    await until(() => mine.items.some((p) => p.id === post.id));
   });
+});
+
+describe("a revoked session, then no gateway", () => {
+  it("the first socket after the revocation opens at once; while none gets through, they back off", async () => {
+    const { gate, Gated } = await gated();
+    const { hapta, email } = await signedUp({ WebSocket: Gated });
+    const other = await connect();
+    await other.auth.login(email, PASSWORD);
+    const listed = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
+    gate.open = false;   // the next sockets dial nowhere
+    const before = gate.sockets.length;
+    await other.call("auth.revoke", { session: listed.find((s) => !s.current)!.id });
+    await until(() => hapta.session === null && gate.sockets.length > before);
+    await new Promise((wait) => setTimeout(wait, 1000));
+    expect(gate.sockets.length - before).toBeLessThan(15);   // 50 ms doubling to 500 ms: a handful, not a storm
+    expect(hapta.state).toBe("reconnecting");
+    gate.open = true;
+    await until(() => hapta.state === "open", 5000);
+  });
+});
+
+describe("functions", () => {
+  it("calls a server function by name, as the signed-in user; a refusal is a HaptaError", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "hapta-js-functions-"));
+    writeFileSync(join(folder, "greetings.py"), [
+      "from hapta.functions import Deny, call",
+      "",
+      '@call(allow="@user.id != null")',
+      "def greet(ctx, args):",
+      '    return {"hello": args["name"], "user": ctx.user_id}',
+      "",
+      '@call(allow="")',
+      "def refuses(ctx, args):",
+      '    raise Deny("not today")',
+      "",
+    ].join("\n"));
+    const served = await startGateway("", [], { functions: folder });
+    try {
+      const hapta = await Hapta.connect(served.url);
+      open.push(hapta);
+      const name = uniqueName("fn");
+      const session = await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+      expect(await hapta.functions.call("greet", { name: "ada" })).toEqual({ hello: "ada", user: session.user.id });
+      const refused = await hapta.functions.call("refuses").catch((e) => e);
+      expect([refused.code, refused.message]).toEqual(["RULE_DENIED", "not today"]);
+      expect((await hapta.functions.call("nothere").catch((e) => e)).code).toBe("NOT_FOUND");
+    } finally {
+      await served.stop();
+    }
+  }, 120_000);
 });
 
 /** A WebSocket class whose sockets the test can cut, and that does not get through again until the test lets it
@@ -468,6 +535,142 @@ describe("batches and idempotent writes", () => {
       const lost = await plain.records<Post>("posts").create({ author: other.id, text: tag }).catch((e) => e);
       expect([lost.code, lost.details?.outcome]).toEqual(["UNAVAILABLE", "unknown"]);   // without a key: the app's call
     }, 30_000);
+});
+
+describe("offline first (persist)", () => {
+  it("writes made while the socket is down show at once, pending, and land once each, in order", async () => {
+    const { gate, Gated } = await gated();
+    const { hapta, user } = await signedUp({ persist: "memory", WebSocket: Gated });
+    const reader = (await signedUp()).hapta;
+    const tag = uniqueName("off");
+    const posts = hapta.records<Post>("posts");
+    const kept = await posts.create({ author: user.id, text: `${tag} kept`, public: true });
+    const feed = await posts.query({ filter: `text ~ "${tag}"`, sort: "-created", limit: 10 });
+    await until(() => feed.items.length === 1 && !feed.stale);
+    const heard: Change<Post>[] = [];
+    await posts.subscribe({ filter: `text ~ "${tag} 2"` }, (change) => heard.push(change));
+    gate.open = false;
+    gate.sockets.at(-1).close();
+    await until(() => hapta.state === "reconnecting");
+    const sentBefore = gate.sent.length;
+    const first = posts.create({ author: user.id, text: `${tag} 1`, public: true });
+    await new Promise((wait) => setTimeout(wait, 5));
+    const second = posts.create({ author: user.id, text: `${tag} 2`, public: true });
+    expect(feed.items.map((p) => [p.text, p.$pending])).toEqual([[`${tag} 2`, true], [`${tag} 1`, true],
+                                                                [`${tag} kept`, undefined]]);
+    const draft = feed.items[1].id;
+    expect(draft).toMatch(/^local-/);
+    const edited = posts.update(draft, { text: `${tag} 1 edited` });
+    const removed = posts.delete(kept.id);
+    expect(feed.items.map((p) => p.text)).toEqual([`${tag} 2`, `${tag} 1 edited`]);
+    expect(hapta.outbox.pending().map((w) => w.op)).toEqual(["records.create", "records.create", "records.update",
+                                                              "records.delete"]);
+    expect(gate.sent.length).toBe(sentBefore);   // nothing went anywhere
+    gate.open = true;
+    const [one, two] = await Promise.all([first, second]);
+    await Promise.all([edited, removed]);
+    await until(() => feed.items.length === 2 && feed.items.every((p) => !p.$pending));
+    expect(feed.items.map((p) => [p.id, p.text])).toEqual([[two.id, `${tag} 2`], [one.id, `${tag} 1 edited`]]);
+    expect(hapta.outbox.idFor(draft)).toBe(one.id);
+    // a subscription heard the create at once, under its temporary id; then that id replaced; then the gateway's
+    await until(() => heard.length === 3);
+    const temp = heard[0].record.id;
+    expect(heard.map((c) => [c.action, c.record.id, c.pending, c.replacedBy])).toEqual([
+      ["create", temp, true, undefined], ["delete", temp, undefined, two.id], ["create", two.id, undefined, undefined]]);
+    const rows = await reader.records<Post>("posts").list({ filter: `text ~ "${tag}"`, sort: "created" });
+    expect(rows.items.map((p) => p.text)).toEqual([`${tag} 1 edited`, `${tag} 2`]);
+    const writes = gate.sent.filter((m) => String(m.op).startsWith("records.") && m.args.idempotency_key);
+    expect(writes).toHaveLength(5);   // each write once, the one made online too
+    expect(new Set(writes.map((m) => m.args.idempotency_key)).size).toBe(5);
+    expect(hapta.outbox.pending()).toEqual([]);
+  });
+
+  it("a write the gateway refuses is rolled back where it showed, and reported", async () => {
+    const { hapta, user } = await signedUp({ persist: "memory" });
+    const someone = await signedUp();
+    const tag = uniqueName("no");
+    const posts = hapta.records<Post>("posts");
+    const mine = await posts.create({ author: user.id, text: `${tag} mine`, public: true });
+    const feed = await posts.query({ filter: `text ~ "${tag}"`, sort: "-created", limit: 10 });
+    const heard: Change<Post>[] = [];
+    await posts.subscribe({ filter: `text ~ "${tag}"` }, (change) => heard.push(change));
+    const events: any[] = [];
+    hapta.on("outbox", (event) => events.push(event));
+    const refused = posts.create({ author: someone.user.id, text: `${tag} forged`, public: true });
+    expect(feed.items.map((p) => p.text)).toEqual([`${tag} forged`, `${tag} mine`]);   // at once, before the gateway
+    const error = await refused.catch((e) => e);
+    expect(error.code).toBe("FORBIDDEN");
+    await until(() => events.length === 1);
+    expect(feed.items.map((p) => p.text)).toEqual([`${tag} mine`]);
+    expect(events[0]).toMatchObject({ kind: "refused", write: { op: "records.create", user: user.id },
+                                      error: { code: "FORBIDDEN" } });
+    expect(events[0].rolledBack).toMatchObject([{ action: "create", collection: "posts",
+                                                  shown: { text: `${tag} forged` }, restored: null }]);
+    expect(heard.map((c) => [c.action, c.pending ?? c.rolledBack])).toEqual([["create", true], ["delete", true]]);
+    // an update at a stale version (another client of the same user changed it first): the gateway's version
+    // stands, and the app is told both
+    const elsewhere = await Hapta.connect(gateway.url);
+    open.push(elsewhere);
+    await elsewhere.auth.login(hapta.session!.user.email as string, PASSWORD);
+    await elsewhere.records<Post>("posts").update(mine.id, { text: `${tag} theirs` });
+    await until(() => feed.items[0]?.text === `${tag} theirs`);
+    const stale = posts.update(mine.id, { text: `${tag} stale` }, { version: mine.version });
+    expect(feed.items[0]).toMatchObject({ text: `${tag} stale`, $pending: true });
+    expect((await stale.catch((e) => e)).code).toBe("CONFLICT");
+    await until(() => events.length === 2);
+    expect(events[1]).toMatchObject({ kind: "conflict", mine: { text: `${tag} stale` },
+                                      server: { text: `${tag} theirs`, version: mine.version + 1 } });
+    expect(feed.items.map((p) => [p.text, p.$pending])).toEqual([[`${tag} theirs`, undefined]]);
+  });
+});
+
+describe("offline first: whose writes", () => {
+  it("a revoked session keeps its user's writes until they sign in again; another user's sign-in drops them",
+    async () => {
+      const { gate, Gated } = await gated();
+      const { hapta, user, email } = await signedUp({ persist: "memory", WebSocket: Gated });
+      const tag = uniqueName("who");
+      const posts = hapta.records<Post>("posts");
+      const events: any[] = [];
+      hapta.on("outbox", (event) => events.push(event));
+      const revoke = async () => {
+        const other = await connect();
+        await other.auth.login(email, PASSWORD);
+        const listed = (await other.call("auth.sessions")).items as { id: string; current: boolean }[];
+        await other.call("auth.revoke", { session: listed.find((s) => !s.current)!.id });
+        other.close();
+      };
+      // offline, a write; meanwhile the session is revoked: back online the client is signed out, and waits
+      gate.open = false;
+      gate.sockets.at(-1).close();
+      await until(() => hapta.state === "reconnecting");
+      const kept = posts.create({ author: user.id, text: `${tag} kept`, public: true });
+      await revoke();
+      gate.open = true;
+      await until(() => hapta.state === "open" && hapta.session === null);
+      await new Promise((wait) => setTimeout(wait, 200));
+      expect(hapta.outbox.pending().map((w) => [w.op, w.user])).toEqual([["records.create", user.id]]);
+      await hapta.auth.login(email, PASSWORD);   // the same user: the write goes
+      expect((await kept).text).toBe(`${tag} kept`);
+      expect(events).toEqual([]);
+
+      // again, but someone else signs in: the write is dropped, and said so
+      gate.open = false;
+      gate.sockets.at(-1).close();
+      await until(() => hapta.state === "reconnecting");
+      const dropped = posts.create({ author: user.id, text: `${tag} dropped`, public: true });
+      await revoke();
+      gate.open = true;
+      await until(() => hapta.state === "open" && hapta.session === null);
+      const name = uniqueName("next");
+      await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+      expect((await dropped.catch((e) => e)).code).toBe("UNAUTHENTICATED");
+      expect(events.map((e) => [e.kind, e.write.user, e.rolledBack.map((r: any) => r.action)]))
+        .toEqual([["dropped", user.id, ["create"]]]);
+      expect(hapta.outbox.pending()).toEqual([]);
+      const written = await hapta.records<Post>("posts").list({ filter: `text ~ "${tag}"` });
+      expect(written.items.map((p) => p.text)).toEqual([`${tag} kept`]);
+    });
 });
 
 describe("retry_after", () => {
