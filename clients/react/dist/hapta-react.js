@@ -90,7 +90,7 @@ function pendingOf(query, items) {
   if (!marks) return false;
   if (typeof marks.pending === "boolean") return marks.pending;
   if (typeof marks.isPending === "function") return items.some((item) => marks.isPending(item));
-  return false;
+  return items.some((item) => item?.$pending === true);
 }
 function useQuery(collection, options = {}) {
   const client = useHapta();

@@ -73,7 +73,8 @@ export function pendingOf<T>(query: LiveQuery<T> | null, items: readonly T[]): b
   if (!marks) return false;
   if (typeof marks.pending === "boolean") return marks.pending;
   if (typeof marks.isPending === "function") return items.some((item) => (marks.isPending as (i: T) => boolean)(item));
-  return false;
+  // @hapta/client with `persist`: a record shown before the gateway confirmed this client's write of it
+  return items.some((item) => (item as { $pending?: unknown } | null)?.$pending === true);
 }
 
 /** A live query's items as React state, kept current while the component is mounted; `collection` null or

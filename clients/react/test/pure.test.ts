@@ -34,6 +34,8 @@ describe("queries", () => {
     expect(pendingOf({ items, pending: true } as any, items)).toBe(true);
     expect(pendingOf({ items, isPending: (item: any) => item.id === "b" } as any, items)).toBe(true);
     expect(pendingOf({ items, isPending: () => false } as any, items)).toBe(false);
+    const shown = [{ id: "a" }, { id: "b", $pending: true }];   // @hapta/client with persist: marked on the item
+    expect(pendingOf({ items: shown, stop: async () => undefined } as any, shown)).toBe(true);
   });
 });
 
