@@ -85,7 +85,7 @@ async def serve_file(service: FileService, request: Request) -> Response:
 
     def read() -> Response:
         try:
-            size = storage.size(signed.key)
+            size = storage.size_now(signed.key)
         except FileNotFoundError:
             return _refusal(http.HTTPStatus.NOT_FOUND, "this file no longer exists\n")
         try:

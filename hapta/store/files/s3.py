@@ -112,6 +112,14 @@ class S3Storage(Storage):
                 if exc.code not in MISSING:
                     raise
 
+    async def size(self, key: str) -> int | None:
+        try:
+            with _unavailable("look at a file"):
+                stat = await self.s3.stat_object(self.bucket, check_key(key))
+        except ObjectMissing:
+            return None
+        return int(stat.size or 0)
+
     async def presigned_url(self, key: str, name: str, content_type: str, expires: int) -> str | None:
         from .types import inline
         disposition = "inline" if inline(content_type) else "attachment"
