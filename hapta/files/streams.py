@@ -192,7 +192,8 @@ class Streams:
                              details={"field": field, "thumb": thumb}) from None
         except FileNotFoundError:
             raise HaptaError(NOT_FOUND, f"the file {name!r} is missing from storage") from None
-        return {**entry, "key": key, "type": kind, "size": size}
+        sha = entry.get("sha256")
+        return {**entry, "key": key, "type": kind, "size": size, "etag": f"{sha}-{thumb}" if sha else None}
 
     async def download(self, peer: Peer, collection: str, record_id: str, field: str, name: str, offset: int,
                        length: int | None, thumb: str | None = None) -> tuple[dict[str, Any], Start]:
@@ -223,5 +224,8 @@ class Streams:
         expires_at = int(time.time()) + expires
         presigned = await service.storage.presigned_url(entry["key"], name, kind, expires)
         if presigned is None:
-            presigned = (service.public_url() or "") + service.signer.path(entry["key"], name, kind, expires_at)
+            etag = entry.get("etag", entry.get("sha256"))   # a thumbnail's: its original's and its size
+            etag = etag if isinstance(etag, str) and etag.replace("-", "").isalnum() else None
+            presigned = (service.public_url() or "") + service.signer.path(entry["key"], name, kind, expires_at,
+                                                                          etag)
         return {"url": presigned, "expires_at": expires_at}

@@ -118,3 +118,17 @@ def test_declared_sizes_are_in_the_typescript_types():
     text = interfaces({"posts": model})
     assert "export interface Thumbs {" in text
     assert '  posts: { media: "100x100" | "480x0"; other: never };' in text
+
+
+def test_signed_etags_and_if_none_match():
+    from hapta.files.http import matches
+    signer = UrlSigner("secret")
+    path = signer.path("posts/media/r/" + "0" * 32, "a.png", "image/png", 2_000_000_000, "ab12")
+    assert signer.verify(path, now=0).etag == "ab12"
+    with pytest.raises(UrlRefused):
+        signer.verify(path.replace("etag=ab12", "etag=ab13"), now=0)
+    with pytest.raises(UrlRefused):
+        signer.verify(path.replace("etag=ab12&", ""), now=0)
+    assert signer.verify(signer.path("posts/media/r/" + "0" * 32, "a", "t", 2_000_000_000), now=0).etag is None
+    assert matches('"x", W/"ab12"', '"ab12"') and matches("*", '"ab12"')
+    assert not matches('"ab1"', '"ab12"') and not matches(None, '"ab12"') and not matches("", '"ab12"')

@@ -127,6 +127,8 @@ class S3Storage(Storage):
             return await self.s3.presigned_get_object(
                 self.bucket, check_key(key), expires=timedelta(seconds=expires),
                 response_headers={"response-content-type": content_type,
+                                  # keys are never rewritten: cacheable for as long as the link is valid
+                                  "response-cache-control": f"private, max-age={expires}, immutable",
                                   "response-content-disposition": f"{disposition}; filename*=UTF-8''{quote(name)}"})
 
     async def list_keys(self) -> list[str]:
