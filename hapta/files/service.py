@@ -58,6 +58,8 @@ def declared_fields(collections: Iterable[Collection], models: dict[str, Model])
             if unknown:
                 raise ConfigError(f"{where}: cannot recognise {', '.join(unknown)} by content; "
                                   f"known: {', '.join(sorted(KNOWN_TYPES))}")
+            if isinstance(spec.thumbs, str):
+                raise ConfigError(f"{where}: thumbs is a tuple of sizes, e.g. ({spec.thumbs!r},)")
             for size in spec.thumbs:
                 try:
                     parse_size(size)

@@ -97,6 +97,9 @@ def test_a_bad_declared_size_stops_the_start_naming_it():
     model = SimpleNamespace(info=SimpleNamespace(columns={"media": SimpleNamespace(kind=kinds.JSON)}))
     with pytest.raises(ConfigError, match=r"posts.files\['media'\].*'100x100q'"):
         declared_fields([collection], {"posts": model})
+    one = Collection("posts", files={"media": FileField(thumbs="100x100")})   # a string, not a tuple of one
+    with pytest.raises(ConfigError, match=r"thumbs is a tuple of sizes, e.g. \('100x100',\)"):
+        declared_fields([one], {"posts": model})
 
 
 def test_thumbnail_keys_are_gateway_keys():
