@@ -209,14 +209,17 @@ class Client:
                 await asyncio.shield(self.batch([("files.abort", {"stream": number})]))
 
     async def download(self, collection: str, record_id: str, field: str, name: str, *, offset: int = 0,
-                       length: int | None = None) -> AsyncIterator[bytes]:
-        """A file's bytes (from `offset`, `length` of them, or to the end) as they arrive. While the caller does
-        not take them, the client stops reading and the gateway stops sending."""
+                       length: int | None = None, thumb: str | None = None) -> AsyncIterator[bytes]:
+        """A file's bytes (from `offset`, `length` of them, or to the end) as they arrive; with `thumb` (a size the
+        field declares), its thumbnail's. While the caller does not take them, the client stops reading and the
+        gateway stops sending."""
         stream = _Stream()
         args: dict[str, Any] = {"collection": collection, "id": record_id, "field": field, "name": name,
                                 "offset": offset}
         if length is not None:
             args["length"] = length
+        if thumb is not None:
+            args["thumb"] = thumb
         future = self._request("files.download", args)
         # Register the stream as the reply is read, before the chunks that follow it on the socket.
         self._on_reply[self._message(future)["id"]] = lambda data: self._streams.__setitem__(data["stream"], stream)

@@ -62,6 +62,10 @@ class FileField:
     max_size: int = 10 * 1024 * 1024            # bytes in one file; a bigger upload is refused before any byte
     types: tuple[str, ...] | None = ("image/png", "image/jpeg", "image/gif", "image/webp")
     max_count: int = 1                          # files in the field; uploading under an existing name replaces it
+    # Thumbnail sizes served (files.url / files.download `thumb`), PocketBase's grammar: "100x100" crops to the
+    # centre, "480x0" / "0x300" keep the ratio, a suffix t / b crops from the top / bottom, f fits inside without
+    # cropping. Only these are made: nobody can have the gateway resize to any other size (hapta/files/thumbs.py).
+    thumbs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

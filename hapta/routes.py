@@ -32,14 +32,14 @@ class Route:
         return path == self.path
 
 
-# In the order they are looked up. GET only: requests with a body are the functions' (webhooks).
+# In the order they are looked up. GET only (and HEAD where said): requests with a body are the functions' (webhooks).
 OWN: tuple[Route, ...] = (
     Route("/ws", "websocket"),                   # the WebSocket handshake (websockets answers it)
     Route("/health", "health"),
     Route("/metrics", "metrics"),
     Route("/oauth2/callback", "oauth2"),
     Route("/oauth2/", None, prefix=True),        # kept for the gateway's own sign-in pages
-    Route("/files/", "files", prefix=True),      # signed URLs of files.url (local backend)
+    Route("/files/", "files", prefix=True, methods=("GET", "HEAD")),   # signed URLs of files.url (local backend)
     Route("/_/", "dashboard", prefix=True),      # the admin dashboard
 )
 
@@ -83,6 +83,6 @@ class Routes:
             if method in declared:
                 return Found(function=declared[method])
             return Found(allowed=tuple(sorted(declared)))
-        if self.static and method == "GET":
+        if self.static and method in ("GET", "HEAD"):
             return Found(route=STATIC)
         return Found()

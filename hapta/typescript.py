@@ -37,6 +37,10 @@ def _field_type(model: Model, name: str) -> str:
     return found
 
 
+def repr_ts(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def interfaces(models: dict[str, Model]) -> str:
     out = [HEADER]
     for name in sorted(models):
@@ -56,4 +60,15 @@ def interfaces(models: dict[str, Model]) -> str:
     out.append("export interface Collections {")
     out.extend(f"  {name}: {type_name(name)};" for name in sorted(models))
     out.append("}")
+    with_files = [name for name in sorted(models) if models[name].collection.files]
+    if with_files:
+        out.append("")
+        out.append("/** The thumbnail sizes each file field serves (files.url and files.download `thumb`). */")
+        out.append("export interface Thumbs {")
+        for name in with_files:
+            fields = models[name].collection.files
+            sizes = "; ".join(f"{field}: {' | '.join(repr_ts(s) for s in spec.thumbs) or 'never'}"
+                              for field, spec in sorted(fields.items()))
+            out.append(f"  {name}: {{ {sizes} }};")
+        out.append("}")
     return "\n".join(out) + "\n"

@@ -25,12 +25,13 @@ from ..config import Collection, ConfigError, FileBounds, FileField
 from ..models import Model
 from ..query import schema as kinds
 from ..settings import Settings
-from ..store.files import Storage, StorageUnavailable, Writer, check_key, open_storage
+from ..store.files import ObjectMissing, Storage, StorageUnavailable, Writer, check_key, open_storage
 from ..store.files.types import KNOWN_TYPES
 from ..store.listener import Listener
 from ..store.failures import UPSTREAM_ERRORS
 from ..store.postgres import Database
 from .signing import UrlSigner
+from .thumbs import MAX_AT_ONCE, NotAnImage, make, output_type, parse_size, thumb_key
 
 
 log = logging.getLogger("hapta.files")
@@ -57,6 +58,13 @@ def declared_fields(collections: Iterable[Collection], models: dict[str, Model])
             if unknown:
                 raise ConfigError(f"{where}: cannot recognise {', '.join(unknown)} by content; "
                                   f"known: {', '.join(sorted(KNOWN_TYPES))}")
+            if isinstance(spec.thumbs, str):
+                raise ConfigError(f"{where}: thumbs is a tuple of sizes, e.g. ({spec.thumbs!r},)")
+            for size in spec.thumbs:
+                try:
+                    parse_size(size)
+                except ValueError as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
             if spec.max_size < 0 or spec.max_count < 1:
                 raise ConfigError(f"{where}: max_size must be >= 0 and max_count >= 1")
             found.setdefault(collection.name, {})[name] = spec
@@ -78,6 +86,8 @@ class FileService:
         self.lease = max(4 * self.interval, 2.0)   # renewed every interval: three renewals may fail in a row
         self.live: set[str] = set()                # keys of uploads in progress in this process
         self.ready = False
+        self.thumbing = asyncio.Semaphore(MAX_AT_ONCE)        # thumbnails being made at once (worker threads)
+        self.making: dict[str, asyncio.Future] = {}            # thumb key -> its making, shared by who asks meanwhile
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         listener.add(CHANNEL, lambda _payload: self.wake())
@@ -148,7 +158,7 @@ class FileService:
         try:
             if writer is not None:
                 await writer.discard()
-            await self.storage.remove(key)
+            await self.remove(key)
         except StorageUnavailable:
             await self._expire(key)
             return
@@ -163,6 +173,54 @@ class FileService:
         except UPSTREAM_ERRORS:
             log.warning("could not mark an abandoned upload for the sweeper; its lease will run out")
         self.wake()
+
+    # ---- removal and thumbnails ----
+
+    async def remove(self, key: str) -> None:
+        """Remove an object and the thumbnails its field declares (made or not: removal is idempotent)."""
+        collection, field = key.split("/")[:2]
+        spec = self.field(collection, field)
+        for size in (spec.thumbs if spec is not None else ()):
+            await self.storage.remove(thumb_key(key, size))
+        await self.storage.remove(key)
+
+    async def thumbnail(self, entry: dict, size: str) -> tuple[str, str, int]:
+        """(key, type, size in bytes) of the thumbnail of a file entry at a declared size, made now if it does not
+        exist yet: one making per key at a time in this process, MAX_AT_ONCE makings at once, in worker threads."""
+        key = thumb_key(entry["key"], size)
+        kind = output_type(str(entry.get("type") or ""))
+        length = await self.storage.size(key)
+        if length is not None:
+            return key, kind, length
+        making = self.making.get(key)
+        if making is None:
+            making = self.making[key] = asyncio.ensure_future(self._make(entry, key, size, kind))
+            making.add_done_callback(lambda _: self.making.pop(key, None))
+        return key, kind, await asyncio.shield(making)
+
+    async def _make(self, entry: dict, key: str, size: str, kind: str) -> int:
+        length = int(entry.get("size") or 0)
+        try:
+            reader = await self.storage.reader(entry["key"], 0, length)
+        except ObjectMissing:
+            raise FileNotFoundError(entry["key"]) from None
+        async with self.thumbing:
+            parts = []
+            try:
+                async for data in reader.chunks(256 * 1024):
+                    parts.append(data)
+            finally:
+                await reader.close()
+            data = await asyncio.to_thread(make, b"".join(parts), size, str(entry.get("type") or ""))
+        writer = await self.storage.writer(key, kind)
+        try:
+            await writer.write([data])
+            await writer.commit()
+        except BaseException:
+            await writer.discard()
+            raise
+        log.info("made thumbnail %s (%d bytes)", key, len(data))
+        return len(data)
 
     # ---- the sweeper ----
 
@@ -213,7 +271,7 @@ class FileService:
                 except ValueError:
                     log.warning("an unclaimed file key was not made by the gateway; its row is dropped untouched")
                 else:
-                    await self.storage.remove(key)
+                    await self.remove(key)
                 done.append(key)
             if done:
                 await self.db.execute(

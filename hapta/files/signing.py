@@ -1,10 +1,11 @@
 """Signed, expiring URLs for files served by the gateway itself (the local backend's `GET /files/...`).
 
-    /files/<key>/<name>?type=<type>&expires=<unix seconds>&sig=<base64url HMAC-SHA256>
+    /files/<key>/<name>?type=<type>&expires=<unix seconds>[&etag=<sha256>]&sig=<base64url HMAC-SHA-256>
 
-The signature covers the object key, the name and type the response will carry, and the expiry, so none of them
-can be changed. Its key is derived from the JWT secret with a purpose label: a URL signature is never a valid
-token signature and the reverse. Pure: no I/O.
+The signature covers the object key (a thumbnail's names its size), the name and type the response will carry,
+the expiry and the ETag (the content's sha256, for caches), so none of them can be changed. Its key is derived
+from the JWT secret with a purpose label: a URL signature is never a valid token signature and the reverse.
+Pure: no I/O.
 """
 from __future__ import annotations
 
@@ -29,20 +30,26 @@ class SignedFile:
     name: str
     type: str
     expires: int
+    etag: str | None = None
 
 
 class UrlSigner:
     def __init__(self, secret: str):
         self._key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
 
-    def _sign(self, key: str, name: str, kind: str, expires: int) -> str:
-        message = "\n".join((key, name, kind, str(expires))).encode()
+    def _sign(self, key: str, name: str, kind: str, expires: int, etag: str | None = None) -> str:
+        parts = (key, name, kind, str(expires)) + ((etag,) if etag is not None else ())
+        message = "\n".join(parts).encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def path(self, key: str, name: str, kind: str, expires: int) -> str:
+    def path(self, key: str, name: str, kind: str, expires: int, etag: str | None = None) -> str:
         """The path and query of a URL that serves `key` until `expires` (unix seconds)."""
-        query = urlencode({"type": kind, "expires": expires, "sig": self._sign(key, name, kind, expires)})
+        fields: dict[str, object] = {"type": kind, "expires": expires}
+        if etag is not None:
+            fields["etag"] = etag
+        fields["sig"] = self._sign(key, name, kind, expires, etag)
+        query = urlencode(fields)
         return f"{PREFIX}{quote(key)}/{quote(name, safe='')}?{query}"
 
     def verify(self, target: str, now: float | None = None) -> SignedFile:
@@ -57,9 +64,13 @@ class UrlSigner:
             expires = int(expires_text)
         except (KeyError, ValueError):
             raise UrlRefused("incomplete signature") from None
+        etags = params.get("etag", [])
+        if len(etags) > 1:
+            raise UrlRefused("two etags")
+        etag = etags[0] if etags else None
         key, name = unquote(quoted_key), unquote(quoted_name)
-        if not hmac.compare_digest(sig.encode(), self._sign(key, name, kind, expires).encode()):
+        if not hmac.compare_digest(sig.encode(), self._sign(key, name, kind, expires, etag).encode()):
             raise UrlRefused("bad signature")
         if (now if now is not None else time.time()) >= expires:
             raise UrlRefused("expired")
-        return SignedFile(key, name, kind, expires)
+        return SignedFile(key, name, kind, expires, etag)

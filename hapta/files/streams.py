@@ -25,6 +25,7 @@ from ..records.values import record_key
 from ..records.writes import Writes
 from ..store.files import ObjectMissing, new_key
 from .service import FileService
+from .thumbs import NotAnImage
 from .transfers import Target, Transfers
 
 Start = Callable[[], None]
@@ -171,20 +172,36 @@ class Streams:
         return {"record": record}
 
     async def _readable_file(self, principal: Principal, collection: str, record_id: str, field: str,
-                             name: str) -> dict[str, Any]:
-        """The file entry, if the principal may view the record (else NOT_FOUND, as records.get does)."""
+                             name: str, thumb: str | None = None) -> dict[str, Any]:
+        """The file entry, if the principal may view the record (else NOT_FOUND, as records.get does). With `thumb`
+        (a size the field declares, else BAD_REQUEST), the entry of its thumbnail, made now if need be."""
         model = self.records.model(collection)
-        self._spec(model, field)
+        spec = self._spec(model, field)
+        if thumb is not None and thumb not in spec.thumbs:
+            served = ", ".join(spec.thumbs) or "none"
+            raise HaptaError(BAD_REQUEST, f"{collection}.{field} serves no thumbnail {thumb!r}; its sizes: {served}",
+                             details={"field": field, "thumbs": list(spec.thumbs)})
         value = await self.records.readable_field(principal, model, record_id, field)
-        return _find(_files(value), name, model, field)
+        entry = _find(_files(value), name, model, field)
+        if thumb is None:
+            return entry
+        try:
+            key, kind, size = await self.service.thumbnail(entry, thumb)
+        except NotAnImage as exc:
+            raise HaptaError(BAD_REQUEST, f"{name!r} is {exc}: it has no thumbnails",
+                             details={"field": field, "thumb": thumb}) from None
+        except FileNotFoundError:
+            raise HaptaError(NOT_FOUND, f"the file {name!r} is missing from storage") from None
+        sha = entry.get("sha256")
+        return {**entry, "key": key, "type": kind, "size": size, "etag": f"{sha}-{thumb}" if sha else None}
 
     async def download(self, peer: Peer, collection: str, record_id: str, field: str, name: str, offset: int,
-                       length: int | None) -> tuple[dict[str, Any], Start]:
+                       length: int | None, thumb: str | None = None) -> tuple[dict[str, Any], Start]:
         """files.download: ({stream, size, type, offset, length}, what starts its chunks once that answer is on
         its way)."""
         transfers = self._transfers(peer)
         transfers.check_room()
-        entry = await self._readable_file(peer.principal, collection, record_id, field, name)
+        entry = await self._readable_file(peer.principal, collection, record_id, field, name, thumb)
         size = int(entry.get("size") or 0)
         if offset > size:
             raise HaptaError(BAD_REQUEST, f"offset {offset} is past the end ({size} bytes)")
@@ -199,13 +216,16 @@ class Streams:
         return answer, lambda: transfers.started(download)
 
     async def url(self, principal: Principal, collection: str, record_id: str, field: str, name: str,
-                  expires: int) -> dict[str, Any]:
+                  expires: int, thumb: str | None = None) -> dict[str, Any]:
         """files.url: a link that serves the file without a socket until `expires` seconds from now."""
         service = self.service
-        entry = await self._readable_file(principal, collection, record_id, field, name)
+        entry = await self._readable_file(principal, collection, record_id, field, name, thumb)
         kind = str(entry.get("type") or "application/octet-stream")
         expires_at = int(time.time()) + expires
         presigned = await service.storage.presigned_url(entry["key"], name, kind, expires)
         if presigned is None:
-            presigned = (service.public_url() or "") + service.signer.path(entry["key"], name, kind, expires_at)
+            etag = entry.get("etag", entry.get("sha256"))   # a thumbnail's: its original's and its size
+            etag = etag if isinstance(etag, str) and etag.replace("-", "").isalnum() else None
+            presigned = (service.public_url() or "") + service.signer.path(entry["key"], name, kind, expires_at,
+                                                                          etag)
         return {"url": presigned, "expires_at": expires_at}

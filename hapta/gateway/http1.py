@@ -339,7 +339,10 @@ class HttpSession:
         """Send one answer; whether the connection may serve another request."""
         status, headers, body = reply
         fields: list[tuple[str, str]] = [("Server", "hapta")]
+        length = str(len(body))
         for name, value in headers.items():
+            if name.lower() == "content-length" and method == "HEAD" and not body and value.isdigit():
+                length = value   # a HEAD answer says how long the GET's body would be
             if name.lower() in FRAMING:
                 continue
             if header_fault(name, value) is not None:
@@ -349,7 +352,7 @@ class HttpSession:
         if status in (204, 304):
             body = b""
         else:
-            fields.append(("Content-Length", str(len(body))))
+            fields.append(("Content-Length", length))
         keep = not close and not self.plain.draining and self.h11.their_state is h11.DONE
         if not keep:
             fields.append(("Connection", "close"))

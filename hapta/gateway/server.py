@@ -155,9 +155,12 @@ class Server:
             return text(404, "not found")
         if found.route.serves == "websocket":   # a WebSocket opens on a connection of its own, with a GET first
             return text(400, "open the WebSocket on a new connection")
-        # a GET route, on a connection kept alive after another request
-        response = await self.handlers[found.route.serves](
-            Request(head.target, Headers(head.headers)), head.peer)
+        # a GET route (or its HEAD: respond() sends the headers only), on a connection kept alive after another
+        request = Request(head.target, Headers(head.headers))
+        if head.method == "HEAD" and found.route.serves == "files":
+            response = await self._files(request, head.peer, head=True)   # the headers without reading the file
+        else:
+            response = await self.handlers[found.route.serves](request, head.peer)
         return response.status_code, dict(response.headers.raw_items()), response.body or b""
 
     def _address(self, remote: Any, forwarded: str | None) -> str | None:
@@ -178,13 +181,13 @@ class Server:
         assert self.static is not None
         return serve_static(self.static, request.path)
 
-    async def _files(self, request: Request, remote: Any) -> Response:
+    async def _files(self, request: Request, remote: Any, head: bool = False) -> Response:
         """Signed URLs of files.url (local backend)."""
-        response = await serve_file(self.gateway.files, request)
+        response = await serve_file(self.gateway.files, request, head)
         origin = request.headers.get("Origin")
         if origin is not None and self.origin_allowed(origin):   # a page of an allowed origin may fetch() it
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges"
+            response.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Range, Accept-Ranges, ETag"
             response.headers["Vary"] = "Origin"
         return response
 

@@ -1,5 +1,5 @@
 """`hapta serve --static DIR`: a folder of web pages on the gateway's own port, for development (a newcomer opens one
-URL: the example app, examples/web-feed). GET only (the only method the WebSocket server parses); `/` is
+URL: the example app, examples/web-feed). GET, and HEAD (answered by http1.py: the GET's headers); `/` is
 `index.html`; a path is looked up segment by segment under DIR, so nothing outside it is reachable (no `..`, no
 hidden files). Symlinks inside DIR are followed: the example links the client's committed dist/hapta.js.
 """

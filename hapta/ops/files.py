@@ -35,13 +35,18 @@ class FileArgs(Args):
     name: FileName
 
 
+Thumb = Annotated[str, msgspec.Meta(max_length=16)]
+
+
 class DownloadArgs(FileArgs):
+    thumb: Thumb | None = None   # one of the field's declared sizes: its thumbnail instead of the file
     offset: Size = 0
     length: Size | None = None
 
 
 class UrlArgs(FileArgs):
     expires: Annotated[int, msgspec.Meta(ge=1, le=MAX_URL_SECONDS)] = 3600
+    thumb: Thumb | None = None
 
 
 class FileOps:
@@ -69,10 +74,11 @@ class FileOps:
     @op("files.download", DownloadArgs)
     async def download(self, call: Call, args: DownloadArgs) -> dict[str, Any]:
         answer, start = await self.streams.download(call.peer, args.collection, args.id, args.field, args.name,
-                                                    args.offset, args.length)
+                                                    args.offset, args.length, args.thumb)
         after_reply(start)   # its chunks follow its answer
         return answer
 
     @op("files.url", UrlArgs)
     async def url(self, call: Call, args: UrlArgs) -> dict[str, Any]:
-        return await self.streams.url(call.principal, args.collection, args.id, args.field, args.name, args.expires)
+        return await self.streams.url(call.principal, args.collection, args.id, args.field, args.name, args.expires,
+                                     args.thumb)

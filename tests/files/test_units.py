@@ -6,6 +6,7 @@ import pytest
 from hapta.files.http import Unsatisfiable, parse_range
 from hapta.files.signing import UrlRefused, UrlSigner
 from hapta.store.files.types import KNOWN_TYPES, OCTET_STREAM, detect
+from hapta.files.thumbs import Size, parse_size, thumb_key
 from hapta.store.files import check_key, new_key
 
 
@@ -70,3 +71,67 @@ def test_keys():
     for bad in ("../x", "posts/media/abc/../../x", "/etc/passwd", "posts/media/abc/" + "0" * 31, ""):
         with pytest.raises(ValueError):
             check_key(bad)
+
+
+@pytest.mark.parametrize("text, size", [
+    ("100x100", Size(100, 100, "")), ("480x0", Size(480, 0, "")), ("0x300", Size(0, 300, "")),
+    ("120x80t", Size(120, 80, "t")), ("120x80b", Size(120, 80, "b")), ("200x50f", Size(200, 50, "f")),
+])
+def test_thumb_sizes(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0x0", "100", "100x", "x100", "100X100", "100x100c", "0x100f", "100x0t",
+                                  "99999x1", " 100x100", "-1x10", "100x100\n"])
+def test_bad_thumb_sizes(text):
+    with pytest.raises(ValueError, match="thumb size"):
+        parse_size(text)
+
+
+def test_a_bad_declared_size_stops_the_start_naming_it():
+    from types import SimpleNamespace
+    from hapta.config import Collection, ConfigError, FileField
+    from hapta.files.service import declared_fields
+    from hapta.query import schema as kinds
+    collection = Collection("posts", files={"media": FileField(thumbs=("100x100", "100x100q"))})
+    model = SimpleNamespace(info=SimpleNamespace(columns={"media": SimpleNamespace(kind=kinds.JSON)}))
+    with pytest.raises(ConfigError, match=r"posts.files\['media'\].*'100x100q'"):
+        declared_fields([collection], {"posts": model})
+    one = Collection("posts", files={"media": FileField(thumbs="100x100")})   # a string, not a tuple of one
+    with pytest.raises(ConfigError, match=r"thumbs is a tuple of sizes, e.g. \('100x100',\)"):
+        declared_fields([one], {"posts": model})
+
+
+def test_thumbnail_keys_are_gateway_keys():
+    key = new_key("posts", "media", "r1")
+    assert check_key(thumb_key(key, "120x80t")) == key + "_120x80t"
+    with pytest.raises(ValueError):
+        check_key(key + "_../x")
+
+
+def test_declared_sizes_are_in_the_typescript_types():
+    from types import SimpleNamespace
+    from hapta.config import Collection, FileField
+    from hapta.typescript import interfaces
+    collection = Collection("posts", files={"media": FileField(thumbs=("100x100", "480x0")),
+                                            "other": FileField()})
+    fields = {name: SimpleNamespace(relation=None) for name in ("media", "other")}
+    model = SimpleNamespace(collection=collection, visible=["media", "other"], writable=[],
+                            table=SimpleNamespace(fields=fields))
+    text = interfaces({"posts": model})
+    assert "export interface Thumbs {" in text
+    assert '  posts: { media: "100x100" | "480x0"; other: never };' in text
+
+
+def test_signed_etags_and_if_none_match():
+    from hapta.files.http import matches
+    signer = UrlSigner("secret")
+    path = signer.path("posts/media/r/" + "0" * 32, "a.png", "image/png", 2_000_000_000, "ab12")
+    assert signer.verify(path, now=0).etag == "ab12"
+    with pytest.raises(UrlRefused):
+        signer.verify(path.replace("etag=ab12", "etag=ab13"), now=0)
+    with pytest.raises(UrlRefused):
+        signer.verify(path.replace("etag=ab12&", ""), now=0)
+    assert signer.verify(signer.path("posts/media/r/" + "0" * 32, "a", "t", 2_000_000_000), now=0).etag is None
+    assert matches('"x", W/"ab12"', '"ab12"') and matches("*", '"ab12"')
+    assert not matches('"ab1"', '"ab12"') and not matches(None, '"ab12"') and not matches("", '"ab12"')

@@ -11,7 +11,8 @@ def test_the_gateway_routes_answer_get_and_refuse_other_methods_with_allow():
                          ("/_", "dashboard"), ("/_/assets/x.js", "dashboard")):
         assert routes.find("GET", path).route.serves == serves, path
         refused = routes.find("POST", path)
-        assert refused.nothing and refused.allowed == ("GET",)
+        assert refused.nothing and refused.allowed == (("GET", "HEAD") if serves == "files" else ("GET",))
+    assert routes.find("HEAD", "/files/abc").route.serves == "files"   # signed file links answer HEAD too
     assert routes.find("GET", "/oauth2/other").nothing   # kept for the gateway, served by nothing (404)
     assert routes.find("GET", "/healthz").nothing and routes.find("POST", "/nowhere").allowed == ()
 
@@ -25,7 +26,8 @@ def test_functions_routes_come_after_the_gateways_and_static_pages_last():
     assert wrong.nothing and wrong.allowed == ("POST",)
     assert routes.find("PATCH", "/hooks/status").allowed == ("GET", "PUT")
     assert routes.find("GET", "/index.html").route is STATIC
-    assert routes.find("POST", "/index.html").nothing   # the pages answer GET only
+    assert routes.find("HEAD", "/index.html").route is STATIC
+    assert routes.find("POST", "/index.html").nothing   # the pages answer GET and HEAD only
     assert Routes(lambda path: declared.get(path, {})).find("GET", "/index.html").nothing   # no --static
 
 

@@ -15,7 +15,9 @@ from typing import AsyncIterator
 
 # Keys are made by the gateway (collection/field/record/random hex, see new_key); anything else is refused before it
 # reaches a path or a request, even if it was written into a record straight in SQL.
-KEY_PATTERN = re.compile(r"[A-Za-z0-9_]{1,63}/[A-Za-z0-9_]{1,63}/[A-Za-z0-9_-]{1,64}/[0-9a-f]{32}")
+# A thumbnail lives beside its original, under the original's key and its size (hapta/files/thumbs.py).
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_]{1,63}/[A-Za-z0-9_]{1,63}/[A-Za-z0-9_-]{1,64}/[0-9a-f]{32}"
+                         r"(_[0-9]{1,5}x[0-9]{1,5}[tbf]?)?")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -90,6 +92,10 @@ class Storage(ABC):
     @abstractmethod
     async def remove(self, key: str) -> None:
         """Remove the object and any unfinished upload of it; no error when there is none."""
+
+    @abstractmethod
+    async def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is no such object."""
 
     async def presigned_url(self, key: str, name: str, content_type: str, expires: int) -> str | None:
         """A URL the backend itself serves (S3), or None when the gateway must serve and sign it (local)."""

@@ -71,8 +71,17 @@ class LocalStorage(Storage):
             file.seek(offset)
             return size, file.read(max(0, min(length, size - offset)))
 
-    def size(self, key: str) -> int:
+    def size_now(self, key: str) -> int:
+        """Blocking: for the gateway's HTTP route, in its thread."""
         return self.path(key).stat().st_size
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return await asyncio.to_thread(self.size_now, key)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read files: {exc.strerror}") from None
 
 
 class LocalWriter(Writer):

@@ -112,6 +112,14 @@ class S3Storage(Storage):
                 if exc.code not in MISSING:
                     raise
 
+    async def size(self, key: str) -> int | None:
+        try:
+            with _unavailable("look at a file"):
+                stat = await self.s3.stat_object(self.bucket, check_key(key))
+        except ObjectMissing:
+            return None
+        return int(stat.size or 0)
+
     async def presigned_url(self, key: str, name: str, content_type: str, expires: int) -> str | None:
         from .types import inline
         disposition = "inline" if inline(content_type) else "attachment"
@@ -119,6 +127,8 @@ class S3Storage(Storage):
             return await self.s3.presigned_get_object(
                 self.bucket, check_key(key), expires=timedelta(seconds=expires),
                 response_headers={"response-content-type": content_type,
+                                  # keys are never rewritten: cacheable for as long as the link is valid
+                                  "response-cache-control": f"private, max-age={expires}, immutable",
                                   "response-content-disposition": f"{disposition}; filename*=UTF-8''{quote(name)}"})
 
     async def list_keys(self) -> list[str]:
