@@ -65,6 +65,12 @@ interface SocketLike {
     }) => void) | null;
 }
 type SocketConstructor = new (url: string, protocols?: string | string[]) => SocketLike;
+/** How a file link is made: its lifetime in seconds, and a thumbnail size the field declares
+ * (`FileField(thumbs=...)`, e.g. "100x100"). */
+export interface FileLinkOptions {
+    expires?: number;
+    thumb?: string;
+}
 export interface UploadOptions {
     name?: string;
     type?: string;
@@ -434,8 +440,10 @@ export declare class Hapta {
             file: Json;
             record: Json;
         }>;
-        download: (collection: string, id: string, field: string, name: string) => Promise<Uint8Array>;
-        url: (collection: string, id: string, field: string, name: string, expires?: number) => Promise<string>;
+        download: (collection: string, id: string, field: string, name: string, options?: {
+            thumb?: string;
+        }) => Promise<Uint8Array>;
+        url: (collection: string, id: string, field: string, name: string, options?: number | FileLinkOptions) => Promise<string>;
     };
     private readonly transport;
     private readonly backoff;

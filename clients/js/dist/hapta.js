@@ -182,11 +182,12 @@ var Files = class {
       this.transfers.delete(stream);
     }
   }
-  async download(collection, id, field, name) {
+  async download(collection, id, field, name, options = {}) {
     let transfer = null;
+    const thumb = options.thumb ? { thumb: options.thumb } : {};
     const answer = await this.requests.call(
       "files.download",
-      { collection, id, field, name },
+      { collection, id, field, name, ...thumb },
       (data) => {
         transfer = this.track(data.stream);
       }
@@ -206,8 +207,18 @@ var Files = class {
       this.transfers.delete(answer.stream);
     }
   }
-  async url(collection, id, field, name, expires) {
-    return (await this.requests.call("files.url", { collection, id, field, name, ...expires ? { expires } : {} })).url;
+  /** A signed link; `options` is the link's lifetime in seconds, or {expires?, thumb?} (a size the field
+   * declares: its thumbnail). */
+  async url(collection, id, field, name, options) {
+    const { expires, thumb } = typeof options === "number" ? { expires: options, thumb: void 0 } : options ?? {};
+    return (await this.requests.call("files.url", {
+      collection,
+      id,
+      field,
+      name,
+      ...expires ? { expires } : {},
+      ...thumb ? { thumb } : {}
+    })).url;
   }
   /** A chunk of a download's stream. */
   chunk(stream, data) {
@@ -2568,8 +2579,8 @@ var Hapta = class _Hapta {
   };
   files = {
     upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
-    download: (collection, id, field, name) => this.transfers.download(collection, id, field, name),
-    url: (collection, id, field, name, expires) => this.transfers.url(collection, id, field, name, expires)
+    download: (collection, id, field, name, options = {}) => this.transfers.download(collection, id, field, name, options),
+    url: (collection, id, field, name, options) => this.transfers.url(collection, id, field, name, options)
   };
   transport;
   backoff;

@@ -5,6 +5,13 @@ import { HaptaError, type Json } from "./errors.js";
 import type { Caller } from "./requests.js";
 import type { Transport } from "./transport.js";
 
+/** How a file link is made: its lifetime in seconds, and a thumbnail size the field declares
+ * (`FileField(thumbs=...)`, e.g. "100x100"). */
+export interface FileLinkOptions {
+  expires?: number;
+  thumb?: string;
+}
+
 export interface UploadOptions {
   name?: string;
   type?: string;
@@ -60,9 +67,11 @@ export class Files {
     }
   }
 
-  async download(collection: string, id: string, field: string, name: string): Promise<Uint8Array> {
+  async download(collection: string, id: string, field: string, name: string,
+                 options: { thumb?: string } = {}): Promise<Uint8Array> {
     let transfer: Transfer | null = null;
-    const answer = await this.requests.call("files.download", { collection, id, field, name },
+    const thumb = options.thumb ? { thumb: options.thumb } : {};
+    const answer = await this.requests.call("files.download", { collection, id, field, name, ...thumb },
                                             (data) => { transfer = this.track(data.stream); });
     const tracked = transfer as unknown as Transfer;
     try {
@@ -80,9 +89,13 @@ export class Files {
     }
   }
 
-  async url(collection: string, id: string, field: string, name: string, expires?: number): Promise<string> {
-    return (await this.requests.call("files.url", { collection, id, field, name, ...(expires ? { expires } : {}) }))
-      .url;
+  /** A signed link; `options` is the link's lifetime in seconds, or {expires?, thumb?} (a size the field
+   * declares: its thumbnail). */
+  async url(collection: string, id: string, field: string, name: string,
+            options?: number | FileLinkOptions): Promise<string> {
+    const { expires, thumb } = typeof options === "number" ? { expires: options, thumb: undefined } : options ?? {};
+    return (await this.requests.call("files.url", { collection, id, field, name, ...(expires ? { expires } : {}),
+                                                    ...(thumb ? { thumb } : {}) })).url;
   }
 
   /** A chunk of a download's stream. */

@@ -26,7 +26,7 @@
 import { Backoff } from "./backoff.js";
 import { Channel, Channels, type Handler } from "./channels.js";
 import { HaptaError, type Json } from "./errors.js";
-import { Files, type UploadOptions } from "./files.js";
+import { Files, type FileLinkOptions, type UploadOptions } from "./files.js";
 import { LiveQueries } from "./queries.js";
 import { keyed, Records, type BatchOp, type BatchOptions, type Change, type LiveQuery, type LiveQueryListener,
          type QueryOptions, type SubscribeOptions, type Unsubscribe, type WriteOptions } from "./records.js";
@@ -43,7 +43,7 @@ import { final, Transport, type Protocol, type SocketConstructor } from "./trans
 export { backoffDelay } from "./backoff.js";
 export { Channel, type Member } from "./channels.js";
 export { HaptaError } from "./errors.js";
-export type { UploadOptions } from "./files.js";
+export type { FileLinkOptions, UploadOptions } from "./files.js";
 export type { Conflict, ConflictPolicy, OutboxEvent, OutboxWrite, RolledBack } from "./outbox.js";
 export { Records } from "./records.js";
 export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change, ListOptions,
@@ -169,10 +169,12 @@ export class Hapta {
   readonly files = {
     upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer,
              options: UploadOptions = {}) => this.transfers.upload(collection, id, field, data, options),
-    download: (collection: string, id: string, field: string, name: string): Promise<Uint8Array> =>
-      this.transfers.download(collection, id, field, name),
-    url: (collection: string, id: string, field: string, name: string, expires?: number): Promise<string> =>
-      this.transfers.url(collection, id, field, name, expires),
+    download: (collection: string, id: string, field: string, name: string,
+               options: { thumb?: string } = {}): Promise<Uint8Array> =>
+      this.transfers.download(collection, id, field, name, options),
+    url: (collection: string, id: string, field: string, name: string,
+          options?: number | FileLinkOptions): Promise<string> =>
+      this.transfers.url(collection, id, field, name, options),
   };
 
   private readonly transport: Transport;

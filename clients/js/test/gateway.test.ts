@@ -476,7 +476,28 @@ describe("files", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("image/png");
   });
+
+  it("hands out a link to a thumbnail of a size the field declares, and refuses any other size", async () => {
+    const { hapta, user } = await signedUp();
+    const post = await hapta.records<Post>("posts").create({ author: user.id, text: "a thumbnail", public: true });
+    const png = Buffer.from(RED_200_BY_120_PNG, "base64");
+    await hapta.files.upload("posts", post.id, "media", new Blob([png], { type: "image/png" }), { name: "red.png" });
+    const url = await hapta.files.url("posts", post.id, "media", "red.png", { thumb: "100x100" });
+    const response = await fetch(url);
+    expect(response.status).toBe(200);
+    const thumb = new Uint8Array(await response.arrayBuffer());
+    const header = new DataView(thumb.buffer, thumb.byteOffset);   // a PNG's IHDR: width and height at 16 and 20
+    expect([header.getUint32(16), header.getUint32(20)]).toEqual([100, 100]);
+    const small = await hapta.files.download("posts", post.id, "media", "red.png", { thumb: "100x100" });
+    expect(Buffer.from(small).equals(Buffer.from(thumb))).toBe(true);
+    const refused = await hapta.files.url("posts", post.id, "media", "red.png", { thumb: "33x33" }).catch((e) => e);
+    expect(refused).toBeInstanceOf(HaptaError);
+    expect(refused.code).toBe("BAD_REQUEST");
+  });
 });
+
+/** A 200 x 120 red PNG: something Pillow decodes, small enough to sit here. */
+const RED_200_BY_120_PNG = "iVBORw0KGgoAAAANSUhEUgAAAMgAAAB4CAIAAAA48Cq8AAABTklEQVR4nO3SQQ3AIADAQEAI/qUgCxNrSJY7BX10nr0HfG29DuCfjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJIxFwlgkjEXCWCSMRcJYJC5eBwH0TiqIVQAAAABJRU5ErkJggg==";
 
 describe("admin", () => {
   it("an admin key works through call()", async () => {
