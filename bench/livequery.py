@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ from hapta.live.window import apply
 
 decode = msgspec.json.decode
 
-RESULTS = Path(__file__).resolve().parent / "results" / "livequery.md"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "livequery.md"
 PER_ADDRESS = 200    # connections per loopback source address (the gateway bounds connections per address)
 SERVER = "Hapta"
 GATEWAY_KINDS = (processes.GATEWAY, processes.GATEWAY_WORKERS, processes.WORKERS, processes.CHILDREN)
@@ -400,9 +402,13 @@ METRICS = {"diffs": "hapta_live_query_diffs_total", "reads": "hapta_live_query_r
            "loads": 'hapta_cache_reads_total{result="load"}'}
 
 
-def metrics(http: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"{http}/metrics", timeout=10) as response:
-        text = response.read().decode()
+def metrics(http: str, timeout: float = 30.0) -> dict[str, float] | None:
+    """The gateway's counters (METRICS), or None when it did not answer in time (a loop held by delivery)."""
+    try:
+        with urllib.request.urlopen(f"{http}/metrics", timeout=timeout) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
     out = {}
     for name, series in METRICS.items():
         found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
@@ -445,10 +451,49 @@ async def seed(dsn: str, args: argparse.Namespace, rng: random.Random) -> tuple[
     return authors, posts
 
 
-def measure_census(admin: str, dsn: str, pid: int, seconds: float) -> processes.Window:
-    """bench.processes' window over the next `seconds` (blocking: run in a thread, it has its own loop)."""
-    with processes.Census(admin, [dsn], {SERVER: pid}) as census:
-        return census.measure(seconds)
+class Measured(threading.Thread):
+    """bench.processes' CPU by role from `start()` until `done()` (a snapshot every half second; the census has its
+    own event loop, so it runs in this thread)."""
+
+    def __init__(self, admin: str, dsn: str, pid: int):
+        super().__init__(daemon=True)
+        self.census = (admin, dsn, pid)
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.window: processes.Window | None = None
+
+    def run(self) -> None:
+        admin, dsn, pid = self.census
+        with processes.Census(admin, [dsn], {SERVER: pid}) as census:
+            start = census.snapshot()
+            began = time.monotonic()
+            self.ready.set()
+            samples = []
+            while not self.stopping.wait(0.5):
+                samples.append(census.snapshot())
+            samples.append(census.snapshot())
+            self.window = processes.Window(processes.spent(start, *samples), time.monotonic() - began)
+
+    def done(self) -> processes.Window:
+        self.stopping.set()
+        self.join()
+        return self.window
+
+
+async def quiet(http: str, least: float, most: float) -> float | None:
+    """Wait (at least `least` s) until the gateway has read no change and written no event for a second: what the
+    writes brought has been delivered. The seconds waited, or None if it was still at it after `most`."""
+    started = time.monotonic()
+    last, still = None, started
+    while time.monotonic() - started < most:
+        now = await asyncio.to_thread(metrics, http, max(1.0, most - (time.monotonic() - started)))
+        seen = None if now is None else (now["feed"], now["events"])
+        if seen is None or seen != last:
+            last, still = seen, time.monotonic()
+        elif time.monotonic() - still >= 1.0 and time.monotonic() - started >= least:
+            return time.monotonic() - started
+        await asyncio.sleep(0.25)
+    return None
 
 
 async def write(dsn: str, workload: Workload, rate: float, seconds: float) -> tuple[dict[str, float], dict[str, int]]:
@@ -514,9 +559,9 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
     """One mode on a fresh database and gateway: setup, the writes, what the clients saw."""
     import asyncpg
     from tests.conftest import gateway_env
-    from tests.services import ROOT, GatewayProcess, create_database, drop_database, write_app
+    from tests.services import GatewayProcess, create_database, drop_database, write_app
     dsn = await create_database(admin)
-    env = gateway_env(dsn)
+    env = {**gateway_env(dsn), "PYTHONPATH": str(Path(args.tree).resolve())}
     folder = Path(tempfile.mkdtemp(prefix="hapta-livequery-"))
     config = write_app(folder / "demo", DEMO, app=ROOT)
     (folder / "demo" / "rules").unlink()
@@ -554,8 +599,9 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
         await asyncio.sleep(1)   # the last starts' diffs
         before = metrics(gateway.http)
         load_before = cpu_seconds([load.pid for load in loads])
-        window = asyncio.create_task(asyncio.to_thread(measure_census, admin, dsn, gateway.proc.pid,
-                                                       args.seconds + args.drain))
+        census = Measured(admin, dsn, gateway.proc.pid)
+        census.start()
+        await asyncio.to_thread(census.ready.wait)
         spy = None
         if args.profile:
             spy = subprocess.Popen([args.py_spy, "record", "-p", str(gateway.proc.pid), "-d", str(int(args.seconds)),
@@ -564,9 +610,10 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
         began = time.monotonic()
         commits, kinds = await write(dsn, Workload(authors, posts, rng), args.rate, args.seconds)
         wrote = time.monotonic() - began
-        census = await window
+        drained = await quiet(gateway.http, args.drain, args.most)
+        window = await asyncio.to_thread(census.done)
         load_cpu = cpu_seconds([load.pid for load in loads]) - load_before
-        after = metrics(gateway.http)
+        after = metrics(gateway.http, 10.0) if drained is not None else None
         if spy is not None:
             await asyncio.to_thread(spy.wait)
         results: list[dict] = []
@@ -590,21 +637,22 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
         await drop_database(admin, dsn)
     lat, unknown = latencies(results, commits, xacts)
     writes = len(commits)
-    delta = {name: after[name] - before[name] for name in after}
-    columns = census.columns(SERVER)
+    delta = {name: after[name] - before[name] for name in after} if after and before else {}
+    columns = window.columns(SERVER)
     gateway_cpu = sum(columns.get(kind, 0.0) for kind in GATEWAY_KINDS)
     changes = sum(len(c["stamps"]) for c in results)
     events = sum(c["events"] for c in results)
-    reads = delta["reads"] if mode == "query" else delta["loads"]
+    reads = delta.get("reads" if mode == "query" else "loads")
     ms = lambda s: round(s * 1000, 1)  # noqa: E731
     return {
         "mode": mode, "queries": args.queries, "filters": args.filters, "limit": args.limit,
         "writes": writes, "write_rate": writes / wrote, "kinds": kinds, "setup_s": round(setup_seconds, 1),
+        "drain_s": None if drained is None else round(drained, 1), "behind": drained is None,
         "window_changes": changes, "changes_per_s": changes / wrote, "events": events, "events_per_s": events / wrote,
         "p50_ms": ms(percentile(lat, 0.5)) if lat else None, "p99_ms": ms(percentile(lat, 0.99)) if lat else None,
         "max_ms": ms(max(lat)) if lat else None, "unmatched": unknown,
         "gateway_us": 1e6 * gateway_cpu / writes, "load_us": 1e6 * load_cpu / writes,
-        "reads": int(reads), "reads_per_write": reads / writes,
+        "reads": reads, "reads_per_write": None if reads is None else reads / writes,
         "refetches": sum(c["refetches"] for c in results), "resets": sum(c["resets"] for c in results),
         "unavailable": sum(c["unavailable"] for c in results),
         "errors": [e for c in results for e in c["errors"]][:5],
@@ -624,10 +672,12 @@ def summary(rows: list[dict], args: argparse.Namespace) -> str:
         return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
     lines = [f"{args.queries:,} readers (distinct users), {args.filters} filters, limit {args.limit}, "
              f"{args.rate:g} writes/s in SQL for {args.seconds:g} s, one gateway process; "
-             f"{len({r['round'] for r in rows})} round(s), medians (range).", "",
-             "| mode | writes/s | window changes/s | events/s | p50 ms | p99 ms | gateway CPU µs per write "
-             "| load processes' CPU µs per write | DB reads per write | refetches / resets | windows right at the end |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{len({r['round'] for r in rows})} round(s), medians (range)"
+             + ("" if Path(args.tree).resolve() == ROOT else f"; the gateway imports hapta from {args.tree}") + ".", "",
+             "| mode | writes/s | window changes/s | events/s | p50 ms | p99 ms | all delivered, s after the last write "
+             "| gateway CPU µs per write | load processes' CPU µs per write | DB reads per write | refetches / resets "
+             "| windows right at the end |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     names = {"query": "`realtime.query` (live query)", "subscribe": "`realtime.subscribe` + client-side window"}
     for mode in args.modes:
         mine = [r for r in rows if r["mode"] == mode]
@@ -637,6 +687,7 @@ def summary(rows: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| {names[mode]} | {cell(pick('write_rate'), '{:,.0f}')} | {cell(pick('changes_per_s'), '{:,.0f}')} | "
             f"{cell(pick('events_per_s'), '{:,.0f}')} | {cell(pick('p50_ms'))} | {cell(pick('p99_ms'))} | "
+            f"{cell(pick('drain_s')) if not any(pick('behind')) else f'not within {args.most:g}'} | "
             f"{cell(pick('gateway_us'), '{:,.0f}')} | {cell(pick('load_us'), '{:,.0f}')} | "
             f"{cell(pick('reads_per_write'), '{:.3f}')} | "
             f"{'/'.join(str(r['refetches']) for r in mine)} / {'/'.join(str(r['resets']) for r in mine)} | "
@@ -684,8 +735,13 @@ def main() -> None:
     parser.add_argument("--per-filter", type=int, default=150, help="posts each author has at the start")
     parser.add_argument("--rate", type=float, default=200.0, help="writes a second")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the writes go on")
-    parser.add_argument("--drain", type=float, default=3.0, help="seconds after the last write, measured too")
+    parser.add_argument("--drain", type=float, default=2.0, help="seconds at least after the last write (measured "
+                        "too; then on until the gateway has delivered everything)")
     parser.add_argument("--modes", default=",".join(MODES), type=lambda s: s.split(","))
+    parser.add_argument("--most", type=float, default=60.0, help="seconds after the last write the gateway may take "
+                        "to deliver what it owes: past them the row says it fell behind")
+    parser.add_argument("--tree", default=str(ROOT),
+                        help="the checkout whose hapta the gateway imports (PYTHONPATH), e.g. an older one to compare")
     parser.add_argument("--rounds", type=int, default=1, help="runs of every mode, in alternating order")
     parser.add_argument("--loads", type=int, default=2, help="load processes the clients are spread over")
     parser.add_argument("--seed", type=int, default=29, help="of the data and the writes (the same for each mode)")

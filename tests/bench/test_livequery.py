@@ -146,14 +146,15 @@ def test_latencies_are_matched_by_position_and_the_table_has_both_rows():
     lat, unknown = latencies([{"stamps": [[7, 10.25], [8, 11.5], [3, 9.0]]}], commits, xacts)
     assert lat == [0.25, 0.5] and unknown == 1
 
-    args = argparse.Namespace(queries=10, filters=2, limit=5, rate=20.0, seconds=2.0, modes=["query", "subscribe"])
+    args = argparse.Namespace(queries=10, filters=2, limit=5, rate=20.0, seconds=2.0, modes=["query", "subscribe"],
+                              most=60.0, tree=".")
     base = {"queries": 10, "write_rate": 20.0, "changes_per_s": 30.0, "events_per_s": 30.0, "p50_ms": 5.0,
-            "p99_ms": 9.0, "gateway_us": 100.0, "load_us": 20.0, "reads_per_write": 0.1, "refetches": 0,
+            "p99_ms": 9.0, "drain_s": 1.0, "behind": False, "gateway_us": 100.0, "load_us": 20.0, "reads_per_write": 0.1, "refetches": 0,
             "resets": 0, "right": 10, "clients": 10, "writes": 40, "round": 0,
             "cpu": {"gateway": 0.004, "pool": 0.001, "listener": 0.0001}}
     text = summary([{**base, "mode": "query"}, {**base, "mode": "subscribe", "events_per_s": 90.0}], args)
     lines = text.splitlines()
-    assert any(line.startswith("| `realtime.query` (live query) | 20 | 30 | 30 | 5.0 | 9.0 | 100 | 20 | 0.100")
+    assert any(line.startswith("| `realtime.query` (live query) | 20 | 30 | 30 | 5.0 | 9.0 | 1.0 | 100 | 20 | 0.100")
                for line in lines)
     assert any(line.startswith("| `realtime.subscribe` + client-side window | 20 | 30 | 90 |") for line in lines)
     assert any(line.startswith("| query | 20 | 128 | 100 | 25 | 2 |") for line in lines)   # µs per write by role
