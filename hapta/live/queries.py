@@ -82,8 +82,10 @@ class Pending(NamedTuple):
 
 def effects(change: Change, outcome: Outcome, topic: Topic, related: dict[tuple[str, str], dict],
             moment: datetime, wall: float) -> list[tuple[Subscription, Pending]]:
-    """The queries of `topic` that hear this change, each with what it does to their window. Decided once per
-    group on the record as it now stands: it matches (an entry, at its place in the order) or it does not (drop)."""
+    """The queries of `topic` whose window this change changes, each with what it does to it. Decided once per
+    group on the record as it now stands: it matches (an entry, at its place in the order) or it does not (drop).
+    A live query's window that neither holds the record nor would take it in is left out (Window.takes): a change
+    costs a diff only where it lands; a starting one queues every pending (its window is not read yet)."""
     model = topic.model
     query: Query = topic.query
     now = outcome.now
@@ -106,7 +108,10 @@ def effects(change: Change, outcome: Outcome, topic: Topic, related: dict[tuple[
                 continue   # signed in as someone else since it was grouped: regrouped before the next change
             if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
                 continue   # signed out or expired: its query stands still
-            if sub.state is State.LIVE and not sub.hears(position, place):
-                continue   # already in the window it started with
+            if sub.state is State.LIVE:
+                if not sub.hears(position, place):
+                    continue   # already in the window it started with
+                if not sub.view.window.takes(record_id, entry):
+                    continue   # neither held nor entering: its window stays as it is, no diff to work out
             out.append((sub, pending))
     return out
