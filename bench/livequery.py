@@ -480,20 +480,37 @@ class Measured(threading.Thread):
         return self.window
 
 
-async def quiet(http: str, least: float, most: float) -> float | None:
-    """Wait (at least `least` s) until the gateway has read no change and written no event for a second: what the
-    writes brought has been delivered. The seconds waited, or None if it was still at it after `most`."""
+async def quiet(http: str, before: dict[str, float], writes: int, least: float, most: float) -> float | None:
+    """Wait (at least `least` s) until the gateway has read every write's change from the log (its feed counter,
+    from `before`) and then written no event for a second: what the writes brought has been delivered. The seconds
+    waited, or None if it was still at it after `most`."""
     started = time.monotonic()
     last, still = None, started
     while time.monotonic() - started < most:
         now = await asyncio.to_thread(metrics, http, max(1.0, most - (time.monotonic() - started)))
-        seen = None if now is None else (now["feed"], now["events"])
+        seen = None if now is None or now["feed"] - before["feed"] < writes else (now["feed"], now["events"])
         if seen is None or seen != last:
             last, still = seen, time.monotonic()
         elif time.monotonic() - still >= 1.0 and time.monotonic() - started >= least:
             return time.monotonic() - started
         await asyncio.sleep(0.25)
     return None
+
+
+async def follow(http: str, dsn: str, trace: list[tuple]) -> None:
+    """Every second: the changes waiting to be numbered, the gateway's feed and event counters (how far behind it
+    is, for the row's JSON)."""
+    import asyncpg
+    conn = await asyncpg.connect(dsn)
+    started = time.monotonic()
+    try:
+        while True:
+            inbox = await conn.fetchval("SELECT count(*) FROM hapta.change_inbox")
+            now = await asyncio.to_thread(metrics, http, 5.0)
+            trace.append((round(time.monotonic() - started), inbox, *((now["feed"], now["events"]) if now else ())))
+            await asyncio.sleep(1)
+    finally:
+        await conn.close()
 
 
 async def write(dsn: str, workload: Workload, rate: float, seconds: float) -> tuple[dict[str, float], dict[str, int]]:
@@ -607,11 +624,14 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
             spy = subprocess.Popen([args.py_spy, "record", "-p", str(gateway.proc.pid), "-d", str(int(args.seconds)),
                                     "-r", "100", "-f", "raw", "-o", str(Path(args.profile) / f"gateway-{mode}.txt")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        trace: list[tuple] = []
+        tracing = asyncio.create_task(follow(gateway.http, dsn, trace))
         began = time.monotonic()
         commits, kinds = await write(dsn, Workload(authors, posts, rng), args.rate, args.seconds)
         wrote = time.monotonic() - began
-        drained = await quiet(gateway.http, args.drain, args.most)
+        drained = await quiet(gateway.http, before, len(commits), args.drain, args.most)
         window = await asyncio.to_thread(census.done)
+        tracing.cancel()
         load_cpu = cpu_seconds([load.pid for load in loads]) - load_before
         after = metrics(gateway.http, 10.0) if drained is not None else None
         if spy is not None:
@@ -657,6 +677,7 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
         "unavailable": sum(c["unavailable"] for c in results),
         "errors": [e for c in results for e in c["errors"]][:5],
         "right": sum(1 for c in results if c["ids"] == right[c["filter"]]), "clients": len(results),
+        "asking": sum(1 for c in results if c["asking"]), "trace": trace,
         "metrics": delta, "cpu": columns, "load_avg": os.getloadavg()[0],
     }
 
