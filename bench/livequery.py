@@ -333,13 +333,17 @@ class Reader(asyncio.Protocol):
         self.send({"id": self.asking, "op": "records.list", "args": self.page})
 
     def answered(self, data: dict, now: float) -> None:
-        """The page again: the window is its items, with what arrived meanwhile applied over them."""
+        """The page again: the window is its items, with what arrived meanwhile applied over them. A change that
+        arrived meanwhile shows now if it touched the window: it changes it still, or the page has it already (its
+        record is on the page, or was in the window before)."""
         self.asking = 0
+        touched = set(self.window.ids())
         self.window.fill(data["items"], "next" not in data)
+        touched.update(self.window.ids())
         short = False
         for change in self.meanwhile:
             outcome = self.window.apply(change["action"], change["record"])
-            if outcome is not None:
+            if outcome is not None or change["record"]["id"] in touched:
                 self.waiting.append(change["pos"])
             short = short or outcome == "short"
         self.meanwhile = []

@@ -122,11 +122,13 @@ async def test_a_subscriber_asks_for_the_page_again_and_applies_what_came_meanwh
     asked = client.transport.sent[-1]
     assert asked["op"] == "records.list" and asked["args"]["per_page"] == 2 and client.refetches == 1
     client.message(change(4, "update", record("c", 11, 2)), 2.5)     # meanwhile
-    client.message({"id": asked["id"], "ok": True, "data": {"items": [record("c", 10), record("b", 8)],
+    client.message(change(5, "create", record("d", 9)), 2.6)         # meanwhile, and on the page already
+    client.message(change(6, "create", record("e", 1)), 2.7)         # meanwhile, past the window: not shown
+    client.message({"id": asked["id"], "ok": True, "data": {"items": [record("c", 10), record("d", 9)],
                                                             "next": "y"}}, 3.0)
-    assert client.window.ids() == ["c", "b"] and client.window.records[0]["version"] == 2
-    assert client.stamps == [(2, 1.0), (3, 3.0), (4, 3.0)]
-    assert client.events == 3
+    assert client.window.ids() == ["c", "d"] and client.window.records[0]["version"] == 2
+    assert client.stamps == [(2, 1.0), (3, 3.0), (4, 3.0), (5, 3.0)]
+    assert client.events == 5
 
 
 async def test_a_live_query_applies_its_diffs():
