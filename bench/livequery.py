@@ -200,6 +200,7 @@ class Workload:
 class Reader(asyncio.Protocol):
     """One WebSocket client (frames by hand, as bench.fanout's): signs in, starts its query or its subscription,
     then keeps its window, stamping when the window shows each change (by position)."""
+    last = 0.0   # when any client of the process last received something
 
     def __init__(self, port: int, token: str, mode: str, filter_text: str, limit: int, ready: asyncio.Future):
         self.request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -245,6 +246,7 @@ class Reader(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
+        Reader.last = now
         self.buffer += data
         if not self.upgraded:
             end = self.buffer.find(b"\r\n\r\n")
@@ -383,6 +385,11 @@ async def clients(args: argparse.Namespace) -> None:
         reader.unavailable = 0   # what setup was refused is not counted
     print("READY", flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
+    # What the gateway wrote may still wait in this process's sockets (it shares the cores), and pages asked for
+    # again may still be on their way: the windows are read once nothing came for half a second and none is asked.
+    deadline = time.time() + args.most
+    while time.time() < deadline and (time.time() - Reader.last < 0.5 or any(r.asking for _, r in readers)):
+        await asyncio.sleep(0.1)
     out = [{"filter": f, "stamps": r.stamps, "events": r.events, "resets": r.resets, "refetches": r.refetches,
             "unavailable": r.unavailable, "asking": bool(r.asking), "errors": r.errors[:3], "ids": r.held()} for f, r in readers]
     print(json.dumps({"clients": out}), flush=True)
@@ -605,7 +612,7 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
             loads.append(subprocess.Popen(
                 [sys.executable, "-m", "bench.livequery", "--role", "clients", "--mode", mode, "--tokens", str(setup),
                  "--first", str(first), "--count", str(count), "--port", str(gateway.port), "--slice", str(slice_),
-                 "--limit", str(args.limit)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+                 "--limit", str(args.limit), "--most", str(args.most)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         started = time.monotonic()
         for load in loads:
             line = await asyncio.wait_for(asyncio.to_thread(load.stdout.readline), 600)
