@@ -231,6 +231,7 @@ class Reader(asyncio.Protocol):
         self.asking = 0                              # the id of the records.list in flight, or 0
         self.waiting: list[int] = []                 # positions whose change waits for that answer
         self.meanwhile: list[dict] = []              # events that arrived while it was asked
+        self.paged: dict[Any, tuple[int | None, float]] = {}   # id -> (version, or None: gone) a page showed, when
         self.errors: list[str] = []
 
     def connection_made(self, transport) -> None:
@@ -328,6 +329,22 @@ class Reader(asyncio.Protocol):
         elif outcome == "short":
             self.waiting.append(data["pos"])
             self.ask()
+        else:
+            when = self.paged_at(data)
+            if when is not None:   # a page asked for since showed it before its event came (the feed lags)
+                self.stamps.append((data["pos"], when))
+
+    def paged_at(self, data: dict) -> float | None:
+        """When a page the client asked for again showed this change already (that version of the record or a
+        later one, or, for a delete, the record gone from the window), or None."""
+        record = data["record"]
+        seen = self.paged.get(record["id"])
+        if seen is None:
+            return None
+        version, when = seen
+        if data["action"] == "delete":
+            return when if version is None else None
+        return when if version is not None and version >= record.get("version", 0) else None
 
     def ask(self) -> None:
         self.refetches += 1
@@ -335,18 +352,29 @@ class Reader(asyncio.Protocol):
         self.send({"id": self.asking, "op": "records.list", "args": self.page})
 
     def answered(self, data: dict, now: float) -> None:
-        """The page again: the window is its items, with what arrived meanwhile applied over them. A change that
-        arrived meanwhile shows now if it touched the window: it changes it still, or the page has it already (its
-        record is on the page, or was in the window before)."""
+        """The page again: the window is its items, with what arrived meanwhile applied over them. The page is read
+        now, so it may show changes whose events have not come yet (the feed lags behind commits): what it shows
+        is kept (`paged`), and such an event counts as shown when the page came."""
         self.asking = 0
-        touched = set(self.window.ids())
+        before = self.window.ids()
         self.window.fill(data["items"], "next" not in data)
-        touched.update(self.window.ids())
+        for record in self.window.records:
+            seen = self.paged.get(record["id"])
+            if seen is None or seen[0] != record.get("version"):   # the first page that showed this version
+                self.paged[record["id"]] = (record.get("version"), now)
+        on_page = set(self.window.ids())
+        for gone in before:
+            if gone not in on_page:
+                self.paged[gone] = (None, now)
         short = False
         for change in self.meanwhile:
             outcome = self.window.apply(change["action"], change["record"])
-            if outcome is not None or change["record"]["id"] in touched:
+            if outcome is not None:
                 self.waiting.append(change["pos"])
+            else:
+                when = self.paged_at(change)
+                if when is not None:
+                    self.stamps.append((change["pos"], when))
             short = short or outcome == "short"
         self.meanwhile = []
         if short:

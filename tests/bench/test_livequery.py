@@ -127,8 +127,16 @@ async def test_a_subscriber_asks_for_the_page_again_and_applies_what_came_meanwh
     client.message({"id": asked["id"], "ok": True, "data": {"items": [record("c", 10), record("d", 9)],
                                                             "next": "y"}}, 3.0)
     assert client.window.ids() == ["c", "d"] and client.window.records[0]["version"] == 2
-    assert client.stamps == [(2, 1.0), (3, 3.0), (4, 3.0), (5, 3.0)]
-    assert client.events == 5
+    assert sorted(client.stamps) == [(2, 1.0), (3, 3.0), (4, 3.0), (5, 3.0)]
+    # events the page showed before they came (the feed lags behind the page's read): shown when the page came
+    client.message(change(8, "update", record("d", 9, 1)), 4.0)      # d at the version the page has
+    client.message(change(9, "update", record("zz", 1, 1)), 4.0)     # never on a page, past the window
+    assert sorted(client.stamps)[-1] == (8, 3.0) and len(client.stamps) == 5
+    assert client.events == 7 and client.refetches == 1
+    client.paged["gone"] = (None, 3.5)                                # left the window at a page
+    assert client.paged_at({"action": "delete", "record": {"id": "gone"}}) == 3.5
+    assert client.paged_at({"action": "update", "record": record("gone", 1, 7)}) is None
+    assert client.paged_at({"action": "update", "record": record("d", 9, 2)}) is None   # newer than the page
 
 
 async def test_a_live_query_applies_its_diffs():
