@@ -1,12 +1,13 @@
 """Live queries against plain subscriptions with client-side windows: the same readers, filters and writes.
 
-    .venv/bin/python -m bench.livequery                   # 1,000 queries, 200 filters, 200 writes/s for 30 s: ~4 min
+    .venv/bin/python -m bench.livequery               # 1,000 queries, 200 filters, 200 writes/s for 30 s: ~5 min
     .venv/bin/python -m bench.livequery --queries 100 --filters 20 --rate 50 --seconds 5
+    .venv/bin/python -m bench.livequery --rounds 2 --tree /tmp/before   # alternating rounds; an older hapta
 
-Each mode has a fresh database and one `hapta serve` (the demo app without its hooks, limits off). `--filters` authors have
-`--per-filter` public posts each (likes at random), and `--queries` signed-in readers (distinct users, made in SQL
-with tokens signed by the run's JWT secret, as bench.fanout's) each hold one view of "the `--limit` posts of
-author k with the most likes" (filter `author = "<k>"`, sort `-likes`), reader i on author i % filters:
+Each mode has a fresh database and one `hapta serve` (the demo app without its hooks, limits off). `--filters`
+authors have `--per-filter` public posts each (likes at random), and `--queries` signed-in readers (distinct users,
+made in SQL with tokens signed by the run's JWT secret, as bench.fanout's) each hold one view of "the `--limit`
+posts of author k with the most likes" (filter `author = "<k>"`, sort `-likes`), reader i on author i % filters:
 
 - `query`: `realtime.query {collection: posts, filter, sort: "-likes", limit}`; the client applies each
   `realtime.diff` to its items (hapta.live.window.apply, the reference every client follows);
@@ -23,16 +24,20 @@ the sort field (likes to a new random value: into, within or out of the window),
 (the post moves to another author: out of one filter, into another) and deletes. Writes in SQL keep the gateway's
 request handling out of its CPU: it is all the feed and the live path.
 
-Measured, per mode: latency from a write's COMMIT returning to the writer to the moment a client's window shows
-it (the diff's arrival; for `subscribe`, the event's arrival, or the answer of the refetch it needed), matched by
-position: the change log's position of each write's transaction id, as each diff and event carries; window
-changes/s (diffs, or client-side window changes) and events/s received; the gateway's CPU per write, and every
-other process's by role (bench/processes.py: its pool and listener backends; the writer's backend is `other
-backends of the database`); the load processes' CPU per write (the clients' share of the box); database reads
-per write from the gateway's /metrics (`hapta_live_query_reads_total`; for `subscribe`, the refetches that
-reached PostgreSQL, `hapta_cache_reads_total{result="load"}`; both modes also pay the feed's one row fetch per
-batch). At the end every client's items are checked against the database's first page for its author.
-Writes results to bench/results/livequery.md (see docs/realtime.md, "Live queries").
+Measured, per mode: latency from a write's COMMIT returning to the writer to the moment a client's window shows it
+(the diff's arrival; for `subscribe`, the event's arrival, or the answer of the refetch it needed, or of a page
+asked for since that showed it before its event came), matched by position: the change log's position of each
+write's transaction id, as each diff and event carries; window changes/s (diffs, or client-side window changes) and
+events/s received; the gateway's CPU per write, and every other process's by role (bench/processes.py: its pool and
+listener backends; the writer's backend is `other backends of the database`); the load processes' CPU per write (the
+clients' share of the box); database reads per write from the gateway's /metrics (`hapta_live_query_reads_total`;
+for `subscribe`, the refetches that reached PostgreSQL, `hapta_cache_reads_total{result="load"}`; both modes also
+pay the feed's one row fetch per batch). The measured span runs from the first write until the gateway has read
+every write from the change log and sent nothing for a second (at most `--most` s after the last write: past it the
+row says it fell behind); "all delivered" is how long that took after the last write. Then the load processes read
+their windows (once nothing has come for half a second and no page is being asked for again), and every client's
+items are checked against the database's first page for its author. Writes results to bench/results/livequery.md
+(see docs/realtime.md, "Live queries").
 """
 from __future__ import annotations
 
@@ -171,7 +176,8 @@ class Workload:
                          (self.authors[source], f"post {rng.randrange(1 << 30)}", rng.randrange(LIKES)), source, source)
         post = ids[rng.randrange(len(ids))]
         if kind == "sort":
-            return Write(kind, "UPDATE posts SET likes = $2 WHERE id = $1 RETURNING id, pg_current_xact_id()::text AS x",
+            return Write(kind, "UPDATE posts SET likes = $2 WHERE id = $1 "
+                               "RETURNING id, pg_current_xact_id()::text AS x",
                          (post, rng.randrange(LIKES)), source, source)
         if kind == "filter":
             target = rng.randrange(len(self.authors) - 1)
@@ -255,7 +261,8 @@ class Reader(asyncio.Protocol):
                 return
             if b" 101 " not in self.buffer[:end].split(b"\r\n", 1)[0]:
                 self.transport.abort()
-                self.ready.done() or self.ready.set_exception(ConnectionError(self.buffer[:end].decode(errors="replace")))
+                if not self.ready.done():
+                    self.ready.set_exception(ConnectionError(self.buffer[:end].decode(errors="replace")))
                 return
             self.upgraded, self.buffer = True, self.buffer[end + 4:]
             self.send(self.hello)
@@ -419,7 +426,8 @@ async def clients(args: argparse.Namespace) -> None:
     while time.time() < deadline and (time.time() - Reader.last < 0.5 or any(r.asking for _, r in readers)):
         await asyncio.sleep(0.1)
     out = [{"filter": f, "stamps": r.stamps, "events": r.events, "resets": r.resets, "refetches": r.refetches,
-            "unavailable": r.unavailable, "asking": bool(r.asking), "errors": r.errors[:3], "ids": r.held()} for f, r in readers]
+            "unavailable": r.unavailable, "asking": bool(r.asking), "errors": r.errors[:3], "ids": r.held()}
+           for f, r in readers]
     print(json.dumps({"clients": out}), flush=True)
     for _, reader in readers:
         reader.transport.abort()
@@ -640,7 +648,8 @@ async def run_mode(admin: str, mode: str, args: argparse.Namespace) -> dict[str,
             loads.append(subprocess.Popen(
                 [sys.executable, "-m", "bench.livequery", "--role", "clients", "--mode", mode, "--tokens", str(setup),
                  "--first", str(first), "--count", str(count), "--port", str(gateway.port), "--slice", str(slice_),
-                 "--limit", str(args.limit), "--most", str(args.most)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+                 "--limit", str(args.limit), "--most", str(args.most)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         started = time.monotonic()
         for load in loads:
             line = await asyncio.wait_for(asyncio.to_thread(load.stdout.readline), 600)
@@ -734,7 +743,8 @@ def summary(rows: list[dict], args: argparse.Namespace) -> str:
              f"{args.rate:g} writes/s in SQL for {args.seconds:g} s, one gateway process; "
              f"{len({r['round'] for r in rows})} round(s), medians (range)"
              + ("" if Path(args.tree).resolve() == ROOT else f"; the gateway imports hapta from {args.tree}") + ".", "",
-             "| mode | writes/s | window changes/s | events/s | p50 ms | p99 ms | all delivered, s after the last write "
+             "| mode | writes/s | window changes/s | events/s | p50 ms | p99 ms "
+             "| all delivered, s after the last write "
              "| gateway CPU µs per write | load processes' CPU µs per write | DB reads per write | refetches / resets "
              "| windows right at the end |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
