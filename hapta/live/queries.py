@@ -82,31 +82,46 @@ class Pending(NamedTuple):
 
 def effects(change: Change, outcome: Outcome, topic: Topic, related: dict[tuple[str, str], dict],
             moment: datetime, wall: float) -> list[tuple[Subscription, Pending]]:
-    """The queries of `topic` that hear this change, each with what it does to their window. Decided once per
-    group on the record as it now stands: it matches (an entry, at its place in the order) or it does not (drop)."""
+    """The queries of `topic` whose window this change changes, each with what it does to it. Decided once per
+    group on the record as it now stands: it matches (an entry, at its place in the order) or it does not (drop).
+    Where the rule and filter say no for anyone (another filter's record, a delete), no group is asked. A live
+    query's window that neither holds the record nor would take it in is left out (Window.takes), and that is looked
+    at first: a change costs a query something only where it lands. A starting query queues every pending (its
+    window is not read yet)."""
     model = topic.model
     query: Query = topic.query
     now = outcome.now
     record_id = ident(change.id if now is None else now["id"])
     now_related = _related(model, topic.relations, now, related)
     checks = Checks(topic.rule, topic.filter, Outcome(change.action, now, None), now_related, {})
+    anyone = checks.decide_for_anyone()
+    nobody = anyone is not None and anyone[0] is None   # no group but an admin's sees it now
     position, place = change.position, change.place
+    live = State.LIVE
     out: list[tuple[Subscription, Pending]] = []
     for group in topic.groups.values():
         entry = None
-        if now is not None and checks.shows(group, moment, now=True):
+        if now is not None and (group.admin or not nobody) and checks.shows(group, moment, now=True):
             guards = guard_outcomes(model, query.guarded, now, group, moment, now_related)
             seen = project(now, query.sorted_fields, guards)
             record = model.public(project(now, topic.fields, guards))
             entry = Entry(query.order.key(seen), record_id, now.get("version", 0), record)
-        pending = Pending(record_id, entry)
+        pending = None
         for sub in group.subs:
+            if sub.state is live:
+                if entry is None:
+                    if record_id not in sub.view.window.where:
+                        continue   # not held, not entering: its window stays as it is, no diff to work out
+                elif not sub.view.window.takes(record_id, entry):
+                    continue
+                if not sub.hears(position, place):
+                    continue   # already in the window it started with
             principal = sub.peer.principal
             if principal is not sub.principal:
                 continue   # signed in as someone else since it was grouped: regrouped before the next change
             if principal.role == GUEST or (principal.expires_at is not None and wall >= principal.expires_at):
                 continue   # signed out or expired: its query stands still
-            if sub.state is State.LIVE and not sub.hears(position, place):
-                continue   # already in the window it started with
+            if pending is None:
+                pending = Pending(record_id, entry)
             out.append((sub, pending))
     return out

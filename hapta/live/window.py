@@ -142,6 +142,13 @@ class Window:
     def holds(self, record_id: Any) -> bool:
         return record_id in self.where
 
+    def takes(self, record_id: Any, entry: Entry | None) -> bool:
+        """Would `put(entry)` (or, None, `drop(record_id)`) change the window? Not for a record it does not hold
+        that does not match now, nor for one whose key falls beyond the frontier: most changes, for most of a
+        collection's queries."""
+        return record_id in self.where or (entry is not None and (self.frontier is None
+                                                                  or not entry.key > self.frontier))
+
     @property
     def short(self) -> bool:
         """Fewer than `limit` held of a result that goes on: it must be read again."""

@@ -72,6 +72,17 @@ def test_a_record_beyond_an_incomplete_window_is_not_held_and_a_complete_one_tak
     assert [e.id for e in window.items()] == ["r000", "r001", "far"]
 
 
+def test_a_window_takes_what_it_holds_and_what_enters_at_or_before_its_frontier():
+    window = Window(limit=2, margin=1)
+    window.fill([entry(r) for r in records(3)], complete=False)
+    assert window.takes("r001", None) and window.takes("r002", entry({"id": "r002", "version": 2, "n": 50}))
+    assert not window.takes("other", None)
+    assert window.takes("new", entry({"id": "new", "version": 1, "n": 2}))       # ties go by id: before r002
+    assert not window.takes("new", entry({"id": "new", "version": 1, "n": 3}))   # beyond: not known there
+    window.fill([entry(r) for r in records(1)], complete=True)
+    assert window.takes("far", entry({"id": "far", "version": 1, "n": 99}))    # the whole result: anything enters
+
+
 def test_a_window_is_short_once_drops_eat_its_margin_of_a_longer_result():
     window = Window(limit=2, margin=1)
     window.fill([entry(r) for r in records(3)], complete=False)
@@ -131,20 +142,31 @@ def _model_run(seed: int, limit: int, margin: int, steps: int) -> None:
     window.fill(full[:limit + margin], complete=len(full) <= limit + margin)
     client = [e.record for e in window.items()]
     sent = items(window.items())
+
+    def change(record_id: str, now: Entry | None) -> None:
+        """A put or drop, as realtime makes it: one the window would not take is left out (queries.effects)."""
+        was = (list(window.entries), window.frontier)
+        taken = window.takes(record_id, now)
+        window.put(now) if now is not None else window.drop(record_id)
+        if not taken:
+            assert (window.entries, window.frontier) == was
+
     for step in range(steps):
         roll = rng.random()
         if roll < 0.35 or not table:
             record = {"id": f"n{seed}x{step}", "version": 1, "n": rng.choice([None, *range(20)])}
             table[record["id"]] = record
-            window.put(entry(record, order))
+            change(record["id"], entry(record, order))
         elif roll < 0.7:
             record = table[rng.choice(sorted(table))]
             record = {**record, "version": record["version"] + 1, "n": rng.choice([None, *range(20)])}
             table[record["id"]] = record
-            window.put(entry(record, order))
+            change(record["id"], entry(record, order))
+        elif roll < 0.8:   # a record that does not match (another filter's): dropped if held
+            change(f"elsewhere{rng.randrange(5)}", None)
         else:
             gone = table.pop(rng.choice(sorted(table)))
-            window.drop(gone["id"])
+            change(gone["id"], None)
         full = truth()
         if window.short:   # read again, as the gateway does
             window.fill(full[:limit + margin], complete=len(full) <= limit + margin)
