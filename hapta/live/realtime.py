@@ -289,6 +289,7 @@ class Realtime:
                 if len(plain) < len(topics):
                     self._query(change, outcome, [topic for topic in topics if topic.query is not None],
                                 related, touched)
+                    await self._pause()   # many live queries are many window checks: others run between
             while unread:
                 self._tell_unread(unread.pop(), reset)
             if touched:
@@ -344,7 +345,8 @@ class Realtime:
         window that ran short is read again first (once per group of queries that share it). A read that fails
         tells the query to start over (`realtime.reset`: the client asks again with `have`)."""
         reads: dict[tuple[int, int], Any] = {}
-        for sub in subs:
+        for sub in list(subs):
+            await self._pause()   # a diff per query: other tasks run between slices of them
             if sub.state is State.ENDED:
                 continue
             view = sub.view
