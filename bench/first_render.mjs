@@ -6,8 +6,8 @@
 //   node bench/first_render.mjs '{"url": "ws://...", "email": "...", "password": "...", "filter": "...",
 //                                 "limit": 500, "rounds": 3, "blocked": true}'
 //
-// One JSON line out per load: {case, round, connected, first, stale, open, answer, items, error}; times are
-// performance.now() of the page (ms from the navigation's start): `connected` Hapta.connect resolved (the store
+// One JSON line out per load: {case, round, script, connected, first, stale, open, answer, items, error}; times are
+// performance.now() of the page (ms from the navigation's start): `script` the page's module (hapta.js imported) began to run, `connected` Hapta.connect resolved (the store
 // open, the outbox read), `first` the first callback with `limit` items, `stale` whether it was shown from the
 // cache, `open` the client's state "open" (the socket's first answer: the session resumed), `answer` the first
 // callback the gateway's answer made (stale false) with `limit` items.
@@ -25,6 +25,7 @@ const options = JSON.parse(process.argv[2]);
 const PAGE = `<!doctype html><meta charset="utf-8"><title>first render</title>
 <script type="module">
   import { Hapta } from "/dist/hapta.js";
+  const script = performance.now();
   const params = new URLSearchParams(location.search);
   window.login = async (url, email, password) => {
     const hapta = await Hapta.connect(url, { storage: localStorage });
@@ -34,7 +35,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>first render</title>
   window.result = null;
   if (params.get("run")) {
     const url = params.get("url"), limit = Number(params.get("limit"));
-    const result = { connected: null, first: null, stale: null, open: null, answer: null, items: 0, error: null };
+    const result = { script, connected: null, first: null, stale: null, open: null, answer: null, items: 0, error: null };
     window.result = result;
     const hapta = await Hapta.connect(url, { persist: "indexeddb", storage: localStorage });
     window.client = hapta;

@@ -13,7 +13,8 @@ runs and makes the query. Each round loads it, in a new page of one browser cont
   (playwright's routeWebSocket), so only the cache can show anything.
 
 Rounds alternate the order (odd: uncached, cached, blocked; even: the reverse). Per load the page records
-performance.now() (ms from the navigation's start, page and script load included) when Hapta.connect resolved, at
+performance.now() (ms from the navigation's start, page and script load included) when its module script (which
+imports dist/hapta.js) begins to run, when Hapta.connect resolved (the store opened, the outbox read), at
 the first callback with all 500 items and whether it was stale, at the client's state "open" (the socket's first
 answer: the session resumed), and at the first callback of the gateway's answer (stale false).
 Medians and ranges; writes bench/results/first_render.md.
@@ -92,14 +93,14 @@ def main() -> None:
             raise SystemExit(f"the browser half failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
         for load in loads:
             print(f"  round {load['round']} {load['case']:24} first {load['first']} stale {load['stale']} "
-                  f"connected {load['connected']} open {load['open']} answer {load['answer']} items {load['items']} error {load['error']}",
+                  f"script {load['script']} connected {load['connected']} open {load['open']} answer {load['answer']} items {load['items']} error {load['error']}",
                   flush=True)
         lines = [f"# Time to first render of {args.posts} items after a reload — {time.strftime('%Y-%m-%d %H:%M')}",
                  "",
                  f"{args.rounds} alternating rounds; ms from the navigation's start (performance.now() in the page: "
                  "page and script load included); median (range). Chromium headless, the gateway on loopback.", "",
-                 f"| load | connect resolved | first render with {args.posts} items | shown from | socket's first answer "
-                 "(state open) | gateway's answer shown | loads |", "|---|---:|---:|---|---:|---:|---:|"]
+                 f"| load | page script runs | connect resolved | first render with {args.posts} items | shown from | socket's first answer "
+                 "(state open) | gateway's answer shown | loads |", "|---|---:|---:|---:|---|---:|---:|---:|"]
         for case in CASES:
             mine = [load for load in loads if load["case"] == case]
             if not mine:
@@ -109,7 +110,8 @@ def main() -> None:
             source = ("cache (stale)" if stale == {True} else "gateway" if stale == {False}
                       else "mixed" if stale else "never shown")
             missed = len(mine) - len(first)
-            lines.append(f"| {case} | {spread([l['connected'] for l in mine if l['connected'] is not None])} | "
+            lines.append(f"| {case} | {spread([l['script'] for l in mine])} | "
+                         f"{spread([l['connected'] for l in mine if l['connected'] is not None])} | "
                          f"{spread(first)}{f', {missed} never' if missed else ''} | {source} | "
                          f"{spread([l['open'] for l in mine if l['open'] is not None])} | "
                          f"{spread([l['answer'] for l in mine if l['answer'] is not None])} | {len(mine)} |")
