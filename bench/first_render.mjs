@@ -7,10 +7,11 @@
 //                                 "limit": 500, "rounds": 3, "blocked": true}'
 //
 // One JSON line out per load: {case, round, script, connected, first, stale, open, answer, items, error}; times are
-// performance.now() of the page (ms from the navigation's start): `script` the page's module (hapta.js imported) began to run, `connected` Hapta.connect resolved (the store
-// open, the outbox read), `first` the first callback with `limit` items, `stale` whether it was shown from the
-// cache, `open` the client's state "open" (the socket's first answer: the session resumed), `answer` the first
-// callback the gateway's answer made (stale false) with `limit` items.
+// performance.now() of the page (ms from the navigation's start): `script` the page's module (hapta.js imported)
+// began to run, `connected` Hapta.connect resolved (the store open, the outbox read), `first` the first callback
+// with `limit` items, `stale` whether it was shown from the cache, `open` the client's state "open" (the socket's
+// first answer: the session resumed), `answer` the first callback the gateway's answer made (stale false) with
+// `limit` items.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -35,7 +36,8 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>first render</title>
   window.result = null;
   if (params.get("run")) {
     const url = params.get("url"), limit = Number(params.get("limit"));
-    const result = { script, connected: null, first: null, stale: null, open: null, answer: null, items: 0, error: null };
+    const result = { script, connected: null, first: null, stale: null, open: null, answer: null, items: 0,
+                     error: null };
     window.result = result;
     const hapta = await Hapta.connect(url, { persist: "indexeddb", storage: localStorage });
     window.client = hapta;
@@ -109,7 +111,7 @@ async function load(name, round, { cleared = false, blocked = false } = {}) {
   const done = blocked ? "window.result && window.result.first !== null"
                        : "window.result && window.result.answer !== null";
   await page.waitForFunction(done, undefined, { timeout: 60_000 }).catch(() => {});
-  const result = await page.evaluate(() => window.result);
+  const result = await page.evaluate(() => window.result) ?? { error: "the page never started" };
   if (!blocked) await wait(1500);   // the items the gateway sent reach the store before the next load
   process.stdout.write(JSON.stringify({ case: name, round, ...result }) + "\n");
 }

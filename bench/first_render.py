@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "first_render.md"
 PASSWORD = "first render bench password"
 CASES = ("uncached", "cached", "cached, socket blocked")
+FIELDS = ("first", "stale", "script", "connected", "open", "answer", "items", "error")
 
 
 async def seed(url: str, dsn: str, posts: int) -> dict[str, str]:
@@ -63,6 +64,36 @@ def spread(values: list[float]) -> str:
     if not values:
         return "—"
     return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
+
+
+def summary(loads: list[dict], posts: int, rounds: int) -> str:
+    """The markdown table of the loads (bench/first_render.mjs's lines): per case, median (range) of each time."""
+    lines = [f"# Time to first render of {posts} items after a reload — {time.strftime('%Y-%m-%d %H:%M')}",
+             "",
+             f"{rounds} alternating rounds; ms from the navigation's start (performance.now() in the page: "
+             "page and script load included); median (range). Chromium headless, the gateway on loopback.", "",
+             f"| load | page script runs | connect resolved | first render with {posts} items | shown from "
+             "| socket's first answer (state open) | gateway's answer shown | loads |",
+             "|---|---:|---:|---:|---|---:|---:|---:|"]
+    for case in CASES:
+        mine = [load for load in loads if load["case"] == case]
+        if not mine:
+            continue
+        def times(field: str) -> list[float]:
+            return [load[field] for load in mine if load.get(field) is not None]
+
+        first = times("first")
+        stale = {load["stale"] for load in mine if load.get("first") is not None}
+        source = ("cache (stale)" if stale == {True} else "gateway" if stale == {False}
+                  else "mixed" if stale else "never shown")
+        missed = len(mine) - len(first)
+        lines.append(f"| {case} | {spread(times('script'))} | {spread(times('connected'))} | "
+                     f"{spread(first)}{f', {missed} never' if missed else ''} | {source} | "
+                     f"{spread(times('open'))} | {spread(times('answer'))} | {len(mine)} |")
+    errors = sorted({load["error"] for load in loads if load.get("error")})
+    if errors:
+        lines += ["", "Errors: " + "; ".join(errors)]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -92,33 +123,9 @@ def main() -> None:
         if done.returncode != 0:
             raise SystemExit(f"the browser half failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
         for load in loads:
-            print(f"  round {load['round']} {load['case']:24} first {load['first']} stale {load['stale']} "
-                  f"script {load['script']} connected {load['connected']} open {load['open']} answer {load['answer']} items {load['items']} error {load['error']}",
-                  flush=True)
-        lines = [f"# Time to first render of {args.posts} items after a reload — {time.strftime('%Y-%m-%d %H:%M')}",
-                 "",
-                 f"{args.rounds} alternating rounds; ms from the navigation's start (performance.now() in the page: "
-                 "page and script load included); median (range). Chromium headless, the gateway on loopback.", "",
-                 f"| load | page script runs | connect resolved | first render with {args.posts} items | shown from | socket's first answer "
-                 "(state open) | gateway's answer shown | loads |", "|---|---:|---:|---:|---|---:|---:|---:|"]
-        for case in CASES:
-            mine = [load for load in loads if load["case"] == case]
-            if not mine:
-                continue
-            first = [load["first"] for load in mine if load["first"] is not None]
-            stale = {load["stale"] for load in mine if load["first"] is not None}
-            source = ("cache (stale)" if stale == {True} else "gateway" if stale == {False}
-                      else "mixed" if stale else "never shown")
-            missed = len(mine) - len(first)
-            lines.append(f"| {case} | {spread([l['script'] for l in mine])} | "
-                         f"{spread([l['connected'] for l in mine if l['connected'] is not None])} | "
-                         f"{spread(first)}{f', {missed} never' if missed else ''} | {source} | "
-                         f"{spread([l['open'] for l in mine if l['open'] is not None])} | "
-                         f"{spread([l['answer'] for l in mine if l['answer'] is not None])} | {len(mine)} |")
-        errors = sorted({load["error"] for load in loads if load["error"]})
-        if errors:
-            lines += ["", "Errors: " + "; ".join(errors)]
-        table = "\n".join(lines) + "\n"
+            print(f"  round {load['round']} {load['case']:24} "
+                  + " ".join(f"{field} {load.get(field)}" for field in FIELDS), flush=True)
+        table = summary(loads, args.posts, args.rounds)
         print("\n" + table)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(table)
