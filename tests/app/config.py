@@ -30,8 +30,10 @@ app = App(
             # `text @@ "words"` in filters: full-text search in English (its GIN index: migrations/0002_search.sql)
             search={"text": "english"},
             # Up to 4 pictures or short videos per post, recognised by their content; files.* ops keep the list.
+            # Thumbnails in the sizes a feed shows (files.url {thumb}): a square and a column's width.
             files={"media": FileField(max_size=25 * 1024 * 1024, max_count=4,
-                                      types=("image/png", "image/jpeg", "image/gif", "image/webp", "video/mp4"))},
+                                      types=("image/png", "image/jpeg", "image/gif", "image/webp", "video/mp4"),
+                                      thumbs=("100x100", "480x0"))},
         ),
         Collection(
             "comments",
