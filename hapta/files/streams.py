@@ -192,24 +192,34 @@ class Streams:
         return {"file": stored.public(), "upload": token, "expires_at": expires_at}
 
     async def claim_uploads(self, conn: asyncpg.Connection, principal: Principal, model: Model,
-                            data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+                            data: dict[str, Any], current: dict[str, Any] | None = None
+                            ) -> tuple[dict[str, Any], dict[str, Any]]:
         """In a create's transaction: (data without its file fields, field -> files). Each item of a file field
         must be `{"upload": token}`, a finished upload of this principal for this field; its row is deleted in
         the same transaction (the record owns the object if the create commits; if it rolls back, the upload is
         parked again and swept at the end of its idle time). Refusals: a token unknown, used or past its time
         (TOKEN_INVALID), another principal's (FORBIDDEN), anything else in the field, an upload for another field,
-        too many files or two of one name (VALIDATION_FAILED)."""
+        too many files or two of one name (VALIDATION_FAILED). An update (`current`: the record, locked) may also
+        keep a file it holds with `{"name": name}`; the files it leaves out are let go (the release trigger)."""
         fields = self.service.fields.get(model.name, {})
         rest = {k: v for k, v in data.items() if k not in fields}
         taken: dict[str, Any] = {}
         for field in [f for f in fields if f in data]:
             spec, value = fields[field], data[field]
+            kinds = {"upload"} if current is None else {"upload", "name"}
             if not isinstance(value, list) or not all(
-                    isinstance(i, dict) and set(i) == {"upload"} and isinstance(i["upload"], str) for i in value):
-                raise HaptaError(VALIDATION_FAILED, f"{model.name}.{field} takes only finished uploads at create: "
-                                 '[{"upload": token}, ...]', details={"field": field})
+                    isinstance(i, dict) and len(i) == 1 and set(i) <= kinds and isinstance(next(iter(i.values())), str)
+                    for i in value):
+                raise HaptaError(VALIDATION_FAILED, f"{model.name}.{field} takes only finished uploads"
+                                 + (' at create: [{"upload": token}, ...]' if current is None else
+                                    ' and kept files: [{"upload": token} or {"name": name}, ...]'),
+                                 details={"field": field})
             files = []
             for item in value:
+                if "name" in item:
+                    assert current is not None
+                    files.append(_find(_files(current.get(field)), item["name"], model, field))
+                    continue
                 token = item["upload"]
                 upload = await self.service.claim(conn, token)
                 if upload is None:

@@ -50,8 +50,8 @@ class Writes:
         self.combiner = Combiner(db, records.schemas)
         # In a create's transaction: (data without its file fields, file field -> the uploaded files its
         # `{"upload": token}` items name), those uploads taken (files/streams.py, Streams.claim_uploads)
-        self.uploads: Callable[[asyncpg.Connection, Principal, Model, dict[str, Any]],
-                               Awaitable[tuple[dict[str, Any], dict[str, Any]]]] | None = None
+        # (an update passes the record as it stands: its files may be kept by `{"name": ...}`)
+        self.uploads: Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]] | None = None
 
     async def close(self) -> None:
         await self.combiner.close()
@@ -69,7 +69,7 @@ class Writes:
     async def update(self, peer: Peer, collection: str, record_id: str, data: dict[str, Any],
                      version: int | None, once: Once | None = None) -> dict[str, Any]:
         model = self.records.model(collection)
-        if once is None and not self.hooks.has(model.name, "before_update"):
+        if once is None and not self.hooks.has(model.name, "before_update") and not names_uploads(data):
             return await self._update_combined(peer, model, record_id, data, version)
         return await self.transact(once, lambda conn, later: self.update_in(conn, peer, model, record_id, data,
                                                                             version, later), model)
@@ -295,15 +295,22 @@ class Writes:
         principal = peer.principal
         rule_for(model, "update", principal)
         key_value = record_key(model, record_id)
-        changes = writable_data(model, data)
+        uploading = self.uploads is not None and names_uploads(data)
+        changes = writable_data(model, {k: v for k, v in data.items() if k not in model.file_fields} if uploading
+                                else data)
         with database_refusals(model):
             ctx = self.records.context(peer, "records.update", model, conn)
             current = await self.lock_for_write(conn, principal, model, key_value, "update")
             check_version(model, record_id, current, version)
+            files: dict[str, Any] = {}
+            if uploading:
+                assert self.uploads is not None
+                _, files = await self.uploads(conn, principal, model, data, current)
             if self.hooks.has(model.name, "before_update"):
                 changed = await self.hooks.before(model.name, "before_update", ctx, dict(current), dict(changes))
                 if changed is not None:
                     changes = writable_data(model, changed)
+            changes.update(files)   # the field as named: kept files and uploads, judged and stored together
             if not changes:
                 return model.public(current)
             row = await self._set(conn, principal, model, key_value, changes)

@@ -160,3 +160,31 @@ async def test_an_unused_upload_is_swept_after_the_idle_time(files_gateway, conn
         await client.call("records.create", {"collection": "posts", "data": {
             "author": user["id"], "text": "late", "attachments": [{"upload": up["upload"]}]}})
     assert late.value.code == "TOKEN_INVALID"
+
+
+async def test_an_update_keeps_replaces_and_adds_files_in_one_step(files_gateway, connect_files):
+    client, user = await signed_in(connect_files)
+    a = await client.upload("posts", None, "media", "a.png", png(1000), type="image/png")
+    b = await client.upload("posts", None, "media", "b.png", png(1000), type="image/png")
+    post = await client.call("records.create", {"collection": "posts", "data": {
+        "author": user["id"], "text": "to update", "media": [{"upload": a["upload"]}, {"upload": b["upload"]}]}})
+    c = await client.upload("posts", None, "media", "c.png", png(3000), type="image/png")
+    updated = await client.call("records.update", {"collection": "posts", "id": post["id"], "version": post["version"],
+                                                   "data": {"text": "updated", "media": [{"name": "b.png"},
+                                                                                         {"upload": c["upload"]}]}})
+    assert updated["text"] == "updated" and [f["name"] for f in updated["media"]] == ["b.png", "c.png"]
+    assert updated["version"] == post["version"] + 1
+    with pytest.raises(HaptaError) as dropped:   # a.png went with the update
+        await client.download_bytes("posts", post["id"], "media", "a.png")
+    assert dropped.value.code == "NOT_FOUND"
+    with pytest.raises(HaptaError) as missing:
+        await client.call("records.update", {"collection": "posts", "id": post["id"], "data": {
+            "media": [{"name": "a.png"}, {"upload": c["upload"]}]}})
+    assert missing.value.code in ("NOT_FOUND", "TOKEN_INVALID")
+    other, _ = await signed_in(connect_files)
+    d = await other.upload("posts", None, "media", "d.png", png(100), type="image/png")
+    with pytest.raises(HaptaError) as not_theirs:   # the update rule: only the author; the upload stays parked
+        await other.call("records.update", {"collection": "posts", "id": post["id"], "data": {
+            "media": [{"upload": d["upload"]}]}})
+    assert not_theirs.value.code in ("FORBIDDEN", "NOT_FOUND", "RULE_DENIED")
+    assert await parked(files_gateway, d["upload"]) is not None
