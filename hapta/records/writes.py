@@ -59,7 +59,8 @@ class Writes:
     async def create(self, peer: Peer, collection: str, data: dict[str, Any], once: Once | None = None
                      ) -> dict[str, Any]:
         model = self.records.model(collection)
-        if once is None and not names_uploads(data):   # one statement that judges itself and commits by itself: one round trip
+        # One statement that judges itself and commits by itself (one round trip), unless it takes uploads
+        if once is None and not names_uploads(data):
             later: AfterCommit = []
             record = await self.create_in(None, peer, model, data, later)
             await after_commit(later)
