@@ -6,6 +6,9 @@ object that may exist in storage while no record refers to it.
     begin    insert the row (a lease that this process renews while the upload lives), then open the writer
     store    in the transaction that writes the file into the record: delete the row (the record owns it now)
     abandon  remove the object, then the row; if storage is down, the row stays with its lease run out
+    park     an upload finished without a record (files.upload with no id): the row stays, naming its token,
+             uploader and field (column `upload`, store/sql/0017), its lease the idle time, not renewed; a create
+             that names the token deletes the row in its own transaction, else the sweeper removes the object
     release  the trigger hapta.release_files adds a row for every file a record lets go of (replaced, removed,
              the record deleted, by any writer), in the writer's own transaction, and NOTIFYs hapta_files
 
