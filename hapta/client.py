@@ -169,10 +169,12 @@ class Client:
 
     # ---- files ----
 
-    async def upload(self, collection: str, record_id: str, field: str, name: str,
+    async def upload(self, collection: str, record_id: str | None, field: str, name: str,
                      data: bytes | BinaryIO | AsyncIterable[bytes], *, size: int | None = None,
                      type: str = "application/octet-stream") -> dict[str, Any]:
-        """Stream a file into a record's file field; return files.finish's data (`{file, record}`).
+        """Stream a file into a record's file field; return files.finish's data (`{file, record}`). With
+        `record_id` None, an upload for a record still to create: files.finish's data is `{file, upload,
+        expires_at}`, and `{"upload": <upload>}` in the field of a records.create stores the file with the record.
 
         `data` is bytes, a binary file (read in chunks, from its current position) or an async iterable of bytes
         (then give `size`). At most the gateway's window is ever unacknowledged; a failure the gateway reports
@@ -186,8 +188,10 @@ class Client:
                 size = len(data.getbuffer()) - data.tell()
             else:
                 raise ValueError("give the size of a streamed upload")
-        opened = await self.call("files.upload", {"collection": collection, "id": record_id, "field": field,
-                                                  "name": name, "size": size, "type": type})
+        args = {"collection": collection, "field": field, "name": name, "size": size, "type": type}
+        if record_id is not None:
+            args["id"] = record_id
+        opened = await self.call("files.upload", args)
         number, chunk_size, window = opened["stream"], opened["chunk_size"], opened["window"]
         stream = self._streams[number] = _Stream()   # before any chunk: its acks must find it
         finished = False

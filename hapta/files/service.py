@@ -6,6 +6,9 @@ object that may exist in storage while no record refers to it.
     begin    insert the row (a lease that this process renews while the upload lives), then open the writer
     store    in the transaction that writes the file into the record: delete the row (the record owns it now)
     abandon  remove the object, then the row; if storage is down, the row stays with its lease run out
+    park     an upload finished without a record (files.upload with no id): the row stays, naming its token,
+             uploader and field (column `upload`, store/sql/0017), its lease the idle time, not renewed; a create
+             that names the token deletes the row in its own transaction, else the sweeper removes the object
     release  the trigger hapta.release_files adds a row for every file a record lets go of (replaced, removed,
              the record deleted, by any writer), in the writer's own transaction, and NOTIFYs hapta_files
 
@@ -147,6 +150,25 @@ class FileService:
     async def adopt(self, conn: asyncpg.Connection, key: str) -> bool:
         """In the record's transaction: the record owns `key` now. False if the claim is gone (swept)."""
         return await conn.fetchval("DELETE FROM hapta.unclaimed_files WHERE key = $1 RETURNING true", key) is True
+
+    async def park(self, key: str, upload: dict) -> bool:
+        """An upload finished without a record: its row now says who may use it and how (`upload`: token, owner,
+        collection, field, entry), its lease is the idle time, no longer renewed. False if the claim is gone."""
+        parked = await self.db.fetchval(
+            "UPDATE hapta.unclaimed_files SET upload = $2, lease_until = now() + make_interval(secs => $3) "
+            "WHERE key = $1 RETURNING true", key, upload, float(self.limits.idle_timeout))
+        self.live.discard(key)
+        return parked is True
+
+    async def claim(self, conn: asyncpg.Connection, token: str) -> dict | None:
+        """In the record's transaction: the parked upload named by `token` (its row locked), or None when it is
+        unknown, used or past its idle time. The caller checks it, then `adopt`s its key."""
+        row = await conn.fetchrow(
+            "SELECT key, upload FROM hapta.unclaimed_files WHERE upload ->> 'token' = $1 AND lease_until > now() "
+            "FOR UPDATE", token)
+        if row is None:
+            return None
+        return {**row["upload"], "key": row["key"]}   # jsonb: decoded by the pool's codec
 
     def adopted(self, key: str) -> None:
         self.live.discard(key)

@@ -9,6 +9,7 @@ here per peer from its first stream until it disconnects.
 """
 from __future__ import annotations
 
+import secrets
 import time
 import unicodedata
 from typing import Any, Callable
@@ -19,16 +20,23 @@ from ..config import FileField
 from ..hooks.api import Context
 from ..models import Model
 from ..principal import Peer, Principal
-from ..protocol.errors import BAD_REQUEST, NOT_FOUND, TOO_LARGE, VALIDATION_FAILED, HaptaError
+from ..access import rule_for
+from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOKEN_INVALID, TOO_LARGE,
+                               VALIDATION_FAILED, HaptaError)
 from ..records.service import Records
 from ..records.values import record_key
 from ..records.writes import Writes
 from ..store.files import ObjectMissing, new_key
 from .service import FileService
 from .thumbs import NotAnImage
-from .transfers import Target, Transfers
+from .transfers import StoredFile, Target, Transfers
 
 Start = Callable[[], None]
+
+
+def owner(principal: Principal) -> str:
+    """Who an upload without a record belongs to: only they may name its token."""
+    return f"{principal.role}:{principal.user_id or ''}"
 
 
 def _check_name(name: str) -> str:
@@ -93,10 +101,12 @@ class Streams:
             raise HaptaError(NOT_FOUND, f"{model.name} has no file field {field!r}")
         return spec
 
-    async def upload(self, peer: Peer, op: str, collection: str, record_id: str, field: str, name: str, size: int,
-                     content_type: str) -> dict[str, Any]:
+    async def upload(self, peer: Peer, op: str, collection: str, record_id: str | None, field: str, name: str,
+                     size: int, content_type: str) -> dict[str, Any]:
         """files.upload: every check that can come before the first byte (the stream's room, the field's size,
-        type and count, the update rule, the before_upload hook), then a stream: {stream, chunk_size, window}."""
+        type and count, the update rule, the before_upload hook), then a stream: {stream, chunk_size, window}.
+        Without `record_id`, an upload for a record still to be created: the create rule must exist for the
+        principal (it is judged with the files in place at records.create), and files.finish answers a token."""
         service, transfers = self.service, self._transfers(peer)
         transfers.check_room()
         model = self.records.model(collection)
@@ -119,8 +129,15 @@ class Streams:
                     "collection": model.name, "id": record_id, "field": field, "name": name, "size": size,
                     "type": content_type, "record": dict(current)})
 
-        await self.writes.inspect_for_update(peer, op, model, record_id, admit)
-        key = new_key(model.name, field, record_id)
+        if record_id is None:
+            rule_for(model, "create", peer.principal)   # FORBIDDEN for whoever may never create here
+            if hooks.has(model.name, "before_upload"):
+                await hooks.before(model.name, "before_upload", self.records.context(peer, op, model), {
+                    "collection": model.name, "id": None, "field": field, "name": name, "size": size,
+                    "type": content_type, "record": None})
+        else:
+            await self.writes.inspect_for_update(peer, op, model, record_id, admit)
+        key = new_key(model.name, field, record_id or "new")
         writer = await service.begin(key, content_type)   # StorageUnavailable: the dispatcher's UNAVAILABLE
         try:
             stream = transfers.add_upload(Target(model.name, record_id, field, name, size, spec), key, writer)
@@ -136,6 +153,8 @@ class Streams:
         stored = await upload.finish()   # a failure has already dropped what was written
         target = upload.target
         model = self.records.model(target.collection)
+        if target.record_id is None:
+            return await self._park(peer, stored, target)
 
         async def put(conn: asyncpg.Connection, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kept = [f for f in files if f.get("name") != stored.name]
@@ -154,6 +173,75 @@ class Streams:
         service.adopted(stored.key)
         service.wake()   # a replaced file's object can go now
         return {"file": stored.public(), "record": record}
+
+    async def _park(self, peer: Peer, stored: StoredFile, target: Target) -> dict[str, Any]:
+        """An upload without a record: kept under a token for its owner until file_idle_timeout, then swept."""
+        service = self.service
+        token = secrets.token_urlsafe(24)
+        upload = {"token": token, "owner": owner(peer.principal), "collection": target.collection,
+                  "field": target.field, "entry": stored.entry()}
+        try:
+            parked = await service.park(stored.key, upload)
+        except BaseException:
+            await service.abandon(stored.key)
+            raise
+        if not parked:
+            await service.abandon(stored.key)
+            raise HaptaError(BAD_REQUEST, "the upload was cleaned up before it finished; upload again")
+        expires_at = int(time.time() + service.limits.idle_timeout)
+        return {"file": stored.public(), "upload": token, "expires_at": expires_at}
+
+    async def claim_uploads(self, conn: asyncpg.Connection, principal: Principal, model: Model,
+                            data: dict[str, Any], current: dict[str, Any] | None = None
+                            ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """In a create's transaction: (data without its file fields, field -> files). Each item of a file field
+        must be `{"upload": token}`, a finished upload of this principal for this field; its row is deleted in
+        the same transaction (the record owns the object if the create commits; if it rolls back, the upload is
+        parked again and swept at the end of its idle time). Refusals: a token unknown, used or past its time
+        (TOKEN_INVALID), another principal's (FORBIDDEN), anything else in the field, an upload for another field,
+        too many files or two of one name (VALIDATION_FAILED). An update (`current`: the record, locked) may also
+        keep a file it holds with `{"name": name}`; the files it leaves out are let go (the release trigger)."""
+        fields = self.service.fields.get(model.name, {})
+        rest = {k: v for k, v in data.items() if k not in fields}
+        taken: dict[str, Any] = {}
+        for field in [f for f in fields if f in data]:
+            spec, value = fields[field], data[field]
+            kinds = {"upload"} if current is None else {"upload", "name"}
+            if not isinstance(value, list) or not all(
+                    isinstance(i, dict) and len(i) == 1 and set(i) <= kinds and isinstance(next(iter(i.values())), str)
+                    for i in value):
+                raise HaptaError(VALIDATION_FAILED, f"{model.name}.{field} takes only finished uploads"
+                                 + (' at create: [{"upload": token}, ...]' if current is None else
+                                    ' and kept files: [{"upload": token} or {"name": name}, ...]'),
+                                 details={"field": field})
+            files = []
+            for item in value:
+                if "name" in item:
+                    assert current is not None
+                    files.append(_find(_files(current.get(field)), item["name"], model, field))
+                    continue
+                token = item["upload"]
+                upload = await self.service.claim(conn, token)
+                if upload is None:
+                    raise HaptaError(TOKEN_INVALID, f"{model.name}.{field}: no upload {token[:8]}…: unknown, "
+                                     "already used or past its idle time", details={"field": field})
+                if upload.get("owner") != owner(principal):
+                    raise HaptaError(FORBIDDEN, f"{model.name}.{field}: upload {token[:8]}… was made by someone "
+                                     "else", details={"field": field})
+                if (upload.get("collection"), upload.get("field")) != (model.name, field):
+                    raise HaptaError(VALIDATION_FAILED, f"upload {token[:8]}… was made for "
+                                     f"{upload.get('collection')}.{upload.get('field')}, not {model.name}.{field}",
+                                     details={"field": field})
+                await self.service.adopt(conn, upload["key"])
+                files.append(upload["entry"])
+            if len(files) > spec.max_count:
+                raise _too_many(model, field, spec)
+            names = [f.get("name") for f in files]
+            if len(set(names)) != len(names):
+                raise HaptaError(VALIDATION_FAILED, f"{model.name}.{field}: two files named alike",
+                                 details={"field": field})
+            taken[field] = files
+        return rest, taken
 
     async def abort(self, peer: Peer, stream: int) -> None:
         await self._transfers(peer).abort(stream)

@@ -41,9 +41,9 @@ def unavailable() -> HaptaError:
 
 @dataclass(frozen=True)
 class Target:
-    """Where an upload goes: a record's file field, under a name."""
+    """Where an upload goes: a record's file field, under a name (no record: kept under a token, streams.py)."""
     collection: str
-    record_id: str
+    record_id: str | None
     field: str
     name: str
     size: int

@@ -111,6 +111,7 @@ class Gateway:
                                max_filter_cost=app.database.max_filter_cost)
         self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
         self.streams = Streams(self.files, self.records, self.writes)   # files.* over the socket, per connection
+        self.writes.uploads = self.streams.claim_uploads   # records.create naming uploads finished without a record
         self.hub.also_sweep(lambda: self.writes.idempotency.prune(db))   # answers past their 24 hours
         self.deadlines = Deadlines(app.connections.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)

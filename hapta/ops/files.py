@@ -17,11 +17,11 @@ MAX_URL_SECONDS = 7 * 24 * 3600   # what S3 allows for a presigned URL
 
 class UploadArgs(Args):
     collection: Name
-    id: RecordId
     field: Name
     name: FileName
     size: Size
     type: Annotated[str, msgspec.Meta(max_length=255)]
+    id: RecordId | None = None   # none: an upload for a record to create; files.finish answers its token
 
 
 class StreamArgs(Args):

@@ -48,6 +48,10 @@ class Writes:
         self.announce = announce
         self.idempotency = Idempotency()
         self.combiner = Combiner(db, records.schemas)
+        # In a create's transaction: (data without its file fields, file field -> the uploaded files its
+        # `{"upload": token}` items name), those uploads taken (files/streams.py, Streams.claim_uploads)
+        # (an update passes the record as it stands: its files may be kept by `{"name": ...}`)
+        self.uploads: Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]] | None = None
 
     async def close(self) -> None:
         await self.combiner.close()
@@ -55,7 +59,8 @@ class Writes:
     async def create(self, peer: Peer, collection: str, data: dict[str, Any], once: Once | None = None
                      ) -> dict[str, Any]:
         model = self.records.model(collection)
-        if once is None:   # one statement that judges itself and commits by itself: one round trip
+        # One statement that judges itself and commits by itself (one round trip), unless it takes uploads
+        if once is None and not names_uploads(data):
             later: AfterCommit = []
             record = await self.create_in(None, peer, model, data, later)
             await after_commit(later)
@@ -65,7 +70,7 @@ class Writes:
     async def update(self, peer: Peer, collection: str, record_id: str, data: dict[str, Any],
                      version: int | None, once: Once | None = None) -> dict[str, Any]:
         model = self.records.model(collection)
-        if once is None and not self.hooks.has(model.name, "before_update"):
+        if once is None and not self.hooks.has(model.name, "before_update") and not names_uploads(data):
             return await self._update_combined(peer, model, record_id, data, version)
         return await self.transact(once, lambda conn, later: self.update_in(conn, peer, model, record_id, data,
                                                                             version, later), model)
@@ -178,6 +183,9 @@ class Writes:
         """A create on `conn`, in its transaction (None: the one statement commits by itself)."""
         principal = peer.principal
         rule = rule_for(model, "create", principal)
+        files: dict[str, Any] = {}
+        if conn is not None and self.uploads is not None and names_uploads(data):
+            data, files = await self.uploads(conn, principal, model, data)
         values = writable_data(model, data)
         hooked = self.hooks.has(model.name, "before_create"), self.hooks.has(model.name, "after_create")
         ctx = self.records.context(peer, "records.create", model, conn) if any(hooked) else None
@@ -185,6 +193,7 @@ class Writes:
             changed = await self.hooks.before(model.name, "before_create", ctx, dict(values))
             if changed is not None:
                 values = writable_data(model, changed)
+        values.update(files)   # the uploads it named: judged with the record, stored with it or not at all
         missing = [n for n in model.required() if n not in values]
         if missing:
             raise invalid(missing[0], f"{missing[0]} is required")
@@ -287,15 +296,22 @@ class Writes:
         principal = peer.principal
         rule_for(model, "update", principal)
         key_value = record_key(model, record_id)
-        changes = writable_data(model, data)
+        uploading = self.uploads is not None and names_uploads(data)
+        changes = writable_data(model, {k: v for k, v in data.items() if k not in model.file_fields} if uploading
+                                else data)
         with database_refusals(model):
             ctx = self.records.context(peer, "records.update", model, conn)
             current = await self.lock_for_write(conn, principal, model, key_value, "update")
             check_version(model, record_id, current, version)
+            files: dict[str, Any] = {}
+            if uploading:
+                assert self.uploads is not None
+                _, files = await self.uploads(conn, principal, model, data, current)
             if self.hooks.has(model.name, "before_update"):
                 changed = await self.hooks.before(model.name, "before_update", ctx, dict(current), dict(changes))
                 if changed is not None:
                     changes = writable_data(model, changed)
+            changes.update(files)   # the field as named: kept files and uploads, judged and stored together
             if not changes:
                 return model.public(current)
             row = await self._set(conn, principal, model, key_value, changes)
@@ -355,6 +371,13 @@ class Writes:
             later.append(partial(self.announce, [row["id"] for row in ended], "user deleted"))
         later.append(partial(self.hooks.after, model.name, "after_delete", ctx, current))
         return {"id": record_id}
+
+
+def names_uploads(data: Any) -> bool:
+    """Whether a create names finished uploads (`{"field": [{"upload": token}, ...]}`): it then runs in a
+    transaction that takes them (Writes.uploads)."""
+    return isinstance(data, dict) and any(
+        isinstance(v, list) and any(isinstance(f, dict) and "upload" in f for f in v) for v in data.values())
 
 
 def _plain_version(model: Model) -> bool:
