@@ -88,15 +88,19 @@ class FilesGateway:
         finally:
             await storage.close()
 
-    async def unclaimed(self) -> list[str]:
+    async def unclaimed(self, parked: bool = False) -> list[str]:
+        """Keys of unclaimed objects; uploads made without a record, which wait for one (files.upload without id)
+        until their own time is up, only with `parked` (another test's may be waiting)."""
         conn = await asyncpg.connect(self.dsn)
         try:
-            return [r["key"] for r in await conn.fetch("SELECT key FROM hapta.unclaimed_files")]
+            where = "" if parked else " WHERE upload IS NULL"
+            return [r["key"] for r in await conn.fetch(f"SELECT key FROM hapta.unclaimed_files{where}")]
         finally:
             await conn.close()
 
     async def settled(self, record_id: str, expected: int, timeout: float = 20) -> list[str]:
-        """Wait (bounded) until the backend holds exactly `expected` objects of a record and nothing is unclaimed."""
+        """Wait (bounded) until the backend holds exactly `expected` objects of a record and nothing is unclaimed
+        (but uploads parked for a record to come: another test's)."""
         deadline = time.monotonic() + timeout
         while True:
             stored, unclaimed = await self.stored(record_id), await self.unclaimed()

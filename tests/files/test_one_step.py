@@ -47,7 +47,7 @@ async def run_out(gateway, token: str) -> None:
 
 async def gone(gateway, key: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while key in await gateway.stored_all() or key in await gateway.unclaimed():
+    while key in await gateway.stored_all() or key in await gateway.unclaimed(parked=True):
         assert time.monotonic() < deadline, f"{key} is still stored"
         await asyncio.sleep(0.1)
 
@@ -69,7 +69,7 @@ async def test_a_post_and_its_two_pictures_in_one_create(files_gateway, connect_
     got = await client.call("records.get", {"collection": "posts", "id": post["id"]})
     assert [(f["name"], f["size"]) for f in got["media"]] == [("a.png", 1000), ("b.png", 300_000)]
     assert await client.download_bytes("posts", post["id"], "media", "b.png") == b
-    unclaimed = await files_gateway.unclaimed()
+    unclaimed = await files_gateway.unclaimed(parked=True)
     assert not any(k in unclaimed for k in keys)
     # used once: the record has them now
     with pytest.raises(HaptaError) as used:
