@@ -109,9 +109,11 @@ class Gateway:
                                  public_url=lambda: self.public_url)
         self.records = Records(db, models, schemas, hooks, view, read=cache.read,
                                max_filter_cost=app.database.max_filter_cost)
-        self.writes = Writes(self.records, db, hooks, announce=self.hub.announce)
+        # records.create naming uploads finished without a record takes them through the file streams, which write
+        # through Writes in turn: asked for when a write names one, as public_url is
+        self.writes = Writes(self.records, db, hooks, announce=self.hub.announce,
+                             uploads=lambda *args: self.streams.claim_uploads(*args))
         self.streams = Streams(self.files, self.records, self.writes)   # files.* over the socket, per connection
-        self.writes.uploads = self.streams.claim_uploads   # records.create naming uploads finished without a record
         self.hub.also_sweep(lambda: self.writes.idempotency.prune(db))   # answers past their 24 hours
         self.deadlines = Deadlines(app.connections.request_timeout)
         # this process's sockets, for the dashboard (admin.connections): peer -> (its number, since when)

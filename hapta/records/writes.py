@@ -41,7 +41,8 @@ AfterCommit = list[Callable[[], Awaitable[None] | None]]
 
 
 class Writes:
-    def __init__(self, records: Records, db: Database, hooks: Hooks, announce: Announce):
+    def __init__(self, records: Records, db: Database, hooks: Hooks, announce: Announce,
+                 uploads: Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]] | None = None):
         self.records = records   # what a request names (models, fields, the principal's SQL, hooks' context)
         self.db = db
         self.hooks = hooks
@@ -51,7 +52,7 @@ class Writes:
         # In a create's transaction: (data without its file fields, file field -> the uploaded files its
         # `{"upload": token}` items name), those uploads taken (files/streams.py, Streams.claim_uploads)
         # (an update passes the record as it stands: its files may be kept by `{"name": ...}`)
-        self.uploads: Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]] | None = None
+        self.uploads = uploads
 
     async def close(self) -> None:
         await self.combiner.close()
