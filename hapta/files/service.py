@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import asyncpg
 
@@ -44,6 +44,7 @@ log = logging.getLogger("hapta.files")
 CHANNEL = "hapta_files"
 SWEEP_BATCH = 100
 TRIGGER_LOCK = 0x6861707466   # "haptf": one process installs the triggers at a time
+MAX_DIGESTS = 10_000          # kept uploads' running sha256 held in memory for a resume in this process
 
 
 def declared_fields(collections: Iterable[Collection], models: dict[str, Model]) -> dict[str, dict[str, FileField]]:
@@ -93,6 +94,7 @@ class FileService:
         self.ready = False
         self.thumbing = asyncio.Semaphore(MAX_AT_ONCE)        # thumbnails being made at once (worker threads)
         self.making: dict[str, asyncio.Future] = {}            # thumb key -> its making, shared by who asks meanwhile
+        self.digests: dict[str, tuple[int, Any]] = {}          # kept upload's key -> (bytes, their sha256 so far)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         listener.add(CHANNEL, lambda _payload: self.wake())
@@ -164,12 +166,13 @@ class FileService:
         self.live.discard(key)
         return parked is True
 
-    async def suspend(self, key: str, kept: dict, owner: str) -> bool:
+    async def suspend(self, key: str, kept: dict, owner: str, digest: Any = None) -> bool:
         """An upload's socket dropped: keep its row, with what storage `kept` ({stored, type, ...}), for the resume
-        time, unless the principal's kept uploads would pass `resume_bytes` (False: the caller drops it)."""
+        time, unless the principal's kept uploads would pass `resume_bytes` (False: the caller drops it). `digest`,
+        the sha256 of the kept bytes, stays in this process for a resume here (elsewhere it is computed again)."""
         self.live.discard(key)
         try:
-            return await self.db.fetchval(
+            suspended = await self.db.fetchval(
                 "UPDATE hapta.unclaimed_files SET resume = resume || $2::jsonb, "
                 "lease_until = now() + make_interval(secs => $3) "
                 "WHERE key = $1 AND upload IS NULL AND $4 + (SELECT coalesce(sum((resume ->> 'stored')::bigint), 0) "
@@ -179,6 +182,16 @@ class FileService:
                 self.limits.resume_bytes) is True
         except UPSTREAM_ERRORS:
             return False
+        if suspended and digest is not None:
+            while len(self.digests) >= MAX_DIGESTS:   # never resumed here: the oldest go (resumes rehash them)
+                del self.digests[next(iter(self.digests))]
+            self.digests[key] = (int(kept["stored"]), digest)
+        return suspended
+
+    def digest(self, key: str, stored: int) -> Any:
+        """The sha256 of a kept upload's first `stored` bytes, if this process kept it (once), else None."""
+        found = self.digests.pop(key, None)
+        return found[1] if found is not None and found[0] == stored else None
 
     async def resumable(self, upload_id: str) -> tuple[str, dict] | None:
         """(key, its resume state) of the upload `upload_id` in progress or kept, or None when there is none."""
@@ -249,6 +262,7 @@ class FileService:
 
     async def remove(self, key: str) -> None:
         """Remove an object and the thumbnails its field declares (made or not: removal is idempotent)."""
+        self.digests.pop(key, None)
         collection, field = key.split("/")[:2]
         spec = self.field(collection, field)
         for size in (spec.thumbs if spec is not None else ()):

@@ -185,7 +185,7 @@ class Streams:
             raise HaptaError(UNAVAILABLE, "the upload is being resumed on another connection", retry_after=1.0)
         kind, stored = str(state["type"]), int(state["stored"])
         try:
-            writer = await service.storage.resume(key, kind, state["storage"])
+            writer = await service.storage.resume(key, kind, state["storage"], service.digest(key, stored))
         except ObjectMissing:
             await service.abandon(key)
             raise gone from None

@@ -232,7 +232,7 @@ class Upload:
                 kept = None
             if kept and kept["size"] > 0:
                 state = {"stored": kept["size"], "type": self.type, "storage": kept}
-                if await self.transfers.service.suspend(self.key, state, self.owner):
+                if await self.transfers.service.suspend(self.key, state, self.owner, self.writer.sha256):
                     self.dropped = True   # nothing to drop: it waits for its resume (or the sweeper)
                     self.end()            # only now: a resume meanwhile found it here and waited
                     return

@@ -15,7 +15,7 @@ import pytest
 
 from hapta.client import Client, HaptaError
 from tests.conftest import PASSWORD
-from tests.files.conftest import MIB
+from tests.files.conftest import MIB, start_files_gateway, stop_files_gateway
 from tests.services import CuttableProxy
 
 
@@ -177,3 +177,40 @@ async def test_what_a_principal_may_keep_for_resumes_is_bounded_in_bytes(files_g
     done = await owner.upload("posts", post_id, "attachments", "big.bin", first, resume=first_id)
     assert done["file"]["sha256"] == hashlib.sha256(first).hexdigest()
     await files_gateway.settled(post_id, 1)
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_a_kept_upload_resumes_after_the_gateway_restarts(backend, pg_admin, files_app, seaweed, tmp_path):
+    """Another process resumes it (a restart here; another --workers process or node alike): the kept bytes are
+    still in storage, the new process hashes them again (S3: by reading the completed object back), and the file
+    stored is the one sent."""
+    gateway = await start_files_gateway(backend, pg_admin, files_app, tmp_path, seaweed)
+    try:
+        client = await Client.connect(gateway.url)
+        name = "k" + secrets.token_hex(5)
+        session = await client.call("auth.register", {"email": f"{name}@example.com", "password": PASSWORD,
+                                                      "username": name})
+        post_id = (await client.call("records.create", {"collection": "posts", "data": {
+            "author": session["user"]["id"], "text": "a big file", "public": True}}))["id"]
+        await client.close()
+        data = os.urandom(24 * MIB)
+        upload_id = await cut_upload(gateway, f"{name}@example.com", post_id, data, 0.7)
+        assert (await until_kept(gateway, upload_id))["stored"] >= 8 * MIB
+
+        gateway.process.stop()
+        await asyncio.to_thread(gateway.process.start)
+        client = await Client.connect(gateway.url)
+        await client.call("auth.login", {"identity": f"{name}@example.com", "password": PASSWORD})
+        answer: dict = {}
+        done = await client.upload("posts", post_id, "attachments", "big.bin", data, resume=upload_id,
+                                   opened=answer.update)
+        assert answer["received"] >= 8 * MIB
+        assert done["file"]["sha256"] == hashlib.sha256(data).hexdigest() and done["file"]["size"] == len(data)
+        digest = hashlib.sha256()
+        async for piece in client.download("posts", post_id, "attachments", "big.bin"):
+            digest.update(piece)
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert len(await gateway.settled(post_id, 1)) == 1
+        await client.close()
+    finally:
+        await stop_files_gateway(gateway, pg_admin)

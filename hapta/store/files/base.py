@@ -7,7 +7,8 @@ may be called again (the sweeper retries them). A backend that cannot be reached
 
 An upload whose socket dropped can be resumed (hapta/files/transfers.py): `pause()` makes what a writer has
 taken durable, as far as the backend can, and says how much that is; `Storage.resume()` opens a writer that goes
-on from there, in this process or another. After `commit()`, `sha256` is the whole object's either way.
+on from there, in this process or another. After `commit()`, `sha256` is the whole object's either way (a
+paused writer's `sha256` is that of the bytes it kept: the process that paused it may hand it to `resume`).
 """
 from __future__ import annotations
 
@@ -47,11 +48,12 @@ def check_key(key: str) -> str:
 
 
 class Writer(ABC):
-    """One object being written. `sha256` and `size` describe what write() has taken so far; `content_type`
-    may be set (to what the content turned out to be) until the object is committed."""
+    """One object being written. `sha256` and `size` describe what write() has taken so far (a resumed writer's
+    `sha256` may be None until commit: not known yet); `content_type` may be set (to what the content turned out to
+    be) until the object is committed."""
 
     def __init__(self, content_type: str = "application/octet-stream") -> None:
-        self.sha256 = hashlib.sha256()
+        self.sha256: "hashlib._Hash | None" = hashlib.sha256()
         self.size = 0
         self.content_type = content_type
 
@@ -99,9 +101,10 @@ class Storage(ABC):
     async def reader(self, key: str, offset: int, length: int) -> Reader:
         """Raise ObjectMissing when there is no such object."""
 
-    async def resume(self, key: str, content_type: str, state: dict) -> Writer:
+    async def resume(self, key: str, content_type: str, state: dict, digest: "hashlib._Hash | None" = None) -> Writer:
         """A writer that goes on after the bytes a paused writer kept (`state`, from `Writer.pause`); ObjectMissing
-        when they are gone."""
+        when they are gone. `digest`: the paused writer's sha256 of those bytes, when this process still has it
+        (else the backend computes it from the bytes)."""
         raise ObjectMissing(key)
 
     @abstractmethod

@@ -4,8 +4,8 @@ An upload is written to `.partial/` beside the objects (the same filesystem), fs
 the directory fsynced: a crash leaves either the whole object or a partial file the sweeper removes, never a
 torn object under a real key. Disk I/O runs in threads so that a slow disk never stalls the event loop.
 
-A paused upload is its partial file, fsynced; resuming reopens it, hashes what it holds (sha256 state cannot be
-saved, and the bytes are at hand) and appends.
+A paused upload is its partial file, fsynced; resuming reopens it and appends, after hashing what it holds when the
+paused writer's digest is not at hand (another process resumes it: sha256 state cannot be saved).
 """
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ class LocalStorage(Storage):
             raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
         return LocalWriter(self, key, file)
 
-    async def resume(self, key: str, content_type: str, state: dict) -> Writer:
+    async def resume(self, key: str, content_type: str, state: dict, digest: "hashlib._Hash | None" = None) -> Writer:
         size = int(state["size"])
+        known = digest
 
         def reopen() -> tuple[BinaryIO, "hashlib._Hash"]:
             file = open(self.partial_path(key), "r+b")
@@ -58,6 +59,9 @@ class LocalStorage(Storage):
                 if os.fstat(file.fileno()).st_size < size:
                     raise ObjectMissing(key)
                 file.truncate(size)   # bytes past what was kept: the client sends them again
+                if known is not None:
+                    file.seek(size)
+                    return file, known
                 digest = hashlib.sha256()
                 while data := file.read(1024 * 1024):
                     digest.update(data)

@@ -7,8 +7,9 @@ sha256 of the whole object is computed part by part in a thread.
 Unfinished multipart uploads are not objects: `remove()` aborts them too, so a cut-off upload leaves nothing.
 
 A paused upload keeps its sent parts (the multipart upload stays open; the part being filled is dropped, the client
-sends it again): resuming goes on with the next part number. Parts in flight cannot be read back, so a resumed
-upload's sha256 is computed by reading the object once it is complete.
+sends it again): resuming goes on with the next part number. An upload resumed in another process (without the
+paused writer's digest) has its sha256 computed by reading the object once it is complete: unfinished parts cannot
+be read back.
 """
 from __future__ import annotations
 
@@ -93,12 +94,15 @@ class S3Storage(Storage):
     async def writer(self, key: str, content_type: str) -> Writer:
         return S3Writer(self, check_key(key), content_type)
 
-    async def resume(self, key: str, content_type: str, state: dict) -> Writer:
+    async def resume(self, key: str, content_type: str, state: dict, digest: "hashlib._Hash | None" = None) -> Writer:
         writer = S3Writer(self, check_key(key), content_type)
         writer.upload_id = str(state["upload_id"])
         writer.parts = [Part(int(number), str(etag)) for number, etag in state["parts"]]
         writer.size = writer.sent = int(state["size"])
-        writer.rehash = True
+        if digest is None:
+            writer.rehash, writer.sha256 = True, None   # unknown until commit reads the object back
+        else:
+            writer.sha256 = digest
         with _unavailable("resume an upload"):   # NoSuchUpload (aborted meanwhile): ObjectMissing
             await self.s3._list_parts(self.bucket, key, writer.upload_id, max_parts=1)
         return writer
