@@ -25,6 +25,14 @@ class Principal:
     expires_at: int | None = None   # when the access token behind it expires (unix seconds)
     verified: bool = False          # a user whose email is confirmed (auth.verify, or a provider that vouched)
     anonymous: bool = False         # a guest account (auth.guest): no email or password until auth.register
+    name: str | None = None         # who logs say acted: an admin account's email (None: the admin key, a user's id)
+
+    @property
+    def label(self) -> str:
+        """Who this is in a log line: an admin's name, "admin key", a user's id, or the role."""
+        if self.role == ADMIN:
+            return self.name or "admin key"
+        return self.user_id or self.role
 
     @classmethod
     def of_user(cls, user: Mapping[str, Any], session_id: str, expires_at: int) -> "Principal":
