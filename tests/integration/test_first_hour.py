@@ -122,18 +122,33 @@ def test_a_port_in_use_is_one_line(database):
     assert line == f"hapta: port {port} on 127.0.0.1 is in use: stop what holds it, or pick another --port"
 
 
-async def test_an_edited_migration_says_what_to_do(tmp_path, fresh):
+def migrated_app(tmp_path, dsn: str):
+    """A test app with its own copy of the migrations (write_app links the test app's), applied to `dsn`."""
     app = tmp_path / "app"
     config = write_app(app, BASE + "    app = base\n")
-    (app / "migrations").unlink()   # write_app links the test app's; this app needs its own copy to edit
+    (app / "migrations").unlink()
     (app / "migrations").mkdir()
     for migration in sorted((APP / "migrations").glob("*.sql")):
         (app / "migrations" / migration.name).write_text(migration.read_text())
-    env = gateway_env(fresh)
+    env = gateway_env(dsn)
     assert subprocess.run([sys.executable, "-m", "hapta", "migrate", "--config", str(config)], env={**os.environ,
                           **env}, capture_output=True, timeout=90).returncode == 0
+    return app, config, env
+
+
+async def test_an_edited_migration_says_what_to_do(tmp_path, fresh):
+    app, config, env = migrated_app(tmp_path, fresh)
     first = sorted((app / "migrations").glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- an afterthought\n")
     assert one_line(serve(config, env)) == (
         f"hapta: migration app/{first.name} was edited after it was applied to this database: put the file back as "
         f"it was and add the change as a new migration (in development, `hapta reset` starts the database over)")
+
+
+async def test_a_deleted_migration_is_refused_as_an_edited_one_is(tmp_path, fresh):
+    app, config, env = migrated_app(tmp_path, fresh)
+    last = sorted((app / "migrations").glob("*.sql"))[-1]
+    last.unlink()
+    assert one_line(serve(config, env)) == (
+        f"hapta: migration app/{last.name} was applied to this database but its file is gone: put the file back as "
+        f"it was and add any change as a new migration (in development, `hapta reset` starts the database over)")
