@@ -96,7 +96,10 @@ def test_settings_mistakes(tmp_path, database):
                        "hapta: S3_ENDPOINT must be an http:// or https:// URL, not '127.0.0.1:9000'"),
                       ({"S3_ENDPOINT": "http://127.0.0.1:9000"}, "hapta: S3 needs S3_ENDPOINT, S3_ACCESS_KEY and "
                                                                  "S3_SECRET_KEY together; S3_ACCESS_KEY, S3_SECRET_KEY "
-                                                                 "missing")):
+                                                                 "missing"),
+                      ({"DATABASE_URL": "postgres//app:s3cret-pw@oops"},
+                       "hapta: DATABASE_URL must start with postgresql:// or postgres:// (it reads as host not given, "
+                       "port 5432, database unreadable, user not given)")):
         assert one_line(serve(APP / "config.py", gateway_env(database, **env))) == said
 
 
@@ -106,8 +109,8 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
         port = probe.getsockname()[1]
     env = gateway_env(f"postgresql://app:s3cret-pw@127.0.0.1:{port}/appdb")
     line = one_line(serve(APP / "config.py", env))
-    assert line == (f"hapta: cannot reach the database at 127.0.0.1:{port}/appdb: connection refused (check "
-                    "DATABASE_URL, or leave it unset for the embedded one)")
+    assert line == (f"hapta: cannot reach the database (host 127.0.0.1, port {port}, database appdb, user app): "
+                    "connection refused (check DATABASE_URL, or leave it unset for the embedded one)")
     debug = serve(APP / "config.py", env, "--debug")
     assert debug.returncode != 0 and "Traceback" in debug.stderr   # the whole story, when asked for
     assert "s3cret-pw" not in debug.stderr + line
