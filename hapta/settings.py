@@ -199,10 +199,10 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
                 raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
-        if self.database_url:
-            check_database_url(self.database_url)
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.database_url:
+            check_database_url(self.database_url)
         s3 = {"S3_ENDPOINT": self.s3_endpoint, "S3_ACCESS_KEY": self.s3_access_key, "S3_SECRET_KEY": self.s3_secret_key,
               "S3_BUCKET": self.s3_bucket}
         if any(s3.values()):
