@@ -212,3 +212,13 @@ def test_functions_doc_says_reload_takes_functions_in_place():
     text = (ROOT / "docs" / "functions.md").read_text()
     assert "**`hapta serve --reload`** takes changes of `functions/**/*.py` in place" in text
     assert not [line for line in text.splitlines() if "reload" in line and "not yet" in line.lower()]
+
+
+def test_the_protocol_says_what_a_channel_member_carries():
+    """docs/protocol.md's Channels section names every key of a member as the gateway builds it, and `profile`."""
+    from hapta.live.channels import _member
+    section = (ROOT / "docs" / "protocol.md").read_text().split("## Channels", 1)[1].split("\n## ", 1)[0]
+    said = re.search(r"\*\*What a member carries\.\*\*(.*?)\n\n", section, re.DOTALL)
+    assert said, "docs/protocol.md, Channels: no paragraph says what a member carries"
+    shown = "{" + ", ".join(_member("p:1", "u1", "user")) + "}"
+    assert f"`{shown}`" in said.group(1) and "`profile`" in said.group(1)
