@@ -6,9 +6,9 @@ A mail is rendered from the app's templates (`mail/<name>.subject`, `.txt`, `.ht
 with $app, $link and $code) or the defaults below, and written to hapta.mail_outbox. After commit, whichever
 process claims it first sends it: to the SMTP server of SMTP_URL (aiosmtplib; smtps:// is TLS from the start,
 smtp:// upgrades with STARTTLS when the server offers it), or, without SMTP_URL, into HAPTA_DATA_DIR/mail/ as .eml
-files written as plain text (a link copied from one works), with the link logged outside production. A failure is retried after 5 s, 30 s, 2 min, 10 min, then kept
-with its error. A claim pushes next_try ahead (the lease): a process that dies mid-send leaves the mail to the
-next one.
+files written as plain text (a link copied from one works), with the link logged outside production. A failure
+is retried after 5 s, 30 s, 2 min, 10 min, then kept with its error. A claim pushes next_try ahead (the lease): a
+process that dies mid-send leaves the mail to the next one.
 """
 from __future__ import annotations
 
