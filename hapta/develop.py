@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .settings import Settings, StartupError, database_address, reason
+from .settings import Settings, StartupError, database_address, database_parts, reason
 
 
 def psql_binary(embedded: bool) -> str:
@@ -58,7 +58,7 @@ async def _drop_everything(dsn: str) -> None:
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
-        raise StartupError(f"cannot reach the database at {database_address(dsn)}: {reason(exc)}") from exc
+        raise StartupError(f"cannot reach the database ({database_parts(dsn)}): {reason(exc)}") from exc
     try:
         async with conn.transaction():
             await conn.execute("DROP SCHEMA IF EXISTS hapta CASCADE")

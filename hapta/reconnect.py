@@ -434,6 +434,8 @@ class Hapta:
         await self.call("channels.leave", {"channel": channel})
 
     def members(self, channel: str) -> list[dict[str, Any]]:
+        """Who is in `channel` now, as the gateway showed them: `{id, user, role}`, and `profile` (the presence
+        fields of the member's users record as this reader may see them) where the channel's pattern names any."""
         return list(self.channels.get(channel, {}).get("members", {}).values())
 
     def _presence(self, channel: str, answer: dict[str, Any]) -> None:

@@ -29,6 +29,55 @@ class StartupError(Exception):
     says what, where and what to do, in one line."""
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres")
+ENCODE_HINT = "percent-encode @ : / in the password as %40 %3A %2F"
+
+
+def _database_url_parts(dsn: str) -> dict[str, str | None]:
+    """A DATABASE_URL split as asyncpg splits it (the user part ends at the first '@', hosts are comma-separated,
+    the query may name host, port, user and dbname), with None for what it does not give and "?" for what does
+    not parse. The password is never kept; a part that may hold a piece of it (an unencoded '@' or '/' in the
+    password moves the split into the hosts or the path) is "?" too."""
+    parts = urllib.parse.urlsplit(dsn)
+    query = {key: values[0] for key, values in urllib.parse.parse_qs(parts.query).items()}
+    auth, _, hostspec = parts.netloc.rpartition("@") if "@" in parts.netloc else ("", "", parts.netloc)
+    if "@" in auth:   # asyncpg ends the user part at the first '@': the rest of the password would be the host
+        auth, hostspec = auth.partition("@")[0], "?"
+    hosts, ports = [], []
+    for spec in filter(None, hostspec.split(",")):
+        if spec.startswith("["):
+            host, _, rest = spec[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port = spec.partition(":")
+        hosts.append(urllib.parse.unquote(host) or "?")
+        ports.append(port if port.isdigit() or not port else "?")
+    database = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return {
+        "host": ", ".join(hosts) or query.get("host"),
+        "port": ", ".join(port or "5432" for port in ports) if any(ports) else query.get("port", "5432"),
+        "database": "?" if "@" in database else urllib.parse.unquote(database) or query.get("dbname"),
+        "user": urllib.parse.unquote(auth.partition(":")[0]) or query.get("user"),
+    }
+
+
+def database_parts(dsn: str) -> str:
+    """What a DATABASE_URL was read as, for a message: host, port, database and user, never the password."""
+    shown = {name: "unreadable" if value == "?" or value and "?" in value.split(", ") else value or "not given"
+             for name, value in _database_url_parts(dsn).items()}
+    return ", ".join(f"{name} {value}" for name, value in shown.items())
+
+
+def check_database_url(dsn: str) -> None:
+    """Refuse a DATABASE_URL asyncpg could not use as meant, saying what it was read as."""
+    if urllib.parse.urlsplit(dsn).scheme not in DATABASE_SCHEMES:
+        raise SettingsError(f"DATABASE_URL must start with postgresql:// or postgres:// (it reads as "
+                            f"{database_parts(dsn)})")
+    if any(value == "?" or value and "?" in value.split(", ") for value in _database_url_parts(dsn).values()):
+        raise SettingsError(f"DATABASE_URL does not parse as postgresql://user:password@host:port/database (it reads "
+                            f"as {database_parts(dsn)}); {ENCODE_HINT}")
+
+
 def database_address(dsn: str) -> str:
     """Where a DATABASE_URL points, without its user or password: host:port/database."""
     parts = urllib.parse.urlsplit(dsn)
@@ -152,6 +201,8 @@ class Settings:
                 raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.database_url:
+            check_database_url(self.database_url)
         s3 = {"S3_ENDPOINT": self.s3_endpoint, "S3_ACCESS_KEY": self.s3_access_key, "S3_SECRET_KEY": self.s3_secret_key,
               "S3_BUCKET": self.s3_bucket}
         if any(s3.values()):

@@ -6,9 +6,9 @@ A mail is rendered from the app's templates (`mail/<name>.subject`, `.txt`, `.ht
 with $app, $link and $code) or the defaults below, and written to hapta.mail_outbox. After commit, whichever
 process claims it first sends it: to the SMTP server of SMTP_URL (aiosmtplib; smtps:// is TLS from the start,
 smtp:// upgrades with STARTTLS when the server offers it), or, without SMTP_URL, into HAPTA_DATA_DIR/mail/ as .eml
-files, with the link logged outside production. A failure is retried after 5 s, 30 s, 2 min, 10 min, then kept
-with its error. A claim pushes next_try ahead (the lease): a process that dies mid-send leaves the mail to the
-next one.
+files written as plain text (a link copied from one works), with the link logged outside production. A failure
+is retried after 5 s, 30 s, 2 min, 10 min, then kept with its error. A claim pushes next_try ahead (the lease): a
+process that dies mid-send leaves the mail to the next one.
 """
 from __future__ import annotations
 
@@ -192,20 +192,23 @@ class Mailer:
                                       row["id"])
         return bool(rows)
 
-    def _message(self, row: Any) -> email.message.EmailMessage:
+    def _message(self, row: Any, *, readable: bool = False) -> email.message.EmailMessage:
+        """The mail of an outbox row. `readable`: for a person to open as a file, so each part is written as it
+        is (7bit or 8bit) where mail allows, not quoted-printable, which turns a link's `#verify=` into `=3D`."""
         message = email.message.EmailMessage()
         message["From"] = self.sender
         message["To"] = row["recipient"]
         message["Subject"] = row["subject"]
         message["Date"] = email.utils.formatdate(usegmt=True)
         message["Message-ID"] = email.utils.make_msgid(idstring=f"hapta{row['id']}")
-        message.set_content(row["text_body"])
+        message.set_content(row["text_body"], cte=_plain_cte(row["text_body"]) if readable else None)
         if row["html_body"]:
-            message.add_alternative(row["html_body"], subtype="html")
+            message.add_alternative(row["html_body"], subtype="html",
+                                    cte=_plain_cte(row["html_body"]) if readable else None)
         return message
 
     async def _deliver(self, row: Any) -> None:
-        message = self._message(row)
+        message = self._message(row, readable=self.smtp_url is None)
         if self.smtp_url is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{row['id']:08d}.eml").write_bytes(message.as_bytes())
@@ -217,6 +220,15 @@ class Mailer:
                               username=urllib.parse.unquote(url.username) if url.username else None,
                               password=urllib.parse.unquote(url.password) if url.password else None,
                               use_tls=implicit, start_tls=None if not implicit else False, timeout=30)
+
+
+def _plain_cte(body: str) -> str | None:
+    """7bit or 8bit for `body` as it is, or None (let the email package choose) when a line is longer than mail
+    allows (998 bytes, RFC 5322), as an app's own template may be."""
+    encoded = body.encode()
+    if max((len(line) for line in encoded.splitlines()), default=0) > 998:
+        return None
+    return "7bit" if encoded.isascii() else "8bit"
 
 
 def _masked(address: str) -> str:

@@ -58,7 +58,7 @@ from ..query.schema import Schema
 from ..records.service import Records
 from ..records.writes import Writes
 from ..records.view import RecordView
-from ..settings import Settings, SettingsError, StartupError, database_address, reason
+from ..settings import Settings, SettingsError, StartupError, database_parts, reason
 from ..store import migrations
 from ..store.migrations import create_triggers
 from ..store.files import Storage
@@ -177,7 +177,7 @@ class Gateway:
             pool = await create_pool(dsn, max_size=bounds.pool_size, statement_timeout=bounds.statement_timeout,
                                      lock_timeout=bounds.lock_timeout)
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StartupError(f"cannot reach the database at {database_address(dsn)}: {reason(exc)} "
+            raise StartupError(f"cannot reach the database ({database_parts(dsn)}): {reason(exc)} "
                                f"(check DATABASE_URL, or leave it unset for the embedded one)") from exc
         db = Database(pool, acquire_timeout=app.database.acquire_timeout,
                       gate=Gate(app.database.per_principal, app.database.per_address))

@@ -21,7 +21,9 @@ MAX_STRING = 4096
 
 WHITESPACE = " \t\r\n"
 KEYWORD_VALUES = {"true": True, "false": False, "null": None}
-SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+# Both quotes may be escaped in both kinds of string, so one set of rules serves `"..."` and `'...'`.
+SIMPLE_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t"}
+QUOTES = "\"'"
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -62,7 +64,7 @@ def tokenize(text: str) -> list[Token]:
 
 def _next_token(text: str, pos: int) -> tuple[Token, int]:
     char = text[pos]
-    if char == '"':
+    if char in QUOTES:
         return _string(text, pos)
     if _is_digit(char) or (char == "-" and _is_digit(text[pos + 1 : pos + 2])):
         return _number(text, pos)
@@ -139,14 +141,17 @@ def _number(text: str, start: int) -> tuple[Token, int]:
 
 
 def _string(text: str, start: int) -> tuple[Token, int]:
-    """Read a double-quoted string with JSON-like escapes; reject what PostgreSQL text cannot hold."""
+    """Read a string in double or single quotes with JSON-like escapes (plus `\\'`); reject what PostgreSQL text
+    cannot hold. Single quotes are there because PocketBase and SQL users write them; the value is a parameter
+    either way, so neither quote ever reaches SQL text."""
+    quote = text[start]
     chars: list[str] = []
     pos = start + 1
     while True:
         if pos >= len(text):
             raise FilterError(f"unterminated string starting at {start}")
         char, char_start = text[pos], pos
-        if char == '"':
+        if char == quote:
             break
         if char == "\\":
             char, pos = _escape(text, pos)

@@ -1,7 +1,7 @@
 """Schema migrations: the gateway's own (hapta/store/sql) first, then the app's migrations/ folder.
 
 Each file runs once, in name order, in its own transaction, and is recorded with its checksum; a file changed
-after it was applied stops the start (editing history silently is how databases drift). An advisory lock lets
+or deleted after it was applied stops the start (editing history silently is how databases drift). An advisory lock lets
 many workers or nodes start at once: one migrates, the others wait and find nothing left to do.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ async def migrate(conn: asyncpg.Connection, app_dir: Path | None) -> list[str]:
               name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
         """)
         done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM hapta.migrations")}
+        _refuse_missing(done, files, app_dir is not None)
         for name, sql in files:
             checksum = hashlib.sha256(sql.encode()).hexdigest()
             if name in done:
@@ -59,6 +60,19 @@ async def migrate(conn: asyncpg.Connection, app_dir: Path | None) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     return applied_now
+
+
+def _refuse_missing(done: dict[str, str], files: list[tuple[str, str]], with_app: bool) -> None:
+    """A file deleted after it was applied is history rewritten, as an edit is: refuse it the same way, before
+    anything runs. Without an app folder (app_dir None) only the gateway's own are judged."""
+    present = {name for name, _ in files}
+    missing = sorted(name for name in done
+                     if name not in present and (name.startswith("hapta/") or with_app and name.startswith("app/")))
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MigrationError(f"migration {missing[0]}{more} was applied to this database but its file is gone: put "
+                             f"the file back as it was and add any change as a new migration (in development, "
+                             f"`hapta reset` starts the database over)")
 
 
 async def create_triggers(conn: asyncpg.Connection, function: str, tables: dict[str, str],

@@ -96,7 +96,10 @@ def test_settings_mistakes(tmp_path, database):
                        "hapta: S3_ENDPOINT must be an http:// or https:// URL, not '127.0.0.1:9000'"),
                       ({"S3_ENDPOINT": "http://127.0.0.1:9000"}, "hapta: S3 needs S3_ENDPOINT, S3_ACCESS_KEY and "
                                                                  "S3_SECRET_KEY together; S3_ACCESS_KEY, S3_SECRET_KEY "
-                                                                 "missing")):
+                                                                 "missing"),
+                      ({"DATABASE_URL": "postgres//app:s3cret-pw@oops"},
+                       "hapta: DATABASE_URL must start with postgresql:// or postgres:// (it reads as host not given, "
+                       "port 5432, database unreadable, user not given)")):
         assert one_line(serve(APP / "config.py", gateway_env(database, **env))) == said
 
 
@@ -106,8 +109,8 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
         port = probe.getsockname()[1]
     env = gateway_env(f"postgresql://app:s3cret-pw@127.0.0.1:{port}/appdb")
     line = one_line(serve(APP / "config.py", env))
-    assert line == (f"hapta: cannot reach the database at 127.0.0.1:{port}/appdb: connection refused (check "
-                    "DATABASE_URL, or leave it unset for the embedded one)")
+    assert line == (f"hapta: cannot reach the database (host 127.0.0.1, port {port}, database appdb, user app): "
+                    "connection refused (check DATABASE_URL, or leave it unset for the embedded one)")
     debug = serve(APP / "config.py", env, "--debug")
     assert debug.returncode != 0 and "Traceback" in debug.stderr   # the whole story, when asked for
     assert "s3cret-pw" not in debug.stderr + line
@@ -122,18 +125,33 @@ def test_a_port_in_use_is_one_line(database):
     assert line == f"hapta: port {port} on 127.0.0.1 is in use: stop what holds it, or pick another --port"
 
 
-async def test_an_edited_migration_says_what_to_do(tmp_path, fresh):
+def migrated_app(tmp_path, dsn: str):
+    """A test app with its own copy of the migrations (write_app links the test app's), applied to `dsn`."""
     app = tmp_path / "app"
     config = write_app(app, BASE + "    app = base\n")
-    (app / "migrations").unlink()   # write_app links the test app's; this app needs its own copy to edit
+    (app / "migrations").unlink()
     (app / "migrations").mkdir()
     for migration in sorted((APP / "migrations").glob("*.sql")):
         (app / "migrations" / migration.name).write_text(migration.read_text())
-    env = gateway_env(fresh)
+    env = gateway_env(dsn)
     assert subprocess.run([sys.executable, "-m", "hapta", "migrate", "--config", str(config)], env={**os.environ,
                           **env}, capture_output=True, timeout=90).returncode == 0
+    return app, config, env
+
+
+async def test_an_edited_migration_says_what_to_do(tmp_path, fresh):
+    app, config, env = migrated_app(tmp_path, fresh)
     first = sorted((app / "migrations").glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- an afterthought\n")
     assert one_line(serve(config, env)) == (
         f"hapta: migration app/{first.name} was edited after it was applied to this database: put the file back as "
         f"it was and add the change as a new migration (in development, `hapta reset` starts the database over)")
+
+
+async def test_a_deleted_migration_is_refused_as_an_edited_one_is(tmp_path, fresh):
+    app, config, env = migrated_app(tmp_path, fresh)
+    last = sorted((app / "migrations").glob("*.sql"))[-1]
+    last.unlink()
+    assert one_line(serve(config, env)) == (
+        f"hapta: migration app/{last.name} was applied to this database but its file is gone: put the file back as "
+        f"it was and add any change as a new migration (in development, `hapta reset` starts the database over)")

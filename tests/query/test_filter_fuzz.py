@@ -7,6 +7,7 @@ import string
 from datetime import datetime, timezone
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hapta.query import FilterError, bind, cost, parse, relations_used
@@ -31,7 +32,13 @@ literal = st.one_of(
                      '["a", null]', '"2024-01-01"', '"0001-01-01T00:00:00+14:00"', '"9999-12-31T23:59:59-14:00"',
                      f'"{"0a1b2c3d-4e5f-4a6b-8c7d-9e0fabcdef01"}"']),
     st.text(max_size=20).map(lambda t: msgspec.json.encode(t).decode()),
+    st.text(max_size=20).map(lambda t: single_quoted(t)),
 )
+
+
+def single_quoted(value: str) -> str:
+    """`value` as a single-quoted filter string: JSON's escapes, and the single quote escaped too."""
+    return "'" + msgspec.json.encode(value).decode()[1:-1].replace("'", "\\'") + "'"
 
 
 def comparisons(fields: list[str]):
@@ -51,6 +58,20 @@ def test_parse_raises_only_filter_errors(text):
         parse(text)
     except FilterError:
         pass
+
+
+@FUZZ
+@given(st.text(max_size=60))
+def test_a_single_quoted_string_reads_as_its_double_quoted_twin(value):
+    double = msgspec.json.encode(value).decode()
+    try:
+        expected = parse(f"text = {double}")
+    except FilterError:   # NUL or a lone surrogate: refused in both spellings
+        with pytest.raises(FilterError):
+            parse(f"text = {single_quoted(value)}")
+        return
+    assert parse(f"text = {single_quoted(value)}") == expected
+    assert expected.right.value == value
 
 
 VARIABLE_SETS = [

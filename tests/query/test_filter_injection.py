@@ -65,6 +65,19 @@ ATTACKS = [
     "text = ＂x＂",
     "@user.id = author || @user.role = \"admin\"",
     'text in ["posts", "comments", "r_post", "id", "SELECT", "NULL", "$1"]',
+    # single-quoted strings: SQL's own quoting, so the obvious place to try to break out
+    "text = 'x'; DROP TABLE posts; --'",
+    "text = 'x'' OR ''1''=''1'",
+    "text = 'x\\' OR 1=1 --'",
+    "text = 'it\\'s'' OR 1=1 --'",
+    "text ~ '%\\' OR \\'1\\'=\\'1'",
+    "text = '\\'); DELETE FROM posts; --'",
+    "text in ['a\\'); DROP TABLE x; --', \"b\", null]",
+    "text = '\\u0027 OR 1=1'",
+    "text = 'x\\\\' || 1=1 --'",
+    "'text' = 'x'",
+    "text = E'\\x27'",
+    "text = '$1'",
 ]
 
 # Everything the compiler itself may write; anything else in the SQL would have come from the user.
@@ -146,3 +159,11 @@ def test_the_vocabulary_check_catches_injected_text():
     assert sql_vocabulary_violations("(\"posts\".\"id\" = 'x') OR 1=1; --") != []
     assert sql_vocabulary_violations('("posts"."id" = $1::text)') == []
     assert sql_vocabulary_violations('("evil"."id" = $1::text)') == ['"evil"']
+
+
+def test_a_single_quoted_breakout_is_one_parameter():
+    node = compile_rule("text = 'x\\' OR 1=1 --' || text = 'a'", POSTS, SCHEMA)
+    params: list = []
+    sql = to_sql(node, POSTS, SCHEMA, VARS, params)
+    assert "x' OR 1=1 --" in params and "a" in params
+    assert sql_vocabulary_violations(sql) == [] and "OR 1=1" not in sql

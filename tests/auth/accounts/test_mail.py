@@ -92,7 +92,8 @@ async def test_an_expired_reset_token_is_refused(connect, smtp, mail_database):
 
 async def test_without_smtp_mails_are_files_and_their_links_are_logged(pg_admin, tmp_path):
     """The embedded default: no SMTP_URL, so each mail is an .eml in HAPTA_DATA_DIR/mail and, outside
-    production, its link is in the log."""
+    production, its link is in the log. The link copied from the file opened as text works (no quoted-printable
+    `#reset=3D...`)."""
     database = await create_database(pg_admin)   # (as above: no other gateway sends this outbox)
     process = GatewayProcess(gateway_env(database, HAPTA_DATA_DIR=str(tmp_path)), drop=("SMTP_URL",)).start()
     try:
@@ -103,11 +104,15 @@ async def test_without_smtp_mails_are_files_and_their_links_are_logged(pg_admin,
             while not list((tmp_path / "mail").glob("*.eml")):
                 assert time.monotonic() < deadline, "no mail file was written"
                 await asyncio.sleep(0.05)
-        [path] = list((tmp_path / "mail").glob("*.eml"))
-        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        assert message["To"] == address
-        link = re.search(r"(\S+#reset=\S+)", message.get_body(preferencelist=("plain",)).get_content()).group(1)
-        assert link in process.log_text()
+            [path] = list((tmp_path / "mail").glob("*.eml"))
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            assert message["To"] == address
+            link = re.search(r"(\S+#reset=\S+)", message.get_body(preferencelist=("plain",)).get_content()).group(1)
+            assert link in process.log_text()
+            copied = re.search(r"(\S+#reset=\S+)", path.read_text()).group(1)
+            assert copied == link
+            await client.call("auth.reset", {"token": copied.partition("#reset=")[2],
+                                             "password": "a brand new passphrase"})
     finally:
         process.stop()
         await drop_database(pg_admin, database)

@@ -187,6 +187,32 @@ async def test_channel_members_stay_right_across_a_cut_socket(gateway, proxied):
     await watcher.close()
 
 
+async def test_channel_members_carry_the_declared_profile(gateway):
+    """In a channel whose pattern names presence fields (tests/app: "profiles:*" carries username, email and
+    created), `members()` holds each member with its profile as this reader may see it: from the join answer and
+    from a later join event alike; the guarded email is its owner's alone."""
+    channel = f"profiles:{secrets.token_hex(4)}"
+    carol, carol_user = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    dave, dave_user = await _account(gateway.url, local_addr=(next_loopback(), 0))
+    heard = asyncio.Event()
+    carol.on_event.append(lambda e: heard.set() if e["event"] == "channels.presence" else None)
+    try:
+        await carol.join(channel)
+        [own] = carol.members(channel)
+        assert set(own) == {"id", "user", "role", "profile"} and set(own["profile"]) == {"username", "email", "created"}
+        assert own["profile"]["username"] == carol_user["username"] and own["profile"]["email"] == carol_user["email"]
+        await dave.join(channel)
+        await asyncio.wait_for(heard.wait(), 10)
+        shown = {m["user"]: m["profile"] for m in carol.members(channel)}
+        assert shown[dave_user["id"]]["username"] == dave_user["username"]
+        assert shown[dave_user["id"]]["email"] is None and shown[dave_user["id"]]["created"]
+        assert {m["user"]: m["profile"]["email"] for m in dave.members(channel)} == \
+            {carol_user["id"]: None, dave_user["id"]: dave_user["email"]}
+    finally:
+        await carol.close()
+        await dave.close()
+
+
 async def _live_feed(reader: Hapta, writer: Hapta, author: dict, limit: int):
     """`limit` + 2 posts of `author` tagged alike, and `reader` holding the newest `limit` of them live; every
     (items, ops) it heard, and how records.list answers the same now."""
