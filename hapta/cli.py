@@ -157,6 +157,9 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
             print(f"dashboard: {gateway.public_url}/_/ (sign in with the admin key)", flush=True)
             if static is not None:
                 print(f"pages of {static} on {gateway.public_url}/", flush=True)
+                # a browser drops what the policy forbids (an inline <style>) and says so only in its console
+                print(f"their Content-Security-Policy{'' if settings.static_csp else ' (HAPTA_STATIC_CSP sets another)'}"
+                      f": {hapta_server.static_policy}", flush=True)
             _settle_garbage_collector()
             restart = await stop
             log.info("restarting: config.py or migrations/ changed" if restart else "shutting down")
