@@ -12,6 +12,7 @@ import multiprocessing
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 from . import __version__
 
@@ -73,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--yes", action="store_true", help="do not ask")
     admin = sub.add_parser("admin", help="print the admin key and the dashboard's address")
     admin.add_argument("--config", default="config.py")
-    admin.add_argument("--port", type=int, default=8080, help="the port hapta serve listens on")
+    admin.add_argument("--host", help="the host hapta serve listens on (default: where the running one serves, "
+                       "else 127.0.0.1)")
+    admin.add_argument("--port", type=int, help="the port hapta serve listens on (default: where the running one "
+                       "serves, else 8080)")
     return parser
 
 
@@ -132,6 +136,7 @@ def _load(config: str):
 
 async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
     """Serve until SIGTERM or SIGINT; True when --reload saw config.py or migrations/ change (restart then)."""
+    from .develop import browser_url, note_serving
     from .gateway.gateway import Gateway
     from .gateway.server import Server
 
@@ -147,11 +152,14 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
         if not static.is_dir():
             sys.exit(f"hapta: --static {args.static}: not a folder")
     hapta_server = Server(gateway, static=static)
+    forget_address: Callable[[], None] = lambda: None
     try:
         async with _bound(hapta_server.serve(args.host, args.port, reuse_port=args.worker), args) as server:
             port = server.sockets[0].getsockname()[1]
             if gateway.public_url is None:   # HAPTA_PUBLIC_URL unset: browsers reach us where we listen
-                gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
+                gateway.public_url = browser_url(settings, args.host, port)
+            if not args.worker:   # for `hapta admin` (a --workers supervisor writes its own)
+                forget_address = note_serving(settings.data_dir, gateway.public_url)
             print(f"hapta {__version__} listening on ws://{args.host}:{port}/ws", flush=True)
             print(f"anon key: {settings.anon_key}", flush=True)
             print(f"dashboard: {gateway.public_url}/_/ (sign in with the admin key)", flush=True)
@@ -165,6 +173,7 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
             log.info("restarting: config.py or migrations/ changed" if restart else "shutting down")
             await hapta_server.shutdown(server)
     finally:
+        forget_address()
         if watcher is not None:
             watcher.cancel()
         try:   # bounded: the whole shutdown must fit in the 10 s between SIGTERM and SIGKILL
@@ -288,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
                 follow_parent()
         if args.command == "admin":
             from .develop import admin
-            admin(settings, port=args.port)
+            admin(settings, args.host, args.port)
             return
         if args.command in ("backup", "restore"):   # they start the embedded server themselves, when they need it
             from .store.backup import command
@@ -310,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(supervise(Path(args.config).resolve(), app_dir, args.host, args.port, args.workers, dsn,
                                settings.anon_key, (*(("--reload",) if args.reload else ()),
                                                    *(("--static", str(Path(args.static).resolve())) if args.static
-                                                     else ()))))
+                                                     else ())), settings))
         else:
             if _run(_serve(args, app, settings, app_dir, dsn)):
                 _restart()

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("hapta.supervisor")
 
@@ -63,7 +64,7 @@ def follow_parent() -> None:
 
 class Supervisor:
     def __init__(self, config: Path, host: str, port: int, workers: int, dsn: str, anon_key: str,
-                 options: tuple[str, ...] = ()):
+                 options: tuple[str, ...] = (), settings=None):
         self.config = config
         self.options = options   # serve options the workers get too (--reload)
         self.host = host
@@ -74,6 +75,7 @@ class Supervisor:
         self.procs: dict[int, asyncio.subprocess.Process] = {}   # slot -> its current worker
         self.readers: set[asyncio.Task] = set()
         self.stopping = False
+        self.settings = settings   # the deployment settings: where to note the address for `hapta admin`
 
     def command(self) -> list[str]:
         hapta = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "hapta"]   # binary
@@ -154,6 +156,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         keepers: list[asyncio.Task] = []
+        forget_address: Callable[[], None] = lambda: None
         try:
             for slot in range(self.count):
                 await self.spawn(slot)
@@ -162,6 +165,9 @@ class Supervisor:
             print(f"hapta {__version__} listening on ws://{self.host}:{self.port}/ws ({self.count} workers, "
                   f"supervisor {os.getpid()})", flush=True)
             print(f"anon key: {self.anon_key}", flush=True)
+            if self.settings is not None:   # for `hapta admin`
+                from ..develop import browser_url, note_serving
+                forget_address = note_serving(self.settings.data_dir, browser_url(self.settings, self.host, self.port))
             keepers = [asyncio.ensure_future(self.keep(slot)) for slot in range(self.count)]
             await stop.wait()
             log.info("shutting down %d workers", self.count)
@@ -170,6 +176,7 @@ class Supervisor:
             print(f"hapta: {exc}", file=sys.stderr)
             return 1
         finally:
+            forget_address()
             await self.terminate()
             for keeper in keepers:
                 keeper.cancel()
@@ -191,7 +198,7 @@ async def _migrate(dsn: str, app_dir: Path) -> None:
 
 
 def supervise(config: Path, app_dir: Path, host: str, port: int, workers: int, dsn: str, anon_key: str,
-              options: tuple[str, ...] = ()) -> int:
+              options: tuple[str, ...] = (), settings=None) -> int:
     """Run `workers` gateway processes on host:port until SIGTERM/SIGINT; return the exit code."""
     asyncio.run(_migrate(dsn, app_dir))   # once, here, before any worker starts
     holder = reserve_port(host, port)
@@ -200,7 +207,7 @@ def supervise(config: Path, app_dir: Path, host: str, port: int, workers: int, d
     os.environ.update({"DATABASE_URL": dsn, "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
                        SUPERVISOR_PID: str(os.getpid())})
     try:
-        supervisor = Supervisor(config, host, holder.getsockname()[1], workers, dsn, anon_key, options)
+        supervisor = Supervisor(config, host, holder.getsockname()[1], workers, dsn, anon_key, options, settings)
         return asyncio.run(supervisor.run())
     finally:
         holder.close()

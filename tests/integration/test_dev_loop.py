@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from hapta.client import Client
 from tests.conftest import ADMIN_KEY, gateway_env
 from tests.services import APP, write_app
@@ -91,7 +93,7 @@ async def test_psql_reset_and_admin(tmp_path, pg_admin):
     from tests.services import create_database, drop_database
     dsn = await create_database(pg_admin)
     try:
-        env = gateway_env(dsn)
+        env = gateway_env(dsn, HAPTA_DATA_DIR=str(tmp_path / "data"))   # no other test's gateway noted there
         config = str(APP / "config.py")
         assert hapta("migrate", "--config", config, env=env).returncode == 0
         counted = hapta("psql", "--config", config, "-Atc", "select count(*) from hapta.migrations", env=env)
@@ -115,3 +117,22 @@ async def test_psql_reset_and_admin(tmp_path, pg_admin):
         assert refused.returncode != 0 and "HAPTA_ENV=production refuses it" in refused.stderr
     finally:
         await drop_database(pg_admin, dsn)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_admin_names_where_the_running_gateway_serves(tmp_path, database, workers):
+    """`hapta admin` printed http://127.0.0.1:8080/_/ while the gateway served elsewhere (issue 33): it names the
+    address of the `hapta serve` running on the same data directory, or the --host/--port it is given."""
+    from tests.services import GatewayProcess
+    env = gateway_env(database, HAPTA_DATA_DIR=str(tmp_path / "data"))
+    config = str(APP / "config.py")
+    process = GatewayProcess(env, workers=workers).start()
+    try:
+        shown = hapta("admin", "--config", config, env=env)
+        assert shown.stdout.splitlines() == [f"admin key: {ADMIN_KEY}", f"dashboard: {process.http}/_/"], shown
+        asked = hapta("admin", "--config", config, "--host", "0.0.0.0", "--port", "9999", env=env)
+        assert asked.stdout.splitlines()[1] == "dashboard: http://127.0.0.1:9999/_/"
+    finally:
+        assert process.stop() == 0
+    after = hapta("admin", "--config", config, env=env)   # stopped: where `hapta serve` serves by default
+    assert after.stdout.splitlines()[1] == "dashboard: http://127.0.0.1:8080/_/"
