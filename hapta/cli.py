@@ -183,17 +183,56 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
     return restart
 
 
+def _stamp(config: Path, folders: tuple[Path, ...]) -> list[tuple[str, int, int]]:
+    """What --reload compares to see a change: config.py and the files of `folders` (migrations/ *.sql, rules/ and
+    functions/ *.py), each with its modification time and size."""
+    files = [config, *(f for folder in folders if folder.is_dir()
+                       for f in sorted(folder.rglob("*.sql" if folder.name == "migrations" else "*.py")))]
+    found = []
+    for f in files:
+        with contextlib.suppress(OSError):   # deleted between the listing and now
+            status = f.stat()
+            found.append((str(f), status.st_mtime_ns, status.st_size))
+    return found
+
+
 async def _changes(config: Path, migrations: Path, stop: asyncio.Future) -> None:
     """--reload: what rules/ and functions/ cannot take in place (their workers reload by themselves), a change to
     config.py or to migrations/, ends the serving with a restart (the whole process, so that nothing is kept)."""
-    def stamp() -> list[tuple[str, int, int]]:
-        files = [config, *sorted(migrations.glob("*.sql"))] if migrations.is_dir() else [config]
-        return [(str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()]
-    seen = stamp()
-    while stamp() == seen:
+    seen = _stamp(config, (migrations,))
+    while _stamp(config, (migrations,)) == seen:
         await asyncio.sleep(0.3)
     if not stop.done():
         stop.set_result(True)
+
+
+def _wait_for_a_fix(args, error: Exception) -> None:
+    """--reload: a mistake in the app's files (config.py, migrations/, rules/, functions/) does not end the
+    development loop: say it, wait for the next change to those files and run the command again (which may find
+    the next mistake, and wait again). Meanwhile nothing is served, and the embedded PostgreSQL is held by this
+    process, so that a stop here (Ctrl-C, SIGTERM) stops it as a stop of the gateway would: the restart that brought
+    us here kept it running for us."""
+    import time
+    from .settings import Settings, SettingsError, StartupError
+    print(f"hapta: {error}", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # exits through atexit, which stops the embedded server
+    config = Path(args.config).resolve()
+    try:
+        settings = Settings.load(config.parent)
+        if not settings.database_url:
+            _database_url(settings)
+    except (SettingsError, StartupError) as exc:
+        print(f"hapta: {exc}", file=sys.stderr, flush=True)
+    print("hapta: --reload: waiting for a change to config.py, migrations/, rules/ or functions/ to try again",
+          file=sys.stderr, flush=True)
+    folders = tuple(config.parent / name for name in ("migrations", "rules", "functions"))
+    seen = _stamp(config, folders)
+    try:
+        while _stamp(config, folders) == seen:
+            time.sleep(0.3)   # a poll of a few files' times: no loop, no thread, nothing else runs here
+    except KeyboardInterrupt:
+        sys.exit(0)
+    _restart()
 
 
 def _restart() -> None:
@@ -327,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, SettingsError, MigrationError, StartupError) as exc:
         if args.debug:
             raise
+        if isinstance(exc, (ConfigError, MigrationError)) and args.command == "serve" and args.reload \
+                and not args.worker:
+            _wait_for_a_fix(args, exc)   # runs the command again after the next change, or exits
         sys.exit(f"hapta: {exc}")
     except Exception as exc:   # anything else that stops it: one line; the traceback is for --debug
         if args.debug:
