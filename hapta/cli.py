@@ -139,10 +139,11 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
     from .develop import browser_url, note_serving
     from .gateway.gateway import Gateway
     from .gateway.server import Server
+    from .gateway.supervisor import stop_signals
 
     gateway = await Gateway.start(app, settings, dsn, app_dir, reload=args.reload)
     stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals():
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(False))
     watcher = asyncio.ensure_future(_changes(Path(args.config).resolve(), app_dir / "migrations", stop)) \
         if args.reload and not args.worker else None
@@ -215,7 +216,9 @@ def _wait_for_a_fix(args, error: Exception) -> None:
     import time
     from .settings import Settings, SettingsError, StartupError
     print(f"hapta: {error}", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # exits through atexit, which stops the embedded server
+    from .gateway.supervisor import stop_signals
+    for sig in stop_signals():   # each exits through atexit, which stops the embedded server
+        signal.signal(sig, lambda *_: sys.exit(0))
     config = Path(args.config).resolve()
     try:
         settings = Settings.load(config.parent)
@@ -227,11 +230,8 @@ def _wait_for_a_fix(args, error: Exception) -> None:
           file=sys.stderr, flush=True)
     folders = tuple(config.parent / name for name in ("migrations", "rules", "functions"))
     seen = _stamp(config, folders)
-    try:
-        while _stamp(config, folders) == seen:
-            time.sleep(0.3)   # a poll of a few files' times: no loop, no thread, nothing else runs here
-    except KeyboardInterrupt:
-        sys.exit(0)
+    while _stamp(config, folders) == seen:
+        time.sleep(0.3)   # a poll of a few files' times: no loop, no thread, nothing else runs here
     _restart()
 
 

@@ -36,6 +36,14 @@ class StartError(Exception):
     pass
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """What stops `hapta serve` through its clean stop (which also stops an embedded PostgreSQL): SIGTERM, SIGINT,
+    and SIGHUP, a closed terminal, whose default would end the process with no stop at all; not SIGHUP under
+    nohup, which set it aside to keep the gateway running."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGTERM, signal.SIGINT, *hangup)
+
+
 def reserve_port(host: str, port: int) -> socket.socket:
     """A bound, not listening, SO_REUSEPORT socket on (host, port). Workers bind beside it; it never accepts
     (the kernel hands connections only to listening sockets), it only turns port 0 into a port and keeps it."""
@@ -153,7 +161,7 @@ class Supervisor:
         from .. import __version__
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in stop_signals():
             loop.add_signal_handler(sig, stop.set)
         keepers: list[asyncio.Task] = []
         forget_address: Callable[[], None] = lambda: None

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -205,7 +206,10 @@ async def test_a_mistake_in_config_waits_for_its_fix_and_leaves_no_postgres_behi
         stop_left_behind(data)
 
 
-async def test_a_stop_while_waiting_for_a_fix_stops_postgres(tmp_path, embedded_data):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+async def test_a_stop_while_waiting_for_a_fix_stops_postgres(tmp_path, embedded_data, stop):
+    """Ctrl-C, SIGTERM or a closed terminal while --reload waits for a fix: it exits, and the embedded server
+    that the restart kept running for it stops."""
     data = embedded_data
     config = write_app(tmp_path / "app", "import runpy\napp = runpy.run_path(APP + '/config.py')['app']\n")
     good = config.read_text()
@@ -218,7 +222,7 @@ async def test_a_stop_while_waiting_for_a_fix_stops_postgres(tmp_path, embedded_
         await wait_for_line(lines, r"listening on ws://", 1, within=120)
         config.write_text(good + "\nthis is not python\n")
         await wait_for_line(lines, r"waiting for a change to config\.py", 1)
-        proc.terminate()
+        proc.send_signal(stop)
         assert await asyncio.to_thread(proc.wait, 20) == 0, "".join(lines)
         await wait_until(lambda: not postgres_of(data), "the embedded PostgreSQL stops with the waiting gateway")
     finally:
@@ -252,4 +256,24 @@ async def test_a_start_stops_a_stale_embedded_postgres_it_owns(tmp_path, embedde
     finally:
         if process.poll() is None:
             process.kill()
+        stop_left_behind(data)
+
+
+async def test_a_closed_terminal_stops_the_gateway_and_its_postgres(embedded_data):
+    """SIGHUP (the terminal closed) ended the process without its stop, and so without the embedded server's."""
+    data = embedded_data
+    proc = subprocess.Popen([sys.executable, "-m", "hapta", "serve", "--config", str(APP / "config.py"), "--port",
+                             str(free_port())], env=embedded_env(data), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = asyncio.get_running_loop().run_in_executor(None, lambda: lines.extend(iter(proc.stdout.readline, "")))
+    try:
+        await wait_for_line(lines, r"listening on ws://", 1, within=120)
+        proc.send_signal(signal.SIGHUP)
+        assert await asyncio.to_thread(proc.wait, 20) == 0, "".join(lines)
+        await wait_until(lambda: not postgres_of(data), "the embedded PostgreSQL stops with the gateway")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await reader
         stop_left_behind(data)
