@@ -135,7 +135,7 @@ def _load(config: str):
 
 
 async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
-    """Serve until SIGTERM or SIGINT; True when --reload saw config.py or migrations/ change (restart then)."""
+    """Serve until a stop signal (SIGTERM, SIGINT, SIGHUP: stop_signals); True when --reload saw config.py or migrations/ change (restart then)."""
     from .develop import browser_url, note_serving
     from .gateway.gateway import Gateway
     from .gateway.server import Server
@@ -211,12 +211,12 @@ def _wait_for_a_fix(args, error: Exception) -> None:
     """--reload: a mistake in the app's files (config.py, migrations/, rules/, functions/) does not end the
     development loop: say it, wait for the next change to those files and run the command again (which may find
     the next mistake, and wait again). Meanwhile nothing is served, and the embedded PostgreSQL is held by this
-    process, so that a stop here (Ctrl-C, SIGTERM) stops it as a stop of the gateway would: the restart that brought
-    us here kept it running for us."""
+    process, so that a stop here (Ctrl-C, SIGTERM, a closed terminal) stops it as a stop of the gateway would: the
+    restart that brought us here kept it running for us."""
     import time
+    from .gateway.supervisor import stop_signals
     from .settings import Settings, SettingsError, StartupError
     print(f"hapta: {error}", file=sys.stderr, flush=True)
-    from .gateway.supervisor import stop_signals
     for sig in stop_signals():   # each exits through atexit, which stops the embedded server
         signal.signal(sig, lambda *_: sys.exit(0))
     config = Path(args.config).resolve()

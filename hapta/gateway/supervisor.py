@@ -129,14 +129,15 @@ class Supervisor:
             young = time.monotonic() - started < YOUNG_SECONDS
             delay = min(delay * 2, RESTART_DELAY[1]) if young else RESTART_DELAY[0]
             # Code 0 is a worker that was told to stop: SIGTERM to the whole process group (systemd's default
-            # KillMode) reaches it and us at once, and it may exit before our own signal is handled. Said only if
-            # we are not stopping by the end of the delay.
-            if code != 0:
+            # KillMode) reaches it and us at once, and it may exit before our own signal is handled. That one is
+            # said only if we are not stopping by the end of the delay.
+            stopped = code == 0
+            if not stopped:
                 log.warning("worker %d exited with code %s; restarting it in %.1f s", proc.pid, code, delay)
             await asyncio.sleep(delay)
             if self.stopping:
                 return
-            if code == 0:
+            if stopped:
                 log.warning("worker %d was stopped (exit code 0) while the others serve; restarting it", proc.pid)
             try:
                 await self.spawn(slot)
