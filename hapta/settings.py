@@ -145,6 +145,7 @@ class Settings:
     smtp_url: str | None = None                 # smtp[s]://user:password@host:port; unset: mails go to files
     mail_from: str = "Hapta <no-reply@localhost>"   # the From of every mail the gateway sends
     worker_user: str | None = None              # under a root gateway, the user rule and function workers run as
+    static_csp: str | None = None               # --static pages' Content-Security-Policy (None: static.POLICY)
 
     @property
     def production(self) -> bool:
@@ -182,6 +183,7 @@ class Settings:
             smtp_url=get("SMTP_URL"),
             mail_from=get("HAPTA_MAIL_FROM", "Hapta <no-reply@localhost>") or "Hapta <no-reply@localhost>",
             worker_user=get("HAPTA_WORKER_USER"),
+            static_csp=get("HAPTA_STATIC_CSP"),
         )
         settings.validate()
         return settings
@@ -199,6 +201,8 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
                 raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
+        if self.static_csp is not None and any(c in self.static_csp for c in "\r\n\0"):
+            raise SettingsError("HAPTA_STATIC_CSP must be one line (it is sent as a header as it is)")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         if self.database_url:

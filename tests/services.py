@@ -105,7 +105,10 @@ class GatewayProcess:
     """`hapta serve` in a child process on a free port, with its own environment."""
 
     def __init__(self, env: dict[str, str], config: Path = APP / "config.py", workers: int = 1,
-                 command: list[str] | None = None, drop: tuple[str, ...] = ()):
+                 command: list[str] | None = None, drop: tuple[str, ...] = (), options: tuple[str, ...] = (),
+                 own_group: bool = False):
+        self.options = options   # more of serve's options (--static DIR)
+        self.own_group = own_group   # a process group (and session) of its own, for a test to signal as a whole
         self.env = {key: value for key, value in {**os.environ, **env}.items() if key not in drop}
         self.command = command or [sys.executable, "-m", "hapta"]
         self.config = config
@@ -125,8 +128,9 @@ class GatewayProcess:
     def start(self, timeout: float = 60) -> "GatewayProcess":
         self.proc = subprocess.Popen(
             [*self.command, "serve", "--config", str(self.config), "--port", "0",
-             "--workers", str(self.workers)],
-            env=self.env, cwd=str(self.config.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             "--workers", str(self.workers), *self.options],
+            env=self.env, cwd=str(self.config.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=self.own_group)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
