@@ -493,6 +493,101 @@ describe("files", () => {
   });
 });
 
+describe("a record and its files in one step", () => {
+  /** A PNG's signature, then `size - 8` bytes of `seed`: the gateway judges the type by the first bytes. */
+  const png = (size: number, seed: number) => {
+    const bytes = new Uint8Array(size);
+    for (let i = 8; i < size; i++) bytes[i] = (i * seed) % 251;
+    bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    return bytes;
+  };
+  const sha256 = async (bytes: Uint8Array) =>
+    Buffer.from(await crypto.subtle.digest("SHA-256", bytes)).toString("hex");
+
+  it("a post with two pictures in one create, progress across both; an update adds one and keeps them", async () => {
+    const { hapta, user } = await signedUp();
+    const posts = hapta.records<Post>("posts");
+    const [a, b, c] = [png(1000, 3), png(400_000, 7), png(2000, 11)];
+    const progress: [number, number][] = [];
+    const post = await posts.create({ author: user.id, text: "two pictures", public: true }, {
+      files: { media: [new File([a], "a.png", { type: "image/png" }), new Blob([b], { type: "image/png" })] },
+      onProgress: (sent, total) => progress.push([sent, total]),
+    });
+    expect(post.media.map((f) => [f.name, f.size, f.type])).toEqual([["a.png", 1000, "image/png"],
+                                                                     ["file-2.png", 400_000, "image/png"]]);
+    expect(post.media.map((f) => f.sha256)).toEqual([await sha256(a), await sha256(b)]);
+    expect(progress.every(([, total]) => total === 401_000)).toBe(true);
+    expect(progress.at(-1)).toEqual([401_000, 401_000]);
+    expect(progress.map(([sent]) => sent)).toEqual([...progress.map(([sent]) => sent)].sort((x, y) => x - y));
+    expect(Buffer.from(await hapta.files.download("posts", post.id, "media", "file-2.png")).equals(Buffer.from(b)))
+      .toBe(true);
+
+    // an update keeps what the record holds and adds the new file after it
+    const more = await posts.update(post.id, { text: "three" }, { files: { media: [{ data: c, name: "c.png" }] } });
+    expect(more.media.map((f) => f.name)).toEqual(["a.png", "file-2.png", "c.png"]);
+    // ...or keeps only the files its data names
+    const fewer = await posts.update(post.id, { media: ["c.png"] as any },
+                                     { files: { media: [{ data: a, name: "d.png", type: "image/png" }] } });
+    expect(fewer.media.map((f) => f.name)).toEqual(["c.png", "d.png"]);
+
+    // a file of a type the field refuses refuses the write: no record
+    const refused = await posts.create({ author: user.id, text: "never stored", public: true }, {
+      files: { media: [new File([a], "ok.png", { type: "image/png" }),
+                       new File(["plain words"], "notes.txt", { type: "text/plain" })] },
+    }).catch((e) => e);
+    expect(refused).toBeInstanceOf(HaptaError);
+    expect(refused.code).toBe("VALIDATION_FAILED");
+    expect((await posts.list({ filter: `author = "${user.id}" && text = "never stored"`, count: true })).total)
+      .toBe(0);
+  });
+
+  it("tokens that expired between the uploads and the create are uploaded once more", async () => {
+    // uploads kept 2 s after their finish; the socket holds the create until its tokens have expired
+    const brief = await startGateway("file_idle_timeout=2");
+    const Native = (globalThis as any).WebSocket;
+    let expiry = 0;
+    let hold = true;
+    const uploads: string[] = [];
+    class Holding extends Native {
+      constructor(...args: any[]) {
+        super(...args);
+        this.addEventListener("message", (event: { data: unknown }) => {
+          if (typeof event.data !== "string") return;
+          for (const message of [JSON.parse(event.data)].flat()) {
+            if (message.data?.upload) expiry = Math.max(expiry, message.data.expires_at * 1000);
+          }
+        });
+      }
+
+      send(data: string | Uint8Array): void {
+        if (typeof data === "string" && data.includes('"files.upload"')) uploads.push(data);
+        if (hold && typeof data === "string" && data.includes('"records.create"')) {
+          hold = false;
+          // expires_at is in whole seconds (rounded down): a second past it the lease has surely run out
+          until(() => Date.now() > expiry + 1000, 10_000).then(() => super.send(data));
+          return;
+        }
+        super.send(data);
+      }
+    }
+    const hapta = await Hapta.connect(brief.url, { WebSocket: Holding as any });
+    try {
+      const name = uniqueName("exp");
+      const session = await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+      const picture = png(5000, 13);
+      const post = await hapta.records<Post>("posts").create(
+        { author: (session.user as { id: string }).id, text: "late", public: true },
+        { files: { media: [new File([picture], "late.png", { type: "image/png" })] } });
+      expect(post.media.map((f) => f.name)).toEqual(["late.png"]);
+      expect(post.media[0].sha256).toBe(await sha256(picture));
+      expect(uploads).toHaveLength(2);   // the first upload's token expired; it went once more
+    } finally {
+      hapta.close();
+      await brief.stop();
+    }
+  }, 60_000);
+});
+
 /** A 200 x 120 red PNG: something Pillow decodes, small enough to sit here. */
 const RED_200_BY_120_PNG =
   "iVBORw0KGgoAAAANSUhEUgAAAMgAAAB4CAIAAAA48Cq8AAABTklEQVR4nO3SQQ3AIADAQEAI/qUgCxNrSJY7BX10nr0HfG29DuCf" +
