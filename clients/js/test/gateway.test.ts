@@ -504,8 +504,11 @@ describe("a record and its files in one step", () => {
   const sha256 = async (bytes: Uint8Array) =>
     Buffer.from(await crypto.subtle.digest("SHA-256", bytes)).toString("hex");
 
-  it("a post with two pictures in one create, progress across both; an update adds one and keeps them", async () => {
-    const { hapta, user } = await signedUp();
+  it("a post with two pictures in one create, progress across both; an update adds one and keeps them; with "
+     + "persist, files past outboxFileBytes go straight, and offline fail at once", async () => {
+    // the two pictures (401,000 bytes) are more than this outbox keeps: they go straight; the later writes through it
+    const { gate, Gated } = await gated();
+    const { hapta, user } = await signedUp({ persist: "memory", outboxFileBytes: 300_000, WebSocket: Gated });
     const posts = hapta.records<Post>("posts");
     const [a, b, c] = [png(1000, 3), png(400_000, 7), png(2000, 11)];
     const progress: [number, number][] = [];
@@ -539,6 +542,18 @@ describe("a record and its files in one step", () => {
     expect(refused.code).toBe("VALIDATION_FAILED");
     expect((await posts.list({ filter: `author = "${user.id}" && text = "never stored"`, count: true })).total)
       .toBe(0);
+    const writes = gate.sent.filter((m) => String(m.op).startsWith("records.") && m.args.idempotency_key);
+    expect(writes.map((m) => m.op)).toEqual(["records.create", "records.update", "records.update"]);
+
+    // offline, files past outboxFileBytes are not kept: the write fails at once, and nothing of it waits
+    gate.open = false;
+    gate.sockets.at(-1).close();
+    await until(() => hapta.state === "reconnecting");
+    const tooLarge = await posts.create({ author: user.id, text: "too large", public: true },
+                                        { files: { media: [new Blob([b], { type: "image/png" })] } }).catch((e) => e);
+    expect([tooLarge.code, tooLarge.details]).toEqual(["TOO_LARGE", { size: 400_000, outboxFileBytes: 300_000 }]);
+    expect(hapta.outbox.pending()).toEqual([]);
+    gate.open = true;
   });
 
   it("tokens that expired between the uploads and the create are uploaded once more", async () => {
