@@ -1,6 +1,6 @@
 // The React example app (examples/react-feed) as people use it: its committed dist/ served by `hapta serve --static`
-// of the test app, two people in Chromium, a post, a like, a comment, who is online, a refused post, and the
-// offline banner while the gateway restarts. Skipped, saying why, where there is no Chromium.
+// of the test app, two people in Chromium, a post with a picture (in one step; the feed shows its thumbnail), a like,
+// a comment, who is online, a refused post, and the offline banner while the gateway restarts. Skipped, saying why, where there is no Chromium.
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -65,7 +65,8 @@ describe.skipIf(!chromiumPath)(`the React example in Chromium${chromiumPath ? ""
     await example?.stop();
   });
 
-  it("two people: a post, a like, a comment, who is online, a refused post, offline and back", async () => {
+  it("two people: a post with a picture, a like, a comment, who is online, a refused post, offline and back",
+    async () => {
     let outage = false;
     const people = [];
     for (const who of ["ann", "ben"]) {
