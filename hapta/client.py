@@ -171,14 +171,19 @@ class Client:
 
     async def upload(self, collection: str, record_id: str | None, field: str, name: str,
                      data: bytes | BinaryIO | AsyncIterable[bytes], *, size: int | None = None,
-                     type: str = "application/octet-stream") -> dict[str, Any]:
+                     type: str = "application/octet-stream", resume: str | None = None,
+                     opened: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Stream a file into a record's file field; return files.finish's data (`{file, record}`). With
         `record_id` None, an upload for a record still to create: files.finish's data is `{file, upload,
         expires_at}`, and `{"upload": <upload>}` in the field of a records.create stores the file with the record.
 
         `data` is bytes, a binary file (read in chunks, from its current position) or an async iterable of bytes
         (then give `size`). At most the gateway's window is ever unacknowledged; a failure the gateway reports
-        while the bytes flow (files.error) stops the sending and is raised as HaptaError."""
+        while the bytes flow (files.error) stops the sending and is raised as HaptaError.
+
+        `opened` is called with files.upload's answer: its `upload_id` (a signed-in principal's upload) resumes the
+        upload on a new connection after this one dropped: `upload(..., data, resume=upload_id)` with the same
+        bytes or a file at its start (not an async iterable) sends only what the gateway did not keep."""
         if size is None:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 size = len(data)
@@ -188,15 +193,27 @@ class Client:
                 size = len(data.getbuffer()) - data.tell()
             else:
                 raise ValueError("give the size of a streamed upload")
-        args = {"collection": collection, "field": field, "name": name, "size": size, "type": type}
+        args: dict[str, Any] = {"collection": collection, "field": field, "name": name, "size": size, "type": type}
         if record_id is not None:
             args["id"] = record_id
-        opened = await self.call("files.upload", args)
-        number, chunk_size, window = opened["stream"], opened["chunk_size"], opened["window"]
+        if resume is not None:
+            if not isinstance(data, (bytes, bytearray, memoryview)) and not hasattr(data, "seek"):
+                raise ValueError("resume an upload from bytes or a seekable file")
+            args = {"resume": resume}
+        answer = await self.call("files.upload", args)
+        if opened is not None:
+            opened(answer)
+        number, chunk_size, window = answer["stream"], answer["chunk_size"], answer["window"]
+        skip = int(answer.get("received", 0))   # a resumed upload: the gateway has these already
+        if skip and isinstance(data, (bytes, bytearray, memoryview)):
+            data = memoryview(data)[skip:]
+        elif skip:
+            await asyncio.to_thread(data.seek, skip, io.SEEK_CUR)  # type: ignore[union-attr]
         stream = self._streams[number] = _Stream()   # before any chunk: its acks must find it
+        stream.acked = skip
         finished = False
         try:
-            sent = 0
+            sent = skip
             async for piece in _pieces(data, chunk_size):
                 while sent + len(piece) - stream.acked > window and stream.error is None:
                     stream.changed.clear()

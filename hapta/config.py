@@ -228,6 +228,8 @@ class FileBounds:
     window: int = 4 * 1024 * 1024               # bytes an uploader may have sent but not had acknowledged
     idle_timeout: float = 60.0                  # seconds an upload may wait for its next chunk or files.finish
     sweep_interval: float = 30.0                # seconds between sweeps of orphaned objects (also woken by NOTIFY)
+    resume_timeout: float = 600.0               # seconds an upload cut off with its socket waits for {resume}
+    resume_bytes: int = 1024 * 1024 * 1024      # bytes of such uploads kept per principal (past it: dropped at once)
 
 
 @dataclass(frozen=True)

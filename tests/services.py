@@ -193,6 +193,7 @@ class CuttableProxy:
         self.flowing = asyncio.Event()   # cleared: nothing moves either way (a partition; sockets stay open)
         self.flowing.set()
         self.trap: tuple[bytes, bool] | None = None
+        self.budget: int | None = None   # cut_after: client bytes the next link may carry
         self.sprung = asyncio.Event()
 
     def freeze(self) -> None:
@@ -205,6 +206,12 @@ class CuttableProxy:
         """The next time the server sends bytes holding `marker`, cut that one connection: after they reach the
         client (deliver=True), or instead (the client never hears them)."""
         self.trap = (marker, deliver)
+        self.sprung.clear()
+
+    def cut_after(self, upstream_bytes: int) -> None:
+        """Cut the next connection when its client has sent `upstream_bytes` (a phone losing its signal
+        mid-upload): the server gets less than that (what was read before), never more."""
+        self.budget = upstream_bytes
         self.sprung.clear()
 
     async def start(self) -> "CuttableProxy":
@@ -228,10 +235,20 @@ class CuttableProxy:
             return
         self.links.update((writer, up_writer))
 
+        budget, self.budget = self.budget, None
+
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, from_server: bool) -> None:
+            nonlocal budget
             try:
                 while data := await source.read(65536):
                     await self.flowing.wait()
+                    if not from_server and budget is not None and len(data) >= budget:
+                        self.sprung.set()
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
+                    if not from_server and budget is not None:
+                        budget -= len(data)
                     if from_server and self.trap is not None and self.trap[0] in data:
                         deliver = self.trap[1]
                         self.trap = None

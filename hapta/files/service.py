@@ -11,6 +11,8 @@ object that may exist in storage while no record refers to it.
              that names the token deletes the row in its own transaction, else the sweeper removes the object
     release  the trigger hapta.release_files adds a row for every file a record lets go of (replaced, removed,
              the record deleted, by any writer), in the writer's own transaction, and NOTIFYs hapta_files
+    suspend  an upload of a signed-in principal whose socket dropped (store/sql/0018, column `resume`): the row keeps
+             what storage kept, its lease the resume time, until `files.upload {resume}` holds it again
 
 The sweeper removes the objects of rows whose lease ran out, then the rows: at start, every `sweep_interval`
 seconds, and when NOTIFY hapta_files says a record let files go. Removal is idempotent, so two processes sweeping
@@ -135,11 +137,13 @@ class FileService:
 
     # ---- uploads ----
 
-    async def begin(self, key: str, content_type: str) -> Writer:
-        """Claim `key` for an upload in progress (so a crash leaves a row for the sweeper), then open a writer."""
+    async def begin(self, key: str, content_type: str, resume: dict | None = None) -> Writer:
+        """Claim `key` for an upload in progress (so a crash leaves a row for the sweeper), then open a writer.
+        `resume`: what a later files.upload {resume} needs to know of it (id, owner, target), held by this process."""
         await self.db.execute(
-            "INSERT INTO hapta.unclaimed_files (key, lease_until) VALUES ($1, now() + make_interval(secs => $2))",
-            key, self.lease)
+            "INSERT INTO hapta.unclaimed_files (key, lease_until, resume) "
+            "VALUES ($1, now() + make_interval(secs => $2), $3)",
+            key, self.lease, None if resume is None else {**resume, "held": True})
         self.live.add(key)
         try:
             return await self.storage.writer(key, content_type)
@@ -159,6 +163,51 @@ class FileService:
             "WHERE key = $1 RETURNING true", key, upload, float(self.limits.idle_timeout))
         self.live.discard(key)
         return parked is True
+
+    async def suspend(self, key: str, kept: dict, owner: str) -> bool:
+        """An upload's socket dropped: keep its row, with what storage `kept` ({stored, type, ...}), for the resume
+        time, unless the principal's kept uploads would pass `resume_bytes` (False: the caller drops it)."""
+        self.live.discard(key)
+        try:
+            return await self.db.fetchval(
+                "UPDATE hapta.unclaimed_files SET resume = resume || $2::jsonb, "
+                "lease_until = now() + make_interval(secs => $3) "
+                "WHERE key = $1 AND upload IS NULL AND $4 + (SELECT coalesce(sum((resume ->> 'stored')::bigint), 0) "
+                "  FROM hapta.unclaimed_files WHERE resume ->> 'owner' = $5 AND resume ->> 'held' = 'false' "
+                "  AND lease_until > now()) <= $6 RETURNING true",
+                key, {**kept, "held": False}, float(self.limits.resume_timeout), int(kept["stored"]), owner,
+                self.limits.resume_bytes) is True
+        except UPSTREAM_ERRORS:
+            return False
+
+    async def resumable(self, upload_id: str) -> tuple[str, dict] | None:
+        """(key, its resume state) of the upload `upload_id` in progress or kept, or None when there is none."""
+        row = await self.db.fetchrow(
+            "SELECT key, resume FROM hapta.unclaimed_files WHERE resume ->> 'id' = $1 AND upload IS NULL "
+            "AND lease_until > now()", upload_id)
+        return None if row is None else (row["key"], row["resume"])
+
+    async def hold(self, key: str) -> bool:
+        """Take a kept upload for this process's connection (False when another got it first, or it is gone); its
+        lease is the live one again, renewed while it lives."""
+        held = await self.db.fetchval(
+            "UPDATE hapta.unclaimed_files SET resume = resume || '{\"held\": true}'::jsonb, "
+            "lease_until = now() + make_interval(secs => $2) "
+            "WHERE key = $1 AND resume ->> 'held' = 'false' AND lease_until > now() RETURNING true", key, self.lease)
+        if held:
+            self.live.add(key)
+        return held is True
+
+    async def release(self, key: str) -> None:
+        """A held upload that could not go on after all (storage down): kept again, for the resume time."""
+        self.live.discard(key)
+        try:
+            await self.db.execute(
+                "UPDATE hapta.unclaimed_files SET resume = resume || '{\"held\": false}'::jsonb, "
+                "lease_until = now() + make_interval(secs => $2) WHERE key = $1",
+                key, float(self.limits.resume_timeout))
+        except UPSTREAM_ERRORS:
+            log.warning("could not keep an upload for a later resume; its lease will run out")
 
     async def claim(self, conn: asyncpg.Connection, token: str) -> dict | None:
         """In the record's transaction: the parked upload named by `token` (its row locked), or None when it is

@@ -21,7 +21,7 @@ from ..hooks.api import Context
 from ..models import Model
 from ..principal import Peer, Principal
 from ..access import rule_for
-from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOKEN_INVALID, TOO_LARGE,
+from ..protocol.errors import (BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOKEN_INVALID, TOO_LARGE, UNAVAILABLE,
                                VALIDATION_FAILED, HaptaError)
 from ..records.service import Records
 from ..records.values import record_key
@@ -29,7 +29,7 @@ from ..records.writes import Writes
 from ..store.files import ObjectMissing, new_key
 from .service import FileService
 from .thumbs import NotAnImage
-from .transfers import StoredFile, Target, Transfers
+from .transfers import StoredFile, Target, Transfers, Upload
 
 Start = Callable[[], None]
 
@@ -69,6 +69,7 @@ class Streams:
         self.records = records
         self.writes = writes
         self.by_peer: dict[Peer, Transfers] = {}
+        self.receiving: dict[str, Upload] = {}   # upload_id -> an upload this process receives that can be resumed
 
     # ---- a connection's streams ----
 
@@ -77,7 +78,7 @@ class Streams:
             raise HaptaError(BAD_REQUEST, "file streams need a WebSocket connection")
         transfers = self.by_peer.get(peer)
         if transfers is None:
-            transfers = self.by_peer[peer] = Transfers(self.service, peer)
+            transfers = self.by_peer[peer] = Transfers(self.service, peer, self.receiving)
         return transfers
 
     async def received(self, peer: Peer, stream: int, data: bytes) -> HaptaError | None:
@@ -138,13 +139,74 @@ class Streams:
         else:
             await self.writes.inspect_for_update(peer, op, model, record_id, admit)
         key = new_key(model.name, field, record_id or "new")
-        writer = await service.begin(key, content_type)   # StorageUnavailable: the dispatcher's UNAVAILABLE
+        resume = None
+        if peer.principal.user_id is not None:   # a signed-in principal's upload survives its socket (a while)
+            resume = {"id": secrets.token_urlsafe(18), "owner": owner(peer.principal), "collection": model.name,
+                      "record_id": record_id, "field": field, "name": name, "size": size}
+        writer = await service.begin(key, content_type, resume)   # StorageUnavailable: the dispatcher's UNAVAILABLE
+        upload_id = None if resume is None else resume["id"]
         try:
-            stream = transfers.add_upload(Target(model.name, record_id, field, name, size, spec), key, writer)
+            stream = transfers.add_upload(Target(model.name, record_id, field, name, size, spec), key, writer,
+                                          upload_id=upload_id, owner=owner(peer.principal))
         except BaseException:
             await service.abandon(key, writer)
             raise
-        return {"stream": stream.stream, "chunk_size": service.limits.chunk, "window": service.limits.window}
+        answer = {"stream": stream.stream, "chunk_size": service.limits.chunk, "window": service.limits.window}
+        if upload_id is not None:
+            answer["upload_id"] = upload_id
+        return answer
+
+    async def resume(self, peer: Peer, upload_id: str) -> dict[str, Any]:
+        """files.upload {resume}: an upload whose socket dropped goes on, on this connection, from the bytes storage
+        kept: {stream, chunk_size, window, upload_id, received}. Only its uploader may resume it; the rules were
+        judged when it began and are judged again at files.finish (or at the create that names its token)."""
+        service, transfers = self.service, self._transfers(peer)
+        transfers.check_room()
+        gone = HaptaError(NOT_FOUND, f"no upload {upload_id[:8]}… to resume: unknown, finished, or kept past "
+                          f"files.resume_timeout ({service.limits.resume_timeout:g} s)")
+        found = await service.resumable(upload_id)
+        if found is None:
+            raise gone
+        key, state = found
+        if peer.principal.user_id is None or state.get("owner") != owner(peer.principal):
+            raise HaptaError(FORBIDDEN, f"upload {upload_id[:8]}… was made by someone else")
+        if state.get("held"):
+            held = self.receiving.get(upload_id)
+            if held is None:   # a connection of another process has it, or files.finish is under way
+                raise HaptaError(UNAVAILABLE, "the upload is still being received on another connection; try again",
+                                 retry_after=1.0)
+            await held.transfers.detach(held)   # its old socket is gone, but this process has not noticed yet
+            found = await service.resumable(upload_id)
+            if found is None:
+                raise gone
+            key, state = found
+        target = self._target(state)
+        if not await service.hold(key):
+            raise HaptaError(UNAVAILABLE, "the upload is being resumed on another connection", retry_after=1.0)
+        kind, stored = str(state["type"]), int(state["stored"])
+        try:
+            writer = await service.storage.resume(key, kind, state["storage"])
+        except ObjectMissing:
+            await service.abandon(key)
+            raise gone from None
+        except BaseException:
+            await service.release(key)   # storage is down: it waits again for another try
+            raise
+        try:
+            stream = transfers.add_upload(target, key, writer, upload_id=upload_id, owner=owner(peer.principal),
+                                          start=stored, type=kind)
+        except BaseException:
+            await service.abandon(key, writer)
+            raise
+        return {"stream": stream.stream, "chunk_size": service.limits.chunk, "window": service.limits.window,
+                "upload_id": upload_id, "received": stored}
+
+    def _target(self, state: dict[str, Any]) -> Target:
+        spec = self.service.field(str(state["collection"]), str(state["field"]))
+        if spec is None:   # the app no longer declares the field
+            raise HaptaError(NOT_FOUND, f"{state['collection']} has no file field {state['field']!r}")
+        return Target(str(state["collection"]), state.get("record_id"), str(state["field"]), str(state["name"]),
+                      int(state["size"]), spec)
 
     async def finish(self, peer: Peer, op: str, stream: int) -> dict[str, Any]:
         """files.finish: the stored file goes into the record's field in one write, or is dropped."""

@@ -8,7 +8,14 @@ window in memory, plus what the storage writer buffers (S3: two parts).
 
 A failure (wrong type, more bytes than declared, storage down, idle too long) fails the stream at once: its
 storage is dropped, the client hears `files.error {stream, error}`, chunks still in flight are swallowed, and
-`files.finish` answers with that error. Abort and a closed socket drop everything the same way.
+`files.finish` answers with that error. Abort drops everything the same way.
+
+A closed socket drops an upload too, unless it can be resumed (an upload of a signed-in principal, `upload_id`):
+then it is suspended. The pump stops after the write in hand, storage keeps what it can (`Writer.pause`), and the
+upload's row says so (FileService.suspend) for `resume_timeout`; `files.upload {resume}` on any connection of the
+same principal, in any process, opens a writer that goes on from there (streams.py). Uploads that can be resumed
+are registered process-wide while they live, so that a resume which arrives before this process has noticed the
+old socket is gone takes the upload over instead of waiting for it.
 
 Download: its reply leaves first, then chunks of at most `chunk` bytes, each written only when the connection has
 drained what it holds (Peer.send_chunk), so the gateway never reads ahead of the client; then `files.end`.
@@ -67,31 +74,39 @@ class StoredFile:
 
 
 class Upload:
-    def __init__(self, transfers: "Transfers", stream: int, target: Target, key: str, writer: Writer):
+    def __init__(self, transfers: "Transfers", stream: int, target: Target, key: str, writer: Writer, *,
+                 upload_id: str | None = None, owner: str = "", start: int = 0, type: str | None = None):
         self.transfers = transfers
         self.stream = stream
         self.target = target
         self.key = key
         self.writer = writer
+        self.upload_id = upload_id   # set: the upload can be resumed on another socket (of `owner`)
+        self.owner = owner
         self.queue: deque[bytes] = deque()
         self.queued = 0        # bytes waiting in the queue
-        self.received = 0      # bytes taken from the client so far
-        self.stored = 0        # bytes written to storage (what acks report)
-        self.acked = 0
+        self.received = start  # bytes taken from the client so far (a resumed upload starts where storage stopped)
+        self.stored = start    # bytes written to storage (what acks report)
+        self.acked = start
         self.head = b""
-        self.type: str | None = None
+        self.type: str | None = type
         self.error: HaptaError | None = None
         self.more = asyncio.Event()       # the queue has something, or the client finished
         self.room = asyncio.Event()       # the queue is within the window again
         self.finishing = asyncio.Event()
+        self.stopping = False             # suspending: the pump stops after the write in hand
+        self.suspension: asyncio.Future | None = None
         self.dropped = False
+        self.ended = False                # dropped, suspended or finished: out of the process's register
+        if upload_id is not None:
+            transfers.register[upload_id] = self
         self.pump = asyncio.ensure_future(self._pump())
 
     # ---- from the connection's read loop ----
 
     async def put(self, data: bytes) -> None:
-        if self.error is not None or self.finishing.is_set():
-            return   # chunks that were in flight when the stream failed or finished: swallowed
+        if self.error is not None or self.finishing.is_set() or self.stopping:
+            return   # chunks that were in flight when the stream failed, finished or was suspended: swallowed
         settings = self.transfers.service.limits
         if len(data) > settings.chunk:
             self.fail(HaptaError(BAD_REQUEST, f"a chunk is at most {settings.chunk} bytes"))
@@ -104,7 +119,7 @@ class Upload:
         self.queued += len(data)
         self.received += len(data)
         self.more.set()
-        while self.queued > settings.window and self.error is None:
+        while self.queued > settings.window and self.error is None and not self.stopping:
             self.room.clear()   # the client ignores its window: stop reading its socket until we catch up
             await self.room.wait()
 
@@ -114,6 +129,8 @@ class Upload:
         limits = self.transfers.service.limits
         try:
             while self.stored < self.target.size:
+                if self.stopping:
+                    return
                 if not self.queue:
                     self.more.clear()
                     try:
@@ -140,7 +157,7 @@ class Upload:
                     self.transfers.push("files.ack", {"stream": self.stream, "received": self.stored})
             if self.type is None:
                 self._check_type()   # an empty file
-            # All bytes are in; the client owes files.finish, within the idle timeout.
+            # All bytes are in; the client owes files.finish, within the idle timeout (suspending sets it too).
             try:
                 await asyncio.wait_for(self.finishing.wait(), limits.idle_timeout)
             except asyncio.TimeoutError:
@@ -174,18 +191,56 @@ class Upload:
         self.transfers.push("files.error", {"stream": self.stream, "error": error.to_wire()})
         self.transfers.spawn(self.drop())
 
+    def end(self) -> None:
+        """Out of the process's register of uploads that can be resumed: finished, dropped or suspended."""
+        if not self.ended:
+            self.ended = True
+            if self.upload_id is not None and self.transfers.register.get(self.upload_id) is self:
+                del self.transfers.register[self.upload_id]
+
     async def drop(self) -> None:
         """Leave nothing behind: the partial object, and its unclaimed row once the object is gone."""
         if self.dropped:
             return
         self.dropped = True
+        self.end()
         if not self.pump.done():
             self.pump.cancel()
             await asyncio.gather(self.pump, return_exceptions=True)
         await self.transfers.service.abandon(self.key, self.writer)
 
+    async def suspend(self) -> None:
+        """The socket is gone (or another connection resumes this upload): keep what storage holds for a resume,
+        or, when it cannot be kept (nothing durable yet, the type not known yet, the principal's bound, storage or
+        the database down), drop it. Whoever asks while it is under way waits for the same suspension."""
+        if self.suspension is None:
+            self.suspension = asyncio.ensure_future(self._suspend())
+        await asyncio.shield(self.suspension)
+
+    async def _suspend(self) -> None:
+        if self.dropped:
+            return
+        self.stopping = True   # the pump stops after the write in hand
+        self.room.set()
+        self.more.set()
+        self.finishing.set()
+        await asyncio.gather(self.pump, return_exceptions=True)
+        if self.error is None and self.type is not None:
+            try:
+                kept = await self.writer.pause()
+            except StorageUnavailable:
+                kept = None
+            if kept and kept["size"] > 0:
+                state = {"stored": kept["size"], "type": self.type, "storage": kept}
+                if await self.transfers.service.suspend(self.key, state, self.owner):
+                    self.dropped = True   # nothing to drop: it waits for its resume (or the sweeper)
+                    self.end()            # only now: a resume meanwhile found it here and waited
+                    return
+        await self.drop()
+
     async def finish(self) -> StoredFile:
         """Wait for the last bytes to be stored and commit the object. The record is the op's business."""
+        self.end()   # a resume that comes now finds the upload held, and waits for the finish to be over
         if self.error is None and self.received < self.target.size:
             self.fail(HaptaError(BAD_REQUEST, f"received {self.received} of {self.target.size} bytes",
                                  details={"received": self.received, "size": self.target.size}))
@@ -245,9 +300,10 @@ class Download:
 class Transfers:
     """The streams of one connection (files/streams.py keeps one per peer that opened a stream)."""
 
-    def __init__(self, service: FileService, peer: Peer):
+    def __init__(self, service: FileService, peer: Peer, register: dict[str, Upload] | None = None):
         self.service = service
         self.peer = peer
+        self.register = {} if register is None else register   # the process's uploads that can be resumed
         self.uploads: dict[int, Upload] = {}
         self.downloads: dict[int, Download] = {}
         self.waiting: dict[int, Download] = {}   # downloads whose reply is not queued yet
@@ -278,10 +334,19 @@ class Transfers:
         """Refuse a new stream early, before the op does any work for it."""
         self._stream_number()
 
-    def add_upload(self, target: Target, key: str, writer: Writer) -> Upload:
-        upload = Upload(self, self._stream_number(), target, key, writer)
+    def add_upload(self, target: Target, key: str, writer: Writer, **resume: Any) -> Upload:
+        """A new upload stream (`resume`: Upload's upload_id, owner, start and type)."""
+        upload = Upload(self, self._stream_number(), target, key, writer, **resume)
         self.uploads[upload.stream] = upload
         return upload
+
+    async def detach(self, upload: Upload) -> None:
+        """Another connection resumes `upload`, which this one still holds (its socket is gone, but this process
+        has not noticed yet): suspend it here first."""
+        if self.uploads.get(upload.stream) is upload:
+            del self.uploads[upload.stream]
+            self.ended.append(upload.stream)
+        await upload.suspend()
 
     def add_download(self, reader: Reader, length: int) -> Download:
         """A download whose chunks begin once its reply is on its way (`started`)."""
@@ -308,13 +373,13 @@ class Transfers:
         return None
 
     async def close(self) -> None:
-        """The socket is gone: drop every upload (nothing kept), stop every download."""
+        """The socket is gone: suspend the uploads that can be resumed, drop the others, stop every download."""
         self.closed = True
         uploads, self.uploads = list(self.uploads.values()), {}
         downloads = [*self.downloads.values(), *self.waiting.values()]
         self.downloads, self.waiting = {}, {}
-        await asyncio.gather(*(u.drop() for u in uploads), *(d.stop() for d in downloads),
-                             return_exceptions=True)
+        await asyncio.gather(*(u.suspend() if u.upload_id else u.drop() for u in uploads),
+                             *(d.stop() for d in downloads), return_exceptions=True)
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 

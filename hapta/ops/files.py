@@ -16,12 +16,20 @@ MAX_URL_SECONDS = 7 * 24 * 3600   # what S3 allows for a presigned URL
 
 
 class UploadArgs(Args):
-    collection: Name
-    field: Name
-    name: FileName
-    size: Size
-    type: Annotated[str, msgspec.Meta(max_length=255)]
+    """A new upload names its target; `resume` (an upload_id) alone goes on with an upload whose socket dropped."""
+    collection: Name | None = None
+    field: Name | None = None
+    name: FileName | None = None
+    size: Size | None = None
+    type: Annotated[str, msgspec.Meta(max_length=255)] | None = None
     id: RecordId | None = None   # none: an upload for a record to create; files.finish answers its token
+    resume: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.resume is None:
+            for name in ("collection", "field", "name", "size", "type"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"Object missing required field `{name}`")
 
 
 class StreamArgs(Args):
@@ -55,6 +63,9 @@ class FileOps:
 
     @op("files.upload", UploadArgs)
     async def upload(self, call: Call, args: UploadArgs) -> dict[str, Any]:
+        if args.resume is not None:
+            return await self.streams.resume(call.peer, args.resume)
+        assert args.collection and args.field and args.name and args.size is not None and args.type is not None
         return await self.streams.upload(call.peer, call.op, args.collection, args.id, args.field, args.name,
                                          args.size, args.type)
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
+import asyncpg
 import pytest
 from websockets.asyncio.client import connect
 
@@ -70,9 +72,9 @@ async def test_a_declared_type_the_field_refuses(files_gateway, author):
 async def test_over_the_max_size_is_refused_before_any_byte(files_gateway, author):
     client, _, post = await author()
     with pytest.raises(HaptaError) as refused:
-        await open_upload(client, post, 32 * MIB + 1)
+        await open_upload(client, post, 48 * MIB + 1)
     assert refused.value.code == "TOO_LARGE" and refused.value.details == {"field": "attachments",
-                                                                           "max_size": 32 * MIB}
+                                                                           "max_size": 48 * MIB}
     assert await files_gateway.stored(post) == [] and await files_gateway.unclaimed() == []
 
 
@@ -141,13 +143,26 @@ async def test_abort_leaves_nothing(files_gateway, author):
     assert record["attachments"] == []
 
 
-async def test_socket_closed_mid_upload_leaves_nothing(files_gateway, author):
+async def test_socket_closed_mid_upload_is_kept_for_a_resume_then_leaves_nothing(files_gateway, author):
+    """A signed-in principal's upload waits files.resume_timeout for a resume (tests/files/test_resume.py), never
+    in the record; then the sweeper removes it (the test runs its time out in the database)."""
     client, _, post = await author()
     opened = await open_upload(client, post, 20 * MIB)
     await send(client, opened["stream"], bytes(10 * MIB))
     await acked(client, opened["stream"], 10 * MIB)
     assert await files_gateway.stored(post) != []
     client.ws.transport.abort()   # the phone went into a tunnel
+    conn = await asyncpg.connect(files_gateway.dsn)
+    try:
+        deadline = time.monotonic() + 20
+        while await conn.fetchval("SELECT resume ->> 'held' FROM hapta.unclaimed_files WHERE resume ->> 'id' = $1",
+                                  opened["upload_id"]) != "false":
+            assert time.monotonic() < deadline, "the upload was not kept for a resume"
+            await asyncio.sleep(0.05)
+        await conn.execute("UPDATE hapta.unclaimed_files SET lease_until = now() WHERE resume ->> 'id' = $1",
+                           opened["upload_id"])
+    finally:
+        await conn.close()
     await files_gateway.settled(post, 0)
     observer, _, _ = await author()
     record = await observer.call("records.get", {"collection": "posts", "id": post})

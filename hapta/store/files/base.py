@@ -4,6 +4,10 @@ Both backends stream: a Writer takes chunks as they come and holds at most a bou
 Reader hands out chunks no larger than asked for. Both hash what they write (sha256, on the way, in a thread).
 An object becomes visible under its key only by `commit()`; `discard()` and `remove()` leave nothing behind and
 may be called again (the sweeper retries them). A backend that cannot be reached raises StorageUnavailable.
+
+An upload whose socket dropped can be resumed (hapta/files/transfers.py): `pause()` makes what a writer has
+taken durable, as far as the backend can, and says how much that is; `Storage.resume()` opens a writer that goes
+on from there, in this process or another. After `commit()`, `sha256` is the whole object's either way.
 """
 from __future__ import annotations
 
@@ -64,6 +68,12 @@ class Writer(ABC):
     async def discard(self) -> None:
         """Drop everything written; idempotent."""
 
+    async def pause(self) -> dict | None:
+        """Keep what was written so far for `Storage.resume` and let go of the writer: the state to resume from
+        (JSON; `size` is the bytes kept), or None when this backend can keep none of it yet. `discard()` still
+        drops it all."""
+        return None
+
 
 class Reader(ABC):
     """One object (or a range of it) being read, in chunks of at most the size asked for."""
@@ -88,6 +98,11 @@ class Storage(ABC):
     @abstractmethod
     async def reader(self, key: str, offset: int, length: int) -> Reader:
         """Raise ObjectMissing when there is no such object."""
+
+    async def resume(self, key: str, content_type: str, state: dict) -> Writer:
+        """A writer that goes on after the bytes a paused writer kept (`state`, from `Writer.pause`); ObjectMissing
+        when they are gone."""
+        raise ObjectMissing(key)
 
     @abstractmethod
     async def remove(self, key: str) -> None:

@@ -3,10 +3,14 @@
 An upload is written to `.partial/` beside the objects (the same filesystem), fsynced, then renamed into place and
 the directory fsynced: a crash leaves either the whole object or a partial file the sweeper removes, never a
 torn object under a real key. Disk I/O runs in threads so that a slow disk never stalls the event loop.
+
+A paused upload is its partial file, fsynced; resuming reopens it, hashes what it holds (sha256 state cannot be
+saved, and the bytes are at hand) and appends.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 from typing import AsyncIterator, BinaryIO
@@ -44,6 +48,32 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
         return LocalWriter(self, key, file)
+
+    async def resume(self, key: str, content_type: str, state: dict) -> Writer:
+        size = int(state["size"])
+
+        def reopen() -> tuple[BinaryIO, "hashlib._Hash"]:
+            file = open(self.partial_path(key), "r+b")
+            try:
+                if os.fstat(file.fileno()).st_size < size:
+                    raise ObjectMissing(key)
+                file.truncate(size)   # bytes past what was kept: the client sends them again
+                digest = hashlib.sha256()
+                while data := file.read(1024 * 1024):
+                    digest.update(data)
+                return file, digest
+            except BaseException:
+                file.close()
+                raise
+        try:
+            file, digest = await asyncio.to_thread(reopen)
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
+        writer = LocalWriter(self, key, file)
+        writer.sha256, writer.size = digest, size
+        return writer
 
     async def reader(self, key: str, offset: int, length: int) -> Reader:
         try:
@@ -117,6 +147,17 @@ class LocalWriter(Writer):
             await asyncio.to_thread(self._commit)
         except OSError as exc:
             raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
+
+    async def pause(self) -> dict | None:
+        def keep() -> None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+        try:
+            await asyncio.to_thread(keep)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write files: {exc.strerror}") from None
+        return {"size": self.size}
 
     async def discard(self) -> None:
         def drop() -> None:

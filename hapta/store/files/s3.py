@@ -5,10 +5,15 @@ the next fills; when both are busy, write() waits, and that wait is what slows t
 sha256 of the whole object is computed part by part in a thread.
 
 Unfinished multipart uploads are not objects: `remove()` aborts them too, so a cut-off upload leaves nothing.
+
+A paused upload keeps its sent parts (the multipart upload stays open; the part being filled is dropped, the client
+sends it again): resuming goes on with the next part number. Parts in flight cannot be read back, so a resumed
+upload's sha256 is computed by reading the object once it is complete.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 from contextlib import contextmanager
@@ -88,6 +93,16 @@ class S3Storage(Storage):
     async def writer(self, key: str, content_type: str) -> Writer:
         return S3Writer(self, check_key(key), content_type)
 
+    async def resume(self, key: str, content_type: str, state: dict) -> Writer:
+        writer = S3Writer(self, check_key(key), content_type)
+        writer.upload_id = str(state["upload_id"])
+        writer.parts = [Part(int(number), str(etag)) for number, etag in state["parts"]]
+        writer.size = writer.sent = int(state["size"])
+        writer.rehash = True
+        with _unavailable("resume an upload"):   # NoSuchUpload (aborted meanwhile): ObjectMissing
+            await self.s3._list_parts(self.bucket, key, writer.upload_id, max_parts=1)
+        return writer
+
     async def reader(self, key: str, offset: int, length: int) -> Reader:
         if length == 0:   # a Range of nothing is not expressible; there is nothing to fetch either
             return S3Reader(None, 0)
@@ -149,6 +164,8 @@ class S3Writer(Writer):
         self.upload_id: str | None = None
         self.parts: list[Part] = []
         self.sending: asyncio.Task | None = None
+        self.sent = 0            # bytes in parts taken for sending
+        self.rehash = False      # resumed: sha256 is computed from the object at commit
 
     async def write(self, parts: list[bytes | memoryview]) -> None:
         for data in parts:
@@ -161,7 +178,9 @@ class S3Writer(Writer):
     async def _take(self) -> bytes:
         data = b"".join(self.buffer)
         self.buffer, self.buffered = [], 0
-        await asyncio.to_thread(self.sha256.update, data)
+        self.sent += len(data)
+        if not self.rehash:
+            await asyncio.to_thread(self.sha256.update, data)
         return data
 
     async def _send_part(self) -> None:
@@ -198,6 +217,24 @@ class S3Writer(Writer):
             await sending
         with _unavailable("finish an upload"):
             await s3._complete_multipart_upload(self.storage.bucket, self.key, self.upload_id, self.parts)
+        if self.rehash:
+            self.sha256 = hashlib.sha256()
+            reader = await self.storage.reader(self.key, 0, self.size)
+            try:
+                async for data in reader.chunks(PART_SIZE):
+                    await asyncio.to_thread(self.sha256.update, data)
+            finally:
+                await reader.close()
+
+    async def pause(self) -> dict | None:
+        self.buffer, self.buffered = [], 0
+        if self.sending is not None:
+            sending, self.sending = self.sending, None
+            await sending
+        if self.upload_id is None:
+            return None   # nothing sent yet: a single PUT at commit would have carried it all
+        return {"size": self.sent, "upload_id": self.upload_id,
+                "parts": [[part.part_number, part.etag] for part in self.parts]}
 
     async def discard(self) -> None:
         self.buffer, self.buffered = [], 0

@@ -18,7 +18,9 @@ def _posts(collection):
         return collection
     media = replace(collection.files["media"], thumbs=THUMBS)
     return replace(collection, files={**collection.files, "media": media,
-                                      "attachments": FileField(max_size=32 * MIB, types=None, max_count=3)})
+                                      "attachments": FileField(max_size=48 * MIB, types=None, max_count=3)})
 
 
-app = replace(demo, collections=[_posts(c) for c in demo.collections], files=FileBounds(sweep_interval=0.5))
+# A quick sweeper, and uploads kept for a resume bounded at 30 MiB per principal (tests/files/test_resume.py).
+app = replace(demo, collections=[_posts(c) for c in demo.collections],
+              files=FileBounds(sweep_interval=0.5, resume_bytes=30 * MIB))
