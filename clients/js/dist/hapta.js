@@ -192,6 +192,7 @@ function asFieldEntry(entry) {
   if (isUpload(entry)) return { upload: entry.upload };
   return { name: entry.name };
 }
+var MAX_RESUMES = 10;
 var Files = class {
   constructor(requests, transport) {
     this.requests = requests;
@@ -209,7 +210,7 @@ var Files = class {
     const name = options.name ?? (data.name || "file");
     const type = options.type ?? (blob?.type || "application/octet-stream");
     const size = bytes ? bytes.length : blob.size;
-    const started = await this.requests.call("files.upload", {
+    let started = await this.requests.call("files.upload", {
       collection,
       ...id === null ? {} : { id },
       field,
@@ -217,24 +218,32 @@ var Files = class {
       size,
       type
     });
-    const { stream, chunk_size: chunkSize, window } = started;
-    const transfer = this.track(stream);
-    try {
-      let sent = 0;
-      while (sent < size) {
-        while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+    const resumable = started.upload_id;
+    for (let resumes = 0; ; resumes++) {
+      const { stream, chunk_size: chunkSize, window } = started;
+      const transfer = this.track(stream);
+      transfer.acked = started.received ?? 0;
+      try {
+        let sent = transfer.acked;
+        while (sent < size) {
+          while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+          if (transfer.error) throw transfer.error;
+          const chunk = await piece(sent, Math.min(size, sent + chunkSize));
+          this.transport.sendChunk(stream, chunk);
+          sent += chunk.length;
+          options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+        }
+        while (transfer.acked < size && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
-        this.transport.sendChunk(stream, chunk);
-        sent += chunk.length;
-        options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+        options.onProgress?.(size, size);
+        return await this.requests.call("files.finish", { stream });
+      } catch (error) {
+        const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";
+        if (!resumable || !lost || resumes >= MAX_RESUMES) throw error;
+      } finally {
+        this.transfers.delete(stream);
       }
-      while (transfer.acked < size && !transfer.error) await this.changed(transfer);
-      if (transfer.error) throw transfer.error;
-      options.onProgress?.(size, size);
-      return await this.requests.call("files.finish", { stream });
-    } finally {
-      this.transfers.delete(stream);
+      started = await this.requests.call("files.upload", { resume: resumable });
     }
   }
   /** A write's args with its files uploaded and named (the steps below, in turn): the uploads' tokens replace

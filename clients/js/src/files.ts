@@ -108,6 +108,18 @@ function asFieldEntry(entry: unknown): Json {
   return { name: (entry as Json).name };
 }
 
+/** files.upload's answer; a resumed one's says how many bytes the gateway kept (`received`). */
+interface Started {
+  stream: number;
+  chunk_size: number;
+  window: number;
+  upload_id?: string;
+  received?: number;
+}
+
+/** Resumes of one upload at most: a socket that drops again and again is a network to give up on. */
+const MAX_RESUMES = 10;
+
 interface Transfer {
   /** Bytes of an upload the gateway has acknowledged. */
   acked: number;
@@ -136,27 +148,39 @@ export class Files {
     const name = options.name ?? ((data as File).name || "file");
     const type = options.type ?? (blob?.type || "application/octet-stream");
     const size = bytes ? bytes.length : blob!.size;
-    const started = await this.requests.call("files.upload", { collection, ...(id === null ? {} : { id }), field,
-                                                              name, size, type });
-    const { stream, chunk_size: chunkSize, window } = started as { stream: number; chunk_size: number;
-                                                                   window: number };
-    const transfer = this.track(stream);
-    try {
-      let sent = 0;
-      while (sent < size) {
-        while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+    let started: Started = await this.requests.call("files.upload", { collection, ...(id === null ? {} : { id }),
+                                                                     field, name, size, type });
+    // A signed-in principal's upload can be resumed (`upload_id`): when the socket drops, the gateway keeps what it
+    // stored, and after the reconnect (signed in again) the rest goes on a new stream.
+    const resumable = started.upload_id;
+    for (let resumes = 0; ; resumes++) {
+      const { stream, chunk_size: chunkSize, window } = started;
+      const transfer = this.track(stream);
+      transfer.acked = started.received ?? 0;
+      try {
+        let sent = transfer.acked;
+        while (sent < size) {
+          while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+          if (transfer.error) throw transfer.error;
+          const chunk = await piece(sent, Math.min(size, sent + chunkSize));
+          this.transport.sendChunk(stream, chunk);
+          sent += chunk.length;
+          options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+        }
+        while (transfer.acked < size && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
-        this.transport.sendChunk(stream, chunk);
-        sent += chunk.length;
-        options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+        options.onProgress?.(size, size);
+        return await this.requests.call("files.finish", { stream });
+      } catch (error) {
+        const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";
+        if (!resumable || !lost || resumes >= MAX_RESUMES) throw error;
+      } finally {
+        this.transfers.delete(stream);
       }
-      while (transfer.acked < size && !transfer.error) await this.changed(transfer);
-      if (transfer.error) throw transfer.error;
-      options.onProgress?.(size, size);
-      return await this.requests.call("files.finish", { stream });
-    } finally {
-      this.transfers.delete(stream);
+      // Waits for the socket and the session (up to the request timeout); "still being received on the connection
+      // that dropped" (UNAVAILABLE with retry_after) is asked again after retry_after by the request path. A
+      // finish whose answer was lost finds nothing to resume (NOT_FOUND): that refusal is the caller's.
+      started = await this.requests.call("files.upload", { resume: resumable });
     }
   }
 

@@ -556,6 +556,50 @@ describe("a record and its files in one step", () => {
     gate.open = true;
   });
 
+  it("a socket cut in the middle of the upload: after the reconnect the upload resumes where the gateway kept it, "
+     + "and the post has the whole picture", async () => {
+    const Native = (globalThis as any).WebSocket;
+    const cut = { after: 0, chunks: 0, bytes: 0, resumes: [] as any[], received: [] as number[] };
+    class Cutting extends Native {
+      constructor(...args: any[]) {
+        super(...args);
+        this.addEventListener("message", (event: { data: unknown }) => {
+          if (typeof event.data !== "string") return;
+          for (const message of [JSON.parse(event.data)].flat()) {
+            if (typeof message.data?.received === "number" && message.data.stream) {
+              if (message.id !== undefined) cut.received.push(message.data.received);   // a resume's answer
+            }
+          }
+        });
+      }
+
+      send(data: string | Uint8Array): void {
+        if (typeof data === "string" && data.includes('"resume"')) cut.resumes.push(JSON.parse(data));
+        if (typeof data !== "string" && this.readyState === 1) cut.bytes += data.length - 4;   // what goes out
+        super.send(data);
+        if (typeof data === "string") return;
+        if (++cut.chunks === cut.after) this.close(4000);   // the 4th chunk went out; the socket is gone
+      }
+    }
+    const { hapta, user } = await signedUp({ WebSocket: Cutting as any });
+    const big = png(3_000_000, 17);   // about 12 chunks of 256 KiB
+    const progress: number[] = [];
+    cut.after = 4;
+    const post = await hapta.records<Post>("posts").create({ author: user.id, text: "resumed", public: true },
+      { files: { media: [new File([big], "big.png", { type: "image/png" })] },
+        onProgress: (sent) => progress.push(sent) });
+    expect(hapta.reconnects).toBe(1);
+    expect(cut.resumes).toHaveLength(1);
+    expect(post.media.map((f) => [f.name, f.size, f.sha256])).toEqual([["big.png", big.length, await sha256(big)]]);
+    // the gateway kept some of the first 4 chunks, and only the rest went again
+    expect(cut.received).toHaveLength(1);
+    expect(cut.received[0]).toBeGreaterThan(0);
+    expect(cut.bytes).toBe(4 * 262_144 + big.length - cut.received[0]);
+    expect(progress.at(-1)).toBe(big.length);
+    const back = await hapta.files.download("posts", post.id, "media", "big.png");
+    expect(await sha256(back)).toBe(await sha256(big));
+  }, 30_000);
+
   it("tokens that expired between the uploads and the create are uploaded once more", async () => {
     // uploads kept 2 s after their finish; the socket holds the create until its tokens have expired
     const brief = await startGateway("file_idle_timeout=2");
