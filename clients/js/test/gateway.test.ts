@@ -27,6 +27,14 @@ async function connect(options: Parameters<typeof Hapta.connect>[1] = {}): Promi
   return hapta;
 }
 
+/** A guest account (auth.guest): a user as any other for what it writes, without using up the few registrations
+ * the gateway allows per address. */
+async function guest(options: Parameters<typeof Hapta.connect>[1] = {}) {
+  const hapta = await connect(options);
+  const session = await hapta.auth.guest();
+  return { hapta, user: session.user as { id: string } };
+}
+
 async function signedUp(options: Parameters<typeof Hapta.connect>[1] = {}) {
   const hapta = await connect(options);
   const name = uniqueName("js");
@@ -508,7 +516,7 @@ describe("a record and its files in one step", () => {
      + "persist, files past outboxFileBytes go straight, and offline fail at once", async () => {
     // the two pictures (401,000 bytes) are more than this outbox keeps: they go straight; the later writes through it
     const { gate, Gated } = await gated();
-    const { hapta, user } = await signedUp({ persist: "memory", outboxFileBytes: 300_000, WebSocket: Gated });
+    const { hapta, user } = await guest({ persist: "memory", outboxFileBytes: 300_000, WebSocket: Gated });
     const posts = hapta.records<Post>("posts");
     const [a, b, c] = [png(1000, 3), png(400_000, 7), png(2000, 11)];
     const progress: [number, number][] = [];
@@ -581,7 +589,7 @@ describe("a record and its files in one step", () => {
         if (++cut.chunks === cut.after) this.close(4000);   // the 4th chunk went out; the socket is gone
       }
     }
-    const { hapta, user } = await signedUp({ WebSocket: Cutting as any });
+    const { hapta, user } = await guest({ WebSocket: Cutting as any });
     const big = png(3_000_000, 17);   // about 12 chunks of 256 KiB
     const progress: number[] = [];
     cut.after = 4;
@@ -631,8 +639,7 @@ describe("a record and its files in one step", () => {
     }
     const hapta = await Hapta.connect(brief.url, { WebSocket: Holding as any });
     try {
-      const name = uniqueName("exp");
-      const session = await hapta.auth.register({ email: `${name}@example.com`, password: PASSWORD, username: name });
+      const session = await hapta.auth.guest();
       const picture = png(5000, 13);
       const post = await hapta.records<Post>("posts").create(
         { author: (session.user as { id: string }).id, text: "late", public: true },
