@@ -219,6 +219,12 @@ var Files = class {
       type
     });
     const resumable = started.upload_id;
+    let reported = -1;
+    const report = (sent) => {
+      if (sent <= reported) return;
+      reported = sent;
+      options.onProgress?.(sent, size);
+    };
     for (let resumes = 0; ; resumes++) {
       const { stream, chunk_size: chunkSize, window } = started;
       const transfer = this.track(stream);
@@ -231,11 +237,11 @@ var Files = class {
           const chunk = await piece(sent, Math.min(size, sent + chunkSize));
           this.transport.sendChunk(stream, chunk);
           sent += chunk.length;
-          options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+          report(Math.min(sent, transfer.acked || sent));
         }
         while (transfer.acked < size && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        options.onProgress?.(size, size);
+        report(size);
         return await this.requests.call("files.finish", { stream });
       } catch (error) {
         const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";

@@ -153,6 +153,13 @@ export class Files {
     // A signed-in principal's upload can be resumed (`upload_id`): when the socket drops, the gateway keeps what it
     // stored, and after the reconnect (signed in again) the rest goes on a new stream.
     const resumable = started.upload_id;
+    // Progress never goes back: bytes sent again after a drop count once, when they pass what was reported.
+    let reported = -1;
+    const report = (sent: number) => {
+      if (sent <= reported) return;
+      reported = sent;
+      options.onProgress?.(sent, size);
+    };
     for (let resumes = 0; ; resumes++) {
       const { stream, chunk_size: chunkSize, window } = started;
       const transfer = this.track(stream);
@@ -165,11 +172,11 @@ export class Files {
           const chunk = await piece(sent, Math.min(size, sent + chunkSize));
           this.transport.sendChunk(stream, chunk);
           sent += chunk.length;
-          options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+          report(Math.min(sent, transfer.acked || sent));
         }
         while (transfer.acked < size && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        options.onProgress?.(size, size);
+        report(size);
         return await this.requests.call("files.finish", { stream });
       } catch (error) {
         const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";

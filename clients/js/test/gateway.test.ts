@@ -604,6 +604,7 @@ describe("a record and its files in one step", () => {
     expect(cut.received[0]).toBeGreaterThan(0);
     expect(cut.bytes).toBe(4 * 262_144 + big.length - cut.received[0]);
     expect(progress.at(-1)).toBe(big.length);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));   // across the drop, never backwards
     const back = await hapta.files.download("posts", post.id, "media", "big.png");
     expect(await sha256(back)).toBe(await sha256(big));
   }, 30_000);
