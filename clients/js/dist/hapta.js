@@ -721,7 +721,7 @@ function pendingFiles(write, data, before) {
   for (const field of new Set(write.files.map((file) => file.field))) {
     const held = before?.[field] ?? [];
     const named = data[field];
-    const kept = Array.isArray(named) ? named.filter((entry) => entry && typeof entry === "object" && !("upload" in entry) || typeof entry === "string").map((entry) => {
+    const kept = Array.isArray(named) ? named.filter((entry) => typeof entry === "string" || !!entry && typeof entry === "object" && !("upload" in entry)).map((entry) => {
       const name = typeof entry === "string" ? entry : entry.name;
       return held.find((file) => file.name === name) ?? { name };
     }) : held;

@@ -26,8 +26,8 @@
 import { Backoff } from "./backoff.js";
 import { Channel, Channels, type Handler } from "./channels.js";
 import { HaptaError, type Json } from "./errors.js";
-import { Files, uploadsOf, withTokens, type FileLinkOptions, type FileSet, type PendingUpload, type Progress, type Uploaded,
-         type UploadOptions } from "./files.js";
+import { Files, uploadsOf, withTokens, type FileLinkOptions, type FileSet, type PendingUpload, type Progress,
+         type Uploaded, type UploadOptions } from "./files.js";
 import { LiveQueries } from "./queries.js";
 import { keyed, Records, type BatchOp, type BatchOptions, type Change, type LiveQuery, type LiveQueryListener,
          type QueryOptions, type SubscribeOptions, type Unsubscribe, type WriteOptions } from "./records.js";
@@ -48,7 +48,8 @@ export type { FileInput, FileLinkOptions, FileSet, HaptaFile, Progress, Uploaded
 export type { Conflict, ConflictPolicy, OutboxEvent, OutboxWrite, RolledBack } from "./outbox.js";
 export { Records } from "./records.js";
 export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change,
-              FilesOptions, ListOptions, LiveOp, LiveQuery, LiveQueryListener, Page, Pending, QueryOptions, SubscribeOptions, Unsubscribe,
+              FilesOptions, ListOptions, LiveOp, LiveQuery, LiveQueryListener, Page, Pending, QueryOptions,
+              SubscribeOptions, Unsubscribe,
               WriteOptions } from "./records.js";
 export type { Session, StorageLike } from "./session.js";
 export type { Protocol } from "./transport.js";

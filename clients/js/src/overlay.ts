@@ -134,7 +134,8 @@ function pendingFiles(write: Write, data: Json, before: Json | null): Json {
     const held = ((before?.[field] ?? []) as Json[]);
     const named = data[field];
     const kept = Array.isArray(named)
-      ? named.filter((entry) => (entry && typeof entry === "object" && !("upload" in entry)) || typeof entry === "string")
+      ? named.filter((entry) => typeof entry === "string"
+                              || (!!entry && typeof entry === "object" && !("upload" in entry)))
         .map((entry) => {
           const name = typeof entry === "string" ? entry : (entry as Json).name;
           return held.find((file) => file.name === name) ?? { name };
