@@ -225,6 +225,7 @@ var Files = class {
       reported = sent;
       options.onProgress?.(sent, size);
     };
+    let lostWith = null;
     for (let resumes = 0; ; resumes++) {
       const { stream, chunk_size: chunkSize, window } = started;
       const transfer = this.track(stream);
@@ -246,10 +247,13 @@ var Files = class {
       } catch (error) {
         const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";
         if (!resumable || !lost || resumes >= MAX_RESUMES) throw error;
+        lostWith = error;
       } finally {
         this.transfers.delete(stream);
       }
-      started = await this.requests.call("files.upload", { resume: resumable });
+      started = await this.requests.call("files.upload", { resume: resumable }).catch((error) => {
+        throw error instanceof HaptaError && error.code === "NOT_FOUND" ? lostWith : error;
+      });
     }
   }
   /** A write's args with its files uploaded and named (the steps below, in turn): the uploads' tokens replace

@@ -160,6 +160,7 @@ export class Files {
       reported = sent;
       options.onProgress?.(sent, size);
     };
+    let lostWith: HaptaError | null = null;
     for (let resumes = 0; ; resumes++) {
       const { stream, chunk_size: chunkSize, window } = started;
       const transfer = this.track(stream);
@@ -181,13 +182,17 @@ export class Files {
       } catch (error) {
         const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";
         if (!resumable || !lost || resumes >= MAX_RESUMES) throw error;
+        lostWith = error as HaptaError;
       } finally {
         this.transfers.delete(stream);
       }
       // Waits for the socket and the session (up to the request timeout); "still being received on the connection
-      // that dropped" (UNAVAILABLE with retry_after) is asked again after retry_after by the request path. A
-      // finish whose answer was lost finds nothing to resume (NOT_FOUND): that refusal is the caller's.
-      started = await this.requests.call("files.upload", { resume: resumable });
+      // that dropped" (UNAVAILABLE with retry_after) is asked again after retry_after by the request path. Nothing
+      // to resume (NOT_FOUND: a finish whose answer was lost, or kept past its time) leaves the loss as it was:
+      // whether the upload was stored is not known here, and the caller may upload again.
+      started = await this.requests.call("files.upload", { resume: resumable }).catch((error) => {
+        throw error instanceof HaptaError && error.code === "NOT_FOUND" ? lostWith : error;
+      });
     }
   }
 
