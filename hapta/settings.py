@@ -79,10 +79,13 @@ def check_database_url(dsn: str) -> None:
 
 
 def database_address(dsn: str) -> str:
-    """Where a DATABASE_URL points, without its user or password: host:port/database."""
-    parts = urllib.parse.urlsplit(dsn)
-    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["localhost"])[0]
-    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+    """Where a DATABASE_URL points, without its user or password: host:port/database (hosts, with their ports,
+    comma-separated when it names several: a primary and its standbys)."""
+    parts = _database_url_parts(dsn)
+    hosts = (parts["host"] or "localhost").split(", ")
+    ports = (parts["port"] or "5432").split(", ")
+    ports += ports[-1:] * (len(hosts) - len(ports))   # one port for every host, as libpq reads it
+    return ",".join(f"{host}:{port}" for host, port in zip(hosts, ports)) + f"/{parts['database'] or ''}"
 
 
 def reason(exc: BaseException) -> str:
