@@ -145,6 +145,7 @@ class Settings:
     smtp_url: str | None = None                 # smtp[s]://user:password@host:port; unset: mails go to files
     mail_from: str = "Hapta <no-reply@localhost>"   # the From of every mail the gateway sends
     worker_user: str | None = None              # under a root gateway, the user rule and function workers run as
+    allow_restore: bool = False                 # HAPTA_ALLOW_RESTORE: the dashboard may restore in production too
 
     @property
     def production(self) -> bool:
@@ -182,6 +183,7 @@ class Settings:
             smtp_url=get("SMTP_URL"),
             mail_from=get("HAPTA_MAIL_FROM", "Hapta <no-reply@localhost>") or "Hapta <no-reply@localhost>",
             worker_user=get("HAPTA_WORKER_USER"),
+            allow_restore=(get("HAPTA_ALLOW_RESTORE", "") or "").lower() in ("1", "true", "yes"),
         )
         settings.validate()
         return settings
