@@ -85,7 +85,7 @@ def effective_settings(settings: Settings, environ: Mapping[str, str], dotenv: M
             value = MASK if value else None
         elif kind == "url" and value:
             value = masked_url(value)
-        shown.append({"name": name, "value": value, "source": source, "secret": kind != "plain"})
+        shown.append({"name": name, "value": value, "source": source, "secret": kind == "secret"})
     return shown
 
 
@@ -216,7 +216,8 @@ class Operations:
     async def start(self, peer: Peer, target: str | None) -> dict[str, Any]:
         """admin.backup, logged: a name of the list (local or s3://<bucket>/backups/...)."""
         started = self.admin.backup(target)
-        await self.record(peer, "backup.start", {"name": started["target"]})
+        where = started["target"]
+        await self.record(peer, "backup.start", {"name": where if where.startswith("s3://") else Path(where).name})
         return started
 
     async def delete(self, peer: Peer, name: str) -> dict[str, Any]:
@@ -365,6 +366,6 @@ class Operations:
             else:
                 await statement.fetch()
                 count = _rows_of(statement.get_statusmsg())
-            status = statement.get_statusmsg() if not columns else f"{len(rows)} rows"
+            status = statement.get_statusmsg() if not columns else f"{len(rows)} row{'' if len(rows) == 1 else 's'}"
         return {"columns": columns, "rows": rows, "rows_count": count, "cut": cut, "status": status,
                 "write": write}
