@@ -108,8 +108,8 @@ def _rows_of(status: str) -> int | None:
 
 
 class Operations:
-    def __init__(self, db: Database, settings: Settings, admin: Admin, mailer: Any, streams: Any, functions: Callable[[], Any],
-                 app_dir: Path | None):
+    def __init__(self, db: Database, settings: Settings, admin: Admin, mailer: Any, streams: Any,
+                 functions: Callable[[], Any], app_dir: Path | None):
         self.db = db
         self.settings = settings
         self.admin = admin            # starts backups (admin.backup) and knows the one under way
@@ -126,8 +126,8 @@ class Operations:
         """One line of hapta.admin_log. A log that cannot be written (a restore just replaced the schema with one
         older than 0021) is said in the gateway's log instead, never lost silently."""
         try:
-            await self.db.execute("INSERT INTO hapta.admin_log (admin, address, action, detail) VALUES ($1, $2, $3, $4)",
-                                  peer.principal.label, peer.address, action, detail)
+            await self.db.execute("INSERT INTO hapta.admin_log (admin, address, action, detail) "
+                                  "VALUES ($1, $2, $3, $4)", peer.principal.label, peer.address, action, detail)
         except asyncpg.UndefinedTableError:
             log.warning("admin log missing: %s %s by %s", action, detail.get("name", ""), peer.principal.label)
 
@@ -292,6 +292,8 @@ class Operations:
         except Exception as exc:   # a bug of ours: the operator needs the story; the gateway goes on
             message = f"failed: {type(exc).__name__}"
             log.exception("restore of %s failed", name)
+        # The pool's connections hold statements prepared against the tables just dropped: new ones replace them.
+        await self.db.pool.expire_connections()
         assert self.last_restore is not None
         self.last_restore.update(state=state, message=message, ended=time.time())
         # The schema was replaced: this line goes into the restored admin log (when the backup has one).

@@ -9,6 +9,7 @@ import asyncio
 import io
 import secrets
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -25,7 +26,7 @@ from hapta.settings import Settings
 from tests.auth.accounts.conftest import Inbox
 from tests.auth.sessions.conftest import until
 from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD, gateway_env
-from tests.services import GatewayProcess, create_database, drop_database, free_port, next_loopback
+from tests.services import GatewayProcess, SeaweedS3, create_database, drop_database, free_port, next_loopback
 
 S3 = ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET")
 OPS = ("admin.backups", "admin.backup", "admin.backup.download", "admin.backup.delete", "admin.backup.restore",
@@ -262,3 +263,47 @@ async def test_restore_is_refused_in_production(node, tmp_path):
             await client.close()
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweed():
+    server = SeaweedS3().start()
+    yield server
+    server.stop()
+
+
+async def test_backups_in_the_apps_s3(seaweed, pg_admin, tmp_path):
+    """With S3: a backup to s3://<bucket>/backups/, listed, downloaded through its presigned link, deleted; and the
+    S3 keys are no more in the settings' answer than the others."""
+    bucket = f"hapta-{secrets.token_hex(4)}"
+    dsn = await create_database(pg_admin)
+    env = {**gateway_env(dsn, HAPTA_DATA_DIR=str(tmp_path / "data")), **seaweed.env(bucket)}
+    process = await asyncio.to_thread(GatewayProcess(env).start)
+    try:
+        client = await Client.connect(process.url, local_addr=(next_loopback(), 0))
+        try:
+            await client.call("auth.admin", {"key": ADMIN_KEY})
+            raw = msgspec.json.encode(await client.call("admin.settings")).decode()
+            assert seaweed.SECRET_KEY not in raw and seaweed.ACCESS_KEY not in raw
+            name = f"s3://{bucket}/backups/nightly-{secrets.token_hex(3)}.tar"
+            assert await code_of(client.call("admin.backup.delete", {"name": "s3://elsewhere/backups/x.tar"})) \
+                == "BAD_REQUEST"
+            await client.call("admin.backup", {"target": name})
+            listed = await _finished(client, "backup")
+            assert listed["last_backup"]["state"] == "done", listed["last_backup"]
+            assert listed["s3"] == f"s3://{bucket}/backups/"
+            mine = [b for b in listed["backups"] if b["name"] == name]
+            assert len(mine) == 1 and mine[0]["where"] == "s3" and mine[0]["size"] > 0, listed["backups"]
+            link = await client.call("admin.backup.download", {"name": name})
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(link["url"], timeout=30).read())
+            assert len(body) == mine[0]["size"]
+            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                assert "manifest.json" in tar.getnames()
+            assert await client.call("admin.backup.delete", {"name": name}) == {"deleted": name}
+            assert name not in [b["name"] for b in (await client.call("admin.backups"))["backups"]]
+        finally:
+            await client.close()
+    finally:
+        process.stop()
+        await drop_database(pg_admin, dsn)
+    assert "Traceback" not in process.log_text(), process.log_text()
