@@ -149,6 +149,7 @@ class Settings:
     mail_from: str = "Hapta <no-reply@localhost>"   # the From of every mail the gateway sends
     worker_user: str | None = None              # under a root gateway, the user rule and function workers run as
     static_csp: str | None = None               # --static pages' Content-Security-Policy (None: static.POLICY)
+    allow_restore: bool = False                 # HAPTA_ALLOW_RESTORE: the dashboard may restore in production too
 
     @property
     def production(self) -> bool:
@@ -187,6 +188,7 @@ class Settings:
             mail_from=get("HAPTA_MAIL_FROM", "Hapta <no-reply@localhost>") or "Hapta <no-reply@localhost>",
             worker_user=get("HAPTA_WORKER_USER"),
             static_csp=get("HAPTA_STATIC_CSP"),
+            allow_restore=(get("HAPTA_ALLOW_RESTORE", "") or "").lower() in ("1", "true", "yes"),
         )
         settings.validate()
         return settings

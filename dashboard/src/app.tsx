@@ -12,6 +12,9 @@ import { Users } from "./pages/users.tsx";
 import { Live } from "./pages/live.tsx";
 import { Limits } from "./pages/limits.tsx";
 import { Functions } from "./pages/functions.tsx";
+import { Backups } from "./pages/backups.tsx";
+import { Settings } from "./pages/settings.tsx";
+import { Sql } from "./pages/sql.tsx";
 
 const PAGES = [
   { path: "overview", title: "Overview", Page: Overview },
@@ -21,6 +24,9 @@ const PAGES = [
   { path: "live", title: "Live", Page: Live },
   { path: "limits", title: "Limits", Page: Limits },
   { path: "functions", title: "Workers & functions", Page: Functions },
+  { path: "backups", title: "Backups", Page: Backups },
+  { path: "settings", title: "Settings", Page: Settings },
+  { path: "sql", title: "SQL", Page: Sql },
 ] as const;
 
 /** `#records/posts` → ["records", "posts"]: the page and what it shows (never a secret). */

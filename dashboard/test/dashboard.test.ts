@@ -364,6 +364,10 @@ describe("for anyone but an admin", () => {
     ["admin.metrics", {}], ["hooks.status", {}], ["rules.status", {}], ["functions.status", {}],
     ["functions.list", {}], ["functions.runs", { name: "x" }], ["functions.dead", { name: "x" }], ["functions.retry", { id: 1 }], ["auth.impersonate", { user: "x" }],
     ["auth.sessions", { user: "someone-else" }], ["admin.limits", { user: "someone-else" }],
+    ["admin.backups", {}], ["admin.backup", {}], ["admin.backup.download", { name: "x.tar" }],
+    ["admin.backup.delete", { name: "x.tar" }], ["admin.backup.restore", { name: "x.tar", confirm: "x.tar" }],
+    ["admin.settings", {}], ["admin.mail.test", { to: "a@example.com" }], ["admin.sql", { sql: "SELECT 1" }],
+    ["admin.log", {}],
   ];
 
   for (const who of ["anon", "user"] as const) {

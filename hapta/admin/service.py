@@ -45,6 +45,7 @@ class Admin:
         self.version = version   # hapta's, for a backup's manifest
         self.process = f"{os.uname().nodename}:{os.getpid()}"
         self.backing_up: asyncio.Task | None = None
+        self.last_backup: dict[str, Any] | None = None   # {target, state, started, ended, message} (admin.backups)
 
     def schema(self) -> dict[str, Any]:
         """Each collection with its rule per op (null: admins only; "": everyone signed in; else the expression)
@@ -113,12 +114,18 @@ class Admin:
         return {"started": True, "target": target}
 
     async def _back_up(self, target: str) -> None:
+        self.last_backup = last = {"target": target, "state": "running", "started": time.time(), "message": None}
         try:
-            log.info("backup: %s", await backup(self.settings, target, self.version))
+            last["message"] = await backup(self.settings, target, self.version)
+            last["state"] = "done"
+            log.info("backup: %s", last["message"])
         except BackupError as exc:
+            last["state"], last["message"] = "failed", str(exc)
             log.warning("backup to %s failed: %s", target, exc)
-        except Exception:   # a bug of ours: the operator needs the story; the gateway goes on
+        except Exception as exc:   # a bug of ours: the operator needs the story; the gateway goes on
+            last["state"], last["message"] = "failed", f"failed: {type(exc).__name__}"
             log.exception("backup to %s failed", target)
+        last["ended"] = time.time()
 
 
 def _described(model: Model) -> dict[str, Any]:

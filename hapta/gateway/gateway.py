@@ -16,6 +16,7 @@ import msgspec
 
 from .. import __version__, metrics
 from ..access import Schemas, check_caller
+from ..admin.operations import Operations
 from ..admin.service import Admin
 from ..auth import oauth2
 from ..auth.accounts import Accounts
@@ -49,6 +50,7 @@ from ..ops.live import LiveOps
 from ..ops.misc import MiscOps
 from ..ops.records import RecordOps
 from ..ops.admin import AdminOps
+from ..ops.operations import OperationsOps
 from ..ops.hooks import HookOps
 from ..principal import USER, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
@@ -126,10 +128,15 @@ class Gateway:
                                  min_password_length=app.sessions.min_password_length,
                                  register_by_mail=app.require_verified, clock=clock)
         record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max, self.live.channels)
-        admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__))
+        admin = Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__)
+        admin_ops = AdminOps(admin)
+        # the Backups, Settings and SQL pages; the functions (for scheduled backups) are built below
+        operations_ops = OperationsOps(Operations(db, settings, admin, self.mailer, self.streams,
+                                                  lambda: self.functions, app_dir))
         # What a function's ctx.records reaches: these ops only, through the same request path as a client's
         # (who may call them, their args, their limits: _run), as the caller or as admin.
-        function_ops = {name: spec for name, spec in table(record_ops, admin_ops).items() if name in RECORD_OPS}
+        function_ops = {name: spec for name, spec in table(record_ops, operations_ops).items()
+                        if name in RECORD_OPS}
 
         async def run_op(peer: Peer, op: str, args: dict[str, Any]) -> dict[str, Any]:
             return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True,
@@ -150,7 +157,8 @@ class Gateway:
             AccountOps(self.accounts),
             HookOps(hooks),
             FunctionOps(self.functions),
-            admin_ops)
+            admin_ops,
+            operations_ops)
 
     def opened(self, peer: Peer) -> None:
         """A socket is open (gateway/connection.py): it is listed by admin.connections until closed()."""
@@ -372,13 +380,14 @@ def upstream_failure(exc: BaseException) -> tuple[str, HaptaError] | None:
 
 # Every op, and whether a guest may call it: known from the handler classes before anything is built
 GUEST_OPS = guest_ops(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, HookOps, FunctionOps,
-                      AdminOps)
+                      AdminOps, OperationsOps)
 OP_NAMES = frozenset(GUEST_OPS)
 
 # Ops that change something: an admin's are logged (the op, the collection and id, the address; never the data).
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",
                            "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish",
-                           "admin.backup"})
+                           "admin.backup", "admin.backup.delete", "admin.backup.restore", "admin.sql",
+                           "admin.mail.test"})
 
 
 def _worker_user(settings: Settings, app_dir: Path) -> WorkerUser | None:
