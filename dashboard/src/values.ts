@@ -7,9 +7,11 @@ export const SYSTEM = new Set(["id", "created", "updated", "version"]);
 export type Draft = string | boolean;
 export type Drafts = Record<string, Draft>;
 
-/** The fields a form offers: what the gateway calls writable (not the system columns, hidden or read-only ones). */
+/** The fields a form offers: what the gateway calls writable (not the system columns, hidden or read-only ones),
+ * and the file fields, which take new files with the record (uploads named in the write) though not plain values. */
 export function formFields(fields: Field[]): Field[] {
-  return fields.filter((f) => f.writable ?? !(SYSTEM.has(f.name) || f.hidden || f.readonly));
+  return fields.filter((f) => (f.file ? !f.hidden
+                                      : f.writable ?? !(SYSTEM.has(f.name) || f.hidden || f.readonly)));
 }
 
 /** A stored value as its input shows it. */

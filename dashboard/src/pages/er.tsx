@@ -3,14 +3,14 @@
 // admin.schema by the page itself: no layout library for a handful of boxes.
 import type { CollectionInfo, Field, RuleOp, Schema } from "../types.ts";
 
-const WIDTH = 300;        // a box
+const WIDTH = 320;        // a box
 const ROW = 17;           // a line of text in it
 const HEAD = 24;          // its name
-const GAP_X = 90;         // room between columns for the arrows
+const GAP_X = 80;         // room between columns for the arrows
 const GAP_Y = 40;
 const PAD = 20;
 const OPS: RuleOp[] = ["list", "view", "create", "update", "delete"];
-const RULE_CHARS = 36;
+const LINE_CHARS = 42;    // what fits in a box's width in the 12px monospace
 
 interface Box { collection: CollectionInfo; x: number; y: number; height: number; fields: Field[] }
 
@@ -78,6 +78,13 @@ export function Diagram({ schema }: { schema: Schema }) {
             <path d="M 0 0 L 10 5 L 0 10 z" class="arrow" />
           </marker>
         </defs>
+        {/* the arrows first: under the boxes, so that one crossing a box goes behind it */}
+        {links.map((link) => (
+          <path key={link.key} class="link" d={link.d} marker-end="url(#er-arrow)"
+                data-er-link={`${link.from}.${link.field}->${link.to}`}>
+            <title>{`${link.from}.${link.field} → ${link.to}`}</title>
+          </path>
+        ))}
         {[...boxes.values()].map(({ collection, x, y, height: tall, fields }) => (
           <g class="box" key={collection.name} data-er-collection={collection.name}>
             <rect x={x} y={y} width={WIDTH} height={tall} rx={5} />
@@ -92,20 +99,16 @@ export function Diagram({ schema }: { schema: Schema }) {
             {OPS.map((op, i) => {
               const rule = collection.rules[op];
               return (
-                <text key={op} class={`rule ${rule === null ? "admins" : ""}`} data-er-rule={op}
-                      x={x + 10} y={y + HEAD + (fields.length + 1 + i + 1) * ROW - 3}>
+                <g key={op} data-er-rule={op}>
                   <title>{`${op}: ${ruleText(rule)}`}</title>
-                  {op}: {short(ruleText(rule), RULE_CHARS)}
-                </text>
+                  <text class={`rule ${rule === null ? "admins" : ""}`}
+                        x={x + 10} y={y + HEAD + (fields.length + 1 + i + 1) * ROW - 3}>
+                    {short(`${op}: ${ruleText(rule)}`, LINE_CHARS)}
+                  </text>
+                </g>
               );
             })}
           </g>
-        ))}
-        {links.map((link) => (
-          <path key={link.key} class="link" d={link.d} marker-end="url(#er-arrow)"
-                data-er-link={`${link.from}.${link.field}->${link.to}`}>
-            <title>{`${link.from}.${link.field} → ${link.to}`}</title>
-          </path>
         ))}
       </svg>
       <figcaption class="muted">Fields (* required; → a relation, drawn as an arrow) and each op's rule.</figcaption>

@@ -149,7 +149,7 @@ export function RecordForm({ collection, schema, record, onSaved, onCancel }: {
 function hint(field: Field): string {
   const parts = [field.file ? "files" : field.relation ? `→ ${field.relation}` : field.kind];
   if (field.required) parts.push("required");
-  else if (field.default) parts.push(`default ${field.default}`);
+  else if (field.default && !field.file) parts.push(`default ${field.default}`);
   else if (field.nullable) parts.push("may be empty");
   return parts.join(", ");
 }

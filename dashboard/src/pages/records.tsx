@@ -65,7 +65,16 @@ function Grid({ collection, schema }: { collection: CollectionInfo; schema: Sche
   const [fresh, setFresh] = useState<Set<string>>(new Set());
   const [selected, setSelected] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
-  const [picked, setPicked] = useState<Set<string>>(new Set());   // rows ticked for a delete together
+  // Rows ticked for a delete together, on this page of this query: another page starts with none. A picked row
+  // deleted elsewhere meanwhile stays picked, and its delete is listed as failed (NOT_FOUND), not silently dropped.
+  const [picks, setPicks] = useState<{ at: string; ids: Set<string> }>({ at: "", ids: new Set() });
+  const pageKey = JSON.stringify([query, after ?? ""]);
+  const picked = picks.at === pageKey ? picks.ids : new Set<string>();
+  const setPicked = (change: Set<string> | ((now: Set<string>) => Set<string>)) =>
+    setPicks((now) => {
+      const ids = now.at === pageKey ? now.ids : new Set<string>();
+      return { at: pageKey, ids: typeof change === "function" ? change(ids) : change };
+    });
 
   const page = useCall((h) => h.records(name).list({ filter: filter || undefined, sort, per_page: perPage,
                                                     ...(after ? { after } : {}) }) as Promise<Page<Json>>,
@@ -118,7 +127,7 @@ function Grid({ collection, schema }: { collection: CollectionInfo; schema: Sche
       <div class="bulk">
         <button onClick={() => { setCreating(true); setSelected(null); }} disabled={creating}>New record</button>
         <Export collection={name} filter={filter} sort={sort} />
-        <BulkDelete collection={name} picked={[...picked].filter((id) => rows.some((r) => r.id === id))}
+        <BulkDelete collection={name} picked={[...picked]}
                     onDeleted={(ids) => {
                       setRows((shown) => shown.filter((r) => !ids.includes(r.id as string)));
                       setPicked((now) => new Set([...now].filter((id) => !ids.includes(id))));
