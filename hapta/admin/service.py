@@ -139,6 +139,10 @@ def _described(model: Model) -> dict[str, Any]:
             "hidden": name in hidden, "guarded": collection.guarded.get(name),
             "readonly": name not in model.writable and name not in hidden, "writable": name in model.writable,
             "required": not column.nullable and not column.has_default,
+            # for the dashboard's forms: whether an input may be left empty (null), what the database puts in when
+            # nothing is sent (its SQL text, shown as a hint: "now()", "false"), a CHECK's IN list as a select
+            "nullable": column.nullable, "default": column.default,
+            "choices": list(model.info.choices[name]) if name in model.info.choices else None,
             "file": dataclasses.asdict(file) if file is not None else None,
             "search": collection.search.get(name)})
     return {"name": model.name, "rules": {rule_op: collection.rule(rule_op) for rule_op in RULE_OPS},

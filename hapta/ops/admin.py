@@ -3,7 +3,7 @@ gateway understands them, this process's connections, every channel's presence, 
 figures of /metrics (hapta/admin/service.py does each). Admins only.
 
     admin.schema        {collections: [{name, rules, fields: [{name, kind, relation, hidden, guarded, readonly,
-                        writable, required, file, search}]}]}
+                        writable, required, nullable, default, choices, file, search}]}]}
     admin.connections   {process, connections: [{id, address, role, user, session, subscriptions, channels, since}]}
     admin.channels      {channels: [{name, members: [{member, user, role, joined}]}]}   (every process's)
     admin.limits        {limits: [{name, rate, per, burst, remaining, reset}]}   standing of {user} or {address}
