@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     admin = sub.add_parser("admin", help="print the admin key and the dashboard's address")
     admin.add_argument("--config", default="config.py")
     admin.add_argument("--port", type=int, default=8080, help="the port hapta serve listens on")
+    from .admin.accounts import add_commands   # create, list, delete, totp-reset: admin accounts
+    add_commands(admin)
     return parser
 
 
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.worker:
                 from .gateway.supervisor import follow_parent
                 follow_parent()
+        if args.command == "admin" and args.admin_command:   # the admin accounts (hapta/admin/accounts.py)
+            from .admin.accounts import command as admin_accounts
+            sys.exit(admin_accounts(args, app, settings, app_dir, _database_url(settings)))
         if args.command == "admin":
             from .develop import admin
             admin(settings, port=args.port)

@@ -90,6 +90,9 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.guest": Limit(30, per=3600),   # each is a row in users: as many as a household or a classroom needs
     "auth.password": Limit(5, per=60),
     "auth.admin": Limit(5, per=60),
+    "auth.admin.signin": Limit(5, per=60),              # an admin account's sign-in, as guessable as the key
+    "auth.admin.signin:identity": Limit(10, per=600),   # per account, from anywhere
+    "auth.admin.resume": Limit(600, per=60),            # a 256-bit session token: no guessing, reloads welcome
     "auth.anon": Limit(300, per=60),
     # a deploy sends every client of a NAT back at once: refreshing and resuming check 256-bit secrets, no guessing
     "auth.refresh": Limit(600, per=60),
