@@ -184,6 +184,7 @@ class AdminAccounts:
                    expires_at = least(now() + make_interval(secs => $2), s.created + make_interval(secs => $3))
             FROM hapta.admins a
             WHERE s.token_hash = $1 AND a.id = s.admin_id AND s.revoked_at IS NULL AND s.expires_at > now()
+              AND s.created + make_interval(secs => $3) > now()
             RETURNING s.id, a.email, floor(extract(epoch FROM s.expires_at))::bigint AS expires_at""",
             hash_secret(token), SESSION_IDLE, SESSION_MAX)
         if row is None:
