@@ -59,7 +59,7 @@ export function Admins(_: { detail: string }) {
                 <td>{a.email}{a.email === you && <span class="badge ok">you</span>}</td>
                 <td>{a.totp ? "yes" : <span class="badge warn">none</span>}</td>
                 <td>{a.sessions}</td><td>{when(a.last_sign_in)}</td><td>{when(a.created)}</td>
-                <td class="actions">
+                <td><div class="actions">
                   <button onClick={() => reset(a.email)}>Reset second factor</button>
                   {confirming === a.email ? (
                     <span class="confirm">Delete {a.email}?
@@ -73,7 +73,7 @@ export function Admins(_: { detail: string }) {
                               : items.length < 2 ? "the last admin account stays" : undefined}
                             onClick={() => setConfirming(a.email)}>Delete</button>
                   )}
-                </td>
+                </div></td>
               </tr>
             ))}
           </tbody>
