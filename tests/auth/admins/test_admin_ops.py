@@ -178,3 +178,16 @@ async def test_production_refuses_an_admin_without_a_second_factor(harness):
     error = await refused(production.sign_in("127.0.0.1", email, PASSWORD, None))
     assert error.code == "FORBIDDEN" and "totp-reset" in error.message
     assert (await refused(production.create("p" + email, PASSWORD, totp=False))).details == {"field": "totp"}
+
+
+async def test_resuming_on_the_same_connection_renews_it(harness):
+    """What the dashboard does on `auth.expiring`: the session and the connection's admin role live on."""
+    email, totp = await new_admin(harness.gateway)
+    tab = harness.device()
+    signed = await tab.call("auth.admin.signin", {"email": email, "password": PASSWORD, "code": totp.now()})
+    await harness.gateway.db.execute("UPDATE hapta.admin_sessions SET expires_at = now() + interval '30 seconds' "
+                                     "WHERE admin_id = (SELECT id FROM hapta.admins WHERE email = $1)", email)
+    renewed = await tab.call("auth.admin.resume", {"token": signed["token"]})
+    assert renewed["expires_at"] >= time.time() + 14 * 60
+    assert tab.peer.principal.expires_at == renewed["expires_at"] and tab.peer.principal.name == email
+    assert (await tab.call("admins.list"))["you"] == email
