@@ -274,6 +274,10 @@ class SessionPolicy:
     idle_timeout: int = 14 * 24 * 3600          # a session neither refreshed nor resumed this long ends, seconds
     refresh_reuse_interval: float = 10.0        # a spent refresh token shown again this soon: a racing tab, seconds
     min_password_length: int = 8
+    # an admin account's dashboard session (hapta/auth/admins.py): this long from its last use, renewed while the
+    # dashboard is open, and never past admin_ttl from its sign-in, seconds
+    admin_idle_timeout: int = 15 * 60
+    admin_ttl: int = 12 * 3600
 
 
 SECTIONS = {"database": DatabaseBounds, "connections": ConnectionBounds, "realtime": RealtimeBounds,

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hapta, HaptaError } from "../../clients/js/src/hapta.ts";
 import { ADMIN_KEY, ANON_KEY, PASSWORD, ROOT, startGateway, uniqueName, type Gateway }
   from "../../clients/js/test/support.ts";
-import { findChromium, launch, watch } from "./browser.ts";
+import { eventually, findChromium, launch, watch } from "./browser.ts";
 
 const chromiumPath = findChromium();
 const database = process.env.DATABASE_URL;
@@ -72,6 +72,12 @@ describe.skipIf(!chromiumPath || !database)(`admin accounts in Chromium${chromiu
   const me = `${uniqueName("ops")}@example.com`;
   const colleague = `${uniqueName("col")}@example.com`;
   const clients: Hapta[] = [];
+  const frames: { sent: boolean; message: Record<string, any> }[] = [];
+
+  function heard(sent: boolean, payload: string | Buffer) {
+    if (typeof payload !== "string") return;
+    for (const message of [JSON.parse(payload)].flat()) frames.push({ sent, message });
+  }
 
   async function guest(): Promise<Hapta> {
     const client = await Hapta.connect(gateway.url, { retry: { attempts: 0 } });
@@ -85,12 +91,17 @@ describe.skipIf(!chromiumPath || !database)(`admin accounts in Chromium${chromiu
   }
 
   beforeAll(async () => {
-    gateway = await startGateway();
+    // a session of 65 s: the gateway's auth.expiring (60 s before the end) comes 5 s after each renewal
+    gateway = await startGateway("sessions=dataclasses.replace(app.sessions, admin_idle_timeout=65)");
     secret = secretIn(hapta("create", "--email", me, "--password-stdin"));
     hapta("create", "--email", colleague, "--password-stdin");
     context = await launch(chromiumPath!);
     page = context.pages()[0] ?? await context.newPage();
     problems = watch(page);
+    page.on("websocket", (socket) => {   // what goes over the dashboard's sockets, message by message
+      socket.on("framesent", (frame) => heard(true, frame.payload));
+      socket.on("framereceived", (frame) => heard(false, frame.payload));
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -130,6 +141,22 @@ describe.skipIf(!chromiumPath || !database)(`admin accounts in Chromium${chromiu
              `attempt ${attempt}`).toBe("INVALID_CREDENTIALS");
     }
     expect(await refusal(other.call("auth.admin.signin", { email: me, password: PASSWORD }))).toBe("RATE_LIMITED");
+  });
+
+  it("while the page is open, its session is renewed before it ends", async () => {
+    const from = frames.length;
+    const seen = () => frames.slice(from);
+    await eventually(() => seen().some((f) => !f.sent && f.message.event === "auth.expiring"), 20_000,
+                     "no auth.expiring from the gateway");
+    const notice = seen().find((f) => f.message.event === "auth.expiring")!.message;
+    await eventually(() => seen().some((f) => f.sent && f.message.op === "auth.admin.resume"), 5_000,
+                     "the page did not renew its session");
+    const asked = seen().find((f) => f.sent && f.message.op === "auth.admin.resume")!.message;
+    await eventually(() => seen().some((f) => !f.sent && f.message.id === asked.id), 5_000);
+    const renewed = seen().find((f) => !f.sent && f.message.id === asked.id)!.message;
+    expect(renewed.ok).toBe(true);
+    expect(renewed.data.expires_at).toBeGreaterThan(notice.data.expires_at);
+    await page.locator("#signed-in-as", { hasText: me }).waitFor(SEEN);
   });
 
   it("Admins: who is signed in, a new account with its factor shown once, a factor reset, a delete", async () => {

@@ -10,8 +10,8 @@ TOTP second factor (required in production), and the short-lived sessions they s
                                           refresh of a connection whose session nears its end; no sign-in attempt
     sign_out(session)                  the session ends on every connection that holds it
 
-A session is a random 256-bit token, kept hashed. It lives SESSION_IDLE seconds from its last use, and never past
-SESSION_MAX from its sign-in; the principal it binds (role admin, `name` the admin's email: what logs say acted)
+A session is a random 256-bit token, kept hashed. It lives `idle` seconds from its last use, and never past `lifetime`
+from its sign-in (App.sessions.admin_idle_timeout and admin_ttl); the principal it binds (role admin, `name` the admin's email: what logs say acted)
 expires with it, so that a connection left alone stops acting as admin when its session does. Ending sessions
 reaches their sockets through the SessionHub's channel (auth/hub.py), from the gateway and the command line alike.
 The admin key (HAPTA_ADMIN_KEY, auth.admin) is not an account: it stays, for machines.
@@ -40,7 +40,8 @@ from .tokens import hash_secret
 
 log = logging.getLogger("hapta.admins")
 
-SESSION_IDLE = 15 * 60         # seconds a session lives past its last use (the dashboard refreshes it while open)
+# The defaults of App.sessions.admin_idle_timeout and admin_ttl:
+SESSION_IDLE = 15 * 60         # seconds a session lives past its last use (the dashboard renews it while open)
 SESSION_MAX = 12 * 60 * 60     # seconds from sign-in after which it ends however busy it was: sign in again
 MIN_PASSWORD = 12              # an admin opens everything: longer than a user's minimum
 WRONG = "email, password or code is wrong"   # one answer for each: which part was wrong is not told
@@ -67,8 +68,10 @@ def _email(text: str) -> str:
 
 class AdminAccounts:
     def __init__(self, db: Database, *, require_totp: bool, issuer: str = "Hapta", throttle: Throttle | None = None,
-                 clock: Clock = wall):
+                 clock: Clock = wall, idle: int = SESSION_IDLE, lifetime: int = SESSION_MAX):
         self.db = db
+        self.idle = idle                   # a session's life from its last use, seconds
+        self.lifetime = lifetime           # and from its sign-in, at most
         self.require_totp = require_totp   # HAPTA_ENV=production: no account without a second factor
         self.issuer = issuer               # what an authenticator app names the factor
         self.throttle = throttle           # per-account sign-in attempts (the gateway's limiter); None: the CLI
@@ -171,14 +174,14 @@ class AdminAccounts:
             INSERT INTO hapta.admin_sessions (admin_id, token_hash, address, expires_at)
             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
             RETURNING id, floor(extract(epoch FROM expires_at))::bigint AS expires_at""",
-            row["id"], hash_secret(token), address, SESSION_IDLE)
+            row["id"], hash_secret(token), address, min(self.idle, self.lifetime))
         log.info("admin %s signed in from %s", email, address)
         principal = Principal(ADMIN, session_id=session["id"], expires_at=session["expires_at"], name=email)
         return principal, {"role": ADMIN, "admin": {"email": email}, "token": token,
                            "expires_at": session["expires_at"]}
 
     async def resume(self, token: str) -> tuple[Principal, dict[str, Any]]:
-        """The session `token` stands for, if it is live; its life starts over (up to SESSION_MAX)."""
+        """The session `token` stands for, if it is live; its life starts over (up to `lifetime`)."""
         row = await self.db.fetchrow("""
             UPDATE hapta.admin_sessions s SET last_seen = now(),
                    expires_at = least(now() + make_interval(secs => $2), s.created + make_interval(secs => $3))
@@ -186,7 +189,7 @@ class AdminAccounts:
             WHERE s.token_hash = $1 AND a.id = s.admin_id AND s.revoked_at IS NULL AND s.expires_at > now()
               AND s.created + make_interval(secs => $3) > now()
             RETURNING s.id, a.email, floor(extract(epoch FROM s.expires_at))::bigint AS expires_at""",
-            hash_secret(token), SESSION_IDLE, SESSION_MAX)
+            hash_secret(token), self.idle, self.lifetime)
         if row is None:
             raise HaptaError(TOKEN_INVALID, "this admin session has ended: sign in again")
         principal = Principal(ADMIN, session_id=row["id"], expires_at=row["expires_at"], name=row["email"])

@@ -129,7 +129,8 @@ class Gateway:
                                  register_by_mail=app.require_verified, clock=clock)
         # the people who run the app from the dashboard (the admin key stays, for machines)
         self.admins = AdminAccounts(db, require_totp=settings.production, issuer=f"{app.app_name} admin",
-                                    throttle=self._throttle, clock=clock)
+                                    throttle=self._throttle, clock=clock, idle=app.sessions.admin_idle_timeout,
+                                    lifetime=app.sessions.admin_ttl)
         self.hub.also_sweep(self.admins.sweep)
         record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max, self.live.channels)
         admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__))
