@@ -11,9 +11,10 @@ TOTP second factor (required in production), and the short-lived sessions they s
     sign_out(session)                  the session ends on every connection that holds it
 
 A session is a random 256-bit token, kept hashed. It lives `idle` seconds from its last use, and never past `lifetime`
-from its sign-in (App.sessions.admin_idle_timeout and admin_ttl); the principal it binds (role admin, `name` the admin's email: what logs say acted)
-expires with it, so that a connection left alone stops acting as admin when its session does. Ending sessions
-reaches their sockets through the SessionHub's channel (auth/hub.py), from the gateway and the command line alike.
+from its sign-in (App.sessions.admin_idle_timeout and admin_ttl); the principal it binds (role admin, `name` the
+admin's email: what logs say acted) expires with it, so that a connection left alone stops acting as admin when its
+session does. Ending sessions reaches their sockets through the SessionHub's channel (auth/hub.py), from the gateway
+and the command line alike.
 The admin key (HAPTA_ADMIN_KEY, auth.admin) is not an account: it stays, for machines.
 """
 from __future__ import annotations
@@ -83,7 +84,9 @@ class AdminAccounts:
 
     # ---- the accounts ----
 
-    async def create(self, email_text: str, password: str, *, totp: bool = True) -> dict[str, Any]:
+    async def create(self, email_text: str, password: str, *, totp: bool = True,
+                     actor: str = "hapta admin") -> dict[str, Any]:
+        """A new account (`actor`: who made it, for the log: an admin's label, or the command line)."""
         email = _email(email_text)
         if not totp and self.require_totp:
             raise _invalid("totp", "HAPTA_ENV=production requires a second factor for every admin")
@@ -97,7 +100,7 @@ class AdminAccounts:
             email, await hash_password(password), factor and factor["secret"])
         if not created:
             raise HaptaError(ALREADY_EXISTS, f"there is an admin {email} already", details={"field": "email"})
-        log.info("admin account %s created", email)
+        log.info("admin account %s created by %s", email, actor)
         return {"email": email, "totp": factor}
 
     async def accounts(self) -> list[dict[str, Any]]:
@@ -108,8 +111,9 @@ class AdminAccounts:
             FROM hapta.admins a ORDER BY a.email""")
         return [dict(row) for row in rows]
 
-    async def delete(self, email_text: str, *, by: str | None) -> None:
-        """Delete an account and end its sessions. `by`: the admin asking (None: the admin key, the CLI)."""
+    async def delete(self, email_text: str, *, by: str | None, actor: str = "hapta admin") -> None:
+        """Delete an account and end its sessions. `by`: the admin account asking (None: the admin key, the
+        command line), who may not delete their own."""
         email = email_text.strip().lower()
         if by is not None and email == by:
             raise HaptaError(FORBIDDEN, "you cannot delete your own admin account: another admin can")
@@ -124,10 +128,11 @@ class AdminAccounts:
                 "SELECT s.id FROM hapta.admin_sessions s JOIN hapta.admins a ON a.id = s.admin_id WHERE a.email = $1 "
                 "AND s.revoked_at IS NULL AND s.expires_at > now()", email)]
             await conn.execute("DELETE FROM hapta.admins WHERE email = $1", email)
-        log.info("admin account %s deleted", email)
+        log.info("admin account %s deleted by %s", email, actor)
         await self._announce(ended, "admin account deleted")
 
-    async def reset_totp(self, email_text: str, *, keep: str | None = None) -> dict[str, str]:
+    async def reset_totp(self, email_text: str, *, keep: str | None = None,
+                         actor: str = "hapta admin") -> dict[str, str]:
         """A new second factor for a lost or exposed one; the old one stops working, and so does every session of
         the account but `keep` (the asking admin's own, when they reset their own)."""
         email = email_text.strip().lower()
@@ -140,7 +145,7 @@ class AdminAccounts:
             ended = [row["id"] for row in await conn.fetch(
                 "UPDATE hapta.admin_sessions SET revoked_at = now() WHERE admin_id = $1 AND revoked_at IS NULL "
                 "AND id IS DISTINCT FROM $2 RETURNING id", found, keep)]
-        log.info("admin account %s: second factor reset", email)
+        log.info("admin account %s: second factor reset by %s", email, actor)
         await self._announce(ended, "second factor reset")
         return factor
 

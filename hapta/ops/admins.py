@@ -67,13 +67,13 @@ class AdminAccountOps:
 
     @op("admins.create", CreateArgs, admin=True)
     async def create(self, call: Call, args: CreateArgs) -> dict[str, Any]:
-        return await self.admins.create(args.email, args.password, totp=args.totp)
+        return await self.admins.create(args.email, args.password, totp=args.totp, actor=call.principal.label)
 
     @op("admins.delete", EmailArgs, admin=True)
     async def delete(self, call: Call, args: EmailArgs) -> dict[str, Any]:
-        await self.admins.delete(args.email, by=call.principal.name)
+        await self.admins.delete(args.email, by=call.principal.name, actor=call.principal.label)
         return {}
 
     @op("admins.totp.reset", EmailArgs, admin=True)
     async def reset_totp(self, call: Call, args: EmailArgs) -> dict[str, Any]:
-        return await self.admins.reset_totp(args.email, keep=call.principal.session_id)
+        return await self.admins.reset_totp(args.email, keep=call.principal.session_id, actor=call.principal.label)

@@ -17,7 +17,8 @@ CREATE TABLE hapta.admins (
 -- its SHA-256 is stored. Each use (a resume, a refresh) pushes expires_at on by the idle timeout, never past
 -- created + the absolute lifetime (both in hapta/auth/admins.py).
 CREATE TABLE hapta.admin_sessions (
-  id          text PRIMARY KEY DEFAULT 'adm' || hapta.new_id(),   -- apart from users' session ids (the SessionHub indexes both)
+  -- 'adm' + 15: apart from users' session ids, which the SessionHub indexes in the same table of sockets
+  id          text PRIMARY KEY DEFAULT 'adm' || hapta.new_id(),
   admin_id    text NOT NULL REFERENCES hapta.admins (id) ON DELETE CASCADE,
   token_hash  text NOT NULL UNIQUE,
   address     text,                         -- where it was signed in from

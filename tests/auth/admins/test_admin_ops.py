@@ -119,7 +119,8 @@ async def test_a_session_ends_when_idle_or_too_old(harness):
     assert (await refused(harness.device().call("auth.admin.resume", {"token": token}))).code == "TOKEN_INVALID"
 
 
-async def test_the_admins_page_ops(harness):
+async def test_the_admins_page_ops(harness, caplog):
+    caplog.set_level("INFO", logger="hapta.admins")
     email, totp = await new_admin(harness.gateway)
     me = harness.device()
     await me.call("auth.admin.signin", {"email": email, "password": PASSWORD, "code": totp.now()})
@@ -149,6 +150,10 @@ async def test_the_admins_page_ops(harness):
     # not yourself; another, yes
     assert (await refused(me.call("admins.delete", {"email": email}))).code == "FORBIDDEN"
     await me.call("admins.delete", {"email": other})
+    # who did it, by name; never a password, token or code
+    assert f"admin account {other} created by {email}" in caplog.text
+    assert f"admin account {other} deleted by {email}" in caplog.text
+    assert PASSWORD not in caplog.text and fresh["secret"] not in caplog.text
     assert other not in [item["email"] for item in (await me.call("admins.list"))["items"]]
     assert (await refused(me.call("admins.delete", {"email": other}))).code == "NOT_FOUND"
     # the admin key is no account: it may delete any, and is "you": null
