@@ -407,12 +407,14 @@ class RedisSentinels:
     """Redis as Sentinel runs it, on 127.0.0.1: a master, a replica (`--replicaof`) and three sentinels
     (`redis-server --sentinel`, quorum 2) watching it under the name `MASTER`, none with persistence. A test kills
     the master (SIGKILL, as a crashed machine) and waits for the sentinels to promote the replica; `down_after` is
-    the sentinels' down-after-milliseconds, in seconds (production keeps Redis' 30 s; a test wants it short)."""
+    the sentinels' down-after-milliseconds, in seconds (production keeps Redis' 30 s; a test wants it short).
+    With `password`, the master and the replica require it (the sentinels themselves do not)."""
 
     MASTER = "hapta"
 
-    def __init__(self, down_after: float = 1.0):
+    def __init__(self, down_after: float = 1.0, password: str | None = None):
         self.down_after = down_after
+        self.password = password
         self.folder = Path(tempfile.mkdtemp(prefix="hapta-sentinel-"))
         self.data_ports = [free_port(), free_port()]   # the first starts as the master
         self.sentinel_ports = [free_port() for _ in range(3)]
@@ -420,8 +422,8 @@ class RedisSentinels:
 
     @property
     def url(self) -> str:
-        return "redis+sentinel://" + ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports) + \
-            f"/{self.MASTER}/0"
+        return "redis+sentinel://" + (f":{self.password}@" if self.password else "") + \
+            ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports) + f"/{self.MASTER}/0"
 
     def _spawn(self, port: int, *args: str) -> None:
         binary = shutil.which("redis-server")
@@ -432,8 +434,9 @@ class RedisSentinels:
 
     def _ask(self, port: int, *command: str, timeout: float = 1.0):
         import redis
-        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout,
-                         decode_responses=True) as connection:
+        password = None if port in self.sentinel_ports else self.password
+        with redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=timeout,
+                         socket_connect_timeout=timeout, decode_responses=True) as connection:
             return connection.execute_command(*command)
 
     def _until(self, what: str, done, timeout: float) -> None:
@@ -459,6 +462,8 @@ class RedisSentinels:
         master, replica = self.data_ports
         common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
                   "--loglevel", "warning"]
+        if self.password:
+            common += ["--requirepass", self.password, "--masterauth", self.password]
         self._spawn(master, "--port", str(master), *common)
         self._spawn(replica, "--port", str(replica), "--replicaof", "127.0.0.1", str(master), *common)
         self._until("the replica to sync",
@@ -470,7 +475,8 @@ class RedisSentinels:
                 f"sentinel monitor {self.MASTER} 127.0.0.1 {master} 2\n"
                 f"sentinel down-after-milliseconds {self.MASTER} {int(self.down_after * 1000)}\n"
                 f"sentinel failover-timeout {self.MASTER} 10000\n"
-                f"sentinel parallel-syncs {self.MASTER} 1\n")
+                f"sentinel parallel-syncs {self.MASTER} 1\n" +
+                (f"sentinel auth-pass {self.MASTER} {self.password}\n" if self.password else ""))
             self._spawn(port, str(config), "--sentinel")
         # A failover needs the sentinels to know each other (they meet through the master, every 2 s) and the
         # replica: before that, killing the master would leave no quorum or no one to promote.
@@ -492,6 +498,10 @@ class RedisSentinels:
         if len(named) != 1:
             raise RuntimeError(f"the sentinels disagree on the master: {named}")
         return named.pop()
+
+    def ask_master(self, *command: str):
+        """A command to the master the sentinels name now."""
+        return self._ask(self.master_port(), *command)
 
     def kill_master(self) -> int:
         """SIGKILL the master; returns its port."""
