@@ -8,6 +8,7 @@ consumed on one node counts on the other, exactly."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import secrets
 import shutil
 import time
@@ -23,8 +24,8 @@ from tests.services import GatewayProcess, RedisSentinels, next_loopback, write_
 
 # Seconds from the kill until every Redis user works on the new master again: the sentinels' down-after (1 s
 # here), their vote and the promotion (~1-2 s), then each user's own way back: the breakers' next probe (at most
-# 5 s apart) and the bus's next subscription (at most 2 s apart). Measured 5-8 s on a busy 2-core machine; the
-# bound is loose on purpose (CPU shared with other suites).
+# 5 s apart) and the bus's next subscription (at most 2 s apart). Measured 3.1-4.2 s on a busy 2-core machine
+# (the run prints its own figures with -s); the bound is loose on purpose (CPU shared with other suites).
 RECOVERY = 25.0
 PASSWORD = "failover-" + secrets.token_hex(6)   # the master's: it must never reach a log
 
@@ -106,6 +107,12 @@ def logged(process: GatewayProcess, line: str) -> bool:
     return line in process.log_text()
 
 
+def logged_at(process: GatewayProcess, line: str) -> float:
+    """When `process` first logged `line` (its log's local time, as time.time())."""
+    found = next(text for text in process.output if line in text)
+    return datetime.datetime.strptime(found[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
 async def until(what: str, done, deadline: float) -> float:
     """Poll `done()` (sync or async) until true; the time it first was. Fails at `deadline` (monotonic)."""
     while True:
@@ -147,7 +154,7 @@ async def test_the_gateway_follows_the_promoted_replica(nodes, sentinels):
         await until("load flowing", lambda: codes["ping"]["OK"] >= 20, time.monotonic() + 20)
 
         old = await asyncio.to_thread(sentinels.kill_master)
-        killed = time.monotonic()
+        killed, killed_at = time.monotonic(), time.time()
         deadline = killed + RECOVERY
         new = await asyncio.to_thread(sentinels.wait_for_failover, old, RECOVERY)
         promoted = time.monotonic()
@@ -190,9 +197,14 @@ async def test_the_gateway_follows_the_promoted_replica(nodes, sentinels):
         await alice.call("records.list", {"collection": "posts", "filter": f'text = "{secrets.token_hex(4)}"'})
         assert set(await asyncio.to_thread(sentinels.ask_master, "KEYS", f"{prefix}cache:*")) - cached
 
-        print(f"\nfailover: promoted {promoted - killed:.2f} s after the kill; channel message across nodes "
-              f"{bus_back - killed:.2f} s, limits shared {back['limits'] - killed:.2f} s, shared cache "
-              f"{back['cache'] - killed:.2f} s; replies {dict((op, dict(c)) for op, c in codes.items())}")
+        # When each came back, by the nodes' own log lines (the later node's); the channel message end to end.
+        said = {what: max(logged_at(node, line) for node in (node_a, node_b)) - killed_at for what, line in (
+            ("limits", "Redis answers again"), ("cache", "the shared read cache reaches Redis again"),
+            ("bus", "channels: Redis is back"))}
+        print(f"\nfailover: promoted {promoted - killed:.2f} s after the kill; limits shared again "
+              f"{said['limits']:.2f} s, shared cache {said['cache']:.2f} s, bus resubscribed {said['bus']:.2f} s, "
+              f"a message across nodes {bus_back - killed:.2f} s; replies "
+              f"{dict((op, dict(c)) for op, c in codes.items())}")
 
         # Every request got exactly one reply, and each Redis user kept its fallback in the gap: limits and reads
         # never failed (local counting, PostgreSQL), a publish was either sent or refused with UNAVAILABLE.
