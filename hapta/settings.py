@@ -140,14 +140,16 @@ def parse_sentinel_url(url: str) -> SentinelURL:
         raise refuse(f"has {len(path)} path parts after the sentinels; only /master-name[/db]")
     if len(path) == 2 and not (path[1].isascii() and path[1].isdigit()):
         raise refuse("the database after the master name is not a number")
-    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    # Split by hand: parse_qs would read a '+' in a password as a space.
+    query = {urllib.parse.unquote(key): urllib.parse.unquote(value)
+             for key, _, value in (pair.partition("=") for pair in parts.query.split("&") if pair)}
     unknown = sorted(set(query) - set(SENTINEL_OPTIONS))
     if unknown:
         raise refuse(f"unknown option {unknown[0][:40]!r}; the only one is {', '.join(SENTINEL_OPTIONS)}")
     return SentinelURL(
         sentinels=tuple(sentinels), master=urllib.parse.unquote(path[0]), db=int(path[1]) if len(path) == 2 else 0,
         username=urllib.parse.unquote(user) or None, password=urllib.parse.unquote(password) if colon else None,
-        sentinel_password=query["sentinel_password"][-1] if "sentinel_password" in query else None)
+        sentinel_password=query.get("sentinel_password"))
 
 
 def check_redis_url(url: str) -> None:

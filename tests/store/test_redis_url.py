@@ -18,8 +18,8 @@ PASSWORD = "pa55-w0rd"
      SentinelURL((("s1", 26379), ("s2", 26379)), "mymaster", 3, password="pw")),
     ("redis+sentinel://app:p%40ss%2Fw%3Ard@s1:1/m/",
      SentinelURL((("s1", 1),), "m", 0, username="app", password="p@ss/w:rd")),
-    ("redis+sentinel://[::1]:26379,[fe80::1]/my%20master?sentinel_password=spw",
-     SentinelURL((("::1", 26379), ("fe80::1", 26379)), "my master", sentinel_password="spw")),
+    ("redis+sentinel://[::1]:26379,[fe80::1]/my%20master?sentinel_password=s+p%26w",
+     SentinelURL((("::1", 26379), ("fe80::1", 26379)), "my master", sentinel_password="s+p&w")),
     ("redis+sentinel://:p@ss@s1/m",   # an unencoded @ in the password: the last @ ends it
      SentinelURL((("s1", 26379),), "m", password="p@ss")),
 ])
