@@ -12,7 +12,8 @@ import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Hapta, HaptaError } from "../../clients/js/src/hapta.ts";
-import { ADMIN_KEY, ANON_KEY, PASSWORD, startGateway, uniqueName, type Gateway } from "../../clients/js/test/support.ts";
+import { ADMIN_KEY, ANON_KEY, PASSWORD, startGateway, uniqueName, type Gateway }
+  from "../../clients/js/test/support.ts";
 import { eventually, findChromium, launch, watch } from "./browser.ts";
 
 const chromiumPath = findChromium();
@@ -65,7 +66,9 @@ function totp(secret: string): string {
   return String((hash.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
 
-describe.skipIf(!chromiumPath || !MAIL_DIR)(`the Users page in Chromium${chromiumPath && MAIL_DIR ? "" : ` (skipped: ${why})`}`, () => {
+const runs = Boolean(chromiumPath && MAIL_DIR);
+
+describe.skipIf(!runs)(`the Users page in Chromium${runs ? "" : ` (skipped: ${why})`}`, () => {
   let gateway: Gateway;
   let admin: Hapta;
   let context: BrowserContext;

@@ -43,7 +43,8 @@ export function Live() {
               <h4><code>{channel.name}</code> <span class="muted">{channel.members.length} present</span></h4>
               <ul class="list">
                 {channel.members.map((m) => (
-                  <li key={m.member}>{m.user ? <UserName id={m.user} /> : <code>{m.member}</code>} <span class="muted">{m.role} since
+                  <li key={m.member}>{m.user ? <UserName id={m.user} /> : <code>{m.member}</code>}
+                    {" "}<span class="muted">{m.role} since
                     {" "}{when(m.joined)}</span></li>
                 ))}
               </ul>

@@ -63,7 +63,8 @@ async def test_a_user_made_with_a_password_signs_in(connect, admin):
     made = await admin.call("auth.user.create", {"email": email, "password": PASSWORD, "username": email[:11],
                                                  "verified": True})
     assert made["mailed"] is False
-    assert made["user"]["email"] == email and made["user"]["verified"] is True and made["user"]["username"] == email[:11]
+    user = made["user"]
+    assert user["email"] == email and user["verified"] is True and user["username"] == email[:11]
     session = await (await connect(1)).call("auth.login", {"identity": email[:11], "password": PASSWORD})
     assert session["user"]["id"] == made["user"]["id"]
     assert await refused(admin.call("auth.user.create", {"email": email, "password": PASSWORD})) == "ALREADY_EXISTS"
