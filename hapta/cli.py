@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
                        "else 127.0.0.1)")
     admin.add_argument("--port", type=int, help="the port hapta serve listens on (default: where the running one "
                        "serves, else 8080)")
+    from .admin.accounts import add_commands   # create, list, delete, totp-reset: admin accounts
+    add_commands(admin)
     return parser
 
 
@@ -334,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.worker:
                 from .gateway.supervisor import follow_parent
                 follow_parent()
+        if args.command == "admin" and args.admin_command:   # the admin accounts (hapta/admin/accounts.py)
+            from .admin.accounts import command as admin_accounts
+            sys.exit(admin_accounts(args, app, settings, app_dir, _database_url(settings)))
         if args.command == "admin":
             from .develop import admin
             admin(settings, args.host, args.port)

@@ -3,13 +3,13 @@ gateway understands them, this process's connections, every channel's presence, 
 figures of /metrics (hapta/admin/service.py does each). Admins only.
 
     admin.schema        {collections: [{name, rules, fields: [{name, kind, relation, hidden, guarded, readonly,
-                        writable, required, file, search}]}]}
+                        writable, required, nullable, default, choices, file, search}]}]}
     admin.connections   {process, connections: [{id, address, role, user, session, subscriptions, channels, since}]}
     admin.channels      {channels: [{name, members: [{member, user, role, joined}]}]}   (every process's)
     admin.limits        {limits: [{name, rate, per, burst, remaining, reset}]}   standing of {user} or {address}
     admin.metrics       {at, connections, subscriptions, requests, errors, events, p99_ms, cache_hits,
                         cache_loads, feed_lag_ms}
-    admin.backup        {started, target}: `hapta backup` in the background (a scheduled function's ctx.backup)
+(admin.backup and the other ops of the Backups, Settings and SQL pages: ops/operations.py)
 """
 from __future__ import annotations
 
@@ -21,10 +21,6 @@ from ..admin.service import Admin
 from .base import Args, Call, op
 
 Text = Annotated[str, msgspec.Meta(max_length=256)]
-
-
-class BackupArgs(Args):
-    target: Annotated[str, msgspec.Meta(max_length=1024)] | None = None   # s3://bucket/key, or a file name
 
 
 class LimitsArgs(Args):
@@ -55,7 +51,3 @@ class AdminOps:
     @op("admin.metrics", admin=True)
     async def metrics(self, call: Call, args: None) -> dict[str, Any]:
         return await self.admin.metrics()
-
-    @op("admin.backup", BackupArgs, admin=True)
-    async def backup(self, call: Call, args: BackupArgs) -> dict[str, Any]:
-        return self.admin.backup(args.target)

@@ -493,6 +493,8 @@ export declare class Hapta {
         download: (collection: string, id: string, field: string, name: string, options?: {
             thumb?: string;
         }) => Promise<Uint8Array>;
+        /** The bytes of a download stream another op answers with, as files.download does (admin.backup.download). */
+        streamed: (op: string, args?: Json) => Promise<Uint8Array>;
         url: (collection: string, id: string, field: string, name: string, options?: number | FileLinkOptions) => Promise<string>;
     };
     private readonly transport;

@@ -307,15 +307,16 @@ var Files = class {
     return tokens;
   }
   async download(collection, id, field, name, options = {}) {
-    let transfer = null;
     const thumb = options.thumb ? { thumb: options.thumb } : {};
-    const answer = await this.requests.call(
-      "files.download",
-      { collection, id, field, name, ...thumb },
-      (data) => {
-        transfer = this.track(data.stream);
-      }
-    );
+    return this.streamed("files.download", { collection, id, field, name, ...thumb });
+  }
+  /** The bytes of a download stream that `op` answers with {stream, length}, as files.download does (another op
+   * that sends a file this way: the dashboard's admin.backup.download). */
+  async streamed(op, args) {
+    let transfer = null;
+    const answer = await this.requests.call(op, args, (data) => {
+      transfer = this.track(data.stream);
+    });
     const tracked = transfer;
     try {
       while (!tracked.done && !tracked.error) await this.changed(tracked);
@@ -2819,6 +2820,8 @@ var Hapta = class _Hapta {
      * (`{media: [{upload}]}`) within `expires_at`. `records(c).create(data, {files})` does both in one call. */
     upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
     download: (collection, id, field, name, options = {}) => this.transfers.download(collection, id, field, name, options),
+    /** The bytes of a download stream another op answers with, as files.download does (admin.backup.download). */
+    streamed: (op, args = {}) => this.transfers.streamed(op, args),
     url: (collection, id, field, name, options) => this.transfers.url(collection, id, field, name, options)
   };
   transport;

@@ -240,10 +240,15 @@ export class Files {
 
   async download(collection: string, id: string, field: string, name: string,
                  options: { thumb?: string } = {}): Promise<Uint8Array> {
-    let transfer: Transfer | null = null;
     const thumb = options.thumb ? { thumb: options.thumb } : {};
-    const answer = await this.requests.call("files.download", { collection, id, field, name, ...thumb },
-                                            (data) => { transfer = this.track(data.stream); });
+    return this.streamed("files.download", { collection, id, field, name, ...thumb });
+  }
+
+  /** The bytes of a download stream that `op` answers with {stream, length}, as files.download does (another op
+   * that sends a file this way: the dashboard's admin.backup.download). */
+  async streamed(op: string, args: Json): Promise<Uint8Array> {
+    let transfer: Transfer | null = null;
+    const answer = await this.requests.call(op, args, (data) => { transfer = this.track(data.stream); });
     const tracked = transfer as unknown as Transfer;
     try {
       while (!tracked.done && !tracked.error) await this.changed(tracked);

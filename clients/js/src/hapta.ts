@@ -187,6 +187,8 @@ export class Hapta {
     download: (collection: string, id: string, field: string, name: string,
                options: { thumb?: string } = {}): Promise<Uint8Array> =>
       this.transfers.download(collection, id, field, name, options),
+    /** The bytes of a download stream another op answers with, as files.download does (admin.backup.download). */
+    streamed: (op: string, args: Json = {}): Promise<Uint8Array> => this.transfers.streamed(op, args),
     url: (collection: string, id: string, field: string, name: string,
           options?: number | FileLinkOptions): Promise<string> =>
       this.transfers.url(collection, id, field, name, options),
