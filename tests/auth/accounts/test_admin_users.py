@@ -84,7 +84,7 @@ async def test_a_user_made_without_a_password_is_mailed_a_link_to_choose_one(con
     assert session["user"]["verified"] is True   # the link proved the address
 
 
-async def test_setting_a_password_ends_every_session_as_a_reset_does(connect, admin):
+async def test_setting_a_password_ends_every_session_as_a_reset_does(connect, admin, nodes):
     email = address("setpw")
     user = (await admin.call("auth.user.create", {"email": email, "password": PASSWORD}))["user"]
     there = await signed_in(connect, email)
@@ -97,6 +97,11 @@ async def test_setting_a_password_ends_every_session_as_a_reset_does(connect, ad
     await signed_in(connect, email, NEW_PASSWORD)
     assert await refused(admin.call("auth.user.password", {"user": "nosuchuser12345", "password": NEW_PASSWORD})) \
         == "NOT_FOUND"
+
+    async def logged() -> bool:   # the admin's action, whom it was done to, never the password
+        return f"admin auth.user.password {user['id']} from" in nodes[0].log_text()
+    await until(logged)
+    assert NEW_PASSWORD not in nodes[0].log_text() and NEW_PASSWORD not in nodes[1].log_text()
 
 
 async def test_a_reset_mail_sent_by_an_admin_works(connect, admin, smtp):
