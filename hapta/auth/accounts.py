@@ -19,6 +19,8 @@ factors, provider links and pending tokens all end, and the owner is told. What 
     event                                  ends
     password changed or reset              every other session; every mailed token (the trigger of 0013)
     every session revoked (an admin)       every session; every mailed token
+    password set by an admin               every session; every mailed token
+    second factor removed by an admin      every session
     email change confirmed                 every session but the one that asked (and the confirming one);
                                            every mailed token; the old address is told
     takeover                               the password, every session, factors, links, every mailed token
@@ -39,7 +41,7 @@ import asyncpg
 
 from ..clock import Clock, wall
 from ..principal import GUEST, USER, Peer, Principal
-from ..protocol.errors import (ALREADY_EXISTS, FORBIDDEN, INVALID_CREDENTIALS, MFA_REQUIRED, NOT_FOUND,
+from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_CREDENTIALS, MFA_REQUIRED, NOT_FOUND,
                                TOKEN_INVALID, VALIDATION_FAILED, HaptaError)
 from ..store.postgres import Database
 from . import mfa
@@ -65,6 +67,9 @@ FRESH_SIGN_IN = 600       # seconds: an account without a password changes its e
 Throttle = Callable[[str, str, str], Awaitable[None]]
 
 TAKEN_OVER = "taken over by the owner of its email"
+MFA_RESET = "second factor removed by an admin"
+PASSWORD_SET = "password set by an admin"
+INVITE_MINUTES = 24 * 60  # a new account's link to choose its password: a day, as a verification link
 
 # One statement for known and unknown addresses alike: the token and the mail are written only where the user is.
 RESET_REQUEST = """
@@ -295,16 +300,26 @@ class Accounts:
     async def verify_request(self, principal: Principal) -> dict[str, Any]:
         """Mail the signed-in user a link that confirms their email ({sent: false} when it already is)."""
         _account_holder(principal, "only a signed-in user has an email to verify")
+        sent = await self._mail_verification(principal.user_id, principal.session_id)
+        if sent is None:
+            raise HaptaError(TOKEN_INVALID, "this user no longer exists")
+        return {"sent": sent}
+
+    async def _mail_verification(self, user_id: str, session_id: str | None) -> bool | None:
+        """Mail the account a link that confirms its email: True when sent, False when it is verified already,
+        None when there is no such user."""
         async with self.db.transaction() as conn:
-            user = await self.users.lock(conn, "id", principal.user_id)
+            user = await self.users.lock(conn, "id", user_id)
             if user is None:
-                raise HaptaError(TOKEN_INVALID, "this user no longer exists")
+                return None
             if user["verified"]:
-                return {"sent": False}
-            token = await self.users.mint(conn, "verify", principal.user_id, user["email"], VERIFY_MINUTES,
-                                          session_id=principal.session_id)
+                return False
+            if not user["email"]:
+                raise HaptaError(BAD_REQUEST, "this user has no email (a guest)")
+            token = await self.users.mint(conn, "verify", user_id, user["email"], VERIFY_MINUTES,
+                                          session_id=session_id)
             await self.mailer.queue(conn, "verify", user["email"], link=self.link("verify", token), code=token)
-        return {"sent": True}
+        return True
 
     async def verify(self, peer: Peer, token: str, password: str | None) -> dict[str, Any]:
         """Confirm an email with the token its mail carried. Followed by the account's holder (this connection is
@@ -500,11 +515,15 @@ class Accounts:
         return {}
 
     async def mfa_reset(self, user_id: str) -> dict[str, Any]:
-        """An admin removes a user's second factor (a lost phone and lost recovery codes); the owner is told."""
+        """An admin removes a user's second factor (a lost phone and lost recovery codes); the owner is told. Every
+        session of the user ends with it: the lost phone may still hold one, signed in past the factor that is
+        gone."""
         async with self.db.transaction() as conn:
             if await self.users.get(user_id, conn) is None:
                 raise HaptaError(NOT_FOUND, "no such user")
             removed = await mfa.remove(conn, user_id)
+            ended = await self.hub.sessions.revoke_user(user_id, MFA_RESET, conn=conn) if removed else []
+        await self._announce(ended, MFA_RESET)
         if removed:
             await self._tell("mfa_removed", user_id)
         return {"removed": removed}
@@ -514,6 +533,75 @@ class Accounts:
             user = await self.users.get(user_id, conn)
             if user is not None and user["email"]:
                 await self.mailer.queue(conn, template, user["email"])
+
+    # ---- an admin's hand on an account (the dashboard's Users page; ops/accounts.py: auth.user.*) ----
+
+    async def create_user(self, email_text: str, username_text: str | None, password: str | None,
+                          verified: bool) -> dict[str, Any]:
+        """A new account made by an admin: with the password given, or without one and a mail to its address with
+        a link to choose it (a reset link, valid INVITE_MINUTES; following it proves the address, so the account
+        counts as verified from then). {user, mailed}. ALREADY_EXISTS when the email or username is taken."""
+        email = email_of(email_text)
+        try:
+            username = normalize_username(username_text) if username_text else None
+        except InvalidIdentity as exc:
+            raise _invalid("username", str(exc)) from None
+        password_hash = None
+        if password is not None:
+            self._check_password(password, email, username)
+            password_hash = await hash_password(password)
+        try:
+            async with self.db.transaction() as conn:
+                user = await self.users.create(conn, email, username, password_hash, verified=verified)
+                if password_hash is None:
+                    token = await self.users.mint(conn, "reset", user["id"], email, INVITE_MINUTES)
+                    await self.mailer.queue(conn, "invite", email, link=self.link("reset", token), code=token)
+        except asyncpg.UniqueViolationError as exc:
+            field = "username" if "username" in (exc.constraint_name or "") else "email"
+            raise HaptaError(ALREADY_EXISTS, f"that {field} is taken", details={"field": field}) from None
+        return {"user": user, "mailed": password_hash is None}
+
+    async def set_password(self, user_id: str, password: str) -> dict[str, Any]:
+        """An admin sets a user's password: as a reset by mail would, every session of the user ends (their
+        sockets hear auth.revoked) and every mailed token (the trigger of 0013). {revoked}."""
+        row = await self.users.with_password("id", user_id)
+        if row is None:
+            raise HaptaError(NOT_FOUND, "no such user")
+        self._check_password(password, row["email"], row["username"])
+        new_hash = await hash_password(password)
+        async with self.db.transaction() as conn:
+            await self.users.set_password(conn, user_id, new_hash)
+            ended = await self.hub.sessions.revoke_user(user_id, PASSWORD_SET, conn=conn)
+        await self._announce(ended, PASSWORD_SET)
+        return {"revoked": len(ended)}
+
+    async def mail_reset(self, user_id: str) -> dict[str, Any]:
+        """An admin sends a user the mail auth.reset.request would: a link to choose a new password."""
+        async with self.db.transaction() as conn:
+            user = await self.users.lock(conn, "id", user_id)
+            if user is None:
+                raise HaptaError(NOT_FOUND, "no such user")
+            if not user["email"]:
+                raise HaptaError(BAD_REQUEST, "this user has no email (a guest)")
+            token = await self.users.mint(conn, "reset", user_id, user["email"], RESET_MINUTES)
+            await self.mailer.queue(conn, "reset", user["email"], link=self.link("reset", token), code=token)
+        return {"sent": True}
+
+    async def mail_verification(self, user_id: str) -> dict[str, Any]:
+        """An admin sends a user the mail auth.verify.request would ({sent: false}: verified already)."""
+        sent = await self._mail_verification(user_id, None)
+        if sent is None:
+            raise HaptaError(NOT_FOUND, "no such user")
+        return {"sent": sent}
+
+    async def mark_verified(self, user_id: str) -> dict[str, Any]:
+        """An admin vouches for a user's email (rules read @user.verified from the user's next sign-in or
+        refresh: a socket keeps the principal it was signed in with, as after a link followed elsewhere)."""
+        async with self.db.transaction() as conn:
+            if await self.users.lock(conn, "id", user_id) is None:
+                raise HaptaError(NOT_FOUND, "no such user")
+            user = await self.users.mark_verified(conn, user_id)
+        return {"user": user}
 
     # ---- provider sign-ins (OAuth2) ----
 

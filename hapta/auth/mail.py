@@ -92,6 +92,15 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "html": "<p>The second factor (authenticator app) of your $app account was removed. If that was not you, "
                 "reset your password and enrol a new one.</p>",
     },
+    "invite": {
+        "subject": "Your $app account",
+        "txt": "An account of $app was made for this address. To choose its password:\n\n$link\n\nor enter the "
+               "code $code in the app. It is valid for 24 hours and once. If you did not expect this, ignore this "
+               "mail.\n",
+        "html": "<p>An account of $app was made for this address.</p><p><a href=\"$link\">Choose a password</a></p>"
+                "<p>or enter the code <b>$code</b> in the app. It is valid for 24 hours and once. If you did not "
+                "expect this, ignore this mail.</p>",
+    },
     "reset": {
         "subject": "Reset your $app password",
         "txt": "Someone asked to reset the password of this account. To choose a new one:\n\n$link\n\nor enter the "

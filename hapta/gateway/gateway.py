@@ -366,8 +366,9 @@ class Gateway:
         except ValueError as exc:   # a MessagePack extension type (codec.refuse_extension)
             raise HaptaError(BAD_REQUEST, str(exc)) from None
         if principal.is_admin and request.op in ADMIN_CHANGES:   # the dashboard's actions, and any admin's: who did what
-            log.info("admin %s %s%s from %s", request.op, getattr(args, "collection", "") or "",
-                     f" {args.id}" if isinstance(getattr(args, "id", None), str) else "", peer.address)
+            about = (getattr(args, name, None) for name in ("collection", "id", "user"))   # never the data
+            log.info("admin %s %s from %s", request.op, " ".join(a for a in about if isinstance(a, str) and a),
+                     peer.address)
         if not principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
             await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
                                        collection=getattr(args, "collection", None))
@@ -395,7 +396,9 @@ OP_NAMES = frozenset(GUEST_OPS)
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",
                            "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish",
                            "admin.backup", "admin.backup.delete", "admin.backup.restore", "admin.sql",
-                           "admin.mail.test", "admins.create", "admins.delete", "admins.totp.reset"})
+                           "admin.mail.test", "admins.create", "admins.delete", "admins.totp.reset",
+                           "auth.user.create", "auth.user.password", "auth.user.reset", "auth.user.verify",
+                           "auth.user.verify.request", "auth.mfa.reset"})
 
 
 def _worker_user(settings: Settings, app_dir: Path) -> WorkerUser | None:

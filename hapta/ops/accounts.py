@@ -13,7 +13,14 @@ second factor (docs/sessions.md, "Mail"). Each op is one call of the Accounts se
     auth.mfa.enroll / .confirm     a TOTP second factor (hapta/auth/mfa.py) and its recovery codes
     auth.mfa.verify {challenge, code}   the second factor of a sign-in that answered MFA_REQUIRED
     auth.mfa.disable {code}        removes the factor (a current code or a recovery code)
-    auth.mfa.reset {user}          an admin removes a user's factor
+    auth.mfa.reset {user}          an admin removes a user's factor (and every session of the user ends)
+
+An admin's hand on an account (the dashboard's Users page), admins only; a user's deletion is records.delete:
+    auth.user.create {email, username?, password?, verified?}   a new account; no password: a mail to choose one
+    auth.user.password {user, password}   sets it; every session of the user ends, as after a reset
+    auth.user.reset {user}         the mail auth.reset.request sends
+    auth.user.verify {user}        the email counts as verified
+    auth.user.verify.request {user}   the mail auth.verify.request sends
 """
 from __future__ import annotations
 
@@ -62,6 +69,18 @@ class MfaVerifyArgs(Args):
 
 class UserArgs(Args):
     user: Text
+
+
+class CreateUserArgs(Args):
+    email: Text
+    username: Text | None = None
+    password: Text | None = None   # none: the account's address gets a link to choose one
+    verified: bool = False
+
+
+class SetPasswordArgs(Args):
+    user: Text
+    password: Text
 
 
 class OtpArgs(Args):
@@ -124,3 +143,23 @@ class AccountOps:
     @op("auth.email.confirm", TokenArgs, guest=True)
     async def email_confirm(self, call: Call, args: TokenArgs) -> dict[str, Any]:
         return await self.accounts.email_confirm(call.peer, args.token)
+
+    @op("auth.user.create", CreateUserArgs, admin=True)
+    async def user_create(self, call: Call, args: CreateUserArgs) -> dict[str, Any]:
+        return await self.accounts.create_user(args.email, args.username, args.password, args.verified)
+
+    @op("auth.user.password", SetPasswordArgs, admin=True)
+    async def user_password(self, call: Call, args: SetPasswordArgs) -> dict[str, Any]:
+        return await self.accounts.set_password(args.user, args.password)
+
+    @op("auth.user.reset", UserArgs, admin=True)
+    async def user_reset(self, call: Call, args: UserArgs) -> dict[str, Any]:
+        return await self.accounts.mail_reset(args.user)
+
+    @op("auth.user.verify", UserArgs, admin=True)
+    async def user_verify(self, call: Call, args: UserArgs) -> dict[str, Any]:
+        return await self.accounts.mark_verified(args.user)
+
+    @op("auth.user.verify.request", UserArgs, admin=True)
+    async def user_verify_request(self, call: Call, args: UserArgs) -> dict[str, Any]:
+        return await self.accounts.mail_verification(args.user)

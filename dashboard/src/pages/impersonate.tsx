@@ -6,6 +6,7 @@ import type { Page } from "../../../clients/js/src/hapta.ts";
 import { connectAsAdmin, describe, type Hapta } from "../gateway.ts";
 import { AdminCredential, Connection, useCall, useHapta } from "../hooks.ts";
 import type { Json, Schema } from "../types.ts";
+import { nameOf } from "../names.tsx";
 import { cell, Loading, Problem } from "../ui.tsx";
 
 export function Impersonation({ user, onEnd }: { user: string; onEnd: () => void }) {
@@ -54,7 +55,7 @@ function TheirView({ collections }: { collections: string[] }) {
   const me = useCall((h) => h.auth.me(), []);
   return (
     <div>
-      <p class="muted">Signed in as {cell((me.data?.user as Json | undefined)?.username ?? me.data?.role ?? "…")}</p>
+      <p class="muted" id="impersonated">Signed in as <SignedInAs me={me.data} /></p>
       <select value={collection} onChange={(e) => setCollection(e.currentTarget.value)}>
         {collections.map((name) => <option key={name} value={name}>{name}</option>)}
       </select>
@@ -65,6 +66,13 @@ function TheirView({ collections }: { collections: string[] }) {
       </Loading>
     </div>
   );
+}
+
+/** Who the impersonating connection is: the user's email, else username, else id (the id on hover). */
+function SignedInAs({ me }: { me: Json | undefined }) {
+  const user = me?.user as Json | undefined;
+  if (!user) return <>{(me?.role as string | undefined) ?? "…"}</>;
+  return <strong title={user.id as string}>{nameOf(user, user.id as string)}</strong>;
 }
 
 const SYSTEM = new Set(["id", "created", "updated", "version"]);

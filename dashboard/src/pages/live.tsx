@@ -1,6 +1,7 @@
 // Who is connected to this gateway process, and who is in which channel (presence is kept in PostgreSQL, so the
 // channels are every process's), every 2 s.
 import { useCall } from "../hooks.ts";
+import { UserName } from "../names.tsx";
 import { Loading, Problem, when } from "../ui.tsx";
 
 interface ConnectionRow { id: number; address: string; role: string; user: string | null; session: string | null;
@@ -25,7 +26,7 @@ export function Live() {
           <tbody>
             {rows.map((c) => (
               <tr key={c.id} data-connection={c.id}>
-                <td>{c.id}</td><td>{c.address}</td><td>{c.role}</td><td><code>{c.user ?? "—"}</code></td>
+                <td>{c.id}</td><td>{c.address}</td><td>{c.role}</td><td><UserName id={c.user} /></td>
                 <td><code>{c.session ?? "—"}</code></td><td>{c.subscriptions}</td><td>{c.channels.join(", ")}</td>
               </tr>
             ))}
@@ -42,7 +43,8 @@ export function Live() {
               <h4><code>{channel.name}</code> <span class="muted">{channel.members.length} present</span></h4>
               <ul class="list">
                 {channel.members.map((m) => (
-                  <li key={m.member}><code>{m.user ?? m.member}</code> <span class="muted">{m.role} since
+                  <li key={m.member}>{m.user ? <UserName id={m.user} /> : <code>{m.member}</code>}
+                    {" "}<span class="muted">{m.role} since
                     {" "}{when(m.joined)}</span></li>
                 ))}
               </ul>

@@ -6,6 +6,7 @@ import type { Change, Page } from "../../../clients/js/src/hapta.ts";
 import { describe } from "../gateway.ts";
 import { useCall, useHapta, useSettled } from "../hooks.ts";
 import type { CollectionInfo, Json, Schema, StoredFile } from "../types.ts";
+import { UserName } from "../names.tsx";
 import { cell, Loading, Problem, when } from "../ui.tsx";
 import { RecordPanel } from "./record.tsx";
 import { RecordForm } from "./form.tsx";
@@ -112,6 +113,8 @@ function Grid({ collection, schema }: { collection: CollectionInfo; schema: Sche
   const files = new Set(collection.fields.filter((f) => f.file).map((f) => f.name));
   // timestamps in the reader's own time (the exact value in the cell's tooltip and the record's JSON)
   const times = new Set(collection.fields.filter((f) => f.kind === "timestamp").map((f) => f.name));
+  // fields that hold a user's id: drawn as the user's email or username, the id on hover
+  const users = new Set(collection.fields.filter((f) => f.relation === "users").map((f) => f.name));
   const sortBy = (column: string) => setSort((now) => (now === column ? `-${column}` : column));
   const arrow = (column: string) => (sort === column ? " ▲" : sort === `-${column}` ? " ▼" : "");
   const record = rows.find((r) => r.id === selected) ?? null;
@@ -174,7 +177,8 @@ function Grid({ collection, schema }: { collection: CollectionInfo; schema: Sche
               </td>
               {columns.map((c) => (
                 <td key={c} title={times.has(c) ? String(row[c]) : undefined}>
-                  {files.has(c) ? fileNames(row[c]) : times.has(c) ? when(row[c]) : cell(row[c])}
+                  {files.has(c) ? fileNames(row[c]) : times.has(c) ? when(row[c])
+                    : users.has(c) ? <UserName id={row[c]} /> : cell(row[c])}
                 </td>
               ))}
             </tr>

@@ -1,12 +1,14 @@
-// Users: find one by email or username, see their sessions (devices), end one or all of them, and look at the
-// app through their eyes.
+// Users: find one by email or username, make one, act on an account (account.tsx), see their sessions (devices),
+// end one or all of them, and look at the app through their eyes.
 import { useState } from "preact/hooks";
 import type { Page } from "../../../clients/js/src/hapta.ts";
 import { quoted } from "../filter.ts";
 import { describe } from "../gateway.ts";
 import { useCall, useHapta, useSettled } from "../hooks.ts";
 import type { Json } from "../types.ts";
+import { nameOf } from "../names.tsx";
 import { Loading, Problem, when } from "../ui.tsx";
+import { AccountActions, NewUser } from "./account.tsx";
 import { Impersonation } from "./impersonate.tsx";
 
 export function Users({ detail }: { detail: string }) {
@@ -17,9 +19,11 @@ export function Users({ detail }: { detail: string }) {
     sort: "-created", per_page: 50,
   }) as Promise<Page<Json>>, [search]);
   const chosen = detail || null;
+  const show = (id: string | null) => { location.hash = id ? `#users/${encodeURIComponent(id)}` : "#users"; };
   return (
     <section class="split">
       <div>
+        <NewUser onCreated={(user) => { found.reload(); show(user.id as string); }} />
         <input id="user-search" type="search" placeholder="email or username" value={typed}
                onInput={(e) => setTyped(e.currentTarget.value)} />
         <Problem error={found.error} />
@@ -36,15 +40,16 @@ export function Users({ detail }: { detail: string }) {
           </ul>
         </Loading>
       </div>
-      {chosen && <UserDetail key={chosen} user={chosen} />}
+      {chosen && <UserDetail key={chosen} user={chosen} onDeleted={() => { found.reload(); show(null); }} />}
     </section>
   );
 }
 
 interface SessionRow { id: string; created: unknown; last_seen: unknown; expires_at: unknown }
 
-function UserDetail({ user }: { user: string }) {
+function UserDetail({ user, onDeleted }: { user: string; onDeleted: () => void }) {
   const hapta = useHapta();
+  const account = useCall((h) => h.records<Json>("users").get(user) as Promise<Json>, [user]);
   // every 2 s: a device signing in, or a session ending elsewhere, shows without a reload
   const sessions = useCall((h) => h.call<{ items: SessionRow[] }>("auth.sessions", { user }), [user], 2000);
   const [error, setError] = useState<string | null>(null);
@@ -63,7 +68,19 @@ function UserDetail({ user }: { user: string }) {
   const items = sessions.data?.items ?? [];
   return (
     <div class="detail" data-user-detail={user}>
-      <h3>User <code>{user}</code></h3>
+      <h3 title={user}>{account.data ? nameOf(account.data, user) : user}</h3>
+      <Problem error={account.error} />
+      {account.data && (
+        <>
+          <p class="muted">
+            {account.data.username ? <>username <strong>{account.data.username as string}</strong> · </> : null}
+            id <code>{user}</code> · {account.data.verified ? "verified" : <span class="warn">not verified</span>}
+            {" "}· created {when(account.data.created)}
+          </p>
+          <AccountActions user={account.data} onChanged={() => { account.reload(); sessions.reload(); }}
+                          onDeleted={onDeleted} />
+        </>
+      )}
       <h4>Sessions</h4>
       <Problem error={sessions.error ?? error} />
       {done && <p class="ok" role="status">{done}</p>}
