@@ -29,6 +29,8 @@ import secrets
 import time
 from typing import Any, AsyncIterator, Callable
 
+from websockets.exceptions import WebSocketException
+
 from .client import JSON, Client
 from .protocol.errors import HaptaError
 from .protocol.ops import apply
@@ -41,6 +43,9 @@ __all__ = ["Hapta", "LiveQuery", "Reset", "Subscription"]
 FINAL_CLOSE_CODES = frozenset({1008})
 # The ops whose reply is a Session: the one kept to resume with after a reconnect.
 SESSION_OPS = frozenset({"auth.login", "auth.register", "auth.refresh", "auth.guest", "auth.otp", "auth.mfa.verify"})
+# What a connection attempt that did not work raises: refused, reset, or cut during the handshake (a balancer that
+# accepted the connection and then found its node dead answers no HTTP at all). Each is worth another try.
+TRANSIENT = (OSError, EOFError, asyncio.TimeoutError, WebSocketException)
 # Sign-in refusals that no retry can change.
 FINAL_ERRORS = frozenset({"TOKEN_INVALID", "TOKEN_REUSED", "INVALID_CREDENTIALS", "FORBIDDEN", "TOKEN_EXPIRED"})
 
@@ -552,7 +557,7 @@ class Hapta:
             await asyncio.sleep(delay)
             try:
                 client = await self._open()
-            except OSError:
+            except TRANSIENT:
                 continue
             try:
                 await self._restore(client)
@@ -562,7 +567,8 @@ class Hapta:
                     raise
                 await asyncio.sleep(error.retry_after or 0)
                 continue
-            except (ConnectionError, OSError):
+            except TRANSIENT:   # ConnectionError is an OSError
+                await client.close()
                 continue
             self.client = client
             self.reconnects += 1

@@ -16,7 +16,7 @@ from hapta.protocol.ops import apply
 from hapta.reconnect import Hapta, Reset
 from tests.conftest import PASSWORD
 from tests.live.realtime.helpers import events_until
-from tests.services import CuttableProxy, next_loopback
+from tests.services import Balancer, CuttableProxy, free_port, next_loopback
 
 
 @pytest.fixture
@@ -153,6 +153,25 @@ async def test_a_revoked_session_is_not_retried(gateway, proxied):
         await reader.call("ping")
     await reader.close()
     await other.close()
+
+
+async def test_a_handshake_cut_by_a_balancer_is_tried_again(gateway):
+    """Behind a balancer that still sends every other connection to a dead node, a reconnect's handshake gets no
+    HTTP answer at all (the balancer accepts, then drops it): that is one more try, not the end of reconnecting."""
+    front = await Balancer([("127.0.0.1", gateway.port), ("127.0.0.1", free_port())]).start()   # the second: dead
+    try:
+        hapta = await Hapta.connect(front.url, backoff=(0.05, 0.2), local_addr=(next_loopback(), 0))
+        assert front.routed == [0]
+        hapta.client.ws.transport.abort()   # the socket drops; the next connection goes to the dead node
+        deadline = time.monotonic() + 15
+        while hapta.reconnects == 0:
+            assert hapta.failure is None and time.monotonic() < deadline, hapta.failure
+            await asyncio.sleep(0.02)
+        assert front.routed[:3] == [0, 1, 0]
+        assert (await hapta.call("ping"))["time"]
+        await hapta.close()
+    finally:
+        await front.close()
 
 
 async def test_channel_members_stay_right_across_a_cut_socket(gateway, proxied):
