@@ -16,7 +16,9 @@ import msgspec
 
 from .. import __version__, metrics
 from ..access import Schemas, check_caller
+from ..admin.requests import RequestLog
 from ..admin.service import Admin
+from ..admin.warnings import Warnings
 from ..auth import oauth2
 from ..auth.accounts import Accounts
 from ..auth.hub import SessionHub
@@ -126,7 +128,11 @@ class Gateway:
                                  min_password_length=app.sessions.min_password_length,
                                  register_by_mail=app.require_verified, clock=clock)
         record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max, self.live.channels)
-        admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__))
+        # a row per request (the dashboard's Logs page), and this process's recent warnings and errors
+        self.requests = RequestLog(db, app.request_log)
+        self.warnings = Warnings()
+        admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__,
+                                   self.requests, self.warnings))
         # What a function's ctx.records reaches: these ops only, through the same request path as a client's
         # (who may call them, their args, their limits: _run), as the caller or as admin.
         function_ops = {name: spec for name, spec in table(record_ops, admin_ops).items() if name in RECORD_OPS}
@@ -229,8 +235,11 @@ class Gateway:
         self.mailer.start()
         await self.live.start()
         self.functions.start()
+        self.requests.start()
+        logging.getLogger("hapta").addHandler(self.warnings)
 
     async def close(self) -> None:
+        logging.getLogger("hapta").removeHandler(self.warnings)
         await self.writes.close()   # combined creates under way land
         await self.hooks.close()   # first: after_* hooks under way may still need the database
         await self.functions.close()
@@ -240,6 +249,7 @@ class Gateway:
         await self.live.close()
         await self.files.close()
         await self.listener.close()
+        await self.requests.close()   # what waits, written while the pool is still open
         await self.db.close()
         await self.limiter.close()
 
@@ -284,12 +294,16 @@ class Gateway:
         """Serve one request (its args in MessagePack when `binary`, else JSON); always return exactly one reply
         and never let an exception escape."""
         started = time.perf_counter()
-        reply = await self._reply(peer, request, binary, self.ops)
-        metrics.observe_request(request.op if request.op in self.ops else "unknown",
-                                "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
+        principal, named = peer.principal, Named()   # who asked (before a sign-in changes it), and what it named
+        reply = await self._reply(peer, request, binary, self.ops, named)
+        op, code, seconds = (request.op if request.op in self.ops else "unknown",
+                             "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
+        metrics.observe_request(op, code, seconds)
+        self.requests.record(op, named.collection, principal, peer.address, code, seconds, reply)
         return reply
 
-    async def _reply(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> dict[str, Any]:
+    async def _reply(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec],
+                     named: "Named | None" = None) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
         (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL). `ops`:
         the table the op is looked up in (a client's: every op; a function's ctx.records: RECORD_OPS)."""
@@ -297,7 +311,7 @@ class Gateway:
         token = working(work)
         one_barrier = request_began()
         try:
-            return ok_reply(request.id, await self._run(peer, request, binary, ops))
+            return ok_reply(request.id, await self._run(peer, request, binary, ops, named))
         except HaptaError as error:
             if self.deadlines.expired():   # refused on the way out of a wait the deadline cut short
                 return error_reply(request.id, self._out_of_time(request, work))
@@ -330,7 +344,8 @@ class Gateway:
                               retry_after=1.0)
         return HaptaError(TIMEOUT, f"no answer within {self.app.connections.request_timeout:g} s", retry_after=1.0)
 
-    async def _run(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> Any:
+    async def _run(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec],
+                   named: "Named | None" = None) -> Any:
         """The request path: the op, who may call it, its args, its limit, its handler (docs/architecture.md)."""
         spec = ops.get(request.op)
         if spec is None:
@@ -349,16 +364,25 @@ class Gateway:
             raise HaptaError(BAD_REQUEST, "args are nested too deeply") from None
         except ValueError as exc:   # a MessagePack extension type (codec.refuse_extension)
             raise HaptaError(BAD_REQUEST, str(exc)) from None
+        collection = getattr(args, "collection", None)
+        if named is not None and isinstance(collection, str):
+            named.collection = collection
         if principal.is_admin and request.op in ADMIN_CHANGES:   # the dashboard's actions, and any admin's: who did what
             log.info("admin %s %s%s from %s", request.op, getattr(args, "collection", "") or "",
                      f" {args.id}" if isinstance(getattr(args, "id", None), str) else "", peer.address)
         if not principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
-            await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
-                                       collection=getattr(args, "collection", None))
+            await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest), collection=collection)
         return await spec.handler(Call(peer, request.op), args)
 
 
-# Every op the gateway serves (App.limits keys must name one).
+class Named:
+    """What a request's args named, for the request log: the collection (set once its args are decoded)."""
+    __slots__ = ("collection",)
+
+    def __init__(self) -> None:
+        self.collection: str | None = None
+
+
 def upstream_failure(exc: BaseException) -> tuple[str, HaptaError] | None:
     """The one table of what an upstream's fault becomes for the client (UNAVAILABLE or TIMEOUT, with retry_after),
     and which upstream the metric counts it against; None for anything else (a bug: INTERNAL)."""
