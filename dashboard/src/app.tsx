@@ -12,6 +12,7 @@ import { Users } from "./pages/users.tsx";
 import { Live } from "./pages/live.tsx";
 import { Limits } from "./pages/limits.tsx";
 import { Functions } from "./pages/functions.tsx";
+import { Logs } from "./pages/logs.tsx";
 
 const PAGES = [
   { path: "overview", title: "Overview", Page: Overview },
@@ -21,6 +22,7 @@ const PAGES = [
   { path: "live", title: "Live", Page: Live },
   { path: "limits", title: "Limits", Page: Limits },
   { path: "functions", title: "Workers & functions", Page: Functions },
+  { path: "logs", title: "Logs", Page: Logs },
 ] as const;
 
 /** `#records/posts` → ["records", "posts"]: the page and what it shows (never a secret). */
