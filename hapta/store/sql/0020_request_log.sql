@@ -3,7 +3,8 @@
 -- request named, never what it carried: no args, bodies, filters, tokens or passwords.
 CREATE TABLE hapta.request_log (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,   -- the keyset of admin.logs {before}
-  at timestamptz NOT NULL,                              -- when the reply was ready
+  at double precision NOT NULL,                         -- when the reply was ready, unix seconds (written as the
+                                                        -- gateway's clock gives it: no conversion per row)
   op text NOT NULL,                                     -- the op, or "unknown" for a name the gateway does not serve
   collection text,                                      -- the collection the args named, if any
   principal text NOT NULL,                              -- who asked (Principal.label: an admin's name, a user id, a role)
