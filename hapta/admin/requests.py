@@ -32,6 +32,7 @@ COLUMNS = ("at", "op", "collection", "principal", "role", "address", "code", "du
 Row = tuple[float, str, str | None, str, str, str | None, str, float, int | None]
 PRUNE_EVERY = 60.0     # seconds between prunes of rows past the retention
 WRITE_TIMEOUT = 10.0   # seconds one batch may take before it counts as failed (the rows wait for the next try)
+CLOSE_TIMEOUT = 0.5    # ... at shutdown, which must fit in the gateway's own close (cli.py: 1.5 s for everything)
 MAX_BUCKETS = 2000     # buckets one admin.logs.chart answers at most
 FILTERS = ("op", "collection", "principal", "address", "code")   # the columns admin.logs filters on, exactly
 
@@ -102,12 +103,12 @@ class RequestLog:
             self.task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
-        """Stop the writer, writing what waits (once: a database that is down costs at most WRITE_TIMEOUT)."""
+        """Stop the writer, writing what waits (once: a database that is down costs at most CLOSE_TIMEOUT)."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
-            await self.flush()
+            await self.flush(CLOSE_TIMEOUT)
 
     async def _run(self) -> None:
         pruned = 0.0
@@ -125,7 +126,7 @@ class RequestLog:
                 except Exception as exc:   # PostgreSQL down: the next prune catches up
                     log.warning("request log: pruning failed: %s", type(exc).__name__)
 
-    async def flush(self) -> None:
+    async def flush(self, timeout: float = WRITE_TIMEOUT) -> None:
         """Write what waits, a batch per COPY. A batch that fails goes back in the buffer (bounded) for the next
         try; the failure is logged once until a write succeeds again."""
         async with self.writing:
@@ -136,7 +137,7 @@ class RequestLog:
                 rows = self.buffer.take(min(self.bounds.batch, waiting))
                 waiting -= len(rows)
                 try:
-                    await asyncio.wait_for(self._copy(rows), WRITE_TIMEOUT)
+                    await self._copy(rows, timeout)
                 except Exception as exc:
                     self.buffer.put_back(rows)
                     if not self.failing:
@@ -150,9 +151,12 @@ class RequestLog:
                 metrics.REQUEST_LOG_ROWS.labels("written").inc(len(rows))
                 metrics.REQUEST_LOG_BATCHES.inc()
 
-    async def _copy(self, rows: list[Row]) -> None:
-        async with self.db.acquire() as conn:
-            await conn.copy_records_to_table("request_log", schema_name="hapta", columns=COLUMNS, records=rows)
+    async def _copy(self, rows: list[Row], timeout: float) -> None:
+        # asyncpg's own timeouts rather than asyncio.wait_for: a cancelled shutdown then leaves no task behind whose
+        # failure nobody reads
+        async with self.db.acquire(timeout) as conn:
+            await conn.copy_records_to_table("request_log", schema_name="hapta", columns=COLUMNS, records=rows,
+                                             timeout=timeout)
 
     async def prune(self) -> int:
         """Remove the rows older than the retention; how many went."""

@@ -240,6 +240,7 @@ class Gateway:
 
     async def close(self) -> None:
         logging.getLogger("hapta").removeHandler(self.warnings)
+        await self.requests.close()   # what waits, written first, while the database is sure to be there
         await self.writes.close()   # combined creates under way land
         await self.hooks.close()   # first: after_* hooks under way may still need the database
         await self.functions.close()
@@ -249,7 +250,6 @@ class Gateway:
         await self.live.close()
         await self.files.close()
         await self.listener.close()
-        await self.requests.close()   # what waits, written while the pool is still open
         await self.db.close()
         await self.limiter.close()
 
