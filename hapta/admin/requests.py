@@ -31,6 +31,7 @@ COLUMNS = ("at", "op", "collection", "principal", "role", "address", "code", "du
 # (at, op, collection, principal, role, address, code, duration_ms, pos): a row as COPY takes it (at: unix seconds)
 Row = tuple[float, str, str | None, str, str, str | None, str, float, int | None]
 PRUNE_EVERY = 60.0     # seconds between prunes of rows past the retention
+PRUNE_CHUNK = 20_000   # rows one DELETE of a prune removes at most
 WRITE_TIMEOUT = 10.0   # seconds one batch may take before it counts as failed (the rows wait for the next try)
 CLOSE_TIMEOUT = 0.5    # ... at shutdown, which must fit in the gateway's own close (cli.py: 1.5 s for everything)
 MAX_BUCKETS = 2000     # buckets one admin.logs.chart answers at most
@@ -159,10 +160,17 @@ class RequestLog:
                                              timeout=timeout)
 
     async def prune(self) -> int:
-        """Remove the rows older than the retention; how many went."""
-        status = await self.db.execute("DELETE FROM hapta.request_log WHERE at < $1",
-                                       self.clock() - self.bounds.retention)
-        return int(status.split()[-1])
+        """Remove the rows older than the retention; how many went. In chunks, each one statement well within the
+        pool's statement_timeout, so that a large backlog (a retention just shortened) goes too."""
+        cutoff, removed = self.clock() - self.bounds.retention, 0
+        while True:
+            status = await self.db.execute(
+                "DELETE FROM hapta.request_log WHERE id IN "
+                "(SELECT id FROM hapta.request_log WHERE at < $1 LIMIT $2)", cutoff, PRUNE_CHUNK)
+            count = int(status.split()[-1])
+            removed += count
+            if count < PRUNE_CHUNK:
+                return removed
 
     # ---- what the dashboard reads (admin.logs, admin.logs.chart) ----
 
