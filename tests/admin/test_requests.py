@@ -215,3 +215,11 @@ async def test_recent_warnings_are_kept_without_local_values(harness):
     assert "ValueError: it broke" in newest["exception"]
     assert "a local value" not in newest["exception"]
     assert all(w["logger"] != "elsewhere" for w in answer["warnings"])
+
+
+def test_the_settings_are_checked_at_start():
+    from hapta.config import App, ConfigError, check_app
+    check_app(App(collections=[], request_log=RequestLogBounds(enabled=False, retention=3600)))
+    for wrong in ({"retention": 0}, {"buffer": 0}, {"batch": -1}, {"interval": 0}, {"enabled": "no"}):
+        with pytest.raises(ConfigError, match="request_log"):
+            check_app(App(collections=[], request_log=RequestLogBounds(**wrong)))
