@@ -12,6 +12,7 @@ import multiprocessing
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
 from . import __version__
 
@@ -73,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--yes", action="store_true", help="do not ask")
     admin = sub.add_parser("admin", help="print the admin key and the dashboard's address")
     admin.add_argument("--config", default="config.py")
-    admin.add_argument("--port", type=int, default=8080, help="the port hapta serve listens on")
+    admin.add_argument("--host", help="the host hapta serve listens on (default: where the running one serves, "
+                       "else 127.0.0.1)")
+    admin.add_argument("--port", type=int, help="the port hapta serve listens on (default: where the running one "
+                       "serves, else 8080)")
+    from .admin.accounts import add_commands   # create, list, delete, totp-reset: admin accounts
+    add_commands(admin)
     return parser
 
 
@@ -131,13 +137,15 @@ def _load(config: str):
 
 
 async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
-    """Serve until SIGTERM or SIGINT; True when --reload saw config.py or migrations/ change (restart then)."""
+    """Serve until a stop signal (SIGTERM, SIGINT, SIGHUP: stop_signals); True when --reload saw config.py or migrations/ change (restart then)."""
+    from .develop import browser_url, note_serving
     from .gateway.gateway import Gateway
     from .gateway.server import Server
+    from .gateway.supervisor import stop_signals
 
     gateway = await Gateway.start(app, settings, dsn, app_dir, reload=args.reload)
     stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals():
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(False))
     watcher = asyncio.ensure_future(_changes(Path(args.config).resolve(), app_dir / "migrations", stop)) \
         if args.reload and not args.worker else None
@@ -147,21 +155,28 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
         if not static.is_dir():
             sys.exit(f"hapta: --static {args.static}: not a folder")
     hapta_server = Server(gateway, static=static)
+    forget_address: Callable[[], None] = lambda: None
     try:
         async with _bound(hapta_server.serve(args.host, args.port, reuse_port=args.worker), args) as server:
             port = server.sockets[0].getsockname()[1]
             if gateway.public_url is None:   # HAPTA_PUBLIC_URL unset: browsers reach us where we listen
-                gateway.public_url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{port}"
+                gateway.public_url = browser_url(settings, args.host, port)
+            if not args.worker:   # for `hapta admin` (a --workers supervisor writes its own)
+                forget_address = note_serving(settings.data_dir, gateway.public_url)
             print(f"hapta {__version__} listening on ws://{args.host}:{port}/ws", flush=True)
             print(f"anon key: {settings.anon_key}", flush=True)
             print(f"dashboard: {gateway.public_url}/_/ (sign in with the admin key)", flush=True)
             if static is not None:
                 print(f"pages of {static} on {gateway.public_url}/", flush=True)
+                # a browser drops what the policy forbids (an inline <style>) and says so only in its console
+                print(f"their Content-Security-Policy{'' if settings.static_csp else ' (HAPTA_STATIC_CSP sets another)'}"
+                      f": {hapta_server.static_policy}", flush=True)
             _settle_garbage_collector()
             restart = await stop
             log.info("restarting: config.py or migrations/ changed" if restart else "shutting down")
             await hapta_server.shutdown(server)
     finally:
+        forget_address()
         if watcher is not None:
             watcher.cancel()
         try:   # bounded: the whole shutdown must fit in the 10 s between SIGTERM and SIGKILL
@@ -171,17 +186,55 @@ async def _serve(args, app, settings, app_dir: Path, dsn: str) -> bool:
     return restart
 
 
+def _stamp(config: Path, folders: tuple[Path, ...]) -> list[tuple[str, int, int]]:
+    """What --reload compares to see a change: config.py and the files of `folders` (migrations/ *.sql, rules/ and
+    functions/ *.py), each with its modification time and size."""
+    files = [config, *(f for folder in folders if folder.is_dir()
+                       for f in sorted(folder.rglob("*.sql" if folder.name == "migrations" else "*.py")))]
+    found = []
+    for f in files:
+        with contextlib.suppress(OSError):   # deleted between the listing and now
+            status = f.stat()
+            found.append((str(f), status.st_mtime_ns, status.st_size))
+    return found
+
+
 async def _changes(config: Path, migrations: Path, stop: asyncio.Future) -> None:
     """--reload: what rules/ and functions/ cannot take in place (their workers reload by themselves), a change to
     config.py or to migrations/, ends the serving with a restart (the whole process, so that nothing is kept)."""
-    def stamp() -> list[tuple[str, int, int]]:
-        files = [config, *sorted(migrations.glob("*.sql"))] if migrations.is_dir() else [config]
-        return [(str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()]
-    seen = stamp()
-    while stamp() == seen:
+    seen = _stamp(config, (migrations,))
+    while _stamp(config, (migrations,)) == seen:
         await asyncio.sleep(0.3)
     if not stop.done():
         stop.set_result(True)
+
+
+def _wait_for_a_fix(args, error: Exception) -> None:
+    """--reload: a mistake in the app's files (config.py, migrations/, rules/, functions/) does not end the
+    development loop: say it, wait for the next change to those files and run the command again (which may find
+    the next mistake, and wait again). Meanwhile nothing is served, and the embedded PostgreSQL is held by this
+    process, so that a stop here (Ctrl-C, SIGTERM, a closed terminal) stops it as a stop of the gateway would: the
+    restart that brought us here kept it running for us."""
+    import time
+    from .gateway.supervisor import stop_signals
+    from .settings import Settings, SettingsError, StartupError
+    print(f"hapta: {error}", file=sys.stderr, flush=True)
+    for sig in stop_signals():   # each exits through atexit, which stops the embedded server
+        signal.signal(sig, lambda *_: sys.exit(0))
+    config = Path(args.config).resolve()
+    try:
+        settings = Settings.load(config.parent)
+        if not settings.database_url:
+            _database_url(settings)
+    except (SettingsError, StartupError) as exc:
+        print(f"hapta: {exc}", file=sys.stderr, flush=True)
+    print("hapta: --reload: waiting for a change to config.py, migrations/, rules/ or functions/ to try again",
+          file=sys.stderr, flush=True)
+    folders = tuple(config.parent / name for name in ("migrations", "rules", "functions"))
+    seen = _stamp(config, folders)
+    while _stamp(config, folders) == seen:
+        time.sleep(0.3)   # a poll of a few files' times: no loop, no thread, nothing else runs here
+    _restart()
 
 
 def _restart() -> None:
@@ -283,9 +336,12 @@ def main(argv: list[str] | None = None) -> None:
             if args.worker:
                 from .gateway.supervisor import follow_parent
                 follow_parent()
+        if args.command == "admin" and args.admin_command:   # the admin accounts (hapta/admin/accounts.py)
+            from .admin.accounts import command as admin_accounts
+            sys.exit(admin_accounts(args, app, settings, app_dir, _database_url(settings)))
         if args.command == "admin":
             from .develop import admin
-            admin(settings, port=args.port)
+            admin(settings, args.host, args.port)
             return
         if args.command in ("backup", "restore"):   # they start the embedded server themselves, when they need it
             from .store.backup import command
@@ -307,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(supervise(Path(args.config).resolve(), app_dir, args.host, args.port, args.workers, dsn,
                                settings.anon_key, (*(("--reload",) if args.reload else ()),
                                                    *(("--static", str(Path(args.static).resolve())) if args.static
-                                                     else ()))))
+                                                     else ())), settings))
         else:
             if _run(_serve(args, app, settings, app_dir, dsn)):
                 _restart()
@@ -315,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, SettingsError, MigrationError, StartupError) as exc:
         if args.debug:
             raise
+        if isinstance(exc, (ConfigError, MigrationError)) and args.command == "serve" and args.reload \
+                and not args.worker:
+            _wait_for_a_fix(args, exc)   # runs the command again after the next change, or exits
         sys.exit(f"hapta: {exc}")
     except Exception as exc:   # anything else that stops it: one line; the traceback is for --debug
         if args.debug:

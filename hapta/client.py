@@ -234,14 +234,20 @@ class Client:
         """A file's bytes (from `offset`, `length` of them, or to the end) as they arrive; with `thumb` (a size the
         field declares), its thumbnail's. While the caller does not take them, the client stops reading and the
         gateway stops sending."""
-        stream = _Stream()
         args: dict[str, Any] = {"collection": collection, "id": record_id, "field": field, "name": name,
                                 "offset": offset}
         if length is not None:
             args["length"] = length
         if thumb is not None:
             args["thumb"] = thumb
-        future = self._request("files.download", args)
+        async for chunk in self.stream("files.download", args):
+            yield chunk
+
+    async def stream(self, op: str, args: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The bytes of a download stream that `op` answers with, as files.download does (another op that sends a
+        file so: admin.backup.download), as they arrive."""
+        stream = _Stream()
+        future = self._request(op, args)
         # Register the stream as the reply is read, before the chunks that follow it on the socket.
         self._on_reply[self._message(future)["id"]] = lambda data: self._streams.__setitem__(data["stream"], stream)
         await self._send(self._message(future))

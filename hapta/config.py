@@ -90,6 +90,9 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "auth.guest": Limit(30, per=3600),   # each is a row in users: as many as a household or a classroom needs
     "auth.password": Limit(5, per=60),
     "auth.admin": Limit(5, per=60),
+    "auth.admin.signin": Limit(5, per=60),              # an admin account's sign-in, as guessable as the key
+    "auth.admin.signin:identity": Limit(10, per=600),   # per account, from anywhere
+    "auth.admin.resume": Limit(600, per=60),            # a 256-bit session token: no guessing, reloads welcome
     "auth.anon": Limit(300, per=60),
     # a deploy sends every client of a NAT back at once: refreshing and resuming check 256-bit secrets, no guessing
     "auth.refresh": Limit(600, per=60),
@@ -271,6 +274,10 @@ class SessionPolicy:
     idle_timeout: int = 14 * 24 * 3600          # a session neither refreshed nor resumed this long ends, seconds
     refresh_reuse_interval: float = 10.0        # a spent refresh token shown again this soon: a racing tab, seconds
     min_password_length: int = 8
+    # an admin account's dashboard session (hapta/auth/admins.py): this long from its last use, renewed while the
+    # dashboard is open, and never past admin_ttl from its sign-in, seconds
+    admin_idle_timeout: int = 15 * 60
+    admin_ttl: int = 12 * 3600
 
 
 @dataclass(frozen=True)

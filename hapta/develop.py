@@ -4,15 +4,20 @@
                             DATABASE_URL's; ARGS go to psql (`-c "select count(*) from posts"`)
     hapta reset [--yes]     development only: drop every table of the app and of the gateway, and the local files,
                             after asking; the next `hapta serve` migrates afresh
-    hapta admin             the admin key and the dashboard's address
+    hapta admin             the admin key and the dashboard's address (where the running `hapta serve` serves, or
+                            --host/--port)
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .settings import Settings, StartupError, database_address, database_parts, reason
 
@@ -69,8 +74,50 @@ async def _drop_everything(dsn: str) -> None:
         await conn.close()
 
 
-def admin(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Print what signs in to the dashboard, and where it is."""
-    base = settings.public_url or f"http://{host}:{port}"
+# In HAPTA_DATA_DIR while `hapta serve` runs: its pid and where browsers reach it, so that `hapta admin` names the
+# address the gateway really serves (a newcomer's `serve --port 9000` was printed as 8080).
+SERVING = "serving.json"
+
+
+def browser_url(settings: Settings, host: str, port: int) -> str:
+    """How a browser reaches a gateway listening on host:port: HAPTA_PUBLIC_URL, else that address (a wildcard
+    host is reached on loopback)."""
+    return settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+
+
+def note_serving(data_dir: Path, url: str) -> Callable[[], None]:
+    """Write where this process serves; return what takes the note back (at the stop: only if it is still ours).
+    A data directory that cannot be written costs only the note."""
+    path = data_dir / SERVING
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"pid": os.getpid(), "url": url}))
+    except OSError:
+        return lambda: None
+
+    def forget() -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+    return forget
+
+
+def serving_url(data_dir: Path) -> str | None:
+    """Where the `hapta serve` of this data directory serves, while it runs; None when none does."""
+    try:
+        note = json.loads((data_dir / SERVING).read_text())
+        os.kill(int(note["pid"]), 0)   # still running (a stop by SIGKILL leaves its note behind)
+        return str(note["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def admin(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Print what signs in to the dashboard, and where it is: on the --host/--port given, else where the running
+    gateway serves, else where `hapta serve` serves by default."""
+    if host is None and port is None:
+        base = serving_url(settings.data_dir) or browser_url(settings, "127.0.0.1", 8080)
+    else:
+        base = browser_url(settings, host or "127.0.0.1", port or 8080)
     print(f"admin key: {settings.admin_key}")
     print(f"dashboard: {base}/_/")

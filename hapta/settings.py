@@ -79,10 +79,13 @@ def check_database_url(dsn: str) -> None:
 
 
 def database_address(dsn: str) -> str:
-    """Where a DATABASE_URL points, without its user or password: host:port/database."""
-    parts = urllib.parse.urlsplit(dsn)
-    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["localhost"])[0]
-    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+    """Where a DATABASE_URL points, without its user or password: host:port/database (hosts, with their ports,
+    comma-separated when it names several: a primary and its standbys)."""
+    parts = _database_url_parts(dsn)
+    hosts = (parts["host"] or "localhost").split(", ")
+    ports = (parts["port"] or "5432").split(", ")
+    ports += ports[-1:] * (len(hosts) - len(ports))   # one port for every host, as libpq reads it
+    return ",".join(f"{host}:{port}" for host, port in zip(hosts, ports)) + f"/{parts['database'] or ''}"
 
 
 def reason(exc: BaseException) -> str:
@@ -145,6 +148,8 @@ class Settings:
     smtp_url: str | None = None                 # smtp[s]://user:password@host:port; unset: mails go to files
     mail_from: str = "Hapta <no-reply@localhost>"   # the From of every mail the gateway sends
     worker_user: str | None = None              # under a root gateway, the user rule and function workers run as
+    static_csp: str | None = None               # --static pages' Content-Security-Policy (None: static.POLICY)
+    allow_restore: bool = False                 # HAPTA_ALLOW_RESTORE: the dashboard may restore in production too
 
     @property
     def production(self) -> bool:
@@ -182,6 +187,8 @@ class Settings:
             smtp_url=get("SMTP_URL"),
             mail_from=get("HAPTA_MAIL_FROM", "Hapta <no-reply@localhost>") or "Hapta <no-reply@localhost>",
             worker_user=get("HAPTA_WORKER_USER"),
+            static_csp=get("HAPTA_STATIC_CSP"),
+            allow_restore=(get("HAPTA_ALLOW_RESTORE", "") or "").lower() in ("1", "true", "yes"),
         )
         settings.validate()
         return settings
@@ -199,6 +206,8 @@ class Settings:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
                 raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
+        if self.static_csp is not None and any(c in self.static_csp for c in "\r\n\0"):
+            raise SettingsError("HAPTA_STATIC_CSP must be one line (it is sent as a header as it is)")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         if self.database_url:

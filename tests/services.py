@@ -105,7 +105,10 @@ class GatewayProcess:
     """`hapta serve` in a child process on a free port, with its own environment."""
 
     def __init__(self, env: dict[str, str], config: Path = APP / "config.py", workers: int = 1,
-                 command: list[str] | None = None, drop: tuple[str, ...] = ()):
+                 command: list[str] | None = None, drop: tuple[str, ...] = (), options: tuple[str, ...] = (),
+                 own_group: bool = False):
+        self.options = options   # more of serve's options (--static DIR)
+        self.own_group = own_group   # a process group (and session) of its own, for a test to signal as a whole
         self.env = {key: value for key, value in {**os.environ, **env}.items() if key not in drop}
         self.command = command or [sys.executable, "-m", "hapta"]
         self.config = config
@@ -125,8 +128,9 @@ class GatewayProcess:
     def start(self, timeout: float = 60) -> "GatewayProcess":
         self.proc = subprocess.Popen(
             [*self.command, "serve", "--config", str(self.config), "--port", "0",
-             "--workers", str(self.workers)],
-            env=self.env, cwd=str(self.config.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             "--workers", str(self.workers), *self.options],
+            env=self.env, cwd=str(self.config.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=self.own_group)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -534,6 +538,38 @@ class PrivatePostgres:
                 process.send_signal(number)
             except psutil.NoSuchProcess:   # a short-lived backend that ended meanwhile
                 pass
+
+    def standby(self, *, synchronous: bool = False) -> "PrivatePostgres":
+        """A streaming standby of this server (pg_basebackup -R: it follows this one's WAL), started on its own
+        port; with `synchronous`, this server waits for it to have the WAL of each commit before answering it."""
+        replica = PrivatePostgres()
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D",
+                  str(replica.data), "-R", "-X", "stream", "--checkpoint=fast", timeout=120)
+        replica.start()
+        if synchronous:
+            self.sql("ALTER SYSTEM SET synchronous_standby_names = '*'", "SELECT pg_reload_conf()")
+            deadline = time.monotonic() + 30
+            while self.sql("SELECT sync_state FROM pg_stat_replication") != "sync":
+                assert time.monotonic() < deadline, "the standby did not become synchronous"
+                time.sleep(0.05)
+        return replica
+
+    def sql(self, *statements: str) -> str:
+        """Run statements with psql; the output of the last one (one value, unaligned)."""
+        output = ""
+        for statement in statements:
+            output = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                                     "-d", "postgres", "-Atqc", statement], check=True, capture_output=True,
+                                    text=True, timeout=30).stdout.strip()
+        return output
+
+    def promote(self) -> None:
+        """A standby becomes a primary (an operator's or a failover manager's `pg_ctl promote`)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "promote")
+
+    def kill(self) -> None:
+        """The server dies at once (SIGKILL to every process of it): a crashed machine, as its clients see it."""
+        self._signal(signal.SIGKILL)
 
     def freeze(self) -> None:
         self._signal(signal.SIGSTOP)

@@ -2,11 +2,14 @@
 // polls (the next poll starts after the last answer: a slow gateway is never asked twice at once).
 import { createContext } from "preact";
 import { useContext, useEffect, useRef, useState } from "preact/hooks";
-import { describe, type Hapta } from "./gateway.ts";
+import { describe, type Credential, type Hapta } from "./gateway.ts";
 
 export const Connection = createContext<Hapta | null>(null);
-/** The admin key, in memory: a page that needs a connection of its own (impersonation) signs it in with it. */
-export const AdminKey = createContext<string>("");
+/** What the dashboard signed in with (the key, or an account's session token), in memory: a page that needs a
+ * connection of its own (impersonation) signs it in with it. */
+export const AdminCredential = createContext<Credential>({ key: "" });
+/** The older name of AdminCredential (connectAsAdmin takes either form). */
+export const AdminKey = AdminCredential;
 
 export function useHapta(): Hapta {
   const hapta = useContext(Connection);

@@ -1,7 +1,7 @@
 // The shapes of the admin ops' answers (hapta/ops/admin.py, docs/protocol.md).
 export type Json = Record<string, unknown>;
 
-export interface FileSpec { max_size: number; max_count: number; types: string[] | null }
+export interface FileSpec { max_size: number; max_count: number; types: string[] | null; thumbs?: string[] }
 
 export interface Field {
   name: string;
@@ -15,6 +15,11 @@ export interface Field {
   required?: boolean;
   /** The text-search configuration `field @@ "words"` uses, when the field is searchable. */
   search?: string | null;
+  /** For the forms (absent from older gateways): may it be null, the column default's SQL text ("now()"), the
+   * values of a plain CHECK (field IN (...)). */
+  nullable?: boolean;
+  default?: string | null;
+  choices?: (string | number)[] | null;
   file: FileSpec | null;
 }
 

@@ -186,6 +186,7 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     const stop = await ann.hapta.records("posts").subscribe({ id: annPost.id }, (change) => heard.push(change));
     await page.click(`tr[data-id="${annPost.id}"]`);
     await page.click(`[data-record="${annPost.id}"] button:text-is("Edit")`);
+    await page.click(`[data-record="${annPost.id}"] [role=tab]:text-is("JSON")`);   // the form's JSON view
     const draft = JSON.parse(await page.inputValue("#record-edit"));
     expect(draft).toMatchObject({ text: annPost.text, public: true });
     await page.fill("#record-edit", JSON.stringify({ ...draft, text: `${tag} sunset over the bay` }, null, 2));
@@ -209,6 +210,7 @@ describe.skipIf(!chromiumPath)(`the dashboard in Chromium${chromiumPath ? "" : `
     const panel = page.locator(`[data-record="${annPost.id}"]`);
     await page.click(`tr[data-id="${annPost.id}"]`);
     await panel.locator("button", { hasText: /^Edit$/ }).click();
+    await panel.locator("[role=tab]", { hasText: /^JSON$/ }).click();
     const draft = JSON.parse(await page.inputValue("#record-edit"));
     await ann.hapta.records("posts").update(annPost.id, { text: `${tag} sunset, by ann` });   // meanwhile
     await panel.locator(".warn", { hasText: "Changed by someone else" }).waitFor(SEEN);   // it arrived live
@@ -364,6 +366,10 @@ describe("for anyone but an admin", () => {
     ["admin.metrics", {}], ["hooks.status", {}], ["rules.status", {}], ["functions.status", {}],
     ["functions.list", {}], ["functions.runs", { name: "x" }], ["functions.dead", { name: "x" }], ["functions.retry", { id: 1 }], ["auth.impersonate", { user: "x" }],
     ["auth.sessions", { user: "someone-else" }], ["admin.limits", { user: "someone-else" }],
+    ["admin.backups", {}], ["admin.backup", {}], ["admin.backup.download", { name: "x.tar" }],
+    ["admin.backup.delete", { name: "x.tar" }], ["admin.backup.restore", { name: "x.tar", confirm: "x.tar" }],
+    ["admin.settings", {}], ["admin.mail.test", { to: "a@example.com" }], ["admin.sql", { sql: "SELECT 1" }],
+    ["admin.log", {}],
   ];
 
   for (const who of ["anon", "user"] as const) {

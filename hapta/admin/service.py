@@ -1,8 +1,8 @@
 """What an operator sees and starts from the dashboard (/_/, docs/dashboard.md), as use cases: the collections as
 the gateway understands them, this process's connections, every channel's presence, rate-limit standings, the key
 figures of /metrics, the request log and this process's recent warnings, and a backup in the background. Reads
-only, but for the backup: everything the dashboard changes it changes through the ordinary ops (records.*, auth.revoke, auth.impersonate, functions.retry), under
-the same checks and in the same log. Admins only: the ops say so (ops/admin.py, @op(admin=True)).
+only, but for the backup: everything the dashboard changes it changes through the ordinary ops (records.*,
+auth.revoke, auth.impersonate, functions.retry), under the same checks and in the same log. Admins only: the ops say so (ops/admin.py, @op(admin=True)).
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 from .. import metrics
-from .requests import RequestLog
-from .warnings import Warnings
 from ..config import ACCOUNT_SCOPES, Limit
 from ..limits import Limiter, address_key
 from ..live import Live
@@ -25,6 +23,8 @@ from ..principal import Peer
 from ..protocol.errors import BAD_REQUEST, CONFLICT, HaptaError
 from ..settings import Settings
 from ..store.backup import BackupError, backup
+from .requests import RequestLog
+from .warnings import Warnings
 
 log = logging.getLogger("hapta.admin")
 
@@ -50,6 +50,7 @@ class Admin:
         self.backing_up: asyncio.Task | None = None
         self.requests = requests   # the request log (every process's rows, in PostgreSQL)
         self.warned = warnings     # this process's recent warnings and errors
+        self.last_backup: dict[str, Any] | None = None   # {target, state, started, ended, message} (admin.backups)
 
     def schema(self) -> dict[str, Any]:
         """Each collection with its rule per op (null: admins only; "": everyone signed in; else the expression)
@@ -132,12 +133,18 @@ class Admin:
         return {"started": True, "target": target}
 
     async def _back_up(self, target: str) -> None:
+        self.last_backup = last = {"target": target, "state": "running", "started": time.time(), "message": None}
         try:
-            log.info("backup: %s", await backup(self.settings, target, self.version))
+            last["message"] = await backup(self.settings, target, self.version)
+            last["state"] = "done"
+            log.info("backup: %s", last["message"])
         except BackupError as exc:
+            last["state"], last["message"] = "failed", str(exc)
             log.warning("backup to %s failed: %s", target, exc)
-        except Exception:   # a bug of ours: the operator needs the story; the gateway goes on
+        except Exception as exc:   # a bug of ours: the operator needs the story; the gateway goes on
+            last["state"], last["message"] = "failed", f"failed: {type(exc).__name__}"
             log.exception("backup to %s failed", target)
+        last["ended"] = time.time()
 
 
 def _described(model: Model) -> dict[str, Any]:
@@ -151,6 +158,10 @@ def _described(model: Model) -> dict[str, Any]:
             "hidden": name in hidden, "guarded": collection.guarded.get(name),
             "readonly": name not in model.writable and name not in hidden, "writable": name in model.writable,
             "required": not column.nullable and not column.has_default,
+            # for the dashboard's forms: whether an input may be left empty (null), what the database puts in when
+            # nothing is sent (its SQL text, shown as a hint: "now()", "false"), a CHECK's IN list as a select
+            "nullable": column.nullable, "default": column.default,
+            "choices": list(model.info.choices[name]) if name in model.info.choices else None,
             "file": dataclasses.asdict(file) if file is not None else None,
             "search": collection.search.get(name)})
     return {"name": model.name, "rules": {rule_op: collection.rule(rule_op) for rule_op in RULE_OPS},

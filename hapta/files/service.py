@@ -159,10 +159,18 @@ class FileService:
 
     async def park(self, key: str, upload: dict) -> bool:
         """An upload finished without a record: its row now says who may use it and how (`upload`: token, owner,
-        collection, field, entry), its lease is the idle time, no longer renewed. False if the claim is gone."""
-        parked = await self.db.fetchval(
-            "UPDATE hapta.unclaimed_files SET upload = $2, lease_until = now() + make_interval(secs => $3) "
-            "WHERE key = $1 RETURNING true", key, upload, float(self.limits.idle_timeout))
+        collection, field, entry), its lease is the idle time. The uploader's other parked uploads get the same
+        lease again: a post with several large pictures names its first token only after the last one is up, and
+        that may take longer than the idle time. False if the claim is gone."""
+        async with self.db.transaction() as conn:
+            parked = await conn.fetchval(
+                "UPDATE hapta.unclaimed_files SET upload = $2, lease_until = now() + make_interval(secs => $3) "
+                "WHERE key = $1 RETURNING true", key, upload, float(self.limits.idle_timeout))
+            if parked:
+                await conn.execute(
+                    "UPDATE hapta.unclaimed_files SET lease_until = now() + make_interval(secs => $2) "
+                    "WHERE upload ->> 'owner' = $1 AND upload IS NOT NULL AND lease_until > now()",
+                    upload["owner"], float(self.limits.idle_timeout))
         self.live.discard(key)
         return parked is True
 

@@ -9,8 +9,11 @@ here per peer from its first stream until it disconnects.
 """
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
 import time
+from pathlib import Path
 import unicodedata
 from typing import Any, Callable
 
@@ -27,6 +30,7 @@ from ..records.service import Records
 from ..records.values import record_key
 from ..records.writes import Writes
 from ..store.files import ObjectMissing, new_key
+from ..store.files.local import LocalReader
 from .service import FileService
 from .thumbs import NotAnImage
 from .transfers import StoredFile, Target, Transfers, Upload
@@ -363,6 +367,20 @@ class Streams:
         download = transfers.add_download(reader, length)
         answer = {"stream": download.stream, "size": size, "type": entry.get("type"), "offset": offset,
                   "length": length}
+        return answer, lambda: transfers.started(download)
+
+    async def send_local(self, peer: Peer, path: Path) -> tuple[dict[str, Any], Start]:
+        """A file of the gateway's own disk (a backup, for admin.backup.download) as a download stream, exactly as
+        files.download sends a record's file: ({stream, size, type, offset, length}, what starts its chunks)."""
+        transfers = self._transfers(peer)
+        transfers.check_room()
+        try:
+            file = await asyncio.to_thread(open, path, "rb")
+            size = os.fstat(file.fileno()).st_size
+        except FileNotFoundError:
+            raise HaptaError(NOT_FOUND, f"no file {path.name}") from None
+        download = transfers.add_download(LocalReader(file, size), size)
+        answer = {"stream": download.stream, "size": size, "type": "application/x-tar", "offset": 0, "length": size}
         return answer, lambda: transfers.started(download)
 
     async def url(self, principal: Principal, collection: str, record_id: str, field: str, name: str,

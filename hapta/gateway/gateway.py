@@ -17,10 +17,12 @@ import msgspec
 from .. import __version__, metrics
 from ..access import Schemas, check_caller
 from ..admin.requests import RequestLog
+from ..admin.operations import Operations
 from ..admin.service import Admin
 from ..admin.warnings import Warnings
 from ..auth import oauth2
 from ..auth.accounts import Accounts
+from ..auth.admins import AdminAccounts
 from ..auth.hub import SessionHub
 from ..auth.mail import Mailer, Templates
 from ..auth.sessions import Policy, Sessions
@@ -42,6 +44,7 @@ from ..live.cache import request_began, request_ended
 from ..live.subscriptions import Subscriptions
 from ..models import Model, build_models
 from ..ops.accounts import AccountOps
+from ..ops.admins import AdminAccountOps
 from ..ops.auth import AuthOps
 from ..ops.base import Call, OpSpec, guest_ops, table
 from ..ops.files import FileOps
@@ -51,6 +54,7 @@ from ..ops.live import LiveOps
 from ..ops.misc import MiscOps
 from ..ops.records import RecordOps
 from ..ops.admin import AdminOps
+from ..ops.operations import OperationsOps
 from ..ops.hooks import HookOps
 from ..principal import USER, Peer
 from ..protocol.codec import Request, error_reply, ok_reply
@@ -127,15 +131,25 @@ class Gateway:
         self.accounts = Accounts(db, Users(db), self.hub, self.mailer, self._throttle, link=self._mail_link,
                                  min_password_length=app.sessions.min_password_length,
                                  register_by_mail=app.require_verified, clock=clock)
+        # the people who run the app from the dashboard (the admin key stays, for machines)
+        self.admins = AdminAccounts(db, require_totp=settings.production, issuer=f"{app.app_name} admin",
+                                    throttle=self._throttle, clock=clock, idle=app.sessions.admin_idle_timeout,
+                                    lifetime=app.sessions.admin_ttl)
+        self.hub.also_sweep(self.admins.sweep)
         record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max, self.live.channels)
         # a row per request (the dashboard's Logs page), and this process's recent warnings and errors
         self.requests = RequestLog(db, app.request_log)
         self.warnings = Warnings()
-        admin_ops = AdminOps(Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__,
-                                   self.requests, self.warnings))
+        admin = Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__,
+                      self.requests, self.warnings)
+        admin_ops = AdminOps(admin)
+        # the Backups, Settings and SQL pages; the functions (for scheduled backups) are built below
+        operations_ops = OperationsOps(Operations(db, settings, admin, self.mailer, self.streams,
+                                                  lambda: self.functions, app_dir))
         # What a function's ctx.records reaches: these ops only, through the same request path as a client's
         # (who may call them, their args, their limits: _run), as the caller or as admin.
-        function_ops = {name: spec for name, spec in table(record_ops, admin_ops).items() if name in RECORD_OPS}
+        function_ops = {name: spec for name, spec in table(record_ops, operations_ops).items()
+                        if name in RECORD_OPS}
 
         async def run_op(peer: Peer, op: str, args: dict[str, Any]) -> dict[str, Any]:
             return await self._reply(peer, Request(0, op, msgspec.Raw(msgspec.msgpack.encode(args))), True,
@@ -146,7 +160,8 @@ class Gateway:
         self.hub.also_sweep(self.functions.sweep)   # webhook deliveries past their window
         self.ops: dict[str, OpSpec] = table(
             AuthOps(self.accounts, self.hub, self.signer, anon_key=settings.anon_key, admin_key=settings.admin_key,
-                    providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri),
+                    providers=app.oauth2, redirect_uri=lambda: self.oauth2_redirect_uri, admins=self.admins),
+            AdminAccountOps(self.admins, self.hub),
             record_ops,
             FileOps(self.streams),
             LiveOps(Subscriptions(self.live, self.records, max_per_connection=app.realtime.per_connection),
@@ -156,7 +171,8 @@ class Gateway:
             AccountOps(self.accounts),
             HookOps(hooks),
             FunctionOps(self.functions),
-            admin_ops)
+            admin_ops,
+            operations_ops)
 
     def opened(self, peer: Peer) -> None:
         """A socket is open (gateway/connection.py): it is listed by admin.connections until closed()."""
@@ -396,13 +412,14 @@ def upstream_failure(exc: BaseException) -> tuple[str, HaptaError] | None:
 
 # Every op, and whether a guest may call it: known from the handler classes before anything is built
 GUEST_OPS = guest_ops(AuthOps, RecordOps, FileOps, LiveOps, LimitOps, MiscOps, AccountOps, HookOps, FunctionOps,
-                      AdminOps)
+                      AdminOps, OperationsOps, AdminAccountOps)
 OP_NAMES = frozenset(GUEST_OPS)
 
 # Ops that change something: an admin's are logged (the op, the collection and id, the address; never the data).
 ADMIN_CHANGES = frozenset({"records.create", "records.update", "records.delete", "records.batch", "files.upload",
                            "files.delete", "auth.revoke", "functions.retry", "functions.call", "channels.publish",
-                           "admin.backup"})
+                           "admin.backup", "admin.backup.delete", "admin.backup.restore", "admin.sql",
+                           "admin.mail.test", "admins.create", "admins.delete", "admins.totp.reset"})
 
 
 def _worker_user(settings: Settings, app_dir: Path) -> WorkerUser | None:

@@ -39,7 +39,7 @@ from .flow import Admission, Budget, connection_cap
 from .http1 import Accept, GatewayConnection, Head, Plain
 from .proxies import client_address
 from .dashboard import serve_dashboard
-from .static import serve_static
+from .static import POLICY as STATIC_POLICY, serve_static
 
 log = logging.getLogger("hapta.server")
 
@@ -97,6 +97,7 @@ class Server:
     def __init__(self, gateway: Gateway, static: Path | None = None):
         self.gateway = gateway
         self.static = static   # --static: web pages served at / (development)
+        self.static_policy = gateway.settings.static_csp or STATIC_POLICY   # their Content-Security-Policy
         self.codecs = {name: Codec(name) for name in SUBPROTOCOLS}
         app = gateway.app
         total = connection_cap(app.connections.total, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
@@ -179,7 +180,7 @@ class Server:
 
     async def _static(self, request: Request, remote: Any) -> Response:
         assert self.static is not None
-        return serve_static(self.static, request.path)
+        return serve_static(self.static, request.path, self.static_policy)
 
     async def _files(self, request: Request, remote: Any, head: bool = False) -> Response:
         """Signed URLs of files.url (local backend)."""

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("hapta.supervisor")
 
@@ -33,6 +34,14 @@ SUPERVISOR_PID = "HAPTA_SUPERVISOR_PID"   # tells a worker whom to follow
 
 class StartError(Exception):
     pass
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """What stops `hapta serve` through its clean stop (which also stops an embedded PostgreSQL): SIGTERM, SIGINT,
+    and SIGHUP, a closed terminal, whose default would end the process with no stop at all; not SIGHUP under
+    nohup, which set it aside to keep the gateway running."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGTERM, signal.SIGINT, *hangup)
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -63,7 +72,7 @@ def follow_parent() -> None:
 
 class Supervisor:
     def __init__(self, config: Path, host: str, port: int, workers: int, dsn: str, anon_key: str,
-                 options: tuple[str, ...] = ()):
+                 options: tuple[str, ...] = (), settings=None):
         self.config = config
         self.options = options   # serve options the workers get too (--reload)
         self.host = host
@@ -74,6 +83,7 @@ class Supervisor:
         self.procs: dict[int, asyncio.subprocess.Process] = {}   # slot -> its current worker
         self.readers: set[asyncio.Task] = set()
         self.stopping = False
+        self.settings = settings   # the deployment settings: where to note the address for `hapta admin`
 
     def command(self) -> list[str]:
         hapta = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "hapta"]   # binary
@@ -118,10 +128,17 @@ class Supervisor:
             _mark_dead(proc.pid)
             young = time.monotonic() - started < YOUNG_SECONDS
             delay = min(delay * 2, RESTART_DELAY[1]) if young else RESTART_DELAY[0]
-            log.warning("worker %d exited with code %s; restarting it in %.1f s", proc.pid, code, delay)
+            # Code 0 is a worker that was told to stop: SIGTERM to the whole process group (systemd's default
+            # KillMode) reaches it and us at once, and it may exit before our own signal is handled. That one is
+            # said only if we are not stopping by the end of the delay.
+            stopped = code == 0
+            if not stopped:
+                log.warning("worker %d exited with code %s; restarting it in %.1f s", proc.pid, code, delay)
             await asyncio.sleep(delay)
             if self.stopping:
                 return
+            if stopped:
+                log.warning("worker %d was stopped (exit code 0) while the others serve; restarting it", proc.pid)
             try:
                 await self.spawn(slot)
             except StartError as exc:
@@ -145,9 +162,10 @@ class Supervisor:
         from .. import __version__
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in stop_signals():
             loop.add_signal_handler(sig, stop.set)
         keepers: list[asyncio.Task] = []
+        forget_address: Callable[[], None] = lambda: None
         try:
             for slot in range(self.count):
                 await self.spawn(slot)
@@ -156,6 +174,9 @@ class Supervisor:
             print(f"hapta {__version__} listening on ws://{self.host}:{self.port}/ws ({self.count} workers, "
                   f"supervisor {os.getpid()})", flush=True)
             print(f"anon key: {self.anon_key}", flush=True)
+            if self.settings is not None:   # for `hapta admin`
+                from ..develop import browser_url, note_serving
+                forget_address = note_serving(self.settings.data_dir, browser_url(self.settings, self.host, self.port))
             keepers = [asyncio.ensure_future(self.keep(slot)) for slot in range(self.count)]
             await stop.wait()
             log.info("shutting down %d workers", self.count)
@@ -164,6 +185,7 @@ class Supervisor:
             print(f"hapta: {exc}", file=sys.stderr)
             return 1
         finally:
+            forget_address()
             await self.terminate()
             for keeper in keepers:
                 keeper.cancel()
@@ -185,7 +207,7 @@ async def _migrate(dsn: str, app_dir: Path) -> None:
 
 
 def supervise(config: Path, app_dir: Path, host: str, port: int, workers: int, dsn: str, anon_key: str,
-              options: tuple[str, ...] = ()) -> int:
+              options: tuple[str, ...] = (), settings=None) -> int:
     """Run `workers` gateway processes on host:port until SIGTERM/SIGINT; return the exit code."""
     asyncio.run(_migrate(dsn, app_dir))   # once, here, before any worker starts
     holder = reserve_port(host, port)
@@ -194,7 +216,7 @@ def supervise(config: Path, app_dir: Path, host: str, port: int, workers: int, d
     os.environ.update({"DATABASE_URL": dsn, "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
                        SUPERVISOR_PID: str(os.getpid())})
     try:
-        supervisor = Supervisor(config, host, holder.getsockname()[1], workers, dsn, anon_key, options)
+        supervisor = Supervisor(config, host, holder.getsockname()[1], workers, dsn, anon_key, options, settings)
         return asyncio.run(supervisor.run())
     finally:
         holder.close()

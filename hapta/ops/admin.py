@@ -3,23 +3,23 @@ gateway understands them, this process's connections, every channel's presence, 
 figures of /metrics (hapta/admin/service.py does each). Admins only.
 
     admin.schema        {collections: [{name, rules, fields: [{name, kind, relation, hidden, guarded, readonly,
-                        writable, required, file, search}]}]}
+                        writable, required, nullable, default, choices, file, search}]}]}
     admin.connections   {process, connections: [{id, address, role, user, session, subscriptions, channels, since}]}
     admin.channels      {channels: [{name, members: [{member, user, role, joined}]}]}   (every process's)
     admin.limits        {limits: [{name, rate, per, burst, remaining, reset}]}   standing of {user} or {address}
     admin.metrics       {at, connections, subscriptions, requests, errors, events, p99_ms, cache_hits,
                         cache_loads, feed_lag_ms}
-    admin.backup        {started, target}: `hapta backup` in the background (a scheduled function's ctx.backup)
     admin.logs          {enabled, items: [{id, at, op, collection, principal, role, address, code, duration_ms,
                         pos}], next}   the request log, filtered, newest first, keyset paged (before)
     admin.logs.chart    {bucket, since, until, buckets: [{at, ok, errors}]}   requests per bucket
     admin.warnings      {process, warnings: [{at, level, logger, message, exception?}]}   this process's
+
+(admin.backup and the other ops of the Backups, Settings and SQL pages: ops/operations.py)
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-
 import time
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -27,10 +27,6 @@ from ..admin.service import Admin
 from .base import Args, Call, op
 
 Text = Annotated[str, msgspec.Meta(max_length=256)]
-
-
-class BackupArgs(Args):
-    target: Annotated[str, msgspec.Meta(max_length=1024)] | None = None   # s3://bucket/key, or a file name
 
 
 class LimitsArgs(Args):
@@ -94,10 +90,6 @@ class AdminOps:
     @op("admin.metrics", admin=True)
     async def metrics(self, call: Call, args: None) -> dict[str, Any]:
         return await self.admin.metrics()
-
-    @op("admin.backup", BackupArgs, admin=True)
-    async def backup(self, call: Call, args: BackupArgs) -> dict[str, Any]:
-        return self.admin.backup(args.target)
 
     @op("admin.logs", LogsArgs, admin=True)
     async def logs(self, call: Call, args: LogsArgs) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import msgspec
 
 from ..auth import oauth2
 from ..auth.accounts import Accounts
+from ..auth.admins import AdminAccounts
 from ..auth.hub import SessionHub
 from ..auth.sessions import TokenReused
 from ..auth.tokens import TokenSigner
@@ -87,7 +88,8 @@ def _key_matches(given: str, expected: str) -> bool:
 
 class AuthOps:
     def __init__(self, accounts: Accounts, hub: SessionHub, signer: TokenSigner, *, anon_key: str, admin_key: str,
-                 providers: dict[str, OAuth2Provider], redirect_uri: Callable[[], str]):
+                 providers: dict[str, OAuth2Provider], redirect_uri: Callable[[], str],
+                 admins: AdminAccounts | None = None):
         self.accounts = accounts
         self.hub = hub
         self.signer = signer
@@ -95,6 +97,7 @@ class AuthOps:
         self.admin_key = admin_key
         self.providers = providers
         self.redirect_uri = redirect_uri   # asked each time: the server settles public_url once it listens
+        self.admins = admins               # admin accounts' sessions end here too (auth.logout)
 
     @op("auth.register", RegisterArgs, guest=True)
     async def register(self, call: Call, args: RegisterArgs) -> dict[str, Any]:
@@ -144,10 +147,14 @@ class AuthOps:
     @op("auth.logout", guest=True)
     async def logout(self, call: Call, args: None) -> dict[str, Any]:
         """Revoke this connection's session everywhere; this connection stays open as a guest."""
-        session_id = call.principal.session_id
+        principal = call.principal
         self.hub.bind(call.peer, Principal(GUEST))
-        if session_id is not None:
-            await self.hub.revoke([session_id], "logout")
+        if principal.session_id is None:
+            return {}
+        if principal.is_admin and self.admins is not None:   # an admin account's session (auth.admin.signin)
+            await self.admins.sign_out(principal.session_id)
+        else:
+            await self.hub.revoke([principal.session_id], "logout")
         return {}
 
     @op("auth.password", PasswordArgs)

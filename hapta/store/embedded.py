@@ -13,6 +13,7 @@ the gateway's own user the server's files are theirs as much as the gateway's (d
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -64,6 +65,7 @@ def start_embedded(data_dir: Path) -> str:
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with scrubbed_environ(SERVER_ENVIRON):
+        _stop_stale(pgdata.resolve())
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
     uri = urlparse(server.get_uri())
     socket_dir = parse_qs(uri.query).get("host", [""])[0]
@@ -76,6 +78,45 @@ def start_embedded(data_dir: Path) -> str:
         _psql(POSTGRES_BIN_PATH / "psql", base, f"CREATE DATABASE {DATABASE};")
     log.info("embedded PostgreSQL in %s", pgdata)
     return f"postgresql://postgres@/{DATABASE}?host={socket_dir}&passfile={passfile}"
+
+
+def _stop_stale(pgdata: Path) -> None:
+    """pgserver keeps the pids of the processes that use the server in `.handle_pids.json` and stops the server when
+    the last of them leaves; a hapta that ended without leaving (SIGKILL, a crash, a closed terminal) stays listed,
+    and with it the server ran on after every later stop. So: drop the dead from the list, and a server then used by
+    no one is a stale one of ours: stop it, and this start begins afresh (its own stop will stop what it starts)."""
+    import psutil
+    from pgserver._commands import pg_ctl
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import PostmasterInfo
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:   # pgserver's own lock between processes, which guards this list
+        try:
+            listed = [int(pid) for pid in json.loads(handles.read_text())]
+        except (OSError, ValueError, TypeError):
+            return   # no server here yet, or no list pgserver would read either
+        live = [pid for pid in listed if pid == os.getpid() or _running(psutil, pid)]   # ours: before an exec
+        if live == listed:
+            return
+        handles.write_text(json.dumps(live))
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if live or info is None or not info.is_running():
+            return
+        log.warning("stopping the embedded PostgreSQL in %s: it was left running by hapta process %s, which is gone",
+                    pgdata, ", ".join(str(pid) for pid in listed))
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user="pgserver" if os.geteuid() == 0 else None,
+                   timeout=60)
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise StartupError(f"the embedded PostgreSQL in {pgdata} was left running and does not stop: {exc}") \
+                from exc
+
+
+def _running(psutil, pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:   # NoSuchProcess: gone
+        return False
 
 
 def _require_password(pgdata: Path, passfile: Path, socket_dir: str, psql: Path) -> None:

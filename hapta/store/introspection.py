@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..catalog import Column, TableInfo
+from ..catalog import Column, TableInfo, check_choices
 from ..query.kinds import FROM_CATALOG
 
 
@@ -32,14 +32,15 @@ async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, Ta
                                                    r["column_default"])
     for r in await conn.fetch("""
             SELECT rel.relname AS tbl, con.conname, con.contype::text AS contype,
-                   array_agg(att.attname ORDER BY att.attnum) AS cols, frel.relname AS target
+                   array_agg(att.attname ORDER BY att.attnum) AS cols, frel.relname AS target,
+                   pg_get_constraintdef(con.oid) AS definition
             FROM pg_constraint con
             JOIN pg_class rel ON rel.oid = con.conrelid
             LEFT JOIN pg_class frel ON frel.oid = con.confrelid
             JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = ANY(con.conkey)
             WHERE rel.relnamespace = current_schema()::regnamespace AND rel.relname = ANY($1::text[])
               AND con.contype IN ('f', 'c')
-            GROUP BY rel.relname, con.conname, con.contype, frel.relname""", names):
+            GROUP BY rel.relname, con.conname, con.contype, frel.relname, con.oid""", names):
         info = tables.get(r["tbl"])
         if info is None:
             continue
@@ -49,6 +50,9 @@ async def introspect(conn: asyncpg.Connection, names: list[str]) -> dict[str, Ta
             info.relations[cols[0]] = r["target"]
         elif r["contype"] == "c":
             info.checks[r["conname"]] = cols
+            choices = check_choices(r["definition"]) if len(cols) == 1 else None
+            if choices is not None and choices[0] == cols[0]:   # a form offers these values as a select
+                info.choices[cols[0]] = choices[1]
     for r in await conn.fetch("""
             SELECT t.relname AS tbl, i.relname AS idx, array_agg(a.attname ORDER BY a.attnum) AS cols
             FROM pg_index x

@@ -50,8 +50,13 @@ def main(conn: Connection, program: str, folder: str, collections: list[str], no
     side; `noun` names the kind ("hook", "function") in what the operator reads; `memory_limit`: bytes of address
     space this process may map (past it, an allocation raises MemoryError: the call fails, the worker lives on);
     `user`: whom to run as under a root gateway (HAPTA_WORKER_USER; None: uid 0 without capabilities)."""
-    # Ctrl-C in a terminal reaches the whole process group; the gateway decides when workers stop.
+    # Ctrl-C in a terminal reaches the whole process group, and systemd's default stop (KillMode=control-group)
+    # sends SIGTERM to every process of the service at once: the gateway decides when workers stop (it closes our
+    # socket), so that a stop never looks like a worker that died and must be replaced. SIGTERM came blocked from
+    # birth (WorkerPool._spawn): one sent before this line is dropped with the unblock.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         confine(user)

@@ -27,6 +27,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 from collections import deque
 from multiprocessing.connection import Connection
@@ -436,6 +437,9 @@ class WorkerPool:
         process = SPAWN.Process(target=worker_main, args=(child_end, kind.program, str(self.folder), self.collections,
                                                           kind.noun, kind.memory_limit, self.user),
                                 name=f"hapta-{kind.name}", daemon=True)
+        # The child inherits the blocked mask through fork and exec: a SIGTERM to the whole service cannot end it
+        # before it has set it aside (child.main); ours stays pending until the unblock, not lost.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
             with scrubbed_environ(kind.environ):
                 process.start()
@@ -443,6 +447,7 @@ class WorkerPool:
             ours.close()
             raise
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             child_end.close()   # the child has its copy; ours would keep the socket open after the child died
         worker = Worker(self, process, generation)
         self.everyone.add(worker)
@@ -454,7 +459,10 @@ class WorkerPool:
         try:
             for _ in range(count):
                 started.append(await self._spawn(generation))
-            answers = await asyncio.wait_for(asyncio.gather(*(w.ready for w in started)), START_TIMEOUT)
+            gathered = asyncio.gather(*(w.ready for w in started))
+            # cancelled along with us (close() during a respawn), its CancelledError is ours to drop, not to log
+            gathered.add_done_callback(lambda done: done.cancelled() or done.exception())
+            answers = await asyncio.wait_for(gathered, START_TIMEOUT)
         except BaseException as exc:
             for worker in started:
                 self._remove(worker, kill=True)

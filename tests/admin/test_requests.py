@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 
 import asyncpg
+import pyotp
 import pytest
 
 from hapta import metrics
@@ -107,6 +109,22 @@ async def test_an_admins_actions_are_logged_under_the_admins_name(harness):
     await admin.call("records.create", {"collection": "posts", "data": {"author": user.user["id"], "text": "x"}})
     (row,) = await logged(admin, address=admin.peer.address, op="records.create")
     assert (row["principal"], row["role"], row["collection"]) == ("admin key", "admin", "posts")
+
+
+async def test_an_admin_accounts_actions_carry_its_email_and_its_sign_in_leaves_no_secret(harness):
+    email = f"a{secrets.token_hex(5)}@example.com"
+    created = await harness.gateway.admins.create(email, PASSWORD, totp=True)
+    code = pyotp.TOTP(created["totp"]["secret"]).now()
+    admin = harness.device()
+    signed = await admin.call("auth.admin.signin", {"email": email, "password": PASSWORD, "code": code})
+    user = await harness.user()
+    await admin.call("records.create", {"collection": "posts", "data": {"author": user.user["id"], "text": "y"}})
+    rows = await logged(admin, address=admin.peer.address)
+    assert [(r["op"], r["principal"], r["role"]) for r in rows if r["op"] != "admin.logs"] == [
+        ("records.create", email, "admin"), ("auth.admin.signin", "guest", "guest")]
+    table = await harness.gateway.db.fetchval("SELECT string_agg(r::text, ' ') FROM hapta.request_log r")
+    for secret in (PASSWORD, signed["token"], created["totp"]["secret"]):   # (not the 6 digits: a time may hold them)
+        assert secret not in table
 
 
 async def test_only_admins_read_the_logs(harness):

@@ -162,6 +162,25 @@ async def test_an_unused_upload_is_swept_after_the_idle_time(files_gateway, conn
     assert late.value.code == "TOKEN_INVALID"
 
 
+async def test_each_finished_upload_renews_the_uploaders_waiting_ones(files_gateway, connect_files):
+    """A post with several large pictures names the first token only after the last upload: each finish gives the
+    uploader's parked uploads the idle time again (another principal's keep theirs)."""
+    client, user = await signed_in(connect_files)
+    other, _ = await signed_in(connect_files)
+    first = await client.upload("posts", None, "attachments", "a.bin", b"a" * 5000)
+    theirs = await other.upload("posts", None, "attachments", "t.bin", b"t" * 5000)
+    conn = await asyncpg.connect(files_gateway.dsn)
+    try:   # as if 57 of the 60 seconds had passed for both
+        await conn.execute("UPDATE hapta.unclaimed_files SET lease_until = now() + interval '3 seconds' "
+                           "WHERE upload ->> 'token' = ANY($1::text[])", [first["upload"], theirs["upload"]])
+    finally:
+        await conn.close()
+    await client.upload("posts", None, "attachments", "b.bin", b"b" * 5000)
+    assert 50 < (await parked(files_gateway, first["upload"]))[1] <= 60
+    assert (await parked(files_gateway, theirs["upload"]))[1] <= 3
+    await run_out(files_gateway, theirs["upload"])
+
+
 async def test_an_update_keeps_replaces_and_adds_files_in_one_step(files_gateway, connect_files):
     client, user = await signed_in(connect_files)
     a = await client.upload("posts", None, "media", "a.png", png(1000), type="image/png")

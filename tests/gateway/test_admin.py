@@ -68,6 +68,11 @@ async def test_the_schema_says_what_the_rules_and_fields_are(gateway):
         assert fields["author"]["relation"] == "users" and fields["author"]["required"] is True
         assert fields["media"]["file"]["max_count"] == 4 and fields["likes"]["readonly"] is True
         assert fields["text"]["search"] == "english"
+        # what a form needs: may it be empty, what the database fills in, the file field's thumbnail sizes
+        assert fields["public"]["nullable"] is False and fields["public"]["default"] == "false"
+        assert fields["created"]["default"] == "now()" and fields["text"]["default"] is None
+        assert fields["text"]["choices"] is None   # its CHECK is a length, not a list
+        assert fields["media"]["file"]["thumbs"] == ["100x100", "480x0"]
         assert collections["messages"]["rules"]["update"] is None   # admins only
     finally:
         await admin.close()

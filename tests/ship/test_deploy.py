@@ -131,6 +131,8 @@ def test_the_systemd_unit_runs_the_binary_hardened():
     assert service["Restart"] == "on-failure"
     assert int(service["LimitNOFILE"]) >= 1048576   # one descriptor per socket (docs/operations.md)
     assert 10 < int(service["TimeoutStopSec"]) <= 30   # past the gateway's 10 s drain, yet no long hang
+    # SIGTERM to the gateway alone, which stops its workers itself (control-group, the default, signals them all)
+    assert service["KillMode"] == "mixed"
     assert service["NoNewPrivileges"] == "true" and service["ProtectSystem"] == "strict"
     assert service["PrivateTmp"] == "true"
     # the one folder it may write is the one it keeps its data in

@@ -86,3 +86,18 @@ def test_no_link_leads_outside(doc):
     for target in links(doc):
         assert urlparse(target).scheme in ("", "mailto") or target in ALLOWED or \
             LOCAL_HOSTS.match(urlparse(target).netloc), f"{doc.relative_to(ROOT)}: {target}"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "examples/web-feed/README.md", "examples/react-feed/README.md"])
+def test_where_static_is_told_its_policy_is_too(doc):
+    """A newcomer's inline <style> was dropped without a word (issue 33): wherever `--static` is shown, the policy
+    its pages get is said, and the setting that replaces it."""
+    text = " ".join((ROOT / doc).read_text().split())
+    assert "--static" in text
+    assert "Content-Security-Policy" in text and "HAPTA_STATIC_CSP" in text and "<style>" in text, doc
+
+
+def test_the_settings_table_lists_the_static_policy():
+    from hapta.gateway.static import POLICY
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `HAPTA_STATIC_CSP`"))
+    assert POLICY.split("; img-src")[0] in row   # the default it names is the one the gateway sends

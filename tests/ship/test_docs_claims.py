@@ -106,8 +106,14 @@ def cli_tables() -> tuple[dict[str, set[str]], set[str]]:
     """Each command of `hapta` with its flags, and the flags before the command (--debug)."""
     parser = _parser()
     sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    commands = {name: {flag for action in command._actions for flag in action.option_strings}
-                for name, command in sub.choices.items()}
+    def flags(command: argparse.ArgumentParser) -> set[str]:
+        """A command's flags, with those of its own subcommands (`hapta admin create --email`)."""
+        found = {flag for action in command._actions for flag in action.option_strings}
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found |= set().union(*(flags(nested) for nested in action.choices.values()))
+        return found
+    commands = {name: flags(command) for name, command in sub.choices.items()}
     return commands, {flag for action in parser._actions for flag in action.option_strings}
 
 

@@ -76,6 +76,31 @@ export interface UploadOptions {
     type?: string;
     onProgress?: (sent: number, size: number) => void;
 }
+/** A file as the gateway stores it in a record's file field. */
+export interface HaptaFile {
+    name: string;
+    size: number;
+    type: string;
+    sha256: string;
+}
+/** files.finish's answer: the file as stored; for an upload into a record, the record; for one without a record
+ * id, `upload` (a single-use token for the write that takes it) and `expires_at` (seconds since 1970). */
+export interface Uploaded {
+    file: HaptaFile;
+    record?: Json;
+    upload?: string;
+    expires_at?: number;
+}
+/** A file to store with a write: a File (its name and type), a Blob, or bytes with the name and type to give. */
+export type FileInput = Blob | {
+    data: Blob | Uint8Array | ArrayBuffer;
+    name?: string;
+    type?: string;
+};
+/** The new files of a write, by file field: `{media: [file, ...]}`. */
+export type FileSet = Record<string, FileInput[]>;
+/** Bytes sent so far, of all the files of a write. */
+export type Progress = (sent: number, total: number) => void;
 export interface Page<T> {
     items: T[];
     page: number;
@@ -212,6 +237,14 @@ export interface WriteOptions {
     /** 1-255 characters: a retry with the same key gets the first answer (docs/writes.md). */
     idempotencyKey?: string;
 }
+/** A create or update with new files, stored with the record in one step: `files` by file field
+ * (`{media: [file, ...]}`; a File's name and type, or `{data, name?, type?}`), uploaded first, then the write names
+ * them. `onProgress(sent, total)`: bytes sent of all of them. An update keeps the files the record holds (or those
+ * its data names in the field) and adds these after them. */
+export interface FilesOptions {
+    files?: FileSet;
+    onProgress?: Progress;
+}
 /** One write of `Hapta.batch`: `id` and top-level `data` values may be `{ $ref: n }`, the id op n wrote. */
 export interface BatchOp {
     op: "create" | "update" | "delete";
@@ -237,6 +270,8 @@ export interface BatchOptions extends WriteOptions {
 interface RecordsClient extends Caller {
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;
     query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>>;
+    /** A create or update with new files (FilesOptions). */
+    withFiles(op: "records.create" | "records.update", args: Json, files: FileSet, onProgress?: Progress): Promise<any>;
 }
 /** Typed access to one collection: `hapta.records<Post>("posts")`. */
 export declare class Records<T = Json> {
@@ -254,10 +289,14 @@ export declare class Records<T = Json> {
     }): Promise<T>;
     /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
      * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
-    create(data: Partial<T>, options?: WriteOptions): Promise<T>;
+    /** `files: {media: [file, ...]}` uploads them first and creates the record with them, all or nothing
+     * (FilesOptions). */
+    create(data: Partial<T>, options?: WriteOptions & FilesOptions): Promise<T>;
+    /** `files: {media: [file, ...]}` adds them to the files the record keeps: those `data.media` names (names or
+     * file entries), else every file it holds when the update is sent (FilesOptions). */
     update(id: string, data: Partial<T>, options?: {
         version?: number;
-    } & WriteOptions): Promise<T>;
+    } & WriteOptions & FilesOptions): Promise<T>;
     delete(id: string, options?: WriteOptions): Promise<{
         id: string;
     }>;
@@ -278,6 +317,13 @@ export interface OutboxWrite {
     user: string;
     /** Milliseconds since 1970 when it was made. */
     made: number;
+    /** The new files it stores with its record (their bytes are kept with it until it lands). */
+    files?: {
+        field: string;
+        name: string;
+        type: string;
+        size: number;
+    }[];
 }
 /** What the views showed of a write that was undone, and what they show again (null: nothing, or not known). */
 export interface RolledBack {
@@ -360,6 +406,10 @@ export interface ConnectOptions {
      * origin share all of it. `connect` resolves without waiting for the socket. `"memory"`: the same, kept by this
      * page only. */
     persist?: "indexeddb" | "memory";
+    /** Bytes of new files a write may keep in the outbox with it (ConnectOptions.persist; default 25 MB, the demo's
+     * largest file). A write with more is not kept: it goes straight to the gateway when the client is online, and
+     * while it is not it fails at once with TOO_LARGE (`details: {size, outboxFileBytes}`). */
+    outboxFileBytes?: number;
     /** What an outbox update refused for a stale version becomes: by default the gateway's version stands (the
      * write is rolled back and reported with both versions); a policy may answer data to write over it instead. */
     conflict?: ConflictPolicy;
@@ -436,13 +486,15 @@ export declare class Hapta {
         idFor: (id: string) => string | undefined;
     };
     readonly files: {
-        upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer, options?: UploadOptions) => Promise<{
-            file: Json;
-            record: Json;
-        }>;
+        /** Streams a file into the record `id`'s field (answers `{file, record}`), or, with `id` null, for a record
+         * still to be written: `{file, upload, expires_at}`, `upload` a single-use token the write names in the field
+         * (`{media: [{upload}]}`) within `expires_at`. `records(c).create(data, {files})` does both in one call. */
+        upload: (collection: string, id: string | null, field: string, data: Blob | Uint8Array | ArrayBuffer, options?: UploadOptions) => Promise<Uploaded>;
         download: (collection: string, id: string, field: string, name: string, options?: {
             thumb?: string;
         }) => Promise<Uint8Array>;
+        /** The bytes of a download stream another op answers with, as files.download does (admin.backup.download). */
+        streamed: (op: string, args?: Json) => Promise<Uint8Array>;
         url: (collection: string, id: string, field: string, name: string, options?: number | FileLinkOptions) => Promise<string>;
     };
     private readonly transport;
@@ -493,6 +545,13 @@ export declare class Hapta {
      * `persist`, a write of a signed-in user goes through the outbox instead: it resolves when the gateway has done
      * it, however long that takes, and rejects if it refuses it. */
     call<T = any>(op: string, args?: Json, onReply?: (data: any) => void): Promise<T>;
+    /** @internal Records.create and .update with `files`: through the outbox with their bytes when it keeps them
+     * (persist, a user, within outboxFileBytes), else uploaded now and then written. */
+    withFiles(op: "records.create" | "records.update", args: Json, files: FileSet, onProgress?: Progress): Promise<any>;
+    /** Uploads the files, then the write naming them. Tokens that expired before the write arrived (TOKEN_INVALID)
+     * are uploaded once more; an update that read the record's files at a version that changed before it arrived
+     * reads them again. */
+    private sendWithFiles;
     close(): void;
     /** @internal Records.subscribe */
     subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void): Promise<Unsubscribe<any>>;

@@ -146,6 +146,53 @@ var HaptaError = class extends Error {
 };
 
 // src/files.ts
+var EXTENSIONS = {
+  "image/png": "png",
+  "image/jpeg": "jpg",
+  "image/gif": "gif",
+  "image/webp": "webp",
+  "image/svg+xml": "svg",
+  "video/mp4": "mp4",
+  "video/webm": "webm",
+  "audio/mpeg": "mp3",
+  "application/pdf": "pdf",
+  "text/plain": "txt"
+};
+var TYPES = {
+  jpeg: "image/jpeg",
+  ...Object.fromEntries(Object.entries(EXTENSIONS).map(([type, extension2]) => [extension2, type]))
+};
+function uploadsOf(files) {
+  const out = [];
+  for (const [field, list] of Object.entries(files)) {
+    for (const input of list ?? []) {
+      const given = input instanceof Blob ? { data: input } : input;
+      const raw = given.data;
+      const data = raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw;
+      const named = given.name || data.name || "";
+      const type = given.type || (data instanceof Blob ? data.type : "") || TYPES[named.split(".").pop().toLowerCase()] || "application/octet-stream";
+      const extension2 = EXTENSIONS[type.split(";")[0]];
+      const name = named || `file-${out.length + 1}${extension2 ? "." + extension2 : ""}`;
+      out.push({ field, name, type, size: data instanceof Blob ? data.size : data.length, data });
+    }
+  }
+  return out;
+}
+function withTokens(args, uploads, tokens) {
+  const data = { ...args.data ?? {} };
+  for (const field of new Set(uploads.map((upload) => upload.field))) {
+    data[field] = (data[field] ?? []).filter((entry) => !isUpload(entry));
+  }
+  uploads.forEach((upload, n) => data[upload.field].push({ upload: tokens[n] }));
+  return { ...args, data };
+}
+var isUpload = (entry) => !!entry && typeof entry === "object" && "upload" in entry;
+function asFieldEntry(entry) {
+  if (typeof entry === "string") return { name: entry };
+  if (isUpload(entry)) return { upload: entry.upload };
+  return { name: entry.name };
+}
+var MAX_RESUMES = 10;
 var Files = class {
   constructor(requests, transport) {
     this.requests = requests;
@@ -154,6 +201,8 @@ var Files = class {
   requests;
   transport;
   transfers = /* @__PURE__ */ new Map();
+  /** Streams one file: into the record `id`'s field, or, with `id` null, for a record still to be written (the
+   * answer's `upload` token is what the write names). */
   async upload(collection, id, field, data, options) {
     const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
     const blob = bytes ? null : data;
@@ -161,37 +210,113 @@ var Files = class {
     const name = options.name ?? (data.name || "file");
     const type = options.type ?? (blob?.type || "application/octet-stream");
     const size = bytes ? bytes.length : blob.size;
-    const started = await this.requests.call("files.upload", { collection, id, field, name, size, type });
-    const { stream, chunk_size: chunkSize, window } = started;
-    const transfer = this.track(stream);
-    try {
-      let sent = 0;
-      while (sent < size) {
-        while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+    let started = await this.requests.call("files.upload", {
+      collection,
+      ...id === null ? {} : { id },
+      field,
+      name,
+      size,
+      type
+    });
+    const resumable = started.upload_id;
+    let reported = -1;
+    const report = (sent) => {
+      if (sent <= reported) return;
+      reported = sent;
+      options.onProgress?.(sent, size);
+    };
+    let lostWith = null;
+    for (let resumes = 0; ; resumes++) {
+      const { stream, chunk_size: chunkSize, window } = started;
+      const transfer = this.track(stream);
+      transfer.acked = started.received ?? 0;
+      try {
+        let sent = transfer.acked;
+        while (sent < size) {
+          while (sent - transfer.acked >= window && !transfer.error) await this.changed(transfer);
+          if (transfer.error) throw transfer.error;
+          const chunk = await piece(sent, Math.min(size, sent + chunkSize));
+          this.transport.sendChunk(stream, chunk);
+          sent += chunk.length;
+          report(Math.min(sent, transfer.acked || sent));
+        }
+        while (transfer.acked < size && !transfer.error) await this.changed(transfer);
         if (transfer.error) throw transfer.error;
-        const chunk = await piece(sent, Math.min(size, sent + chunkSize));
-        this.transport.sendChunk(stream, chunk);
-        sent += chunk.length;
-        options.onProgress?.(Math.min(sent, transfer.acked || sent), size);
+        report(size);
+        return await this.requests.call("files.finish", { stream });
+      } catch (error) {
+        const lost = error instanceof HaptaError && error.code === "UNAVAILABLE";
+        if (!resumable || !lost || resumes >= MAX_RESUMES) throw error;
+        lostWith = error;
+      } finally {
+        this.transfers.delete(stream);
       }
-      while (transfer.acked < size && !transfer.error) await this.changed(transfer);
-      if (transfer.error) throw transfer.error;
-      options.onProgress?.(size, size);
-      return await this.requests.call("files.finish", { stream });
-    } finally {
-      this.transfers.delete(stream);
+      started = await this.requests.call("files.upload", { resume: resumable }).catch((error) => {
+        throw error instanceof HaptaError && error.code === "NOT_FOUND" ? lostWith : error;
+      });
     }
   }
+  /** A write's args with its files uploaded and named (the steps below, in turn): the uploads' tokens replace
+   * any the args named before (an earlier try whose tokens expired). */
+  async attach(op, args, uploads, onProgress) {
+    return withTokens(await this.kept(op, args, uploads), uploads, await this.uploadAll(args, uploads, onProgress));
+  }
+  /** The args of a write with new files in the fields of `uploads`, each field naming the files it keeps (`{name}`):
+   * for an update, those `data` names in the field, else every file the record holds now, read here (the update
+   * then goes at the version read, unless it names one); for a create, none. */
+  async kept(op, args, uploads) {
+    const data = { ...args.data ?? {} };
+    const out = { ...args, data };
+    const fields = [...new Set(uploads.map((upload) => upload.field))];
+    const unnamed = fields.filter((field) => !Array.isArray(data[field]));
+    if (op === "records.update" && unnamed.length) {
+      const held = await this.requests.call("records.get", {
+        collection: args.collection,
+        id: args.id,
+        fields: ["id", "version", ...unnamed]
+      });
+      for (const field of unnamed) data[field] = (held[field] ?? []).map((file) => ({ name: file.name }));
+      if (out.version === void 0 && typeof held.version === "number") out.version = held.version;
+    }
+    for (const field of fields) {
+      data[field] = (data[field] ?? []).filter((entry) => !isUpload(entry)).map(asFieldEntry);
+    }
+    return out;
+  }
+  /** Uploads each file without a record id, one after the other (`onProgress` hears the bytes of all of them):
+   * their tokens, in order. */
+  async uploadAll(args, uploads, onProgress) {
+    const total = uploads.reduce((sum, upload) => sum + upload.size, 0);
+    const tokens = [];
+    let before = 0;
+    for (const upload of uploads) {
+      const done2 = await this.upload(
+        String(args.collection),
+        null,
+        upload.field,
+        upload.data,
+        {
+          name: upload.name,
+          type: upload.type,
+          onProgress: (sent) => onProgress?.(before + sent, total)
+        }
+      );
+      before += upload.size;
+      tokens.push(String(done2.upload));
+    }
+    return tokens;
+  }
   async download(collection, id, field, name, options = {}) {
-    let transfer = null;
     const thumb = options.thumb ? { thumb: options.thumb } : {};
-    const answer = await this.requests.call(
-      "files.download",
-      { collection, id, field, name, ...thumb },
-      (data) => {
-        transfer = this.track(data.stream);
-      }
-    );
+    return this.streamed("files.download", { collection, id, field, name, ...thumb });
+  }
+  /** The bytes of a download stream that `op` answers with {stream, length}, as files.download does (another op
+   * that sends a file this way: the dashboard's admin.backup.download). */
+  async streamed(op, args) {
+    let transfer = null;
+    const answer = await this.requests.call(op, args, (data) => {
+      transfer = this.track(data.stream);
+    });
     const tracked = transfer;
     try {
       while (!tracked.done && !tracked.error) await this.changed(tracked);
@@ -564,9 +689,20 @@ function effectsOf(writes, index) {
       const before = now.get(at) ?? null;
       let record = null;
       if (step.action === "create") {
-        record = step.answer ?? { ...step.data, id: step.id, created: iso(write.made), updated: iso(write.made) };
+        record = step.answer ?? {
+          ...step.data,
+          id: step.id,
+          created: iso(write.made),
+          updated: iso(write.made),
+          ...pendingFiles(write, step.data, null)
+        };
       } else if (step.action === "update") {
-        record = step.answer ?? (before ? { ...before, ...step.data, updated: iso(write.made) } : null);
+        record = step.answer ?? (before ? {
+          ...before,
+          ...step.data,
+          updated: iso(write.made),
+          ...pendingFiles(write, step.data, before)
+        } : null);
       }
       if (record) now.set(at, record);
       else if (step.action === "delete") now.delete(at);
@@ -581,6 +717,26 @@ function effectsOf(writes, index) {
         landed: !!write.answer
       });
     }
+  }
+  return out;
+}
+function pendingFiles(write, data, before) {
+  if (!write.files?.length) return {};
+  const out = {};
+  for (const field of new Set(write.files.map((file) => file.field))) {
+    const held = before?.[field] ?? [];
+    const named = data[field];
+    const kept = Array.isArray(named) ? named.filter((entry) => typeof entry === "string" || !!entry && typeof entry === "object" && !("upload" in entry)).map((entry) => {
+      const name = typeof entry === "string" ? entry : entry.name;
+      return held.find((file) => file.name === name) ?? { name };
+    }) : held;
+    out[field] = [...kept, ...write.files.filter((file) => file.field === field).map((file) => ({
+      name: file.name,
+      size: file.size,
+      type: file.type,
+      $pending: true,
+      ...file.preview ? { $preview: file.preview } : {}
+    }))];
   }
   return out;
 }
@@ -984,18 +1140,27 @@ var Records = class {
   }
   /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
    * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
+  /** `files: {media: [file, ...]}` uploads them first and creates the record with them, all or nothing
+   * (FilesOptions). */
   create(data, options = {}) {
-    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
+    const { files, onProgress, ...rest } = options;
+    const args = { collection: this.collection, data, ...keyed(rest) };
+    if (files) return this.hapta.withFiles("records.create", args, files, onProgress);
+    return this.hapta.call("records.create", args);
   }
+  /** `files: {media: [file, ...]}` adds them to the files the record keeps: those `data.media` names (names or
+   * file entries), else every file it holds when the update is sent (FilesOptions). */
   update(id, data, options = {}) {
-    const { version, ...rest } = options;
-    return this.hapta.call("records.update", {
+    const { version, files, onProgress, ...rest } = options;
+    const args = {
       collection: this.collection,
       id,
       data,
       ...version === void 0 ? {} : { version },
       ...keyed(rest)
-    });
+    };
+    if (files) return this.hapta.withFiles("records.update", args, files, onProgress);
+    return this.hapta.call("records.update", args);
   }
   delete(id, options = {}) {
     return this.hapta.call("records.delete", { collection: this.collection, id, ...keyed(options) });
@@ -1608,7 +1773,18 @@ function uncertain(error) {
   return error instanceof HaptaError && error.details?.outcome === "unknown";
 }
 function asWrite(entry) {
-  return { key: entry.key, op: entry.op, args: entry.args, user: entry.user, made: entry.made };
+  const files = entry.files?.map(({ field, name, type, size }) => ({ field, name, type, size }));
+  return {
+    key: entry.key,
+    op: entry.op,
+    args: entry.args,
+    user: entry.user,
+    made: entry.made,
+    ...files ? { files } : {}
+  };
+}
+function tokensRefused(error) {
+  return error instanceof HaptaError && error.code === "TOKEN_INVALID";
 }
 var isRef = (value) => !!value && typeof value === "object" && !Array.isArray(value);
 function replaceIds(args, ids) {
@@ -1692,6 +1868,13 @@ var Outbox = class {
   retryTimer;
   delay = 0;
   closed = false;
+  /** Progress listeners of the writes with files made in this tab, by key. */
+  progress = /* @__PURE__ */ new Map();
+  /** Writes whose expired tokens were uploaded again since their last try that reached no answer: a second
+   * TOKEN_INVALID in a row is a refusal. */
+  uploadedAgain = /* @__PURE__ */ new Set();
+  /** Object URLs of the pending files' bytes (for previews), by write key. */
+  previews = /* @__PURE__ */ new Map();
   /** Reads what the store holds, and starts hearing the other tabs. */
   async load() {
     await this.reload();
@@ -1700,7 +1883,29 @@ var Outbox = class {
   /** The writes to lay over the views, in order: those answered but not yet shown by the gateway, then the
    * outbox. */
   writes() {
-    return [...this.landed, ...this.mirror];
+    return [...this.landed, ...this.mirror.map((entry) => entry.files ? this.previewed(entry) : entry)];
+  }
+  /** An entry with files, each with an object URL of its bytes where the page can make one (made once per write,
+   * let go when the write leaves). */
+  previewed(entry) {
+    const make = globalThis.URL?.createObjectURL;
+    if (typeof make !== "function") return entry;
+    let urls = this.previews.get(entry.key);
+    if (!urls) {
+      urls = entry.files.map((file) => URL.createObjectURL(file.data instanceof Blob ? file.data : new Blob([file.data], { type: file.type })));
+      this.previews.set(entry.key, urls);
+    }
+    const shown = urls;
+    return { ...entry, files: entry.files.map((file, n) => ({ ...file, preview: shown[n] })) };
+  }
+  /** Lets go of the previews of writes no longer in the outbox (a landed write shows the gateway's files). */
+  forgetPreviews() {
+    const keys = new Set(this.mirror.map((entry) => entry.key));
+    for (const [key, urls] of this.previews) {
+      if (keys.has(key)) continue;
+      urls.forEach((url) => URL.revokeObjectURL(url));
+      this.previews.delete(key);
+    }
   }
   /** The writes waiting to be sent or answered, in order. */
   pending() {
@@ -1712,7 +1917,7 @@ var Outbox = class {
   }
   /** Keeps a write of the signed-in user, lays it over the views at once, and sends it when it may. Resolves with
    * the gateway's answer once it landed; rejects with the refusal. */
-  add(op, args) {
+  add(op, args, files, onProgress) {
     const user = this.link.user();
     if (!user) return Promise.reject(new HaptaError("UNAUTHENTICATED", "the outbox keeps the writes of a user"));
     const key = typeof args.idempotency_key === "string" ? args.idempotency_key : newKey();
@@ -1723,6 +1928,8 @@ var Outbox = class {
       args: replaceIds({ ...args, idempotency_key: key }, this.ids),
       made: Date.now()
     };
+    if (files?.length) entry.files = files;
+    if (onProgress) this.progress.set(key, onProgress);
     if (op === "records.create") entry.tempIds = [TEMP_PREFIX + newKey()];
     if (op === "records.batch") {
       entry.tempIds = (args.ops ?? []).map((step) => step.op === "create" ? TEMP_PREFIX + newKey() : null);
@@ -1806,18 +2013,35 @@ var Outbox = class {
         continue;
       }
       const first = entry.sentAt === void 0;
-      if (first) {
-        entry.args = replaceIds(entry.args, this.ids);
-        if (entry.follows !== void 0) this.followLanded(entry);
-        entry.sentAt = Date.now();
-        await this.store.put([entry]);
-      }
       let answer;
       try {
+        if (first) {
+          entry.args = replaceIds(entry.args, this.ids);
+          if (entry.follows !== void 0) this.followLanded(entry);
+          if (entry.files) entry.args = await this.link.attach(
+            entry.op,
+            entry.args,
+            entry.files,
+            this.progress.get(entry.key)
+          );
+          entry.sentAt = Date.now();
+          await this.store.put([entry]);
+        }
         answer = await this.link.attempt(entry.op, entry.args);
       } catch (error) {
+        if (entry.files && tokensRefused(error) && !this.uploadedAgain.has(entry.key)) {
+          this.uploadedAgain.add(entry.key);
+          try {
+            entry.args = await this.link.attach(entry.op, entry.args, entry.files, this.progress.get(entry.key));
+            await this.store.put([entry]);
+            continue;
+          } catch (again) {
+            error = again;
+          }
+        }
         const outcome = classify(error);
         if (outcome === "retry") {
+          this.uploadedAgain.delete(entry.key);
           if (first && !uncertain(error)) {
             delete entry.sentAt;
             await this.store.put([entry]);
@@ -1830,6 +2054,7 @@ var Outbox = class {
         continue;
       }
       this.delay = 0;
+      this.uploadedAgain.delete(entry.key);
       await this.answered(entry, answer);
     }
   }
@@ -1898,6 +2123,7 @@ var Outbox = class {
     this.listener.changed();
     this.waiters.get(write.key)?.resolve(write.answer);
     this.waiters.delete(write.key);
+    this.progress.delete(write.key);
   }
   /** Refused: it leaves, and so do later writes that name a record only it would have created; later updates
    * that were to take its version take the one it was made against. */
@@ -2001,6 +2227,8 @@ var Outbox = class {
       this.listener.report(event);
       this.waiters.get(entry.key)?.reject(errors[n]);
       this.waiters.delete(entry.key);
+      this.progress.delete(entry.key);
+      this.uploadedAgain.delete(entry.key);
     });
     await this.reload();
   }
@@ -2032,6 +2260,7 @@ var Outbox = class {
     const stored = await this.store.entries();
     const keys = new Set(stored.map((e) => e.key));
     this.mirror = [...stored, ...this.mirror.filter((e) => e.seq === void 0 && !keys.has(e.key))];
+    this.forgetPreviews();
     return stored;
   }
 };
@@ -2162,23 +2391,29 @@ var Sessions = class {
 
 // src/store.ts
 var clone = (value) => JSON.parse(JSON.stringify(value));
+function cloneEntry(entry) {
+  const { files, ...rest } = entry;
+  const copy = clone(rest);
+  if (files) copy.files = files.map(({ field, name, type, size, data }) => ({ field, name, type, size, data }));
+  return copy;
+}
 var MemoryStore = class {
   outbox = [];
   seq = 0;
   queries = /* @__PURE__ */ new Map();
   whose = void 0;
   async entries() {
-    return clone(this.outbox);
+    return this.outbox.map(cloneEntry);
   }
   async add(entry) {
     const seq = ++this.seq;
-    this.outbox.push(clone({ ...entry, seq }));
+    this.outbox.push(cloneEntry({ ...entry, seq }));
     return seq;
   }
   async put(entries) {
     for (const entry of entries) {
       const at = this.outbox.findIndex((e) => e.seq === entry.seq);
-      if (at >= 0) this.outbox[at] = clone(entry);
+      if (at >= 0) this.outbox[at] = cloneEntry(entry);
     }
   }
   async remove(seqs) {
@@ -2243,13 +2478,13 @@ var IndexedDbStore = class _IndexedDbStore {
     return this.run([OUTBOX], "readonly", (tx) => done(tx.objectStore(OUTBOX).getAll()));
   }
   add(entry) {
-    const { seq, ...stored } = entry;
+    const { seq, ...stored } = cloneEntry(entry);
     return this.run([OUTBOX], "readwrite", (tx) => done(tx.objectStore(OUTBOX).add(stored)));
   }
   put(entries) {
     return this.run([OUTBOX], "readwrite", (tx) => {
       const outbox = tx.objectStore(OUTBOX);
-      for (const entry of entries) outbox.put(clone(entry));
+      for (const entry of entries) outbox.put(cloneEntry(entry));
     });
   }
   remove(seqs) {
@@ -2477,6 +2712,8 @@ function tabsOf(name, shared) {
 // src/hapta.ts
 var KEY_LIFE = 23 * 36e5;
 var LANDED_GRACE = 15e3;
+var OUTBOX_FILE_BYTES = 25 * 1024 * 1024;
+var FILE_UPDATE_TRIES = 3;
 var Hapta = class _Hapta {
   constructor(url, options) {
     this.url = url;
@@ -2578,8 +2815,13 @@ var Hapta = class _Hapta {
     idFor: (id) => this.queue?.idFor(id)
   };
   files = {
+    /** Streams a file into the record `id`'s field (answers `{file, record}`), or, with `id` null, for a record
+     * still to be written: `{file, upload, expires_at}`, `upload` a single-use token the write names in the field
+     * (`{media: [{upload}]}`) within `expires_at`. `records(c).create(data, {files})` does both in one call. */
     upload: (collection, id, field, data, options = {}) => this.transfers.upload(collection, id, field, data, options),
     download: (collection, id, field, name, options = {}) => this.transfers.download(collection, id, field, name, options),
+    /** The bytes of a download stream another op answers with, as files.download does (admin.backup.download). */
+    streamed: (op, args = {}) => this.transfers.streamed(op, args),
     url: (collection, id, field, name, options) => this.transfers.url(collection, id, field, name, options)
   };
   transport;
@@ -2678,6 +2920,46 @@ var Hapta = class _Hapta {
     if (this.queue && takesKey(op) && this.session?.user?.id !== void 0) return this.queue.add(op, args);
     return this.requests.call(op, args, onReply);
   }
+  /** @internal Records.create and .update with `files`: through the outbox with their bytes when it keeps them
+   * (persist, a user, within outboxFileBytes), else uploaded now and then written. */
+  withFiles(op, args, files, onProgress) {
+    const uploads = uploadsOf(files);
+    if (this.queue && this.session?.user?.id !== void 0) {
+      const size = uploads.reduce((sum, upload) => sum + upload.size, 0);
+      const most = this.options.outboxFileBytes ?? OUTBOX_FILE_BYTES;
+      if (size <= most) return this.queue.add(op, args, uploads, onProgress);
+      if (this.state !== "open") {
+        return Promise.reject(new HaptaError(
+          "TOO_LARGE",
+          `the write's files (${size} bytes) are more than the outbox keeps (outboxFileBytes, ${most}), and the client is offline: it was not kept`,
+          { size, outboxFileBytes: most }
+        ));
+      }
+    }
+    return this.sendWithFiles(op, args, uploads, onProgress);
+  }
+  /** Uploads the files, then the write naming them. Tokens that expired before the write arrived (TOKEN_INVALID)
+   * are uploaded once more; an update that read the record's files at a version that changed before it arrived
+   * reads them again. */
+  async sendWithFiles(op, args, uploads, onProgress) {
+    let tokens = await this.transfers.uploadAll(args, uploads, onProgress);
+    let uploadedAgain = false;
+    for (let tries = 1; ; tries++) {
+      const sent = withTokens(await this.transfers.kept(op, args, uploads), uploads, tokens);
+      try {
+        return await this.requests.call(op, sent);
+      } catch (error) {
+        if (!(error instanceof HaptaError)) throw error;
+        if (error.code === "TOKEN_INVALID" && !uploadedAgain) {
+          uploadedAgain = true;
+          tokens = await this.transfers.uploadAll(args, uploads, onProgress);
+          continue;
+        }
+        const readStale = args.version === void 0 && sent.version !== void 0 && error.code === "CONFLICT" && typeof error.details?.version === "number";
+        if (!readStale || tries >= FILE_UPDATE_TRIES) throw error;
+      }
+    }
+  }
   close() {
     this.closing = true;
     clearTimeout(this.reconnectTimer);
@@ -2711,7 +2993,8 @@ var Hapta = class _Hapta {
       version: (collection, id) => {
         const held = this.liveQueries.index().get(recordKey(collection, id));
         return typeof held?.version === "number" ? held.version : void 0;
-      }
+      },
+      attach: (op, args, files, onProgress) => this.transfers.attach(op, args, files, onProgress)
     }, {
       changed: () => this.liveQueries.rewrite(),
       added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),

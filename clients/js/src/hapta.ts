@@ -26,7 +26,8 @@
 import { Backoff } from "./backoff.js";
 import { Channel, Channels, type Handler } from "./channels.js";
 import { HaptaError, type Json } from "./errors.js";
-import { Files, type FileLinkOptions, type UploadOptions } from "./files.js";
+import { Files, uploadsOf, withTokens, type FileLinkOptions, type FileSet, type PendingUpload, type Progress,
+         type Uploaded, type UploadOptions } from "./files.js";
 import { LiveQueries } from "./queries.js";
 import { keyed, Records, type BatchOp, type BatchOptions, type Change, type LiveQuery, type LiveQueryListener,
          type QueryOptions, type SubscribeOptions, type Unsubscribe, type WriteOptions } from "./records.js";
@@ -43,11 +44,12 @@ import { final, Transport, type Protocol, type SocketConstructor } from "./trans
 export { backoffDelay } from "./backoff.js";
 export { Channel, type Member } from "./channels.js";
 export { HaptaError } from "./errors.js";
-export type { FileLinkOptions, UploadOptions } from "./files.js";
+export type { FileInput, FileLinkOptions, FileSet, HaptaFile, Progress, Uploaded, UploadOptions } from "./files.js";
 export type { Conflict, ConflictPolicy, OutboxEvent, OutboxWrite, RolledBack } from "./outbox.js";
 export { Records } from "./records.js";
-export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change, ListOptions,
-              LiveOp, LiveQuery, LiveQueryListener, Page, Pending, QueryOptions, SubscribeOptions, Unsubscribe,
+export type { AggregateGroup, AggregateOptions, Aggregates, BatchOp, BatchOptions, BatchPublish, Change,
+              FilesOptions, ListOptions, LiveOp, LiveQuery, LiveQueryListener, Page, Pending, QueryOptions,
+              SubscribeOptions, Unsubscribe,
               WriteOptions } from "./records.js";
 export type { Session, StorageLike } from "./session.js";
 export type { Protocol } from "./transport.js";
@@ -84,6 +86,10 @@ export interface ConnectOptions {
    * origin share all of it. `connect` resolves without waiting for the socket. `"memory"`: the same, kept by this
    * page only. */
   persist?: "indexeddb" | "memory";
+  /** Bytes of new files a write may keep in the outbox with it (ConnectOptions.persist; default 25 MB, the demo's
+   * largest file). A write with more is not kept: it goes straight to the gateway when the client is online, and
+   * while it is not it fails at once with TOO_LARGE (`details: {size, outboxFileBytes}`). */
+  outboxFileBytes?: number;
   /** What an outbox update refused for a stale version becomes: by default the gateway's version stands (the
    * write is rolled back and reported with both versions); a policy may answer data to write over it instead. */
   conflict?: ConflictPolicy;
@@ -95,6 +101,11 @@ const KEY_LIFE = 23 * 3600_000;
 // How long a landed write stays laid over the live queries when no diff of theirs shows it (one the client placed
 // where the gateway would not: a filter through a relation, a window that moved meanwhile).
 const LANDED_GRACE = 15_000;
+// The bytes of new files a write keeps in the outbox by default (ConnectOptions.outboxFileBytes).
+const OUTBOX_FILE_BYTES = 25 * 1024 * 1024;
+// How often an update with files that read the record's files (and so its version) tries again when the record
+// changed between that read and the update.
+const FILE_UPDATE_TRIES = 3;
 
 export class Hapta {
   state: State = "connecting";
@@ -167,11 +178,17 @@ export class Hapta {
   };
 
   readonly files = {
-    upload: (collection: string, id: string, field: string, data: Blob | Uint8Array | ArrayBuffer,
-             options: UploadOptions = {}) => this.transfers.upload(collection, id, field, data, options),
+    /** Streams a file into the record `id`'s field (answers `{file, record}`), or, with `id` null, for a record
+     * still to be written: `{file, upload, expires_at}`, `upload` a single-use token the write names in the field
+     * (`{media: [{upload}]}`) within `expires_at`. `records(c).create(data, {files})` does both in one call. */
+    upload: (collection: string, id: string | null, field: string, data: Blob | Uint8Array | ArrayBuffer,
+             options: UploadOptions = {}): Promise<Uploaded> =>
+      this.transfers.upload(collection, id, field, data, options),
     download: (collection: string, id: string, field: string, name: string,
                options: { thumb?: string } = {}): Promise<Uint8Array> =>
       this.transfers.download(collection, id, field, name, options),
+    /** The bytes of a download stream another op answers with, as files.download does (admin.backup.download). */
+    streamed: (op: string, args: Json = {}): Promise<Uint8Array> => this.transfers.streamed(op, args),
     url: (collection: string, id: string, field: string, name: string,
           options?: number | FileLinkOptions): Promise<string> =>
       this.transfers.url(collection, id, field, name, options),
@@ -310,6 +327,49 @@ export class Hapta {
     return this.requests.call<T>(op, args, onReply);
   }
 
+  /** @internal Records.create and .update with `files`: through the outbox with their bytes when it keeps them
+   * (persist, a user, within outboxFileBytes), else uploaded now and then written. */
+  withFiles(op: "records.create" | "records.update", args: Json, files: FileSet, onProgress?: Progress):
+    Promise<any> {
+    const uploads = uploadsOf(files);
+    if (this.queue && this.session?.user?.id !== undefined) {
+      const size = uploads.reduce((sum, upload) => sum + upload.size, 0);
+      const most = this.options.outboxFileBytes ?? OUTBOX_FILE_BYTES;
+      if (size <= most) return this.queue.add(op, args, uploads, onProgress);
+      if (this.state !== "open") {
+        return Promise.reject(new HaptaError("TOO_LARGE", `the write's files (${size} bytes) are more than the `
+          + `outbox keeps (outboxFileBytes, ${most}), and the client is offline: it was not kept`,
+          { size, outboxFileBytes: most }));
+      }
+    }
+    return this.sendWithFiles(op, args, uploads, onProgress);
+  }
+
+  /** Uploads the files, then the write naming them. Tokens that expired before the write arrived (TOKEN_INVALID)
+   * are uploaded once more; an update that read the record's files at a version that changed before it arrived
+   * reads them again. */
+  private async sendWithFiles(op: string, args: Json, uploads: PendingUpload[], onProgress?: Progress):
+    Promise<any> {
+    let tokens = await this.transfers.uploadAll(args, uploads, onProgress);
+    let uploadedAgain = false;
+    for (let tries = 1; ; tries++) {
+      const sent = withTokens(await this.transfers.kept(op, args, uploads), uploads, tokens);
+      try {
+        return await this.requests.call(op, sent);
+      } catch (error) {
+        if (!(error instanceof HaptaError)) throw error;
+        if (error.code === "TOKEN_INVALID" && !uploadedAgain) {
+          uploadedAgain = true;
+          tokens = await this.transfers.uploadAll(args, uploads, onProgress);
+          continue;
+        }
+        const readStale = args.version === undefined && sent.version !== undefined && error.code === "CONFLICT"
+          && typeof error.details?.version === "number";
+        if (!readStale || tries >= FILE_UPDATE_TRIES) throw error;
+      }
+    }
+  }
+
   close(): void {
     this.closing = true;
     clearTimeout(this.reconnectTimer);
@@ -349,6 +409,7 @@ export class Hapta {
         const held = this.liveQueries.index().get(recordKey(collection, id));
         return typeof held?.version === "number" ? held.version : undefined;
       },
+      attach: (op, args, files, onProgress) => this.transfers.attach(op, args, files, onProgress),
     }, {
       changed: () => this.liveQueries.rewrite(),
       added: (entry) => this.subscriptions.optimistic(this.effects([entry]), this.vars(), false),

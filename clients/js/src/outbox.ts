@@ -16,6 +16,7 @@
 // socket signed in as the user who made them. Tabs share the store; each keeps a copy of its entries (to lay them
 // over its views) and hears from the others what was added, answered or refused.
 import { HaptaError, type Json } from "./errors.js";
+import type { PendingUpload, Progress } from "./files.js";
 import { TEMP_PREFIX, type Write } from "./overlay.js";
 import { newKey } from "./requests.js";
 import type { OfflineStore, OutboxEntry } from "./store.js";
@@ -30,6 +31,8 @@ export interface OutboxWrite {
   user: string;
   /** Milliseconds since 1970 when it was made. */
   made: number;
+  /** The new files it stores with its record (their bytes are kept with it until it lands). */
+  files?: { field: string; name: string; type: string; size: number }[];
 }
 
 /** What the views showed of a write that was undone, and what they show again (null: nothing, or not known). */
@@ -81,6 +84,8 @@ export interface OutboxLink {
   read(collection: string, id: string): Promise<Json | null>;
   /** The version of the record the client holds from the gateway, if it holds it. */
   version(collection: string, id: string): number | undefined;
+  /** Uploads a write's files for the record to come, and answers its args naming them (Files.attach). */
+  attach(op: string, args: Json, files: PendingUpload[], onProgress?: Progress): Promise<Json>;
 }
 
 export interface OutboxListener {
@@ -121,7 +126,14 @@ function uncertain(error: unknown): boolean {
 }
 
 function asWrite(entry: OutboxEntry): OutboxWrite {
-  return { key: entry.key, op: entry.op, args: entry.args, user: entry.user, made: entry.made };
+  const files = entry.files?.map(({ field, name, type, size }) => ({ field, name, type, size }));
+  return { key: entry.key, op: entry.op, args: entry.args, user: entry.user, made: entry.made,
+           ...(files ? { files } : {}) };
+}
+
+/** Whether a refusal is of the upload tokens a write named: they expired before it reached the gateway. */
+function tokensRefused(error: unknown): boolean {
+  return error instanceof HaptaError && error.code === "TOKEN_INVALID";
 }
 
 const isRef = (value: unknown) => !!value && typeof value === "object" && !Array.isArray(value);
@@ -208,6 +220,13 @@ export class Outbox {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private delay = 0;
   private closed = false;
+  /** Progress listeners of the writes with files made in this tab, by key. */
+  private progress = new Map<string, Progress>();
+  /** Writes whose expired tokens were uploaded again since their last try that reached no answer: a second
+   * TOKEN_INVALID in a row is a refusal. */
+  private uploadedAgain = new Set<string>();
+  /** Object URLs of the pending files' bytes (for previews), by write key. */
+  private previews = new Map<string, string[]>();
 
   constructor(private readonly store: OfflineStore, private readonly tabs: Tabs, private readonly link: OutboxLink,
               private readonly listener: OutboxListener, private readonly options: OutboxOptions) {}
@@ -221,7 +240,32 @@ export class Outbox {
   /** The writes to lay over the views, in order: those answered but not yet shown by the gateway, then the
    * outbox. */
   writes(): Write[] {
-    return [...this.landed, ...this.mirror];
+    return [...this.landed, ...this.mirror.map((entry) => entry.files ? this.previewed(entry) : entry)];
+  }
+
+  /** An entry with files, each with an object URL of its bytes where the page can make one (made once per write,
+   * let go when the write leaves). */
+  private previewed(entry: OutboxEntry): Write {
+    const make = (globalThis as any).URL?.createObjectURL;
+    if (typeof make !== "function") return entry;
+    let urls = this.previews.get(entry.key);
+    if (!urls) {
+      urls = entry.files!.map((file) => URL.createObjectURL(file.data instanceof Blob ? file.data
+        : new Blob([file.data as BlobPart], { type: file.type })));
+      this.previews.set(entry.key, urls);
+    }
+    const shown = urls;
+    return { ...entry, files: entry.files!.map((file, n) => ({ ...file, preview: shown[n] })) };
+  }
+
+  /** Lets go of the previews of writes no longer in the outbox (a landed write shows the gateway's files). */
+  private forgetPreviews(): void {
+    const keys = new Set(this.mirror.map((entry) => entry.key));
+    for (const [key, urls] of this.previews) {
+      if (keys.has(key)) continue;
+      urls.forEach((url) => URL.revokeObjectURL(url));
+      this.previews.delete(key);
+    }
   }
 
   /** The writes waiting to be sent or answered, in order. */
@@ -236,12 +280,14 @@ export class Outbox {
 
   /** Keeps a write of the signed-in user, lays it over the views at once, and sends it when it may. Resolves with
    * the gateway's answer once it landed; rejects with the refusal. */
-  add(op: string, args: Json): Promise<any> {
+  add(op: string, args: Json, files?: PendingUpload[], onProgress?: Progress): Promise<any> {
     const user = this.link.user();
     if (!user) return Promise.reject(new HaptaError("UNAUTHENTICATED", "the outbox keeps the writes of a user"));
     const key = typeof args.idempotency_key === "string" ? args.idempotency_key : newKey();
     const entry: OutboxEntry = { key, user, op, args: replaceIds({ ...args, idempotency_key: key }, this.ids),
                                  made: Date.now() };
+    if (files?.length) entry.files = files;
+    if (onProgress) this.progress.set(key, onProgress);
     if (op === "records.create") entry.tempIds = [TEMP_PREFIX + newKey()];
     if (op === "records.batch") {
       entry.tempIds = ((args.ops ?? []) as Json[]).map((step) => step.op === "create" ? TEMP_PREFIX + newKey() : null);
@@ -329,18 +375,33 @@ export class Outbox {
         continue;
       }
       const first = entry.sentAt === undefined;
-      if (first) {   // kept before it goes: a page that dies now leaves a write that may have been done
-        entry.args = replaceIds(entry.args, this.ids);   // a create it names that landed before it was kept
-        if (entry.follows !== undefined) this.followLanded(entry);
-        entry.sentAt = Date.now();
-        await this.store.put([entry]);
-      }
       let answer: Json;
       try {
+        if (first) {   // kept before it goes: a page that dies now leaves a write that may have been done
+          entry.args = replaceIds(entry.args, this.ids);   // a create it names that landed before it was kept
+          if (entry.follows !== undefined) this.followLanded(entry);
+          // Its files go first (a refusal of one refuses the write); the write then names their tokens.
+          if (entry.files) entry.args = await this.link.attach(entry.op, entry.args, entry.files,
+                                                               this.progress.get(entry.key));
+          entry.sentAt = Date.now();
+          await this.store.put([entry]);
+        }
         answer = await this.link.attempt(entry.op, entry.args);
       } catch (error) {
+        if (entry.files && tokensRefused(error) && !this.uploadedAgain.has(entry.key)) {
+          // Its tokens expired before it reached the gateway (nothing was done): its files go once more.
+          this.uploadedAgain.add(entry.key);
+          try {
+            entry.args = await this.link.attach(entry.op, entry.args, entry.files, this.progress.get(entry.key));
+            await this.store.put([entry]);
+            continue;
+          } catch (again) {
+            error = again;
+          }
+        }
         const outcome = classify(error);
         if (outcome === "retry") {
+          this.uploadedAgain.delete(entry.key);   // no answer: the next TOKEN_INVALID may be one of expiry again
           if (first && !uncertain(error)) {   // surely not done: the key's day has not begun
             delete entry.sentAt;
             await this.store.put([entry]);
@@ -353,6 +414,7 @@ export class Outbox {
         continue;
       }
       this.delay = 0;
+      this.uploadedAgain.delete(entry.key);
       await this.answered(entry, answer);
     }
   }
@@ -420,6 +482,7 @@ export class Outbox {
     this.listener.changed();
     this.waiters.get(write.key)?.resolve(write.answer);
     this.waiters.delete(write.key);
+    this.progress.delete(write.key);
   }
 
   /** Refused: it leaves, and so do later writes that name a record only it would have created; later updates
@@ -517,6 +580,8 @@ export class Outbox {
       this.listener.report(event);
       this.waiters.get(entry.key)?.reject(errors[n]);
       this.waiters.delete(entry.key);
+      this.progress.delete(entry.key);
+      this.uploadedAgain.delete(entry.key);
     });
     await this.reload();
   }
@@ -546,6 +611,7 @@ export class Outbox {
     const stored = await this.store.entries();
     const keys = new Set(stored.map((e) => e.key));
     this.mirror = [...stored, ...this.mirror.filter((e) => e.seq === undefined && !keys.has(e.key))];
+    this.forgetPreviews();
     return stored;
   }
 }

@@ -7,6 +7,7 @@
 // query has "echoed" it and the pending mark goes. Each record a write leaves is marked `$pending: true` (a name
 // no column can have, so it never hides a field of the record).
 import type { Json } from "./errors.js";
+import type { PendingUpload } from "./files.js";
 import { comparator, decide, type FilterNode, type FilterVars } from "./filter.js";
 import type { LiveOp } from "./records.js";
 
@@ -22,6 +23,9 @@ export interface Write {
   tempIds?: (string | null)[];
   /** The gateway's answer, once it has landed. */
   answer?: Json;
+  /** The new files of a create or update, not uploaded yet or not yet named by an answer; `preview`: a local
+   * object URL of a file's bytes, where the page made one. */
+  files?: (PendingUpload & { preview?: string })[];
 }
 
 /** What one write does to one record. */
@@ -105,15 +109,41 @@ export function effectsOf(writes: readonly Write[], index: RecordIndex): Effect[
       const before = now.get(at) ?? null;
       let record: Json | null = null;
       if (step.action === "create") {
-        record = step.answer ?? { ...step.data, id: step.id, created: iso(write.made), updated: iso(write.made) };
+        record = step.answer ?? { ...step.data, id: step.id, created: iso(write.made), updated: iso(write.made),
+                                  ...pendingFiles(write, step.data, null) };
       } else if (step.action === "update") {
-        record = step.answer ?? (before ? { ...before, ...step.data, updated: iso(write.made) } : null);
+        record = step.answer ?? (before ? { ...before, ...step.data, updated: iso(write.made),
+                                            ...pendingFiles(write, step.data, before) } : null);
       }
       if (record) now.set(at, record);
       else if (step.action === "delete") now.delete(at);
       out.push({ key: write.key, collection: step.collection, action: step.action, id: step.id, record, before,
                  data: step.data, landed: !!write.answer });
     }
+  }
+  return out;
+}
+
+/** The file fields of a create or update with new files, as shown before the gateway has them: the files it keeps
+ * (those its data names, as the record before holds them; without names, all of the record before's), then the
+ * new ones, each `{name, size, type, $pending: true}` and `$preview` (an object URL) where there is one. */
+function pendingFiles(write: Write, data: Json, before: Json | null): Json {
+  if (!write.files?.length) return {};
+  const out: Json = {};
+  for (const field of new Set(write.files.map((file) => file.field))) {
+    const held = ((before?.[field] ?? []) as Json[]);
+    const named = data[field];
+    const kept = Array.isArray(named)
+      ? named.filter((entry) => typeof entry === "string"
+                              || (!!entry && typeof entry === "object" && !("upload" in entry)))
+        .map((entry) => {
+          const name = typeof entry === "string" ? entry : (entry as Json).name;
+          return held.find((file) => file.name === name) ?? { name };
+        })
+      : held;
+    out[field] = [...kept, ...write.files.filter((file) => file.field === field).map((file) => ({
+      name: file.name, size: file.size, type: file.type, $pending: true,
+      ...(file.preview ? { $preview: file.preview } : {}) }))];
   }
   return out;
 }

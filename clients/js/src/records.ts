@@ -1,5 +1,6 @@
 // Typed access to one collection (`hapta.records<Post>("posts")`), and the shapes of what its ops take and answer.
 import type { Json } from "./errors.js";
+import type { FileSet, Progress } from "./files.js";
 import type { Caller } from "./requests.js";
 
 export interface Page<T> {
@@ -136,6 +137,15 @@ export interface WriteOptions {
   idempotencyKey?: string;
 }
 
+/** A create or update with new files, stored with the record in one step: `files` by file field
+ * (`{media: [file, ...]}`; a File's name and type, or `{data, name?, type?}`), uploaded first, then the write names
+ * them. `onProgress(sent, total)`: bytes sent of all of them. An update keeps the files the record holds (or those
+ * its data names in the field) and adds these after them. */
+export interface FilesOptions {
+  files?: FileSet;
+  onProgress?: Progress;
+}
+
 /** One write of `Hapta.batch`: `id` and top-level `data` values may be `{ $ref: n }`, the id op n wrote. */
 export interface BatchOp {
   op: "create" | "update" | "delete";
@@ -168,6 +178,8 @@ export interface RecordsClient extends Caller {
   subscribe(collection: string, options: SubscribeOptions, onChange: (change: Change<any>) => void):
     Promise<Unsubscribe<any>>;
   query(collection: string, options: QueryOptions, onChange?: LiveQueryListener<any>): Promise<LiveQuery<any>>;
+  /** A create or update with new files (FilesOptions). */
+  withFiles(op: "records.create" | "records.update", args: Json, files: FileSet, onProgress?: Progress): Promise<any>;
 }
 
 /** Typed access to one collection: `hapta.records<Post>("posts")`. */
@@ -191,14 +203,23 @@ export class Records<T = Json> {
 
   /** `idempotencyKey`: the same key again (within 24 h) answers the first answer and writes nothing; without
    * one, a signed-in client makes one per call (ConnectOptions.idempotentWrites), kept across its retries. */
-  create(data: Partial<T>, options: WriteOptions = {}): Promise<T> {
-    return this.hapta.call("records.create", { collection: this.collection, data, ...keyed(options) });
+  /** `files: {media: [file, ...]}` uploads them first and creates the record with them, all or nothing
+   * (FilesOptions). */
+  create(data: Partial<T>, options: WriteOptions & FilesOptions = {}): Promise<T> {
+    const { files, onProgress, ...rest } = options;
+    const args = { collection: this.collection, data, ...keyed(rest) };
+    if (files) return this.hapta.withFiles("records.create", args, files, onProgress);
+    return this.hapta.call("records.create", args);
   }
 
-  update(id: string, data: Partial<T>, options: { version?: number } & WriteOptions = {}): Promise<T> {
-    const { version, ...rest } = options;
-    return this.hapta.call("records.update", { collection: this.collection, id, data,
-                                                ...(version === undefined ? {} : { version }), ...keyed(rest) });
+  /** `files: {media: [file, ...]}` adds them to the files the record keeps: those `data.media` names (names or
+   * file entries), else every file it holds when the update is sent (FilesOptions). */
+  update(id: string, data: Partial<T>, options: { version?: number } & WriteOptions & FilesOptions = {}): Promise<T> {
+    const { version, files, onProgress, ...rest } = options;
+    const args = { collection: this.collection, id, data, ...(version === undefined ? {} : { version }),
+                   ...keyed(rest) };
+    if (files) return this.hapta.withFiles("records.update", args, files, onProgress);
+    return this.hapta.call("records.update", args);
   }
 
   delete(id: string, options: WriteOptions = {}): Promise<{ id: string }> {

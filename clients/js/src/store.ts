@@ -2,6 +2,7 @@
 // live queries' last items, and whose they are. IndexedDB in a browser (one database per gateway URL, shared by the
 // tabs of the origin); memory elsewhere (tests, or an app that wants optimistic writes without keeping them).
 import type { Json } from "./errors.js";
+import type { PendingUpload } from "./files.js";
 
 /** A write in the outbox, as stored. */
 export interface OutboxEntry {
@@ -23,6 +24,9 @@ export interface OutboxEntry {
   tempIds?: (string | null)[];
   /** Takes its `version` from the answer to this earlier write of the same record (key). */
   follows?: string;
+  /** The new files of a create or update, their bytes kept with it (Blobs in IndexedDB): uploaded when it is sent,
+   * and named in its data as the uploads' tokens (then `args` holds the tokens). */
+  files?: PendingUpload[];
 }
 
 /** A live query's items as the gateway last sent them. */
@@ -51,6 +55,15 @@ export interface OfflineStore {
 
 const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 
+/** A copy of an entry to keep: its files' bytes (Blobs, which JSON would empty) are shared, not copied; they never
+ * change. */
+function cloneEntry(entry: OutboxEntry): OutboxEntry {
+  const { files, ...rest } = entry;
+  const copy = clone(rest) as OutboxEntry;
+  if (files) copy.files = files.map(({ field, name, type, size, data }) => ({ field, name, type, size, data }));
+  return copy;
+}
+
 /** The store of one page, in memory. */
 export class MemoryStore implements OfflineStore {
   private outbox: OutboxEntry[] = [];
@@ -58,18 +71,18 @@ export class MemoryStore implements OfflineStore {
   private queries = new Map<string, CachedQuery>();
   private whose: string | null | undefined = undefined;
 
-  async entries() { return clone(this.outbox); }
+  async entries() { return this.outbox.map(cloneEntry); }
 
   async add(entry: OutboxEntry) {
     const seq = ++this.seq;
-    this.outbox.push(clone({ ...entry, seq }));
+    this.outbox.push(cloneEntry({ ...entry, seq }));
     return seq;
   }
 
   async put(entries: OutboxEntry[]) {
     for (const entry of entries) {
       const at = this.outbox.findIndex((e) => e.seq === entry.seq);
-      if (at >= 0) this.outbox[at] = clone(entry);
+      if (at >= 0) this.outbox[at] = cloneEntry(entry);
     }
   }
 
@@ -134,14 +147,14 @@ export class IndexedDbStore implements OfflineStore {
   }
 
   add(entry: OutboxEntry) {
-    const { seq, ...stored } = entry;
+    const { seq, ...stored } = cloneEntry(entry);
     return this.run([OUTBOX], "readwrite", (tx) => done<number>(tx.objectStore(OUTBOX).add(stored)));
   }
 
   put(entries: OutboxEntry[]) {
     return this.run([OUTBOX], "readwrite", (tx) => {
       const outbox = tx.objectStore(OUTBOX);
-      for (const entry of entries) outbox.put(clone(entry));
+      for (const entry of entries) outbox.put(cloneEntry(entry));
     });
   }
 

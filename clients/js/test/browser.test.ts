@@ -9,7 +9,7 @@ import { crc32, deflateSync } from "node:zlib";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumPath, launch, noChromium as why, pageServer } from "./chromium";
-import { PASSWORD, ROOT, startGateway, uniqueName, type Gateway } from "./support";
+import { PASSWORD, ROOT, startGateway, uniqueName, until, type Gateway } from "./support";
 
 if (!chromiumPath) console.warn(`browser tests skipped: ${why}`);
 
@@ -58,7 +58,10 @@ describe.skipIf(!chromiumPath)(`in Chromium${chromiumPath ? "" : ` (skipped: ${w
     [server, origin] = await pageServer(PAGE);
     [elsewhere, foreign] = await pageServer(PAGE);
     [gateway, shortTokens, guarded] = await Promise.all([
-      startGateway(), startGateway("access_token_ttl=4"), startGateway(`origins=(${JSON.stringify(origin)},)`)]);
+      startGateway(),
+      // short-lived access tokens; uploads no write took are let go 5 s after their finish, swept every 0.5 s
+      startGateway("access_token_ttl=4, file_idle_timeout=5, file_sweep_interval=0.5"),
+      startGateway(`origins=(${JSON.stringify(origin)},)`)]);
     browser = await launch();
   }, 180_000);
 
@@ -192,6 +195,36 @@ describe.skipIf(!chromiumPath)(`in Chromium${chromiumPath ? "" : ` (skipped: ${w
     expect(result.same).toBe(true);
     await context.close();
   });
+
+  it("a post with two pictures in one step, the second of a type the field refuses: no record, neither kept",
+    async () => {
+      const { context, pages: [page] } = await tabs();
+      const tag = uniqueName("two");
+      const result = await page.evaluate(async ({ url, tag }) => {
+        const { Hapta } = (window as any).hapta;
+        const hapta = await Hapta.connect(url);
+        const session = await hapta.auth.guest();   // registrations per address are few
+        const canvas = document.createElement("canvas");
+        canvas.width = 80;
+        canvas.height = 60;
+        const picture = await new Promise<Blob>((done) => canvas.toBlob((blob) => done(blob!), "image/png"));
+        const progress: number[][] = [];
+        const refused = await hapta.records("posts").create({ author: session.user.id, text: tag, public: true }, {
+          files: { media: [new File([picture], "first.png", { type: "image/png" }),
+                           new File(["not a picture"], "second.txt", { type: "text/plain" })] },
+          onProgress: (sent: number, total: number) => progress.push([sent, total]),
+        }).catch((error: any) => ({ code: error.code, details: error.details }));
+        const found = await hapta.records("posts").list({ filter: `text = "${tag}"`, count: true });
+        return { refused, total: found.total, progress, size: picture.size };
+      }, { url: shortTokens.url, tag });
+      expect(result.refused).toMatchObject({ code: "VALIDATION_FAILED" });
+      expect(result.total).toBe(0);
+      // the first picture went up and waits for a write that never names it; the gateway lets it go
+      expect(result.progress.at(-1)).toEqual([result.size, result.size + "not a picture".length]);
+      expect(shortTokens.storedFiles()).toHaveLength(1);
+      await until(() => shortTokens.storedFiles().length === 0, 20_000);
+      await context.close();
+    }, 40_000);
 
   it("an access token that expires is refreshed in place, on auth.expiring", async () => {
     const { context, pages: [page] } = await tabs();

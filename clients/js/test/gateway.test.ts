@@ -27,6 +27,14 @@ async function connect(options: Parameters<typeof Hapta.connect>[1] = {}): Promi
   return hapta;
 }
 
+/** A guest account (auth.guest): a user as any other for what it writes, without using up the few registrations
+ * the gateway allows per address. */
+async function guest(options: Parameters<typeof Hapta.connect>[1] = {}) {
+  const hapta = await connect(options);
+  const session = await hapta.auth.guest();
+  return { hapta, user: session.user as { id: string } };
+}
+
 async function signedUp(options: Parameters<typeof Hapta.connect>[1] = {}) {
   const hapta = await connect(options);
   const name = uniqueName("js");
@@ -491,6 +499,160 @@ describe("files", () => {
     expect(refused).toBeInstanceOf(HaptaError);
     expect(refused.code).toBe("BAD_REQUEST");
   });
+});
+
+describe("a record and its files in one step", () => {
+  /** A PNG's signature, then `size - 8` bytes of `seed`: the gateway judges the type by the first bytes. */
+  const png = (size: number, seed: number) => {
+    const bytes = new Uint8Array(size);
+    for (let i = 8; i < size; i++) bytes[i] = (i * seed) % 251;
+    bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    return bytes;
+  };
+  const sha256 = async (bytes: Uint8Array) =>
+    Buffer.from(await crypto.subtle.digest("SHA-256", bytes)).toString("hex");
+
+  it("a post with two pictures in one create, progress across both; an update adds one and keeps them; with "
+     + "persist, files past outboxFileBytes go straight, and offline fail at once", async () => {
+    // the two pictures (401,000 bytes) are more than this outbox keeps: they go straight; the later writes through it
+    const { gate, Gated } = await gated();
+    const { hapta, user } = await guest({ persist: "memory", outboxFileBytes: 300_000, WebSocket: Gated });
+    const posts = hapta.records<Post>("posts");
+    const [a, b, c] = [png(1000, 3), png(400_000, 7), png(2000, 11)];
+    const progress: [number, number][] = [];
+    const post = await posts.create({ author: user.id, text: "two pictures", public: true }, {
+      files: { media: [new File([a], "a.png", { type: "image/png" }), new Blob([b], { type: "image/png" })] },
+      onProgress: (sent, total) => progress.push([sent, total]),
+    });
+    expect(post.media.map((f) => [f.name, f.size, f.type])).toEqual([["a.png", 1000, "image/png"],
+                                                                     ["file-2.png", 400_000, "image/png"]]);
+    expect(post.media.map((f) => f.sha256)).toEqual([await sha256(a), await sha256(b)]);
+    expect(progress.every(([, total]) => total === 401_000)).toBe(true);
+    expect(progress.at(-1)).toEqual([401_000, 401_000]);
+    expect(progress.map(([sent]) => sent)).toEqual([...progress.map(([sent]) => sent)].sort((x, y) => x - y));
+    expect(Buffer.from(await hapta.files.download("posts", post.id, "media", "file-2.png")).equals(Buffer.from(b)))
+      .toBe(true);
+
+    // an update keeps what the record holds and adds the new file after it
+    const more = await posts.update(post.id, { text: "three" }, { files: { media: [{ data: c, name: "c.png" }] } });
+    expect(more.media.map((f) => f.name)).toEqual(["a.png", "file-2.png", "c.png"]);
+    // ...or keeps only the files its data names
+    const fewer = await posts.update(post.id, { media: ["c.png"] as any },
+                                     { files: { media: [{ data: a, name: "d.png", type: "image/png" }] } });
+    expect(fewer.media.map((f) => f.name)).toEqual(["c.png", "d.png"]);
+
+    // a file of a type the field refuses refuses the write: no record
+    const refused = await posts.create({ author: user.id, text: "never stored", public: true }, {
+      files: { media: [new File([a], "ok.png", { type: "image/png" }),
+                       new File(["plain words"], "notes.txt", { type: "text/plain" })] },
+    }).catch((e) => e);
+    expect(refused).toBeInstanceOf(HaptaError);
+    expect(refused.code).toBe("VALIDATION_FAILED");
+    expect((await posts.list({ filter: `author = "${user.id}" && text = "never stored"`, count: true })).total)
+      .toBe(0);
+    const writes = gate.sent.filter((m) => String(m.op).startsWith("records.") && m.args.idempotency_key);
+    expect(writes.map((m) => m.op)).toEqual(["records.create", "records.update", "records.update"]);
+
+    // offline, files past outboxFileBytes are not kept: the write fails at once, and nothing of it waits
+    gate.open = false;
+    gate.sockets.at(-1).close();
+    await until(() => hapta.state === "reconnecting");
+    const tooLarge = await posts.create({ author: user.id, text: "too large", public: true },
+                                        { files: { media: [new Blob([b], { type: "image/png" })] } }).catch((e) => e);
+    expect([tooLarge.code, tooLarge.details]).toEqual(["TOO_LARGE", { size: 400_000, outboxFileBytes: 300_000 }]);
+    expect(hapta.outbox.pending()).toEqual([]);
+    gate.open = true;
+  });
+
+  it("a socket cut in the middle of the upload: after the reconnect the upload resumes where the gateway kept it, "
+     + "and the post has the whole picture", async () => {
+    const Native = (globalThis as any).WebSocket;
+    const cut = { after: 0, chunks: 0, bytes: 0, resumes: [] as any[], received: [] as number[] };
+    class Cutting extends Native {
+      constructor(...args: any[]) {
+        super(...args);
+        this.addEventListener("message", (event: { data: unknown }) => {
+          if (typeof event.data !== "string") return;
+          for (const message of [JSON.parse(event.data)].flat()) {
+            if (typeof message.data?.received === "number" && message.data.stream) {
+              if (message.id !== undefined) cut.received.push(message.data.received);   // a resume's answer
+            }
+          }
+        });
+      }
+
+      send(data: string | Uint8Array): void {
+        if (typeof data === "string" && data.includes('"resume"')) cut.resumes.push(JSON.parse(data));
+        if (typeof data !== "string" && this.readyState === 1) cut.bytes += data.length - 4;   // what goes out
+        super.send(data);
+        if (typeof data === "string") return;
+        if (++cut.chunks === cut.after) this.close(4000);   // the 4th chunk went out; the socket is gone
+      }
+    }
+    const { hapta, user } = await guest({ WebSocket: Cutting as any });
+    const big = png(3_000_000, 17);   // about 12 chunks of 256 KiB
+    const progress: number[] = [];
+    cut.after = 4;
+    const post = await hapta.records<Post>("posts").create({ author: user.id, text: "resumed", public: true },
+      { files: { media: [new File([big], "big.png", { type: "image/png" })] },
+        onProgress: (sent) => progress.push(sent) });
+    expect(hapta.reconnects).toBe(1);
+    expect(cut.resumes).toHaveLength(1);
+    expect(post.media.map((f) => [f.name, f.size, f.sha256])).toEqual([["big.png", big.length, await sha256(big)]]);
+    // the gateway kept some of the first 4 chunks, and only the rest went again
+    expect(cut.received).toHaveLength(1);
+    expect(cut.received[0]).toBeGreaterThan(0);
+    expect(cut.bytes).toBe(4 * 262_144 + big.length - cut.received[0]);
+    expect(progress.at(-1)).toBe(big.length);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));   // across the drop, never backwards
+    const back = await hapta.files.download("posts", post.id, "media", "big.png");
+    expect(await sha256(back)).toBe(await sha256(big));
+  }, 30_000);
+
+  it("tokens that expired between the uploads and the create are uploaded once more", async () => {
+    // uploads kept 2 s after their finish; the socket holds the create until its tokens have expired
+    const brief = await startGateway("file_idle_timeout=2");
+    const Native = (globalThis as any).WebSocket;
+    let expiry = 0;
+    let hold = true;
+    const uploads: string[] = [];
+    class Holding extends Native {
+      constructor(...args: any[]) {
+        super(...args);
+        this.addEventListener("message", (event: { data: unknown }) => {
+          if (typeof event.data !== "string") return;
+          for (const message of [JSON.parse(event.data)].flat()) {
+            if (message.data?.upload) expiry = Math.max(expiry, message.data.expires_at * 1000);
+          }
+        });
+      }
+
+      send(data: string | Uint8Array): void {
+        if (typeof data === "string" && data.includes('"files.upload"')) uploads.push(data);
+        if (hold && typeof data === "string" && data.includes('"records.create"')) {
+          hold = false;
+          // expires_at is in whole seconds (rounded down): a second past it the lease has surely run out
+          until(() => Date.now() > expiry + 1000, 10_000).then(() => super.send(data));
+          return;
+        }
+        super.send(data);
+      }
+    }
+    const hapta = await Hapta.connect(brief.url, { WebSocket: Holding as any });
+    try {
+      const session = await hapta.auth.guest();
+      const picture = png(5000, 13);
+      const post = await hapta.records<Post>("posts").create(
+        { author: (session.user as { id: string }).id, text: "late", public: true },
+        { files: { media: [new File([picture], "late.png", { type: "image/png" })] } });
+      expect(post.media.map((f) => f.name)).toEqual(["late.png"]);
+      expect(post.media[0].sha256).toBe(await sha256(picture));
+      expect(uploads).toHaveLength(2);   // the first upload's token expired; it went once more
+    } finally {
+      hapta.close();
+      await brief.stop();
+    }
+  }, 60_000);
 });
 
 /** A 200 x 120 red PNG: something Pillow decodes, small enough to sit here. */

@@ -41,6 +41,29 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>offline</title>
     await hapta.auth.register({ email: name + "@example.com", password, username: name });
     hapta.close();
   };
+  window.guest = async (url) => {
+    const hapta = await Hapta.connect(url, { storage: localStorage });
+    await hapta.auth.guest();
+    hapta.close();
+  };
+  // a width x height PNG drawn here, as a File (what an <input type=file> gives)
+  window.picture = async (width, height, name) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    const draw = canvas.getContext("2d");
+    draw.fillStyle = "#3a7";
+    draw.fillRect(0, 0, width, height);
+    const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+    return new File([blob], name, { type: "image/png" });
+  };
+  // the natural width of the image at url (a preview: an object URL)
+  window.widthOf = (url) => new Promise((done, failed) => {
+    const img = new Image();
+    img.onload = () => done(img.naturalWidth);
+    img.onerror = () => failed(new Error("the image did not load: " + url));
+    img.src = url;
+  });
   window.shown = () => window.feed.items.map((p) => [p.text, !!p.$pending]);
   window.ready = true;
 </script>`;
@@ -179,6 +202,67 @@ describe.skipIf(!chromiumPath)(`offline first, in Chromium${chromiumPath ? "" : 
     expect(await rows(tag)).toEqual([`${tag} kept, edited offline`, `${tag} a, edited offline`, `${tag} b`]);
     expect(first.sent).toHaveLength(2 + 5);   // the two made online, then each offline write once
     expect(new Set(first.sent).size).toBe(first.sent.length);
+    expect(await again.page.evaluate(() => (window as any).events)).toEqual([]);
+    await context.close();
+  }, 90_000);
+
+  it("a post with a picture made offline shows at once with a preview, survives a reload while offline, and lands "
+     + "once with its file when back online", async () => {
+    const context = await browser.newContext();
+    const tag = uniqueName("p");
+    const first = await open(context);
+    // a guest account: registrations per address are few, and a guest has an outbox as any user
+    await first.page.evaluate((url: string) => (window as any).guest(url), gateway.url);
+    await start(first.page, tag);
+    await network(first.cdp, false);
+    await first.page.waitForFunction(() => (window as any).client.state !== "open");
+    const made = await first.page.evaluate(async (tag: string) => {
+      const hapta = (window as any).client;
+      const file = await (window as any).picture(64, 48, "pic.png");
+      (window as any).landed = hapta.records("posts").create(
+        { author: hapta.session.user.id, text: `${tag} with a picture`, public: true },
+        { files: { media: [file] } }).then((post: any) => post.media.map((f: any) => f.name));
+      const [post] = (window as any).feed.items;
+      const [media] = post.media;
+      return { text: post.text, pending: post.$pending, media: { name: media.name, size: media.size,
+               type: media.type, pending: media.$pending }, previewWidth: await (window as any).widthOf(media.$preview),
+               bytes: [...new Uint8Array(await file.arrayBuffer())], files: hapta.outbox.pending()[0].files };
+    }, tag);
+    expect(made).toMatchObject({ text: `${tag} with a picture`, pending: true,
+                                 media: { name: "pic.png", type: "image/png", pending: true }, previewWidth: 64 });
+    expect(made.media.size).toBe(made.bytes.length);
+    expect(made.files).toEqual([{ field: "media", name: "pic.png", type: "image/png", size: made.bytes.length }]);
+
+    // a reload while offline: the write and its picture come back from IndexedDB
+    await first.page.close();
+    const again = await open(context, first.sent, true);
+    const uploads: string[] = [];
+    again.page.on("websocket", (socket: any) => socket.on("framesent", ({ payload }: { payload: string | Buffer }) => {
+      if (typeof payload === "string" && payload.includes('"files.upload"')) uploads.push(payload);
+    }));
+    await start(again.page, tag);
+    const reloaded = await again.page.evaluate(async () => {
+      const [post] = (window as any).firstShown.items;
+      return { text: post.text, pending: post.$pending, media: post.media.map((f: any) => [f.name, f.$pending]),
+               previewWidth: await (window as any).widthOf(post.media[0].$preview) };
+    });
+    expect(reloaded).toEqual({ text: `${tag} with a picture`, pending: true, media: [["pic.png", true]],
+                               previewWidth: 64 });
+    expect(await rows(tag)).toEqual([]);
+
+    await network(again.cdp, true);
+    await settled(again.page);
+    const [post] = (await reader.records<any>("posts").list({ filter: `text ~ "${tag}"` })).items;
+    expect(await rows(tag)).toEqual([`${tag} with a picture`]);
+    expect(post.media.map((f: any) => [f.name, f.size, f.type])).toEqual([["pic.png", made.bytes.length,
+                                                                           "image/png"]]);
+    const stored = await reader.files.download("posts", post.id, "media", "pic.png");
+    expect([...stored]).toEqual(made.bytes);
+    expect(uploads).toHaveLength(1);
+    expect(first.sent).toHaveLength(1);   // the create, once
+    const shownNow = await again.page.evaluate(() => (window as any).feed.items.map((p: any) => ({
+      pending: !!p.$pending, media: p.media.map((f: any) => [f.name, !!f.$pending, !!f.$preview]) })));
+    expect(shownNow).toEqual([{ pending: false, media: [["pic.png", false, false]] }]);
     expect(await again.page.evaluate(() => (window as any).events)).toEqual([]);
     await context.close();
   }, 90_000);

@@ -55,6 +55,7 @@ function outbox(store: OfflineStore, answer: Answer, tabs: Tabs = tabsOf("solo",
     },
     read: async () => state.server,
     version: (collection, id) => (id === "held" ? 7 : undefined),
+    attach: async (op, args) => args,
   };
   const box = new Outbox(store, tabs, link, {
     changed: () => { changes++; },
@@ -64,7 +65,7 @@ function outbox(store: OfflineStore, answer: Answer, tabs: Tabs = tabsOf("solo",
                                                 action: "update" as const, shown: e.args.data as Json, restored: null })),
     report: (event) => events.push(event),
   }, { keyLife: 23 * 3600_000, grace: 50, ...options });
-  return { box, state, sent, events, added, changes: () => changes };
+  return { box, state, sent, events, added, link, changes: () => changes };
 }
 
 /** A gateway that stores what it is sent, in order, once per key (as idempotency keys make it). */
@@ -117,6 +118,40 @@ describe("the outbox", () => {
     expect(new Set(sent.map((s) => s.args.idempotency_key)).size).toBe(3);
     expect(await store.entries()).toEqual([]);
     expect(box.pending()).toEqual([]);
+  });
+
+  it("a write with files: its files go up in its turn, then it names their tokens; expired tokens go once more, "
+     + "a second TOKEN_INVALID in a row refuses it", async () => {
+    const store = new MemoryStore();
+    const { answer, rows } = gateway();
+    let uploads = 0;
+    let refuseTokens = 0;   // how many tries the "gateway" answers TOKEN_INVALID
+    const { box, link, sent, events } = outbox(store, (op, args) => {
+      if (refuseTokens > 0) {
+        refuseTokens--;
+        throw new HaptaError("TOKEN_INVALID", "that upload is not valid", { field: "media" });
+      }
+      return answer(op, args);
+    });
+    link.attach = async (op, args, files) => {
+      uploads += files.length;
+      return { ...args, data: { ...(args.data as Json), media: files.map(() => ({ upload: `t${uploads}` })) } };
+    };
+    const picture = { field: "media", name: "a.png", type: "image/png", size: 3, data: new Uint8Array(3) };
+    refuseTokens = 1;
+    const post = await box.add("records.create", { collection: "posts", data: { text: "late" } }, [picture]);
+    expect(post.media).toEqual([{ upload: "t2" }]);
+    expect(uploads).toBe(2);
+    expect(sent.map((s) => s.args.idempotency_key)).toEqual([sent[0].args.idempotency_key,
+                                                             sent[0].args.idempotency_key]);
+    refuseTokens = 2;
+    const refused = await box.add("records.create", { collection: "posts", data: { text: "never" } }, [picture])
+      .catch((error) => error.code);
+    expect(refused).toBe("TOKEN_INVALID");
+    expect(uploads).toBe(4);
+    expect(events.map((e) => [e.kind, e.error.code, e.write.files])).toEqual([
+      ["refused", "TOKEN_INVALID", [{ field: "media", name: "a.png", type: "image/png", size: 3 }]]]);
+    expect(rows.map((r) => r.text)).toEqual(["late"]);
   });
 
   it("waits while offline or signed out, and sends only as the user who made the write", async () => {

@@ -132,6 +132,29 @@ describe("writes laid over a live query", () => {
     expect(items.slice(1).every((r) => !r.$pending)).toBe(true);
   });
 
+  it("a write with files shows the files it keeps, then the new ones pending with their previews", () => {
+    const picture = (name: string) => ({ field: "media", name, type: "image/png", size: 10, data: new Uint8Array(10) });
+    const made = { ...create("k1", { text: "with a picture", public: true }),
+                   files: [{ ...picture("a.png"), preview: "blob:a" }] };
+    expect(shown([made])[0].media).toEqual([{ name: "a.png", size: 10, type: "image/png", $pending: true,
+                                              $preview: "blob:a" }]);
+    const held = { name: "old.png", size: 5, type: "image/png", sha256: "x" };
+    const other = { name: "other.png", size: 6, type: "image/png", sha256: "y" };
+    server[1] = { ...server[1], media: [held, other] } as any;
+    try {
+      // an update that names no files to keep keeps them all; one that names some keeps those (tokens not shown)
+      const keepAll = { ...update("k2", "p2", {}), files: [picture("b.png")] };
+      expect(shown([keepAll])[1].media.map((f: Json) => [f.name, !!f.$pending])).toEqual([
+        ["old.png", false], ["other.png", false], ["b.png", true]]);
+      const keepOne = { ...update("k3", "p2", { media: [{ name: "other.png" }, { upload: "t1" }] }),
+                        files: [picture("b.png")] };
+      expect(shown([keepOne])[1].media).toEqual([other, { name: "b.png", size: 10, type: "image/png",
+                                                         $pending: true }]);
+    } finally {
+      delete (server[1] as any).media;
+    }
+  });
+
   it("one the filter does not match, or that sorts past a full window, does not enter", () => {
     expect(shown([create("k1", { text: "private", public: false })])).toEqual(server);
     const old = create("k2", { text: "old", public: true }, Date.parse("2020-01-01T00:00:00Z"));

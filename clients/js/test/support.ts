@@ -1,7 +1,7 @@
 // A real `hapta serve` for the client's tests: the repository's test app (tests/app) on the database in
 // DATABASE_URL (bin/test gives one; without it the gateway starts its embedded PostgreSQL), on a port of its own.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync, mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,8 @@ export interface Gateway {
   port: number;
   /** What the gateway printed so far (its log). */
   output(): string;
+  /** The objects its local file storage holds now (paths under data/files; uploads under way left out). */
+  storedFiles(): string[];
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -93,6 +95,15 @@ export async function startGateway(changes = "", args: string[] = [],
     get http() { return `http://127.0.0.1:${port}`; },
     get port() { return port; },
     output: () => printed,
+    storedFiles: () => {
+      try {
+        return (readdirSync(join(folder, "data", "files"), { recursive: true, withFileTypes: true }) as any[])
+          .filter((entry) => entry.isFile() && !join(entry.parentPath ?? entry.path, entry.name).includes(".partial"))
+          .map((entry) => join(entry.parentPath ?? entry.path, entry.name));
+      } catch {
+        return [];   // nothing stored yet
+      }
+    },
     stop,
     async restart() {
       await stop();

@@ -1,4 +1,4 @@
-import type { Hapta, HaptaError, LiveQuery, Member, QueryOptions, Session, State, WriteOptions } from "@hapta/client";
+import type { FilesOptions, Hapta, HaptaError, LiveQuery, Member, QueryOptions, Session, State, WriteOptions } from "@hapta/client";
 import type { ReactElement, ReactNode } from "react";
 export interface HaptaProviderProps {
     /** A connected client (`await Hapta.connect(url, options)`): the hooks below use it, and never close it. */
@@ -98,12 +98,14 @@ export declare function useChannel<D = unknown>(name: string | null | undefined,
 }): ChannelResult<D>;
 export type MutationStatus = "idle" | "pending" | "success" | "error";
 export interface MutationResult {
-    /** Creates a record of `collection`; resolves to it, or to undefined when refused (then `error` says why). */
-    create: <T = Record<string, unknown>>(collection: string, data: Partial<T>, options?: WriteOptions) => Promise<T | undefined>;
-    /** Updates fields of a record; `version`: only if it is still at that version (else CONFLICT). */
+    /** Creates a record of `collection`; resolves to it, or to undefined when refused (then `error` says why).
+     * `files: {media: [file]}` stores files with it in one step (`onProgress(sent, total)` hears their bytes). */
+    create: <T = Record<string, unknown>>(collection: string, data: Partial<T>, options?: WriteOptions & FilesOptions) => Promise<T | undefined>;
+    /** Updates fields of a record; `version`: only if it is still at that version (else CONFLICT); `files` adds
+     * files to those it keeps. */
     update: <T = Record<string, unknown>>(collection: string, id: string, data: Partial<T>, options?: {
         version?: number;
-    } & WriteOptions) => Promise<T | undefined>;
+    } & WriteOptions & FilesOptions) => Promise<T | undefined>;
     delete: (collection: string, id: string, options?: WriteOptions) => Promise<{
         id: string;
     } | undefined>;

@@ -1,18 +1,20 @@
 // useMutation: writes (create, update, delete) with their status and error as React state, for a form's button and
 // the message under it.
-import type { HaptaError, WriteOptions } from "@hapta/client";
+import type { FilesOptions, HaptaError, WriteOptions } from "@hapta/client";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useHapta } from "./context.js";
 
 export type MutationStatus = "idle" | "pending" | "success" | "error";
 
 export interface MutationResult {
-  /** Creates a record of `collection`; resolves to it, or to undefined when refused (then `error` says why). */
+  /** Creates a record of `collection`; resolves to it, or to undefined when refused (then `error` says why).
+   * `files: {media: [file]}` stores files with it in one step (`onProgress(sent, total)` hears their bytes). */
   create: <T = Record<string, unknown>>(collection: string, data: Partial<T>,
-                                         options?: WriteOptions) => Promise<T | undefined>;
-  /** Updates fields of a record; `version`: only if it is still at that version (else CONFLICT). */
+                                         options?: WriteOptions & FilesOptions) => Promise<T | undefined>;
+  /** Updates fields of a record; `version`: only if it is still at that version (else CONFLICT); `files` adds
+   * files to those it keeps. */
   update: <T = Record<string, unknown>>(collection: string, id: string, data: Partial<T>,
-                     options?: { version?: number } & WriteOptions) => Promise<T | undefined>;
+                     options?: { version?: number } & WriteOptions & FilesOptions) => Promise<T | undefined>;
   delete: (collection: string, id: string, options?: WriteOptions) => Promise<{ id: string } | undefined>;
   /** The last write's: "idle" before any, "pending" while it is on its way, "success" or "error". */
   status: MutationStatus;
@@ -55,10 +57,11 @@ export function useMutation(): MutationResult {
       }
     }
     return {
-      create: <T = Record<string, unknown>>(collection: string, data: Partial<T>, options?: WriteOptions) =>
+      create: <T = Record<string, unknown>>(collection: string, data: Partial<T>,
+                                             options?: WriteOptions & FilesOptions) =>
         run(() => client.records<T>(collection).create(data, options)),
       update: <T = Record<string, unknown>>(collection: string, id: string, data: Partial<T>,
-                         options?: { version?: number } & WriteOptions) =>
+                         options?: { version?: number } & WriteOptions & FilesOptions) =>
         run(() => client.records<T>(collection).update(id, data, options)),
       delete: (collection: string, id: string, options?: WriteOptions) =>
         run(() => client.records(collection).delete(id, options)),

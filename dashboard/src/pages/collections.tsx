@@ -1,7 +1,9 @@
-// Every collection's fields and rules, as config.py declares them (admin.schema).
+// Every collection's fields and rules, as config.py declares them (admin.schema): a diagram of them and their
+// relations (er.tsx), then a card each.
 import { useCall } from "../hooks.ts";
 import type { CollectionInfo, RuleOp, Schema } from "../types.ts";
 import { bytes, Loading, Problem } from "../ui.tsx";
+import { Diagram } from "./er.tsx";
 
 const OPS: RuleOp[] = ["list", "view", "create", "update", "delete"];
 
@@ -56,6 +58,7 @@ export function Collections() {
     <section>
       <Problem error={schema.error} />
       <Loading when={schema.data} failed={schema.error}>
+        {schema.data && <Diagram schema={schema.data} />}
         <div class="cards">
           {schema.data?.collections.map((c) => <CollectionCard key={c.name} collection={c} />)}
         </div>

@@ -1,32 +1,37 @@
 // The app as one user sees it. auth.impersonate turns the connection that calls it into that user, so it runs on
-// a second connection of its own (signed in as admin first), never on the dashboard's; that connection's session
+// a second connection of its own (signed in as admin first, with the key or the admin's session), never on the dashboard's; that connection's session
 // is ended (auth.logout) and closed when the view closes.
 import { useContext, useEffect, useState } from "preact/hooks";
 import type { Page } from "../../../clients/js/src/hapta.ts";
 import { connectAsAdmin, describe, type Hapta } from "../gateway.ts";
-import { AdminKey, Connection, useCall, useHapta } from "../hooks.ts";
+import { AdminCredential, Connection, useCall, useHapta } from "../hooks.ts";
 import type { Json, Schema } from "../types.ts";
 import { cell, Loading, Problem } from "../ui.tsx";
 
 export function Impersonation({ user, onEnd }: { user: string; onEnd: () => void }) {
   const admin = useHapta();
-  const key = useContext(AdminKey);
+  const credential = useContext(AdminCredential);
   const schema = useCall((h) => h.call<Schema>("admin.schema"), []);   // on the admin's connection
   const [as, setAs] = useState<Hapta | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     let other: Hapta | null = null;
+    let impersonating = false;
     let live = true;
     (async () => {
-      other = await connectAsAdmin(key, admin.url);
+      other = await connectAsAdmin(credential, admin.url);
       if (!live) return other.close();
       await other.call("auth.impersonate", { user });
+      impersonating = true;
       setAs(other);
     })().catch((failure) => live && setError(describe(failure)));
     return () => {
       live = false;
       const ending = other;
-      if (ending) ending.call("auth.logout").catch(() => undefined).finally(() => ending.close());
+      if (!ending) return;
+      // auth.logout only once it is the user's session: before that it would be the admin's own, which it ends
+      if (impersonating) ending.call("auth.logout").catch(() => undefined).finally(() => ending.close());
+      else ending.close();
     };
   }, [user]);
   return (

@@ -1,5 +1,6 @@
 // The records of one collection as an admin sees them: a filter in the filter language, sort by a column, keyset
-// paging, and the rows kept live by a subscription with the same filter.
+// paging, and the rows kept live by a subscription with the same filter; a new record in a form, rows picked for a
+// delete together, and the filter's rows exported as CSV or JSON.
 import { useEffect, useState } from "preact/hooks";
 import type { Change, Page } from "../../../clients/js/src/hapta.ts";
 import { describe } from "../gateway.ts";
@@ -7,6 +8,8 @@ import { useCall, useHapta, useSettled } from "../hooks.ts";
 import type { CollectionInfo, Json, Schema, StoredFile } from "../types.ts";
 import { cell, Loading, Problem, when } from "../ui.tsx";
 import { RecordPanel } from "./record.tsx";
+import { RecordForm } from "./form.tsx";
+import { BulkDelete, Export } from "./bulk.tsx";
 
 const PAGE_SIZES = [10, 20, 50, 100];
 const MOST_COLUMNS = 8;
@@ -25,7 +28,7 @@ export function Records({ detail }: { detail: string }) {
                aria-selected={c === chosen} class={c === chosen ? "current" : undefined}>{c.name}</a>
           ))}
         </div>
-        {chosen && <Grid key={chosen.name} collection={chosen} />}
+        {chosen && <Grid key={chosen.name} collection={chosen} schema={schema.data!} />}
       </Loading>
     </section>
   );
@@ -44,7 +47,7 @@ function fileNames(value: unknown): string {
   return stored.length === 0 ? "" : `${stored.length} file${stored.length === 1 ? "" : "s"}: ${names}`;
 }
 
-function Grid({ collection }: { collection: CollectionInfo }) {
+function Grid({ collection, schema }: { collection: CollectionInfo; schema: Schema }) {
   const hapta = useHapta();
   const name = collection.name;
   const [typed, setTyped] = useState("");
@@ -61,6 +64,17 @@ function Grid({ collection }: { collection: CollectionInfo }) {
   const [rows, setRows] = useState<Json[]>([]);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
   const [selected, setSelected] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
+  // Rows ticked for a delete together, on this page of this query: another page starts with none. A picked row
+  // deleted elsewhere meanwhile stays picked, and its delete is listed as failed (NOT_FOUND), not silently dropped.
+  const [picks, setPicks] = useState<{ at: string; ids: Set<string> }>({ at: "", ids: new Set() });
+  const pageKey = JSON.stringify([query, after ?? ""]);
+  const picked = picks.at === pageKey ? picks.ids : new Set<string>();
+  const setPicked = (change: Set<string> | ((now: Set<string>) => Set<string>)) =>
+    setPicks((now) => {
+      const ids = now.at === pageKey ? now.ids : new Set<string>();
+      return { at: pageKey, ids: typeof change === "function" ? change(ids) : change };
+    });
 
   const page = useCall((h) => h.records(name).list({ filter: filter || undefined, sort, per_page: perPage,
                                                     ...(after ? { after } : {}) }) as Promise<Page<Json>>,
@@ -110,9 +124,35 @@ function Grid({ collection }: { collection: CollectionInfo }) {
         <span class={`badge ${live === "live" ? "ok" : ""}`} data-live={live === "live"}>{live ?? "…"}</span>
       </div>
       <div id="filter-error"><Problem error={page.error} /></div>
+      <div class="bulk">
+        <button onClick={() => { setCreating(true); setSelected(null); }} disabled={creating}>New record</button>
+        <Export collection={name} filter={filter} sort={sort} />
+        <BulkDelete collection={name} picked={[...picked]}
+                    onDeleted={(ids) => {
+                      setRows((shown) => shown.filter((r) => !ids.includes(r.id as string)));
+                      setPicked((now) => new Set([...now].filter((id) => !ids.includes(id))));
+                    }} />
+      </div>
+      {creating && (
+        <aside class="panel" data-new-record={name}>
+          <header><h3>New record in {name}</h3></header>
+          <RecordForm collection={collection} schema={schema} record={null} onCancel={() => setCreating(false)}
+                      onSaved={(saved) => {
+                        setCreating(false);
+                        // it also arrives live (when the filter shows it): keep one row of it
+                        setRows((shown) => [saved, ...shown.filter((r) => r.id !== saved.id)]);
+                        setSelected(saved.id as string);
+                      }} />
+        </aside>
+      )}
       <table class="grid">
         <thead>
-          <tr>{columns.map((c) => (
+          <tr><th class="pick">
+            <input type="checkbox" aria-label="pick every row shown" id="pick-all"
+                   checked={rows.length > 0 && rows.every((r) => picked.has(r.id as string))}
+                   onChange={(e) => setPicked(e.currentTarget.checked ? new Set(rows.map((r) => r.id as string))
+                                                                       : new Set())} />
+          </th>{columns.map((c) => (
             <th key={c}><button class="link" onClick={() => sortBy(c)} title="sort">{c}{arrow(c)}</button></th>
           ))}</tr>
         </thead>
@@ -120,6 +160,18 @@ function Grid({ collection }: { collection: CollectionInfo }) {
           {rows.map((row) => (
             <tr key={row.id as string} data-id={row.id as string} onClick={() => setSelected(row.id as string)}
                 class={[row.id === selected ? "selected" : "", fresh.has(row.id as string) ? "fresh" : ""].join(" ")}>
+              <td class="pick" onClick={(e) => e.stopPropagation()}>
+                <input type="checkbox" aria-label={`pick ${row.id as string}`} checked={picked.has(row.id as string)}
+                       onChange={(e) => {
+                         const on = e.currentTarget.checked;
+                         setPicked((now) => {
+                           const next = new Set(now);
+                           if (on) next.add(row.id as string);
+                           else next.delete(row.id as string);
+                           return next;
+                         });
+                       }} />
+              </td>
               {columns.map((c) => (
                 <td key={c} title={times.has(c) ? String(row[c]) : undefined}>
                   {files.has(c) ? fileNames(row[c]) : times.has(c) ? when(row[c]) : cell(row[c])}
@@ -141,7 +193,7 @@ function Grid({ collection }: { collection: CollectionInfo }) {
         </label>
       </div>
       {record && (
-        <RecordPanel key={record.id as string} collection={collection} record={record}
+        <RecordPanel key={record.id as string} collection={collection} schema={schema} record={record}
                      onClose={() => setSelected(null)}
                      onSaved={(saved) => setRows((shown) => shown.map((r) => (r.id === saved.id ? saved : r)))}
                      onDeleted={(id) => { setRows((shown) => shown.filter((r) => r.id !== id)); setSelected(null); }} />

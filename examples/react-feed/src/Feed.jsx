@@ -1,17 +1,31 @@
-// The composer and the feed: the 30 newest public posts with their authors, likes and comments. Nothing here keeps
-// a list by hand: each is a live query, and a write shows up as the gateway's diff of it.
-import { useMutation, useQuery } from "@hapta/react";
-import { memo, useMemo, useState } from "react";
+// The composer and the feed: the 30 newest public posts with their authors, pictures, likes and comments. Nothing
+// here keeps a list by hand: each is a live query, and a write shows up as the gateway's diff of it.
+import { useHapta, useMutation, useQuery } from "@hapta/react";
+import { memo, useEffect, useMemo, useRef, useState } from "react";
 
 const FEED = { filter: "public = true", sort: "-created", limit: 30, expand: ["author"] };
+
+// The size of the thumbnail the feed shows (the demo's posts.media declares "100x100" and "480x0"): a column's
+// width, whatever the size of the picture uploaded.
+const THUMB = "480x0";
 
 export function Compose({ me }) {
   const { create, status, error } = useMutation();
   const [text, setText] = useState("");
+  const [sent, setSent] = useState(null);   // the picture's upload: a fraction while it goes
+  const picture = useRef(null);
 
   async function submit(event) {
     event.preventDefault();
-    if (await create("posts", { author: me, text, public: true })) setText("");
+    const file = picture.current.files[0];
+    // the post and its picture in one step: stored together, or (a refusal of either) not at all
+    const options = file ? { files: { media: [file] }, onProgress: (done, total) => setSent(done / total) } : {};
+    const post = await create("posts", { author: me, text, public: true }, options);
+    setSent(null);
+    if (post) {
+      setText("");
+      picture.current.value = "";
+    }
   }
 
   return (
@@ -20,7 +34,8 @@ export function Compose({ me }) {
                 placeholder="What is happening? (280 characters at most)" required />
       <div className="row">
         <button type="submit" disabled={status === "pending"}>Post</button>
-        <span className="count">{text.length}/280</span>
+        <input id="picture" type="file" accept="image/png,image/jpeg,image/gif,image/webp" ref={picture} />
+        <span className="count">{sent === null ? `${text.length}/280` : `uploading ${Math.round(sent * 100)}%`}</span>
       </div>
       <p className="error" id="compose-error">{error ? error.message : ""}</p>
     </form>
@@ -52,6 +67,7 @@ const Post = memo(function Post({ post, me, like }) {
     <li className="post" data-id={post.id}>
       <div className="meta">{author} · {new Date(post.created).toLocaleString()}</div>
       <div className="text">{post.text}</div>
+      {post.media?.length > 0 && <Picture post={post} file={post.media[0]} />}
       <div className="row actions">
         <button className={like ? "like liked" : "like"} onClick={toggleLike} disabled={write.status === "pending"}
                 aria-pressed={!!like}>
@@ -67,6 +83,19 @@ const Post = memo(function Post({ post, me, like }) {
     </li>
   );
 });
+
+/** A post's picture as its thumbnail (a signed link from files.url), never the original. */
+function Picture({ post, file }) {
+  const hapta = useHapta();
+  const [src, setSrc] = useState(null);
+  useEffect(() => {
+    let current = true;
+    hapta.files.url("posts", post.id, "media", file.name, { thumb: THUMB })
+      .then((url) => { if (current) setSrc(url); }, () => undefined);   // a file since removed: no picture
+    return () => { current = false; };
+  }, [hapta, post.id, file.name, file.sha256]);
+  return src ? <img className="picture" src={src} alt={file.name} /> : <div className="picture" />;
+}
 
 function Comments({ post, me }) {
   const { items, status } = useQuery("comments", { filter: `post = ${JSON.stringify(post)}`, sort: "created",

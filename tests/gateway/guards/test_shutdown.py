@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import signal
 import time
+import contextlib
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -195,3 +196,35 @@ async def test_sigterm_answers_a_webhook_in_flight_and_closes_idle_http(database
     finally:
         process.stop()
     assert "Traceback" not in process.log_text(), process.log_text()
+
+
+# What a stop said that it must not: workers replaced as if they had died, asyncio's unretrieved futures, a
+# supervisor restarting what was told to stop.
+NOISE = ("while idle", "starting another", "never retrieved", "restarting it", "could not start", "Traceback")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_to_every_process_at_once_stops_quietly(pg_admin, workers):
+    """systemd's default stop (KillMode=control-group) sends SIGTERM to every process of the service at once: the
+    gateway's process group and the rule and function workers, which lead groups of their own. Each stops without
+    a word of alarm, and all of them are gone."""
+    import os
+    import psutil
+    from tests.services import ROOT, create_database, drop_database
+    dsn = await create_database(pg_admin)   # the demo app (it has rules/ and functions/) on a database of its own
+    process = GatewayProcess(gateway_env(dsn), config=ROOT / "config.py", workers=workers, own_group=True).start()
+    try:
+        everyone = psutil.Process(process.proc.pid).children(recursive=True)
+        assert len(everyone) >= 4 * workers   # 2 rule and 2 function workers per gateway process (App defaults)
+        os.killpg(process.proc.pid, signal.SIGTERM)
+        for child in everyone:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(process.proc.wait, 15)
+        assert code == 0, process.log_text()
+        await eventually(lambda: not any(alive(child.pid) for child in everyone), what="every worker is gone")
+    finally:
+        process.stop()
+        await drop_database(pg_admin, dsn)
+    text = process.log_text()
+    assert "shutting down" in text and not [line for line in text.splitlines() if any(n in line for n in NOISE)], text
