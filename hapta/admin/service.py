@@ -2,7 +2,8 @@
 the gateway understands them, this process's connections, every channel's presence, rate-limit standings, the key
 figures of /metrics, the request log and this process's recent warnings, and a backup in the background. Reads
 only, but for the backup: everything the dashboard changes it changes through the ordinary ops (records.*,
-auth.revoke, auth.impersonate, functions.retry), under the same checks and in the same log. Admins only: the ops say so (ops/admin.py, @op(admin=True)).
+auth.revoke, auth.impersonate, functions.retry), under the same checks and in the same log. Admins only: the ops
+say so (ops/admin.py, @op(admin=True)).
 """
 from __future__ import annotations
 
