@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The secrets that ship in the demo .env. Production refuses to start with any of them.
@@ -86,6 +86,80 @@ def database_address(dsn: str) -> str:
     ports = (parts["port"] or "5432").split(", ")
     ports += ports[-1:] * (len(hosts) - len(ports))   # one port for every host, as libpq reads it
     return ",".join(f"{host}:{port}" for host, port in zip(hosts, ports)) + f"/{parts['database'] or ''}"
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+SENTINEL_PORT = 26379
+SENTINEL_FORM = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]"
+SENTINEL_OPTIONS = ("sentinel_password",)
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """A REDIS_URL that names Sentinels (the form in SENTINEL_FORM): who to ask for the master, its name there, and
+    how to sign in to it. The user and password are the master's (and its replicas'); the sentinels are asked
+    without one unless `?sentinel_password=` gives theirs, as redis-py's Sentinel does. Passwords stay out of repr."""
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+def parse_sentinel_url(url: str) -> SentinelURL:
+    """redis-py reads no Sentinel URL itself (Redis.from_url knows redis://, rediss:// and unix:// only), so the
+    gateway reads this one. SettingsError says what is wrong without quoting the password: a part that may hold a
+    piece of it (an unencoded @ / ? # in the password moves the split, a password pasted where a port or database
+    goes) is never shown; hosts and the master name are."""
+    def refuse(why: str) -> SettingsError:
+        return SettingsError(f"REDIS_URL: {why} (the form is {SENTINEL_FORM})")
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "redis+sentinel":
+        raise refuse("a Sentinel URL starts with redis+sentinel://")
+    if "@" in parts.path or parts.fragment or ("@" in parts.query and "@" not in parts.netloc):
+        raise refuse("cannot be read; percent-encode @ : / ? # in a password as %40 %3A %2F %3F %23")
+    userinfo, _, hostspec = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    sentinels = []
+    for number, spec in enumerate(hostspec.split(","), 1):
+        if spec.startswith("["):   # [IPv6]:port
+            host, _, rest = spec[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        else:
+            host, _, port = spec.partition(":")
+        if not host or any(c.isspace() for c in host):
+            raise refuse(f"sentinel {number} has no host" if hostspec else "names no sentinel")
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise refuse(f"sentinel {number} ({host[:80]}) has a port that is not a number from 1 to 65535")
+        sentinels.append((host, int(port or SENTINEL_PORT)))
+    path = parts.path.split("/")[1:]
+    if path and path[-1] == "" and len(path) > 1:
+        path.pop()   # a trailing slash
+    if not path or not path[0]:
+        raise refuse("names no master: add /<master-name>, the name the sentinels monitor it by")
+    if len(path) > 2:
+        raise refuse(f"has {len(path)} path parts after the sentinels; only /master-name[/db]")
+    if len(path) == 2 and not (path[1].isascii() and path[1].isdigit()):
+        raise refuse("the database after the master name is not a number")
+    # Split by hand: parse_qs would read a '+' in a password as a space.
+    query = {urllib.parse.unquote(key): urllib.parse.unquote(value)
+             for key, _, value in (pair.partition("=") for pair in parts.query.split("&") if pair)}
+    unknown = sorted(set(query) - set(SENTINEL_OPTIONS))
+    if unknown:
+        raise refuse(f"unknown option {unknown[0][:40]!r}; the only one is {', '.join(SENTINEL_OPTIONS)}")
+    return SentinelURL(
+        sentinels=tuple(sentinels), master=urllib.parse.unquote(path[0]), db=int(path[1]) if len(path) == 2 else 0,
+        username=urllib.parse.unquote(user) or None, password=urllib.parse.unquote(password) if colon else None,
+        sentinel_password=query.get("sentinel_password"))
+
+
+def check_redis_url(url: str) -> None:
+    if not url.startswith(REDIS_SCHEMES):
+        raise SettingsError("REDIS_URL must start with redis://, rediss://, unix:// or redis+sentinel://")
+    if url.startswith("redis+sentinel://"):
+        parse_sentinel_url(url)
 
 
 def reason(exc: BaseException) -> str:
@@ -208,8 +282,8 @@ class Settings:
                 raise SettingsError(f"HAPTA_METRICS_NETWORKS: {network!r} is not an address or network") from None
         if self.static_csp is not None and any(c in self.static_csp for c in "\r\n\0"):
             raise SettingsError("HAPTA_STATIC_CSP must be one line (it is sent as a header as it is)")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.redis_url:
+            check_redis_url(self.redis_url)
         if self.database_url:
             check_database_url(self.database_url)
         s3 = {"S3_ENDPOINT": self.s3_endpoint, "S3_ACCESS_KEY": self.s3_access_key, "S3_SECRET_KEY": self.s3_secret_key,

