@@ -280,8 +280,22 @@ class SessionPolicy:
     admin_ttl: int = 12 * 3600
 
 
+@dataclass(frozen=True)
+class RequestLogBounds:
+    """The request log (docs/dashboard.md, "Logs"): a row per request in PostgreSQL (hapta.request_log) for the
+    dashboard's Logs page. Rows wait in a bounded buffer and are written in batches in the background, so a request
+    never waits for it; when PostgreSQL is slow or down the oldest waiting rows go (hapta_request_log_rows
+    {outcome="dropped"})."""
+    enabled: bool = True                        # False: no rows are kept (the Logs page shows none)
+    retention: float = 7 * 24 * 3600            # seconds a row is kept; older ones are pruned in the background
+    buffer: int = 10_000                        # rows waiting to be written, at most, per process
+    batch: int = 1000                           # rows one COPY writes; a full batch is written at once
+    interval: float = 1.0                       # seconds between writes of what waits
+
+
 SECTIONS = {"database": DatabaseBounds, "connections": ConnectionBounds, "realtime": RealtimeBounds,
-            "files": FileBounds, "hooks": HookBounds, "functions": FunctionBounds, "sessions": SessionPolicy}
+            "files": FileBounds, "hooks": HookBounds, "functions": FunctionBounds, "sessions": SessionPolicy,
+            "request_log": RequestLogBounds}
 
 # App's flat fields of earlier releases -> (section, field): still taken, with a warning naming the new place.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
@@ -350,6 +364,7 @@ class _AppFields:
     hooks: HookBounds = HookBounds()
     functions: FunctionBounds = FunctionBounds()
     sessions: SessionPolicy = SessionPolicy()
+    request_log: RequestLogBounds = RequestLogBounds()
 
 
 class App(_AppFields):
@@ -468,7 +483,10 @@ def check_app(app: App, ops: frozenset[str] = frozenset()) -> None:
                          ("functions.http_answer_within", functions.http_answer_within),
                          ("functions.http_dedupe_window", functions.http_dedupe_window),
                          ("connections.http_read_timeout", connections.http_read_timeout),
-                         ("connections.http_keepalive_timeout", connections.http_keepalive_timeout)):
+                         ("connections.http_keepalive_timeout", connections.http_keepalive_timeout),
+                         ("request_log.retention", app.request_log.retention),
+                         ("request_log.buffer", app.request_log.buffer), ("request_log.batch", app.request_log.batch),
+                         ("request_log.interval", app.request_log.interval)):
         if value <= 0:
             raise ConfigError(f"App.{where}: expected a positive number, got {value!r}")
     if not 0 <= functions.http_max_body <= functions.http_memory_per_address <= functions.http_memory:

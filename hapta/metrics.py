@@ -64,6 +64,13 @@ CACHE_READS = Counter("hapta_cache_reads", "records.get/list reads, by how they 
 GUARD_CLOSES = Counter("hapta_guard_closes", "Connections refused or closed by a connection guard, by guard: "
                        "capacity, address (1013), flood, garbage, auth_deadline (1008), idle (1000), slow_reader "
                        "(dropped: it did not read), origin (HTTP 403 at the handshake).", ["guard"])
+# The request log (hapta/admin/requests.py): rows written to PostgreSQL, and rows dropped from its bounded buffer
+# because PostgreSQL was slow or down.
+REQUEST_LOG_ROWS = Counter("hapta_request_log_rows", "Request log rows, by outcome: written (to PostgreSQL, in "
+                           "batches) or dropped (the buffer was full: PostgreSQL slow or down).", ["outcome"])
+REQUEST_LOG_BATCHES = Counter("hapta_request_log_batches", "Batches (COPY statements) the request log wrote.")
+for _outcome in ("written", "dropped"):
+    REQUEST_LOG_ROWS.labels(_outcome)
 
 
 _series: dict[tuple[str, str], tuple[Counter, Histogram]] = {}   # bounded: ops x codes

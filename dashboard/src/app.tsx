@@ -17,6 +17,7 @@ import { Backups } from "./pages/backups.tsx";
 import { Settings } from "./pages/settings.tsx";
 import { Sql } from "./pages/sql.tsx";
 import { Admins } from "./pages/admins.tsx";
+import { Logs } from "./pages/logs.tsx";
 
 const PAGES = [
   { path: "overview", title: "Overview", Page: Overview },
@@ -29,6 +30,7 @@ const PAGES = [
   { path: "backups", title: "Backups", Page: Backups },
   { path: "settings", title: "Settings", Page: Settings },
   { path: "sql", title: "SQL", Page: Sql },
+  { path: "logs", title: "Logs", Page: Logs },
   { path: "admins", title: "Admins", Page: Admins },
 ] as const;
 

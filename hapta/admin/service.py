@@ -1,8 +1,9 @@
 """What an operator sees and starts from the dashboard (/_/, docs/dashboard.md), as use cases: the collections as
 the gateway understands them, this process's connections, every channel's presence, rate-limit standings, the key
-figures of /metrics, and a backup in the background. Reads only, but for the backup: everything the dashboard
-changes it changes through the ordinary ops (records.*, auth.revoke, auth.impersonate, functions.retry), under
-the same checks and in the same log. Admins only: the ops say so (ops/admin.py, @op(admin=True)).
+figures of /metrics, the request log and this process's recent warnings, and a backup in the background. Reads
+only, but for the backup: everything the dashboard changes it changes through the ordinary ops (records.*,
+auth.revoke, auth.impersonate, functions.retry), under the same checks and in the same log. Admins only: the ops
+say so (ops/admin.py, @op(admin=True)).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from ..principal import Peer
 from ..protocol.errors import BAD_REQUEST, CONFLICT, HaptaError
 from ..settings import Settings
 from ..store.backup import BackupError, backup
+from .requests import RequestLog
+from .warnings import Warnings
 
 log = logging.getLogger("hapta.admin")
 
@@ -35,7 +38,8 @@ MAX_LISTED = 1000   # connections, and members per channel, one answer lists
 
 class Admin:
     def __init__(self, models: dict[str, Model], limits: Mapping[str, Limit], limiter: Limiter, live: Live,
-                 connected: Callable[[], Iterable[Connected]], settings: Settings, version: str):
+                 connected: Callable[[], Iterable[Connected]], settings: Settings, version: str,
+                 requests: RequestLog, warnings: Warnings):
         self.models = models
         self.limits = limits
         self.limiter = limiter
@@ -45,6 +49,8 @@ class Admin:
         self.version = version   # hapta's, for a backup's manifest
         self.process = f"{os.uname().nodename}:{os.getpid()}"
         self.backing_up: asyncio.Task | None = None
+        self.requests = requests   # the request log (every process's rows, in PostgreSQL)
+        self.warned = warnings     # this process's recent warnings and errors
         self.last_backup: dict[str, Any] | None = None   # {target, state, started, ended, message} (admin.backups)
 
     def schema(self) -> dict[str, Any]:
@@ -94,6 +100,20 @@ class Admin:
         --workers); counters are totals since start, for the dashboard to difference. feed_lag_ms: how long the
         oldest change not yet handed to subscribers has waited (0 when the feed is caught up)."""
         return {"at": time.time(), **metrics.summary(), "feed_lag_ms": await self.live.feed.lag_ms()}
+
+    async def logs(self, filters: dict[str, str | None], outcome: str | None, since: float | None,
+                   until: float | None, before: int | None, limit: int) -> dict[str, Any]:
+        """The request log's rows that match, newest first (admin/requests.py)."""
+        return {"enabled": self.requests.enabled,
+                **await self.requests.rows(filters, outcome, since, until, before, limit)}
+
+    async def logs_chart(self, filters: dict[str, str | None], outcome: str | None, since: float,
+                         until: float | None, bucket: float) -> dict[str, Any]:
+        return await self.requests.chart(filters, outcome, since, until, bucket)
+
+    def warnings(self, limit: int) -> dict[str, Any]:
+        """This process's recent warnings and errors (each worker process keeps its own), newest first."""
+        return {"process": self.process, "warnings": self.warned.recent(limit)}
 
     def backup(self, target: str | None) -> dict[str, Any]:
         """Start what `hapta backup` does (store/backup/: pg_dump on one snapshot, the local files, a manifest) in

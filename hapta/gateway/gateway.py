@@ -16,8 +16,10 @@ import msgspec
 
 from .. import __version__, metrics
 from ..access import Schemas, check_caller
+from ..admin.requests import RequestLog
 from ..admin.operations import Operations
 from ..admin.service import Admin
+from ..admin.warnings import Warnings
 from ..auth import oauth2
 from ..auth.accounts import Accounts
 from ..auth.admins import AdminAccounts
@@ -135,7 +137,11 @@ class Gateway:
                                     lifetime=app.sessions.admin_ttl)
         self.hub.also_sweep(self.admins.sweep)
         record_ops = RecordOps(self.records, self.writes, self._charge, app.database.batch_max, self.live.channels)
-        admin = Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__)
+        # a row per request (the dashboard's Logs page), and this process's recent warnings and errors
+        self.requests = RequestLog(db, app.request_log)
+        self.warnings = Warnings()
+        admin = Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__,
+                      self.requests, self.warnings)
         admin_ops = AdminOps(admin)
         # the Backups, Settings and SQL pages; the functions (for scheduled backups) are built below
         operations_ops = OperationsOps(Operations(db, settings, admin, self.mailer, self.streams,
@@ -245,8 +251,12 @@ class Gateway:
         self.mailer.start()
         await self.live.start()
         self.functions.start()
+        self.requests.start()
+        logging.getLogger("hapta").addHandler(self.warnings)
 
     async def close(self) -> None:
+        logging.getLogger("hapta").removeHandler(self.warnings)
+        await self.requests.close()   # what waits, written first, while the database is sure to be there
         await self.writes.close()   # combined creates under way land
         await self.hooks.close()   # first: after_* hooks under way may still need the database
         await self.functions.close()
@@ -300,12 +310,16 @@ class Gateway:
         """Serve one request (its args in MessagePack when `binary`, else JSON); always return exactly one reply
         and never let an exception escape."""
         started = time.perf_counter()
-        reply = await self._reply(peer, request, binary, self.ops)
-        metrics.observe_request(request.op if request.op in self.ops else "unknown",
-                                "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
+        principal, named = peer.principal, Named()   # who asked (before a sign-in changes it), and what it named
+        reply = await self._reply(peer, request, binary, self.ops, named)
+        op, code, seconds = (request.op if request.op in self.ops else "unknown",
+                             "OK" if reply["ok"] else reply["error"]["code"], time.perf_counter() - started)
+        metrics.observe_request(op, code, seconds)
+        self.requests.record(op, named.collection, principal, peer.address, code, seconds, reply)
         return reply
 
-    async def _reply(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> dict[str, Any]:
+    async def _reply(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec],
+                     named: "Named | None" = None) -> dict[str, Any]:
         """The one place where what went wrong becomes the client's error: ours (HaptaError), an upstream's
         (UNAVAILABLE or TIMEOUT, with retry_after), the request's deadline (TIMEOUT), or a bug (INTERNAL). `ops`:
         the table the op is looked up in (a client's: every op; a function's ctx.records: RECORD_OPS)."""
@@ -313,7 +327,7 @@ class Gateway:
         token = working(work)
         one_barrier = request_began()
         try:
-            return ok_reply(request.id, await self._run(peer, request, binary, ops))
+            return ok_reply(request.id, await self._run(peer, request, binary, ops, named))
         except HaptaError as error:
             if self.deadlines.expired():   # refused on the way out of a wait the deadline cut short
                 return error_reply(request.id, self._out_of_time(request, work))
@@ -346,7 +360,8 @@ class Gateway:
                               retry_after=1.0)
         return HaptaError(TIMEOUT, f"no answer within {self.app.connections.request_timeout:g} s", retry_after=1.0)
 
-    async def _run(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec]) -> Any:
+    async def _run(self, peer: Peer, request: Request, binary: bool, ops: dict[str, OpSpec],
+                   named: "Named | None" = None) -> Any:
         """The request path: the op, who may call it, its args, its limit, its handler (docs/architecture.md)."""
         spec = ops.get(request.op)
         if spec is None:
@@ -365,17 +380,26 @@ class Gateway:
             raise HaptaError(BAD_REQUEST, "args are nested too deeply") from None
         except ValueError as exc:   # a MessagePack extension type (codec.refuse_extension)
             raise HaptaError(BAD_REQUEST, str(exc)) from None
+        collection = getattr(args, "collection", None)
+        if named is not None and isinstance(collection, str):
+            named.collection = collection
         if principal.is_admin and request.op in ADMIN_CHANGES:   # the dashboard's actions, and any admin's: who did what
             about = (getattr(args, name, None) for name in ("collection", "id", "user"))   # never the data
             log.info("admin %s %s from %s", request.op, " ".join(a for a in about if isinstance(a, str) and a),
                      peer.address)
         if not principal.is_admin:   # trusted servers, like rules; ops a guest may call count per address
-            await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest),
-                                       collection=getattr(args, "collection", None))
+            await self.limiter.enforce(request.op, principal_key(peer, by_address=spec.guest), collection=collection)
         return await spec.handler(Call(peer, request.op), args)
 
 
-# Every op the gateway serves (App.limits keys must name one).
+class Named:
+    """What a request's args named, for the request log: the collection (set once its args are decoded)."""
+    __slots__ = ("collection",)
+
+    def __init__(self) -> None:
+        self.collection: str | None = None
+
+
 def upstream_failure(exc: BaseException) -> tuple[str, HaptaError] | None:
     """The one table of what an upstream's fault becomes for the client (UNAVAILABLE or TIMEOUT, with retry_after),
     and which upstream the metric counts it against; None for anything else (a bug: INTERNAL)."""

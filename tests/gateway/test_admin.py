@@ -15,7 +15,8 @@ from tests.conftest import ADMIN_KEY, ANON_KEY, PASSWORD
 from tests.services import next_loopback
 from tests.auth.sessions.conftest import browse_async, until
 
-ADMIN_OPS = ("admin.schema", "admin.connections", "admin.channels", "admin.limits", "admin.metrics", "admin.backup")
+ADMIN_OPS = ("admin.schema", "admin.connections", "admin.channels", "admin.limits", "admin.metrics", "admin.backup",
+             "admin.logs", "admin.logs.chart", "admin.warnings")
 
 
 async def connect(gateway, role: str = "user") -> tuple[Client, dict]:
