@@ -71,7 +71,7 @@ from ..store.files import Storage
 from ..store.listener import Listener
 from ..store.postgres import Database, create_pool
 from ..store.shares import Gate, Work, done_working, working
-from ..store.failures import failure, outcome_unknown
+from ..store.failures import OutageLog, failure, outcome_unknown
 from ..store.introspection import introspect, known_search_configs
 from ..workers.pool import WorkerPool
 from .deadlines import Deadlines
@@ -140,6 +140,7 @@ class Gateway:
         # a row per request (the dashboard's Logs page), and this process's recent warnings and errors
         self.requests = RequestLog(db, app.request_log)
         self.warnings = Warnings()
+        self.outages = OutageLog(log)   # a failing upstream: a line now and then, not one per request
         admin = Admin(models, limits, self.limiter, self.live, self._connected, settings, __version__,
                       self.requests, self.warnings)
         admin_ops = AdminOps(admin)
@@ -342,7 +343,7 @@ class Gateway:
             mapped = upstream_failure(exc)
             if mapped is not None:
                 upstream, error = mapped
-                log.warning("upstream trouble during %s: %s", request.op, type(exc).__name__)
+                self.outages.failed(upstream, request.op, type(exc).__name__)
                 metrics.UPSTREAM_ERRORS.labels(upstream).inc()
                 return error_reply(request.id, error)
             # The traceback is for the operator; the client learns only that it was our fault. Never log args.

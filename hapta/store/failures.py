@@ -4,6 +4,9 @@ the caller maps itself)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from typing import Callable
 
 import asyncpg
 
@@ -52,3 +55,23 @@ def failure(exc: BaseException) -> HaptaError | None:
         # to state ..."); InterfaceError: the connection is closed or was released under us.
         return HaptaError(UNAVAILABLE, "the database is unavailable", retry_after=RETRY_AFTER)
     return None
+
+
+class OutageLog:
+    """What requests met of an upstream's outage, in a few lines rather than one per request: the first failure per
+    upstream is logged, the next ones within `window` seconds are counted, and the next line says how many it
+    stands for. An outage of thirty seconds under load is a handful of lines."""
+
+    def __init__(self, log: logging.Logger, window: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.log, self.window, self.clock = log, window, clock
+        self.last: dict[str, tuple[float, int]] = {}   # upstream -> (when a line was written, failures since)
+
+    def failed(self, upstream: str, op: str, reason: str) -> None:
+        now = self.clock()
+        when, since = self.last.get(upstream, (None, 0))
+        if when is not None and now - when < self.window:
+            self.last[upstream] = (when, since + 1)
+            return
+        more = f" (and {since} more since the last line)" if since else ""
+        self.log.warning("upstream trouble (%s) during %s: %s%s", upstream, op, reason, more)
+        self.last[upstream] = (now, 0)
