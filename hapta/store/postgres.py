@@ -73,14 +73,14 @@ class PooledConnection(asyncpg.Connection):
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statement_timeout: float = 5.0,
-                      lock_timeout: float = 2.0) -> asyncpg.Pool:
+                      lock_timeout: float = 2.0, role: str = "pool") -> asyncpg.Pool:
     """Every connection starts with the server-side bounds as its session defaults (RESET ALL, which the pool runs
     on release after anything that may have changed them, goes back to them): no statement outlives
     statement_timeout, no lock wait lock_timeout, no transaction idles open longer than a minute; each is named
-    `hapta-pool` in pg_stat_activity."""
+    `hapta-<role>` in pg_stat_activity (`hapta-pool`; a read replica's, `hapta-replica`)."""
     settings = {"statement_timeout": str(int(statement_timeout * 1000)),
                 "lock_timeout": str(int(lock_timeout * 1000)),
-                "idle_in_transaction_session_timeout": "60000", **application_name(dsn, "pool")}
+                "idle_in_transaction_session_timeout": "60000", **application_name(dsn, role)}
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                                      command_timeout=statement_timeout + CLIENT_GRACE, server_settings=settings,
                                      timeout=10, connection_class=PooledConnection)
