@@ -250,7 +250,10 @@ class Replicas:
                 position.drop()
         for replica in self.replicas:
             if replica.db is not None:
-                await replica.db.close()
+                try:   # a hung replica would never answer a graceful close
+                    await asyncio.wait_for(replica.db.close(), SAMPLE_TIMEOUT)
+                except (Exception, asyncio.TimeoutError):
+                    replica.db.pool.terminate()
 
 
 
