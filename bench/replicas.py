@@ -9,7 +9,8 @@ DATABASE_URL=primary and DATABASE_REPLICA_URLS naming 0, 1 or 2 standbys:
   1. `--connections` signed-in clients each send records.list one after the other, every one with a filter never
      asked before (a cache miss: a sequential scan of `--posts` posts), for `--seconds`; one more client creates
      posts as fast as it is answered all along, so that the primary's WAL position keeps moving and every read
-     must wait for a standby to replay it;
+     must wait for a standby to replay it; then again without the writer (the position stands still: the
+     standbys' last samples prove them fresh at once);
   2. reads/s, p50/p99 latency, where the reads went and why (hapta_replica_reads_total) and the position queries
      the samplers ran per second (hapta_replica_samples_total), from the gateway's /metrics.
 Then, without a gateway, the check alone: `Replicas.reader()` called by `--connections` tasks one after the other
@@ -86,7 +87,7 @@ async def reader(client: Client, number: int, stop: asyncio.Event, latencies: li
         latencies.append(time.perf_counter() - started)
 
 
-async def setup_run(process: GatewayProcess, connections: int, seconds: float) -> dict:
+async def setup_run(process: GatewayProcess, connections: int, seconds: float, writing: bool) -> dict:
     admin = await Client.connect(process.url)
     await admin.call("auth.admin", {"key": ADMIN_KEY})
     clients = []
@@ -108,7 +109,7 @@ async def setup_run(process: GatewayProcess, connections: int, seconds: float) -
     errors: list[str] = []
     started = time.perf_counter()
     tasks = [asyncio.ensure_future(reader(client, i, stop, latencies, errors)) for i, client in enumerate(clients)]
-    writes = asyncio.ensure_future(writer(admin, author, stop))
+    writes = asyncio.ensure_future(writer(admin, author, stop) if writing else asyncio.sleep(0, 0))
     await asyncio.sleep(seconds)
     stop.set()
     await asyncio.gather(*tasks)
@@ -193,10 +194,11 @@ async def main(args: argparse.Namespace) -> None:
                     await client.close()
                     await seed(primary.dsn, args.posts)
                     seeded = True
-                rows.append((count, await setup_run(process, args.connections, args.seconds)))
+                for writing in (True, False):
+                    rows.append((count, writing, await setup_run(process, args.connections, args.seconds, writing)))
+                    print(count, writing, rows[-1][2], flush=True)
             finally:
                 process.stop()
-            print(count, rows[-1][1], flush=True)
         alone = await check_alone(primary, standbys[0], args.connections, args.seconds)
     finally:
         for server in (*standbys, primary):
@@ -204,12 +206,12 @@ async def main(args: argparse.Namespace) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     lines = [f"records.list cache misses (a sequential scan of {args.posts} posts each), {args.connections} "
-             f"connections, {args.seconds:g} s per setup, one writer beside; {os.cpu_count()} cores "
+             f"connections, {args.seconds:g} s per setup, with one writer beside and without; {os.cpu_count()} cores "
              f"({platform.processor() or platform.machine()}), the gateway, the primary, the standbys and the "
              f"clients all on them.", "",
              "| replicas | reads/s | p50 ms | p99 ms | errors | writes/s | where the reads went (/s) | "
              "position samples/s |", "|---|---|---|---|---|---|---|---|"]
-    for count, row in rows:
+    for count, _, row in rows:
         where = ", ".join(f"{key} {value:.0f}" for key, value in sorted(row["where"].items())) or "primary (no check)"
         lines.append(f"| {count} | {row['reads/s']:.0f} | {row['p50']:.1f} | {row['p99']:.1f} | {row['errors']} | "
                      f"{row['writes/s']:.0f} | {where} | {row['samples/s']:.0f} |")
