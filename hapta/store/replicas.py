@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from functools import partial
 from typing import Awaitable, Callable, Sequence, TypeVar
 
 import asyncpg
@@ -50,8 +51,9 @@ SAMPLE_TIMEOUT = 1.0   # seconds a sample may take (connecting included); past i
 REST = 5.0             # seconds a failed or non-standby replica is skipped before it is sampled again
 
 
-class NotAStandby(Exception):
-    """The replica answered NULL: it is not replaying WAL (promoted, or a primary by mistake)."""
+class Behind(Exception):
+    """A new connection to a replica found it behind what its sampler last said, or no standby: the server
+    restarted since (replay goes on from its last restartpoint, behind what it had replayed) or was promoted."""
 
 
 class Sampler:
@@ -153,7 +155,8 @@ class Replica:
         if self.usable():
             log.warning("read replica %s is skipped for %g s: %s", self.name, self.rest, why)
         self.skipped_until = self.clock() + self.rest
-        self.sampler.forget()   # what it said before the trouble proves nothing about where it is now
+        # what it said may be from before a restart (replay goes back to the last restartpoint) or a rebuild
+        self.sampler.forget()
 
     def next_sample(self) -> asyncio.Future:
         """Its next sample, whose failure (or NULL) puts it aside."""
@@ -176,8 +179,8 @@ def count(target: str, why: str) -> None:
 
 
 class Replicas:
-    """The choice of where a read runs: `reader()` is a replica's Database proven fresh, or None for the primary;
-    `read(run)` runs `run(db)` there, and again on the primary when the replica fails under it."""
+    """The choice of where a read runs: `reader()` is a replica proven fresh, or None for the primary;
+    `read(run)` runs `run(db)` on its Database, and again on the primary when the replica fails under it."""
 
     def __init__(self, primary: Database, primary_sampler: Sampler, replicas: Sequence[Replica],
                  catch_up: float = CATCH_UP, position_timeout: float = SAMPLE_TIMEOUT):
@@ -234,9 +237,10 @@ class Replicas:
             return await run(replica.db)
         except Exception as exc:
             mapped = failure(exc)
-            # the replica down, hung, busy or cancelling for its recovery; not a mistake of the query's own nor a
-            # slow one (57014): the primary would answer those the same, twice as late
-            if not (isinstance(exc, asyncio.TimeoutError) or mapped is not None and mapped.code == UNAVAILABLE):
+            # the replica down, hung, busy, restarted or cancelling for its recovery; not a mistake of the query's
+            # own nor a slow one (57014): the primary would answer those the same, twice as late
+            if not (isinstance(exc, (asyncio.TimeoutError, Behind))
+                    or mapped is not None and mapped.code == UNAVAILABLE):
                 raise
             replica.trouble(f"a read failed on it ({type(exc).__name__})")
             count("primary", "replica failed")
@@ -255,6 +259,16 @@ class Replicas:
                 except (Exception, asyncio.TimeoutError):
                     replica.db.pool.terminate()
 
+
+
+async def where_it_is(sampler: Sampler, conn: asyncpg.Connection) -> None:
+    """A new pool connection reaches the server as it is now, which may be another than the one the sampler
+    measured: restarted since (after a crash, replay goes on from its last restartpoint: what it showed before may
+    be gone for a while), promoted, rebuilt. A connection that lives through none of those (each ends it) is on
+    the server the sampler measured; a new one must show it is at least where the sampler said."""
+    position = await conn.fetchval(REPLICA_POSITION)
+    if position is None or sampler.value is not None and position < sampler.value:
+        raise Behind("the replica is behind what it said, or no standby: restarted, rebuilt or promoted")
 
 
 async def build(primary: Database, primary_dsn: str, urls: Sequence[str], *, pool_size: int, statement_timeout: float,

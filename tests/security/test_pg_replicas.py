@@ -2,7 +2,7 @@
 and DATABASE_REPLICA_URLS=standby. Cache misses of records.get/list/aggregate are served by the standby when it is
 proven to have replayed every commit made before the read began; every read after an acknowledged write (any
 client's) sees it, under writes; with replay paused on the standby the reads go to the primary, and the metric says
-why; frozen, then stopped, the standby costs no read its answer nor its deadline."""
+why; frozen, then stopped, the standby costs no read its answer nor its deadline, and started again it serves again."""
 from __future__ import annotations
 
 import asyncio
@@ -192,3 +192,16 @@ async def test_a_frozen_then_stopped_replica_costs_no_read_its_answer_nor_its_de
     after = await reads_now(gateway)
     assert delta(after, before, ("replica", "fresh")) == 0
     assert max(latencies) < DEADLINE, max(latencies)
+
+    # started again (its replay goes on from its last restartpoint): it serves again once proven, and meanwhile
+    # every read still sees every write before it
+    await asyncio.to_thread(standby.start)
+    before = await reads_now(gateway)
+    deadline = time.monotonic() + 30
+    i = 0
+    while delta(await reads_now(gateway), before, ("replica", "fresh")) == 0:
+        assert time.monotonic() < deadline, "the restarted replica serves again within 30 s"
+        latencies = await write_then_read(admin, author, readers, f"{tag} restarted {i}", 1)
+        assert max(latencies) < DEADLINE, max(latencies)
+        i += 1
+    await write_then_read(admin, author, readers, f"{tag} restarted", 20)

@@ -8,7 +8,7 @@ import pytest
 
 from hapta import metrics
 from hapta.protocol.errors import NOT_FOUND, UNAVAILABLE, HaptaError
-from hapta.store.replicas import Replica, Replicas, Sampler
+from hapta.store.replicas import Behind, Replica, Replicas, Sampler, where_it_is
 
 
 class FakeServer:
@@ -213,3 +213,35 @@ async def test_a_waiting_read_cancelled_does_not_cancel_the_sample_others_share(
     first.cancel()
     await primary.answer(5)
     assert await second is choice.replicas[0]
+
+
+class FakeConnection:
+    def __init__(self, position):
+        self.position = position
+
+    async def fetchval(self, statement):
+        return self.position
+
+
+async def test_a_new_replica_connection_must_be_where_the_sampler_said_and_a_read_refused_so_goes_to_the_primary():
+    """After a restart a standby's replay goes on from its last restartpoint: a connection made then could see less
+    than the sample taken before the restart proved."""
+    sampler = Sampler("r", FakeServer())
+    sampler.value = 100
+    await where_it_is(sampler, FakeConnection(100))
+    await where_it_is(sampler, FakeConnection(120))
+    for behind in (99, None):
+        with pytest.raises(Behind):
+            await where_it_is(sampler, FakeConnection(behind))
+
+    choice, primary, _, _ = setup()
+    choice.replicas[0].sampler.value = 10**9
+
+    async def restarted(db):
+        if db is REPLICA_DB:
+            raise Behind("behind")
+        return "answer"
+
+    read = asyncio.ensure_future(choice.read(restarted))
+    await primary.answer(1)
+    assert await read == "answer" and not choice.replicas[0].usable()
