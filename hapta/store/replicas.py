@@ -32,9 +32,9 @@ import asyncpg
 
 from .. import metrics
 from ..protocol.errors import UNAVAILABLE
-from .failures import failure
 from ..settings import database_address
-from .postgres import Database, create_pool
+from .failures import failure
+from .postgres import Database, application_name, create_pool
 from .shares import Gate
 
 log = logging.getLogger("hapta.replicas")
@@ -119,8 +119,8 @@ class Position:
         try:
             async with asyncio.timeout(self.timeout):
                 if self.conn is None or self.conn.is_closed():
-                    self.conn = await asyncpg.connect(self.dsn, server_settings={"application_name":
-                                                                                 "hapta-position"})
+                    self.conn = await asyncpg.connect(self.dsn,
+                                                      server_settings=application_name(self.dsn, "position"))
                 return await self.conn.fetchval(self.statement)
         except BaseException:
             self.drop()
