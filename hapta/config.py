@@ -239,7 +239,8 @@ class FileBounds:
 class HookBounds:
     """Rule hooks (rules/, docs/rules.md): worker processes per gateway process, a call's deadline, calls that
     may wait, and the environment variables hooks may read, besides PATH, HOME, the locale and HAPTA_ENV (never one
-    of the gateway's own settings: HAPTA_*, DATABASE_URL, REDIS_URL, SMTP_URL, S3_*, PG*, AWS_*)."""
+    of the gateway's own settings: HAPTA_*, DATABASE_URL, DATABASE_REPLICA_URLS, REDIS_URL, SMTP_URL, S3_*, PG*,
+    AWS_*)."""
     workers: int | None = None                  # processes running rules/ hooks; None: one per core
     timeout: float = 1.0                        # seconds a hook call may run; past it the worker is killed: TIMEOUT
     queue: int = 1024                           # hook calls waiting for a free worker; when full: UNAVAILABLE

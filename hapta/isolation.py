@@ -37,7 +37,8 @@ log = logging.getLogger("hapta.isolation")
 
 # The gateway's own settings and the credentials of its upstreams (hapta/settings.py, libpq's PG*, S3, AWS): never a
 # worker's, never a function's declared secret.
-GATEWAY_OWN = frozenset({"DATABASE_URL", "REDIS_URL", "SMTP_URL", "PROMETHEUS_MULTIPROC_DIR"})
+GATEWAY_OWN = frozenset({"DATABASE_URL", "DATABASE_REPLICA_URLS", "REDIS_URL", "SMTP_URL",
+                         "PROMETHEUS_MULTIPROC_DIR"})
 GATEWAY_OWN_PREFIXES = ("HAPTA_", "S3_", "PG", "AWS_")
 # What every worker starts with: what Python and the locale need, and whether this is production. Nothing else of
 # the gateway's environment, whatever its name.

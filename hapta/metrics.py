@@ -60,6 +60,15 @@ FEED_BARRIERS = Counter("hapta_feed_barriers", "Round trips of the change feed's
                         "listening connection that reads served from memory wait for).")
 CACHE_READS = Counter("hapta_cache_reads", "records.get/list reads, by how they were answered: hit (memory or a "
                       "query already running), shared (Redis) or load (PostgreSQL).", ["result"])
+# Read replicas (hapta/store/replicas.py): where cache misses of records.get/list/aggregate were read and why,
+# and what proving a replica fresh costs (one position query per sample, shared by the reads that wait for it).
+REPLICA_READS = Counter("hapta_replica_reads", "Reads that may go to a replica (DATABASE_REPLICA_URLS), by target "
+                        "(replica, primary) and why: fresh (proven to have replayed every earlier commit), lagging "
+                        "(not proven within the wait), no replica (all skipped), no position (the primary's not "
+                        "read in time), replica failed (the read failed there and ran again on the primary).",
+                        ["target", "why"])
+REPLICA_SAMPLES = Counter("hapta_replica_samples", "Position queries run to prove replicas fresh, by server "
+                          "(primary, or the replica's host:port).", ["server"])
 # The connection guards (hapta/gateway/flow.py, docs/operations.md).
 GUARD_CLOSES = Counter("hapta_guard_closes", "Connections refused or closed by a connection guard, by guard: "
                        "capacity, address (1013), flood, garbage, auth_deadline (1008), idle (1000), slow_reader "

@@ -68,13 +68,14 @@ def database_parts(dsn: str) -> str:
     return ", ".join(f"{name} {value}" for name, value in shown.items())
 
 
-def check_database_url(dsn: str) -> None:
-    """Refuse a DATABASE_URL asyncpg could not use as meant, saying what it was read as."""
+def check_database_url(dsn: str, name: str = "DATABASE_URL") -> None:
+    """Refuse a DATABASE_URL (or one of DATABASE_REPLICA_URLS: `name`) asyncpg could not use as meant, saying what
+    it was read as."""
     if urllib.parse.urlsplit(dsn).scheme not in DATABASE_SCHEMES:
-        raise SettingsError(f"DATABASE_URL must start with postgresql:// or postgres:// (it reads as "
+        raise SettingsError(f"{name} must start with postgresql:// or postgres:// (it reads as "
                             f"{database_parts(dsn)})")
     if any(value == "?" or value and "?" in value.split(", ") for value in _database_url_parts(dsn).values()):
-        raise SettingsError(f"DATABASE_URL does not parse as postgresql://user:password@host:port/database (it reads "
+        raise SettingsError(f"{name} does not parse as postgresql://user:password@host:port/database (it reads "
                             f"as {database_parts(dsn)}); {ENCODE_HINT}")
 
 
@@ -224,6 +225,8 @@ class Settings:
     worker_user: str | None = None              # under a root gateway, the user rule and function workers run as
     static_csp: str | None = None               # --static pages' Content-Security-Policy (None: static.POLICY)
     allow_restore: bool = False                 # HAPTA_ALLOW_RESTORE: the dashboard may restore in production too
+    # streaming standbys that cache misses of records.get/list/aggregate may read from (hapta/store/replicas.py)
+    database_replica_urls: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -263,6 +266,7 @@ class Settings:
             worker_user=get("HAPTA_WORKER_USER"),
             static_csp=get("HAPTA_STATIC_CSP"),
             allow_restore=(get("HAPTA_ALLOW_RESTORE", "") or "").lower() in ("1", "true", "yes"),
+            database_replica_urls=_split(get("DATABASE_REPLICA_URLS")),
         )
         settings.validate()
         return settings
@@ -286,6 +290,10 @@ class Settings:
             check_redis_url(self.redis_url)
         if self.database_url:
             check_database_url(self.database_url)
+        for number, dsn in enumerate(self.database_replica_urls, 1):
+            check_database_url(dsn, f"DATABASE_REPLICA_URLS (URL {number})")
+        if self.database_replica_urls and not self.database_url:
+            raise SettingsError("DATABASE_REPLICA_URLS needs DATABASE_URL: the embedded PostgreSQL has no standbys")
         s3 = {"S3_ENDPOINT": self.s3_endpoint, "S3_ACCESS_KEY": self.s3_access_key, "S3_SECRET_KEY": self.s3_secret_key,
               "S3_BUCKET": self.s3_bucket}
         if any(s3.values()):

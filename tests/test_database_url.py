@@ -56,3 +56,21 @@ def test_a_url_without_its_scheme_shows_no_password_either(tmp_path):
     for url in ("postgres//app:s3cret@oops/appdb", "app:s3cret@db.example/appdb", "//app:s3cret@db.example/appdb"):
         said = refusal(url, tmp_path)
         assert said.startswith("DATABASE_URL must start with postgresql://") and "s3cret" not in said, said
+
+
+def test_replica_urls_are_read_comma_separated_and_checked_like_database_url_without_the_password(tmp_path):
+    primary = {**SECRETS, "DATABASE_URL": "postgresql://app:pw@db/appdb"}
+    settings = Settings.load(tmp_path, {**primary, "DATABASE_REPLICA_URLS":
+                                        "postgresql://app:pw@r1/appdb, postgres://app:pw@r2:6543/appdb"})
+    assert settings.database_replica_urls == ("postgresql://app:pw@r1/appdb", "postgres://app:pw@r2:6543/appdb")
+    with pytest.raises(SettingsError) as error:
+        Settings.load(tmp_path, {**primary, "DATABASE_REPLICA_URLS": "postgresql://app:pw@r1/appdb,"
+                                                                    "postgresql://app:p@ss/w0rd@r2/appdb"})
+    said = str(error.value)
+    assert said.startswith("DATABASE_REPLICA_URLS (URL 2) does not parse") and "w0rd" not in said, said
+    with pytest.raises(SettingsError) as error:
+        Settings.load(tmp_path, {**primary, "DATABASE_REPLICA_URLS": "mysql://app:s3cret@r1/appdb"})
+    assert str(error.value).startswith("DATABASE_REPLICA_URLS (URL 1) must start with postgresql://")
+    assert "s3cret" not in str(error.value)
+    with pytest.raises(SettingsError, match="DATABASE_REPLICA_URLS needs DATABASE_URL"):
+        Settings.load(tmp_path, {**SECRETS, "DATABASE_REPLICA_URLS": "postgresql://app:pw@r1/appdb"})

@@ -42,9 +42,10 @@ DOWNLOAD_LINK_TTL = 300      # seconds an S3 backup's presigned link is valid
 S3_BACKUP = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/backups/([A-Za-z0-9][A-Za-z0-9._-]{0,200})")
 
 # Every setting the gateway reads (hapta/settings.py), and how it is shown: "secret" never, "url" without its
-# password (and without query values that may hold one), "plain" as it is.
+# password (and without query values that may hold one), "urls" each so, "plain" as it is.
 SETTINGS: tuple[tuple[str, str, str], ...] = (
-    ("DATABASE_URL", "database_url", "url"), ("REDIS_URL", "redis_url", "url"), ("HAPTA_DATA_DIR", "data_dir", "plain"),
+    ("DATABASE_URL", "database_url", "url"), ("DATABASE_REPLICA_URLS", "database_replica_urls", "urls"),
+    ("REDIS_URL", "redis_url", "url"), ("HAPTA_DATA_DIR", "data_dir", "plain"),
     ("HAPTA_ENV", "env", "plain"), ("HAPTA_JWT_SECRET", "jwt_secret", "secret"),
     ("HAPTA_JWT_RETIRED_SECRETS", "jwt_retired_secrets", "secret"), ("HAPTA_ANON_KEY", "anon_key", "secret"),
     ("HAPTA_ADMIN_KEY", "admin_key", "secret"), ("S3_ENDPOINT", "s3_endpoint", "url"),
@@ -78,7 +79,7 @@ def effective_settings(settings: Settings, environ: Mapping[str, str], dotenv: M
         value = getattr(settings, attribute)
         source = "env" if environ.get(name) else ".env" if dotenv.get(name) else "default"
         if isinstance(value, tuple):
-            value = ", ".join(value)
+            value = ", ".join(masked_url(part) if kind == "urls" else part for part in value)
         elif isinstance(value, Path):
             value = str(value)
         if kind == "secret":

@@ -70,6 +70,7 @@ from ..store.migrations import create_triggers
 from ..store.files import Storage
 from ..store.listener import Listener
 from ..store.postgres import Database, create_pool
+from ..store import replicas as read_replicas
 from ..store.shares import Gate, Work, done_working, working
 from ..store.failures import OutageLog, failure, outcome_unknown
 from ..store.introspection import introspect, known_search_configs
@@ -83,9 +84,10 @@ class Gateway:
     def __init__(self, app: App, settings: Settings, db: Database, schema: Schema, models: dict[str, Model],
                  hooks: Hooks, listener: Listener, storage: Storage | None = None,
                  function_workers: WorkerPool | None = None, app_dir: Path | None = None, clock: Clock = wall,
-                 reload: bool = False):
+                 reload: bool = False, replicas: read_replicas.Replicas | None = None):
         """Every service, built from what it uses. `function_workers`: the started pool of functions/ (None: no
-        functions), from which the Functions service is built here, with the ops its ctx.records may run."""
+        functions), from which the Functions service is built here, with the ops its ctx.records may run.
+        `replicas`: the read replicas records' cache misses may read from (None: all reads on `db`)."""
         self.app = app
         self.settings = settings
         self.db = db
@@ -113,8 +115,10 @@ class Gateway:
         self.public_url: str | None = settings.public_url
         self.files = FileService(app.files, app.collections, settings, db, models, listener, storage,
                                  public_url=lambda: self.public_url)
+        self.replicas = replicas
         self.records = Records(db, models, schemas, hooks, view, read=cache.read,
-                               max_filter_cost=app.database.max_filter_cost)
+                               max_filter_cost=app.database.max_filter_cost,
+                               reads=replicas.read if replicas is not None else None)
         # records.create naming uploads finished without a record takes them through the file streams, which write
         # through Writes in turn: asked for when a write names one, as public_url is
         self.writes = Writes(self.records, db, hooks, announce=self.hub.announce,
@@ -204,8 +208,14 @@ class Gateway:
                                f"(check DATABASE_URL, or leave it unset for the embedded one)") from exc
         db = Database(pool, acquire_timeout=app.database.acquire_timeout,
                       gate=Gate(app.database.per_principal, app.database.per_address))
-        hooks = function_workers = None
+        hooks = function_workers = replicas = None
         try:
+            if settings.database_replica_urls:
+                replicas = await read_replicas.build(
+                    db, dsn, settings.database_replica_urls, pool_size=bounds.pool_size,
+                    statement_timeout=bounds.statement_timeout, lock_timeout=bounds.lock_timeout,
+                    acquire_timeout=bounds.acquire_timeout,
+                    gate=lambda: Gate(app.database.per_principal, app.database.per_address))
             # rules/ hooks run in worker processes; reload: new workers whenever a rules/ file changes
             hooks = await Hooks.start(app, app_dir / "rules", {c.name for c in app.collections}, db.fetch_for_app,
                                       reload=reload, user=user)
@@ -228,8 +238,10 @@ class Gateway:
             # functions/ runs in worker processes of its own, started before the gateway that builds Functions on them
             function_workers = await start_workers(app, app_dir / "functions", reload=reload, user=user)
             gateway = cls(app, settings, db, schema, models, hooks, Listener(dsn), function_workers=function_workers,
-                          app_dir=app_dir, reload=reload)
+                          app_dir=app_dir, reload=reload, replicas=replicas)
         except BaseException:
+            if replicas is not None:
+                await replicas.close()
             if function_workers is not None:
                 await function_workers.close()
             if hooks is not None:
@@ -267,6 +279,8 @@ class Gateway:
         await self.live.close()
         await self.files.close()
         await self.listener.close()
+        if self.replicas is not None:
+            await self.replicas.close()
         await self.db.close()
         await self.limiter.close()
 

@@ -7,9 +7,8 @@ a parameter.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from functools import partial
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 import asyncpg
 
@@ -26,6 +25,10 @@ from .expand import Plan, ReadThrough, plan_of
 from .values import record_key
 from .view import RecordView
 
+T = TypeVar("T")
+# Where a cache miss reads: `reads(run)` runs `run(db)` on the Database it chooses (store/replicas.py: a replica
+# proven fresh, else the primary) and returns what it returns.
+Reads = Callable[[Callable[[Database], Awaitable[T]]], Awaitable[T]]
 
 
 def row_fields(row: asyncpg.Record, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -40,8 +43,10 @@ def _order_by(sql: Sql, terms: list[tuple[str, bool]], search: Any) -> str:
 
 class Records:
     def __init__(self, db: Database, models: dict[str, Model], schemas: Schemas, hooks: Hooks, view: RecordView,
-                 read: ReadThrough, max_filter_cost: int):
+                 read: ReadThrough, max_filter_cost: int, reads: Reads | None = None):
         self.db = db
+        # cache misses of get, list and aggregate (nothing in a write's transaction, no subscription's snapshot)
+        self.reads: Reads = reads or (lambda run: run(db))
         self.models = models
         self.schemas = schemas
         self.hooks = hooks       # their ctx (context), and before_create & co. through writes.py
@@ -139,12 +144,15 @@ class Records:
         offset = sql.param((page - 1) * per_page)
         statement = (f'SELECT {sql.select_list(fields)}{sort_keys} FROM "{model.name}" '
                      f'WHERE {" AND ".join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}')
-        async with nullcontext(conn) if conn is not None else self.db.acquire() as conn:
+
+        async def run(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], int | None]:
             rows = await conn.fetch(statement, *sql.params)
-            total = None
-            if count:
-                total = await conn.fetchval(f'SELECT count(*) FROM "{model.name}" WHERE {count_where}',
-                                            *sql.params[:count_params])
+            if not count:
+                return rows, None
+            return rows, await conn.fetchval(f'SELECT count(*) FROM "{model.name}" WHERE {count_where}',
+                                             *sql.params[:count_params])
+
+        rows, total = await (run(conn) if conn is not None else self.reads(lambda db: _on(db, run)))
         more = len(rows) > per_page
         rows = rows[:per_page]
         result: dict[str, Any] = {"items": [model.public(row_fields(r, fields)) for r in rows], "page": page,
@@ -168,8 +176,9 @@ class Records:
         limit = sql.param(size)
         statement = (f'SELECT {sql.select_list(fields)}{keys}, {version} AS "__v" FROM "{model.name}" '
                      f'WHERE {" AND ".join(where)} ORDER BY {_order_by(sql, terms, None)} LIMIT {limit}')
-        async with nullcontext(conn) if conn is not None else self.db.acquire() as conn:
+        if conn is not None:
             return await conn.fetch(statement, *sql.params)
+        return await self.db.fetch(statement, *sql.params)
 
     async def aggregate(self, principal: Principal, collection: str, *, filter: str | None,
                         request: aggregates.Aggregate) -> dict[str, Any]:
@@ -190,7 +199,7 @@ class Records:
                          request: aggregates.Aggregate) -> dict[str, Any]:
         sql = self.sql(principal, model)
         statement = aggregates.statement(sql, rule, found, request)
-        return aggregates.groups(await self.db.fetch(statement, *sql.params), request)
+        return aggregates.groups(await self.reads(lambda db: db.fetch(statement, *sql.params)), request)
 
     async def get(self, principal: Principal, collection: str, record_id: str,
                   fields: list[str] | None, expand: list[str] | None = None) -> dict[str, Any]:
@@ -224,7 +233,8 @@ class Records:
         """A record read without its rule, and what the rule says of it for anyone (access.anyone_sees). Only a
         record every non-admin may see is kept with it: of the others nothing but the verdict."""
         columns = ", ".join(f'"{name}"' for name in sorted(set(fields) | rule_fields(model)))
-        row = await self.db.fetchrow(f'SELECT {columns} FROM "{model.name}" WHERE "id" = $1', record_id)
+        row = await self.reads(lambda db: db.fetchrow(f'SELECT {columns} FROM "{model.name}" WHERE "id" = $1',
+                                                      record_id))
         record = None if row is None else dict(row)
         anyone = anyone_sees(model, record)
         if anyone is not True:
@@ -235,9 +245,9 @@ class Records:
         sql = self.sql(principal, model)
         rule = sql.rule(rule_for(model, "view", principal))
         key = sql.param(record_id)
-        row = await self.db.fetchrow(
-            f'SELECT {sql.select_list(fields)} FROM "{model.name}" WHERE "{model.name}"."id" = {key} AND {rule}',
-            *sql.params)
+        statement = (f'SELECT {sql.select_list(fields)} FROM "{model.name}" WHERE "{model.name}"."id" = {key} '
+                     f'AND {rule}')
+        row = await self.reads(lambda db: db.fetchrow(statement, *sql.params))
         if row is None:   # absent or not viewable: the same answer, so that existence does not leak
             raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
         return model.public(row_fields(row, fields))
@@ -254,3 +264,8 @@ class Records:
         if row is None:
             raise HaptaError(NOT_FOUND, f"no record {record_id} in {model.name}")
         return row["f"]
+
+
+async def _on(db: Database, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async with db.acquire() as conn:
+        return await run(conn)

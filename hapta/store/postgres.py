@@ -73,15 +73,22 @@ class PooledConnection(asyncpg.Connection):
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10, statement_timeout: float = 5.0,
-                      lock_timeout: float = 2.0) -> asyncpg.Pool:
+                      lock_timeout: float = 2.0, role: str = "pool",
+                      check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> asyncpg.Pool:
     """Every connection starts with the server-side bounds as its session defaults (RESET ALL, which the pool runs
     on release after anything that may have changed them, goes back to them): no statement outlives
     statement_timeout, no lock wait lock_timeout, no transaction idles open longer than a minute; each is named
-    `hapta-pool` in pg_stat_activity."""
+    `hapta-<role>` in pg_stat_activity (`hapta-pool`; a read replica's, `hapta-replica`). `check(conn)` runs on
+    each new connection before its first use (a read replica's proves where the server is)."""
     settings = {"statement_timeout": str(int(statement_timeout * 1000)),
                 "lock_timeout": str(int(lock_timeout * 1000)),
-                "idle_in_transaction_session_timeout": "60000", **application_name(dsn, "pool")}
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                "idle_in_transaction_session_timeout": "60000", **application_name(dsn, role)}
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        if check is not None:
+            await check(conn)
+
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init,
                                      command_timeout=statement_timeout + CLIENT_GRACE, server_settings=settings,
                                      timeout=10, connection_class=PooledConnection)
 

@@ -128,13 +128,16 @@ def test_every_secret_is_masked_wherever_it_comes_from():
     settings = Settings(database_url="postgresql://app:pw1@db/app?sslpassword=pw2", redis_url="redis://:pw3@r:6379/0",
                         data_dir=Path("/data"), jwt_secret="j" * 40, anon_key="anon-pw4", admin_key="admin-pw5",
                         env="development", s3_endpoint="https://s3.example.com", s3_access_key="pw6",
-                        s3_secret_key="pw7", s3_bucket="b1", smtp_url="smtps://u:pw8@mail:465")
+                        s3_secret_key="pw7", s3_bucket="b1", smtp_url="smtps://u:pw8@mail:465",
+                        database_replica_urls=("postgresql://app:pw9@r1/app", "postgresql://app:pw10@r2/app?a=pw11"))
     shown = effective_settings(settings, {"DATABASE_URL": "x"}, {"S3_SECRET_KEY": "pw7"})
     raw = repr(shown)
-    for secret in ("pw1", "pw2", "pw3", "pw4", "pw5", "pw6", "pw7", "pw8", "j" * 40):
+    for secret in ("pw1", "pw2", "pw3", "pw4", "pw5", "pw6", "pw7", "pw8", "pw9", "pw10", "pw11", "j" * 40):
         assert secret not in raw, secret
     sources = {s["name"]: s["source"] for s in shown}
     assert sources["DATABASE_URL"] == "env" and sources["S3_SECRET_KEY"] == ".env" and sources["S3_BUCKET"] == "default"
+    replicas = next(s["value"] for s in shown if s["name"] == "DATABASE_REPLICA_URLS")
+    assert replicas == f"postgresql://app:{MASK}@r1/app, postgresql://app:{MASK}@r2/app?a={MASK}", replicas
 
 
 async def test_a_test_mail_arrives_and_a_refusal_is_shown(admin, smtp):

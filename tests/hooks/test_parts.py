@@ -84,8 +84,8 @@ def test_database_values_without_a_msgpack_type_reach_hooks_as_text():
 
 def test_which_names_are_the_gateways_own_and_what_a_worker_keeps():
     for name in ("HAPTA_JWT_SECRET", "HAPTA_ADMIN_KEY", "HAPTA_ANON_KEY", "HAPTA_JWT_RETIRED_SECRETS",
-                 "HAPTA_DATA_DIR", "HAPTA_WORKER_USER", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "S3_SECRET_KEY",
-                 "S3_ENDPOINT", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"):
+                 "HAPTA_DATA_DIR", "HAPTA_WORKER_USER", "DATABASE_URL", "DATABASE_REPLICA_URLS", "REDIS_URL",
+                 "SMTP_URL", "S3_SECRET_KEY", "S3_ENDPOINT", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"):
         assert is_gateway_own(name), name
     for name in ("PATH", "PAYMENT_API_KEY", "SENDGRID_API_KEY"):
         assert not is_gateway_own(name), name
