@@ -203,16 +203,32 @@ async def test_sigterm_answers_a_webhook_in_flight_and_closes_idle_http(database
 NOISE = ("while idle", "starting another", "never retrieved", "restarting it", "could not start", "Traceback")
 
 
+def app_with_functions(folder) -> "Path":
+    """The test app (tests/app: the demo's rules and migrations) with a functions/ folder of its own, so that it
+    runs function workers beside the rule workers. Not the app at the repository's root: only tests/demo reads that
+    (a user replaces it)."""
+    from tests.services import APP
+    for part in ("migrations", "rules"):
+        (folder / part).symlink_to(APP / part)
+    (folder / "functions").mkdir()
+    (folder / "functions" / "tick.py").write_text(
+        "from hapta.functions import every\n\n\n@every('0 * * * *')\nasync def tick(ctx, when):\n    pass\n")
+    # not a link: the gateway takes the app's folder from where config.py really is
+    (folder / "config.py").write_text(f"import runpy\napp = runpy.run_path({str(APP / 'config.py')!r})['app']\n")
+    return folder / "config.py"
+
+
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_sigterm_to_every_process_at_once_stops_quietly(pg_admin, workers):
+async def test_sigterm_to_every_process_at_once_stops_quietly(pg_admin, workers, tmp_path):
     """systemd's default stop (KillMode=control-group) sends SIGTERM to every process of the service at once: the
     gateway's process group and the rule and function workers, which lead groups of their own. Each stops without
     a word of alarm, and all of them are gone."""
     import os
     import psutil
-    from tests.services import ROOT, create_database, drop_database
-    dsn = await create_database(pg_admin)   # the demo app (it has rules/ and functions/) on a database of its own
-    process = GatewayProcess(gateway_env(dsn), config=ROOT / "config.py", workers=workers, own_group=True).start()
+    from tests.services import create_database, drop_database
+    dsn = await create_database(pg_admin)   # an app with rules/ and functions/, on a database of its own
+    config = app_with_functions(tmp_path)
+    process = GatewayProcess(gateway_env(dsn), config=config, workers=workers, own_group=True).start()
     try:
         everyone = psutil.Process(process.proc.pid).children(recursive=True)
         assert len(everyone) >= 4 * workers   # 2 rule and 2 function workers per gateway process (App defaults)
