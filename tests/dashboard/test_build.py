@@ -6,19 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.npm import npm_ci
+from tests.dashboard.conftest import SOURCE
 from tests.services import ROOT
 
-SOURCE = ROOT / "dashboard"
 BUILT = ROOT / "hapta" / "dashboard"
-
-
-@pytest.fixture(scope="module")
-def npm() -> str:
-    return npm_ci(SOURCE)
-
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}

@@ -4,28 +4,14 @@ JS side starts its gateways itself, on a database of this session's PostgreSQL. 
 test's temp folder (DASHBOARD_SHOTS=docs/dashboard with `npm test` in dashboard/ makes the committed set)."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
-import pytest
-
-from tests.npm import npm_ci
-from tests.services import ROOT, create_database, drop_database
-
-SOURCE = ROOT / "dashboard"
-
-
-@pytest.fixture(scope="module")
-def npm() -> str:
-    return npm_ci(SOURCE)
+from tests.dashboard.conftest import SOURCE, in_chromium, screenshots, vitest
 
 
 def test_the_dashboards_own_logic(npm):
     """Its pure parts (rates from metric samples, typed text as a filter literal), without a browser."""
-    done = subprocess.run([npm, "test", "--", "test/rates", "test/filter"], cwd=SOURCE, env={**os.environ, "CI": "true",
-                          "NO_COLOR": "1"}, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    vitest(npm, "test/rates", "test/filter")
 
 
 def test_the_dashboard_type_checks(npm):
@@ -36,21 +22,8 @@ def test_the_dashboard_type_checks(npm):
 
 
 async def test_the_dashboard_in_chromium(npm, pg_admin, tmp_path):
-    if shutil.which("chromium") is None:
-        pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")
-    dsn = await create_database(pg_admin)
-    try:
-        env = {**os.environ, "DATABASE_URL": dsn, "CI": "true", "NO_COLOR": "1", "DASHBOARD_SHOTS": str(tmp_path)}
-        done = subprocess.run([npm, "test", "--", "test/dashboard"], cwd=SOURCE, env=env, capture_output=True,
-                              text=True, timeout=900)
-    finally:
-        await drop_database(pg_admin, dsn)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    summary = output.split("Test Files")[-1]
-    assert " failed" not in summary and " skipped" not in summary, output
-    shots = sorted(path.name for path in tmp_path.glob("*.png"))
+    output = await in_chromium(npm, pg_admin, "test/dashboard", tmp_path)
     # (users.png is test_users.py's)
-    assert shots == ["collections.png", "functions.png", "limits.png", "live.png", "overview.png", "records.png"], \
-        shots
+    assert screenshots(tmp_path) == ["collections.png", "functions.png", "limits.png", "live.png", "overview.png",
+                                     "records.png"]
     print(output[-400:])

@@ -5,35 +5,9 @@ secret on the page. The screenshot goes to this test's temp folder (DASHBOARD_SH
 `npm test -- test/logs` in dashboard/ makes the committed one)."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
-import pytest
-
-from tests.npm import npm_ci
-from tests.services import ROOT, create_database, drop_database
-
-SOURCE = ROOT / "dashboard"
-
-
-@pytest.fixture(scope="module")
-def npm() -> str:
-    return npm_ci(SOURCE)
+from tests.dashboard.conftest import in_chromium, screenshots
 
 
 async def test_the_logs_page_in_chromium(npm, pg_admin, tmp_path):
-    if shutil.which("chromium") is None:
-        pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")
-    dsn = await create_database(pg_admin)
-    try:
-        env = {**os.environ, "DATABASE_URL": dsn, "CI": "true", "NO_COLOR": "1", "DASHBOARD_SHOTS": str(tmp_path)}
-        done = subprocess.run([npm, "test", "--", "test/logs"], cwd=SOURCE, env=env, capture_output=True,
-                              text=True, timeout=600)
-    finally:
-        await drop_database(pg_admin, dsn)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    summary = output.split("Test Files")[-1]
-    assert " failed" not in summary and " skipped" not in summary, output
-    assert sorted(path.name for path in tmp_path.glob("*.png")) == ["logs.png"]
+    await in_chromium(npm, pg_admin, "test/logs", tmp_path, timeout=600)
+    assert screenshots(tmp_path) == ["logs.png"]

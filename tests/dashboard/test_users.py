@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import email
 import json
-import os
-import shutil
-import subprocess
 from email import policy
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.npm import npm_ci
-from tests.services import ROOT, create_database, drop_database, free_port
-
-SOURCE = ROOT / "dashboard"
+from tests.dashboard.conftest import in_chromium, screenshots
+from tests.services import free_port
 
 
 class MailDrop:
@@ -43,11 +38,6 @@ class MailDrop:
         return "250 OK"
 
 
-@pytest.fixture(scope="module")
-def npm() -> str:
-    return npm_ci(SOURCE)
-
-
 @pytest.fixture
 def smtp(tmp_path):
     folder = tmp_path / "mail"
@@ -60,22 +50,10 @@ def smtp(tmp_path):
 
 
 async def test_the_users_page_in_chromium(npm, pg_admin, tmp_path, smtp):
-    if shutil.which("chromium") is None:
-        pytest.skip("no chromium here: bin/test installs Debian's package where it may (root and apt-get)")
     smtp_url, mail_dir, handler = smtp
     shots = tmp_path / "shots"
-    dsn = await create_database(pg_admin)
-    try:
-        env = {**os.environ, "DATABASE_URL": dsn, "CI": "true", "NO_COLOR": "1", "DASHBOARD_SHOTS": str(shots),
-               "SMTP_URL": smtp_url, "MAIL_DIR": str(mail_dir)}
-        done = subprocess.run([npm, "test", "--", "test/users"], cwd=SOURCE, env=env, capture_output=True,
-                              text=True, timeout=900)
-    finally:
-        await drop_database(pg_admin, dsn)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    summary = output.split("Test Files")[-1]
-    assert " failed" not in summary and " skipped" not in summary, output
+    output = await in_chromium(npm, pg_admin, "test/users", shots,
+                               env={"SMTP_URL": smtp_url, "MAIL_DIR": str(mail_dir)})
     assert handler.count >= 4, handler.count   # invite, verification, reset, factor removed: through SMTP
-    assert sorted(path.name for path in shots.glob("*.png")) == ["users.png"]
+    assert screenshots(shots) == ["users.png"]
     print(output[-400:])
