@@ -292,6 +292,85 @@ def unknown(reply) -> bool:
     return isinstance(reply, HaptaError) and (reply.details or {}).get("outcome") == "unknown"
 
 
+class Traffic:
+    """Four signed-in clients sending combined_traffic to a gateway, and what it got: each create's and update's
+    reply, every code, and a subscription position from before it began, to check a resume against."""
+
+    def __init__(self, process: GatewayProcess, open_client, tag: str):
+        self.process, self.open_client, self.tag = process, open_client, tag
+        self.watch = {"collection": "posts", "filter": f'text ~ "{tag}"'}
+        self.creates: dict[str, object] = {}
+        self.updates: dict[str, object] = {}
+        self.codes: list[str] = []
+        self.stop = asyncio.Event()
+        self.running: list[asyncio.Future] = []
+        self.authors: list[str] = []
+        self.since = 0
+
+    async def start(self, clients: int = 4) -> "Traffic":
+        admin = await self.open_client(self.process)
+        await admin.call("auth.admin", {"key": ADMIN_KEY})
+        self.since = (await admin.call("realtime.subscribe", self.watch))["pos"]
+        await admin.close()
+        for c in range(clients):
+            client = await self.open_client(self.process)
+            session = await register(client)
+            self.authors.append(session["user"]["id"])
+            self.running.append(asyncio.ensure_future(combined_traffic(
+                client, session["user"]["id"], f"{self.tag} {c}", self.creates, self.updates, self.codes,
+                self.stop)))
+        await until(lambda: self.codes.count("OK") >= 200, "writes go through")
+        return self
+
+    async def end(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.running)
+        assert set(self.codes) <= {"OK", "UNAVAILABLE", "TIMEOUT", "RATE_LIMITED"}, sorted(set(self.codes))
+
+    async def stored(self, dsn: str) -> dict[str, bool]:
+        """What the database holds (id -> public), checked against the replies: a create answered ok is there
+        once; one refused with a known outcome is not; one whose outcome is unknown is there at most once; an
+        update likewise."""
+        sql = await asyncpg.connect(dsn)
+        try:
+            rows = await sql.fetch("SELECT id, text, public, xmin::text AS x FROM posts WHERE text LIKE $1",
+                                   f"{self.tag} %")
+        finally:
+            await sql.close()
+        self.rows = rows
+        assert max(Counter(row["text"] for row in rows).values()) == 1   # no text twice
+        stored = {row["text"]: row for row in rows}
+        assert set(stored) <= set(self.creates)
+        for text, reply in self.creates.items():
+            if not isinstance(reply, HaptaError):
+                assert stored[text]["id"] == reply["id"], (text, reply)
+            elif not unknown(reply):
+                assert text not in stored, (text, reply)
+        public = {row["id"]: row["public"] for row in rows}
+        for record_id, reply in self.updates.items():
+            if not isinstance(reply, HaptaError):
+                assert public[record_id] is True, (record_id, reply)
+            elif not unknown(reply):
+                assert public[record_id] is False, (record_id, reply)
+        return public
+
+    async def heard_on_resume(self, public: dict[str, bool]) -> list[tuple[str, str, int]]:
+        """A subscriber resuming from before it all hears one create per stored record (and a marker made now):
+        (id, action, position) of what it heard, in order."""
+        admin = await self.open_client(self.process)
+        await admin.call("auth.admin", {"key": ADMIN_KEY})
+        resumed = await admin.call("realtime.subscribe", {**self.watch, "since": self.since})
+        marker = await admin.call("records.create", {"collection": "posts", "data": {
+            "author": self.authors[0], "text": f"{self.tag} marker"}})
+        events = await events_until(admin, change_of(marker["id"]), timeout=60)
+        heard = [(e["data"]["record"]["id"], e["data"]["action"], e["data"]["pos"]) for e in events
+                 if e["event"] == "records.change" and e.get("sub") == resumed["sub"]]
+        assert Counter(record_id for record_id, action, _ in heard if action == "create") == \
+            Counter([*public, marker["id"]])
+        assert {record_id for record_id, _, _ in heard} <= {*public, marker["id"]}
+        return heard
+
+
 async def test_combined_writes_through_restarts_and_a_freeze_are_done_once_or_not_at_all_as_answered(
         private_pg, tmp_path_factory, open_client):
     """Several clients pipeline creates and updates of posts, which the gateway combines, while PostgreSQL restarts
@@ -301,25 +380,8 @@ async def test_combined_writes_through_restarts_and_a_freeze_are_done_once_or_no
     process = unhooked_gateway(tmp_path_factory, private_pg.dsn)
     await asyncio.to_thread(process.start)
     try:
-        tag = "combined" + secrets.token_hex(4)
-        watch = {"collection": "posts", "filter": f'text ~ "{tag}"'}
-        admin = await open_client(process)
-        await admin.call("auth.admin", {"key": ADMIN_KEY})
-        since = (await admin.call("realtime.subscribe", watch))["pos"]
-        await admin.close()
-
-        creates: dict[str, object] = {}
-        updates: dict[str, object] = {}
-        codes: list[str] = []
-        stop = asyncio.Event()
-        running, authors = [], []
-        for c in range(4):
-            client = await open_client(process)
-            session = await register(client)
-            authors.append(session["user"]["id"])
-            running.append(asyncio.ensure_future(combined_traffic(client, session["user"]["id"], f"{tag} {c}",
-                                                                  creates, updates, codes, stop)))
-        await until(lambda: codes.count("OK") >= 200, "writes go through")
+        traffic = await Traffic(process, open_client, "combined" + secrets.token_hex(4)).start()
+        codes = traffic.codes
         for fault in ("restart", "restart", "freeze"):
             seen = len(codes)
             if fault == "restart":
@@ -335,49 +397,16 @@ async def test_combined_writes_through_restarts_and_a_freeze_are_done_once_or_no
                     private_pg.thaw()
             back = len(codes)
             await until(lambda: codes[back:].count("OK") >= 50, f"writes go through after the {fault}")
-        stop.set()
-        await asyncio.gather(*running)
-        assert set(codes) <= {"OK", "UNAVAILABLE", "TIMEOUT", "RATE_LIMITED"}, sorted(set(codes))
-
-        sql = await asyncpg.connect(private_pg.dsn)
-        try:
-            rows = await sql.fetch("SELECT id, text, public, xmin::text AS x FROM posts WHERE text LIKE $1",
-                                   f"{tag} %")
-        finally:
-            await sql.close()
-        assert max(Counter(row["text"] for row in rows).values()) == 1   # no text twice
-        stored = {row["text"]: row for row in rows}
-        assert set(stored) <= set(creates)
-        for text, reply in creates.items():
-            if not isinstance(reply, HaptaError):
-                assert stored[text]["id"] == reply["id"], (text, reply)
-            elif not unknown(reply):
-                assert text not in stored, (text, reply)
-        public = {row["id"]: row["public"] for row in rows}
-        for record_id, reply in updates.items():
-            if not isinstance(reply, HaptaError):
-                assert public[record_id] is True, (record_id, reply)
-            elif not unknown(reply):
-                assert public[record_id] is False, (record_id, reply)
+        await traffic.end()
+        public = await traffic.stored(private_pg.dsn)
         # the writes were combined: rows that one statement wrote share its transaction
-        together = Counter((row["x"], row["public"]) for row in rows)
+        together = Counter((row["x"], row["public"]) for row in traffic.rows)
         assert max(n for (_, updated), n in together.items() if not updated) > 1
         assert max(n for (_, updated), n in together.items() if updated) > 1
-        replies = [*creates.values(), *updates.values()]
+        replies = [*traffic.creates.values(), *traffic.updates.values()]
         assert any(isinstance(reply, HaptaError) for reply in replies)   # the faults were felt by writes
-        assert len(creates) + len(updates) < MAX_REPLAY - 100   # what the resume replays stays in one answer
-
-        admin = await open_client(process)
-        await admin.call("auth.admin", {"key": ADMIN_KEY})
-        resumed = await admin.call("realtime.subscribe", {**watch, "since": since})
-        marker = await admin.call("records.create", {"collection": "posts", "data": {
-            "author": authors[0], "text": f"{tag} marker"}})
-        events = await events_until(admin, change_of(marker["id"]), timeout=60)
-        heard = [(e["data"]["record"]["id"], e["data"]["action"]) for e in events
-                 if e["event"] == "records.change" and e.get("sub") == resumed["sub"]]
-        assert Counter(record_id for record_id, action in heard if action == "create") == \
-            Counter([*public, marker["id"]])
-        assert {record_id for record_id, _ in heard} <= {*public, marker["id"]}
+        assert len(replies) < MAX_REPLAY - 100   # what the resume replays stays in one answer
+        await traffic.heard_on_resume(public)
     finally:
         await asyncio.to_thread(process.stop)
     clean(process)
