@@ -42,11 +42,11 @@ import asyncpg
 from ..clock import Clock, wall
 from ..principal import GUEST, USER, Peer, Principal
 from ..protocol.errors import (ALREADY_EXISTS, BAD_REQUEST, FORBIDDEN, INVALID_CREDENTIALS, MFA_REQUIRED, NOT_FOUND,
-                               TOKEN_INVALID, VALIDATION_FAILED, HaptaError)
+                               TOKEN_INVALID, HaptaError)
 from ..store.postgres import Database
 from . import mfa
 from .hub import SessionHub
-from .identity import InvalidIdentity, is_email, normalize_email, normalize_username, weakness
+from .identity import InvalidIdentity, email_of, invalid, is_email, normalize_username, weakness
 from .mail import Mailer
 from .passwords import hash_password, verify_password
 from .tokens import hash_secret
@@ -101,17 +101,6 @@ SELECT t.hash, t.user_id, u.verified FROM hapta.account_tokens t JOIN users u ON
 """
 
 
-def _invalid(field: str, message: str) -> HaptaError:
-    return HaptaError(VALIDATION_FAILED, message, details={"field": field})
-
-
-def email_of(text: str) -> str:
-    try:
-        return normalize_email(text)
-    except InvalidIdentity as exc:
-        raise _invalid("email", str(exc)) from None
-
-
 def _account_holder(principal: Principal, refusal: str) -> None:
     """FORBIDDEN unless a signed-in user with an account: a guest (auth.guest) has no email, password or factor to
     manage until auth.register makes it an account."""
@@ -144,7 +133,7 @@ class Accounts:
     def _check_password(self, password: str, *identities: str | None) -> None:
         problem = weakness(password, min_length=self.min_password_length, identities=identities)
         if problem:
-            raise _invalid("password", problem)
+            raise invalid("password", problem)
 
     async def _announce(self, ended: list[str], reason: str) -> None:
         if ended:
@@ -161,7 +150,7 @@ class Accounts:
         try:
             username = normalize_username(username_text) if username_text is not None else None
         except InvalidIdentity as exc:
-            raise _invalid("username", str(exc)) from None
+            raise invalid("username", str(exc)) from None
         await self.throttle("auth.register", "identity", email)
         self._check_password(password, email, username)
         password_hash = await hash_password(password)
@@ -545,7 +534,7 @@ class Accounts:
         try:
             username = normalize_username(username_text) if username_text else None
         except InvalidIdentity as exc:
-            raise _invalid("username", str(exc)) from None
+            raise invalid("username", str(exc)) from None
         password_hash = None
         if password is not None:
             self._check_password(password, email, username)

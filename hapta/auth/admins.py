@@ -30,12 +30,12 @@ import pyotp
 from ..clock import Clock, wall
 from ..principal import ADMIN, Principal
 from ..protocol.errors import (ALREADY_EXISTS, FORBIDDEN, INVALID_CREDENTIALS, NOT_FOUND, TOKEN_INVALID,
-                               VALIDATION_FAILED, HaptaError)
+                               HaptaError)
 from ..store.failures import UPSTREAM_ERRORS
 from ..store.postgres import Database
 from .hub import CHANNEL, Revoked
-from .identity import InvalidIdentity, normalize_email, weakness
-from .mfa import _step_of
+from .identity import email_of, invalid, weakness
+from .mfa import step_of
 from .passwords import hash_password, verify_password
 from .tokens import hash_secret
 
@@ -54,17 +54,6 @@ def totp_of(secret: str) -> pyotp.TOTP:
     """The factor, with its algorithm pinned: RFC 6238's defaults (HMAC-SHA1, 6 digits, 30 s), the only ones every
     authenticator app reads from a provisioning URI."""
     return pyotp.TOTP(secret, digits=6, digest=hashlib.sha1, interval=30)
-
-
-def _invalid(field: str, message: str) -> HaptaError:
-    return HaptaError(VALIDATION_FAILED, message, details={"field": field})
-
-
-def _email(text: str) -> str:
-    try:
-        return normalize_email(text)
-    except InvalidIdentity as exc:
-        raise _invalid("email", str(exc)) from None
 
 
 class AdminAccounts:
@@ -87,12 +76,12 @@ class AdminAccounts:
     async def create(self, email_text: str, password: str, *, totp: bool = True,
                      actor: str = "hapta admin") -> dict[str, Any]:
         """A new account (`actor`: who made it, for the log: an admin's label, or the command line)."""
-        email = _email(email_text)
+        email = email_of(email_text)
         if not totp and self.require_totp:
-            raise _invalid("totp", "HAPTA_ENV=production requires a second factor for every admin")
+            raise invalid("totp", "HAPTA_ENV=production requires a second factor for every admin")
         problem = weakness(password, min_length=MIN_PASSWORD, identities=(email,))
         if problem:
-            raise _invalid("password", problem)
+            raise invalid("password", problem)
         factor = self._factor(email) if totp else None
         created = await self.db.fetchval(
             "INSERT INTO hapta.admins (email, password_hash, totp_secret) VALUES ($1, $2, $3) "
@@ -167,7 +156,7 @@ class AdminAccounts:
                 raise HaptaError(FORBIDDEN, "this admin has no second factor, which HAPTA_ENV=production requires: "
                                  "`hapta admin totp-reset --email ...` gives one")
         else:
-            step = _step_of(totp_of(row["totp_secret"]), code or "", row["totp_last_step"], self.clock)
+            step = step_of(totp_of(row["totp_secret"]), code or "", row["totp_last_step"], self.clock)
             # spent in the same statement that checks it is still unspent: two sign-ins racing with one code, one wins
             if step is None or not await self.db.fetchval(
                     "UPDATE hapta.admins SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2 RETURNING true",

@@ -12,6 +12,8 @@ import re
 
 from zxcvbn import zxcvbn
 
+from ..protocol.errors import VALIDATION_FAILED, HaptaError
+
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}")
 USERNAME = re.compile(r"[a-z0-9_.]{2,32}")
 USERNAME_RULE = "username must be 2-32 of a-z, 0-9, '_' and '.'"
@@ -29,6 +31,19 @@ def normalize_email(value: object) -> str:
     if not EMAIL.fullmatch(email) or len(email) > 254:
         raise InvalidIdentity("email is not a valid address")
     return email
+
+
+def invalid(field: str, message: str) -> HaptaError:
+    """A refusal of one field of an account's data, named in `details.field`."""
+    return HaptaError(VALIDATION_FAILED, message, details={"field": field})
+
+
+def email_of(text: str) -> str:
+    """An email as accounts keep it, or VALIDATION_FAILED naming the field."""
+    try:
+        return normalize_email(text)
+    except InvalidIdentity as exc:
+        raise invalid("email", str(exc)) from None
 
 
 def normalize_username(value: object) -> str:

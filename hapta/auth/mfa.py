@@ -37,7 +37,7 @@ def _digits(code: str) -> str | None:
     return code if code.isascii() and code.isdigit() else None
 
 
-def _step_of(totp: pyotp.TOTP, code: str, last_step: int, clock: Clock = wall) -> int | None:
+def step_of(totp: pyotp.TOTP, code: str, last_step: int, clock: Clock = wall) -> int | None:
     """The time step `code` is valid for (now, or one step either side for clock drift), if it is after
     `last_step`."""
     code = _digits(code)
@@ -67,7 +67,7 @@ async def confirm(db: Database, user_id: str, code: str, clock: Clock = wall) ->
     async with db.transaction() as conn:
         row = await conn.fetchrow("SELECT secret, last_step FROM hapta.mfa_factors WHERE user_id = $1 AND "
                                   "confirmed_at IS NULL FOR UPDATE", user_id)
-        step = None if row is None else _step_of(pyotp.TOTP(row["secret"]), code, row["last_step"], clock)
+        step = None if row is None else step_of(pyotp.TOTP(row["secret"]), code, row["last_step"], clock)
         if step is None:
             return None
         codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
@@ -116,7 +116,7 @@ async def answer(db: Database, challenge_token: str, code: str, clock: Clock = w
 async def _use_code(conn: Any, factor: Any, code: str, clock: Clock) -> bool:
     """Spend `code` against a factor in force (a row with user_id, secret, last_step, recovery): a TOTP code of a
     step not used before, or one of the recovery codes. False when it is neither."""
-    step = _step_of(pyotp.TOTP(factor["secret"]), code, factor["last_step"], clock)
+    step = step_of(pyotp.TOTP(factor["secret"]), code, factor["last_step"], clock)
     if step is not None:
         await conn.execute("UPDATE hapta.mfa_factors SET last_step = $2 WHERE user_id = $1", factor["user_id"], step)
         return True
