@@ -66,7 +66,7 @@ class Admin:
         for number, peer, since in sorted(self.connected(), key=lambda c: -c[2])[:MAX_LISTED]:
             principal = peer.principal
             listed.append({"id": number, "address": peer.address, "role": principal.role, "user": principal.user_id,
-                           "session": principal.session_id, "subscriptions": realtime.count(peer),
+                           "name": principal.name, "session": principal.session_id, "subscriptions": realtime.count(peer),
                            "channels": sorted(channels.by_peer.get(peer, {})), "since": since})
         return {"process": self.process, "connections": listed}
 

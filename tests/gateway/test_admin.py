@@ -87,7 +87,8 @@ async def test_connections_channels_and_sessions_as_they_are(gateway):
         listed = (await admin.call("admin.connections"))["connections"]
         mine = [c for c in listed if c["user"] == me["id"]]
         assert len(mine) == 1 and mine[0]["subscriptions"] == 1 and mine[0]["channels"] == [f"room:{me['id']}"]
-        assert mine[0]["role"] == "user" and mine[0]["session"]
+        assert mine[0]["role"] == "user" and mine[0]["session"] and mine[0]["name"] is None
+        assert [c["name"] for c in listed if c["role"] == "admin"] == [None]   # the key names no one
         rooms = {c["name"]: c["members"] for c in (await admin.call("admin.channels"))["channels"]}
         assert [m["user"] for m in rooms[f"room:{me['id']}"]] == [me["id"]]
         sessions = (await admin.call("auth.sessions", {"user": me["id"]}))["items"]

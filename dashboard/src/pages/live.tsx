@@ -4,8 +4,8 @@ import { useCall } from "../hooks.ts";
 import { UserName } from "../names.tsx";
 import { Loading, Problem, when } from "../ui.tsx";
 
-interface ConnectionRow { id: number; address: string; role: string; user: string | null; session: string | null;
-                          subscriptions: number; channels: string[] }
+interface ConnectionRow { id: number; address: string; role: string; user: string | null; name: string | null;
+                          session: string | null; subscriptions: number; channels: string[] }
 interface Member { member: string; user: string | null; role: string; joined: unknown }
 interface ChannelRow { name: string; members: Member[] }
 
@@ -26,7 +26,7 @@ export function Live() {
           <tbody>
             {rows.map((c) => (
               <tr key={c.id} data-connection={c.id}>
-                <td>{c.id}</td><td>{c.address}</td><td>{c.role}</td><td><UserName id={c.user} /></td>
+                <td>{c.id}</td><td>{c.address}</td><td>{c.role}</td><td>{c.name ? <span class="admin-name">{c.name}</span> : <UserName id={c.user} />}</td>
                 <td><code>{c.session ?? "—"}</code></td><td>{c.subscriptions}</td><td>{c.channels.join(", ")}</td>
               </tr>
             ))}

@@ -78,6 +78,9 @@ async def test_the_commands_and_a_sign_in_with_what_they_printed(dsn):
             signed = await dashboard.call("auth.admin.signin", {"email": "ops@example.com", "password": PASSWORD,
                                                                 "code": pyotp.TOTP(secret).now()})
             assert (await dashboard.call("admins.list"))["you"] == "ops@example.com"
+            # the Live page says which admin a connection is
+            connections = (await dashboard.call("admin.connections"))["connections"]
+            assert [c["name"] for c in connections if c["role"] == "admin"] == ["ops@example.com"]
             # a new factor from the command line: the old one is void and the session it opened ends at once
             reset = hapta("totp-reset", "--config", CONFIG, "--email", "ops@example.com", env=env)
             assert reset.returncode == 0 and secret_in(reset.stdout) != secret, reset.stderr
